@@ -1,0 +1,645 @@
+// Package eventlog is mailvault's append-only event log on Badger: one global
+// sequence, indexes by topic, run, mailbox and folder, deduplication by record
+// id, inline projections written in the same transaction as the records that
+// change them, and a watermill Publisher/Subscriber on top (pubsub.go).
+//
+// Key layout (all sequence numbers big-endian, so keys sort in log order):
+//
+//	e/<seq>                      record (JSON)
+//	u/<topic>\x00<uuid>          seq of the record with that id (dedup)
+//	t/<topic>\x00<seq>           topic index
+//	r/<run>\x00<seq>             run index
+//	m/<mailbox>\x00<seq>         mailbox index
+//	f/<mailbox>\x00<folder>\x00<seq> folder index
+//	c/<group>\x00<topic>         consumer cursor
+//	p/...                        projections (owned by hooks)
+package eventlog
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Metadata keys the log indexes records by.
+const (
+	MetaRun      = "run"
+	MetaMailbox  = "mailbox"
+	MetaFolderID = "folder_id"
+	MetaType     = "type"
+)
+
+var (
+	// ErrClosed is returned by operations on a closed log.
+	ErrClosed = errors.New("event log is closed")
+	// ErrLocked means another process holds the data directory.
+	ErrLocked = errors.New("data directory is in use by another mailvault process")
+)
+
+// CorruptError names a log entry that cannot be decoded.
+type CorruptError struct {
+	Key []byte
+	Seq uint64
+	Err error
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("event log entry %d (key %q) is corrupt: %v", e.Seq, e.Key, e.Err)
+}
+
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// Record is one entry of the log: a watermill message with its place in the
+// global sequence.
+type Record struct {
+	Seq      uint64
+	Topic    string
+	UUID     string
+	Metadata map[string]string
+	Payload  []byte
+}
+
+type storedRecord struct {
+	Seq        uint64            `json:"seq"`
+	Topic      string            `json:"topic"`
+	UUID       string            `json:"uuid"`
+	Metadata   map[string]string `json:"meta,omitempty"`
+	Payload    json.RawMessage   `json:"payload,omitempty"`
+	PayloadB64 []byte            `json:"payload_b64,omitempty"`
+}
+
+// Tx is the view of an append transaction a projection hook gets. Keys are
+// relative to the projection prefix p/.
+type Tx interface {
+	Get(key []byte) ([]byte, error) // nil, nil when absent
+	Set(key, value []byte) error
+	Delete(key []byte) error
+}
+
+// Hook maintains a projection: it is called for every new record inside the
+// transaction that appends it, so the projection is never behind or ahead of
+// the log.
+type Hook func(tx Tx, rec *Record) error
+
+// Options configure Open.
+type Options struct {
+	Dir      string
+	InMemory bool
+	Hooks    []Hook
+	// SyncWrites makes every commit durable against power loss, not only
+	// against a killed process.
+	SyncWrites bool
+}
+
+// Log is the event log. It is safe for concurrent use.
+type Log struct {
+	db    *badger.DB
+	hooks []Hook
+
+	appends chan *appendReq
+	done    chan struct{}
+	wg      sync.WaitGroup
+
+	mu        sync.Mutex
+	last      uint64
+	changed   chan struct{} // closed and replaced on every commit
+	closed    bool
+	observers []func([]Record)
+
+	consumersMu sync.Mutex
+	consumers   map[string]*consumer
+}
+
+type appendReq struct {
+	recs  []Record
+	reply chan appendResult
+}
+
+type appendResult struct {
+	seqs []uint64
+	err  error
+}
+
+// Open opens or creates the log.
+func Open(opts Options) (*Log, error) {
+	bo := badger.DefaultOptions(opts.Dir).
+		WithLogger(nil).
+		WithInMemory(opts.InMemory).
+		WithSyncWrites(opts.SyncWrites).
+		// Sized for a small daemon, not a database server: memory must stay
+		// bounded while a million-item mailbox streams through.
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(4).
+		WithNumLevelZeroTablesStall(8).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(8 << 20).
+		WithValueThreshold(1 << 10).
+		WithValueLogFileSize(64 << 20).
+		WithNumCompactors(2)
+	if opts.InMemory {
+		bo = bo.WithDir("").WithValueDir("")
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") || strings.Contains(err.Error(), "resource temporarily unavailable") {
+			return nil, fmt.Errorf("open %s: %w", opts.Dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("open event log in %s: %w", opts.Dir, err)
+	}
+	l := &Log{
+		db:        db,
+		hooks:     opts.Hooks,
+		appends:   make(chan *appendReq, 256),
+		done:      make(chan struct{}),
+		changed:   make(chan struct{}),
+		consumers: map[string]*consumer{},
+	}
+	if l.last, err = l.findLast(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	l.wg.Add(1)
+	go l.appender()
+	return l, nil
+}
+
+// Close stops the appender and closes the database. Subscribers must be
+// closed first.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	close(l.done)
+	l.mu.Unlock()
+	l.wg.Wait()
+	return l.db.Close()
+}
+
+func seqBytes(seq uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], seq)
+	return b[:]
+}
+
+func eventKey(seq uint64) []byte { return append([]byte("e/"), seqBytes(seq)...) }
+
+func indexKey(prefix string, parts []string, seq uint64) []byte {
+	k := []byte(prefix)
+	for _, p := range parts {
+		k = append(k, p...)
+		k = append(k, 0)
+	}
+	return append(k, seqBytes(seq)...)
+}
+
+func (l *Log) findLast() (uint64, error) {
+	var last uint64
+	err := l.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte("e/")})
+		defer it.Close()
+		it.Seek([]byte("e/\xff"))
+		if it.Valid() {
+			k := it.Item().Key()
+			if len(k) != 10 {
+				return &CorruptError{Key: append([]byte(nil), k...), Err: errors.New("malformed key")}
+			}
+			last = binary.BigEndian.Uint64(k[2:])
+		}
+		return nil
+	})
+	return last, err
+}
+
+// LastSeq is the sequence number of the newest record.
+func (l *Log) LastSeq() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last
+}
+
+// Changed returns a channel closed at the next commit after the call.
+func (l *Log) Changed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.changed
+}
+
+// Observe registers fn to be called, in sequence order, with the records of
+// every commit. It runs on the appender goroutine and must be quick.
+func (l *Log) Observe(fn func([]Record)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.observers = append(l.observers, fn)
+}
+
+// Append writes recs atomically, in order, each under topic rec.Topic. A
+// record whose UUID is already in the log is not written again; its existing
+// sequence number is returned. This makes re-processing after a crash safe.
+func (l *Log) Append(ctx context.Context, recs []Record) ([]uint64, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	req := &appendReq{recs: recs, reply: make(chan appendResult, 1)}
+	select {
+	case l.appends <- req:
+	case <-l.done:
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case res := <-req.reply:
+		return res.seqs, res.err
+	case <-l.done:
+		// The appender drains pending requests before stopping.
+		res := <-req.reply
+		return res.seqs, res.err
+	}
+}
+
+// appender is the single writer: it allocates sequence numbers and commits, so
+// a record with seq n is never visible before seq n-1 (tailers cannot skip).
+// Concurrent appends are grouped into one transaction.
+func (l *Log) appender() {
+	defer l.wg.Done()
+	for {
+		var first *appendReq
+		select {
+		case first = <-l.appends:
+		case <-l.done:
+			// Drain what was queued before Close.
+			for {
+				select {
+				case r := <-l.appends:
+					l.commit([]*appendReq{r})
+				default:
+					return
+				}
+			}
+		}
+		group := []*appendReq{first}
+		n := len(first.recs)
+	drain:
+		for n < 4096 {
+			select {
+			case r := <-l.appends:
+				group = append(group, r)
+				n += len(r.recs)
+			default:
+				break drain
+			}
+		}
+		l.commit(group)
+	}
+}
+
+func (l *Log) commit(group []*appendReq) {
+	// Each request is atomic on its own; a group shares a transaction only
+	// for speed. If the group fails as a whole, retry requests one by one so
+	// that one bad request does not fail its neighbours.
+	committed, results, err := l.tryCommit(group)
+	if err != nil && len(group) > 1 {
+		for _, r := range group {
+			l.commit([]*appendReq{r})
+		}
+		return
+	}
+	for i, r := range group {
+		if err != nil {
+			r.reply <- appendResult{err: err}
+		} else {
+			r.reply <- results[i]
+		}
+	}
+	if err == nil && len(committed) > 0 {
+		l.mu.Lock()
+		l.last = committed[len(committed)-1].Seq
+		ch := l.changed
+		l.changed = make(chan struct{})
+		obs := l.observers
+		l.mu.Unlock()
+		close(ch)
+		for _, fn := range obs {
+			fn(committed)
+		}
+	}
+}
+
+type hookTx struct{ txn *badger.Txn }
+
+func pkey(k []byte) []byte { return append([]byte("p/"), k...) }
+
+func (h hookTx) Get(key []byte) ([]byte, error) {
+	it, err := h.txn.Get(pkey(key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return it.ValueCopy(nil)
+}
+func (h hookTx) Set(key, value []byte) error { return h.txn.Set(pkey(key), value) }
+func (h hookTx) Delete(key []byte) error     { return h.txn.Delete(pkey(key)) }
+
+func (l *Log) tryCommit(group []*appendReq) ([]Record, []appendResult, error) {
+	l.mu.Lock()
+	next := l.last + 1
+	l.mu.Unlock()
+	var committed []Record
+	results := make([]appendResult, len(group))
+	txn := l.db.NewTransaction(true)
+	defer txn.Discard()
+	seen := map[string]uint64{}
+	for gi, req := range group {
+		seqs := make([]uint64, len(req.recs))
+		for i := range req.recs {
+			rec := req.recs[i]
+			if rec.UUID == "" {
+				return nil, nil, errors.New("append: record without id")
+			}
+			ukey := idKey(rec.Topic, rec.UUID)
+			if s, ok := seen[string(ukey)]; ok {
+				seqs[i] = s
+				continue
+			}
+			if it, err := txn.Get(ukey); err == nil {
+				v, err := it.ValueCopy(nil)
+				if err != nil || len(v) != 8 {
+					return nil, nil, fmt.Errorf("append: read id index for %s: %v", rec.UUID, err)
+				}
+				seqs[i] = binary.BigEndian.Uint64(v)
+				seen[string(ukey)] = seqs[i]
+				continue
+			} else if !errors.Is(err, badger.ErrKeyNotFound) {
+				return nil, nil, fmt.Errorf("append: %w", err)
+			}
+			rec.Seq = next
+			next++
+			val, err := encodeRecord(&rec)
+			if err != nil {
+				return nil, nil, err
+			}
+			sb := seqBytes(rec.Seq)
+			sets := [][2][]byte{
+				{eventKey(rec.Seq), val},
+				{ukey, sb},
+				{indexKey("t/", []string{rec.Topic}, rec.Seq), nil},
+			}
+			if run := rec.Metadata[MetaRun]; run != "" {
+				sets = append(sets, [2][]byte{indexKey("r/", []string{run}, rec.Seq), nil})
+			}
+			if mbx := rec.Metadata[MetaMailbox]; mbx != "" {
+				sets = append(sets, [2][]byte{indexKey("m/", []string{mbx}, rec.Seq), nil})
+				if fid := rec.Metadata[MetaFolderID]; fid != "" {
+					sets = append(sets, [2][]byte{indexKey("f/", []string{mbx, fid}, rec.Seq), nil})
+				}
+			}
+			for _, kv := range sets {
+				if err := txn.Set(kv[0], kv[1]); err != nil {
+					return nil, nil, fmt.Errorf("append: %w", err)
+				}
+			}
+			for _, h := range l.hooks {
+				if err := h(hookTx{txn}, &rec); err != nil {
+					return nil, nil, fmt.Errorf("append: projection: %w", err)
+				}
+			}
+			seqs[i] = rec.Seq
+			seen[string(ukey)] = rec.Seq
+			committed = append(committed, rec)
+		}
+		results[gi] = appendResult{seqs: seqs}
+	}
+	if err := txn.Commit(); err != nil {
+		return nil, nil, fmt.Errorf("append: commit: %w", err)
+	}
+	return committed, results, nil
+}
+
+func encodeRecord(rec *Record) ([]byte, error) {
+	s := storedRecord{Seq: rec.Seq, Topic: rec.Topic, UUID: rec.UUID, Metadata: rec.Metadata}
+	if len(rec.Payload) > 0 && json.Valid(rec.Payload) {
+		s.Payload = rec.Payload
+	} else {
+		s.PayloadB64 = rec.Payload
+	}
+	return json.Marshal(s)
+}
+
+func decodeRecord(key, val []byte) (Record, error) {
+	var s storedRecord
+	seq := uint64(0)
+	if len(key) == 10 {
+		seq = binary.BigEndian.Uint64(key[2:])
+	}
+	if err := json.Unmarshal(val, &s); err != nil {
+		return Record{}, &CorruptError{Key: append([]byte(nil), key...), Seq: seq, Err: err}
+	}
+	if s.Seq != seq || s.UUID == "" {
+		return Record{}, &CorruptError{Key: append([]byte(nil), key...), Seq: seq, Err: fmt.Errorf("header names seq %d id %q", s.Seq, s.UUID)}
+	}
+	rec := Record{Seq: s.Seq, Topic: s.Topic, UUID: s.UUID, Metadata: s.Metadata, Payload: []byte(s.Payload)}
+	if s.PayloadB64 != nil {
+		rec.Payload = s.PayloadB64
+	}
+	return rec, nil
+}
+
+// idKey is the dedup key: ids are unique per topic, as message ids are per
+// stream in JetStream.
+func idKey(topic, uuid string) []byte {
+	return append(append(append([]byte("u/"), topic...), 0), uuid...)
+}
+
+// Has reports whether a record with this id is in the topic.
+func (l *Log) Has(topic, uuid string) (bool, error) {
+	err := l.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(idKey(topic, uuid))
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Get reads the record with sequence number seq.
+func (l *Log) Get(seq uint64) (Record, error) {
+	var rec Record
+	err := l.db.View(func(txn *badger.Txn) error {
+		k := eventKey(seq)
+		it, err := txn.Get(k)
+		if err != nil {
+			return fmt.Errorf("read event %d: %w", seq, err)
+		}
+		return it.Value(func(v []byte) error {
+			var err error
+			rec, err = decodeRecord(k, v)
+			return err
+		})
+	})
+	return rec, err
+}
+
+// Index selects which records a Scan visits.
+type Index struct {
+	prefix []byte
+}
+
+// All is every record, in log order.
+func All() Index { return Index{prefix: []byte("e/")} }
+
+// Topic selects the records of one topic.
+func Topic(topic string) Index { return Index{prefix: indexKey("t/", []string{topic}, 0)[:3+len(topic)]} }
+
+// Run selects the records of one run.
+func Run(run string) Index { return Index{prefix: indexKey("r/", []string{run}, 0)[:3+len(run)]} }
+
+// Mailbox selects the records of one mailbox.
+func Mailbox(mbx string) Index { return Index{prefix: indexKey("m/", []string{mbx}, 0)[:3+len(mbx)]} }
+
+// Folder selects the records of one folder of a mailbox.
+func Folder(mbx, folderID string) Index {
+	return Index{prefix: indexKey("f/", []string{mbx, folderID}, 0)[:4+len(mbx)+len(folderID)]}
+}
+
+// Scan calls fn for each record of idx with seq > after, in order, until fn
+// returns an error (ErrStop ends the scan without error).
+func (l *Log) Scan(idx Index, after uint64, fn func(Record) error) error {
+	err := l.db.View(func(txn *badger.Txn) error {
+		if bytes.Equal(idx.prefix, []byte("e/")) {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: idx.prefix, PrefetchValues: true, PrefetchSize: 64})
+			defer it.Close()
+			for it.Seek(eventKey(after + 1)); it.Valid(); it.Next() {
+				item := it.Item()
+				var rec Record
+				if err := item.Value(func(v []byte) error {
+					var err error
+					rec, err = decodeRecord(item.KeyCopy(nil), v)
+					return err
+				}); err != nil {
+					return err
+				}
+				if err := fn(rec); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: idx.prefix})
+		defer it.Close()
+		start := append(append([]byte(nil), idx.prefix...), seqBytes(after+1)...)
+		for it.Seek(start); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) != len(idx.prefix)+8 {
+				continue // a longer key from another index entry sharing the prefix
+			}
+			seq := binary.BigEndian.Uint64(k[len(idx.prefix):])
+			ek := eventKey(seq)
+			item, err := txn.Get(ek)
+			if err != nil {
+				return &CorruptError{Key: ek, Seq: seq, Err: fmt.Errorf("indexed but unreadable: %w", err)}
+			}
+			var rec Record
+			if err := item.Value(func(v []byte) error {
+				var err error
+				rec, err = decodeRecord(ek, v)
+				return err
+			}); err != nil {
+				return err
+			}
+			if err := fn(rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, ErrStop) {
+		return nil
+	}
+	return err
+}
+
+// ErrStop ends a Scan early without error.
+var ErrStop = errors.New("stop scan")
+
+// next returns the first record of idx with seq > after, or ok=false.
+func (l *Log) next(idx Index, after uint64) (rec Record, ok bool, err error) {
+	err = l.Scan(idx, after, func(r Record) error {
+		rec, ok = r, true
+		return ErrStop
+	})
+	return rec, ok, err
+}
+
+// ReadProjection reads a projection key (relative to p/); nil when absent.
+func (l *Log) ReadProjection(key []byte) ([]byte, error) {
+	var out []byte
+	err := l.db.View(func(txn *badger.Txn) error {
+		v, err := hookTx{txn}.Get(key)
+		out = v
+		return err
+	})
+	return out, err
+}
+
+// ScanProjection calls fn for each projection key with the prefix, in order.
+func (l *Log) ScanProjection(prefix []byte, fn func(key, value []byte) error) error {
+	return l.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: pkey(prefix), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if err := fn(it.Item().KeyCopy(nil)[2:], v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (l *Log) readCursor(key []byte) (uint64, error) {
+	var seq uint64
+	err := l.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(key)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error {
+			if len(v) != 8 {
+				return &CorruptError{Key: append([]byte(nil), key...), Err: errors.New("cursor is not 8 bytes")}
+			}
+			seq = binary.BigEndian.Uint64(v)
+			return nil
+		})
+	})
+	return seq, err
+}
+
+func (l *Log) writeCursor(key []byte, seq uint64) error {
+	return l.db.Update(func(txn *badger.Txn) error { return txn.Set(key, seqBytes(seq)) })
+}
+
+// CorruptForTest overwrites the record at seq with raw bytes. It exists so
+// that tests can prove a damaged log is reported, not skipped.
+func (l *Log) CorruptForTest(seq uint64, raw []byte) error {
+	return l.db.Update(func(txn *badger.Txn) error { return txn.Set(eventKey(seq), raw) })
+}

@@ -1,0 +1,177 @@
+// Package domain holds mailvault's backup rules: events, failure classes,
+// dirty-item isolation, folder passes and throttling arithmetic. It does no I/O
+// and imports no adapter; time and randomness come in as values.
+package domain
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"time"
+)
+
+// SchemaVersion is written into every event so that later readers can upgrade
+// old histories instead of guessing their shape.
+const SchemaVersion = 1
+
+// EventType names what happened. The string values are part of the log format.
+type EventType string
+
+const (
+	RunStarted         EventType = "run_started"
+	RunFinished        EventType = "run_finished"
+	MailboxDiscovered  EventType = "mailbox_discovered"
+	FolderDiscovered   EventType = "folder_discovered"
+	DiscoveryCompleted EventType = "discovery_completed"
+	ListRequested      EventType = "list_requested"
+	ItemsListed        EventType = "items_listed"
+	BatchRequested     EventType = "batch_requested"
+	BatchFetched       EventType = "batch_fetched"
+	BatchFailed        EventType = "batch_failed"
+	BatchSplit         EventType = "batch_split"
+	ItemInferredDirty  EventType = "item_inferred_dirty"
+	ItemQuarantined    EventType = "item_quarantined"
+	ItemReleased       EventType = "item_released"
+	ItemStored         EventType = "item_stored"
+	Throttled          EventType = "throttled"
+	FolderParked       EventType = "folder_parked"
+	FolderResumed      EventType = "folder_resumed"
+	FolderSkipped      EventType = "folder_skipped"
+	FolderCompleted    EventType = "folder_completed"
+	// ParkExpired is the planner's own wake-up call, written to the log so that a
+	// replay shows when a parked folder became eligible again.
+	ParkExpired EventType = "park_expired"
+)
+
+// Outcome values of a request or an item.
+const (
+	OutcomeSuccess   = "success"
+	OutcomeFailed    = "failed"
+	OutcomeThrottled = "throttled"
+	OutcomeStored    = "stored"
+	OutcomeUnchanged = "unchanged"
+)
+
+// Request kinds carried by request events and their outcomes.
+const (
+	RequestFetch = "fetch"
+	RequestList  = "list"
+)
+
+// ItemRef identifies one item of a folder listing. Positions are 1-based in
+// listing order.
+type ItemRef struct {
+	Position  int    `json:"pos"`
+	ID        string `json:"id"`
+	ChangeKey string `json:"ck,omitempty"`
+	Size      int64  `json:"size,omitempty"`
+	// Retry marks a quarantined item that is fetched alone to see whether it
+	// has become readable.
+	Retry bool `json:"retry,omitempty"`
+}
+
+// Range is the span of listing positions a batch covers. Count may be smaller
+// than Last-First+1 when known-dirty or already-stored items were left out.
+type Range struct {
+	First int `json:"first"`
+	Last  int `json:"last"`
+	Count int `json:"count"`
+}
+
+// RangeOf describes a batch of consecutive listing items.
+func RangeOf(items []ItemRef) Range {
+	if len(items) == 0 {
+		return Range{}
+	}
+	return Range{First: items[0].Position, Last: items[len(items)-1].Position, Count: len(items)}
+}
+
+// Cursor is where a folder pass continues after an interruption: every item
+// before Position has been stored or quarantined in pass Pass. PageToken lists
+// the page that contains Position, whose first entry is PageFirst.
+type Cursor struct {
+	Pass      string `json:"pass"`
+	Position  int    `json:"pos"`
+	PageToken string `json:"page_token,omitempty"`
+	PageFirst int    `json:"page_first"`
+}
+
+// Event is one fact in the log. It holds ids, sizes, hashes and outcomes, never
+// message contents or secrets.
+type Event struct {
+	Type     EventType `json:"type"`
+	Schema   int       `json:"schema"`
+	ID       string    `json:"id"`
+	Cause    string    `json:"cause,omitempty"`
+	Run      string    `json:"run"`
+	Time     time.Time `json:"time"`
+	Mailbox  string    `json:"mailbox,omitempty"`
+	Folder   string    `json:"folder,omitempty"`
+	FolderID string    `json:"folder_id,omitempty"`
+	Kind     string    `json:"kind,omitempty"`
+
+	Request string    `json:"request,omitempty"` // fetch | list
+	Batch   *Range    `json:"batch,omitempty"`
+	Halves  []Range   `json:"halves,omitempty"`
+	Items   []ItemRef `json:"items,omitempty"`
+	Attempt int       `json:"attempt,omitempty"`
+
+	Position  int    `json:"pos,omitempty"`
+	ItemID    string `json:"item_id,omitempty"`
+	ChangeKey string `json:"ck,omitempty"`
+	Size      int64  `json:"size,omitempty"`
+	SHA256    string `json:"sha256,omitempty"`
+
+	Outcome      string       `json:"outcome,omitempty"`
+	Class        FailureClass `json:"class,omitempty"`
+	Code         string       `json:"code,omitempty"`
+	Message      string       `json:"message,omitempty"`
+	RetryAfterMS int64        `json:"retry_after_ms,omitempty"`
+	Until        *time.Time   `json:"until,omitempty"`
+	Reason       string       `json:"reason,omitempty"`
+	Cursor       *Cursor      `json:"cursor,omitempty"`
+
+	Page      int    `json:"page,omitempty"`
+	PageToken string `json:"page_token,omitempty"`
+	NextPage  string `json:"next_page,omitempty"`
+	Count     int    `json:"count,omitempty"`
+	Bytes     int64  `json:"bytes,omitempty"`
+	SourceMS  int64  `json:"source_ms,omitempty"`
+	TargetMS  int64  `json:"target_ms,omitempty"`
+	State     string `json:"state,omitempty"`
+
+	Config *RunConfig `json:"config,omitempty"`
+}
+
+// RunConfig is recorded in run_started so that a replay knows the settings
+// the run used.
+type RunConfig struct {
+	Source            string `json:"source"`
+	BatchSize         int    `json:"batch_size"`
+	ThrottlePatienceS int64  `json:"throttle_patience_s"`
+	QuarantineRetryS  int64  `json:"quarantine_retry_s"`
+	MaxInFlight       int    `json:"max_in_flight"`
+	WindowRequests    int    `json:"window_requests"`
+	WindowS           int64  `json:"window_s"`
+}
+
+// DeriveID returns a deterministic event id from the facts that caused the
+// event, so that re-processing the same cause after a crash yields the same id
+// and the log can drop the duplicate.
+func DeriveID(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(strconv.Itoa(len(p))))
+		h.Write([]byte{':'})
+		h.Write([]byte(p))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// StoredItemID is the id of the item_stored event for one version of one item
+// in one folder pass. It does not depend on the request or the run, so an item
+// fetched twice within a pass (after a crash, or a retried batch) is recorded
+// once.
+func StoredItemID(pass, mailbox, folderID, itemID, changeKey string) string {
+	return DeriveID("stored", pass, mailbox, folderID, itemID, changeKey)
+}

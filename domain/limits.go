@@ -1,0 +1,93 @@
+package domain
+
+import (
+	"math"
+	"time"
+)
+
+// Limits are the self-imposed per-mailbox request limits. Defaults follow
+// Exchange Online's documented budget: 4 concurrent requests and 10,000
+// requests per 10 minutes per app and mailbox.
+type Limits struct {
+	MaxInFlight    int
+	WindowRequests int
+	Window         time.Duration
+}
+
+// DefaultLimits are the documented Exchange Online limits.
+var DefaultLimits = Limits{MaxInFlight: 4, WindowRequests: 10000, Window: 10 * time.Minute}
+
+// SlidingWindow counts requests in the last Window. It keeps one timestamp per
+// request in the window, which is bounded by WindowRequests.
+type SlidingWindow struct {
+	limit  int
+	window time.Duration
+	times  []time.Time // ring, oldest at head
+	head   int
+	n      int
+}
+
+// NewSlidingWindow allows limit requests per window.
+func NewSlidingWindow(limit int, window time.Duration) *SlidingWindow {
+	if limit < 1 {
+		limit = 1
+	}
+	return &SlidingWindow{limit: limit, window: window, times: make([]time.Time, limit)}
+}
+
+// Wait returns how long to wait before another request fits in the window.
+func (w *SlidingWindow) Wait(now time.Time) time.Duration {
+	w.expire(now)
+	if w.n < w.limit {
+		return 0
+	}
+	return w.times[w.head].Add(w.window).Sub(now)
+}
+
+// Add records a request sent at now.
+func (w *SlidingWindow) Add(now time.Time) {
+	w.expire(now)
+	if w.n == w.limit { // caller ignored Wait; forget the oldest
+		w.head = (w.head + 1) % w.limit
+		w.n--
+	}
+	w.times[(w.head+w.n)%w.limit] = now
+	w.n++
+}
+
+func (w *SlidingWindow) expire(now time.Time) {
+	for w.n > 0 && !w.times[w.head].Add(w.window).After(now) {
+		w.head = (w.head + 1) % w.limit
+		w.n--
+	}
+}
+
+// Backoff is exponential backoff with jitter for transient failures.
+type Backoff struct {
+	Base        time.Duration
+	Max         time.Duration
+	MaxAttempts int
+}
+
+// DefaultBackoff retries five times: about 0.5s, 1s, 2s, 4s, 8s.
+var DefaultBackoff = Backoff{Base: 500 * time.Millisecond, Max: 30 * time.Second, MaxAttempts: 5}
+
+// Delay is the wait before attempt (2 for the first retry). jitter in [0,1)
+// spreads retries ("equal jitter": half fixed, half random) so that many
+// folders failing together do not retry together.
+func (b Backoff) Delay(attempt int, jitter float64) time.Duration {
+	if attempt < 2 {
+		attempt = 2
+	}
+	d := float64(b.Base) * math.Pow(2, float64(attempt-2))
+	if d > float64(b.Max) {
+		d = float64(b.Max)
+	}
+	return time.Duration(d/2 + d/2*jitter)
+}
+
+// QuarantineDue says whether a quarantined item whose last attempt was at
+// last should be tried alone again at now.
+func QuarantineDue(last, now time.Time, every time.Duration) bool {
+	return !now.Before(last.Add(every))
+}

@@ -1,0 +1,36 @@
+package domain
+
+// RunState is the outcome of a run, as an administrator reads it.
+type RunState string
+
+const (
+	StateRunning     RunState = "running"
+	StateFinished    RunState = "finished"
+	StateWarnings    RunState = "finished with warnings"
+	StateNotFinished RunState = "not finished"
+)
+
+// ExitCode is the process exit code for a run state: 0 finished, 3 finished
+// with warnings, 1 not finished.
+func (s RunState) ExitCode() int {
+	switch s {
+	case StateFinished:
+		return 0
+	case StateWarnings:
+		return 3
+	default:
+		return 1
+	}
+}
+
+// JudgeRun decides a run's state from what happened in it.
+func JudgeRun(errors, quarantined, skippedThrottled int) RunState {
+	switch {
+	case errors > 0:
+		return StateNotFinished
+	case quarantined > 0 || skippedThrottled > 0:
+		return StateWarnings
+	default:
+		return StateFinished
+	}
+}
