@@ -41,6 +41,9 @@ const (
 	// ParkExpired is the planner's own wake-up call, written to the log so that a
 	// replay shows when a parked folder became eligible again.
 	ParkExpired EventType = "park_expired"
+	// StopRequested asks the planner to stop at a checkpoint: no new
+	// requests; folders still open are skipped with their cursors.
+	StopRequested EventType = "stop_requested"
 )
 
 // Outcome values of a request or an item.
@@ -116,6 +119,7 @@ type Event struct {
 	Items   []ItemRef `json:"items,omitempty"`
 	Attempt int       `json:"attempt,omitempty"`
 
+	Pass      string `json:"pass,omitempty"`
 	Position  int    `json:"pos,omitempty"`
 	ItemID    string `json:"item_id,omitempty"`
 	ChangeKey string `json:"ck,omitempty"`
@@ -174,4 +178,24 @@ func DeriveID(parts ...string) string {
 // once.
 func StoredItemID(pass, mailbox, folderID, itemID, changeKey string) string {
 	return DeriveID("stored", pass, mailbox, folderID, itemID, changeKey)
+}
+
+// Folder is a folder as a source reports it.
+type Folder struct {
+	ID   string
+	Path string
+	Kind string
+}
+
+// Page is one page of a folder listing. Next is "" on the last page.
+type Page struct {
+	Items []ItemRef
+	Next  string
+}
+
+// Item is one fetched item with its content, handed from source to storage
+// without being held longer than that.
+type Item struct {
+	Ref     ItemRef
+	Content []byte
 }

@@ -315,13 +315,6 @@ func (l *Log) commit(group []*appendReq) {
 		}
 		return
 	}
-	for i, r := range group {
-		if err != nil {
-			r.reply <- appendResult{err: err}
-		} else {
-			r.reply <- results[i]
-		}
-	}
 	if err == nil && len(committed) > 0 {
 		l.mu.Lock()
 		l.last = committed[len(committed)-1].Seq
@@ -329,9 +322,18 @@ func (l *Log) commit(group []*appendReq) {
 		l.changed = make(chan struct{})
 		obs := l.observers
 		l.mu.Unlock()
-		close(ch)
+		// Observers see a commit before its appender is answered, so anyone
+		// who learns of a record from Append or a tailer finds it observed.
 		for _, fn := range obs {
 			fn(committed)
+		}
+		close(ch)
+	}
+	for i, r := range group {
+		if err != nil {
+			r.reply <- appendResult{err: err}
+		} else {
+			r.reply <- results[i]
 		}
 	}
 }

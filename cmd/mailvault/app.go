@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mailvault/mailvault/adapters/eventlog"
+	"github.com/mailvault/mailvault/adapters/localstore"
+	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/pipeline"
+	"github.com/mailvault/mailvault/projections"
+)
+
+func (g *globalFlags) logger() (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(g.logLevel)
+	if err != nil {
+		return zerolog.Nop(), usageErr("--log-level %q: use debug, info, warn or error", g.logLevel)
+	}
+	var w io.Writer = zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly}
+	if g.logJSON {
+		w = os.Stderr
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Str("component", "mailvault").Logger(), nil
+}
+
+// openLog opens the event log of the data directory with the resume index.
+func openLog(data string) (*eventlog.Log, error) {
+	dir := filepath.Join(data, "log")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, &exitError{code: exitErrors, err: fmt.Errorf("create data directory %s: %w", data, err)}
+	}
+	l, err := eventlog.Open(eventlog.Options{Dir: dir, Hooks: []eventlog.Hook{projections.ResumeHook}})
+	if errors.Is(err, eventlog.ErrLocked) {
+		return nil, &exitError{code: exitErrors, err: fmt.Errorf("data directory %s is in use by another mailvault process (its event log is locked); wait for it to finish or use another --data", data)}
+	}
+	if err != nil {
+		return nil, &exitError{code: exitErrors, err: fmt.Errorf("data directory %s: %w", data, err)}
+	}
+	return l, nil
+}
+
+// openExistingLog is openLog for read commands: a missing data directory is
+// an error, not a reason to create one.
+func openExistingLog(data string) (*eventlog.Log, error) {
+	if _, err := os.Stat(filepath.Join(data, "log")); err != nil {
+		return nil, &exitError{code: exitErrors, err: fmt.Errorf("no mailvault data in %s (run a backup first, or pass --data)", data)}
+	}
+	return openLog(data)
+}
+
+func newRunID(now time.Time) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return now.UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// runOptions are what a backup run needs from the command line.
+type runOptions struct {
+	source      pipeline.Source
+	sourceName  string
+	storageDir  string
+	cfg         pipeline.Config
+	progress    string
+	format      string
+	out, errOut io.Writer
+}
+
+// runBackup runs one backup into the data directory, shows progress, prints
+// the report and maps the run state to the exit code.
+func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
+	logger, err := g.logger()
+	if err != nil {
+		return err
+	}
+	lg, err := openLog(g.data)
+	if err != nil {
+		return err
+	}
+	defer lg.Close()
+	if o.storageDir == "" {
+		o.storageDir = filepath.Join(g.data, "storage")
+	}
+	store, err := localstore.Open(o.storageDir)
+	if err != nil {
+		return &exitError{code: exitErrors, err: err}
+	}
+	clock := pipeline.WallClock{}
+	o.cfg.Run = newRunID(clock.Now())
+	o.cfg.SourceName = o.sourceName
+
+	live := projections.NewReport(o.cfg.Run)
+	var liveMu sync.Mutex
+	lg.Observe(func(recs []eventlog.Record) {
+		liveMu.Lock()
+		defer liveMu.Unlock()
+		for _, rec := range recs {
+			if rec.Metadata[eventlog.MetaRun] != o.cfg.Run {
+				continue
+			}
+			ev, err := projections.Decode(rec)
+			if err == nil {
+				live.Apply(&ev)
+			}
+		}
+	})
+	snapshot := func() *projections.Report {
+		liveMu.Lock()
+		defer liveMu.Unlock()
+		return live.Live()
+	}
+	stopProgress := startProgress(o.progress, o.errOut, snapshot)
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	deps := pipeline.Deps{
+		Publisher:  lg.Publisher(),
+		Subscriber: func(group string, n int) messageSubscriber { return lg.Subscriber(eventlog.SubscriberConfig{ConsumerGroup: group, MaxInFlight: n}) },
+		Source:     o.source,
+		Storage:    storageAdapter{store},
+		Resume:     projections.Resume{Log: lg},
+		Dedup:      lg,
+		Clock:      clock,
+		Log:        logger,
+	}
+	state, runErr := pipeline.Run(ctx, deps, o.cfg)
+	stopProgress()
+
+	rep := snapshot()
+	if err := writeReport(o.out, rep, o.format); err != nil {
+		return &exitError{code: exitErrors, err: err}
+	}
+	switch {
+	case runErr != nil && !errors.Is(runErr, pipeline.ErrInterrupted):
+		return &exitError{code: exitErrors, err: fmt.Errorf("run %s not finished: %w", o.cfg.Run, runErr)}
+	case runErr != nil:
+		return &exitError{code: exitErrors, err: fmt.Errorf("run %s interrupted; the next run continues where it stopped", o.cfg.Run)}
+	}
+	switch code := state.ExitCode(); code {
+	case exitOK:
+		return nil
+	default:
+		return &exitError{code: code}
+	}
+}
+
+// storageAdapter adapts the local store to the pipeline's storage port.
+type storageAdapter struct{ s *localstore.Store }
+
+func (a storageAdapter) Put(k domain.ItemKey, content []byte) (domain.PutResult, error) {
+	r, err := a.s.Put(localstore.Key{Mailbox: k.Mailbox, FolderPath: k.FolderPath, FolderID: k.FolderID, ItemID: k.ItemID, ChangeKey: k.ChangeKey}, content)
+	return domain.PutResult{SHA256: r.SHA256, Size: r.Size, Existed: r.Existed}, err
+}
+
+func writeReport(w io.Writer, r *projections.Report, format string) error {
+	switch format {
+	case "json":
+		return r.WriteJSON(w)
+	case "csv":
+		return r.WriteCSV(w)
+	default:
+		return r.WriteText(w)
+	}
+}
+
+// startProgress shows a live progress line: redrawn in place on a terminal,
+// a line every few seconds otherwise.
+func startProgress(mode string, w io.Writer, snapshot func() *projections.Report) (stop func()) {
+	if mode == "auto" {
+		mode = "plain"
+		if f, ok := w.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				mode = "tty"
+			}
+		}
+	}
+	if mode == "none" {
+		return func() {}
+	}
+	every := 5 * time.Second
+	if mode == "tty" {
+		every = 200 * time.Millisecond
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	line := func() string {
+		r := snapshot()
+		return fmt.Sprintf("%5.1fs  folders %d/%d  stored %d  unchanged %d  quarantined %d  requests %d (+%d listing)  throttled %d  skipped %d",
+			r.DurationS, r.FoldersCompleted+r.FoldersSkipped, r.FoldersTotal, r.ItemsStored, r.ItemsUnchanged, r.ItemsQuarantined,
+			r.Requests, r.ListRequests, r.ThrottledRequests, r.FoldersSkipped)
+	}
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				if mode == "tty" {
+					fmt.Fprintf(w, "\r\033[K%s", line())
+				} else {
+					fmt.Fprintln(w, line())
+				}
+			case <-done:
+				if mode == "tty" {
+					fmt.Fprintf(w, "\r\033[K%s\n", line())
+				}
+				return
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+func checkFormat(format string, allowed ...string) error {
+	for _, a := range allowed {
+		if format == a {
+			return nil
+		}
+	}
+	return usageErr("--format %q: use %s", format, strings.Join(allowed, ", "))
+}

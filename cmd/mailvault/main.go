@@ -1,0 +1,71 @@
+// Command mailvault backs up Exchange mailboxes into storage the customer owns.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes are a contract: 0 finished, 3 finished with warnings, 1 not
+// finished (errors), 2 usage or configuration error.
+const (
+	exitOK       = 0
+	exitErrors   = 1
+	exitUsage    = 2
+	exitWarnings = 3
+)
+
+// exitError carries an exit code up to main.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(format string, a ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, a...)}
+}
+
+func main() {
+	root := newRootCmd()
+	err := root.Execute()
+	if err == nil {
+		os.Exit(exitOK)
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil && ee.err.Error() != "" {
+			fmt.Fprintln(os.Stderr, "mailvault:", ee.err)
+		}
+		os.Exit(ee.code)
+	}
+	// Anything else cobra returns is a flag or argument problem.
+	fmt.Fprintln(os.Stderr, "mailvault:", err)
+	os.Exit(exitUsage)
+}
+
+type globalFlags struct {
+	data     string
+	logLevel string
+	logJSON  bool
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:           "mailvault",
+		Short:         "Back up Exchange Online and Exchange Server mailboxes into storage you own",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.data, "data", "./mailvault-data", "data directory (event log and default storage)")
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	root.PersistentFlags().BoolVar(&g.logJSON, "log-json", false, "write logs as JSON lines")
+	root.AddCommand(newBackupCmd(g), newDemoCmd(g), newRunsCmd(g), newReplayCmd(g), newReportCmd(g))
+	return root
+}

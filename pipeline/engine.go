@@ -1,0 +1,192 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/rs/zerolog"
+
+	"github.com/mailvault/mailvault/domain"
+)
+
+// Deps are the ports a run is wired to.
+type Deps struct {
+	Publisher message.Publisher
+	// Subscriber returns a subscriber for a durable consumer group that may
+	// hold maxInFlight unacknowledged messages.
+	Subscriber func(group string, maxInFlight int) message.Subscriber
+	Source     Source
+	Storage    Storage
+	Resume     ResumeIndex
+	Dedup      Dedup
+	Clock      Clock
+	Log        zerolog.Logger
+}
+
+// Config is one run's settings.
+type Config struct {
+	Run              string
+	SourceName       string
+	BatchSize        int
+	ThrottlePatience time.Duration
+	QuarantineRetry  time.Duration
+	Limits           domain.Limits
+	// Workers bounds the requests in flight across all mailboxes.
+	Workers int
+	// StopGrace is how long a stop waits for in-flight requests.
+	StopGrace time.Duration
+}
+
+// DefaultConfig holds the documented defaults.
+func DefaultConfig() Config {
+	return Config{BatchSize: 400, ThrottlePatience: 5 * time.Minute, QuarantineRetry: 24 * time.Hour,
+		Limits: domain.DefaultLimits, Workers: 16, StopGrace: 30 * time.Second}
+}
+
+// ErrInterrupted is returned when a run was stopped before it finished.
+var ErrInterrupted = errors.New("run interrupted")
+
+// Run performs one backup run through the watermill router and returns its
+// state. Cancelling ctx stops the run at a checkpoint: no new requests, the
+// in-flight ones answered, open folders recorded as skipped with their
+// cursors, and run_finished written.
+func Run(ctx context.Context, d Deps, cfg Config) (domain.RunState, error) {
+	if cfg.Run == "" {
+		return "", errors.New("run id is empty")
+	}
+	wlog := watermill.NewSlogLogger(slog.New(zerolog.NewSlogHandler(d.Log.Level(zerolog.WarnLevel))))
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.StopGrace}, wlog)
+	if err != nil {
+		return "", fmt.Errorf("create router: %w", err)
+	}
+
+	// A handler error is an infrastructure failure (the log cannot be
+	// written); retrying forever would hide it, so the run aborts instead.
+	routerCtx, cancelRouter := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRouter()
+	var abortOnce sync.Once
+	var abortErr error
+	abort := func(err error) {
+		abortOnce.Do(func() {
+			abortErr = err
+			cancelRouter()
+		})
+	}
+	router.AddMiddleware(func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) (out []*message.Message, err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("panic in stage: %v", r)
+				}
+				if err != nil && !errors.Is(err, context.Canceled) {
+					abort(err)
+				}
+			}()
+			return h(msg)
+		}
+	})
+
+	reqT, outT := requestsTopic(cfg.Run), outcomesTopic(cfg.Run)
+	fetcher := &Fetcher{Run: cfg.Run, Source: d.Source, Storage: d.Storage, Resume: d.Resume, Dedup: d.Dedup,
+		Items: d.Publisher, Clock: d.Clock, Log: d.Log}
+	wake := func(ev domain.Event) {
+		m, err := encode(ev)
+		if err == nil {
+			err = d.Publisher.Publish(outT, m)
+		}
+		if err != nil {
+			abort(fmt.Errorf("publish wake-up: %w", err))
+		}
+	}
+	planner := NewPlanner(PlannerConfig{Run: cfg.Run, BatchSize: cfg.BatchSize, ThrottlePatience: cfg.ThrottlePatience,
+		QuarantineRetry: cfg.QuarantineRetry, Limits: cfg.Limits, Backoff: domain.DefaultBackoff}, d.Clock, d.Resume, d.Log, wake)
+	defer planner.Close()
+
+	group := func(stage string) string { return "run/" + cfg.Run + "/" + stage }
+	router.AddHandler("fetcher", reqT, d.Subscriber(group("fetcher"), max(1, cfg.Workers)), outT, d.Publisher, fetcher.Handle)
+	router.AddHandler("planner", outT, d.Subscriber(group("planner"), 1), reqT, d.Publisher, planner.Handle)
+	finished := make(chan domain.RunState, 1)
+	router.AddNoPublisherHandler("finisher", reqT, d.Subscriber(group("finisher"), 1), func(msg *message.Message) error {
+		if msg.Metadata.Get(metaType) != string(domain.RunFinished) {
+			return nil
+		}
+		ev, err := decode(msg)
+		if err != nil {
+			return err
+		}
+		select {
+		case finished <- domain.RunState(ev.State):
+		default:
+		}
+		return nil
+	})
+
+	runErr := make(chan error, 1)
+	go func() { runErr <- router.Run(routerCtx) }()
+	select {
+	case <-router.Running():
+	case err := <-runErr:
+		return "", fmt.Errorf("start pipeline: %w", err)
+	}
+
+	start := domain.Event{Type: domain.RunStarted, ID: domain.DeriveID("run", cfg.Run), Run: cfg.Run, Time: d.Clock.Now(),
+		Config: &domain.RunConfig{Source: cfg.SourceName, BatchSize: cfg.BatchSize, ThrottlePatienceS: int64(cfg.ThrottlePatience.Seconds()),
+			QuarantineRetryS: int64(cfg.QuarantineRetry.Seconds()), MaxInFlight: cfg.Limits.MaxInFlight,
+			WindowRequests: cfg.Limits.WindowRequests, WindowS: int64(cfg.Limits.Window.Seconds())}}
+	if err := publish(d.Publisher, reqT, start); err != nil {
+		cancelRouter()
+		<-runErr
+		return "", err
+	}
+
+	var state domain.RunState
+	interrupted := false
+	select {
+	case state = <-finished:
+	case <-routerCtx.Done():
+	case <-ctx.Done():
+		interrupted = true
+		stop := domain.Event{Type: domain.StopRequested, ID: domain.DeriveID(cfg.Run, "stop"), Run: cfg.Run, Time: d.Clock.Now()}
+		if err := publish(d.Publisher, outT, stop); err != nil {
+			abort(err)
+		}
+		grace := time.NewTimer(cfg.StopGrace)
+		select {
+		case state = <-finished:
+		case <-grace.C:
+		case <-routerCtx.Done():
+		}
+		grace.Stop()
+	}
+	cancelRouter()
+	if err := <-runErr; err != nil && abortErr == nil {
+		abortErr = fmt.Errorf("pipeline: %w", err)
+	}
+	if abortErr != nil {
+		return domain.StateNotFinished, abortErr
+	}
+	if state == "" {
+		return domain.StateNotFinished, ErrInterrupted
+	}
+	if interrupted {
+		return state, ErrInterrupted
+	}
+	return state, nil
+}
+
+func publish(p message.Publisher, topic string, ev domain.Event) error {
+	m, err := encode(ev)
+	if err != nil {
+		return err
+	}
+	if err := p.Publish(topic, m); err != nil {
+		return fmt.Errorf("publish %s: %w", ev.Type, err)
+	}
+	return nil
+}

@@ -1,0 +1,236 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/rs/zerolog"
+
+	"github.com/mailvault/mailvault/domain"
+)
+
+// Fetcher is the stage that talks to the source and the storage. It consumes
+// request events (run_started, list_requested, batch_requested) and produces
+// their outcomes; stored items go to ItemsTopic before the outcome is
+// returned, so an outcome in the log implies its items are there too.
+type Fetcher struct {
+	Run     string
+	Source  Source
+	Storage Storage
+	Resume  ResumeIndex
+	Dedup   Dedup
+	Items   message.Publisher
+	Clock   Clock
+	Log     zerolog.Logger
+	// folderPaths maps folder ids to paths for storage keys.
+	folderPaths map[string]string
+}
+
+// storageError marks a failure of the target, not the source.
+type storageError struct{ err error }
+
+func (e *storageError) Error() string { return e.err.Error() }
+func (e *storageError) Unwrap() error { return e.err }
+
+// CodeStorage is the code of a batch that failed because storage failed.
+const CodeStorage = "StorageError"
+
+// Handle implements message.HandlerFunc.
+func (f *Fetcher) Handle(msg *message.Message) ([]*message.Message, error) {
+	ev, err := decode(msg)
+	if err != nil {
+		return nil, err
+	}
+	var out []domain.Event
+	switch ev.Type {
+	case domain.RunStarted:
+		out = f.discover(msg.Context(), &ev)
+	case domain.ListRequested, domain.BatchRequested:
+		outID := domain.DeriveID(ev.ID, "outcome")
+		done, err := f.Dedup.Has(outcomesTopic(f.Run), outID)
+		if err != nil {
+			return nil, err
+		}
+		if done {
+			return nil, nil // answered before a crash; do not ask the server again
+		}
+		if ev.Type == domain.ListRequested {
+			out = []domain.Event{f.list(msg.Context(), &ev, outID)}
+		} else {
+			res, err := f.fetch(msg.Context(), &ev, outID)
+			if err != nil {
+				return nil, err
+			}
+			out = []domain.Event{res}
+		}
+	default:
+		return nil, nil
+	}
+	return encodeAll(out)
+}
+
+func (f *Fetcher) base(cause *domain.Event, typ domain.EventType, id string) domain.Event {
+	return domain.Event{Type: typ, ID: id, Cause: cause.ID, Run: f.Run, Time: f.Clock.Now(),
+		Mailbox: cause.Mailbox, Folder: cause.Folder, FolderID: cause.FolderID, Kind: cause.Kind,
+		Request: cause.Request, Batch: cause.Batch, Attempt: cause.Attempt, Page: cause.Page, Pass: cause.Pass}
+}
+
+func failureEvent(ev domain.Event, fl *domain.Failure) domain.Event {
+	if fl.Class == domain.ClassThrottled {
+		ev.Type = domain.Throttled
+		ev.Outcome = domain.OutcomeThrottled
+		ev.RetryAfterMS = fl.RetryAfter.Milliseconds()
+	} else {
+		ev.Type = domain.BatchFailed
+		ev.Outcome = domain.OutcomeFailed
+	}
+	ev.Class, ev.Code, ev.Message = fl.Class, fl.Code, truncate(fl.Message, 300)
+	return ev
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// discover enumerates mailboxes and folders. Every fact is one event; they are
+// returned together so the planner sees discovery as one atomic step.
+func (f *Fetcher) discover(ctx context.Context, start *domain.Event) []domain.Event {
+	var out []domain.Event
+	mbxs, err := withRetries(ctx, func() ([]string, error) { return f.Source.Mailboxes(ctx) })
+	if err != nil {
+		fl := domain.AsFailure(err)
+		return []domain.Event{{Type: domain.DiscoveryCompleted, ID: domain.DeriveID(start.ID, "discovered"), Cause: start.ID, Run: f.Run,
+			Time: f.Clock.Now(), Outcome: domain.OutcomeFailed, Class: fl.Class, Code: fl.Code, Message: truncate(fl.Message, 300)}}
+	}
+	f.folderPaths = map[string]string{}
+	for _, m := range mbxs {
+		folders, err := withRetries(ctx, func() ([]domain.Folder, error) { return f.Source.Folders(ctx, m) })
+		me := domain.Event{Type: domain.MailboxDiscovered, ID: domain.DeriveID(f.Run, "mailbox", m), Cause: start.ID, Run: f.Run,
+			Time: f.Clock.Now(), Mailbox: m, Count: len(folders), Outcome: domain.OutcomeSuccess}
+		if err != nil {
+			fl := domain.AsFailure(err)
+			me.Outcome, me.Class, me.Code, me.Message = domain.OutcomeFailed, fl.Class, fl.Code, truncate(fl.Message, 300)
+			out = append(out, me)
+			continue
+		}
+		out = append(out, me)
+		for _, fd := range folders {
+			out = append(out, domain.Event{Type: domain.FolderDiscovered, ID: domain.DeriveID(f.Run, "folder", m, fd.ID), Cause: me.ID,
+				Run: f.Run, Time: f.Clock.Now(), Mailbox: m, Folder: fd.Path, FolderID: fd.ID, Kind: fd.Kind})
+		}
+	}
+	out = append(out, domain.Event{Type: domain.DiscoveryCompleted, ID: domain.DeriveID(start.ID, "discovered"), Cause: start.ID,
+		Run: f.Run, Time: f.Clock.Now(), Count: len(mbxs), Outcome: domain.OutcomeSuccess})
+	return out
+}
+
+// withRetries retries discovery calls on transient failures; discovery is a
+// handful of requests, so it waits inline rather than parking.
+func withRetries[T any](ctx context.Context, call func() (T, error)) (T, error) {
+	var zero T
+	b := domain.DefaultBackoff
+	for attempt := 1; ; attempt++ {
+		v, err := call()
+		if err == nil {
+			return v, nil
+		}
+		fl := domain.AsFailure(err)
+		if (fl.Class != domain.ClassTransient && fl.Class != domain.ClassThrottled) || attempt >= b.MaxAttempts {
+			return zero, err
+		}
+		wait := b.Delay(attempt+1, 0.5)
+		if fl.RetryAfter > 0 {
+			wait = domain.ClampRetryAfter(fl.RetryAfter)
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return zero, ctx.Err()
+		}
+	}
+}
+
+func (f *Fetcher) list(ctx context.Context, req *domain.Event, outID string) domain.Event {
+	t0 := time.Now()
+	page, err := f.Source.List(ctx, req.Mailbox, req.FolderID, req.PageToken)
+	res := f.base(req, domain.ItemsListed, outID)
+	res.SourceMS = time.Since(t0).Milliseconds()
+	res.PageToken = req.PageToken
+	if err != nil {
+		return failureEvent(res, domain.AsFailure(err))
+	}
+	res.Outcome = domain.OutcomeSuccess
+	res.Items, res.NextPage = page.Items, page.Next
+	for _, it := range page.Items {
+		if it.Position >= req.Position {
+			res.Count++ // scanned: at or after the cursor this pass resumes from
+		}
+	}
+	return res
+}
+
+func (f *Fetcher) fetch(ctx context.Context, req *domain.Event, outID string) (domain.Event, error) {
+	var stored []domain.Event
+	var target time.Duration
+	var bytes int64
+	t0 := time.Now()
+	err := f.Source.Fetch(ctx, req.Mailbox, req.FolderID, req.Items, func(it domain.Item) error {
+		ts := time.Now()
+		key := domain.ItemKey{Mailbox: req.Mailbox, FolderPath: req.Folder, FolderID: req.FolderID, ItemID: it.Ref.ID, ChangeKey: it.Ref.ChangeKey}
+		put, err := f.Storage.Put(key, it.Content)
+		if err != nil {
+			return &storageError{err}
+		}
+		// New or unchanged is decided by the log, not by the storage: an item
+		// written just before a crash, whose event never made it, is new.
+		prev, known, err := f.Resume.Stored(req.Mailbox, req.FolderID, it.Ref.ID)
+		if err != nil {
+			return err
+		}
+		outcome := domain.OutcomeStored
+		if known && prev.ChangeKey == it.Ref.ChangeKey {
+			outcome = domain.OutcomeUnchanged
+		}
+		target += time.Since(ts)
+		bytes += put.Size
+		stored = append(stored, domain.Event{Type: domain.ItemStored,
+			ID:    domain.StoredItemID(req.Pass, req.Mailbox, req.FolderID, it.Ref.ID, it.Ref.ChangeKey),
+			Cause: req.ID, Run: f.Run, Time: f.Clock.Now(), Mailbox: req.Mailbox, Folder: req.Folder, FolderID: req.FolderID,
+			Pass: req.Pass, Position: it.Ref.Position, ItemID: it.Ref.ID, ChangeKey: it.Ref.ChangeKey,
+			Size: put.Size, SHA256: put.SHA256, Outcome: outcome})
+		return nil
+	})
+	if len(stored) > 0 {
+		msgs, encErr := encodeAll(stored)
+		if encErr != nil {
+			return domain.Event{}, encErr
+		}
+		if pubErr := f.Items.Publish(ItemsTopic, msgs...); pubErr != nil {
+			return domain.Event{}, fmt.Errorf("record stored items: %w", pubErr)
+		}
+	}
+	res := f.base(req, domain.BatchFetched, outID)
+	res.TargetMS = target.Milliseconds()
+	res.SourceMS = (time.Since(t0) - target).Milliseconds()
+	res.Bytes = bytes
+	res.Count = len(stored)
+	if err != nil {
+		var se *storageError
+		if errors.As(err, &se) {
+			f.Log.Error().Err(se.err).Str("mailbox", req.Mailbox).Str("folder", req.Folder).Msg("storage failed")
+			return failureEvent(res, &domain.Failure{Class: domain.ClassFatal, Code: CodeStorage, Message: se.err.Error()}), nil
+		}
+		if ctx.Err() != nil {
+			return domain.Event{}, ctx.Err() // shutting down: leave the request unanswered
+		}
+		return failureEvent(res, domain.AsFailure(err)), nil
+	}
+	res.Outcome = domain.OutcomeSuccess
+	return res, nil
+}

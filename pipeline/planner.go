@@ -1,0 +1,539 @@
+package pipeline
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/rs/zerolog"
+
+	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/projections"
+)
+
+// PlannerConfig are the run's scheduling settings.
+type PlannerConfig struct {
+	Run              string
+	BatchSize        int
+	ThrottlePatience time.Duration
+	QuarantineRetry  time.Duration
+	Limits           domain.Limits
+	Backoff          domain.Backoff
+}
+
+// Planner is the stage that decides what to request next. It consumes
+// outcomes one at a time, in log order, and produces requests and the
+// planner's own facts (splits, inferences, quarantine, parking, skips,
+// completion). Its state lives in memory for the run and is a pure function
+// of the outcomes it has seen plus the resume index at run start.
+type Planner struct {
+	cfg    PlannerConfig
+	clock  Clock
+	resume ResumeIndex
+	log    zerolog.Logger
+	// wake publishes a park_expired event when a parked folder's time is up.
+	wake func(ev domain.Event)
+
+	seen          map[string]bool
+	mailboxes     map[string]*mailboxState
+	mbxOrder      []string
+	discoveryDone bool
+	stopping      bool
+	finished      bool
+	errors        int
+	skippedThr    int
+	quarantined   map[string]bool
+	idleSince     time.Time
+
+	timersMu sync.Mutex
+	timers   []func() bool
+}
+
+type mailboxState struct {
+	addr      string
+	inFlight  int
+	window    *domain.SlidingWindow
+	notBefore time.Time
+	folders   []*folderState
+	rr        int
+}
+
+type folderPhase int
+
+const (
+	phaseActive folderPhase = iota
+	phaseCompleted
+	phaseSkipped
+)
+
+type folderState struct {
+	mbx         *mailboxState
+	id, path    string
+	kind        string
+	pass        *domain.FolderPass
+	passID      string
+	phase       folderPhase
+	outstanding string
+	step        domain.FolderStep
+	attempt     int
+	requests    int
+	parkedUntil time.Time
+	dirtyCode   string
+	leftOut     []domain.Event
+	resumeErr   error
+}
+
+// NewPlanner builds the planner of one run.
+func NewPlanner(cfg PlannerConfig, clock Clock, resume ResumeIndex, log zerolog.Logger, wake func(domain.Event)) *Planner {
+	return &Planner{cfg: cfg, clock: clock, resume: resume, log: log, wake: wake,
+		seen: map[string]bool{}, mailboxes: map[string]*mailboxState{}, quarantined: map[string]bool{}}
+}
+
+// Close stops pending wake-up timers.
+func (p *Planner) Close() {
+	p.timersMu.Lock()
+	defer p.timersMu.Unlock()
+	for _, stop := range p.timers {
+		stop()
+	}
+	p.timers = nil
+}
+
+// Handle implements message.HandlerFunc.
+func (p *Planner) Handle(msg *message.Message) ([]*message.Message, error) {
+	ev, err := decode(msg)
+	if err != nil {
+		return nil, err
+	}
+	if p.seen[ev.ID] || p.finished {
+		return nil, nil // redelivered: already applied
+	}
+	p.seen[ev.ID] = true
+	out := p.apply(&ev)
+	out = append(out, p.schedule()...)
+	return encodeAll(out)
+}
+
+func (p *Planner) folder(ev *domain.Event) *folderState {
+	m := p.mailboxes[ev.Mailbox]
+	if m == nil {
+		return nil
+	}
+	for _, f := range m.folders {
+		if f.id == ev.FolderID {
+			return f
+		}
+	}
+	return nil
+}
+
+func (p *Planner) event(f *folderState, typ domain.EventType, id string) domain.Event {
+	ev := domain.Event{Type: typ, ID: id, Run: p.cfg.Run, Time: p.clock.Now()}
+	if f != nil {
+		ev.Mailbox, ev.Folder, ev.FolderID, ev.Kind, ev.Pass = f.mbx.addr, f.path, f.id, f.kind, f.passID
+	}
+	return ev
+}
+
+func (p *Planner) apply(ev *domain.Event) []domain.Event {
+	switch ev.Type {
+	case domain.StopRequested:
+		p.stopping = true
+		return nil
+	case domain.DiscoveryCompleted:
+		p.discoveryDone = true
+		if ev.Outcome == domain.OutcomeFailed {
+			p.errors++
+		}
+		return nil
+	case domain.MailboxDiscovered:
+		if ev.Outcome == domain.OutcomeFailed {
+			p.errors++
+			return nil
+		}
+		if _, ok := p.mailboxes[ev.Mailbox]; !ok {
+			p.mailboxes[ev.Mailbox] = &mailboxState{addr: ev.Mailbox,
+				window: domain.NewSlidingWindow(p.cfg.Limits.WindowRequests, p.cfg.Limits.Window)}
+			p.mbxOrder = append(p.mbxOrder, ev.Mailbox)
+		}
+		return nil
+	case domain.FolderDiscovered:
+		return p.addFolder(ev)
+	}
+	f := p.folder(ev)
+	if f == nil {
+		return nil
+	}
+	if ev.Type == domain.ParkExpired {
+		return p.unpark(f, ev)
+	}
+	if ev.Cause != f.outstanding || f.outstanding == "" {
+		return nil // an answer to a request this run no longer waits for
+	}
+	f.outstanding = ""
+	f.mbx.inFlight--
+	switch ev.Type {
+	case domain.ItemsListed:
+		f.attempt = 0
+		f.leftOut = f.leftOut[:0]
+		f.pass.AddPage(ev.Items, ev.NextPage)
+		out := f.leftOut
+		f.leftOut = nil
+		if f.resumeErr != nil {
+			return append(out, p.skip(f, "error", "ResumeIndexError", f.resumeErr.Error()))
+		}
+		return out
+	case domain.BatchFetched:
+		f.attempt = 0
+		retry := f.step.Retry
+		f.pass.Record(true)
+		if retry {
+			it := f.step.Step.Items[0]
+			delete(p.quarantined, f.mbx.addr+"\x00"+f.id+"\x00"+it.ID)
+			r := p.event(f, domain.ItemReleased, domain.DeriveID(ev.ID, "released"))
+			r.Position, r.ItemID, r.Cause = it.Position, it.ID, ev.ID
+			return []domain.Event{r}
+		}
+		return nil
+	case domain.BatchFailed:
+		return p.failed(f, ev)
+	case domain.Throttled:
+		wait := domain.ClampRetryAfter(time.Duration(ev.RetryAfterMS) * time.Millisecond)
+		if wait == 0 {
+			// Throttled without a hint: back off as for a transient error.
+			wait = p.cfg.Backoff.Delay(f.attempt+1, p.jitter(ev.ID))
+		}
+		return []domain.Event{p.park(f, ev, wait, ReasonThrottledByServer)}
+	}
+	return nil
+}
+
+// Park reasons.
+const (
+	ReasonThrottledByServer = "throttled by the server"
+	ReasonBackoff           = "transient error, backing off"
+)
+
+func (p *Planner) addFolder(ev *domain.Event) []domain.Event {
+	m := p.mailboxes[ev.Mailbox]
+	if m == nil || p.folder(ev) != nil {
+		return nil
+	}
+	f := &folderState{mbx: m, id: ev.FolderID, path: ev.Folder, kind: ev.Kind}
+	cur, ok, err := p.resume.Cursor(ev.Mailbox, ev.FolderID)
+	if err != nil {
+		f.resumeErr = err
+	}
+	if !ok || cur.Pass == "" {
+		cur = domain.Cursor{Pass: p.cfg.Run, Position: 1, PageFirst: 1}
+	}
+	f.passID = cur.Pass
+	f.pass = domain.NewFolderPass(p.cfg.BatchSize, cur, p.disposition(f))
+	m.folders = append(m.folders, f)
+	if f.resumeErr != nil {
+		return []domain.Event{p.skip(f, "error", "ResumeIndexError", f.resumeErr.Error())}
+	}
+	return nil
+}
+
+// disposition classifies listed items against the resume index.
+func (p *Planner) disposition(f *folderState) func(domain.ItemRef) domain.Disposition {
+	return func(it domain.ItemRef) domain.Disposition {
+		q, dirty, err := p.resume.Quarantined(f.mbx.addr, f.id, it.ID)
+		if err != nil {
+			f.resumeErr = err
+			return domain.SkipDone
+		}
+		if dirty {
+			p.quarantined[f.mbx.addr+"\x00"+f.id+"\x00"+it.ID] = true
+			if domain.QuarantineDue(q.LastAttempt, p.clock.Now(), p.cfg.QuarantineRetry) {
+				return domain.RetryQuarantined
+			}
+			lo := p.event(f, domain.ItemQuarantined, domain.DeriveID(p.cfg.Run, "left-out", f.mbx.addr, f.id, it.ID))
+			lo.Position, lo.ItemID, lo.Code, lo.Class, lo.Outcome = it.Position, it.ID, q.Code, domain.ClassDirty, projections.OutcomeLeftOut
+			f.leftOut = append(f.leftOut, lo)
+			return domain.SkipQuarantined
+		}
+		st, stored, err := p.resume.Stored(f.mbx.addr, f.id, it.ID)
+		if err != nil {
+			f.resumeErr = err
+			return domain.SkipDone
+		}
+		if stored && st.Pass == f.passID && st.ChangeKey == it.ChangeKey {
+			return domain.SkipDone
+		}
+		return domain.Fetch
+	}
+}
+
+func (p *Planner) failed(f *folderState, ev *domain.Event) []domain.Event {
+	switch ev.Class {
+	case domain.ClassDirty:
+		f.attempt = 0
+		f.dirtyCode = ev.Code
+		var out []domain.Event
+		for _, it := range f.pass.Record(false) {
+			out = append(out, p.quarantine(f, it, ev.Code, ev.ID, ""))
+		}
+		return out
+	case domain.ClassTransient:
+		if f.attempt >= p.cfg.Backoff.MaxAttempts {
+			p.errors++
+			return []domain.Event{p.skip(f, "error", ev.Code, fmt.Sprintf("gave up after %d attempts: %s", f.attempt, ev.Message))}
+		}
+		return []domain.Event{p.park(f, ev, p.cfg.Backoff.Delay(f.attempt+1, p.jitter(ev.ID)), ReasonBackoff)}
+	default:
+		p.errors++
+		if ev.Code == CodeStorage {
+			// The target is broken for every folder: stop the run cleanly.
+			p.stopping = true
+		}
+		return []domain.Event{p.skip(f, "error", ev.Code, ev.Message)}
+	}
+}
+
+func (p *Planner) quarantine(f *folderState, it domain.ItemRef, code, cause, reason string) domain.Event {
+	p.quarantined[f.mbx.addr+"\x00"+f.id+"\x00"+it.ID] = true
+	q := p.event(f, domain.ItemQuarantined, domain.DeriveID(cause, "quarantine", it.ID))
+	q.Cause, q.Position, q.ItemID, q.ChangeKey, q.Code, q.Class, q.Outcome, q.Reason =
+		cause, it.Position, it.ID, it.ChangeKey, code, domain.ClassDirty, domain.OutcomeFailed, reason
+	return q
+}
+
+// jitter derives a deterministic jitter from an event id, so that a replay of
+// the same history makes the same decisions.
+func (p *Planner) jitter(id string) float64 {
+	var b [8]byte
+	copy(b[:], id)
+	return float64(binary.BigEndian.Uint64(b[:])%1000) / 1000
+}
+
+func (p *Planner) park(f *folderState, cause *domain.Event, wait time.Duration, reason string) domain.Event {
+	until := p.clock.Now().Add(wait)
+	f.parkedUntil = until
+	ev := p.event(f, domain.FolderParked, domain.DeriveID(cause.ID, "parked"))
+	ev.Cause, ev.Until, ev.Reason, ev.RetryAfterMS, ev.Code = cause.ID, &until, reason, wait.Milliseconds(), cause.Code
+	c := f.pass.Cursor()
+	ev.Cursor = &c
+	p.after(wait, domain.Event{Type: domain.ParkExpired, ID: domain.DeriveID(ev.ID, "expired"), Cause: ev.ID, Run: p.cfg.Run,
+		Mailbox: f.mbx.addr, Folder: f.path, FolderID: f.id, Until: &until})
+	return ev
+}
+
+func (p *Planner) after(wait time.Duration, ev domain.Event) {
+	stop := p.clock.AfterFunc(wait, func() {
+		ev.Time = p.clock.Now()
+		p.wake(ev)
+	})
+	p.timersMu.Lock()
+	p.timers = append(p.timers, stop)
+	p.timersMu.Unlock()
+}
+
+func (p *Planner) unpark(f *folderState, ev *domain.Event) []domain.Event {
+	if f.parkedUntil.IsZero() || ev.Until == nil || !ev.Until.Equal(f.parkedUntil) || f.phase != phaseActive {
+		return nil
+	}
+	now := p.clock.Now()
+	if now.Before(f.parkedUntil) {
+		p.after(f.parkedUntil.Sub(now), *ev) // woke early: sleep again
+		return nil
+	}
+	f.parkedUntil = time.Time{}
+	r := p.event(f, domain.FolderResumed, domain.DeriveID(ev.ID, "resumed"))
+	r.Cause = ev.ID
+	if !p.idleSince.IsZero() {
+		// The whole run was waiting on the server: a stall caused by the source.
+		r.SourceMS = now.Sub(p.idleSince).Milliseconds()
+		p.idleSince = time.Time{}
+	}
+	return []domain.Event{r}
+}
+
+func (p *Planner) skip(f *folderState, reason, code, msg string) domain.Event {
+	f.phase = phaseSkipped
+	ev := p.event(f, domain.FolderSkipped, domain.DeriveID(p.cfg.Run, "skipped", f.mbx.addr, f.id))
+	c := f.pass.Cursor()
+	ev.Reason, ev.Code, ev.Message, ev.Cursor = reason, code, truncate(msg, 300), &c
+	return ev
+}
+
+// schedule issues requests for every folder that can take one, within each
+// mailbox's in-flight and window limits, and ends the run when nothing is
+// left or only throttled work remains beyond the patience.
+func (p *Planner) schedule() []domain.Event {
+	if p.finished {
+		return nil
+	}
+	var out []domain.Event
+	now := p.clock.Now()
+	for _, addr := range p.mbxOrder {
+		m := p.mailboxes[addr]
+		if p.stopping {
+			break
+		}
+	mailbox:
+		for m.inFlight < p.cfg.Limits.MaxInFlight {
+			if now.Before(m.notBefore) {
+				break
+			}
+			f := p.nextReady(m, now)
+			if f == nil {
+				break
+			}
+			for {
+				st := f.pass.Next()
+				switch st.Kind {
+				case domain.FolderSplit:
+					out = append(out, p.splitEvent(f, st))
+					continue
+				case domain.FolderInferDirty:
+					it := st.Step.Items[0]
+					inf := p.event(f, domain.ItemInferredDirty, domain.DeriveID(p.cfg.Run, "inferred", f.mbx.addr, f.id, it.ID))
+					inf.Position, inf.ItemID = it.Position, it.ID
+					out = append(out, inf, p.quarantine(f, it, f.dirtyCode, inf.ID, projections.ReasonInferred))
+					continue
+				case domain.FolderDone:
+					f.phase = phaseCompleted
+					out = append(out, p.event(f, domain.FolderCompleted, domain.DeriveID(p.cfg.Run, "completed", f.mbx.addr, f.id)))
+				case domain.FolderList, domain.FolderFetch:
+					if wait := m.window.Wait(now); wait > 0 {
+						// Self-throttling: the mailbox's request budget is
+						// spent; wait for the window rather than be punished.
+						m.notBefore = now.Add(wait)
+						p.after(wait, domain.Event{Type: domain.ParkExpired, ID: domain.DeriveID(p.cfg.Run, "window", addr, m.notBefore.String()), Run: p.cfg.Run})
+						break mailbox
+					}
+					m.window.Add(now)
+					m.inFlight++
+					out = append(out, p.request(f, st))
+				}
+				break
+			}
+		}
+	}
+	return append(out, p.checkEnd(now)...)
+}
+
+func (p *Planner) nextReady(m *mailboxState, now time.Time) *folderState {
+	n := len(m.folders)
+	for i := 0; i < n; i++ {
+		f := m.folders[(m.rr+i)%n]
+		if f.phase == phaseActive && f.outstanding == "" && !now.Before(f.parkedUntil) {
+			m.rr = (m.rr + i + 1) % n
+			return f
+		}
+	}
+	return nil
+}
+
+func (p *Planner) splitEvent(f *folderState, st domain.FolderStep) domain.Event {
+	r := domain.RangeOf(st.Step.Items)
+	ev := p.event(f, domain.BatchSplit, domain.DeriveID(p.cfg.Run, "split", f.mbx.addr, f.id, fmt.Sprint(f.requests, r)))
+	ev.Batch = &r
+	ev.Halves = []domain.Range{domain.RangeOf(st.Step.Halves[0]), domain.RangeOf(st.Step.Halves[1])}
+	if st.Step.KnownDirty {
+		ev.Reason = "first half succeeded: the second holds a dirty item"
+	}
+	return ev
+}
+
+func (p *Planner) request(f *folderState, st domain.FolderStep) domain.Event {
+	if f.step.Kind != st.Kind || !sameItems(f.step, st) {
+		f.attempt = 0
+	}
+	f.attempt++
+	f.requests++
+	f.step = st
+	c := f.pass.Cursor()
+	id := domain.DeriveID(p.cfg.Run, "request", f.mbx.addr, f.id, fmt.Sprint(f.requests))
+	var ev domain.Event
+	if st.Kind == domain.FolderList {
+		ev = p.event(f, domain.ListRequested, id)
+		ev.Request, ev.PageToken, ev.Page, ev.Position = domain.RequestList, st.PageToken, st.Page, c.Position
+	} else {
+		ev = p.event(f, domain.BatchRequested, id)
+		r := domain.RangeOf(st.Step.Items)
+		ev.Request, ev.Batch, ev.Items = domain.RequestFetch, &r, st.Step.Items
+		if st.Retry {
+			ev.Reason = "quarantine retry"
+		}
+	}
+	ev.Attempt, ev.Cursor = f.attempt, &c
+	f.outstanding = id
+	return ev
+}
+
+func sameItems(a, b domain.FolderStep) bool {
+	if a.PageToken != b.PageToken || len(a.Step.Items) != len(b.Step.Items) {
+		return false
+	}
+	return len(a.Step.Items) == 0 || a.Step.Items[0].ID == b.Step.Items[0].ID
+}
+
+func (p *Planner) checkEnd(now time.Time) []domain.Event {
+	if !p.discoveryDone {
+		return nil
+	}
+	inFlight, active := 0, []*folderState{}
+	for _, addr := range p.mbxOrder {
+		m := p.mailboxes[addr]
+		inFlight += m.inFlight
+		for _, f := range m.folders {
+			if f.phase == phaseActive {
+				active = append(active, f)
+			}
+		}
+	}
+	if inFlight > 0 {
+		return nil
+	}
+	var out []domain.Event
+	switch {
+	case len(active) == 0:
+	case p.stopping:
+		for _, f := range active {
+			out = append(out, p.skip(f, "interrupted", "", "the run was stopped; continues next run"))
+		}
+	default:
+		// Nothing in flight, work left: everything left is waiting on the server.
+		earliest := time.Time{}
+		for _, f := range active {
+			t := f.parkedUntil
+			if f.mbx.notBefore.After(t) {
+				t = f.mbx.notBefore
+			}
+			if earliest.IsZero() || t.Before(earliest) {
+				earliest = t
+			}
+		}
+		if earliest.Sub(now) <= p.cfg.ThrottlePatience {
+			if p.idleSince.IsZero() {
+				p.idleSince = now
+			}
+			return nil
+		}
+		sort.SliceStable(active, func(i, j int) bool { return active[i].parkedUntil.Before(active[j].parkedUntil) })
+		for _, f := range active {
+			p.skippedThr++
+			out = append(out, p.skip(f, projections.ReasonThrottled, "", fmt.Sprintf(
+				"The mailbox is throttled on folder '%s'. Skipping this folder - the backup will continue on the next run.", f.path)))
+		}
+	}
+	p.finished = true
+	p.Close()
+	state := domain.JudgeRun(p.errors, len(p.quarantined), p.skippedThr)
+	if p.stopping && state != domain.StateNotFinished {
+		state = domain.StateNotFinished
+	}
+	fin := p.event(nil, domain.RunFinished, domain.DeriveID(p.cfg.Run, "finished"))
+	fin.State = string(state)
+	return append(out, fin)
+}
+
+// describe is used in log lines.
+func (f *folderState) describe() string { return strings.Join([]string{f.mbx.addr, f.path}, " / ") }

@@ -1,0 +1,57 @@
+// Package pipeline runs a backup as an event-sourced pipeline of watermill
+// handlers: the fetcher turns request events into server requests and their
+// outcomes, the planner turns outcomes into the next requests (isolation,
+// throttling, resume). Both only see watermill Publishers and Subscribers, so
+// the transport (the Badger log today, NATS JetStream later) can change
+// without touching them.
+package pipeline
+
+import (
+	"context"
+	"time"
+
+	"github.com/mailvault/mailvault/domain"
+)
+
+// Source is the mailbox server as the pipeline needs it.
+type Source interface {
+	Mailboxes(ctx context.Context) ([]string, error)
+	Folders(ctx context.Context, mailbox string) ([]domain.Folder, error)
+	List(ctx context.Context, mailbox, folderID, pageToken string) (domain.Page, error)
+	// Fetch requests items in one request and hands each delivered item to
+	// deliver as it arrives; a failure is a *domain.Failure.
+	Fetch(ctx context.Context, mailbox, folderID string, items []domain.ItemRef, deliver func(domain.Item) error) error
+}
+
+// Storage is the backup target.
+type Storage interface {
+	Put(key domain.ItemKey, content []byte) (domain.PutResult, error)
+}
+
+// ResumeIndex is what the pipeline reads of earlier runs.
+type ResumeIndex interface {
+	Stored(mailbox, folderID, itemID string) (domain.StoredVersion, bool, error)
+	Quarantined(mailbox, folderID, itemID string) (domain.QuarantineRecord, bool, error)
+	Cursor(mailbox, folderID string) (domain.Cursor, bool, error)
+}
+
+// Dedup tells whether an event id is already in a topic, so that a stage
+// re-processing a message after a crash does not repeat a server request.
+type Dedup interface {
+	Has(topic, id string) (bool, error)
+}
+
+// Clock is the pipeline's time; tests inject a fake one.
+type Clock interface {
+	Now() time.Time
+	AfterFunc(d time.Duration, f func()) (stop func() bool)
+}
+
+// WallClock is the real clock.
+type WallClock struct{}
+
+// Now implements Clock.
+func (WallClock) Now() time.Time { return time.Now() }
+
+// AfterFunc implements Clock.
+func (WallClock) AfterFunc(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }

@@ -1,0 +1,157 @@
+package projections
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/mailvault/mailvault/domain"
+)
+
+// Replay renders what happened in a run, from the log alone: per folder a
+// header "MAILBOX / FOLDER", then one numbered line per fetch request in the
+// wording of the reference product ("1. Fetch 400 items (#1 - #400) – failed"),
+// and unnumbered, indented lines for everything else that is not a fetch.
+type Replay struct {
+	order   []string
+	folders map[string]*replayFolder
+	pending map[string]*domain.Event // request id -> batch_requested
+}
+
+type replayFolder struct {
+	header string
+	lines  []string
+	n      int
+}
+
+// NewReplay starts an empty replay.
+func NewReplay() *Replay {
+	return &Replay{folders: map[string]*replayFolder{}, pending: map[string]*domain.Event{}}
+}
+
+func (r *Replay) folder(ev *domain.Event) *replayFolder {
+	key := ev.Mailbox + "\x00" + ev.FolderID
+	f, ok := r.folders[key]
+	if !ok {
+		f = &replayFolder{header: fmt.Sprintf("%s / %s", ev.Mailbox, ev.Folder)}
+		r.folders[key] = f
+		r.order = append(r.order, key)
+	}
+	return f
+}
+
+// FetchLine is the reference wording of one fetch request, without number
+// and outcome.
+func FetchLine(b domain.Range) string {
+	if b.Count == 1 {
+		return fmt.Sprintf("Fetch item #%d", b.First)
+	}
+	return fmt.Sprintf("Fetch %d items (#%d - #%d)", b.Count, b.First, b.Last)
+}
+
+func retryAfter(ms int64) string {
+	return (time.Duration(ms) * time.Millisecond).String()
+}
+
+// Apply adds one event.
+func (r *Replay) Apply(ev *domain.Event) {
+	if ev.FolderID == "" {
+		return
+	}
+	f := r.folder(ev)
+	note := func(format string, a ...any) { f.lines = append(f.lines, "   "+fmt.Sprintf(format, a...)) }
+	switch ev.Type {
+	case domain.BatchRequested:
+		r.pending[ev.ID] = ev
+	case domain.BatchFetched, domain.BatchFailed, domain.Throttled:
+		if ev.Request == domain.RequestList {
+			if ev.Type == domain.Throttled {
+				note("List page %d – throttled (%s), retry after %s", ev.Page, ev.Code, retryAfter(ev.RetryAfterMS))
+			} else {
+				note("List page %d – error (%s %s)", ev.Page, ev.Code, ev.Message)
+			}
+			break
+		}
+		f.n++
+		b := domain.Range{}
+		if ev.Batch != nil {
+			b = *ev.Batch
+		}
+		line := fmt.Sprintf("%d. %s – %s", f.n, FetchLine(b), requestOutcome(ev))
+		switch {
+		case ev.Type == domain.BatchFailed && ev.Class != domain.ClassDirty:
+			line += fmt.Sprintf(" (%s %s)", ev.Class, ev.Code)
+		}
+		f.lines = append(f.lines, line)
+		if ev.Type == domain.Throttled {
+			note("Throttled by the server (%s), retry after %s", ev.Code, retryAfter(ev.RetryAfterMS))
+		}
+		delete(r.pending, ev.Cause)
+	case domain.ItemsListed:
+		note("Listed %d items (page %d)", len(ev.Items), ev.Page)
+	case domain.ItemInferredDirty:
+		note("Item #%d is dirty by inference, not fetched", ev.Position)
+	case domain.ItemQuarantined:
+		switch ev.Outcome {
+		case OutcomeLeftOut:
+			note("Item #%d left out: quarantined (%s)", ev.Position, ev.Code)
+		default:
+			note("Item #%d quarantined (%s)", ev.Position, ev.Code)
+		}
+	case domain.ItemReleased:
+		note("Item #%d released from quarantine: readable again", ev.Position)
+	case domain.FolderParked:
+		until := ""
+		if ev.Until != nil {
+			until = " until " + ev.Until.UTC().Format("15:04:05.000")
+		}
+		note("Folder parked%s (%s); working elsewhere meanwhile", until, ev.Reason)
+	case domain.FolderResumed:
+		note("Folder resumed")
+	case domain.FolderSkipped:
+		if ev.Reason == ReasonThrottled {
+			pos := 0
+			if ev.Cursor != nil {
+				pos = ev.Cursor.Position
+			}
+			note("The mailbox is throttled on folder '%s'. Skipping this folder – the backup will continue on the next run (from #%d).", ev.Folder, pos)
+		} else {
+			note("Folder skipped: %s (%s %s)", ev.Reason, ev.Code, ev.Message)
+		}
+	case domain.FolderCompleted:
+		note("Folder completed")
+	}
+}
+
+// WriteText writes the replay, folders in the order they first appeared.
+func (r *Replay) WriteText(w io.Writer) error {
+	for i, key := range r.order {
+		f := r.folders[key]
+		if i > 0 {
+			if _, err := fmt.Fprintln(w); err != nil {
+				return err
+			}
+		}
+		if _, err := fmt.Fprintln(w, f.header); err != nil {
+			return err
+		}
+		for _, l := range f.lines {
+			if _, err := fmt.Fprintln(w, l); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// WriteJSONL writes each event as one JSON line, as stored.
+func WriteJSONL(w io.Writer, ev *domain.Event) error {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	_, err = w.Write(b)
+	return err
+}

@@ -1,0 +1,384 @@
+package projections
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mailvault/mailvault/adapters/eventlog"
+	"github.com/mailvault/mailvault/domain"
+)
+
+// QuarantinedItem is one dirty item named in a report.
+type QuarantinedItem struct {
+	Mailbox  string `json:"mailbox"`
+	Folder   string `json:"folder"`
+	Position int    `json:"position"`
+	ItemID   string `json:"item_id"`
+	Code     string `json:"code"`
+	How      string `json:"how"` // failed, inferred, left_out, still_dirty
+}
+
+// SkippedFolder is a folder a run did not finish.
+type SkippedFolder struct {
+	Mailbox string `json:"mailbox"`
+	Folder  string `json:"folder"`
+	Reason  string `json:"reason"`
+	Resume  int    `json:"resume_position"`
+}
+
+// Report is the summary of one run. It is a fold over the run's events: the
+// same code builds it live, event by event, and afterwards from the log.
+type Report struct {
+	RunID             string            `json:"run_id"`
+	State             domain.RunState   `json:"state"`
+	Started           time.Time         `json:"started"`
+	Ended             time.Time         `json:"ended"`
+	ItemsScanned      int               `json:"items_scanned"`
+	ItemsStored       int               `json:"items_stored"`
+	ItemsUnchanged    int               `json:"items_unchanged"`
+	ItemsQuarantined  int               `json:"items_quarantined"`
+	ItemsReleased     int               `json:"items_released"`
+	BytesStored       int64             `json:"bytes_stored"`
+	Requests          int               `json:"requests"`
+	RequestsByOutcome map[string]int    `json:"requests_by_outcome"`
+	ListRequests      int               `json:"list_requests"`
+	ThrottledRequests int               `json:"throttled_requests"`
+	FoldersTotal      int               `json:"folders_total"`
+	FoldersCompleted  int               `json:"folders_completed"`
+	FoldersSkipped    int               `json:"folders_skipped"`
+	Skipped           []SkippedFolder   `json:"skipped_folders"`
+	DurationS         float64           `json:"duration_s"`
+	ItemsPerS         float64           `json:"items_per_s"`
+	MBPerS            float64           `json:"mb_per_s"`
+	StallSourceS      float64           `json:"stall_source_s"`
+	StallTargetS      float64           `json:"stall_target_s"`
+	Quarantined       []QuarantinedItem `json:"quarantined"`
+	Errors            []string          `json:"errors"`
+
+	last        time.Time
+	quarSeen    map[string]int
+	stallSource time.Duration
+	stallTarget time.Duration
+	finished    bool
+}
+
+// NewReport starts an empty report for run.
+func NewReport(run string) *Report {
+	return &Report{RunID: run, State: domain.StateRunning, RequestsByOutcome: map[string]int{},
+		Quarantined: []QuarantinedItem{}, Skipped: []SkippedFolder{}, Errors: []string{}, quarSeen: map[string]int{}}
+}
+
+// requestOutcome is the word a request's outcome is counted and replayed under.
+func requestOutcome(ev *domain.Event) string {
+	switch ev.Type {
+	case domain.BatchFetched, domain.ItemsListed:
+		return domain.OutcomeSuccess
+	case domain.Throttled:
+		return domain.OutcomeThrottled
+	case domain.BatchFailed:
+		if ev.Class == domain.ClassDirty {
+			return domain.OutcomeFailed
+		}
+		return "error"
+	}
+	return ""
+}
+
+// Apply folds one event into the report.
+func (r *Report) Apply(ev *domain.Event) {
+	if ev.Run != r.RunID {
+		return
+	}
+	if ev.Time.After(r.last) {
+		r.last = ev.Time
+	}
+	r.stallSource += time.Duration(ev.SourceMS) * time.Millisecond
+	r.stallTarget += time.Duration(ev.TargetMS) * time.Millisecond
+	switch ev.Type {
+	case domain.RunStarted:
+		r.Started = ev.Time
+	case domain.RunFinished:
+		r.State = domain.RunState(ev.State)
+		r.Ended = ev.Time
+		r.finished = true
+	case domain.FolderDiscovered:
+		r.FoldersTotal++
+	case domain.MailboxDiscovered, domain.DiscoveryCompleted:
+		if ev.Outcome == domain.OutcomeFailed {
+			r.Errors = append(r.Errors, fmt.Sprintf("%s: discovery failed: %s %s", ev.Mailbox, ev.Code, ev.Message))
+		}
+	case domain.ItemsListed:
+		r.ItemsScanned += ev.Count
+		r.ListRequests++
+	case domain.BatchFetched, domain.BatchFailed, domain.Throttled:
+		if ev.Type == domain.Throttled {
+			r.ThrottledRequests++
+		}
+		if ev.Request == domain.RequestList {
+			if ev.Type != domain.ItemsListed {
+				r.ListRequests++
+			}
+			break
+		}
+		r.Requests++
+		r.RequestsByOutcome[requestOutcome(ev)]++
+	case domain.ItemStored:
+		if ev.Outcome == domain.OutcomeStored {
+			r.ItemsStored++
+			r.BytesStored += ev.Size
+		} else {
+			r.ItemsUnchanged++
+		}
+	case domain.ItemQuarantined:
+		key := ev.Mailbox + "\x00" + ev.FolderID + "\x00" + ev.ItemID
+		how := ev.Outcome
+		if ev.Reason == ReasonInferred {
+			how = ReasonInferred
+		}
+		item := QuarantinedItem{Mailbox: ev.Mailbox, Folder: ev.Folder, Position: ev.Position, ItemID: ev.ItemID, Code: ev.Code, How: how}
+		if i, ok := r.quarSeen[key]; ok {
+			r.Quarantined[i] = item
+			break
+		}
+		r.quarSeen[key] = len(r.Quarantined)
+		r.Quarantined = append(r.Quarantined, item)
+		r.ItemsQuarantined++
+	case domain.ItemReleased:
+		r.ItemsReleased++
+		key := ev.Mailbox + "\x00" + ev.FolderID + "\x00" + ev.ItemID
+		if i, ok := r.quarSeen[key]; ok {
+			r.Quarantined = append(r.Quarantined[:i], r.Quarantined[i+1:]...)
+			delete(r.quarSeen, key)
+			for k, j := range r.quarSeen {
+				if j > i {
+					r.quarSeen[k] = j - 1
+				}
+			}
+			r.ItemsQuarantined--
+		}
+	case domain.FolderCompleted:
+		r.FoldersCompleted++
+	case domain.FolderSkipped:
+		r.FoldersSkipped++
+		s := SkippedFolder{Mailbox: ev.Mailbox, Folder: ev.Folder, Reason: ev.Reason}
+		if ev.Cursor != nil {
+			s.Resume = ev.Cursor.Position
+		}
+		r.Skipped = append(r.Skipped, s)
+		if ev.Reason != ReasonThrottled {
+			r.Errors = append(r.Errors, fmt.Sprintf("%s / %s: %s %s", ev.Mailbox, ev.Folder, ev.Code, ev.Message))
+		}
+	}
+	r.derive()
+}
+
+// ReasonThrottled is the skip reason of a folder that continues next run.
+const ReasonThrottled = "throttled"
+
+func (r *Report) derive() {
+	end := r.Ended
+	if !r.finished {
+		end = r.last
+		r.State = domain.StateNotFinished
+	}
+	if !r.Started.IsZero() && end.After(r.Started) {
+		r.DurationS = round3(end.Sub(r.Started).Seconds())
+	}
+	if r.DurationS > 0 {
+		r.ItemsPerS = round3(float64(r.ItemsStored+r.ItemsUnchanged) / r.DurationS)
+		r.MBPerS = round3(float64(r.BytesStored) / 1e6 / r.DurationS)
+	}
+	r.StallSourceS = round3(r.stallSource.Seconds())
+	r.StallTargetS = round3(r.stallTarget.Seconds())
+}
+
+// Live marks a report that is still being folded as running rather than
+// not finished.
+func (r *Report) Live() *Report {
+	c := *r
+	if !r.finished {
+		c.State = domain.StateRunning
+	}
+	return &c
+}
+
+func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
+
+// Decode reads a domain event from a log record.
+func Decode(rec eventlog.Record) (domain.Event, error) {
+	var ev domain.Event
+	if err := json.Unmarshal(rec.Payload, &ev); err != nil {
+		return ev, &eventlog.CorruptError{Seq: rec.Seq, Key: []byte(fmt.Sprintf("e/%d", rec.Seq)), Err: err}
+	}
+	if ev.Type == "" || ev.Run == "" {
+		return ev, &eventlog.CorruptError{Seq: rec.Seq, Key: []byte(fmt.Sprintf("e/%d", rec.Seq)), Err: fmt.Errorf("not a mailvault event")}
+	}
+	return ev, nil
+}
+
+// ScanRun calls fn for every event of run, in log order.
+func ScanRun(log *eventlog.Log, run string, fn func(*domain.Event) error) error {
+	return log.Scan(eventlog.Run(run), 0, func(rec eventlog.Record) error {
+		ev, err := Decode(rec)
+		if err != nil {
+			return err
+		}
+		return fn(&ev)
+	})
+}
+
+// BuildReport rebuilds a run's report from the log.
+func BuildReport(log *eventlog.Log, run string) (*Report, error) {
+	r := NewReport(run)
+	found := false
+	err := ScanRun(log, run, func(ev *domain.Event) error {
+		found = true
+		r.Apply(ev)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("run %s is not in this data directory", run)
+	}
+	return r, nil
+}
+
+// ResolveRun turns "last" or a run id prefix into a run id.
+func ResolveRun(log *eventlog.Log, run string) (string, error) {
+	ids, err := Resume{Log: log}.RunIDs()
+	if err != nil {
+		return "", err
+	}
+	if len(ids) == 0 {
+		return "", ErrNoRuns
+	}
+	if run == "last" || run == "" {
+		return ids[len(ids)-1], nil
+	}
+	var match []string
+	for _, id := range ids {
+		if id == run {
+			return id, nil
+		}
+		if strings.HasPrefix(id, run) {
+			match = append(match, id)
+		}
+	}
+	switch len(match) {
+	case 1:
+		return match[0], nil
+	case 0:
+		return "", fmt.Errorf("no run %q in this data directory (see 'mailvault runs')", run)
+	default:
+		return "", fmt.Errorf("run %q is ambiguous: %s", run, strings.Join(match, ", "))
+	}
+}
+
+// WriteJSON writes the report as one JSON object.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteText writes the report for a person.
+func (r *Report) WriteText(w io.Writer) error {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
+	p("Run %s: %s", r.RunID, r.State)
+	p("  items scanned      %d", r.ItemsScanned)
+	p("  items stored       %d (%s)", r.ItemsStored, humanBytes(r.BytesStored))
+	p("  items unchanged    %d", r.ItemsUnchanged)
+	p("  items quarantined  %d", r.ItemsQuarantined)
+	if r.ItemsReleased > 0 {
+		p("  items released     %d (readable again)", r.ItemsReleased)
+	}
+	p("  requests           %d fetch (%s), %d listing", r.Requests, outcomes(r.RequestsByOutcome), r.ListRequests)
+	p("  throttled requests %d", r.ThrottledRequests)
+	p("  folders            %d completed, %d skipped, of %d", r.FoldersCompleted, r.FoldersSkipped, r.FoldersTotal)
+	p("  duration           %.1fs, %.1f items/s, %.2f MB/s", r.DurationS, r.ItemsPerS, r.MBPerS)
+	p("  stalled            %.1fs on the source (server), %.1fs on the target (storage)", r.StallSourceS, r.StallTargetS)
+	for _, s := range r.Skipped {
+		if s.Reason == ReasonThrottled {
+			p("  skipped: %s / %s: throttled, continues next run at #%d", s.Mailbox, s.Folder, s.Resume)
+		} else {
+			p("  skipped: %s / %s: %s", s.Mailbox, s.Folder, s.Reason)
+		}
+	}
+	for _, q := range r.Quarantined {
+		p("  quarantined: %s / %s #%d %s (%s, %s)", q.Mailbox, q.Folder, q.Position, q.ItemID, q.Code, q.How)
+	}
+	for _, e := range r.Errors {
+		p("  error: %s", e)
+	}
+	return nil
+}
+
+// WriteCSV writes the report as metric,value rows, then one row per
+// quarantined item.
+func (r *Report) WriteCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	rows := [][]string{{"metric", "value"},
+		{"run_id", r.RunID}, {"state", string(r.State)},
+		{"items_scanned", strconv.Itoa(r.ItemsScanned)}, {"items_stored", strconv.Itoa(r.ItemsStored)},
+		{"items_unchanged", strconv.Itoa(r.ItemsUnchanged)}, {"items_quarantined", strconv.Itoa(r.ItemsQuarantined)},
+		{"requests", strconv.Itoa(r.Requests)}, {"list_requests", strconv.Itoa(r.ListRequests)},
+		{"throttled_requests", strconv.Itoa(r.ThrottledRequests)}, {"folders_skipped", strconv.Itoa(r.FoldersSkipped)},
+		{"duration_s", fmt.Sprint(r.DurationS)}, {"items_per_s", fmt.Sprint(r.ItemsPerS)}, {"mb_per_s", fmt.Sprint(r.MBPerS)},
+		{"stall_source_s", fmt.Sprint(r.StallSourceS)}, {"stall_target_s", fmt.Sprint(r.StallTargetS)},
+	}
+	keys := make([]string, 0, len(r.RequestsByOutcome))
+	for k := range r.RequestsByOutcome {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		rows = append(rows, []string{"requests_" + k, strconv.Itoa(r.RequestsByOutcome[k])})
+	}
+	rows = append(rows, []string{}, []string{"quarantined_mailbox", "folder", "position", "item_id", "code", "how"})
+	for _, q := range r.Quarantined {
+		rows = append(rows, []string{q.Mailbox, q.Folder, strconv.Itoa(q.Position), q.ItemID, q.Code, q.How})
+	}
+	for _, row := range rows {
+		if err := cw.Write(row); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func outcomes(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%d %s", m[k], k)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

@@ -1,0 +1,166 @@
+// Package projections derives read models from the event log: the resume
+// index (what is stored, what is quarantined, where each folder pass stands),
+// run reports, run lists and replays. Every projection is a fold over events;
+// the resume index is kept inline, in the transaction that appends the event,
+// and the others are computed on demand, live or from the log, by the same
+// code.
+package projections
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/mailvault/mailvault/adapters/eventlog"
+	"github.com/mailvault/mailvault/domain"
+)
+
+// Projection key prefixes (relative to the log's p/ space).
+const (
+	storedPrefix = "st/"
+	quarPrefix   = "q/"
+	cursorPrefix = "cur/"
+	runPrefix    = "run/"
+)
+
+func itemKey(prefix, mailbox, folderID, itemID string) []byte {
+	return []byte(prefix + mailbox + "\x00" + folderID + "\x00" + itemID)
+}
+
+func folderKey(mailbox, folderID string) []byte {
+	return []byte(cursorPrefix + mailbox + "\x00" + folderID)
+}
+
+// relevant lists the event types the resume index reads; other records are
+// not even decoded.
+var relevant = map[string]bool{
+	string(domain.ItemStored): true, string(domain.ItemQuarantined): true, string(domain.ItemReleased): true,
+	string(domain.BatchRequested): true, string(domain.ListRequested): true, string(domain.FolderSkipped): true,
+	string(domain.FolderCompleted): true, string(domain.RunStarted): true,
+}
+
+// ResumeHook keeps the resume index in step with the log. Pass it to
+// eventlog.Open.
+func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
+	if !relevant[rec.Metadata[eventlog.MetaType]] {
+		return nil
+	}
+	var ev domain.Event
+	if err := json.Unmarshal(rec.Payload, &ev); err != nil {
+		return fmt.Errorf("resume index: event %d: %w", rec.Seq, err)
+	}
+	switch ev.Type {
+	case domain.RunStarted:
+		return tx.Set([]byte(runPrefix+fmt.Sprintf("%020d", rec.Seq)), []byte(ev.Run))
+	case domain.ItemStored:
+		v, _ := json.Marshal(domain.StoredVersion{ChangeKey: ev.ChangeKey, Pass: ev.Pass})
+		return tx.Set(itemKey(storedPrefix, ev.Mailbox, ev.FolderID, ev.ItemID), v)
+	case domain.ItemQuarantined:
+		k := itemKey(quarPrefix, ev.Mailbox, ev.FolderID, ev.ItemID)
+		var q domain.QuarantineRecord
+		old, err := tx.Get(k)
+		if err != nil {
+			return err
+		}
+		if old != nil {
+			if err := json.Unmarshal(old, &q); err != nil {
+				return fmt.Errorf("resume index: quarantine entry %q: %w", k, err)
+			}
+		} else {
+			q = domain.QuarantineRecord{Mailbox: ev.Mailbox, Folder: ev.Folder, FolderID: ev.FolderID, ItemID: ev.ItemID, First: ev.Time}
+		}
+		if ev.Outcome == OutcomeLeftOut {
+			if old != nil {
+				return nil // a skip is not an attempt
+			}
+			q.LastAttempt = ev.Time
+		} else {
+			q.LastAttempt = ev.Time
+			q.Attempts++
+		}
+		q.Position, q.Code, q.Inferred = ev.Position, ev.Code, ev.Reason == ReasonInferred
+		v, _ := json.Marshal(q)
+		return tx.Set(k, v)
+	case domain.ItemReleased:
+		return tx.Delete(itemKey(quarPrefix, ev.Mailbox, ev.FolderID, ev.ItemID))
+	case domain.BatchRequested, domain.ListRequested, domain.FolderSkipped:
+		if ev.Cursor == nil {
+			return nil
+		}
+		v, _ := json.Marshal(ev.Cursor)
+		return tx.Set(folderKey(ev.Mailbox, ev.FolderID), v)
+	case domain.FolderCompleted:
+		return tx.Delete(folderKey(ev.Mailbox, ev.FolderID))
+	}
+	return nil
+}
+
+// Outcome and reason words the planner and the projections share.
+const (
+	// OutcomeLeftOut marks a known-dirty item left out of a batch.
+	OutcomeLeftOut = "left_out"
+	// ReasonInferred marks an item quarantined by inference, never fetched.
+	ReasonInferred = "inferred"
+)
+
+// Resume reads the resume index.
+type Resume struct{ Log *eventlog.Log }
+
+func (r Resume) get(key []byte, v any) (bool, error) {
+	b, err := r.Log.ReadProjection(key)
+	if err != nil || b == nil {
+		return false, err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("resume index entry %q is corrupt: %w", key, err)
+	}
+	return true, nil
+}
+
+// Stored returns the stored version of an item, if any.
+func (r Resume) Stored(mailbox, folderID, itemID string) (domain.StoredVersion, bool, error) {
+	var v domain.StoredVersion
+	ok, err := r.get(itemKey(storedPrefix, mailbox, folderID, itemID), &v)
+	return v, ok, err
+}
+
+// Quarantined returns the quarantine record of an item, if any.
+func (r Resume) Quarantined(mailbox, folderID, itemID string) (domain.QuarantineRecord, bool, error) {
+	var q domain.QuarantineRecord
+	ok, err := r.get(itemKey(quarPrefix, mailbox, folderID, itemID), &q)
+	return q, ok, err
+}
+
+// Cursor returns the cursor of a folder pass in progress, if any.
+func (r Resume) Cursor(mailbox, folderID string) (domain.Cursor, bool, error) {
+	var c domain.Cursor
+	ok, err := r.get(folderKey(mailbox, folderID), &c)
+	return c, ok, err
+}
+
+// Quarantine lists every quarantined item.
+func (r Resume) Quarantine() ([]domain.QuarantineRecord, error) {
+	var out []domain.QuarantineRecord
+	err := r.Log.ScanProjection([]byte(quarPrefix), func(k, v []byte) error {
+		var q domain.QuarantineRecord
+		if err := json.Unmarshal(v, &q); err != nil {
+			return fmt.Errorf("quarantine entry %q is corrupt: %w", k, err)
+		}
+		out = append(out, q)
+		return nil
+	})
+	return out, err
+}
+
+// RunIDs lists runs oldest first.
+func (r Resume) RunIDs() ([]string, error) {
+	var out []string
+	err := r.Log.ScanProjection([]byte(runPrefix), func(_, v []byte) error {
+		out = append(out, string(v))
+		return nil
+	})
+	return out, err
+}
+
+// ErrNoRuns is returned when the log holds no run.
+var ErrNoRuns = errors.New("no runs in this data directory")

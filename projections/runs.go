@@ -1,0 +1,61 @@
+package projections
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/mailvault/mailvault/adapters/eventlog"
+)
+
+// RunSummary is one row of 'mailvault runs'.
+type RunSummary struct {
+	RunID            string  `json:"run_id"`
+	State            string  `json:"state"`
+	Started          string  `json:"started"`
+	DurationS        float64 `json:"duration_s"`
+	ItemsScanned     int     `json:"items_scanned"`
+	ItemsStored      int     `json:"items_stored"`
+	ItemsQuarantined int     `json:"items_quarantined"`
+	Requests         int     `json:"requests"`
+	FoldersSkipped   int     `json:"folders_skipped"`
+}
+
+// ListRuns summarises every run, oldest first. A run whose process was killed
+// has no run_finished event and is listed as not finished, with the counts
+// its events show.
+func ListRuns(log *eventlog.Log) ([]RunSummary, error) {
+	ids, err := Resume{Log: log}.RunIDs()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]RunSummary, 0, len(ids))
+	for _, id := range ids {
+		r, err := BuildReport(log, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, RunSummary{RunID: id, State: string(r.State), Started: r.Started.UTC().Format("2006-01-02 15:04:05"),
+			DurationS: r.DurationS, ItemsScanned: r.ItemsScanned, ItemsStored: r.ItemsStored,
+			ItemsQuarantined: r.ItemsQuarantined, Requests: r.Requests, FoldersSkipped: r.FoldersSkipped})
+	}
+	return out, nil
+}
+
+// WriteRunsText writes the runs as a table.
+func WriteRunsText(w io.Writer, runs []RunSummary) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tSTARTED (UTC)\tSTATE\tSCANNED\tSTORED\tQUARANTINED\tREQUESTS\tSKIPPED\tDURATION")
+	for _, r := range runs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%.1fs\n", r.RunID, r.Started, r.State, r.ItemsScanned, r.ItemsStored, r.ItemsQuarantined, r.Requests, r.FoldersSkipped, r.DurationS)
+	}
+	return tw.Flush()
+}
+
+// WriteRunsJSON writes the runs as a JSON array.
+func WriteRunsJSON(w io.Writer, runs []RunSummary) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(runs)
+}
