@@ -169,7 +169,15 @@ func (f *FolderPass) Record(ok bool) (quarantine []ItemRef) {
 	if f.batch == nil {
 		return nil
 	}
-	return f.batch.Record(ok)
+	quarantine = f.batch.Record(ok)
+	if f.batch.Done() {
+		// Move the cursor now, so a checkpoint taken before the next step
+		// does not send the next run over this batch again.
+		f.batch = nil
+		f.isRetry = false
+		f.advanceCursor()
+	}
+	return quarantine
 }
 
 // advanceCursor moves the cursor to the first item not yet handled.

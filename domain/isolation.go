@@ -157,6 +157,9 @@ func (b *Batch) Record(ok bool) (quarantine []ItemRef) {
 	case frameSingles:
 		item := f.items[f.next : f.next+1]
 		f.next++
+		if f.next >= len(f.items) {
+			b.pop()
+		}
 		if !ok {
 			f.allOK = false
 			return item
@@ -164,3 +167,6 @@ func (b *Batch) Record(ok bool) (quarantine []ItemRef) {
 	}
 	return nil
 }
+
+// Done reports whether every item of the batch is stored or quarantined.
+func (b *Batch) Done() bool { return len(b.stack) == 0 }

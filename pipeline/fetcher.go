@@ -25,8 +25,6 @@ type Fetcher struct {
 	Items   message.Publisher
 	Clock   Clock
 	Log     zerolog.Logger
-	// folderPaths maps folder ids to paths for storage keys.
-	folderPaths map[string]string
 }
 
 // storageError marks a failure of the target, not the source.
@@ -108,7 +106,6 @@ func (f *Fetcher) discover(ctx context.Context, start *domain.Event) []domain.Ev
 		return []domain.Event{{Type: domain.DiscoveryCompleted, ID: domain.DeriveID(start.ID, "discovered"), Cause: start.ID, Run: f.Run,
 			Time: f.Clock.Now(), Outcome: domain.OutcomeFailed, Class: fl.Class, Code: fl.Code, Message: truncate(fl.Message, 300)}}
 	}
-	f.folderPaths = map[string]string{}
 	for _, m := range mbxs {
 		folders, err := withRetries(ctx, func() ([]domain.Folder, error) { return f.Source.Folders(ctx, m) })
 		me := domain.Event{Type: domain.MailboxDiscovered, ID: domain.DeriveID(f.Run, "mailbox", m), Cause: start.ID, Run: f.Run,

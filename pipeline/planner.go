@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -534,6 +533,3 @@ func (p *Planner) checkEnd(now time.Time) []domain.Event {
 	fin.State = string(state)
 	return append(out, fin)
 }
-
-// describe is used in log lines.
-func (f *folderState) describe() string { return strings.Join([]string{f.mbx.addr, f.path}, " / ") }

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/mailvault/mailvault/adapters/eventlog"
+	"github.com/mailvault/mailvault/domain"
 )
 
 // RunSummary is one row of 'mailvault runs'.
@@ -58,4 +59,28 @@ func WriteRunsJSON(w io.Writer, runs []RunSummary) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(runs)
+}
+
+// WriteQuarantineText lists quarantined items for a person.
+func WriteQuarantineText(w io.Writer, items []domain.QuarantineRecord) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MAILBOX\tFOLDER\tPOSITION\tITEM ID\tCODE\tHOW\tATTEMPTS\tLAST TRY (UTC)")
+	for _, q := range items {
+		how := "failed"
+		if q.Inferred {
+			how = "inferred"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\n", q.Mailbox, q.Folder, q.Position, q.ItemID, q.Code, how, q.Attempts, q.LastAttempt.UTC().Format("2006-01-02 15:04:05"))
+	}
+	return tw.Flush()
+}
+
+// WriteQuarantineJSON writes the quarantine as a JSON array.
+func WriteQuarantineJSON(w io.Writer, items []domain.QuarantineRecord) error {
+	if items == nil {
+		items = []domain.QuarantineRecord{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(items)
 }

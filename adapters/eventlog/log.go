@@ -504,7 +504,9 @@ type Index struct {
 func All() Index { return Index{prefix: []byte("e/")} }
 
 // Topic selects the records of one topic.
-func Topic(topic string) Index { return Index{prefix: indexKey("t/", []string{topic}, 0)[:3+len(topic)]} }
+func Topic(topic string) Index {
+	return Index{prefix: indexKey("t/", []string{topic}, 0)[:3+len(topic)]}
+}
 
 // Run selects the records of one run.
 func Run(run string) Index { return Index{prefix: indexKey("r/", []string{run}, 0)[:3+len(run)]} }

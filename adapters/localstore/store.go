@@ -45,9 +45,18 @@ type Store struct {
 	root string
 }
 
-// Open creates the root directory if needed.
+// incoming is where items are written before they are renamed into place.
+// Whatever is in it when the storage opens was left by a killed process and
+// is removed: those items were never recorded as stored.
+const incoming = ".incoming"
+
+// Open creates the root directory if needed and clears half-written items.
 func Open(root string) (*Store, error) {
-	if err := os.MkdirAll(root, 0o700); err != nil {
+	in := filepath.Join(root, incoming)
+	if err := os.RemoveAll(in); err != nil {
+		return nil, fmt.Errorf("open storage %s: clear %s: %w", root, in, err)
+	}
+	if err := os.MkdirAll(in, 0o700); err != nil {
 		return nil, fmt.Errorf("open storage %s: %w", root, err)
 	}
 	return &Store{root: root}, nil
@@ -104,7 +113,7 @@ func (s *Store) Put(k Key, content []byte) (Result, error) {
 	}
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
-	tmp := filepath.Join(dir, ".tmp-"+hex.EncodeToString(rnd[:]))
+	tmp := filepath.Join(s.root, incoming, hex.EncodeToString(rnd[:]))
 	if err := os.WriteFile(tmp, content, 0o600); err != nil {
 		os.Remove(tmp)
 		return res, storageErr("write item", path, err)
@@ -129,6 +138,9 @@ func (s *Store) Count() (int, error) {
 	err := filepath.WalkDir(s.root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if d.IsDir() && d.Name() == incoming {
+			return filepath.SkipDir
 		}
 		if !d.IsDir() && strings.HasSuffix(p, ".eml") {
 			n++

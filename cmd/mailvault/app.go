@@ -126,14 +126,16 @@ func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	deps := pipeline.Deps{
-		Publisher:  lg.Publisher(),
-		Subscriber: func(group string, n int) messageSubscriber { return lg.Subscriber(eventlog.SubscriberConfig{ConsumerGroup: group, MaxInFlight: n}) },
-		Source:     o.source,
-		Storage:    storageAdapter{store},
-		Resume:     projections.Resume{Log: lg},
-		Dedup:      lg,
-		Clock:      clock,
-		Log:        logger,
+		Publisher: lg.Publisher(),
+		Subscriber: func(group string, n int) messageSubscriber {
+			return lg.Subscriber(eventlog.SubscriberConfig{ConsumerGroup: group, MaxInFlight: n})
+		},
+		Source:  o.source,
+		Storage: storageAdapter{store},
+		Resume:  projections.Resume{Log: lg},
+		Dedup:   lg,
+		Clock:   clock,
+		Log:     logger,
 	}
 	state, runErr := pipeline.Run(ctx, deps, o.cfg)
 	stopProgress()
@@ -151,6 +153,8 @@ func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
 	switch code := state.ExitCode(); code {
 	case exitOK:
 		return nil
+	case exitErrors:
+		return &exitError{code: code, err: fmt.Errorf("run %s not finished: %s", o.cfg.Run, strings.Join(append(rep.Errors, "see 'mailvault report "+o.cfg.Run+"'"), "; "))}
 	default:
 		return &exitError{code: code}
 	}

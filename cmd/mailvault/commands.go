@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"errors"
-	"os"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/spf13/cobra"
@@ -231,5 +229,31 @@ func newReportCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-var _ = time.Second
-var _ = os.Stdout
+func newQuarantineCmd(g *globalFlags) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "quarantine",
+		Short: "List the quarantined (dirty) items that backups leave out",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkFormat(format, "text", "json"); err != nil {
+				return err
+			}
+			lg, err := openExistingLog(g.data)
+			if err != nil {
+				return err
+			}
+			defer lg.Close()
+			items, err := projections.Resume{Log: lg}.Quarantine()
+			if err != nil {
+				return &exitError{code: exitErrors, err: err}
+			}
+			if format == "json" {
+				return projections.WriteQuarantineJSON(cmd.OutOrStdout(), items)
+			}
+			return projections.WriteQuarantineText(cmd.OutOrStdout(), items)
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "text", "output format: text, json")
+	return cmd
+}

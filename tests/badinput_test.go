@@ -1,0 +1,136 @@
+package tests
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailvault/mailvault/adapters/eventlog"
+)
+
+func TestMalformedTenantNamesTheLine(t *testing.T) {
+	cases := []struct {
+		name, doc, want string
+	}{
+		{"unknown key", "seed: 1\nmailboxes:\n  - address: a@contoso.test\n    folders:\n      - path: Inbox\n        itmes: 4\n", "tenant.yaml:6:"},
+		{"dirty outside the folder", "mailboxes:\n  - address: a@contoso.test\n    folders:\n      - path: Inbox\n        items: 10\n        dirty: [11]\n", "tenant.yaml:6: folder \"Inbox\": dirty position 11 is outside 1..10"},
+		{"not yaml", "mailboxes: [\n", "tenant.yaml:"},
+		{"bad window", "limits: {concurrency: 4, requests: 10, window: soon}\nmailboxes:\n  - address: a@contoso.test\n", "tenant.yaml:1:"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tenant := writeTenant(t, dir, c.doc)
+			res := mailvault(t, "backup", "--tenant", tenant, "--data", filepath.Join(dir, "data"), "--progress", "none")
+			mustf(t, res.code == 2, "exit %d, want 2", res.code)
+			mustf(t, strings.Contains(res.stderr, c.want), "stderr %q does not name %q", res.stderr, c.want)
+			_, err := os.Stat(filepath.Join(dir, "data"))
+			mustf(t, os.IsNotExist(err), "a bad tenant file still created the data directory")
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	tenant := writeTenant(t, dir, seedTenant)
+	for _, args := range [][]string{
+		{"backup", "--tenant", tenant, "--batch-size", "0"},
+		{"backup"},
+		{"backup", "--tenant", tenant, "--format", "xml"},
+		{"backup", "--tenant", tenant, "--throttle-patience", "soon"},
+		{"nosuchcommand"},
+	} {
+		res := mailvault(t, append(args, "--data", filepath.Join(dir, "data"))...)
+		mustf(t, res.code == 2 && strings.HasPrefix(res.stderr, "mailvault: "), "%v: exit %d stderr %q", args, res.code, res.stderr)
+	}
+	res := mailvault(t, "report", "last", "--data", filepath.Join(dir, "nothing-here"))
+	mustf(t, res.code == 1 && strings.Contains(res.stderr, "no mailvault data in"), "report without data: %d %q", res.code, res.stderr)
+}
+
+// A data directory held by a running backup is refused with a message that
+// names it; the running backup is not disturbed.
+func TestDataDirectoryHeldByAnotherProcess(t *testing.T) {
+	dir := t.TempDir()
+	tenant := writeTenant(t, dir, "latency: 20ms\nmailboxes:\n  - address: a@contoso.test\n    folders:\n      - path: Inbox\n        items: 4000\n        size: {min: 1KB, max: 1KB}\n")
+	data := filepath.Join(dir, "data")
+	first := exec.Command(binary, "backup", "--tenant", tenant, "--data", data, "--progress", "none", "--batch-size", "10")
+	var out bytes.Buffer
+	first.Stdout = &out
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer first.Process.Kill()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(data, "storage", ".incoming")); err == nil {
+			break
+		}
+		mustf(t, time.Now().Before(deadline), "first backup never opened its data directory")
+		time.Sleep(10 * time.Millisecond)
+	}
+	res := mailvault(t, "backup", "--tenant", tenant, "--data", data, "--progress", "none")
+	mustf(t, res.code == 1, "second backup exit %d, want 1", res.code)
+	mustf(t, strings.Contains(res.stderr, "data directory "+data+" is in use by another mailvault process"), "stderr: %q", res.stderr)
+	res = mailvault(t, "runs", "--data", data)
+	mustf(t, res.code == 1 && strings.Contains(res.stderr, "in use by another mailvault process"), "runs: %d %q", res.code, res.stderr)
+	first.Process.Signal(os.Interrupt)
+	first.Wait()
+	mustf(t, strings.Contains(out.String(), "not finished"), "interrupted backup report: %s", out.String())
+}
+
+// A damaged log entry is reported with its sequence number, never skipped.
+func TestCorruptLogEntryIsNamed(t *testing.T) {
+	dir := t.TempDir()
+	tenant := writeTenant(t, dir, seedTenant)
+	data := filepath.Join(dir, "data")
+	_, res := backup(t, data, tenant)
+	mustf(t, res.code == 3, "backup exit %d: %s", res.code, res.stderr)
+
+	lg, err := eventlog.Open(eventlog.Options{Dir: filepath.Join(data, "log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustf(t, lg.CorruptForTest(7, []byte("{\"seq\":7,not json")) == nil, "corrupt")
+	lg.Close()
+
+	for _, args := range [][]string{{"report", "last"}, {"replay", "last"}, {"runs"}} {
+		res := mailvault(t, append(args, "--data", data)...)
+		mustf(t, res.code == 1, "%v: exit %d, want 1 (stdout %q)", args, res.code, res.stdout)
+		mustf(t, strings.Contains(res.stderr, "event log entry 7") && strings.Contains(res.stderr, "is corrupt"), "%v: stderr %q", args, res.stderr)
+	}
+}
+
+// A full storage ends the run with a clear message and a consistent state:
+// what the reports count as stored is what the storage holds, and after space
+// is freed the next run finishes without storing anything twice.
+func TestFullStorage(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	os.MkdirAll(store, 0o700)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", store).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount tmpfs here: %v %s", err, out)
+	}
+	defer exec.Command("umount", store).Run()
+	tenant := writeTenant(t, dir, "mailboxes:\n  - address: a@contoso.test\n    folders:\n      - path: Inbox\n        items: 200\n        size: {min: 4KB, max: 4KB}\n")
+	data := filepath.Join(dir, "data")
+	r, res := backup(t, data, tenant, "--storage", store, "--batch-size", "20")
+	mustf(t, res.code == 1, "exit %d, want 1: %s", res.code, res.stderr)
+	mustf(t, strings.Contains(strings.Join(append([]string{res.stderr}, r.State), " "), "not finished"), "state %q", r.State)
+	rep := mailvault(t, "report", "last", "--data", data).stdout
+	mustf(t, strings.Contains(rep, "storage is full"), "report does not say the storage is full:\n%s", rep)
+	mustf(t, countFiles(t, store, ".eml") == r.ItemsStored, "storage holds %d items, report says %d", countFiles(t, store, ".eml"), r.ItemsStored)
+
+	if out, err := exec.Command("mount", "-o", "remount,size=4m", store).CombinedOutput(); err != nil {
+		t.Fatalf("remount: %v %s", err, out)
+	}
+	r2, res2 := backup(t, data, tenant, "--storage", store, "--batch-size", "20")
+	mustf(t, res2.code == 0, "after freeing space: exit %d %s", res2.code, res2.stderr)
+	mustf(t, r.ItemsStored+r2.ItemsStored == 200 && countFiles(t, store, ".eml") == 200, "stored %d + %d", r.ItemsStored, r2.ItemsStored)
+}

@@ -1,0 +1,160 @@
+// Package tests runs the real mailvault binary against simulated tenants.
+package tests
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var (
+	binary = ""
+	update = flag.Bool("update", false, "rewrite golden files")
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "mailvault-e2e")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "mailvault")
+	args := []string{"build", "-o", binary}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "../cmd/mailvault")...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		panic("build mailvault: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func mailvault(t *testing.T, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run mailvault %v: %v", args, err)
+	}
+	return result{stdout: out.String(), stderr: errb.String(), code: code}
+}
+
+func writeTenant(t *testing.T, dir, yaml string) string {
+	t.Helper()
+	p := filepath.Join(dir, "tenant.yaml")
+	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// report is the JSON report, with the fields the tests read.
+type report struct {
+	RunID             string         `json:"run_id"`
+	State             string         `json:"state"`
+	ItemsScanned      int            `json:"items_scanned"`
+	ItemsStored       int            `json:"items_stored"`
+	ItemsQuarantined  int            `json:"items_quarantined"`
+	Requests          int            `json:"requests"`
+	RequestsByOutcome map[string]int `json:"requests_by_outcome"`
+	ThrottledRequests int            `json:"throttled_requests"`
+	FoldersSkipped    int            `json:"folders_skipped"`
+	Quarantined       []struct {
+		Mailbox  string `json:"mailbox"`
+		Folder   string `json:"folder"`
+		Position int    `json:"position"`
+		Code     string `json:"code"`
+	} `json:"quarantined"`
+}
+
+func backup(t *testing.T, data, tenant string, extra ...string) (report, result) {
+	t.Helper()
+	args := append([]string{"backup", "--tenant", tenant, "--data", data, "--progress", "none", "--format", "json"}, extra...)
+	res := mailvault(t, args...)
+	var r report
+	if err := json.Unmarshal([]byte(res.stdout), &r); err != nil {
+		t.Fatalf("backup %v: exit %d, report is not JSON: %v\nstdout: %s\nstderr: %s", extra, res.code, err, res.stdout, res.stderr)
+	}
+	return r, res
+}
+
+var fetchLine = regexp.MustCompile(`^(\d+)\. Fetch (\d+ items \(#\d+ - #\d+\)|item #\d+) – (\w+)`)
+
+// fetchLines returns the numbered fetch lines of one folder's replay section.
+func fetchLines(t *testing.T, replay, header string) []string {
+	t.Helper()
+	var out []string
+	in := false
+	for _, l := range strings.Split(replay, "\n") {
+		switch {
+		case l == header:
+			in = true
+		case l == "" || (!strings.HasPrefix(l, " ") && !fetchLine.MatchString(l)):
+			in = false
+		case in && fetchLine.MatchString(l):
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("read golden %s (run with -update to create): %v", p, err)
+	}
+	if string(want) != got {
+		t.Fatalf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+func countFiles(t *testing.T, root, suffix string) int {
+	t.Helper()
+	n := 0
+	filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() && strings.HasSuffix(p, suffix) {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+func mustf(t *testing.T, ok bool, format string, a ...any) {
+	t.Helper()
+	if !ok {
+		t.Fatalf(format, a...)
+	}
+}
+
+var _ = fmt.Sprintf
