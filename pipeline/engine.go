@@ -92,6 +92,10 @@ func Run(ctx context.Context, d Deps, cfg Config) (domain.RunState, error) {
 		}
 	})
 
+	// The router publishes a handler's output after the handler returns; if
+	// that fails it would redeliver forever, so a failed publish aborts too.
+	d.Publisher = abortingPublisher{Publisher: d.Publisher, abort: abort}
+
 	reqT, outT := requestsTopic(cfg.Run), outcomesTopic(cfg.Run)
 	fetcher := &Fetcher{Run: cfg.Run, Source: d.Source, Storage: d.Storage, Resume: d.Resume, Dedup: d.Dedup,
 		Items: d.Publisher, Clock: d.Clock, Log: d.Log}
@@ -189,4 +193,17 @@ func publish(p message.Publisher, topic string, ev domain.Event) error {
 		return fmt.Errorf("publish %s: %w", ev.Type, err)
 	}
 	return nil
+}
+
+type abortingPublisher struct {
+	message.Publisher
+	abort func(error)
+}
+
+func (p abortingPublisher) Publish(topic string, msgs ...*message.Message) error {
+	err := p.Publisher.Publish(topic, msgs...)
+	if err != nil {
+		p.abort(err)
+	}
+	return err
 }

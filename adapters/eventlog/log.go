@@ -145,7 +145,8 @@ func Open(opts Options) (*Log, error) {
 		WithValueLogFileSize(64 << 20).
 		WithNumCompactors(2)
 	if opts.InMemory {
-		bo = bo.WithDir("").WithValueDir("")
+		// No value log in memory: every value stays in the LSM tree.
+		bo = bo.WithDir("").WithValueDir("").WithValueThreshold(1 << 20)
 	}
 	db, err := badger.Open(bo)
 	if err != nil {
@@ -410,7 +411,7 @@ func (l *Log) tryCommit(group []*appendReq) ([]Record, []appendResult, error) {
 			}
 			for _, kv := range sets {
 				if err := txn.Set(kv[0], kv[1]); err != nil {
-					return nil, nil, fmt.Errorf("append: %w", err)
+					return nil, nil, fmt.Errorf("append record %s (%d bytes): %w", rec.UUID, len(val), conciseErr{err})
 				}
 			}
 			for _, h := range l.hooks {
@@ -647,3 +648,20 @@ func (l *Log) writeCursor(key []byte, seq uint64) error {
 func (l *Log) CorruptForTest(seq uint64, raw []byte) error {
 	return l.db.Update(func(txn *badger.Txn) error { return txn.Set(eventKey(seq), raw) })
 }
+
+// conciseErr keeps Badger's message to its first line: some of its errors
+// append a hex dump of the whole value.
+type conciseErr struct{ err error }
+
+func (c conciseErr) Error() string {
+	msg := c.err.Error()
+	if i := strings.IndexAny(msg, "\n"); i >= 0 {
+		msg = msg[:i]
+	}
+	if len(msg) > 200 {
+		msg = msg[:200] + "…"
+	}
+	return msg
+}
+
+func (c conciseErr) Unwrap() error { return c.err }
