@@ -71,13 +71,6 @@ func (c *fakeClock) Advance(d time.Duration) {
 	}
 }
 
-type storage struct{ s *localstore.Store }
-
-func (a storage) Put(k domain.ItemKey, b []byte) (domain.PutResult, error) {
-	r, err := a.s.Put(localstore.Key{Mailbox: k.Mailbox, FolderPath: k.FolderPath, FolderID: k.FolderID, ItemID: k.ItemID, ChangeKey: k.ChangeKey}, b)
-	return domain.PutResult{SHA256: r.SHA256, Size: r.Size, Existed: r.Existed}, err
-}
-
 type harness struct {
 	log   *eventlog.Log
 	clock *fakeClock
@@ -108,7 +101,7 @@ func newHarness(t *testing.T, tenantYAML string) *harness {
 		Subscriber: func(group string, n int) message.Subscriber {
 			return lg.Subscriber(eventlog.SubscriberConfig{ConsumerGroup: group, MaxInFlight: n})
 		},
-		Source: simtenant.NewSource(tn, clock), Storage: storage{st}, Resume: projections.Resume{Log: lg},
+		Source: simtenant.NewSource(tn, clock), Storage: st, Resume: projections.Resume{Log: lg},
 		Dedup: lg, Clock: clock, Log: zerolog.Nop(),
 	}}
 }

@@ -121,9 +121,7 @@ func (r *Report) Apply(ev *domain.Event) {
 			r.ThrottledRequests++
 		}
 		if ev.Request == domain.RequestList {
-			if ev.Type != domain.ItemsListed {
-				r.ListRequests++
-			}
+			r.ListRequests++ // a failed or throttled listing
 			break
 		}
 		r.Requests++

@@ -93,3 +93,21 @@ func TestThrottledFolderParksAndResumesWithinARun(t *testing.T) {
 	replay := mailvault(t, "replay", "last", "--data", data).stdout
 	mustf(t, strings.Contains(replay, "Folder parked until") && strings.Contains(replay, "Folder resumed"), "replay:\n%s", replay)
 }
+
+// A hostile Retry-After (a century) is bounded: the folder is parked for at
+// most a day, which exceeds the patience, so it is skipped and the run ends
+// at once instead of hanging.
+func TestAbsurdRetryAfterIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	tenant := writeTenant(t, dir, "mailboxes:\n  - address: k@contoso.test\n    folders:\n      - path: Calendar\n        kind: calendar\n        items: 900\n        throttle: {items: 400, window: 876000h}\n        size: {min: 1KB, max: 1KB}\n")
+	data := filepath.Join(dir, "data")
+	r, res := backup(t, data, tenant)
+	mustf(t, res.code == 3 && r.FoldersSkipped == 1 && r.ItemsStored == 800, "exit %d report %+v", res.code, r)
+	var parked string
+	for _, l := range strings.Split(mailvault(t, "replay", "last", "--data", data, "--format", "jsonl").stdout, "\n") {
+		if strings.Contains(l, `"type":"folder_parked"`) {
+			parked = l
+		}
+	}
+	mustf(t, strings.Contains(parked, `"retry_after_ms":86400000`), "park not bounded to a day: %s", parked)
+}

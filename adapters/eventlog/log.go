@@ -8,9 +8,9 @@
 //	e/<seq>                      record (JSON)
 //	u/<topic>\x00<uuid>          seq of the record with that id (dedup)
 //	t/<topic>\x00<seq>           topic index
-//	r/<run>\x00<seq>             run index
-//	m/<mailbox>\x00<seq>         mailbox index
-//	f/<mailbox>\x00<folder>\x00<seq> folder index
+//	r/<run>                      run index: first and last seq of the run
+//	f/<mailbox>\x00<folder>\x00<seq> folder index (folder "" for mailbox-level
+//	                             records); the mailbox index is its prefix
 //	c/<group>\x00<topic>         consumer cursor
 //	p/...                        projections (owned by hooks)
 package eventlog
@@ -22,8 +22,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -141,9 +143,17 @@ func Open(opts Options) (*Log, error) {
 		WithNumLevelZeroTablesStall(8).
 		WithBlockCacheSize(8 << 20).
 		WithIndexCacheSize(8 << 20).
-		WithValueThreshold(1 << 10).
+		// Key-value separation: event bodies go to the value log once and
+		// stay there (the log is append-only, nothing to collect); the LSM
+		// tree holds keys and small projection values only, so compactions
+		// move little data and need little memory.
+		WithValueThreshold(64).
+		WithBaseTableSize(2 << 20).
+		WithBaseLevelSize(8 << 20).
 		WithValueLogFileSize(64 << 20).
-		WithNumCompactors(2)
+		WithNumCompactors(2).
+		// One appender writes; there is nothing to detect conflicts against.
+		WithDetectConflicts(false)
 	if opts.InMemory {
 		// No value log in memory: every value stays in the LSM tree.
 		bo = bo.WithDir("").WithValueDir("").WithValueThreshold(1 << 20)
@@ -169,6 +179,10 @@ func Open(opts Options) (*Log, error) {
 	}
 	l.wg.Add(1)
 	go l.appender()
+	if !opts.InMemory {
+		l.wg.Add(1)
+		go l.reclaimMapped(opts.Dir, time.Second)
+	}
 	return l, nil
 }
 
@@ -365,6 +379,7 @@ func (l *Log) tryCommit(group []*appendReq) ([]Record, []appendResult, error) {
 	txn := l.db.NewTransaction(true)
 	defer txn.Discard()
 	seen := map[string]uint64{}
+	runSpans := map[string][2]uint64{}
 	for gi, req := range group {
 		seqs := make([]uint64, len(req.recs))
 		for i := range req.recs {
@@ -401,13 +416,15 @@ func (l *Log) tryCommit(group []*appendReq) ([]Record, []appendResult, error) {
 				{indexKey("t/", []string{rec.Topic}, rec.Seq), nil},
 			}
 			if run := rec.Metadata[MetaRun]; run != "" {
-				sets = append(sets, [2][]byte{indexKey("r/", []string{run}, rec.Seq), nil})
+				r := runSpans[run]
+				if r[0] == 0 {
+					r[0] = rec.Seq
+				}
+				r[1] = rec.Seq
+				runSpans[run] = r
 			}
 			if mbx := rec.Metadata[MetaMailbox]; mbx != "" {
-				sets = append(sets, [2][]byte{indexKey("m/", []string{mbx}, rec.Seq), nil})
-				if fid := rec.Metadata[MetaFolderID]; fid != "" {
-					sets = append(sets, [2][]byte{indexKey("f/", []string{mbx, fid}, rec.Seq), nil})
-				}
+				sets = append(sets, [2][]byte{indexKey("f/", []string{mbx, rec.Metadata[MetaFolderID]}, rec.Seq), nil})
 			}
 			for _, kv := range sets {
 				if err := txn.Set(kv[0], kv[1]); err != nil {
@@ -425,6 +442,25 @@ func (l *Log) tryCommit(group []*appendReq) ([]Record, []appendResult, error) {
 		}
 		results[gi] = appendResult{seqs: seqs}
 	}
+	// A run is written by one process at a time, so its records form a
+	// span of the sequence: one key per run and commit instead of one per
+	// record. Readers filter by run, so interleaved runs stay correct.
+	for run, span := range runSpans {
+		key := []byte("r/" + run)
+		first := span[0]
+		if it, err := txn.Get(key); err == nil {
+			v, err := it.ValueCopy(nil)
+			if err != nil || len(v) != 16 {
+				return nil, nil, &CorruptError{Key: key, Err: fmt.Errorf("run index entry: %v", err)}
+			}
+			first = binary.BigEndian.Uint64(v[:8])
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return nil, nil, fmt.Errorf("append: %w", err)
+		}
+		if err := txn.Set(key, append(seqBytes(first), seqBytes(span[1])...)); err != nil {
+			return nil, nil, fmt.Errorf("append: %w", conciseErr{err})
+		}
+	}
 	if err := txn.Commit(); err != nil {
 		return nil, nil, fmt.Errorf("append: commit: %w", err)
 	}
@@ -433,12 +469,24 @@ func (l *Log) tryCommit(group []*appendReq) ([]Record, []appendResult, error) {
 
 func encodeRecord(rec *Record) ([]byte, error) {
 	s := storedRecord{Seq: rec.Seq, Topic: rec.Topic, UUID: rec.UUID, Metadata: rec.Metadata}
-	if len(rec.Payload) > 0 && json.Valid(rec.Payload) {
-		s.Payload = rec.Payload
-	} else {
+	raw := len(rec.Payload) > 0 && json.Valid(rec.Payload)
+	if !raw {
 		s.PayloadB64 = rec.Payload
 	}
-	return json.Marshal(s)
+	head, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	if !raw {
+		return head, nil
+	}
+	// Splice the JSON payload in as is: json.Marshal would compact and
+	// re-validate it, which costs more than the rest of the append.
+	out := make([]byte, 0, len(head)+len(rec.Payload)+12)
+	out = append(out, head[:len(head)-1]...)
+	out = append(out, `,"payload":`...)
+	out = append(out, rec.Payload...)
+	return append(out, '}'), nil
 }
 
 func decodeRecord(key, val []byte) (Record, error) {
@@ -499,6 +547,8 @@ func (l *Log) Get(seq uint64) (Record, error) {
 // Index selects which records a Scan visits.
 type Index struct {
 	prefix []byte
+	run    string // set for run scans: the span of r/<run>, filtered
+	sorted bool   // prefix covers several folders: collect and sort seqs
 }
 
 // All is every record, in log order.
@@ -510,10 +560,12 @@ func Topic(topic string) Index {
 }
 
 // Run selects the records of one run.
-func Run(run string) Index { return Index{prefix: indexKey("r/", []string{run}, 0)[:3+len(run)]} }
+func Run(run string) Index { return Index{run: run} }
 
-// Mailbox selects the records of one mailbox.
-func Mailbox(mbx string) Index { return Index{prefix: indexKey("m/", []string{mbx}, 0)[:3+len(mbx)]} }
+// Mailbox selects the records of one mailbox, across its folders.
+func Mailbox(mbx string) Index {
+	return Index{prefix: []byte("f/" + mbx + "\x00"), sorted: true}
+}
 
 // Folder selects the records of one folder of a mailbox.
 func Folder(mbx, folderID string) Index {
@@ -524,24 +576,13 @@ func Folder(mbx, folderID string) Index {
 // returns an error (ErrStop ends the scan without error).
 func (l *Log) Scan(idx Index, after uint64, fn func(Record) error) error {
 	err := l.db.View(func(txn *badger.Txn) error {
-		if bytes.Equal(idx.prefix, []byte("e/")) {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: idx.prefix, PrefetchValues: true, PrefetchSize: 64})
-			defer it.Close()
-			for it.Seek(eventKey(after + 1)); it.Valid(); it.Next() {
-				item := it.Item()
-				var rec Record
-				if err := item.Value(func(v []byte) error {
-					var err error
-					rec, err = decodeRecord(item.KeyCopy(nil), v)
-					return err
-				}); err != nil {
-					return err
-				}
-				if err := fn(rec); err != nil {
-					return err
-				}
-			}
-			return nil
+		switch {
+		case idx.run != "":
+			return l.scanRun(txn, idx.run, after, fn)
+		case bytes.Equal(idx.prefix, []byte("e/")):
+			return scanEvents(txn, after+1, ^uint64(0), fn)
+		case idx.sorted:
+			return scanSorted(txn, idx.prefix, after, fn)
 		}
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: idx.prefix})
 		defer it.Close()
@@ -551,21 +592,7 @@ func (l *Log) Scan(idx Index, after uint64, fn func(Record) error) error {
 			if len(k) != len(idx.prefix)+8 {
 				continue // a longer key from another index entry sharing the prefix
 			}
-			seq := binary.BigEndian.Uint64(k[len(idx.prefix):])
-			ek := eventKey(seq)
-			item, err := txn.Get(ek)
-			if err != nil {
-				return &CorruptError{Key: ek, Seq: seq, Err: fmt.Errorf("indexed but unreadable: %w", err)}
-			}
-			var rec Record
-			if err := item.Value(func(v []byte) error {
-				var err error
-				rec, err = decodeRecord(ek, v)
-				return err
-			}); err != nil {
-				return err
-			}
-			if err := fn(rec); err != nil {
+			if err := emit(txn, binary.BigEndian.Uint64(k[len(idx.prefix):]), fn); err != nil {
 				return err
 			}
 		}
@@ -575,6 +602,91 @@ func (l *Log) Scan(idx Index, after uint64, fn func(Record) error) error {
 		return nil
 	}
 	return err
+}
+
+func emit(txn *badger.Txn, seq uint64, fn func(Record) error) error {
+	ek := eventKey(seq)
+	item, err := txn.Get(ek)
+	if err != nil {
+		return &CorruptError{Key: ek, Seq: seq, Err: fmt.Errorf("indexed but unreadable: %w", err)}
+	}
+	var rec Record
+	if err := item.Value(func(v []byte) error {
+		var err error
+		rec, err = decodeRecord(ek, v)
+		return err
+	}); err != nil {
+		return err
+	}
+	return fn(rec)
+}
+
+func scanEvents(txn *badger.Txn, from, to uint64, fn func(Record) error) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("e/"), PrefetchValues: true, PrefetchSize: 64})
+	defer it.Close()
+	for it.Seek(eventKey(from)); it.Valid(); it.Next() {
+		item := it.Item()
+		k := item.KeyCopy(nil)
+		if len(k) == 10 && binary.BigEndian.Uint64(k[2:]) > to {
+			return nil
+		}
+		var rec Record
+		if err := item.Value(func(v []byte) error {
+			var err error
+			rec, err = decodeRecord(k, v)
+			return err
+		}); err != nil {
+			return err
+		}
+		if err := fn(rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *Log) scanRun(txn *badger.Txn, run string, after uint64, fn func(Record) error) error {
+	key := []byte("r/" + run)
+	it, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	v, err := it.ValueCopy(nil)
+	if err != nil || len(v) != 16 {
+		return &CorruptError{Key: key, Err: fmt.Errorf("run index entry: %v", err)}
+	}
+	first, last := binary.BigEndian.Uint64(v[:8]), binary.BigEndian.Uint64(v[8:])
+	return scanEvents(txn, max(first, after+1), last, func(rec Record) error {
+		if rec.Metadata[MetaRun] != run {
+			return nil
+		}
+		return fn(rec)
+	})
+}
+
+// scanSorted visits the records under a prefix that spans several index
+// keys (a mailbox's folders) in sequence order. It holds the matching
+// sequence numbers in memory: 8 bytes a record.
+func scanSorted(txn *badger.Txn, prefix []byte, after uint64, fn func(Record) error) error {
+	var seqs []uint64
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		if s := binary.BigEndian.Uint64(k[len(k)-8:]); s > after {
+			seqs = append(seqs, s)
+		}
+	}
+	it.Close()
+	slices.Sort(seqs)
+	for _, s := range seqs {
+		if err := emit(txn, s, fn); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ErrStop ends a Scan early without error.

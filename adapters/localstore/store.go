@@ -19,26 +19,12 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/mailvault/mailvault/domain"
 )
 
 // ErrFull means the storage has no space left.
 var ErrFull = errors.New("storage is full")
-
-// Key identifies one version of one item.
-type Key struct {
-	Mailbox    string
-	FolderPath string
-	FolderID   string
-	ItemID     string
-	ChangeKey  string
-}
-
-// Result says what a Put did.
-type Result struct {
-	SHA256  string
-	Size    int64
-	Existed bool // the same version was already stored; nothing was written
-}
 
 // Store is a local directory target. It is safe for concurrent use.
 type Store struct {
@@ -85,7 +71,7 @@ func escape(name string) string {
 }
 
 // Path is where the item version is (or would be) stored.
-func (s *Store) Path(k Key) string {
+func (s *Store) Path(k domain.ItemKey) string {
 	parts := []string{s.root, escape(strings.ToLower(k.Mailbox))}
 	for _, level := range strings.Split(k.FolderPath, "/") {
 		parts = append(parts, escape(level))
@@ -99,9 +85,11 @@ func (s *Store) Path(k Key) string {
 // Put stores content under k unless that version is already there. It writes
 // to a temporary file and renames it into place, so a killed process leaves
 // either the whole item or nothing.
-func (s *Store) Put(k Key, content []byte) (Result, error) {
+// Existed in the result means the same version was already stored and
+// nothing was written.
+func (s *Store) Put(k domain.ItemKey, content []byte) (domain.PutResult, error) {
 	sum := sha256.Sum256(content)
-	res := Result{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(content))}
+	res := domain.PutResult{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(content))}
 	path := s.Path(k)
 	if fi, err := os.Stat(path); err == nil && fi.Size() == res.Size {
 		res.Existed = true

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mailvault/mailvault/domain"
 )
 
 func TestPutIsIdempotentAndContained(t *testing.T) {
@@ -15,7 +17,7 @@ func TestPutIsIdempotentAndContained(t *testing.T) {
 	}
 	hostile := []string{"..", "../../etc", "a/../../b", ".", "Inbox", "名前", "%2e%2e", "CON"}
 	for _, folder := range hostile {
-		k := Key{Mailbox: "../alice@contoso.test", FolderPath: folder, FolderID: "f-" + folder, ItemID: "i1", ChangeKey: "c1"}
+		k := domain.ItemKey{Mailbox: "../alice@contoso.test", FolderPath: folder, FolderID: "f-" + folder, ItemID: "i1", ChangeKey: "c1"}
 		r1, err := s.Put(k, []byte("hello"))
 		if err != nil {
 			t.Fatalf("%q: %v", folder, err)

@@ -156,30 +156,27 @@ func calendarItem(b *bytes.Buffer, r *rand.Rand, size int64, start time.Time, su
 	b.WriteString("Content-Type: text/calendar; charset=utf-8; method=PUBLISH\r\n\r\n")
 	fmt.Fprintf(b, "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//mailvault//sim//EN\r\nBEGIN:VEVENT\r\nUID:%016x@sim.contoso.test\r\nDTSTART:%s\r\nDTEND:%s\r\nSUMMARY:%s\r\n",
 		r.Uint64(), start.Format("20060102T150405Z"), start.Add(time.Hour).Format("20060102T150405Z"), subject)
-	room := int(size) - b.Len() - len("END:VEVENT\r\nEND:VCALENDAR\r\n") - len("DESCRIPTION:\r\n")
-	if room > 0 {
-		b.WriteString("DESCRIPTION:")
-		for i := 0; i < room; i++ {
-			b.WriteByte('a' + byte(r.IntN(26)))
-		}
-		b.WriteString("\r\n")
-	}
-	b.WriteString("END:VEVENT\r\nEND:VCALENDAR\r\n")
-	return pad(b.Bytes(), size)
+	return fillAndClose(b, r, size, "DESCRIPTION", "END:VEVENT\r\nEND:VCALENDAR\r\n")
 }
 
 func contactItem(b *bytes.Buffer, r *rand.Rand, size int64, name string) []byte {
 	b.WriteString("Content-Type: text/vcard; charset=utf-8\r\n\r\n")
 	fmt.Fprintf(b, "BEGIN:VCARD\r\nVERSION:4.0\r\nFN:%s\r\nEMAIL:%s@contoso.test\r\nTEL:+1-555-%04d\r\n", name, strings.ToLower(asciiName(name)), r.IntN(10000))
-	room := int(size) - b.Len() - len("END:VCARD\r\n") - len("NOTE:\r\n")
+	return fillAndClose(b, r, size, "NOTE", "END:VCARD\r\n")
+}
+
+// fillAndClose pads an iCalendar or vCard body to size with one text
+// property, then writes the closing lines.
+func fillAndClose(b *bytes.Buffer, r *rand.Rand, size int64, property, closing string) []byte {
+	room := int(size) - b.Len() - len(closing) - len(property) - len(":\r\n")
 	if room > 0 {
-		b.WriteString("NOTE:")
+		b.WriteString(property + ":")
 		for i := 0; i < room; i++ {
 			b.WriteByte('a' + byte(r.IntN(26)))
 		}
 		b.WriteString("\r\n")
 	}
-	b.WriteString("END:VCARD\r\n")
+	b.WriteString(closing)
 	return pad(b.Bytes(), size)
 }
 

@@ -15,11 +15,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/rs/zerolog"
 
 	"github.com/mailvault/mailvault/adapters/eventlog"
 	"github.com/mailvault/mailvault/adapters/localstore"
-	"github.com/mailvault/mailvault/domain"
 	"github.com/mailvault/mailvault/pipeline"
 	"github.com/mailvault/mailvault/projections"
 )
@@ -127,11 +127,11 @@ func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
 	defer stop()
 	deps := pipeline.Deps{
 		Publisher: lg.Publisher(),
-		Subscriber: func(group string, n int) messageSubscriber {
+		Subscriber: func(group string, n int) message.Subscriber {
 			return lg.Subscriber(eventlog.SubscriberConfig{ConsumerGroup: group, MaxInFlight: n})
 		},
 		Source:  o.source,
-		Storage: storageAdapter{store},
+		Storage: store,
 		Resume:  projections.Resume{Log: lg},
 		Dedup:   lg,
 		Clock:   clock,
@@ -158,14 +158,6 @@ func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
 	default:
 		return &exitError{code: code}
 	}
-}
-
-// storageAdapter adapts the local store to the pipeline's storage port.
-type storageAdapter struct{ s *localstore.Store }
-
-func (a storageAdapter) Put(k domain.ItemKey, content []byte) (domain.PutResult, error) {
-	r, err := a.s.Put(localstore.Key{Mailbox: k.Mailbox, FolderPath: k.FolderPath, FolderID: k.FolderID, ItemID: k.ItemID, ChangeKey: k.ChangeKey}, content)
-	return domain.PutResult{SHA256: r.SHA256, Size: r.Size, Existed: r.Existed}, err
 }
 
 func writeReport(w io.Writer, r *projections.Report, format string) error {

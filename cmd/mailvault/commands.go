@@ -3,8 +3,9 @@ package main
 import (
 	"bufio"
 	"errors"
+	"io"
+	"strings"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/spf13/cobra"
 
 	"github.com/mailvault/mailvault/adapters/eventlog"
@@ -13,8 +14,6 @@ import (
 	"github.com/mailvault/mailvault/pipeline"
 	"github.com/mailvault/mailvault/projections"
 )
-
-type messageSubscriber = message.Subscriber
 
 // addRunFlags registers the engine settings shared by backup and demo.
 func addRunFlags(cmd *cobra.Command, cfg *pipeline.Config, o *runOptions) {
@@ -120,14 +119,17 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-func newRunsCmd(g *globalFlags) *cobra.Command {
+// newReadCmd builds a command that reads the data directory: it checks the
+// format, opens the existing log, and hands both to run.
+func newReadCmd(g *globalFlags, use, short string, args cobra.PositionalArgs, formats []string,
+	run func(w io.Writer, lg *eventlog.Log, args []string, format string) error) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
-		Use:   "runs",
-		Short: "List runs, oldest first",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkFormat(format, "text", "json"); err != nil {
+		Use:   use,
+		Short: short,
+		Args:  args,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(format, formats...); err != nil {
 				return err
 			}
 			lg, err := openExistingLog(g.data)
@@ -135,49 +137,43 @@ func newRunsCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer lg.Close()
-			runs, err := projections.ListRuns(lg)
-			if err != nil {
+			w := bufio.NewWriter(cmd.OutOrStdout())
+			defer w.Flush()
+			if err := run(w, lg, args, format); err != nil {
+				var ee *exitError
+				if errors.As(err, &ee) {
+					return err
+				}
 				return &exitError{code: exitErrors, err: err}
 			}
-			if format == "json" {
-				return projections.WriteRunsJSON(cmd.OutOrStdout(), runs)
-			}
-			return projections.WriteRunsText(cmd.OutOrStdout(), runs)
+			return nil
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "text", "output format: text, json")
+	cmd.Flags().StringVar(&format, "format", formats[0], "output format: "+strings.Join(formats, ", "))
 	return cmd
 }
 
-func resolve(lg *eventlog.Log, arg string) (string, error) {
-	run, err := projections.ResolveRun(lg, arg)
-	if err != nil {
-		return "", &exitError{code: exitErrors, err: err}
-	}
-	return run, nil
+func newRunsCmd(g *globalFlags) *cobra.Command {
+	return newReadCmd(g, "runs", "List runs, oldest first", cobra.NoArgs, []string{"text", "json"},
+		func(w io.Writer, lg *eventlog.Log, _ []string, format string) error {
+			runs, err := projections.ListRuns(lg)
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				return projections.WriteRunsJSON(w, runs)
+			}
+			return projections.WriteRunsText(w, runs)
+		})
 }
 
 func newReplayCmd(g *globalFlags) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "replay RUN",
-		Short: "Show what happened in a run, from the log alone (RUN may be 'last')",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkFormat(format, "text", "jsonl"); err != nil {
-				return err
-			}
-			lg, err := openExistingLog(g.data)
+	return newReadCmd(g, "replay RUN", "Show what happened in a run, from the log alone (RUN may be 'last')", cobra.ExactArgs(1),
+		[]string{"text", "jsonl"}, func(w io.Writer, lg *eventlog.Log, args []string, format string) error {
+			run, err := projections.ResolveRun(lg, args[0])
 			if err != nil {
 				return err
 			}
-			defer lg.Close()
-			run, err := resolve(lg, args[0])
-			if err != nil {
-				return err
-			}
-			w := bufio.NewWriter(cmd.OutOrStdout())
-			defer w.Flush()
 			rp := projections.NewReplay()
 			err = projections.ScanRun(lg, run, func(ev *domain.Event) error {
 				if format == "jsonl" {
@@ -186,74 +182,38 @@ func newReplayCmd(g *globalFlags) *cobra.Command {
 				rp.Apply(ev)
 				return nil
 			})
-			if err != nil {
-				return &exitError{code: exitErrors, err: err}
+			if err != nil || format == "jsonl" {
+				return err
 			}
-			if format == "text" {
-				return rp.WriteText(w)
-			}
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&format, "format", "text", "output format: text, jsonl")
-	return cmd
+			return rp.WriteText(w)
+		})
 }
 
 func newReportCmd(g *globalFlags) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "report RUN",
-		Short: "Report on a run, rebuilt from the log (RUN may be 'last')",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkFormat(format, "text", "json", "csv"); err != nil {
-				return err
-			}
-			lg, err := openExistingLog(g.data)
-			if err != nil {
-				return err
-			}
-			defer lg.Close()
-			run, err := resolve(lg, args[0])
+	return newReadCmd(g, "report RUN", "Report on a run, rebuilt from the log (RUN may be 'last')", cobra.ExactArgs(1),
+		[]string{"text", "json", "csv"}, func(w io.Writer, lg *eventlog.Log, args []string, format string) error {
+			run, err := projections.ResolveRun(lg, args[0])
 			if err != nil {
 				return err
 			}
 			r, err := projections.BuildReport(lg, run)
 			if err != nil {
-				return &exitError{code: exitErrors, err: err}
+				return err
 			}
-			return writeReport(cmd.OutOrStdout(), r, format)
-		},
-	}
-	cmd.Flags().StringVar(&format, "format", "text", "output format: text, json, csv")
-	return cmd
+			return writeReport(w, r, format)
+		})
 }
 
 func newQuarantineCmd(g *globalFlags) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "quarantine",
-		Short: "List the quarantined (dirty) items that backups leave out",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkFormat(format, "text", "json"); err != nil {
-				return err
-			}
-			lg, err := openExistingLog(g.data)
-			if err != nil {
-				return err
-			}
-			defer lg.Close()
+	return newReadCmd(g, "quarantine", "List the quarantined (dirty) items that backups leave out", cobra.NoArgs,
+		[]string{"text", "json"}, func(w io.Writer, lg *eventlog.Log, _ []string, format string) error {
 			items, err := projections.Resume{Log: lg}.Quarantine()
 			if err != nil {
-				return &exitError{code: exitErrors, err: err}
+				return err
 			}
 			if format == "json" {
-				return projections.WriteQuarantineJSON(cmd.OutOrStdout(), items)
+				return projections.WriteQuarantineJSON(w, items)
 			}
-			return projections.WriteQuarantineText(cmd.OutOrStdout(), items)
-		},
-	}
-	cmd.Flags().StringVar(&format, "format", "text", "output format: text, json")
-	return cmd
+			return projections.WriteQuarantineText(w, items)
+		})
 }

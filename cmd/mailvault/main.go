@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 )
@@ -31,7 +32,16 @@ func usageErr(format string, a ...any) error {
 	return &exitError{code: exitUsage, err: fmt.Errorf(format, a...)}
 }
 
+// defaultMemoryLimit is the soft heap limit when GOMEMLIMIT is not set. The
+// embedded database's compactions allocate in bursts; a limit makes the
+// garbage collector return that memory before the heap doubles, so a
+// million-item mailbox backs up in a few hundred megabytes.
+const defaultMemoryLimit = 160 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	root := newRootCmd()
 	err := root.Execute()
 	if err == nil {

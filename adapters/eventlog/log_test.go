@@ -1,0 +1,74 @@
+package eventlog_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/mailvault/mailvault/adapters/eventlog"
+)
+
+func rec(id, run, mbx, fid string) eventlog.Record {
+	return eventlog.Record{Topic: "t", UUID: id, Payload: []byte(`{"x":1}`),
+		Metadata: map[string]string{eventlog.MetaRun: run, eventlog.MetaMailbox: mbx, eventlog.MetaFolderID: fid}}
+}
+
+func seqs(t *testing.T, lg *eventlog.Log, idx eventlog.Index) string {
+	t.Helper()
+	var out []uint64
+	if err := lg.Scan(idx, 0, func(r eventlog.Record) error { out = append(out, r.Seq); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprint(out)
+}
+
+func TestIndexesDedupAndReopen(t *testing.T) {
+	dir := t.TempDir()
+	lg, err := eventlog.Open(eventlog.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	lg.Append(ctx, []eventlog.Record{rec("a", "r1", "m1", "f1"), rec("b", "r1", "m1", "f2"), rec("c", "r1", "m2", "f1")})
+	lg.Append(ctx, []eventlog.Record{rec("d", "r2", "m1", "f1"), rec("e", "r2", "m1", "")})
+	got, err := lg.Append(ctx, []eventlog.Record{rec("a", "r2", "m1", "f1"), rec("f", "r1", "m1", "f1")})
+	if err != nil || fmt.Sprint(got) != "[1 6]" {
+		t.Fatalf("append with a duplicate: %v %v", got, err)
+	}
+	for _, c := range []struct {
+		idx  eventlog.Index
+		want string
+	}{
+		{eventlog.All(), "[1 2 3 4 5 6]"},
+		{eventlog.Run("r1"), "[1 2 3 6]"},
+		{eventlog.Run("r2"), "[4 5]"},
+		{eventlog.Mailbox("m1"), "[1 2 4 5 6]"},
+		{eventlog.Folder("m1", "f1"), "[1 4 6]"},
+		{eventlog.Topic("t"), "[1 2 3 4 5 6]"},
+		{eventlog.Run("nope"), "[]"},
+	} {
+		if got := seqs(t, lg, c.idx); got != c.want {
+			t.Errorf("scan %+v = %s, want %s", c.idx, got, c.want)
+		}
+	}
+	lg.Close()
+
+	lg, err = eventlog.Open(eventlog.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Close()
+	if lg.LastSeq() != 6 {
+		t.Fatalf("reopened at %d", lg.LastSeq())
+	}
+	if _, err := eventlog.Open(eventlog.Options{Dir: dir}); !errors.Is(err, eventlog.ErrLocked) {
+		t.Fatalf("second open: %v, want ErrLocked", err)
+	}
+	lg.CorruptForTest(3, []byte("garbage"))
+	err = lg.Scan(eventlog.All(), 0, func(eventlog.Record) error { return nil })
+	var ce *eventlog.CorruptError
+	if !errors.As(err, &ce) || ce.Seq != 3 {
+		t.Fatalf("scan over a corrupt entry: %v", err)
+	}
+}
