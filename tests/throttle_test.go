@@ -102,7 +102,7 @@ func TestAbsurdRetryAfterIsBounded(t *testing.T) {
 	tenant := writeTenant(t, dir, "mailboxes:\n  - address: k@contoso.test\n    folders:\n      - path: Calendar\n        kind: calendar\n        items: 900\n        throttle: {items: 400, window: 876000h}\n        size: {min: 1KB, max: 1KB}\n")
 	data := filepath.Join(dir, "data")
 	r, res := backup(t, data, tenant)
-	mustf(t, res.code == 3 && r.FoldersSkipped == 1 && r.ItemsStored == 800, "exit %d report %+v", res.code, r)
+	mustf(t, res.code == 3 && r.FoldersSkipped == 1 && r.ItemsStored == 400, "exit %d report %+v", res.code, r)
 	var parked string
 	for _, l := range strings.Split(mailvault(t, "replay", "last", "--data", data, "--format", "jsonl").stdout, "\n") {
 		if strings.Contains(l, `"type":"folder_parked"`) {

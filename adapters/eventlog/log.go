@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -68,13 +69,15 @@ type Record struct {
 	Payload  []byte
 }
 
-type storedRecord struct {
-	Seq        uint64            `json:"seq"`
-	Topic      string            `json:"topic"`
-	UUID       string            `json:"uuid"`
-	Metadata   map[string]string `json:"meta,omitempty"`
-	Payload    json.RawMessage   `json:"payload,omitempty"`
-	PayloadB64 []byte            `json:"payload_b64,omitempty"`
+// A stored record is a JSON header line, a newline, and the payload bytes as
+// published: mailvault's events are JSON, so the entry reads as two JSON
+// documents, and payloads that are not JSON (watermill allows any bytes) need
+// no escaping.
+type recordHeader struct {
+	Seq      uint64            `json:"seq"`
+	Topic    string            `json:"topic"`
+	UUID     string            `json:"uuid"`
+	Metadata map[string]string `json:"meta,omitempty"`
 }
 
 // Tx is the view of an append transaction a projection hook gets. Keys are
@@ -108,6 +111,9 @@ type Log struct {
 	appends chan *appendReq
 	done    chan struct{}
 	wg      sync.WaitGroup
+
+	reclaimStop chan struct{}
+	reclaimWG   sync.WaitGroup
 
 	mu        sync.Mutex
 	last      uint64
@@ -179,8 +185,9 @@ func Open(opts Options) (*Log, error) {
 	}
 	l.wg.Add(1)
 	go l.appender()
+	l.reclaimStop = make(chan struct{})
 	if !opts.InMemory {
-		l.wg.Add(1)
+		l.reclaimWG.Add(1)
 		go l.reclaimMapped(opts.Dir, time.Second)
 	}
 	return l, nil
@@ -198,7 +205,11 @@ func (l *Log) Close() error {
 	close(l.done)
 	l.mu.Unlock()
 	l.wg.Wait()
-	return l.db.Close()
+	// Closing flushes the memtable; keep paging out meanwhile.
+	err := l.db.Close()
+	close(l.reclaimStop)
+	l.reclaimWG.Wait()
+	return err
 }
 
 func seqBytes(seq uint64) []byte {
@@ -468,44 +479,68 @@ func (l *Log) tryCommit(group []*appendReq) ([]Record, []appendResult, error) {
 }
 
 func encodeRecord(rec *Record) ([]byte, error) {
-	s := storedRecord{Seq: rec.Seq, Topic: rec.Topic, UUID: rec.UUID, Metadata: rec.Metadata}
-	raw := len(rec.Payload) > 0 && json.Valid(rec.Payload)
-	if !raw {
-		s.PayloadB64 = rec.Payload
+	out := make([]byte, 0, 128+len(rec.Payload))
+	out = append(out, `{"seq":`...)
+	out = strconv.AppendUint(out, rec.Seq, 10)
+	out = append(out, `,"topic":`...)
+	out = appendJSONString(out, rec.Topic)
+	out = append(out, `,"uuid":`...)
+	out = appendJSONString(out, rec.UUID)
+	if len(rec.Metadata) > 0 {
+		keys := make([]string, 0, len(rec.Metadata))
+		for k := range rec.Metadata {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		out = append(out, `,"meta":{`...)
+		for i, k := range keys {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = appendJSONString(out, k)
+			out = append(out, ':')
+			out = appendJSONString(out, rec.Metadata[k])
+		}
+		out = append(out, '}')
 	}
-	head, err := json.Marshal(s)
-	if err != nil {
-		return nil, err
+	out = append(out, "}\n"...)
+	return append(out, rec.Payload...), nil
+}
+
+// appendJSONString appends s as a JSON string; plain ASCII, the usual case,
+// is copied as is, anything else goes through encoding/json.
+func appendJSONString(out []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s)
+			return append(out, b...)
+		}
 	}
-	if !raw {
-		return head, nil
-	}
-	// Splice the JSON payload in as is: json.Marshal would compact and
-	// re-validate it, which costs more than the rest of the append.
-	out := make([]byte, 0, len(head)+len(rec.Payload)+12)
-	out = append(out, head[:len(head)-1]...)
-	out = append(out, `,"payload":`...)
-	out = append(out, rec.Payload...)
-	return append(out, '}'), nil
+	out = append(out, '"')
+	out = append(out, s...)
+	return append(out, '"')
 }
 
 func decodeRecord(key, val []byte) (Record, error) {
-	var s storedRecord
 	seq := uint64(0)
 	if len(key) == 10 {
 		seq = binary.BigEndian.Uint64(key[2:])
 	}
-	if err := json.Unmarshal(val, &s); err != nil {
+	corrupt := func(err error) (Record, error) {
 		return Record{}, &CorruptError{Key: append([]byte(nil), key...), Seq: seq, Err: err}
 	}
-	if s.Seq != seq || s.UUID == "" {
-		return Record{}, &CorruptError{Key: append([]byte(nil), key...), Seq: seq, Err: fmt.Errorf("header names seq %d id %q", s.Seq, s.UUID)}
+	nl := bytes.IndexByte(val, '\n')
+	if nl < 0 {
+		return corrupt(errors.New("no record header"))
 	}
-	rec := Record{Seq: s.Seq, Topic: s.Topic, UUID: s.UUID, Metadata: s.Metadata, Payload: []byte(s.Payload)}
-	if s.PayloadB64 != nil {
-		rec.Payload = s.PayloadB64
+	var h recordHeader
+	if err := json.Unmarshal(val[:nl], &h); err != nil {
+		return corrupt(err)
 	}
-	return rec, nil
+	if h.Seq != seq || h.UUID == "" {
+		return corrupt(fmt.Errorf("header names seq %d id %q", h.Seq, h.UUID))
+	}
+	return Record{Seq: h.Seq, Topic: h.Topic, UUID: h.UUID, Metadata: h.Metadata, Payload: append([]byte(nil), val[nl+1:]...)}, nil
 }
 
 // idKey is the dedup key: ids are unique per topic, as message ids are per

@@ -23,7 +23,7 @@ import (
 // faulted back in), and should a range have been remapped in the meantime
 // the advice is harmless.
 func (l *Log) reclaimMapped(dir string, every time.Duration) {
-	defer l.wg.Done()
+	defer l.reclaimWG.Done()
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return
@@ -33,7 +33,7 @@ func (l *Log) reclaimMapped(dir string, every time.Duration) {
 	defer t.Stop()
 	for {
 		select {
-		case <-l.done:
+		case <-l.reclaimStop:
 			return
 		case <-t.C:
 			pageOutMappings(prefix)

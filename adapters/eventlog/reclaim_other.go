@@ -4,4 +4,4 @@ package eventlog
 
 import "time"
 
-func (l *Log) reclaimMapped(dir string, every time.Duration) { l.wg.Done() }
+func (l *Log) reclaimMapped(dir string, every time.Duration) { l.reclaimWG.Done() }
