@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -105,9 +106,10 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 			err := runBackup(cmd.Context(), g, o)
 			var ee *exitError
 			if err == nil || (errors.As(err, &ee) && ee.code == exitWarnings) {
+				self := selfCommand()
 				w.WriteString("\nThe dirty items were isolated and quarantined; every clean item is stored.\n" +
-					"See every request with:   mailvault replay last --data " + g.data + "\n" +
-					"The report as JSON:       mailvault report last --data " + g.data + " --format json\n")
+					"See every request with:   " + self + " replay last --data " + g.data + "\n" +
+					"The report as JSON:       " + self + " report last --data " + g.data + " --format json\n")
 				w.Flush()
 				return nil
 			}
@@ -216,4 +218,13 @@ func newQuarantineCmd(g *globalFlags) *cobra.Command {
 			}
 			return projections.WriteQuarantineText(w, items)
 		})
+}
+
+// selfCommand is how the user can run mailvault again: the binary's name, or
+// "go run ./cmd/mailvault" when it was started by go run (a temporary build).
+func selfCommand() string {
+	if strings.Contains(os.Args[0], "go-build") {
+		return "go run ./cmd/mailvault"
+	}
+	return "mailvault"
 }
