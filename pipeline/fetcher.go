@@ -33,6 +33,13 @@ type storageError struct{ err error }
 func (e *storageError) Error() string { return e.err.Error() }
 func (e *storageError) Unwrap() error { return e.err }
 
+// internalError is a failure of mailvault's own state, neither the source's
+// nor the storage's; it aborts the run instead of being retried.
+type internalError struct{ err error }
+
+func (e *internalError) Error() string { return e.err.Error() }
+func (e *internalError) Unwrap() error { return e.err }
+
 // CodeStorage is the code of a batch that failed because storage failed.
 const CodeStorage = "StorageError"
 
@@ -188,7 +195,7 @@ func (f *Fetcher) fetch(ctx context.Context, req *domain.Event, outID string) (d
 		// written just before a crash, whose event never made it, is new.
 		prev, known, err := f.Resume.Stored(req.Mailbox, req.FolderID, it.Ref.ID)
 		if err != nil {
-			return err
+			return &internalError{fmt.Errorf("read the resume index: %w", err)}
 		}
 		outcome := domain.OutcomeStored
 		if known && prev.ChangeKey == it.Ref.ChangeKey {
@@ -218,6 +225,10 @@ func (f *Fetcher) fetch(ctx context.Context, req *domain.Event, outID string) (d
 	res.Bytes = bytes
 	res.Count = len(stored)
 	if err != nil {
+		var ie *internalError
+		if errors.As(err, &ie) {
+			return domain.Event{}, ie.err // not the server's fault: abort the run
+		}
 		var se *storageError
 		if errors.As(err, &se) {
 			f.Log.Error().Err(se.err).Str("mailbox", req.Mailbox).Str("folder", req.Folder).Msg("storage failed")

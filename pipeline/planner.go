@@ -355,6 +355,8 @@ func (p *Planner) unpark(f *folderState, ev *domain.Event) []domain.Event {
 
 func (p *Planner) skip(f *folderState, reason, code, msg string) domain.Event {
 	f.phase = phaseSkipped
+	p.log.Warn().Str("mailbox", f.mbx.addr).Str("folder", f.path).Str("reason", reason).Str("code", code).
+		Int("resume_at", f.pass.Cursor().Position).Msg("folder skipped")
 	ev := p.event(f, domain.FolderSkipped, domain.DeriveID(p.cfg.Run, "skipped", f.mbx.addr, f.id))
 	c := f.pass.Cursor()
 	ev.Reason, ev.Code, ev.Message, ev.Cursor = reason, code, truncate(msg, 300), &c
