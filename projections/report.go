@@ -62,6 +62,7 @@ type Report struct {
 	Errors            []string          `json:"errors"`
 
 	last        time.Time
+	parked      map[string]bool
 	quarSeen    map[string]int
 	stallSource time.Duration
 	stallTarget time.Duration
@@ -71,7 +72,7 @@ type Report struct {
 // NewReport starts an empty report for run.
 func NewReport(run string) *Report {
 	return &Report{RunID: run, State: domain.StateRunning, RequestsByOutcome: map[string]int{},
-		Quarantined: []QuarantinedItem{}, Skipped: []SkippedFolder{}, Errors: []string{}, quarSeen: map[string]int{}}
+		Quarantined: []QuarantinedItem{}, Skipped: []SkippedFolder{}, Errors: []string{}, quarSeen: map[string]int{}, parked: map[string]bool{}}
 }
 
 // requestOutcome is the word a request's outcome is counted and replayed under.
@@ -160,9 +161,14 @@ func (r *Report) Apply(ev *domain.Event) {
 			}
 			r.ItemsQuarantined--
 		}
+	case domain.FolderParked:
+		r.parked[ev.Mailbox+"\x00"+ev.FolderID] = true
+	case domain.FolderResumed:
+		delete(r.parked, ev.Mailbox+"\x00"+ev.FolderID)
 	case domain.FolderCompleted:
 		r.FoldersCompleted++
 	case domain.FolderSkipped:
+		delete(r.parked, ev.Mailbox+"\x00"+ev.FolderID)
 		r.FoldersSkipped++
 		s := SkippedFolder{Mailbox: ev.Mailbox, Folder: ev.Folder, Reason: ev.Reason}
 		if ev.Cursor != nil {
@@ -195,6 +201,9 @@ func (r *Report) derive() {
 	r.StallSourceS = round3(r.stallSource.Seconds())
 	r.StallTargetS = round3(r.stallTarget.Seconds())
 }
+
+// Parked is how many folders are waiting out a server's Retry-After now.
+func (r *Report) Parked() int { return len(r.parked) }
 
 // Live marks a report that is still being folded as running rather than
 // not finished.

@@ -192,11 +192,12 @@ func startProgress(mode string, w io.Writer, snapshot func() *projections.Report
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
+	start := time.Now()
 	line := func() string {
 		r := snapshot()
-		return fmt.Sprintf("%5.1fs  folders %d/%d  stored %d  unchanged %d  quarantined %d  requests %d (+%d listing)  throttled %d  skipped %d",
-			r.DurationS, r.FoldersCompleted+r.FoldersSkipped, r.FoldersTotal, r.ItemsStored, r.ItemsUnchanged, r.ItemsQuarantined,
-			r.Requests, r.ListRequests, r.ThrottledRequests, r.FoldersSkipped)
+		return fmt.Sprintf("%5.1fs  folders %d/%d  stored %d  unchanged %d  quarantined %d  requests %d (+%d listing)  throttled %d  parked %d  skipped %d",
+			time.Since(start).Seconds(), r.FoldersCompleted+r.FoldersSkipped, r.FoldersTotal, r.ItemsStored, r.ItemsUnchanged, r.ItemsQuarantined,
+			r.Requests, r.ListRequests, r.ThrottledRequests, r.Parked(), r.FoldersSkipped)
 	}
 	go func() {
 		defer wg.Done()
