@@ -76,3 +76,15 @@ func ClampRetryAfter(d time.Duration) time.Duration {
 		return d
 	}
 }
+
+// MaxMessage bounds a server message kept in a failure or an event: enough
+// to explain, never a whole HTML page.
+const MaxMessage = 300
+
+// ShortMessage cuts a server message to MaxMessage bytes.
+func ShortMessage(s string) string {
+	if len(s) <= MaxMessage {
+		return s
+	}
+	return s[:MaxMessage] + "…"
+}

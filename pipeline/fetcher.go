@@ -92,15 +92,8 @@ func failureEvent(ev domain.Event, fl *domain.Failure) domain.Event {
 		ev.Type = domain.BatchFailed
 		ev.Outcome = domain.OutcomeFailed
 	}
-	ev.Class, ev.Code, ev.Message = fl.Class, fl.Code, truncate(fl.Message, 300)
+	ev.Class, ev.Code, ev.Message = fl.Class, fl.Code, domain.ShortMessage(fl.Message)
 	return ev
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // discover enumerates mailboxes and folders. Every fact is one event; they are
@@ -111,7 +104,7 @@ func (f *Fetcher) discover(ctx context.Context, start *domain.Event) []domain.Ev
 	if err != nil {
 		fl := domain.AsFailure(err)
 		return []domain.Event{{Type: domain.DiscoveryCompleted, ID: domain.DeriveID(start.ID, "discovered"), Cause: start.ID, Run: f.Run,
-			Time: f.Clock.Now(), Outcome: domain.OutcomeFailed, Class: fl.Class, Code: fl.Code, Message: truncate(fl.Message, 300)}}
+			Time: f.Clock.Now(), Outcome: domain.OutcomeFailed, Class: fl.Class, Code: fl.Code, Message: domain.ShortMessage(fl.Message)}}
 	}
 	for _, m := range mbxs {
 		folders, err := withRetries(ctx, func() ([]domain.Folder, error) { return f.Source.Folders(ctx, m) })
@@ -119,7 +112,7 @@ func (f *Fetcher) discover(ctx context.Context, start *domain.Event) []domain.Ev
 			Time: f.Clock.Now(), Mailbox: m, Count: len(folders), Outcome: domain.OutcomeSuccess}
 		if err != nil {
 			fl := domain.AsFailure(err)
-			me.Outcome, me.Class, me.Code, me.Message = domain.OutcomeFailed, fl.Class, fl.Code, truncate(fl.Message, 300)
+			me.Outcome, me.Class, me.Code, me.Message = domain.OutcomeFailed, fl.Class, fl.Code, domain.ShortMessage(fl.Message)
 			out = append(out, me)
 			continue
 		}

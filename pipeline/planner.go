@@ -359,7 +359,7 @@ func (p *Planner) skip(f *folderState, reason, code, msg string) domain.Event {
 		Int("resume_at", f.pass.Cursor().Position).Msg("folder skipped")
 	ev := p.event(f, domain.FolderSkipped, domain.DeriveID(p.cfg.Run, "skipped", f.mbx.addr, f.id))
 	c := f.pass.Cursor()
-	ev.Reason, ev.Code, ev.Message, ev.Cursor = reason, code, truncate(msg, 300), &c
+	ev.Reason, ev.Code, ev.Message, ev.Cursor = reason, code, domain.ShortMessage(msg), &c
 	return ev
 }
 
