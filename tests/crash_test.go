@@ -13,7 +13,7 @@ import (
 )
 
 const crashTenant = `seed: 5
-latency: 2ms
+latency: 4ms
 mailboxes:
   - address: erin@contoso.test
     folders:

@@ -86,7 +86,12 @@ func TestInterruptStopsAtACheckpoint(t *testing.T) {
 	out := &strings.Builder{}
 	cmd.Stdout = out
 	mustf(t, cmd.Start() == nil, "start")
-	time.Sleep(300 * time.Millisecond) // let it get going; nothing is timed or asserted on this
+	// Interrupt once items are being stored: the run is mid-folder.
+	deadline := time.Now().Add(30 * time.Second)
+	for countFiles(t, filepath.Join(data, "storage"), ".eml") == 0 {
+		mustf(t, time.Now().Before(deadline), "the backup stored nothing in 30 s")
+		time.Sleep(5 * time.Millisecond)
+	}
 	cmd.Process.Signal(syscall.SIGINT)
 	err := cmd.Wait()
 	ee, _ := err.(*exec.ExitError)
