@@ -108,3 +108,14 @@ func TestIsolationCasesAndSecondRun(t *testing.T) {
 		})
 	}
 }
+
+// A batch bigger than one log transaction (its item_stored events alone
+// exceed it) is recorded whole.
+func TestBatchLargerThanALogTransaction(t *testing.T) {
+	dir := t.TempDir()
+	tenant := writeTenant(t, dir, "mailboxes:\n  - address: a@contoso.test\n    folders:\n      - path: Inbox\n        items: 9000\n        dirty: [8000]\n        size: {min: 1KB, max: 1KB}\n")
+	data := filepath.Join(dir, "data")
+	r, res := backup(t, data, tenant, "--batch-size", "9000")
+	mustf(t, res.code == 3 && r.ItemsStored == 8999 && r.ItemsQuarantined == 1, "exit %d: %+v %s", res.code, r, res.stderr)
+	mustf(t, countFiles(t, filepath.Join(data, "storage"), ".eml") == 8999, "storage")
+}

@@ -317,7 +317,9 @@ func (l *Log) appender() {
 		group := []*appendReq{first}
 		n := len(first.recs)
 	drain:
-		for n < 4096 {
+		// About five keys a record: 2,048 records stay well inside Badger's
+		// per-transaction limits at this memtable size.
+		for n < 2048 {
 			select {
 			case r := <-l.appends:
 				group = append(group, r)
@@ -343,7 +345,6 @@ func (l *Log) commit(group []*appendReq) {
 	}
 	if err == nil && len(committed) > 0 {
 		l.mu.Lock()
-		l.last = committed[len(committed)-1].Seq
 		ch := l.changed
 		l.changed = make(chan struct{})
 		obs := l.observers
@@ -381,16 +382,90 @@ func (h hookTx) Get(key []byte) ([]byte, error) {
 func (h hookTx) Set(key, value []byte) error { return h.txn.Set(pkey(key), value) }
 func (h hookTx) Delete(key []byte) error     { return h.txn.Delete(pkey(key)) }
 
+// Limits of one append transaction, well inside Badger's (about 15% of the
+// memtable, and a count of entries derived from it). Records are never split
+// across transactions; a request larger than this spans several, which the
+// id deduplication makes safe to retry.
+const (
+	txnMaxEntries = 8000
+	txnMaxBytes   = 1 << 20
+)
+
+// appendTxn is the transaction being filled, with its running size. It is
+// also the Tx projection hooks write through, so their keys are counted.
+type appendTxn struct {
+	l        *Log
+	txn      *badger.Txn
+	entries  int
+	bytes    int
+	runSpans map[string][2]uint64
+}
+
+func (a *appendTxn) Get(key []byte) ([]byte, error) { return hookTx{a.txn}.Get(key) }
+func (a *appendTxn) Set(key, value []byte) error    { return a.set(pkey(key), value) }
+func (a *appendTxn) Delete(key []byte) error {
+	a.entries++
+	a.bytes += len(key) + 16
+	return a.txn.Delete(pkey(key))
+}
+
+func (a *appendTxn) set(key, value []byte) error {
+	a.entries++
+	a.bytes += len(key) + min(len(value), 64) + 16
+	if err := a.txn.Set(key, value); err != nil {
+		return conciseErr{err}
+	}
+	return nil
+}
+
+func (a *appendTxn) full() bool { return a.entries >= txnMaxEntries || a.bytes >= txnMaxBytes }
+
+// commit writes the run spans, commits, and moves the log's last sequence
+// number, so that a later failure cannot make the next append reuse it.
+func (a *appendTxn) commit(last uint64) error {
+	// A run is written by one process at a time, so its records form a
+	// span of the sequence: one key per run and commit instead of one per
+	// record. Readers filter by run, so interleaved runs stay correct.
+	for run, span := range a.runSpans {
+		key := []byte("r/" + run)
+		first := span[0]
+		if it, err := a.txn.Get(key); err == nil {
+			v, err := it.ValueCopy(nil)
+			if err != nil || len(v) != 16 {
+				return &CorruptError{Key: key, Err: fmt.Errorf("run index entry: %v", err)}
+			}
+			first = binary.BigEndian.Uint64(v[:8])
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("append: %w", err)
+		}
+		if err := a.set(key, append(seqBytes(first), seqBytes(span[1])...)); err != nil {
+			return fmt.Errorf("append: %w", err)
+		}
+	}
+	if err := a.txn.Commit(); err != nil {
+		return fmt.Errorf("append: commit: %w", err)
+	}
+	a.l.mu.Lock()
+	if last > a.l.last {
+		a.l.last = last
+	}
+	a.l.mu.Unlock()
+	return nil
+}
+
+func (l *Log) newAppendTxn() *appendTxn {
+	return &appendTxn{l: l, txn: l.db.NewTransaction(true), runSpans: map[string][2]uint64{}}
+}
+
 func (l *Log) tryCommit(group []*appendReq) ([]Record, []appendResult, error) {
 	l.mu.Lock()
 	next := l.last + 1
 	l.mu.Unlock()
 	var committed []Record
 	results := make([]appendResult, len(group))
-	txn := l.db.NewTransaction(true)
-	defer txn.Discard()
+	at := l.newAppendTxn()
+	defer func() { at.txn.Discard() }()
 	seen := map[string]uint64{}
-	runSpans := map[string][2]uint64{}
 	for gi, req := range group {
 		seqs := make([]uint64, len(req.recs))
 		for i := range req.recs {
@@ -403,7 +478,7 @@ func (l *Log) tryCommit(group []*appendReq) ([]Record, []appendResult, error) {
 				seqs[i] = s
 				continue
 			}
-			if it, err := txn.Get(ukey); err == nil {
+			if it, err := at.txn.Get(ukey); err == nil {
 				v, err := it.ValueCopy(nil)
 				if err != nil || len(v) != 8 {
 					return nil, nil, fmt.Errorf("append: read id index for %s: %v", rec.UUID, err)
@@ -414,36 +489,42 @@ func (l *Log) tryCommit(group []*appendReq) ([]Record, []appendResult, error) {
 			} else if !errors.Is(err, badger.ErrKeyNotFound) {
 				return nil, nil, fmt.Errorf("append: %w", err)
 			}
+			if at.full() {
+				if err := at.commit(next - 1); err != nil {
+					return nil, nil, err
+				}
+				at.txn.Discard()
+				at = l.newAppendTxn()
+			}
 			rec.Seq = next
 			next++
 			val, err := encodeRecord(&rec)
 			if err != nil {
 				return nil, nil, err
 			}
-			sb := seqBytes(rec.Seq)
 			sets := [][2][]byte{
 				{eventKey(rec.Seq), val},
-				{ukey, sb},
+				{ukey, seqBytes(rec.Seq)},
 				{indexKey("t/", []string{rec.Topic}, rec.Seq), nil},
 			}
 			if run := rec.Metadata[MetaRun]; run != "" {
-				r := runSpans[run]
+				r := at.runSpans[run]
 				if r[0] == 0 {
 					r[0] = rec.Seq
 				}
 				r[1] = rec.Seq
-				runSpans[run] = r
+				at.runSpans[run] = r
 			}
 			if mbx := rec.Metadata[MetaMailbox]; mbx != "" {
 				sets = append(sets, [2][]byte{indexKey("f/", []string{mbx, rec.Metadata[MetaFolderID]}, rec.Seq), nil})
 			}
 			for _, kv := range sets {
-				if err := txn.Set(kv[0], kv[1]); err != nil {
-					return nil, nil, fmt.Errorf("append record %s (%d bytes): %w", rec.UUID, len(val), conciseErr{err})
+				if err := at.set(kv[0], kv[1]); err != nil {
+					return nil, nil, fmt.Errorf("append record %s (%d bytes): %w", rec.UUID, len(val), err)
 				}
 			}
 			for _, h := range l.hooks {
-				if err := h(hookTx{txn}, &rec); err != nil {
+				if err := h(at, &rec); err != nil {
 					return nil, nil, fmt.Errorf("append: projection: %w", err)
 				}
 			}
@@ -453,27 +534,8 @@ func (l *Log) tryCommit(group []*appendReq) ([]Record, []appendResult, error) {
 		}
 		results[gi] = appendResult{seqs: seqs}
 	}
-	// A run is written by one process at a time, so its records form a
-	// span of the sequence: one key per run and commit instead of one per
-	// record. Readers filter by run, so interleaved runs stay correct.
-	for run, span := range runSpans {
-		key := []byte("r/" + run)
-		first := span[0]
-		if it, err := txn.Get(key); err == nil {
-			v, err := it.ValueCopy(nil)
-			if err != nil || len(v) != 16 {
-				return nil, nil, &CorruptError{Key: key, Err: fmt.Errorf("run index entry: %v", err)}
-			}
-			first = binary.BigEndian.Uint64(v[:8])
-		} else if !errors.Is(err, badger.ErrKeyNotFound) {
-			return nil, nil, fmt.Errorf("append: %w", err)
-		}
-		if err := txn.Set(key, append(seqBytes(first), seqBytes(span[1])...)); err != nil {
-			return nil, nil, fmt.Errorf("append: %w", conciseErr{err})
-		}
-	}
-	if err := txn.Commit(); err != nil {
-		return nil, nil, fmt.Errorf("append: commit: %w", err)
+	if err := at.commit(next - 1); err != nil {
+		return nil, nil, err
 	}
 	return committed, results, nil
 }

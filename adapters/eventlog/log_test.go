@@ -72,3 +72,30 @@ func TestIndexesDedupAndReopen(t *testing.T) {
 		t.Fatalf("scan over a corrupt entry: %v", err)
 	}
 }
+
+// One append larger than a Badger transaction is split across transactions
+// rather than refused: ids keep it idempotent.
+func TestAppendLargerThanOneTransaction(t *testing.T) {
+	lg, err := eventlog.Open(eventlog.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Close()
+	recs := make([]eventlog.Record, 30000)
+	for i := range recs {
+		recs[i] = rec(fmt.Sprint("big-", i), "r1", "m1", "f1")
+	}
+	seqs, err := lg.Append(context.Background(), recs)
+	if err != nil || len(seqs) != len(recs) || seqs[len(seqs)-1] != uint64(len(recs)) {
+		t.Fatalf("append 30,000: %v (%d seqs)", err, len(seqs))
+	}
+	n := 0
+	lg.Scan(eventlog.Run("r1"), 0, func(eventlog.Record) error { n++; return nil })
+	if n != len(recs) {
+		t.Fatalf("run index sees %d of %d", n, len(recs))
+	}
+	again, err := lg.Append(context.Background(), recs)
+	if err != nil || again[0] != 1 || lg.LastSeq() != uint64(len(recs)) {
+		t.Fatalf("re-append was not deduplicated: %v last %d", err, lg.LastSeq())
+	}
+}
