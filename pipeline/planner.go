@@ -86,6 +86,11 @@ type folderState struct {
 	resumeErr   error
 }
 
+// itemKey names an item of this folder in the planner's quarantine set.
+func (f *folderState) itemKey(itemID string) string {
+	return f.mbx.addr + "\x00" + f.id + "\x00" + itemID
+}
+
 // NewPlanner builds the planner of one run.
 func NewPlanner(cfg PlannerConfig, clock Clock, resume ResumeIndex, log zerolog.Logger, wake func(domain.Event)) *Planner {
 	return &Planner{cfg: cfg, clock: clock, resume: resume, log: log, wake: wake,
@@ -192,7 +197,7 @@ func (p *Planner) apply(ev *domain.Event) []domain.Event {
 		f.pass.Record(true)
 		if retry {
 			it := f.step.Step.Items[0]
-			delete(p.quarantined, f.mbx.addr+"\x00"+f.id+"\x00"+it.ID)
+			delete(p.quarantined, f.itemKey(it.ID))
 			r := p.event(f, domain.ItemReleased, domain.DeriveID(ev.ID, "released"))
 			r.Position, r.ItemID, r.Cause = it.Position, it.ID, ev.ID
 			return []domain.Event{r}
@@ -248,7 +253,7 @@ func (p *Planner) disposition(f *folderState) func(domain.ItemRef) domain.Dispos
 			return domain.SkipDone
 		}
 		if dirty {
-			p.quarantined[f.mbx.addr+"\x00"+f.id+"\x00"+it.ID] = true
+			p.quarantined[f.itemKey(it.ID)] = true
 			if domain.QuarantineDue(q.LastAttempt, p.clock.Now(), p.cfg.QuarantineRetry) {
 				return domain.RetryQuarantined
 			}
@@ -296,7 +301,7 @@ func (p *Planner) failed(f *folderState, ev *domain.Event) []domain.Event {
 }
 
 func (p *Planner) quarantine(f *folderState, it domain.ItemRef, code, cause, reason string) domain.Event {
-	p.quarantined[f.mbx.addr+"\x00"+f.id+"\x00"+it.ID] = true
+	p.quarantined[f.itemKey(it.ID)] = true
 	q := p.event(f, domain.ItemQuarantined, domain.DeriveID(cause, "quarantine", it.ID))
 	q.Cause, q.Position, q.ItemID, q.ChangeKey, q.Code, q.Class, q.Outcome, q.Reason =
 		cause, it.Position, it.ID, it.ChangeKey, code, domain.ClassDirty, domain.OutcomeFailed, reason

@@ -135,7 +135,7 @@ func (r *Report) Apply(ev *domain.Event) {
 			r.ItemsUnchanged++
 		}
 	case domain.ItemQuarantined:
-		key := ev.Mailbox + "\x00" + ev.FolderID + "\x00" + ev.ItemID
+		key := itemOf(ev)
 		how := ev.Outcome
 		if ev.Reason == ReasonInferred {
 			how = ReasonInferred
@@ -150,7 +150,7 @@ func (r *Report) Apply(ev *domain.Event) {
 		r.ItemsQuarantined++
 	case domain.ItemReleased:
 		r.ItemsReleased++
-		key := ev.Mailbox + "\x00" + ev.FolderID + "\x00" + ev.ItemID
+		key := itemOf(ev)
 		if i, ok := r.quarSeen[key]; ok {
 			r.Quarantined = append(r.Quarantined[:i], r.Quarantined[i+1:]...)
 			delete(r.quarSeen, key)
@@ -181,6 +181,9 @@ func (r *Report) Apply(ev *domain.Event) {
 	}
 	r.derive()
 }
+
+// itemOf names the item an event is about, across mailboxes and folders.
+func itemOf(ev *domain.Event) string { return ev.Mailbox + "\x00" + ev.FolderID + "\x00" + ev.ItemID }
 
 // ReasonThrottled is the skip reason of a folder that continues next run.
 const ReasonThrottled = "throttled"
