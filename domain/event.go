@@ -44,6 +44,13 @@ const (
 	// StopRequested asks the planner to stop at a checkpoint: no new
 	// requests; folders still open are skipped with their cursors.
 	StopRequested EventType = "stop_requested"
+	// ItemRemoved: a change listing reported the item deleted at the source.
+	ItemRemoved EventType = "item_removed"
+	// ItemGone: the item was deleted at the source while being fetched.
+	ItemGone EventType = "item_gone"
+	// ListingRestarted: the server discarded the folder's listing state and
+	// the pass lists the folder again from the start.
+	ListingRestarted EventType = "listing_restarted"
 )
 
 // Outcome values of a request or an item.
@@ -102,16 +109,17 @@ type Cursor struct {
 // Event is one fact in the log. It holds ids, sizes, hashes and outcomes, never
 // message contents or secrets.
 type Event struct {
-	Type     EventType `json:"type"`
-	Schema   int       `json:"schema"`
-	ID       string    `json:"id"`
-	Cause    string    `json:"cause,omitempty"`
-	Run      string    `json:"run"`
-	Time     time.Time `json:"time"`
-	Mailbox  string    `json:"mailbox,omitempty"`
-	Folder   string    `json:"folder,omitempty"`
-	FolderID string    `json:"folder_id,omitempty"`
-	Kind     string    `json:"kind,omitempty"`
+	Type      EventType `json:"type"`
+	Schema    int       `json:"schema"`
+	ID        string    `json:"id"`
+	Cause     string    `json:"cause,omitempty"`
+	Run       string    `json:"run"`
+	Time      time.Time `json:"time"`
+	Mailbox   string    `json:"mailbox,omitempty"`
+	Folder    string    `json:"folder,omitempty"`
+	FolderID  string    `json:"folder_id,omitempty"`
+	Kind      string    `json:"kind,omitempty"`
+	WellKnown string    `json:"well_known,omitempty"`
 
 	Request string    `json:"request,omitempty"` // fetch | list
 	Batch   *Range    `json:"batch,omitempty"`
@@ -134,6 +142,18 @@ type Event struct {
 	Until        *time.Time   `json:"until,omitempty"`
 	Reason       string       `json:"reason,omitempty"`
 	Cursor       *Cursor      `json:"cursor,omitempty"`
+	// ItemFailures are the items of a fetched batch that failed on their own
+	// (one status per item, as in Graph's $batch or EWS's ResponseMessages).
+	ItemFailures []ItemFailure `json:"item_failures,omitempty"`
+	// Removed are item ids a change listing reported deleted.
+	Removed []string `json:"removed,omitempty"`
+	// SyncToken is where the next pass over a folder lists changes from
+	// (Graph's deltaLink, EWS's SyncState); set on the last listing page and
+	// on folder_completed.
+	SyncToken string `json:"sync_token,omitempty"`
+	// Tracked says the listing's change keys are reliable: an item whose
+	// change key matches the stored version need not be fetched again.
+	Tracked bool `json:"tracked,omitempty"`
 
 	Page      int    `json:"page,omitempty"`
 	PageToken string `json:"page_token,omitempty"`
@@ -185,12 +205,32 @@ type Folder struct {
 	ID   string
 	Path string
 	Kind string
+	// WellKnown is the server's well-known name (inbox, sentitems,
+	// deleteditems...), empty for a user's own folders.
+	WellKnown string
 }
 
 // Page is one page of a folder listing. Next is "" on the last page.
 type Page struct {
 	Items []ItemRef
 	Next  string
+	// Removed lists ids a change listing reports deleted at the source.
+	Removed []string
+	// SyncToken, on the last page of a change-tracking source, lists the
+	// changes after this listing in the next pass.
+	SyncToken string
+	// Tracked: change keys change whenever an item does, so a stored item
+	// with the listed change key is not fetched again.
+	Tracked bool
+}
+
+// ItemFailure is one item of a batch that failed on its own.
+type ItemFailure struct {
+	Item         ItemRef      `json:"item"`
+	Class        FailureClass `json:"class"`
+	Code         string       `json:"code,omitempty"`
+	Message      string       `json:"message,omitempty"`
+	RetryAfterMS int64        `json:"retry_after_ms,omitempty"`
 }
 
 // Item is one fetched item with its content, handed from source to storage
@@ -198,4 +238,7 @@ type Page struct {
 type Item struct {
 	Ref     ItemRef
 	Content []byte
+	// Failure, when set, says this item failed on its own inside a request
+	// that otherwise succeeded; Content is empty.
+	Failure *Failure
 }

@@ -21,6 +21,12 @@ const (
 	// ClassFatal: retrying will not help (access denied, folder gone, bad
 	// request); the folder stops.
 	ClassFatal FailureClass = "fatal"
+	// ClassGone: the item was deleted at the source between listing and
+	// fetching. Nothing is lost and nothing is dirty: it is recorded and left.
+	ClassGone FailureClass = "gone"
+	// ClassResync: the server discarded the listing state (an expired delta
+	// token); the folder's listing starts again from the beginning.
+	ClassResync FailureClass = "resync"
 )
 
 // Failure is the error a source returns for a failed request. Adapters fill it

@@ -180,6 +180,42 @@ func (f *FolderPass) Record(ok bool) (quarantine []ItemRef) {
 	return quarantine
 }
 
+// Requeue puts items of the outstanding batch back in line: they failed on
+// their own for a reason that passes (a throttled or timed-out sub-request)
+// and are fetched again in a later batch. Call it before Record, so that the
+// cursor stays at the earliest requeued item.
+func (f *FolderPass) Requeue(items []ItemRef) {
+	if len(items) == 0 {
+		return
+	}
+	back := make([]ItemRef, 0, len(items)+len(f.pending))
+	for _, it := range items {
+		if it.Retry {
+			f.retries = append(f.retries, it)
+			continue
+		}
+		back = append(back, it)
+	}
+	sortByPosition(back)
+	f.pending = append(back, f.pending...)
+}
+
+func sortByPosition(items []ItemRef) {
+	for i := 1; i < len(items); i++ {
+		for j := i; j > 0 && items[j].Position < items[j-1].Position; j-- {
+			items[j], items[j-1] = items[j-1], items[j]
+		}
+	}
+}
+
+// Restart begins the pass again from the first page: the server discarded
+// the listing state. Items already handled are skipped by the disposition
+// (they are stored in this pass), so nothing is fetched twice.
+func (f *FolderPass) Restart() {
+	*f = FolderPass{batchSize: f.batchSize, skip: f.skip,
+		cursor: Cursor{Pass: f.cursor.Pass, Position: 1, PageFirst: 1}}
+}
+
 // advanceCursor moves the cursor to the first item not yet handled.
 func (f *FolderPass) advanceCursor() {
 	pos := 0

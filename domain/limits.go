@@ -12,7 +12,25 @@ type Limits struct {
 	MaxInFlight    int
 	WindowRequests int
 	Window         time.Duration
+	// App limits span every mailbox of the run (zero: none). Graph also
+	// limits an app across a tenant, and newer documentation counts the 4
+	// concurrent requests per app rather than per mailbox.
+	AppMaxInFlight    int
+	AppWindowRequests int
+	AppWindow         time.Duration
 }
+
+// RequestCost is what one request takes from the server's budget: Budget
+// requests from the window (a Graph $batch counts each sub-request) and
+// Concurrency slots while it runs (Graph runs up to 4 sub-requests of a
+// batch at once).
+type RequestCost struct {
+	Budget      int
+	Concurrency int
+}
+
+// UnitCost is the cost of a plain request.
+var UnitCost = RequestCost{Budget: 1, Concurrency: 1}
 
 // DefaultLimits are the documented Exchange Online limits.
 var DefaultLimits = Limits{MaxInFlight: 4, WindowRequests: 10000, Window: 10 * time.Minute}
@@ -36,12 +54,28 @@ func NewSlidingWindow(limit int, window time.Duration) *SlidingWindow {
 }
 
 // Wait returns how long to wait before another request fits in the window.
-func (w *SlidingWindow) Wait(now time.Time) time.Duration {
+func (w *SlidingWindow) Wait(now time.Time) time.Duration { return w.WaitN(now, 1) }
+
+// WaitN returns how long to wait before n more requests fit in the window. n
+// beyond the limit is treated as the limit (such a request can never fit
+// otherwise, and the server counts it against an empty window the same way).
+func (w *SlidingWindow) WaitN(now time.Time, n int) time.Duration {
 	w.expire(now)
-	if w.n < w.limit {
+	n = min(max(n, 1), w.limit)
+	free := w.limit - w.n
+	if free >= n {
 		return 0
 	}
-	return w.times[w.head].Add(w.window).Sub(now)
+	// The (n-free)-th oldest request must leave the window first.
+	oldest := w.times[(w.head+n-free-1)%w.limit]
+	return oldest.Add(w.window).Sub(now)
+}
+
+// AddN records n requests sent at now.
+func (w *SlidingWindow) AddN(now time.Time, n int) {
+	for range max(n, 1) {
+		w.Add(now)
+	}
 }
 
 // Add records a request sent at now.

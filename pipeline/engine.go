@@ -60,6 +60,13 @@ func Run(ctx context.Context, d Deps, cfg Config) (domain.RunState, error) {
 	if cfg.Run == "" {
 		return "", errors.New("run id is empty")
 	}
+	if bl, ok := d.Source.(BatchLimit); ok && bl.MaxBatch() > 0 && cfg.BatchSize > bl.MaxBatch() {
+		cfg.BatchSize = bl.MaxBatch()
+	}
+	var cost func(string, string, int) domain.RequestCost
+	if cm, ok := d.Source.(CostModel); ok {
+		cost = cm.RequestCost
+	}
 	wlog := watermill.NewSlogLogger(slog.New(zerolog.NewSlogHandler(d.Log.Level(zerolog.WarnLevel))))
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.StopGrace}, wlog)
 	if err != nil {
@@ -109,7 +116,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (domain.RunState, error) {
 		}
 	}
 	planner := NewPlanner(PlannerConfig{Run: cfg.Run, BatchSize: cfg.BatchSize, ThrottlePatience: cfg.ThrottlePatience,
-		QuarantineRetry: cfg.QuarantineRetry, Limits: cfg.Limits, Backoff: domain.DefaultBackoff}, d.Clock, d.Resume, d.Log, wake)
+		QuarantineRetry: cfg.QuarantineRetry, Limits: cfg.Limits, Backoff: domain.DefaultBackoff, Cost: cost}, d.Clock, d.Resume, d.Log, wake)
 	defer planner.Close()
 
 	group := func(stage string) string { return "run/" + cfg.Run + "/" + stage }

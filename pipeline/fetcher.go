@@ -119,7 +119,7 @@ func (f *Fetcher) discover(ctx context.Context, start *domain.Event) []domain.Ev
 		out = append(out, me)
 		for _, fd := range folders {
 			out = append(out, domain.Event{Type: domain.FolderDiscovered, ID: domain.DeriveID(f.Run, "folder", m, fd.ID), Cause: me.ID,
-				Run: f.Run, Time: f.Clock.Now(), Mailbox: m, Folder: fd.Path, FolderID: fd.ID, Kind: fd.Kind})
+				Run: f.Run, Time: f.Clock.Now(), Mailbox: m, Folder: fd.Path, FolderID: fd.ID, Kind: fd.Kind, WellKnown: fd.WellKnown})
 		}
 	}
 	out = append(out, domain.Event{Type: domain.DiscoveryCompleted, ID: domain.DeriveID(start.ID, "discovered"), Cause: start.ID,
@@ -164,6 +164,10 @@ func (f *Fetcher) list(ctx context.Context, req *domain.Event, outID string) dom
 	}
 	res.Outcome = domain.OutcomeSuccess
 	res.Items, res.NextPage = page.Items, page.Next
+	res.Removed, res.Tracked = page.Removed, page.Tracked
+	if page.Next == "" {
+		res.SyncToken = page.SyncToken
+	}
 	for _, it := range page.Items {
 		if it.Position >= req.Position {
 			res.Count++ // scanned: at or after the cursor this pass resumes from
@@ -174,10 +178,16 @@ func (f *Fetcher) list(ctx context.Context, req *domain.Event, outID string) dom
 
 func (f *Fetcher) fetch(ctx context.Context, req *domain.Event, outID string) (domain.Event, error) {
 	var stored []domain.Event
+	var itemFailures []domain.ItemFailure
 	var target time.Duration
 	var bytes int64
 	t0 := time.Now()
 	err := f.Source.Fetch(ctx, req.Mailbox, req.FolderID, req.Items, func(it domain.Item) error {
+		if fl := it.Failure; fl != nil {
+			itemFailures = append(itemFailures, domain.ItemFailure{Item: it.Ref, Class: fl.Class, Code: fl.Code,
+				Message: domain.ShortMessage(fl.Message), RetryAfterMS: fl.RetryAfter.Milliseconds()})
+			return nil
+		}
 		ts := time.Now()
 		key := domain.ItemKey{Mailbox: req.Mailbox, FolderPath: req.Folder, FolderID: req.FolderID, ItemID: it.Ref.ID, ChangeKey: it.Ref.ChangeKey}
 		put, err := f.Storage.Put(key, it.Content)
@@ -217,6 +227,7 @@ func (f *Fetcher) fetch(ctx context.Context, req *domain.Event, outID string) (d
 	res.SourceMS = (time.Since(t0) - target).Milliseconds()
 	res.Bytes = bytes
 	res.Count = len(stored)
+	res.ItemFailures = itemFailures
 	if err != nil {
 		var ie *internalError
 		if errors.As(err, &ie) {
@@ -230,7 +241,19 @@ func (f *Fetcher) fetch(ctx context.Context, req *domain.Event, outID string) (d
 		if ctx.Err() != nil {
 			return domain.Event{}, ctx.Err() // shutting down: leave the request unanswered
 		}
-		return failureEvent(res, domain.AsFailure(err)), nil
+		fl := domain.AsFailure(err)
+		if fl.Class == domain.ClassGone {
+			if len(req.Items) == 1 && len(stored) == 0 {
+				// One item, deleted at the source since it was listed.
+				res.Outcome = domain.OutcomeSuccess
+				res.ItemFailures = []domain.ItemFailure{{Item: req.Items[0], Class: domain.ClassGone, Code: fl.Code, Message: domain.ShortMessage(fl.Message)}}
+				return res, nil
+			}
+			// The request failed whole for one missing item: isolate it
+			// like a dirty one; alone, it is recorded as gone.
+			fl = &domain.Failure{Class: domain.ClassDirty, Code: fl.Code, Message: fl.Message}
+		}
+		return failureEvent(res, fl), nil
 	}
 	res.Outcome = domain.OutcomeSuccess
 	return res, nil

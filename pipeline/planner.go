@@ -22,6 +22,12 @@ type PlannerConfig struct {
 	QuarantineRetry  time.Duration
 	Limits           domain.Limits
 	Backoff          domain.Backoff
+	// Cost prices a request in the server's budget; nil means every request
+	// costs one.
+	Cost func(request, kind string, items int) domain.RequestCost
+	// MaxListingRestarts bounds how often one folder's listing may start
+	// again in a run after the server discarded its state.
+	MaxListingRestarts int
 }
 
 // Planner is the stage that decides what to request next. It consumes
@@ -47,6 +53,8 @@ type Planner struct {
 	skippedThr    int
 	quarantined   map[string]bool
 	idleSince     time.Time
+	appInFlight   int
+	appWindow     *domain.SlidingWindow
 
 	timersMu sync.Mutex
 	timers   []func() bool
@@ -84,6 +92,10 @@ type folderState struct {
 	dirtyCode   string
 	leftOut     []domain.Event
 	resumeErr   error
+	cost        domain.RequestCost // of the outstanding request
+	tracked     bool               // the listing's change keys are reliable
+	syncToken   string             // where the next pass lists changes from
+	restarts    int
 }
 
 // itemKey names an item of this folder in the planner's quarantine set.
@@ -93,8 +105,15 @@ func (f *folderState) itemKey(itemID string) string {
 
 // NewPlanner builds the planner of one run.
 func NewPlanner(cfg PlannerConfig, clock Clock, resume ResumeIndex, log zerolog.Logger, wake func(domain.Event)) *Planner {
-	return &Planner{cfg: cfg, clock: clock, resume: resume, log: log, wake: wake,
+	if cfg.MaxListingRestarts == 0 {
+		cfg.MaxListingRestarts = 3
+	}
+	p := &Planner{cfg: cfg, clock: clock, resume: resume, log: log, wake: wake,
 		seen: map[string]bool{}, mailboxes: map[string]*mailboxState{}, quarantined: map[string]bool{}}
+	if cfg.Limits.AppWindowRequests > 0 && cfg.Limits.AppWindow > 0 {
+		p.appWindow = domain.NewSlidingWindow(cfg.Limits.AppWindowRequests, cfg.Limits.AppWindow)
+	}
+	return p
 }
 
 // Close stops pending wake-up timers.
@@ -179,28 +198,37 @@ func (p *Planner) apply(ev *domain.Event) []domain.Event {
 		return nil // an answer to a request this run no longer waits for
 	}
 	f.outstanding = ""
-	f.mbx.inFlight--
+	f.mbx.inFlight -= f.cost.Concurrency
+	p.appInFlight -= f.cost.Concurrency
 	switch ev.Type {
 	case domain.ItemsListed:
 		f.attempt = 0
 		f.leftOut = f.leftOut[:0]
+		f.tracked = ev.Tracked
+		if ev.NextPage == "" {
+			f.syncToken = ev.SyncToken
+		}
 		f.pass.AddPage(ev.Items, ev.NextPage)
 		out := f.leftOut
 		f.leftOut = nil
+		for _, id := range ev.Removed {
+			r := p.event(f, domain.ItemRemoved, domain.DeriveID(ev.ID, "removed", id))
+			r.Cause, r.ItemID = ev.ID, id
+			out = append(out, r)
+		}
 		if f.resumeErr != nil {
 			return append(out, p.skip(f, "error", "ResumeIndexError", f.resumeErr.Error()))
 		}
 		return out
 	case domain.BatchFetched:
+		if len(ev.ItemFailures) > 0 {
+			return p.itemFailures(f, ev)
+		}
 		f.attempt = 0
 		retry := f.step.Retry
 		f.pass.Record(true)
 		if retry {
-			it := f.step.Step.Items[0]
-			delete(p.quarantined, f.itemKey(it.ID))
-			r := p.event(f, domain.ItemReleased, domain.DeriveID(ev.ID, "released"))
-			r.Position, r.ItemID, r.Cause = it.Position, it.ID, ev.ID
-			return []domain.Event{r}
+			return []domain.Event{p.release(f, f.step.Step.Items[0], ev)}
 		}
 		return nil
 	case domain.BatchFailed:
@@ -214,6 +242,68 @@ func (p *Planner) apply(ev *domain.Event) []domain.Event {
 		return []domain.Event{p.park(f, ev, wait, ReasonThrottledByServer)}
 	}
 	return nil
+}
+
+func (p *Planner) release(f *folderState, it domain.ItemRef, cause *domain.Event) domain.Event {
+	delete(p.quarantined, f.itemKey(it.ID))
+	r := p.event(f, domain.ItemReleased, domain.DeriveID(cause.ID, "released"))
+	r.Position, r.ItemID, r.Cause = it.Position, it.ID, cause.ID
+	return r
+}
+
+// itemFailures handles a batch that succeeded as a request but failed for
+// some of its items: a dirty item is quarantined directly (no split: the
+// server named it), a gone item is recorded, and throttled or transient
+// items go back in line while the folder waits.
+func (p *Planner) itemFailures(f *folderState, ev *domain.Event) []domain.Event {
+	var out []domain.Event
+	var again []domain.ItemRef
+	var wait time.Duration
+	throttled, transient := false, false
+	failed := map[string]bool{}
+	for _, it := range ev.ItemFailures {
+		failed[it.Item.ID] = true
+		switch it.Class {
+		case domain.ClassDirty, domain.ClassFatal:
+			out = append(out, p.quarantine(f, it.Item, it.Code, ev.ID, ""))
+		case domain.ClassGone:
+			g := p.event(f, domain.ItemGone, domain.DeriveID(ev.ID, "gone", it.Item.ID))
+			g.Cause, g.Position, g.ItemID, g.Code = ev.ID, it.Item.Position, it.Item.ID, it.Code
+			out = append(out, g)
+			if it.Item.Retry {
+				out = append(out, p.release(f, it.Item, ev))
+			}
+		case domain.ClassThrottled:
+			throttled = true
+			wait = max(wait, domain.ClampRetryAfter(time.Duration(it.RetryAfterMS)*time.Millisecond))
+			again = append(again, it.Item)
+		default:
+			transient = true
+			again = append(again, it.Item)
+		}
+	}
+	retry := f.step.Retry
+	f.pass.Requeue(again)
+	f.pass.Record(true)
+	if retry && !failed[f.step.Step.Items[0].ID] {
+		out = append(out, p.release(f, f.step.Step.Items[0], ev))
+	}
+	if len(again) == 0 {
+		f.attempt = 0
+		return out
+	}
+	switch {
+	case throttled:
+		if wait == 0 {
+			wait = p.cfg.Backoff.Delay(f.attempt+1, p.jitter(ev.ID))
+		}
+		return append(out, p.park(f, ev, wait, ReasonThrottledByServer))
+	case transient && f.attempt >= p.cfg.Backoff.MaxAttempts:
+		p.errors++
+		return append(out, p.skip(f, "error", ev.ItemFailures[0].Code, fmt.Sprintf("gave up after %d attempts: %s", f.attempt, ev.ItemFailures[0].Message)))
+	default:
+		return append(out, p.park(f, ev, p.cfg.Backoff.Delay(f.attempt+1, p.jitter(ev.ID)), ReasonBackoff))
+	}
 }
 
 // Park reasons.
@@ -234,6 +324,13 @@ func (p *Planner) addFolder(ev *domain.Event) []domain.Event {
 	}
 	if !ok || cur.Pass == "" {
 		cur = domain.Cursor{Pass: p.cfg.Run, Position: 1, PageFirst: 1}
+		// A folder completed before by a change-tracking source lists
+		// only what changed since.
+		tok, _, err := p.resume.SyncToken(ev.Mailbox, ev.FolderID)
+		if err != nil {
+			f.resumeErr = err
+		}
+		cur.PageToken = tok
 	}
 	f.passID = cur.Pass
 	f.pass = domain.NewFolderPass(p.cfg.BatchSize, cur, p.disposition(f))
@@ -267,7 +364,7 @@ func (p *Planner) disposition(f *folderState) func(domain.ItemRef) domain.Dispos
 			f.resumeErr = err
 			return domain.SkipDone
 		}
-		if stored && st.Pass == f.passID && st.ChangeKey == it.ChangeKey {
+		if stored && st.ChangeKey == it.ChangeKey && (st.Pass == f.passID || f.tracked && it.ChangeKey != "") {
 			return domain.SkipDone
 		}
 		return domain.Fetch
@@ -276,6 +373,20 @@ func (p *Planner) disposition(f *folderState) func(domain.ItemRef) domain.Dispos
 
 func (p *Planner) failed(f *folderState, ev *domain.Event) []domain.Event {
 	switch ev.Class {
+	case domain.ClassResync:
+		if f.restarts >= p.cfg.MaxListingRestarts {
+			p.errors++
+			return []domain.Event{p.skip(f, "error", ev.Code, fmt.Sprintf("the server discarded the listing state %d times: %s", f.restarts+1, ev.Message))}
+		}
+		f.restarts++
+		f.attempt = 0
+		f.syncToken = ""
+		f.pass.Restart()
+		r := p.event(f, domain.ListingRestarted, domain.DeriveID(ev.ID, "restarted"))
+		r.Cause, r.Code, r.Message = ev.ID, ev.Code, ev.Message
+		c := f.pass.Cursor()
+		r.Cursor = &c
+		return []domain.Event{r}
 	case domain.ClassDirty:
 		f.attempt = 0
 		f.dirtyCode = ev.Code
@@ -383,7 +494,7 @@ func (p *Planner) schedule() []domain.Event {
 			break
 		}
 	mailbox:
-		for m.inFlight < p.cfg.Limits.MaxInFlight {
+		for m.inFlight < p.cfg.Limits.MaxInFlight && (p.cfg.Limits.AppMaxInFlight == 0 || p.appInFlight < p.cfg.Limits.AppMaxInFlight) {
 			if now.Before(m.notBefore) {
 				break
 			}
@@ -405,17 +516,29 @@ func (p *Planner) schedule() []domain.Event {
 					continue
 				case domain.FolderDone:
 					f.phase = phaseCompleted
-					out = append(out, p.event(f, domain.FolderCompleted, domain.DeriveID(p.cfg.Run, "completed", f.mbx.addr, f.id)))
+					done := p.event(f, domain.FolderCompleted, domain.DeriveID(p.cfg.Run, "completed", f.mbx.addr, f.id))
+					done.SyncToken = f.syncToken
+					out = append(out, done)
 				case domain.FolderList, domain.FolderFetch:
-					if wait := m.window.Wait(now); wait > 0 {
-						// Self-throttling: the mailbox's request budget is
-						// spent; wait for the window rather than be punished.
+					cost := p.cost(f, st)
+					if m.inFlight > 0 && m.inFlight+cost.Concurrency > p.cfg.Limits.MaxInFlight ||
+						p.cfg.Limits.AppMaxInFlight > 0 && p.appInFlight > 0 && p.appInFlight+cost.Concurrency > p.cfg.Limits.AppMaxInFlight {
+						break mailbox // wait for slots to free up
+					}
+					if wait := p.windowWait(m, now, cost.Budget); wait > 0 {
+						// Self-throttling: the request budget is spent; wait
+						// for the window rather than be punished.
 						m.notBefore = now.Add(wait)
 						p.after(wait, domain.Event{Type: domain.ParkExpired, ID: domain.DeriveID(p.cfg.Run, "window", addr, m.notBefore.String()), Run: p.cfg.Run})
 						break mailbox
 					}
-					m.window.Add(now)
-					m.inFlight++
+					m.window.AddN(now, cost.Budget)
+					if p.appWindow != nil {
+						p.appWindow.AddN(now, cost.Budget)
+					}
+					m.inFlight += cost.Concurrency
+					p.appInFlight += cost.Concurrency
+					f.cost = cost
 					out = append(out, p.request(f, st))
 				}
 				break
@@ -423,6 +546,30 @@ func (p *Planner) schedule() []domain.Event {
 		}
 	}
 	return append(out, p.checkEnd(now)...)
+}
+
+// cost prices the request a folder step would send.
+func (p *Planner) cost(f *folderState, st domain.FolderStep) domain.RequestCost {
+	if p.cfg.Cost == nil {
+		return domain.UnitCost
+	}
+	req, n := domain.RequestList, 0
+	if st.Kind == domain.FolderFetch {
+		req, n = domain.RequestFetch, len(st.Step.Items)
+	}
+	c := p.cfg.Cost(req, f.kind, n)
+	c.Budget, c.Concurrency = max(c.Budget, 1), max(c.Concurrency, 1)
+	return c
+}
+
+// windowWait is how long until budget more requests fit in both the
+// mailbox's window and the app's.
+func (p *Planner) windowWait(m *mailboxState, now time.Time, budget int) time.Duration {
+	wait := m.window.WaitN(now, budget)
+	if p.appWindow != nil {
+		wait = max(wait, p.appWindow.WaitN(now, budget))
+	}
+	return wait
 }
 
 func (p *Planner) nextReady(m *mailboxState, now time.Time) *folderState {

@@ -33,6 +33,20 @@ type ResumeIndex interface {
 	Stored(mailbox, folderID, itemID string) (domain.StoredVersion, bool, error)
 	Quarantined(mailbox, folderID, itemID string) (domain.QuarantineRecord, bool, error)
 	Cursor(mailbox, folderID string) (domain.Cursor, bool, error)
+	// SyncToken is where a completed folder's next pass lists changes from.
+	SyncToken(mailbox, folderID string) (string, bool, error)
+}
+
+// CostModel is implemented by sources whose requests do not all cost one
+// unit of the server's budget.
+type CostModel interface {
+	RequestCost(request, kind string, items int) domain.RequestCost
+}
+
+// BatchLimit is implemented by sources that take at most MaxBatch items per
+// fetch request (Graph's $batch and exportItems take 20).
+type BatchLimit interface {
+	MaxBatch() int
 }
 
 // Dedup tells whether an event id is already in a topic, so that a stage

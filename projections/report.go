@@ -44,6 +44,12 @@ type Report struct {
 	ItemsUnchanged    int               `json:"items_unchanged"`
 	ItemsQuarantined  int               `json:"items_quarantined"`
 	ItemsReleased     int               `json:"items_released"`
+	ItemsRemoved      int               `json:"items_removed"`
+	ItemsGone         int               `json:"items_gone"`
+	ListingRestarts   int               `json:"listing_restarts"`
+	// ThrottledItems are items a batch answered throttled on their own
+	// (a $batch sub-request's 429); they are fetched again.
+	ThrottledItems int `json:"throttled_items"`
 	BytesStored       int64             `json:"bytes_stored"`
 	Requests          int               `json:"requests"`
 	RequestsByOutcome map[string]int    `json:"requests_by_outcome"`
@@ -127,6 +133,17 @@ func (r *Report) Apply(ev *domain.Event) {
 		}
 		r.Requests++
 		r.RequestsByOutcome[requestOutcome(ev)]++
+		for _, f := range ev.ItemFailures {
+			if f.Class == domain.ClassThrottled {
+				r.ThrottledItems++
+			}
+		}
+	case domain.ItemRemoved:
+		r.ItemsRemoved++
+	case domain.ItemGone:
+		r.ItemsGone++
+	case domain.ListingRestarted:
+		r.ListingRestarts++
 	case domain.ItemStored:
 		if ev.Outcome == domain.OutcomeStored {
 			r.ItemsStored++
@@ -310,8 +327,18 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.ItemsReleased > 0 {
 		p("  items released     %d (readable again)", r.ItemsReleased)
 	}
+	if r.ItemsRemoved+r.ItemsGone > 0 {
+		p("  items removed      %d deleted at the source (%d while being fetched)", r.ItemsRemoved+r.ItemsGone, r.ItemsGone)
+	}
+	if r.ListingRestarts > 0 {
+		p("  listing restarts   %d (the server discarded a delta state)", r.ListingRestarts)
+	}
 	p("  requests           %d fetch (%s), %d listing", r.Requests, outcomes(r.RequestsByOutcome), r.ListRequests)
-	p("  throttled requests %d", r.ThrottledRequests)
+	if r.ThrottledItems > 0 {
+		p("  throttled requests %d (+%d items inside batches)", r.ThrottledRequests, r.ThrottledItems)
+	} else {
+		p("  throttled requests %d", r.ThrottledRequests)
+	}
 	p("  folders            %d completed, %d skipped, of %d", r.FoldersCompleted, r.FoldersSkipped, r.FoldersTotal)
 	p("  duration           %.1fs, %.1f items/s, %.2f MB/s", r.DurationS, r.ItemsPerS, r.MBPerS)
 	p("  stalled            %.1fs on the source (server), %.1fs on the target (storage)", r.StallSourceS, r.StallTargetS)
@@ -339,6 +366,8 @@ func (r *Report) WriteCSV(w io.Writer) error {
 		{"run_id", r.RunID}, {"state", string(r.State)},
 		{"items_scanned", strconv.Itoa(r.ItemsScanned)}, {"items_stored", strconv.Itoa(r.ItemsStored)},
 		{"items_unchanged", strconv.Itoa(r.ItemsUnchanged)}, {"items_quarantined", strconv.Itoa(r.ItemsQuarantined)},
+		{"items_removed", strconv.Itoa(r.ItemsRemoved)}, {"items_gone", strconv.Itoa(r.ItemsGone)},
+		{"listing_restarts", strconv.Itoa(r.ListingRestarts)}, {"throttled_items", strconv.Itoa(r.ThrottledItems)},
 		{"requests", strconv.Itoa(r.Requests)}, {"list_requests", strconv.Itoa(r.ListRequests)},
 		{"throttled_requests", strconv.Itoa(r.ThrottledRequests)}, {"folders_skipped", strconv.Itoa(r.FoldersSkipped)},
 		{"duration_s", fmt.Sprint(r.DurationS)}, {"items_per_s", fmt.Sprint(r.ItemsPerS)}, {"mb_per_s", fmt.Sprint(r.MBPerS)},

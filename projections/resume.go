@@ -17,10 +17,12 @@ import (
 
 // Projection key prefixes (relative to the log's p/ space).
 const (
-	storedPrefix = "st/"
-	quarPrefix   = "q/"
-	cursorPrefix = "cur/"
-	runPrefix    = "run/"
+	storedPrefix  = "st/"
+	quarPrefix    = "q/"
+	cursorPrefix  = "cur/"
+	runPrefix     = "run/"
+	syncPrefix    = "sync/"
+	removedPrefix = "rm/"
 )
 
 func itemKey(prefix, mailbox, folderID, itemID string) []byte {
@@ -31,12 +33,17 @@ func folderKey(mailbox, folderID string) []byte {
 	return []byte(cursorPrefix + mailbox + "\x00" + folderID)
 }
 
+func syncKey(mailbox, folderID string) []byte {
+	return []byte(syncPrefix + mailbox + "\x00" + folderID)
+}
+
 // relevant lists the event types the resume index reads; other records are
 // not even decoded.
 var relevant = map[string]bool{
 	string(domain.ItemStored): true, string(domain.ItemQuarantined): true, string(domain.ItemReleased): true,
 	string(domain.BatchRequested): true, string(domain.ListRequested): true, string(domain.FolderSkipped): true,
 	string(domain.FolderCompleted): true, string(domain.RunStarted): true,
+	string(domain.ItemRemoved): true, string(domain.ListingRestarted): true,
 }
 
 // ResumeHook keeps the resume index in step with the log. Pass it to
@@ -83,14 +90,30 @@ func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
 		return tx.Set(k, v)
 	case domain.ItemReleased:
 		return tx.Delete(itemKey(quarPrefix, ev.Mailbox, ev.FolderID, ev.ItemID))
-	case domain.BatchRequested, domain.ListRequested, domain.FolderSkipped:
+	case domain.BatchRequested, domain.ListRequested, domain.FolderSkipped, domain.ListingRestarted:
 		if ev.Cursor == nil {
 			return nil
 		}
 		v, _ := json.Marshal(ev.Cursor)
 		return tx.Set(folderKey(ev.Mailbox, ev.FolderID), v)
 	case domain.FolderCompleted:
+		if ev.SyncToken != "" {
+			if err := tx.Set(syncKey(ev.Mailbox, ev.FolderID), []byte(ev.SyncToken)); err != nil {
+				return err
+			}
+		} else if err := tx.Delete(syncKey(ev.Mailbox, ev.FolderID)); err != nil {
+			return err
+		}
 		return tx.Delete(folderKey(ev.Mailbox, ev.FolderID))
+	case domain.ItemRemoved:
+		// The stored versions stay in the storage (retention decides);
+		// the index forgets the item so that a re-appearing id is stored
+		// again, and remembers when the source deleted it.
+		if err := tx.Delete(itemKey(storedPrefix, ev.Mailbox, ev.FolderID, ev.ItemID)); err != nil {
+			return err
+		}
+		t, _ := ev.Time.MarshalText()
+		return tx.Set(itemKey(removedPrefix, ev.Mailbox, ev.FolderID, ev.ItemID), t)
 	}
 	return nil
 }
@@ -136,6 +159,15 @@ func (r Resume) Cursor(mailbox, folderID string) (domain.Cursor, bool, error) {
 	var c domain.Cursor
 	ok, err := r.get(folderKey(mailbox, folderID), &c)
 	return c, ok, err
+}
+
+// SyncToken returns where a completed folder's next pass lists changes from.
+func (r Resume) SyncToken(mailbox, folderID string) (string, bool, error) {
+	b, err := r.Log.ReadProjection(syncKey(mailbox, folderID))
+	if err != nil || b == nil {
+		return "", false, err
+	}
+	return string(b), true, nil
 }
 
 // Quarantine lists every quarantined item.

@@ -22,6 +22,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -135,6 +137,33 @@ type appendResult struct {
 	err  error
 }
 
+// dropTornMemtables removes memtable files shorter than their header. A
+// process killed between creating a memtable file and sizing it leaves one
+// behind; it holds no entry, but Badger refuses to open the directory while
+// it exists ("Create a new file").
+func dropTornMemtables(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("read event log directory: %w", err)
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".mem") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || info.Size() >= 20 { // vlogHeaderSize
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("remove torn memtable %s: %w", e.Name(), err)
+		}
+	}
+	return nil
+}
+
 // Open opens or creates the log.
 func Open(opts Options) (*Log, error) {
 	bo := badger.DefaultOptions(opts.Dir).
@@ -165,6 +194,14 @@ func Open(opts Options) (*Log, error) {
 		bo = bo.WithDir("").WithValueDir("").WithValueThreshold(1 << 20)
 	}
 	db, err := badger.Open(bo)
+	if err != nil && !opts.InMemory && strings.Contains(err.Error(), "Create a new file") {
+		// Only reached with the directory lock taken and released by this
+		// process, so no other process is creating a memtable right now.
+		if derr := dropTornMemtables(opts.Dir); derr != nil {
+			return nil, derr
+		}
+		db, err = badger.Open(bo)
+	}
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") || strings.Contains(err.Error(), "resource temporarily unavailable") {
 			return nil, fmt.Errorf("open %s: %w", opts.Dir, ErrLocked)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/mailvault/mailvault/adapters/eventlog"
@@ -98,4 +100,28 @@ func TestAppendLargerThanOneTransaction(t *testing.T) {
 	if err != nil || again[0] != 1 || lg.LastSeq() != uint64(len(recs)) {
 		t.Fatalf("re-append was not deduplicated: %v last %d", err, lg.LastSeq())
 	}
+}
+
+// A process killed right after creating a memtable file leaves an empty one;
+// the log must open anyway.
+func TestOpenAfterKillLeavesEmptyMemtable(t *testing.T) {
+	dir := t.TempDir()
+	l, err := eventlog.Open(eventlog.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(context.Background(), []eventlog.Record{{Topic: "t", UUID: "a", Payload: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "00099.mem"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err = eventlog.Open(eventlog.Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("open with a torn memtable: %v", err)
+	}
+	l.Close()
 }

@@ -25,6 +25,10 @@ type Secret struct{ value string }
 func (Secret) String() string   { return "[redacted]" }
 func (Secret) GoString() string { return "[redacted]" }
 
+// NewSecret wraps a secret held in memory (the in-process simulator's).
+// Command-line values must go through LoadSecret.
+func NewSecret(v string) Secret { return Secret{v} }
+
 // Empty reports whether no secret was given.
 func (s Secret) Empty() bool { return s.value == "" }
 
@@ -122,11 +126,18 @@ func (t *Tokens) Token() (*oauth2.Token, error) {
 	}
 	tok, err := t.fetch()
 	if err != nil {
-		return nil, t.explain(err)
+		return nil, &TokenError{t.explain(err)}
 	}
 	t.tok = tok
 	return tok, nil
 }
+
+// TokenError is a failure to get a token: retrying the Graph request will
+// not help until the credentials or the app registration are fixed.
+type TokenError struct{ err error }
+
+func (e *TokenError) Error() string { return e.err.Error() }
+func (e *TokenError) Unwrap() error { return e.err }
 
 // Invalidate drops the current token: the next Token fetches a new one.
 func (t *Tokens) Invalidate(refused *oauth2.Token) {

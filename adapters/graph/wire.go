@@ -84,13 +84,16 @@ func Classify(status int, header http.Header, body []byte, now time.Time) *domai
 	}
 	switch {
 	case resyncCodes[code]:
-		f.Class = domain.ClassFatal // the lister restarts the delta; see IsResync
+		f.Class = domain.ClassResync // the pass lists the folder again from the start
 	case status == http.StatusTooManyRequests:
 		f.Class = domain.ClassThrottled
 	case (status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout) && hasRA:
 		f.Class = domain.ClassThrottled
 	case dirtyCodes[code]:
 		f.Class = domain.ClassDirty
+	case status == http.StatusNotFound && (code == "ErrorItemNotFound" || code == "ResourceNotFound"):
+		// Deleted at the source since it was listed.
+		f.Class = domain.ClassGone
 	case status >= 500 || status == http.StatusRequestTimeout:
 		// Includes 503 with an empty body, Graph's own timeout, and HTML
 		// error pages from proxies in front of it.

@@ -71,7 +71,8 @@ func TestClassify(t *testing.T) {
 		{"500 other", 500, hdr("Content-Type", jsonCT), `{"error":{"code":"generalException"}}`, domain.ClassTransient, "generalException", 0},
 		{"500 malformed json", 500, hdr("Content-Type", jsonCT), `{"error":`, domain.ClassTransient, "HTTP500", 0},
 		{"403 missing permission", 403, hdr("Content-Type", jsonCT), `{"error":{"code":"ErrorAccessDenied","message":"Access is denied."}}`, domain.ClassFatal, "ErrorAccessDenied", 0},
-		{"410 resync", 410, hdr("Content-Type", jsonCT), `{"error":{"code":"SyncStateNotFound"}}`, domain.ClassFatal, "SyncStateNotFound", 0},
+		{"410 resync", 410, hdr("Content-Type", jsonCT), `{"error":{"code":"SyncStateNotFound"}}`, domain.ClassResync, "SyncStateNotFound", 0},
+		{"404 gone", 404, hdr("Content-Type", jsonCT), `{"error":{"code":"ErrorItemNotFound","message":"The specified object was not found in the store."}}`, domain.ClassGone, "ErrorItemNotFound", 0},
 		{"400", 400, hdr("Content-Type", jsonCT), `{"error":{"code":"BadRequest"}}`, domain.ClassFatal, "BadRequest", 0},
 	}
 	for _, c := range cases {

@@ -41,6 +41,18 @@ func ChangeKey(seed int64, mailbox, path string, pos int) string {
 	return fmt.Sprintf("CQAAAB%08x", uint32(itemSeed(seed, mailbox, path, pos)>>32))
 }
 
+// Version derives the folder a changed item's version v is generated from:
+// the same position with another seed, so a new version has new content and
+// a new change key while keeping its id.
+func (f *Folder) Version(v int) *Folder {
+	if v == 0 {
+		return f
+	}
+	g := *f
+	g.Path = fmt.Sprintf("%s\x00v%d", f.Path, v)
+	return &g
+}
+
 // ItemSize is the size the item at pos will have. Without an override sizes
 // follow a log-normal spread: median about 30 KB, from a few KB to a few MB.
 func ItemSize(seed int64, mailbox string, f *Folder, pos int) int64 {

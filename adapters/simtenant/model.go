@@ -23,6 +23,56 @@ type Tenant struct {
 	Limits    *Limits   `yaml:"limits"`
 	Latency   Duration  `yaml:"latency"`
 	Mailboxes []Mailbox `yaml:"mailboxes"`
+	// Global limits the app across all mailboxes (Graph's per-app limit);
+	// nil means none.
+	Global *Limits `yaml:"global"`
+	// Faults are injected by the wire simulators (Graph, EWS).
+	Faults *Faults `yaml:"faults"`
+	// Graph are settings of the Graph simulator only.
+	Graph *GraphOptions `yaml:"graph"`
+}
+
+// GraphOptions configure the Graph simulator.
+type GraphOptions struct {
+	// ExportItems grants MailboxItem.Export.All: without it exportItems is
+	// answered 403 and clients fall back to MIME. Default true.
+	ExportItems *bool `yaml:"export_items"`
+	// ResyncCode is the error a stale delta token gets (SyncStateNotFound,
+	// ResyncRequired or SyncStateInvalid). Default SyncStateNotFound.
+	ResyncCode string `yaml:"resync_code"`
+}
+
+// Faults make the server misbehave on purpose. Every counts requests that
+// reach the server (after authentication), across mailboxes.
+type Faults struct {
+	// Storm: every Every-th request starts a run of Length requests answered
+	// with Status (503 or 504), with a Retry-After when RetryAfter is set.
+	Storm *Storm `yaml:"storm"`
+	// Slow: every Every-th request is answered after Delay.
+	Slow *Slow `yaml:"slow"`
+	// Drop: every Every-th request has its connection closed without a reply.
+	Drop *Every `yaml:"drop"`
+	// Truncate: every Every-th success reply is cut off mid-body.
+	Truncate *Every `yaml:"truncate"`
+}
+
+// Storm is a run of server errors.
+type Storm struct {
+	Every      int      `yaml:"every"`
+	Length     int      `yaml:"length"`
+	Status     int      `yaml:"status"`
+	RetryAfter Duration `yaml:"retry_after"`
+}
+
+// Slow delays some replies.
+type Slow struct {
+	Every int      `yaml:"every"`
+	Delay Duration `yaml:"delay"`
+}
+
+// Every is a fault that hits every Every-th request.
+type Every struct {
+	Every int `yaml:"every"`
 }
 
 // Limits are enforced per mailbox by the simulator.
@@ -47,7 +97,29 @@ type Folder struct {
 	Throttle  *Throttle  `yaml:"throttle"`
 	Size      *SizeRange `yaml:"size"`
 	Transient *Transient `yaml:"transient"`
+	// DirtyMode says how a wire simulator fails a dirty item: "request"
+	// (the whole request fails, the default, as the in-process source does)
+	// or "item" (only that item's entry in the reply fails).
+	DirtyMode string `yaml:"dirty_mode"`
+	// Changes alter the folder while it is being listed.
+	Changes *Changes `yaml:"changes"`
 }
+
+// Changes happen once, right after page AfterPage of the folder's first
+// listing has been served: the first Modify live items get a new version,
+// the next Delete are deleted, and Add new items are appended.
+type Changes struct {
+	AfterPage int `yaml:"after_page"`
+	Add       int `yaml:"add"`
+	Modify    int `yaml:"modify"`
+	Delete    int `yaml:"delete"`
+}
+
+// Dirty modes.
+const (
+	DirtyRequest = "request"
+	DirtyItem    = "item"
+)
 
 // Throttle: the server delivers at most Items items of the folder per Window,
 // then answers throttled with a Retry-After until the window ends.
@@ -240,6 +312,30 @@ func (t *Tenant) validate(root *yaml.Node) error {
 	if t.Latency < 0 {
 		return bad("latency must not be negative", "latency")
 	}
+	if g := t.Global; g != nil && (g.Requests < 1 || g.Window <= 0) {
+		return bad("global needs requests >= 1 and a positive window", "global")
+	}
+	if fs := t.Faults; fs != nil {
+		if st := fs.Storm; st != nil && (st.Every < 1 || st.Length < 1 || st.Status != 503 && st.Status != 504 || st.RetryAfter < 0) {
+			return bad("faults.storm needs every >= 1, length >= 1 and status 503 or 504", "faults", "storm")
+		}
+		if sl := fs.Slow; sl != nil && (sl.Every < 1 || sl.Delay <= 0) {
+			return bad("faults.slow needs every >= 1 and a positive delay", "faults", "slow")
+		}
+		if fs.Drop != nil && fs.Drop.Every < 1 {
+			return bad("faults.drop.every must be at least 1", "faults", "drop")
+		}
+		if fs.Truncate != nil && fs.Truncate.Every < 1 {
+			return bad("faults.truncate.every must be at least 1", "faults", "truncate")
+		}
+	}
+	if g := t.Graph; g != nil {
+		switch g.ResyncCode {
+		case "", "SyncStateNotFound", "ResyncRequired", "SyncStateInvalid":
+		default:
+			return bad(fmt.Sprintf("graph.resync_code %q is not SyncStateNotFound, ResyncRequired or SyncStateInvalid", g.ResyncCode), "graph", "resync_code")
+		}
+	}
 	if len(t.Mailboxes) == 0 {
 		return bad("the tenant has no mailboxes", "mailboxes")
 	}
@@ -294,6 +390,16 @@ func (t *Tenant) validate(root *yaml.Node) error {
 			}
 			if f.Transient != nil && f.Transient.Every < 1 {
 				return bad(fmt.Sprintf("folder %q: transient.every must be at least 1", f.Path), at("transient")...)
+			}
+			switch f.DirtyMode {
+			case "":
+				f.DirtyMode = DirtyRequest
+			case DirtyRequest, DirtyItem:
+			default:
+				return bad(fmt.Sprintf("folder %q: dirty_mode %q is not request or item", f.Path, f.DirtyMode), at("dirty_mode")...)
+			}
+			if c := f.Changes; c != nil && (c.AfterPage < 1 || c.Add < 0 || c.Modify < 0 || c.Delete < 0 || c.Modify+c.Delete > f.Items) {
+				return bad(fmt.Sprintf("folder %q: changes need after_page >= 1 and modify+delete within the folder's items", f.Path), at("changes")...)
 			}
 		}
 	}

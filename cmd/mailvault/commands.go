@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -25,6 +26,9 @@ func addRunFlags(cmd *cobra.Command, cfg *pipeline.Config, o *runOptions) {
 	f.IntVar(&cfg.Limits.MaxInFlight, "max-in-flight", cfg.Limits.MaxInFlight, "requests in flight per mailbox")
 	f.IntVar(&cfg.Limits.WindowRequests, "window-requests", cfg.Limits.WindowRequests, "requests per mailbox per --window")
 	f.DurationVar(&cfg.Limits.Window, "window", cfg.Limits.Window, "length of the request window")
+	f.IntVar(&cfg.Limits.AppMaxInFlight, "app-max-in-flight", 0, "requests in flight for the whole app, all mailboxes (0: no app limit)")
+	f.IntVar(&cfg.Limits.AppWindowRequests, "app-window-requests", 0, "requests for the whole app per --app-window (0: no app limit)")
+	f.DurationVar(&cfg.Limits.AppWindow, "app-window", time.Minute, "length of the app request window")
 	f.IntVar(&cfg.Workers, "workers", cfg.Workers, "requests in flight across all mailboxes")
 	f.StringVar(&o.storageDir, "storage", "", "storage directory (default DATA/storage)")
 	f.StringVar(&o.progress, "progress", "auto", "progress display: auto, tty, plain, none")
@@ -41,6 +45,8 @@ func validateRun(cfg *pipeline.Config, o *runOptions) error {
 		return usageErr("--quarantine-retry must not be negative")
 	case cfg.Limits.MaxInFlight < 1 || cfg.Limits.WindowRequests < 1 || cfg.Limits.Window <= 0:
 		return usageErr("--max-in-flight and --window-requests must be at least 1 and --window positive")
+	case cfg.Limits.AppMaxInFlight < 0 || cfg.Limits.AppWindowRequests < 0 || cfg.Limits.AppWindow <= 0:
+		return usageErr("--app-max-in-flight and --app-window-requests must not be negative and --app-window must be positive")
 	case cfg.Workers < 1:
 		return usageErr("--workers must be at least 1")
 	}
@@ -53,11 +59,15 @@ func validateRun(cfg *pipeline.Config, o *runOptions) error {
 func newBackupCmd(g *globalFlags) *cobra.Command {
 	cfg := pipeline.DefaultConfig()
 	o := runOptions{}
-	var tenant string
+	var tenant, source string
+	var gf graphFlags
 	cmd := &cobra.Command{
-		Use:   "backup --tenant FILE",
+		Use:   "backup (--tenant FILE | --source graph --tenant-id T --client-id C --client-secret-file F)",
 		Short: "Run one backup",
 		Long: `Run one backup of every mailbox of the source into the storage.
+
+Sources: sim (a tenant file served in process, --tenant FILE) and graph
+(Exchange Online through Microsoft Graph with an Entra app registration).
 
 Exit codes: 0 finished, 3 finished with warnings (quarantined items or
 skipped folders), 1 not finished (errors), 2 usage or configuration error.`,
@@ -66,19 +76,42 @@ skipped folders), 1 not finished (errors), 2 usage or configuration error.`,
 			if err := validateRun(&cfg, &o); err != nil {
 				return err
 			}
-			if tenant == "" {
-				return usageErr("--tenant FILE is required (the Graph and EWS sources come with their own flags)")
+			if source == "" {
+				source = "sim"
+				if gf.tenantID != "" {
+					source = "graph"
+				}
 			}
-			t, err := simtenant.Load(tenant)
-			if err != nil {
-				return &exitError{code: exitUsage, err: err}
+			switch source {
+			case "sim":
+				if tenant == "" {
+					return usageErr("--tenant FILE is required for --source sim (for Exchange Online use --source graph)")
+				}
+				t, err := simtenant.Load(tenant)
+				if err != nil {
+					return &exitError{code: exitUsage, err: err}
+				}
+				o.source, o.sourceName = simtenant.NewSource(t, nil), "sim:"+tenant
+			case "graph":
+				log, err := g.logger()
+				if err != nil {
+					return err
+				}
+				src, err := gf.source(cmd.Context(), log)
+				if err != nil {
+					return err
+				}
+				o.source, o.sourceName = src, "graph:"+gf.tenantID
+			default:
+				return usageErr("--source %q: use sim or graph", source)
 			}
-			o.source, o.sourceName = simtenant.NewSource(t, nil), "sim:"+tenant
 			o.cfg, o.out, o.errOut = cfg, cmd.OutOrStdout(), cmd.ErrOrStderr()
 			return runBackup(cmd.Context(), g, o)
 		},
 	}
-	cmd.Flags().StringVar(&tenant, "tenant", "", "simulated tenant file (YAML)")
+	cmd.Flags().StringVar(&source, "source", "", "source: sim or graph (default sim with --tenant, graph with --tenant-id)")
+	cmd.Flags().StringVar(&tenant, "tenant", "", "simulated tenant file (YAML), for --source sim")
+	gf.register(cmd)
 	addRunFlags(cmd, &cfg, &o)
 	return cmd
 }
@@ -89,21 +122,36 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 	var seed int64
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Back up a generated tenant (3 mailboxes, ~5,000 items, dirty items, a throttled calendar)",
+		Short: "Back up a generated tenant over HTTPS through the Graph client (3 mailboxes, ~5,000 items, dirty items, a throttled calendar)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := validateRun(&cfg, &o); err != nil {
 				return err
 			}
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
 			t := simtenant.Demo(seed)
-			o.source, o.sourceName = simtenant.NewSource(t, nil), "sim:demo"
+			simDir, err := os.MkdirTemp("", "mailvault-demo-")
+			if err != nil {
+				return &exitError{code: exitErrors, err: err}
+			}
+			defer os.RemoveAll(simDir)
+			src, sim, err := startDemoGraph(cmd.Context(), log, t, simDir)
+			if err != nil {
+				return &exitError{code: exitErrors, err: err}
+			}
+			defer sim.Close()
+			o.source, o.sourceName = src, "graph:demo"
 			o.cfg, o.out, o.errOut = cfg, cmd.OutOrStdout(), cmd.ErrOrStderr()
 			out := cmd.OutOrStdout()
 			w := bufio.NewWriter(out)
-			w.WriteString("mailvault demo: backing up a simulated tenant of 3 mailboxes (about 5,000 items,\n" +
-				"a few dirty items, a throttled calendar) into " + g.data + "\n\n")
+			w.WriteString("mailvault demo: the Graph simulator serves a tenant of 3 mailboxes (about 5,000 items,\n" +
+				"a few dirty items, a throttled calendar) at " + sim.Endpoint.GraphURL + ";\n" +
+				"mailvault backs it up over HTTPS through its Graph client into " + g.data + "\n\n")
 			w.Flush()
-			err := runBackup(cmd.Context(), g, o)
+			err = runBackup(cmd.Context(), g, o)
 			var ee *exitError
 			if err == nil || (errors.As(err, &ee) && ee.code == exitWarnings) {
 				self := selfCommand()

@@ -76,6 +76,6 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.data, "data", "./mailvault-data", "data directory (event log and default storage)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	root.PersistentFlags().BoolVar(&g.logJSON, "log-json", false, "write logs as JSON lines")
-	root.AddCommand(newBackupCmd(g), newDemoCmd(g), newRunsCmd(g), newReplayCmd(g), newReportCmd(g), newQuarantineCmd(g))
+	root.AddCommand(newBackupCmd(g), newDemoCmd(g), newRunsCmd(g), newReplayCmd(g), newReportCmd(g), newQuarantineCmd(g), newSimCmd(g))
 	return root
 }

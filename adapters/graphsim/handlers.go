@@ -1,0 +1,809 @@
+package graphsim
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// call is one request, top level or a $batch sub-request.
+type call struct {
+	method  string
+	version string
+	path    string // after the version, escaped
+	query   url.Values
+	header  http.Header
+	body    []byte
+	ctx     context.Context
+	base    string // scheme://host of the server, for links
+}
+
+const maxBody = 64 << 20
+
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxBody {
+		return nil, errors.New("the request body is larger than 64 MB")
+	}
+	return b, nil
+}
+
+func segments(p string) []string {
+	parts := strings.Split(strings.Trim(p, "/"), "/")
+	for i, s := range parts {
+		if u, err := url.PathUnescape(s); err == nil {
+			parts[i] = u
+		}
+		// OData key syntax: mailFolders('id')
+		if j := strings.IndexByte(parts[i], '('); j > 0 && strings.HasSuffix(parts[i], ")") {
+			parts = append(parts[:i+1], parts[i:]...)
+			parts[i], parts[i+1] = parts[i][:j], strings.Trim(parts[i][j+1:len(parts[i])-1], "'")
+		}
+	}
+	return parts
+}
+
+func (s *Server) baseURL(c *call) string {
+	if c.base != "" {
+		return c.base
+	}
+	return "https://graph.microsoft.com"
+}
+
+func immutable(c *call) bool {
+	for _, p := range c.header.Values("Prefer") {
+		if strings.Contains(strings.ReplaceAll(p, " ", ""), `IdType="ImmutableId"`) {
+			return true
+		}
+	}
+	return false
+}
+
+func maxPageSize(c *call, def, limit int) (int, bool) {
+	for _, p := range c.header.Values("Prefer") {
+		for _, part := range strings.Split(p, ",") {
+			part = strings.TrimSpace(part)
+			if v, ok := strings.CutPrefix(part, "odata.maxpagesize="); ok {
+				if n, err := strconv.Atoi(v); err == nil && n > 0 {
+					return min(n, limit), true
+				}
+			}
+		}
+	}
+	return def, false
+}
+
+// dispatch routes a non-batch request.
+func (s *Server) dispatch(c *call) *reply {
+	seg := segments(c.path)
+	if len(seg) >= 2 && seg[0] == "admin" && seg[1] == "exchange" {
+		if len(seg) == 5 && seg[2] == "mailboxes" && seg[4] == "exportItems" && c.method == http.MethodPost {
+			return s.exportItems(c, seg[3])
+		}
+		return notFound(c)
+	}
+	if len(seg) == 0 || seg[0] != "users" {
+		return notFound(c)
+	}
+	if len(seg) == 1 {
+		if c.method != http.MethodGet {
+			return methodNotAllowed()
+		}
+		return s.users(c)
+	}
+	m := s.mailboxByKey(seg[1])
+	if m == nil {
+		return errorReply(http.StatusNotFound, "ErrorInvalidUser", fmt.Sprintf("The requested user '%s' is invalid.", seg[1]))
+	}
+	release, rep := s.admit(m)
+	if rep != nil {
+		return rep
+	}
+	defer release()
+	if d := time.Duration(s.t.Latency); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			t.Stop()
+		}
+	}
+	rest := seg[2:]
+	if len(rest) == 0 {
+		return jsonReply(http.StatusOK, s.userJSON(m, c))
+	}
+	switch rest[0] {
+	case "settings":
+		if len(rest) == 2 && rest[1] == "exchange" {
+			return jsonReply(http.StatusOK, map[string]any{"@odata.context": s.baseURL(c) + "/" + c.version + "/$metadata#users('" + m.id + "')/settings/exchange/$entity",
+				"id": m.id, "primaryMailboxId": m.exchangeID, "archiveMailboxId": nil})
+		}
+	case "mailFolders":
+		return s.folders(c, m, kindMail, rest[1:])
+	case "calendars":
+		return s.folders(c, m, kindCalendar, rest[1:])
+	case "contactFolders":
+		return s.folders(c, m, kindContacts, rest[1:])
+	case "messages", "events", "contacts":
+		kind := map[string]string{"messages": kindMail, "events": kindCalendar, "contacts": kindContacts}[rest[0]]
+		if len(rest) == 1 && c.method == http.MethodPost {
+			return s.createItem(c, m, nil, kind)
+		}
+		if len(rest) >= 2 {
+			return s.item(c, m, nil, kind, rest[1], rest[2:])
+		}
+	}
+	return notFound(c)
+}
+
+func notFound(c *call) *reply {
+	return errorReply(http.StatusBadRequest, "BadRequest", fmt.Sprintf("Resource not found for the segment '%s'.", lastSegment(c.path)))
+}
+
+func lastSegment(p string) string {
+	p = strings.Trim(p, "/")
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+func methodNotAllowed() *reply {
+	return errorReply(http.StatusMethodNotAllowed, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.")
+}
+
+func (s *Server) mailboxByKey(k string) *mailbox {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byKey[strings.ToLower(k)]
+}
+
+func (s *Server) userJSON(m *mailbox, c *call) map[string]any {
+	u := map[string]any{"id": m.id, "displayName": m.name, "mail": m.addr, "userPrincipalName": m.addr,
+		"givenName": m.name, "surname": nil, "jobTitle": nil, "businessPhones": []string{}, "mobilePhone": nil,
+		"officeLocation": nil, "preferredLanguage": "en-US"}
+	return selectFields(u, c.query.Get("$select"))
+}
+
+func selectFields(obj map[string]any, sel string) map[string]any {
+	if sel == "" {
+		return obj
+	}
+	out := map[string]any{}
+	for k, v := range obj {
+		if strings.HasPrefix(k, "@") || k == "id" {
+			out[k] = v
+		}
+	}
+	for _, f := range strings.Split(sel, ",") {
+		f = strings.TrimSpace(f)
+		if v, ok := obj[f]; ok {
+			out[f] = v
+		}
+	}
+	return out
+}
+
+// users lists the tenant's users, $top at most 999, paged by $skiptoken.
+func (s *Server) users(c *call) *reply {
+	if _, rep := s.admitApp(); rep != nil {
+		return rep
+	}
+	top := 100
+	if v := c.query.Get("$top"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 999 {
+			return errorReply(http.StatusBadRequest, "Request_UnsupportedQuery", "Invalid page size specified: '"+v+"'. Must be between 1 and 999 inclusive.")
+		}
+		top = n
+	}
+	off, err := decodeOffset(c.query.Get("$skiptoken"))
+	if err != nil {
+		return errorReply(http.StatusBadRequest, "Directory_ExpiredPageToken", "The specified page token value has expired and can no longer be included in your request.")
+	}
+	end := min(off+top, len(s.mailboxes))
+	value := make([]map[string]any, 0, end-off)
+	for _, m := range s.mailboxes[min(off, end):end] {
+		value = append(value, s.userJSON(m, c))
+	}
+	out := map[string]any{"@odata.context": s.baseURL(c) + "/" + c.version + "/$metadata#users", "value": value}
+	if end < len(s.mailboxes) {
+		q := url.Values{}
+		for k, v := range c.query {
+			q[k] = v
+		}
+		q.Set("$skiptoken", encodeOffset(end))
+		out["@odata.nextLink"] = s.baseURL(c) + "/" + c.version + "/users?" + q.Encode()
+	}
+	return jsonReply(http.StatusOK, out)
+}
+
+func (s *Server) admitApp() (func(), *reply) { return s.admit(nil) }
+
+func encodeOffset(n int) string { return base64.RawURLEncoding.EncodeToString([]byte("o:" + strconv.Itoa(n))) }
+
+func decodeOffset(tok string) (int, error) {
+	if tok == "" {
+		return 0, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || !strings.HasPrefix(string(b), "o:") {
+		return 0, errors.New("bad token")
+	}
+	n, err := strconv.Atoi(string(b[2:]))
+	if err != nil || n < 0 {
+		return 0, errors.New("bad token")
+	}
+	return n, nil
+}
+
+func (s *Server) folderOf(m *mailbox, kind, key string) *folder {
+	if kind == kindMail {
+		for _, f := range append([]*folder{m.root}, m.folders...) {
+			if f.kind == kind && strings.EqualFold(f.wellKnown, key) && f.wellKnown != "" {
+				return f
+			}
+		}
+	}
+	f := m.byID[key]
+	if f == nil || f.kind != kind {
+		return nil
+	}
+	return f
+}
+
+func (s *Server) folderJSON(c *call, f *folder) map[string]any {
+	live, size := 0, 0
+	for i := range f.items {
+		if !f.items[i].deleted {
+			live++
+		}
+	}
+	_ = size
+	switch f.kind {
+	case kindCalendar:
+		return map[string]any{"id": f.id, "name": f.name, "color": "auto", "hexColor": "", "isDefaultCalendar": f.path == "Calendar",
+			"changeKey": "DwAAABYAAAA" + f.id[6:14], "canShare": true, "canViewPrivateItems": true, "canEdit": true,
+			"allowedOnlineMeetingProviders": []string{"teamsForBusiness"}, "defaultOnlineMeetingProvider": "teamsForBusiness",
+			"isTallyingResponses": true, "isRemovable": f.path != "Calendar", "owner": map[string]any{"name": f.m.name, "address": f.m.addr}}
+	case kindContacts:
+		parent := ""
+		if f.parent != nil {
+			parent = f.parent.id
+		}
+		return map[string]any{"id": f.id, "displayName": f.name, "parentFolderId": parent}
+	}
+	parent := ""
+	if f.parent != nil {
+		parent = f.parent.id
+	}
+	return map[string]any{"id": f.id, "displayName": f.name, "parentFolderId": parent, "childFolderCount": len(f.children),
+		"unreadItemCount": 0, "totalItemCount": live, "sizeInBytes": live * 30000, "isHidden": false}
+}
+
+// folders serves the folder endpoints of one kind: collection, one folder,
+// childFolders, and the item routes under a folder.
+func (s *Server) folders(c *call, m *mailbox, kind string, rest []string) *reply {
+	collection := map[string]string{kindMail: "mailFolders", kindCalendar: "calendars", kindContacts: "contactFolders"}[kind]
+	if len(rest) == 0 {
+		var list []*folder
+		for _, f := range m.folders {
+			if f.kind != kind {
+				continue
+			}
+			if kind == kindMail && f.parent == m.root || kind == kindContacts && f.parent == nil || kind == kindCalendar {
+				list = append(list, f)
+			}
+		}
+		return s.folderPage(c, m, collection, list)
+	}
+	f := s.folderOf(m, kind, rest[0])
+	if f == nil {
+		return errorReply(http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
+	}
+	if len(rest) == 1 {
+		return jsonReply(http.StatusOK, withContext(s.folderJSON(c, f), s.baseURL(c)+"/"+c.version+"/$metadata#users('"+m.id+"')/"+collection+"/$entity"))
+	}
+	switch rest[1] {
+	case "childFolders":
+		if kind == kindCalendar {
+			break
+		}
+		return s.folderPage(c, m, collection+"('"+f.id+"')/childFolders", f.children)
+	case "messages", "events", "contacts":
+		if len(rest) == 3 && rest[2] == "delta" {
+			if kind == kindCalendar && c.version != "beta" {
+				return errorReply(http.StatusBadRequest, "ErrorInvalidRequest", "Delta of calendar events needs calendarView with startDateTime and endDateTime in v1.0.")
+			}
+			return s.delta(c, f)
+		}
+		if len(rest) == 2 && c.method == http.MethodPost {
+			return s.createItem(c, m, f, kind)
+		}
+		if len(rest) >= 3 {
+			return s.item(c, m, f, kind, rest[2], rest[3:])
+		}
+	}
+	return notFound(c)
+}
+
+func withContext(obj map[string]any, ctx string) map[string]any {
+	obj["@odata.context"] = ctx
+	return obj
+}
+
+func (s *Server) folderPage(c *call, m *mailbox, collection string, list []*folder) *reply {
+	top := 10
+	if v := c.query.Get("$top"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return errorReply(http.StatusBadRequest, "ErrorInvalidUrlQuery", "The value of $top is not valid.")
+		}
+		top = min(n, 1000)
+	}
+	off, err := strconv.Atoi(c.query.Get("$skip"))
+	if err != nil {
+		off = 0
+	}
+	end := min(off+top, len(list))
+	value := []map[string]any{}
+	for _, f := range list[min(off, end):end] {
+		value = append(value, s.folderJSON(c, f))
+	}
+	out := map[string]any{"@odata.context": s.baseURL(c) + "/" + c.version + "/$metadata#users('" + m.id + "')/" + collection, "value": value}
+	if end < len(list) {
+		q := url.Values{}
+		for k, v := range c.query {
+			q[k] = v
+		}
+		q.Set("$skip", strconv.Itoa(end))
+		out["@odata.nextLink"] = s.baseURL(c) + "/" + c.version + "/" + strings.TrimPrefix(c.path, "/") + "?" + q.Encode()
+	}
+	return jsonReply(http.StatusOK, out)
+}
+
+// deltaState is what a skip or delta token carries. Real tokens are opaque
+// too; these are base64 JSON so that they survive in a URL.
+type deltaState struct {
+	Folder string `json:"f"`
+	Since  uint64 `json:"since"` // changes after this sequence (0: initial)
+	Snap   uint64 `json:"snap"`  // the round's snapshot: next round starts here
+	Off    int    `json:"off"`   // next position index to examine
+	Epoch  int    `json:"e"`
+	Page   int    `json:"p"`
+	Select string `json:"sel,omitempty"`
+	Final  bool   `json:"d,omitempty"` // a deltaLink, not a nextLink
+}
+
+func encodeState(st deltaState) string {
+	b, _ := json.Marshal(st)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// delta serves a message, event or contact delta round for one folder.
+func (s *Server) delta(c *call, f *folder) *reply {
+	var st deltaState
+	tok := c.query.Get("$skiptoken")
+	if tok == "" {
+		tok = c.query.Get("$deltatoken")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if tok != "" {
+		b, err := base64.RawURLEncoding.DecodeString(tok)
+		if err != nil || json.Unmarshal(b, &st) != nil || st.Folder != f.id {
+			return errorReply(http.StatusBadRequest, "SyncStateInvalid", "The sync state is invalid or was created for another folder.")
+		}
+		if st.Epoch != s.epoch {
+			return errorReply(http.StatusGone, s.resync, "The sync state generation was not found. Start a new synchronization.")
+		}
+		if st.Final {
+			// A deltaLink starts a new round of changes since its snapshot.
+			st = deltaState{Folder: f.id, Since: st.Snap, Snap: s.seq, Epoch: s.epoch, Select: st.Select}
+		}
+	} else {
+		st = deltaState{Folder: f.id, Snap: s.seq, Epoch: s.epoch, Select: c.query.Get("$select")}
+	}
+	size, applied := maxPageSize(c, 10, 1000)
+	imm := immutable(c)
+	value := make([]map[string]any, 0, size)
+	off := st.Off
+	for off < len(f.items) && len(value) < size {
+		it := f.items[off]
+		off++
+		if st.Since == 0 && it.deleted || st.Since > 0 && it.seq <= st.Since {
+			continue
+		}
+		id := s.itemID(f, off, imm)
+		if it.deleted {
+			value = append(value, map[string]any{"@odata.type": "#microsoft.graph." + odataType(f.kind), "id": id, "@removed": map[string]string{"reason": "deleted"}})
+			continue
+		}
+		value = append(value, selectFields(s.itemJSON(c, f, off, imm, false), st.Select))
+	}
+	st.Page++
+	next := st
+	next.Off = off
+	out := map[string]any{"@odata.context": s.baseURL(c) + "/" + c.version + "/$metadata#Collection(" + odataType(f.kind) + ")", "value": value}
+	link := s.baseURL(c) + "/" + c.version + "/" + strings.TrimPrefix(c.path, "/") + "?"
+	if off < len(f.items) {
+		out["@odata.nextLink"] = link + "$skiptoken=" + encodeState(next)
+	} else {
+		next.Final = true
+		out["@odata.deltaLink"] = link + "$deltatoken=" + encodeState(next)
+	}
+	if ch := f.spec; ch != nil && ch.Changes != nil && !f.changesDone && st.Page == ch.Changes.AfterPage {
+		f.changesDone = true
+		s.mutate(f, ch.Changes.Add, ch.Changes.Modify, ch.Changes.Delete)
+	}
+	rep := jsonReply(http.StatusOK, out)
+	var prefs []string
+	if applied {
+		prefs = append(prefs, "odata.maxpagesize="+strconv.Itoa(size))
+	}
+	if imm {
+		prefs = append(prefs, `IdType="ImmutableId"`)
+	}
+	if len(prefs) > 0 {
+		rep.header.Set("Preference-Applied", strings.Join(prefs, ", "))
+	}
+	return rep
+}
+
+func odataType(kind string) string {
+	switch kind {
+	case kindCalendar:
+		return "event"
+	case kindContacts:
+		return "contact"
+	}
+	return "message"
+}
+
+// itemJSON is the JSON resource of an item; full adds the body (and for
+// events the expansions asked for).
+func (s *Server) itemJSON(c *call, f *folder, pos int, imm, full bool) map[string]any {
+	ck := s.changeKey(f, pos)
+	modified := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(f.items[pos-1].seq) * time.Second)
+	obj := map[string]any{"@odata.type": "#microsoft.graph." + odataType(f.kind), "@odata.etag": `W/"` + ck + `"`,
+		"id": s.itemID(f, pos, imm), "changeKey": ck, "createdDateTime": "2025-06-01T08:00:00Z",
+		"lastModifiedDateTime": modified.Format(time.RFC3339)}
+	switch f.kind {
+	case kindMail:
+		obj["parentFolderId"] = f.id
+		obj["subject"] = fmt.Sprintf("Message #%d", pos)
+		obj["receivedDateTime"] = "2025-06-01T08:00:00Z"
+		obj["isRead"] = pos%3 != 0
+	case kindCalendar:
+		obj["subject"] = fmt.Sprintf("Meeting #%d", pos)
+		obj["iCalUId"] = fmt.Sprintf("040000008200E00074C5B7101A82E008%024x", pos)
+		obj["type"] = "singleInstance"
+		start := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC).Add(time.Duration(pos) * 24 * time.Hour)
+		obj["start"] = map[string]string{"dateTime": start.Format("2006-01-02T15:04:05.0000000"), "timeZone": "UTC"}
+		obj["end"] = map[string]string{"dateTime": start.Add(time.Hour).Format("2006-01-02T15:04:05.0000000"), "timeZone": "UTC"}
+	case kindContacts:
+		obj["displayName"] = fmt.Sprintf("Contact #%d", pos)
+		obj["parentFolderId"] = f.id
+	}
+	if full {
+		obj["body"] = map[string]string{"contentType": "text", "content": string(s.content(f, pos))}
+		expand := c.query.Get("$expand")
+		if strings.Contains(expand, "exceptionOccurrences") {
+			obj["exceptionOccurrences"] = []any{}
+		}
+		if strings.Contains(expand, "attachments") {
+			obj["attachments"] = []any{}
+		}
+	}
+	return obj
+}
+
+// serveItem reports whether the item may be served now: a throttled folder
+// answers 429 until its window ends; a dirty item fails with 500.
+func (s *Server) serveItem(f *folder, pos int) *reply {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if th := f.spec; th != nil && th.Throttle != nil {
+		now := s.now()
+		win := time.Duration(th.Throttle.Window)
+		if f.winStart.IsZero() || !now.Before(f.winStart.Add(win)) {
+			f.winStart, f.delivered = now, 0
+		}
+		if f.delivered >= th.Throttle.Items {
+			f.m.stats.Throttled++
+			return throttled("ApplicationThrottled", "Application is over its MailboxConcurrency limit.", f.winStart.Add(win).Sub(now))
+		}
+		f.delivered++
+	}
+	if f.dirty(pos) {
+		return errorReply(http.StatusInternalServerError, "ErrorCorruptData", "Data is corrupt., Invalid global object ID")
+	}
+	f.m.stats.Items++
+	return nil
+}
+
+// item serves GET of one item, its $value, or (for restore) nothing else.
+func (s *Server) item(c *call, m *mailbox, in *folder, kind, id string, rest []string) *reply {
+	if c.method != http.MethodGet {
+		return methodNotAllowed()
+	}
+	s.mu.Lock()
+	f, pos, ok := m.lookup(id)
+	s.mu.Unlock()
+	if !ok || f.kind != kind || in != nil && f != in {
+		return errorReply(http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
+	}
+	if rep := s.serveItem(f, pos); rep != nil {
+		return rep
+	}
+	if len(rest) == 1 && rest[0] == "$value" {
+		if kind != kindMail {
+			return errorReply(http.StatusBadRequest, "ErrorInvalidRequest", "$value is only available for messages.")
+		}
+		rep := newReply(http.StatusOK)
+		rep.header.Set("Content-Type", "text/plain")
+		s.mu.Lock()
+		rep.body = s.content(f, pos)
+		s.mu.Unlock()
+		return rep
+	}
+	if len(rest) > 0 {
+		return notFound(c)
+	}
+	s.mu.Lock()
+	obj := s.itemJSON(c, f, pos, immutable(c), true)
+	s.mu.Unlock()
+	obj["@odata.context"] = s.baseURL(c) + "/" + c.version + "/$metadata#users('" + m.id + "')/" + map[string]string{kindMail: "messages", kindCalendar: "events", kindContacts: "contacts"}[kind] + "/$entity"
+	return jsonReply(http.StatusOK, obj)
+}
+
+// createItem stores a posted item (restore): MIME as base64 text/plain for
+// messages, JSON otherwise. A message created from MIME is a draft, as in
+// Graph; it goes to Drafts unless posted to a folder.
+func (s *Server) createItem(c *call, m *mailbox, f *folder, kind string) *reply {
+	var content []byte
+	ct := strings.ToLower(c.header.Get("Content-Type"))
+	switch {
+	case kind == kindMail && strings.HasPrefix(ct, "text/plain"):
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(c.body)))
+		if err != nil {
+			return errorReply(http.StatusBadRequest, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content.")
+		}
+		content = b
+	case strings.HasPrefix(ct, "application/json"):
+		if !json.Valid(c.body) {
+			return errorReply(http.StatusBadRequest, "RequestBodyRead", "Invalid JSON in the request body.")
+		}
+		content = c.body
+	default:
+		return errorReply(http.StatusUnsupportedMediaType, "UnsupportedMediaType", "Content-Type must be application/json (or text/plain for MIME).")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f == nil {
+		switch kind {
+		case kindMail:
+			f = m.ensure("Drafts", kindMail)
+		case kindCalendar:
+			f = m.ensure("Calendar", kindCalendar)
+		default:
+			f = m.ensure("Contacts", kindContacts)
+		}
+	}
+	pos := s.create(f, content)
+	obj := s.itemJSON(c, f, pos, immutable(c), false)
+	if kind == kindMail {
+		obj["isDraft"] = strings.HasPrefix(ct, "text/plain")
+	}
+	return jsonReply(http.StatusCreated, obj)
+}
+
+// exportItems is the full-fidelity export: up to 20 items of one mailbox,
+// one exportItemResponse each with an opaque base64 stream.
+func (s *Server) exportItems(c *call, mailboxID string) *reply {
+	m := s.mailboxByKey(mailboxID)
+	if m == nil {
+		return errorReply(http.StatusNotFound, "ErrorMailboxNotFound", "The mailbox '"+mailboxID+"' was not found.")
+	}
+	if !s.export {
+		return errorReply(http.StatusForbidden, "ErrorAccessDenied", "Access is denied. Check credentials and try again. The app needs MailboxItem.Export.All.")
+	}
+	var req struct {
+		ItemIDs []string `json:"itemIds"`
+	}
+	if err := json.Unmarshal(c.body, &req); err != nil {
+		return errorReply(http.StatusBadRequest, "BadRequest", "The request body is not valid JSON: "+err.Error())
+	}
+	if len(req.ItemIDs) == 0 || len(req.ItemIDs) > 20 {
+		return errorReply(http.StatusBadRequest, "ErrorInvalidArgument", "itemIds must hold between 1 and 20 ids.")
+	}
+	release, rep := s.admit(m)
+	if rep != nil {
+		return rep
+	}
+	defer release()
+	type itemErr struct {
+		Type    string `json:"@odata.type"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	type exported struct {
+		Type      string   `json:"@odata.type"`
+		ItemID    string   `json:"itemId"`
+		ChangeKey *string  `json:"changeKey"`
+		Data      *string  `json:"data"`
+		Error     *itemErr `json:"error"`
+	}
+	out := make([]exported, 0, len(req.ItemIDs))
+	for _, id := range req.ItemIDs {
+		e := exported{Type: "#microsoft.graph.exportItemResponse", ItemID: id}
+		s.mu.Lock()
+		f, pos, ok := m.lookup(id)
+		s.mu.Unlock()
+		if !ok {
+			e.Error = &itemErr{Type: "#microsoft.graph.mailTipsError", Code: "ErrorItemNotFound", Message: "The specified object was not found in the store."}
+			out = append(out, e)
+			continue
+		}
+		if r := s.serveItem(f, pos); r != nil {
+			if r.status == http.StatusTooManyRequests || f.spec != nil && f.spec.DirtyMode != "item" {
+				return r // throttled, or a dirty item failing the whole request
+			}
+			e.Error = &itemErr{Type: "#microsoft.graph.mailTipsError", Code: "ErrorCorruptData", Message: "Data is corrupt., Invalid global object ID"}
+			out = append(out, e)
+			continue
+		}
+		s.mu.Lock()
+		ck := s.changeKey(f, pos)
+		data := base64.StdEncoding.EncodeToString(append([]byte("MVFT\x01"), s.content(f, pos)...))
+		s.mu.Unlock()
+		e.ChangeKey, e.Data = &ck, &data
+		out = append(out, e)
+	}
+	return jsonReply(http.StatusOK, map[string]any{"@odata.context": s.baseURL(c) + "/" + c.version + "/$metadata#Collection(microsoft.graph.exportItemResponse)", "value": out})
+}
+
+// batchRequest is one entry of a $batch body.
+type batchRequest struct {
+	ID        string            `json:"id"`
+	Method    string            `json:"method"`
+	URL       string            `json:"url"`
+	Headers   map[string]string `json:"headers"`
+	Body      json.RawMessage   `json:"body"`
+	DependsOn []string          `json:"dependsOn"`
+}
+
+type batchResponse struct {
+	ID      string            `json:"id"`
+	Status  int               `json:"status"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Body    any               `json:"body,omitempty"`
+}
+
+// batch runs up to 20 sub-requests, at most 4 at once (as Graph does against
+// Exchange Online), each admitted and counted on its own.
+func (s *Server) batch(c *call) *reply {
+	if c.method != http.MethodPost {
+		return methodNotAllowed()
+	}
+	var req struct {
+		Requests []batchRequest `json:"requests"`
+	}
+	if err := json.Unmarshal(c.body, &req); err != nil {
+		return errorReply(http.StatusBadRequest, "BadRequest", "Invalid batch payload format.")
+	}
+	if len(req.Requests) == 0 {
+		return errorReply(http.StatusBadRequest, "BadRequest", "Invalid batch payload format: no requests.")
+	}
+	if len(req.Requests) > 20 {
+		return errorReply(http.StatusBadRequest, "BadRequest", "Number of batch requests exceeds the limit of 20.")
+	}
+	ids := map[string]bool{}
+	for _, r := range req.Requests {
+		if r.ID == "" || ids[r.ID] {
+			return errorReply(http.StatusBadRequest, "BadRequest", "Batch request ids must be present and unique; '"+r.ID+"' is not.")
+		}
+		ids[r.ID] = true
+	}
+	s.count(func() { s.stats.Subrequests += len(req.Requests) })
+	results := make([]batchResponse, len(req.Requests))
+	run := func(i int) {
+		r := req.Requests[i]
+		results[i] = s.subrequest(c, r)
+	}
+	ordered := false
+	for _, r := range req.Requests {
+		ordered = ordered || len(r.DependsOn) > 0
+	}
+	if ordered {
+		status := map[string]int{}
+		for i, r := range req.Requests {
+			failed := false
+			for _, d := range r.DependsOn {
+				failed = failed || status[d] >= 400 || status[d] == 0
+			}
+			if failed {
+				results[i] = batchResponse{ID: r.ID, Status: http.StatusFailedDependency,
+					Body: graphError{Error: graphErrorBody{Code: "BadRequest", Message: "Failed dependency."}}}
+			} else {
+				run(i)
+			}
+			status[r.ID] = results[i].Status
+		}
+	} else {
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 4)
+		for i := range req.Requests {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				run(i)
+			}()
+		}
+		wg.Wait()
+	}
+	// Graph returns the responses in any order; reverse pairs so that clients
+	// relying on request order are caught by the tests.
+	for i := 0; i+1 < len(results); i += 2 {
+		results[i], results[i+1] = results[i+1], results[i]
+	}
+	return jsonReply(http.StatusOK, map[string]any{"responses": results})
+}
+
+func (s *Server) subrequest(parent *call, r batchRequest) batchResponse {
+	u, err := url.Parse(r.URL)
+	if err != nil || u.IsAbs() {
+		return batchResponse{ID: r.ID, Status: http.StatusBadRequest, Body: graphError{Error: graphErrorBody{Code: "BadRequest", Message: "Invalid request URL in batch: " + r.URL}}}
+	}
+	h := http.Header{}
+	for k, v := range r.Headers {
+		h.Set(k, v)
+	}
+	for _, p := range parent.header.Values("Prefer") {
+		h.Add("Prefer", p)
+	}
+	sub := &call{method: strings.ToUpper(r.Method), version: parent.version, path: strings.TrimPrefix(u.EscapedPath(), "/"),
+		query: u.Query(), header: h, ctx: parent.ctx, base: parent.base}
+	if len(r.Body) > 0 && string(r.Body) != "null" {
+		var str string
+		if json.Unmarshal(r.Body, &str) == nil {
+			sub.body = []byte(str)
+		} else {
+			sub.body = r.Body
+		}
+	}
+	rep := s.dispatch(sub)
+	s.count(func() {
+		s.stats.ByStatus[strconv.Itoa(rep.status)]++
+		if rep.status == http.StatusTooManyRequests {
+			s.stats.Throttled++
+		}
+	})
+	out := batchResponse{ID: r.ID, Status: rep.status, Headers: map[string]string{}}
+	for k := range rep.header {
+		out.Headers[k] = rep.header.Get(k)
+	}
+	if len(rep.body) > 0 {
+		if strings.HasPrefix(rep.header.Get("Content-Type"), "application/json") {
+			out.Body = json.RawMessage(rep.body)
+		} else {
+			// Graph base64-encodes bodies that are not JSON.
+			out.Body = base64.StdEncoding.EncodeToString(rep.body)
+		}
+	}
+	return out
+}

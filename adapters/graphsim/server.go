@@ -1,0 +1,570 @@
+package graphsim
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mailvault/mailvault/adapters/simtenant"
+	"github.com/mailvault/mailvault/domain"
+)
+
+// Credentials are the app registration the simulator accepts.
+type Credentials struct {
+	TenantID     string
+	ClientID     string
+	ClientSecret string
+}
+
+// Options configure a Server.
+type Options struct {
+	Credentials Credentials // empty fields are generated
+	// TokenTTL is the lifetime of issued tokens (default 3599s, as Entra).
+	TokenTTL time.Duration
+	Now      func() time.Time
+}
+
+// Stats are the simulator's own counts: what it received and answered.
+type Stats struct {
+	Requests    int            `json:"requests"`     // HTTP requests to Graph URLs
+	Subrequests int            `json:"subrequests"`  // $batch sub-requests
+	Units       int            `json:"budget_units"` // requests counted against limits
+	Throttled   int            `json:"throttled"`    // 429 answers, top level and inside batches
+	ByStatus    map[string]int `json:"by_status"`
+	Tokens      int            `json:"tokens_issued"`
+	Mailboxes   map[string]MailboxStats `json:"mailboxes"`
+}
+
+// MailboxStats count per mailbox.
+type MailboxStats struct {
+	Units     int     `json:"budget_units"`
+	Throttled int     `json:"throttled"`
+	Items     int     `json:"items_served"`
+	// Utilisation is the share of the window budget used between the first
+	// and the last admitted request (1.0 = every slot of every window).
+	Utilisation float64 `json:"utilisation"`
+}
+
+// Server is the simulated Graph service. It implements http.Handler.
+type Server struct {
+	t     *simtenant.Tenant
+	creds Credentials
+	ttl   time.Duration
+	now   func() time.Time
+
+	mu        sync.Mutex
+	tokens    map[string]time.Time
+	mailboxes []*mailbox
+	byKey     map[string]*mailbox
+	global    *domain.SlidingWindow
+	epoch     int
+	seq       uint64
+	faultN    int
+	stormLeft int
+	truncN    int
+	stats     Stats
+	export    bool
+	resync    string
+}
+
+// New builds a server for tenant t.
+func New(t *simtenant.Tenant, o Options) *Server {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.TokenTTL <= 0 {
+		o.TokenTTL = 3599 * time.Second
+	}
+	c := o.Credentials
+	if c.TenantID == "" {
+		c.TenantID = guid("tenant", randomHex(8))
+	}
+	if c.ClientID == "" {
+		c.ClientID = guid("client", randomHex(8))
+	}
+	if c.ClientSecret == "" {
+		c.ClientSecret = randomHex(4) + "~" + randomHex(18)
+	}
+	s := &Server{t: t, creds: c, ttl: o.TokenTTL, now: o.Now, tokens: map[string]time.Time{}, byKey: map[string]*mailbox{},
+		export: true, resync: "SyncStateNotFound", stats: Stats{ByStatus: map[string]int{}}}
+	if g := t.Graph; g != nil {
+		if g.ExportItems != nil {
+			s.export = *g.ExportItems
+		}
+		if g.ResyncCode != "" {
+			s.resync = g.ResyncCode
+		}
+	}
+	if t.Global != nil {
+		s.global = domain.NewSlidingWindow(t.Global.Requests, time.Duration(t.Global.Window))
+	}
+	for i := range t.Mailboxes {
+		m := newMailbox(t, &t.Mailboxes[i])
+		s.mailboxes = append(s.mailboxes, m)
+		s.byKey[strings.ToLower(m.addr)] = m
+		s.byKey[m.id] = m
+		s.byKey[strings.ToLower(m.exchangeID)] = m
+	}
+	return s
+}
+
+// Credentials returns the app registration the server accepts.
+func (s *Server) Credentials() Credentials { return s.creds }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Stats returns a snapshot of the counts.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.ByStatus = map[string]int{}
+	for k, v := range s.stats.ByStatus {
+		st.ByStatus[k] = v
+	}
+	st.Mailboxes = map[string]MailboxStats{}
+	limit, window := s.t.Limits.Requests, time.Duration(s.t.Limits.Window)
+	for _, m := range s.mailboxes {
+		ms := m.stats
+		if n := len(m.admitted); n > 0 {
+			span := m.admitted[n-1].Sub(m.admitted[0])
+			ms.Utilisation = float64(n) / float64(limit*(int(span/window)+1))
+		}
+		st.Mailboxes[m.addr] = ms
+	}
+	return st
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/token"):
+		s.token(w, r)
+		return
+	case strings.HasPrefix(r.URL.Path, "/_sim/"):
+		s.control(w, r)
+		return
+	}
+	version, rest, ok := splitVersion(r.URL.EscapedPath())
+	if !ok {
+		s.write(w, r, errorReply(http.StatusNotFound, "UnknownError", "Resource not found for the segment '"+firstSegment(r.URL.Path)+"'."))
+		return
+	}
+	s.count(func() { s.stats.Requests++ })
+	if rep := s.authenticate(r); rep != nil {
+		s.write(w, r, rep)
+		return
+	}
+	if s.fault(w, r) {
+		return
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	c := &call{method: r.Method, version: version, path: rest, query: r.URL.Query(), header: r.Header, ctx: r.Context(), base: scheme + "://" + r.Host}
+	if r.Body != nil {
+		body, err := readBody(r)
+		if err != nil {
+			s.write(w, r, errorReply(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", err.Error()))
+			return
+		}
+		c.body = body
+	}
+	var rep *reply
+	if rest == "$batch" {
+		rep = s.batch(c)
+	} else {
+		rep = s.dispatch(c)
+	}
+	s.write(w, r, rep)
+}
+
+func firstSegment(p string) string {
+	p = strings.TrimPrefix(p, "/")
+	if i := strings.IndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return p
+}
+
+// splitVersion takes /v1.0/... or /beta/... apart.
+func splitVersion(p string) (version, rest string, ok bool) {
+	p = strings.TrimPrefix(p, "/")
+	for _, v := range []string{"v1.0", "beta"} {
+		if strings.HasPrefix(p, v+"/") {
+			return v, p[len(v)+1:], true
+		}
+	}
+	return "", "", false
+}
+
+func (s *Server) count(f func()) {
+	s.mu.Lock()
+	f()
+	s.mu.Unlock()
+}
+
+// reply is an answer of the simulator, top level or inside a $batch.
+type reply struct {
+	status int
+	header http.Header
+	body   []byte // JSON unless header says otherwise
+}
+
+func newReply(status int) *reply {
+	return &reply{status: status, header: http.Header{}}
+}
+
+// Graph's JSON content type.
+const jsonType = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+
+func jsonReply(status int, v any) *reply {
+	rep := newReply(status)
+	b, err := json.Marshal(v)
+	if err != nil {
+		return errorReply(http.StatusInternalServerError, "UnknownError", err.Error())
+	}
+	rep.body = b
+	rep.header.Set("Content-Type", jsonType)
+	return rep
+}
+
+type graphError struct {
+	Error graphErrorBody `json:"error"`
+}
+
+type graphErrorBody struct {
+	Code       string         `json:"code"`
+	Message    string         `json:"message"`
+	InnerError map[string]any `json:"innerError,omitempty"`
+}
+
+func errorReply(status int, code, msg string) *reply {
+	return jsonReply(status, graphError{Error: graphErrorBody{Code: code, Message: msg,
+		InnerError: map[string]any{"date": time.Now().UTC().Format("2006-01-02T15:04:05"), "request-id": guid("req", randomHex(4)),
+			"client-request-id": guid("creq", randomHex(4))}}})
+}
+
+// throttled is Graph's 429 with a Retry-After in seconds (fractional, as
+// Exchange Online sends them).
+func throttled(code, msg string, wait time.Duration) *reply {
+	rep := errorReply(http.StatusTooManyRequests, code, msg)
+	rep.header.Set("Retry-After", formatRetryAfter(wait))
+	return rep
+}
+
+func formatRetryAfter(d time.Duration) string {
+	ms := (d + time.Millisecond - 1) / time.Millisecond
+	if ms < 1 {
+		ms = 1
+	}
+	return strconv.FormatFloat(float64(ms)/1000, 'f', -1, 64)
+}
+
+func (s *Server) write(w http.ResponseWriter, r *http.Request, rep *reply) {
+	s.count(func() {
+		s.stats.ByStatus[strconv.Itoa(rep.status)]++
+		if rep.status == http.StatusTooManyRequests {
+			s.stats.Throttled++
+		}
+	})
+	h := w.Header()
+	for k, v := range rep.header {
+		h[k] = v
+	}
+	h.Set("request-id", guid("req", randomHex(4)))
+	if id := r.Header.Get("client-request-id"); id != "" {
+		h.Set("client-request-id", id)
+	}
+	h.Set("x-ms-ags-diagnostic", `{"ServerInfo":{"DataCenter":"Simulated","Slice":"E","Ring":"1","ScaleUnit":"000","RoleInstance":"SIM"}}`)
+	h.Set("Strict-Transport-Security", "max-age=31536000")
+	if s.truncate(rep) {
+		// Announce the whole body, send half, and close: the client sees a
+		// truncated reply, as after a dropped connection mid-transfer.
+		h.Set("Content-Length", strconv.Itoa(len(rep.body)))
+		w.WriteHeader(rep.status)
+		_, _ = w.Write(rep.body[:len(rep.body)/2])
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				conn.Close()
+			}
+		}
+		return
+	}
+	w.WriteHeader(rep.status)
+	_, _ = w.Write(rep.body)
+}
+
+func (s *Server) truncate(rep *reply) bool {
+	tr := s.t.Faults
+	if tr == nil || tr.Truncate == nil || rep.status != http.StatusOK || len(rep.body) < 2 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.truncN++
+	return s.truncN%tr.Truncate.Every == 0
+}
+
+// fault applies the tenant's injected faults to a top-level request; true
+// means the request has been answered (or dropped).
+func (s *Server) fault(w http.ResponseWriter, r *http.Request) bool {
+	fs := s.t.Faults
+	if fs == nil {
+		return false
+	}
+	s.mu.Lock()
+	s.faultN++
+	n := s.faultN
+	storm := 0
+	var stormRA time.Duration
+	if st := fs.Storm; st != nil {
+		if s.stormLeft == 0 && n%st.Every == 0 {
+			s.stormLeft = st.Length
+		}
+		if s.stormLeft > 0 {
+			s.stormLeft--
+			storm, stormRA = st.Status, time.Duration(st.RetryAfter)
+		}
+	}
+	s.mu.Unlock()
+	if fs.Drop != nil && n%fs.Drop.Every == 0 {
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				conn.Close()
+				return true
+			}
+		}
+	}
+	if fs.Slow != nil && n%fs.Slow.Every == 0 {
+		t := time.NewTimer(time.Duration(fs.Slow.Delay))
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return true
+		}
+	}
+	if storm != 0 {
+		rep := newReply(storm)
+		if storm == http.StatusGatewayTimeout {
+			rep = errorReply(storm, "UnknownError", "")
+			rep.body = []byte("<html><head><title>504 Gateway Time-out</title></head><body><h1>Gateway Time-out</h1></body></html>")
+			rep.header.Set("Content-Type", "text/html")
+		}
+		// A 503 storm has an empty body: Graph's own timeout.
+		if stormRA > 0 {
+			rep.header.Set("Retry-After", formatRetryAfter(stormRA))
+		}
+		s.write(w, r, rep)
+		return true
+	}
+	return false
+}
+
+// authenticate checks the bearer token.
+func (s *Server) authenticate(r *http.Request) *reply {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	var rep *reply
+	switch {
+	case h == "":
+		rep = errorReply(http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token is empty.")
+	case !ok:
+		rep = errorReply(http.StatusUnauthorized, "InvalidAuthenticationToken", "IDX14100: JWT is not well formed, there are no dots (.).")
+	default:
+		s.mu.Lock()
+		exp, known := s.tokens[tok]
+		s.mu.Unlock()
+		switch {
+		case !known:
+			rep = errorReply(http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
+		case !s.now().Before(exp):
+			rep = errorReply(http.StatusUnauthorized, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
+		default:
+			return nil
+		}
+	}
+	rep.header.Set("WWW-Authenticate", `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"`)
+	return rep
+}
+
+// ExpireTokens makes every issued token expired (tests of the 401 path).
+func (s *Server) ExpireTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.tokens {
+		s.tokens[k] = time.Time{}
+	}
+}
+
+// token is the Entra v2 token endpoint for client credentials.
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	entra := func(status int, code string, num int, desc string) {
+		now := time.Now().UTC()
+		trace := guid("trace", randomHex(4))
+		full := fmt.Sprintf("AADSTS%d: %s\r\nTrace ID: %s\r\nCorrelation ID: %s\r\nTimestamp: %s", num, desc, trace, guid("corr", randomHex(4)), now.Format("2006-01-02 15:04:05Z"))
+		b, _ := json.Marshal(map[string]any{"error": code, "error_description": full, "error_codes": []int{num},
+			"timestamp": now.Format("2006-01-02 15:04:05Z"), "trace_id": trace, "correlation_id": guid("corr", randomHex(4)),
+			"error_uri": fmt.Sprintf("https://login.microsoftonline.com/error?code=%d", num)})
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store, no-cache")
+		w.WriteHeader(status)
+		_, _ = w.Write(b)
+	}
+	if r.Method != http.MethodPost {
+		entra(http.StatusBadRequest, "invalid_request", 900561, "The endpoint only accepts POST requests.")
+		return
+	}
+	tenant := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/"), "/oauth2/v2.0/token")
+	if err := r.ParseForm(); err != nil {
+		entra(http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'.")
+		return
+	}
+	id, secret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	if u, p, ok := r.BasicAuth(); ok {
+		id, secret = u, p
+	}
+	switch {
+	case !strings.EqualFold(tenant, s.creds.TenantID):
+		entra(http.StatusBadRequest, "invalid_request", 90002, fmt.Sprintf("Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", tenant))
+	case r.PostForm.Get("grant_type") != "client_credentials":
+		entra(http.StatusBadRequest, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.")
+	case id != s.creds.ClientID:
+		entra(http.StatusBadRequest, "unauthorized_client", 700016, fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'.", id, s.creds.TenantID))
+	case secret != s.creds.ClientSecret:
+		entra(http.StatusUnauthorized, "invalid_client", 7000215, fmt.Sprintf("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", s.creds.ClientID))
+	case !strings.HasSuffix(r.PostForm.Get("scope"), "/.default"):
+		entra(http.StatusBadRequest, "invalid_scope", 1002012, fmt.Sprintf("The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", r.PostForm.Get("scope")))
+	default:
+		b := make([]byte, 48)
+		_, _ = rand.Read(b)
+		tok := "eyJ0eXAiOiJKV1QiLCJzaW0iOnRydWV9." + base64.RawURLEncoding.EncodeToString(b) + ".sim"
+		s.mu.Lock()
+		s.tokens[tok] = s.now().Add(s.ttl)
+		s.stats.Tokens++
+		s.mu.Unlock()
+		secs := int(s.ttl.Seconds())
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store, no-cache")
+		_ = json.NewEncoder(w).Encode(map[string]any{"token_type": "Bearer", "expires_in": secs, "ext_expires_in": secs, "access_token": tok})
+	}
+}
+
+// admit applies the app+mailbox limits (and the global one) to one unit of
+// work. The returned release must be called when the work is done.
+func (s *Server) admit(m *mailbox) (release func(), rep *reply) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	reject := func(r *reply) (func(), *reply) {
+		if m != nil {
+			m.stats.Throttled++
+		}
+		return nil, r
+	}
+	if s.global != nil {
+		if wait := s.global.Wait(now); wait > 0 {
+			return reject(throttled("ApplicationThrottled", "Application is over its tenant-wide request limit.", wait))
+		}
+	}
+	if m != nil {
+		if m.inFlight >= s.t.Limits.Concurrency {
+			return reject(throttled("ApplicationThrottled", "Application is over its MailboxConcurrency limit.", time.Second))
+		}
+		if wait := m.window.Wait(now); wait > 0 {
+			return reject(throttled("ApplicationThrottled", "Application is over its MailboxRequestRate limit.", wait))
+		}
+		m.window.Add(now)
+		m.inFlight++
+		m.stats.Units++
+		m.admitted = append(m.admitted, now)
+	}
+	if s.global != nil {
+		s.global.Add(now)
+	}
+	s.stats.Units++
+	return func() {
+		if m != nil {
+			s.mu.Lock()
+			m.inFlight--
+			s.mu.Unlock()
+		}
+	}, nil
+}
+
+// control is the simulator's own API for tests: change a folder, expire
+// delta tokens, read the stats. It needs the client secret.
+func (s *Server) control(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("X-Sim-Secret") != s.creds.ClientSecret {
+		http.Error(w, "control requests need X-Sim-Secret", http.StatusForbidden)
+		return
+	}
+	switch r.URL.Path {
+	case "/_sim/stats":
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.Stats())
+	case "/_sim/expire-deltas":
+		s.ExpireDeltas()
+		w.WriteHeader(http.StatusNoContent)
+	case "/_sim/mutate":
+		var req MutateRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, "bad mutate request: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := s.Mutate(req); err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// MutateRequest changes one folder (see Server.Mutate).
+type MutateRequest struct {
+	Mailbox string `json:"mailbox"`
+	Folder  string `json:"folder"`
+	Add     int    `json:"add"`
+	Modify  int    `json:"modify"`
+	Delete  int    `json:"delete"`
+}
+
+// Mutate modifies the first Modify live items of a folder, deletes the next
+// Delete and appends Add new ones, as a user working in the mailbox would.
+func (s *Server) Mutate(req MutateRequest) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.byKey[strings.ToLower(req.Mailbox)]
+	if m == nil {
+		return fmt.Errorf("no mailbox %s", req.Mailbox)
+	}
+	for _, f := range m.folders {
+		if f.path == req.Folder {
+			s.mutate(f, req.Add, req.Modify, req.Delete)
+			return nil
+		}
+	}
+	return fmt.Errorf("no folder %q in %s", req.Folder, req.Mailbox)
+}
+
+// ExpireDeltas invalidates every delta and skip token handed out so far.
+func (s *Server) ExpireDeltas() {
+	s.mu.Lock()
+	s.epoch++
+	s.mu.Unlock()
+}

@@ -1,0 +1,141 @@
+package graphsim
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/mailvault/mailvault/adapters/simtenant"
+)
+
+// Endpoint is what a client needs to reach a running simulator. Its JSON
+// form is the line `mailvault sim graph` prints: a contract for other tools.
+type Endpoint struct {
+	GraphURL     string `json:"graph_url"`
+	BetaURL      string `json:"beta_url"`
+	TokenURL     string `json:"token_url"`
+	TenantID     string `json:"tenant_id"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+	CACert       string `json:"ca_cert"`
+}
+
+// StartOptions configure a listening simulator.
+type StartOptions struct {
+	Options
+	Listen string // default 127.0.0.1:0
+	TLS    bool
+	// Dir receives ca.pem; default a new temporary directory.
+	Dir string
+}
+
+// Running is a simulator serving on a socket.
+type Running struct {
+	Endpoint Endpoint
+	Server   *Server
+	http     *http.Server
+	done     chan error
+}
+
+// Start serves tenant t until Close.
+func Start(t *simtenant.Tenant, o StartOptions) (*Running, error) {
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:0"
+	}
+	srv := New(t, o.Options)
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", o.Listen, err)
+	}
+	scheme := "http"
+	caPath := ""
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	if o.TLS {
+		dir := o.Dir
+		if dir == "" {
+			if dir, err = os.MkdirTemp("", "mailvault-graphsim-"); err != nil {
+				ln.Close()
+				return nil, err
+			}
+		}
+		cert, caPEM, err := selfSigned(ln.Addr().(*net.TCPAddr).IP)
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		caPath = filepath.Join(dir, "ca.pem")
+		if err := os.WriteFile(caPath, caPEM, 0o644); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("write the CA certificate: %w", err)
+		}
+		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, hs.TLSConfig)
+		scheme = "https"
+	}
+	base := scheme + "://" + ln.Addr().String()
+	c := srv.Credentials()
+	r := &Running{Server: srv, http: hs, done: make(chan error, 1), Endpoint: Endpoint{
+		GraphURL: base + "/v1.0", BetaURL: base + "/beta", TokenURL: base + "/" + c.TenantID + "/oauth2/v2.0/token",
+		TenantID: c.TenantID, ClientID: c.ClientID, ClientSecret: c.ClientSecret, CACert: caPath}}
+	go func() { r.done <- hs.Serve(ln) }()
+	return r, nil
+}
+
+// Close stops serving.
+func (r *Running) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := r.http.Shutdown(ctx)
+	if serveErr := <-r.done; !errors.Is(serveErr, http.ErrServerClosed) && err == nil {
+		err = serveErr
+	}
+	return err
+}
+
+// selfSigned makes a CA and a server certificate for the listening address
+// and localhost, valid for a day.
+func selfSigned(ip net.IP) (tls.Certificate, []byte, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	now := time.Now()
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mailvault Graph simulator CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	ips := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}
+	if ip != nil && !ip.IsUnspecified() {
+		ips = append(ips, ip)
+	}
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "graph.sim.localhost"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), DNSNames: []string{"localhost"}, IPAddresses: ips,
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	cert := tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key}
+	return cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), nil
+}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/mailvault/mailvault/adapters/graph"
+	"github.com/mailvault/mailvault/adapters/graphsim"
+	"github.com/mailvault/mailvault/adapters/simtenant"
+)
+
+// graphFlags are the Graph source's command-line settings.
+type graphFlags struct {
+	tenantID, clientID string
+	secretFile         string
+	secretEnv          string
+	secretValue        string // refused: secrets never come as flag values
+	mailboxes          []string
+	graphURL, betaURL  string
+	tokenURL, caCert   string
+	content            string
+	pageSize           int
+}
+
+func (f *graphFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.tenantID, "tenant-id", "", "Entra tenant id (graph source)")
+	fl.StringVar(&f.clientID, "client-id", "", "application (client) id of the app registration")
+	fl.StringVar(&f.secretFile, "client-secret-file", "", "file holding the client secret")
+	fl.StringVar(&f.secretEnv, "client-secret-env", "", "environment variable holding the client secret")
+	fl.StringVar(&f.secretValue, "client-secret", "", "")
+	_ = fl.MarkHidden("client-secret")
+	fl.StringArrayVar(&f.mailboxes, "mailbox", nil, "back up only this mailbox (repeatable; default every user with a mailbox)")
+	fl.StringVar(&f.graphURL, "graph-url", graph.DefaultGraphURL, "Graph v1.0 endpoint (sovereign clouds, the simulator)")
+	fl.StringVar(&f.betaURL, "beta-url", "", "Graph beta endpoint (default derived from --graph-url)")
+	fl.StringVar(&f.tokenURL, "token-url", "", "token endpoint (default https://login.microsoftonline.com/TENANT/oauth2/v2.0/token)")
+	fl.StringVar(&f.caCert, "ca-cert", "", "extra CA certificate (PEM) to trust for Graph and the token endpoint")
+	fl.StringVar(&f.content, "graph-content", "auto", "content mode: auto|export|batch|get, or per kind: mail=export,calendar=batch,contacts=batch")
+	fl.IntVar(&f.pageSize, "page-size", 500, "delta page size (Prefer: odata.maxpagesize, at most 500)")
+}
+
+// parseContent reads --graph-content.
+func parseContent(v string) (map[string]string, error) {
+	out := map[string]string{}
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return out, nil
+	}
+	if !strings.Contains(v, "=") {
+		for _, k := range []string{graph.KindMail, graph.KindCalendar, graph.KindContacts} {
+			out[k] = v
+		}
+		return out, nil
+	}
+	for _, part := range strings.Split(v, ",") {
+		k, m, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return nil, fmt.Errorf("--graph-content %q: use MODE or KIND=MODE,KIND=MODE", v)
+		}
+		out[strings.TrimSpace(k)] = strings.TrimSpace(m)
+	}
+	return out, nil
+}
+
+// source builds the Graph source from the flags.
+func (f *graphFlags) source(ctx context.Context, log zerolog.Logger) (*graph.Source, error) {
+	if f.secretValue != "" {
+		return nil, usageErr("--client-secret is refused: a secret on the command line is visible to every local user; use --client-secret-file or --client-secret-env")
+	}
+	if f.tenantID == "" || f.clientID == "" {
+		return nil, usageErr("--source graph needs --tenant-id and --client-id, and --client-secret-file or --client-secret-env")
+	}
+	secret, err := graph.LoadSecret(f.secretFile, f.secretEnv)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	content, err := parseContent(f.content)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	return newGraphSource(ctx, log, graphSettings{tenantID: f.tenantID, clientID: f.clientID, secret: secret, mailboxes: f.mailboxes,
+		graphURL: f.graphURL, betaURL: f.betaURL, tokenURL: f.tokenURL, caCert: f.caCert, content: content, pageSize: f.pageSize})
+}
+
+type graphSettings struct {
+	tenantID, clientID string
+	secret             graph.Secret
+	mailboxes          []string
+	graphURL, betaURL  string
+	tokenURL, caCert   string
+	content            map[string]string
+	pageSize           int
+}
+
+func newGraphSource(ctx context.Context, log zerolog.Logger, s graphSettings) (*graph.Source, error) {
+	hc, err := graph.HTTPClient(s.caCert, graph.DefaultTimeout)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	tokens, err := graph.NewTokens(ctx, graph.AuthConfig{TenantID: s.tenantID, ClientID: s.clientID, Secret: s.secret, TokenURL: s.tokenURL, HTTP: hc})
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	src, err := graph.NewSource(graph.Config{GraphURL: s.graphURL, BetaURL: s.betaURL, HTTP: hc, Tokens: tokens,
+		Mailboxes: s.mailboxes, Content: s.content, PageSize: s.pageSize, Log: log})
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	return src, nil
+}
+
+// startDemoGraph serves a tenant over HTTPS in process and returns a Graph
+// source pointed at it.
+func startDemoGraph(ctx context.Context, log zerolog.Logger, t *simtenant.Tenant, dir string) (*graph.Source, *graphsim.Running, error) {
+	sim, err := graphsim.Start(t, graphsim.StartOptions{TLS: true, Dir: dir})
+	if err != nil {
+		return nil, nil, fmt.Errorf("start the Graph simulator: %w", err)
+	}
+	ep := sim.Endpoint
+	src, err := newGraphSource(ctx, log, graphSettings{tenantID: ep.TenantID, clientID: ep.ClientID, secret: graph.NewSecret(ep.ClientSecret),
+		graphURL: ep.GraphURL, betaURL: ep.BetaURL, tokenURL: ep.TokenURL, caCert: ep.CACert})
+	if err != nil {
+		sim.Close()
+		return nil, nil, err
+	}
+	return src, sim, nil
+}
+
+func newSimCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "sim", Short: "Run a simulated server (graph) for tests and trials"}
+	var tenant, listen, dir string
+	var useTLS bool
+	var tokenTTL time.Duration
+	gcmd := &cobra.Command{
+		Use:   "graph --tenant FILE",
+		Short: "Serve a tenant file as Microsoft Graph (HTTPS, Entra token endpoint, throttling, faults)",
+		Long: `Serve a tenant file as Microsoft Graph until interrupted. When ready it prints
+one JSON line on stdout with graph_url, beta_url, token_url, tenant_id,
+client_id, client_secret and ca_cert; other tools start the simulator this way.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if tenant == "" {
+				return usageErr("--tenant FILE is required")
+			}
+			t, err := simtenant.Load(tenant)
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			sim, err := graphsim.Start(t, graphsim.StartOptions{Options: graphsim.Options{TokenTTL: tokenTTL}, Listen: listen, TLS: useTLS, Dir: dir})
+			if err != nil {
+				return &exitError{code: exitErrors, err: err}
+			}
+			defer sim.Close()
+			line, _ := json.Marshal(sim.Endpoint)
+			fmt.Fprintln(cmd.OutOrStdout(), string(line))
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			<-ctx.Done()
+			return nil
+		},
+	}
+	gcmd.Flags().StringVar(&tenant, "tenant", "", "tenant file (YAML)")
+	gcmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address to listen on")
+	gcmd.Flags().BoolVar(&useTLS, "tls", true, "serve HTTPS with a generated self-signed CA")
+	gcmd.Flags().StringVar(&dir, "dir", "", "directory for ca.pem (default a new temporary directory)")
+	gcmd.Flags().DurationVar(&tokenTTL, "token-ttl", 3599*time.Second, "lifetime of issued tokens")
+	cmd.AddCommand(gcmd)
+	return cmd
+}
