@@ -35,21 +35,21 @@ type SkippedFolder struct {
 // Report is the summary of one run. It is a fold over the run's events: the
 // same code builds it live, event by event, and afterwards from the log.
 type Report struct {
-	RunID             string            `json:"run_id"`
-	State             domain.RunState   `json:"state"`
-	Started           time.Time         `json:"started"`
-	Ended             time.Time         `json:"ended"`
-	ItemsScanned      int               `json:"items_scanned"`
-	ItemsStored       int               `json:"items_stored"`
-	ItemsUnchanged    int               `json:"items_unchanged"`
-	ItemsQuarantined  int               `json:"items_quarantined"`
-	ItemsReleased     int               `json:"items_released"`
-	ItemsRemoved      int               `json:"items_removed"`
-	ItemsGone         int               `json:"items_gone"`
-	ListingRestarts   int               `json:"listing_restarts"`
+	RunID            string          `json:"run_id"`
+	State            domain.RunState `json:"state"`
+	Started          time.Time       `json:"started"`
+	Ended            time.Time       `json:"ended"`
+	ItemsScanned     int             `json:"items_scanned"`
+	ItemsStored      int             `json:"items_stored"`
+	ItemsUnchanged   int             `json:"items_unchanged"`
+	ItemsQuarantined int             `json:"items_quarantined"`
+	ItemsReleased    int             `json:"items_released"`
+	ItemsRemoved     int             `json:"items_removed"`
+	ItemsGone        int             `json:"items_gone"`
+	ListingRestarts  int             `json:"listing_restarts"`
 	// ThrottledItems are items a batch answered throttled on their own
 	// (a $batch sub-request's 429); they are fetched again.
-	ThrottledItems int `json:"throttled_items"`
+	ThrottledItems    int               `json:"throttled_items"`
 	BytesStored       int64             `json:"bytes_stored"`
 	Requests          int               `json:"requests"`
 	RequestsByOutcome map[string]int    `json:"requests_by_outcome"`

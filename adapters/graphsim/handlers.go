@@ -232,7 +232,9 @@ func (s *Server) users(c *call) *reply {
 
 func (s *Server) admitApp() (func(), *reply) { return s.admit(nil) }
 
-func encodeOffset(n int) string { return base64.RawURLEncoding.EncodeToString([]byte("o:" + strconv.Itoa(n))) }
+func encodeOffset(n int) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("o:" + strconv.Itoa(n)))
+}
 
 func decodeOffset(tok string) (int, error) {
 	if tok == "" {

@@ -33,20 +33,20 @@ type Options struct {
 
 // Stats are the simulator's own counts: what it received and answered.
 type Stats struct {
-	Requests    int            `json:"requests"`     // HTTP requests to Graph URLs
-	Subrequests int            `json:"subrequests"`  // $batch sub-requests
-	Units       int            `json:"budget_units"` // requests counted against limits
-	Throttled   int            `json:"throttled"`    // 429 answers, top level and inside batches
-	ByStatus    map[string]int `json:"by_status"`
-	Tokens      int            `json:"tokens_issued"`
+	Requests    int                     `json:"requests"`     // HTTP requests to Graph URLs
+	Subrequests int                     `json:"subrequests"`  // $batch sub-requests
+	Units       int                     `json:"budget_units"` // requests counted against limits
+	Throttled   int                     `json:"throttled"`    // 429 answers, top level and inside batches
+	ByStatus    map[string]int          `json:"by_status"`
+	Tokens      int                     `json:"tokens_issued"`
 	Mailboxes   map[string]MailboxStats `json:"mailboxes"`
 }
 
 // MailboxStats count per mailbox.
 type MailboxStats struct {
-	Units     int     `json:"budget_units"`
-	Throttled int     `json:"throttled"`
-	Items     int     `json:"items_served"`
+	Units     int `json:"budget_units"`
+	Throttled int `json:"throttled"`
+	Items     int `json:"items_served"`
 	// Utilisation is the share of the window budget used between the first
 	// and the last admitted request (1.0 = every slot of every window).
 	Utilisation float64 `json:"utilisation"`
