@@ -380,7 +380,8 @@ func (s *Server) folderPage(c *call, m *mailbox, collection string, list []*fold
 // too; these are base64 JSON so that they survive in a URL.
 type deltaState struct {
 	Folder string `json:"f"`
-	Since  uint64 `json:"since"` // changes after this sequence (0: initial)
+	Since  uint64 `json:"since"` // changes after this sequence, in a change round
+	Round  bool   `json:"r,omitempty"` // a change round, not the initial sync
 	Snap   uint64 `json:"snap"`  // the round's snapshot: next round starts here
 	Off    int    `json:"off"`   // next position index to examine
 	Epoch  int    `json:"e"`
@@ -413,7 +414,7 @@ func (s *Server) delta(c *call, f *folder) *reply {
 		}
 		if st.Final {
 			// A deltaLink starts a new round of changes since its snapshot.
-			st = deltaState{Folder: f.id, Since: st.Snap, Snap: s.seq, Epoch: s.epoch, Select: st.Select}
+			st = deltaState{Folder: f.id, Since: st.Snap, Round: true, Snap: s.seq, Epoch: s.epoch, Select: st.Select}
 		}
 	} else {
 		st = deltaState{Folder: f.id, Snap: s.seq, Epoch: s.epoch, Select: c.query.Get("$select")}
@@ -425,7 +426,7 @@ func (s *Server) delta(c *call, f *folder) *reply {
 	for off < len(f.items) && len(value) < size {
 		it := f.items[off]
 		off++
-		if st.Since == 0 && it.deleted || st.Since > 0 && it.seq <= st.Since {
+		if !st.Round && it.deleted || st.Round && it.seq <= st.Since {
 			continue
 		}
 		id := s.itemID(f, off, imm)
