@@ -133,12 +133,12 @@ func (s *graphSim) stats(t *testing.T) simStats {
 // graphReport is the JSON report with the incremental fields.
 type graphReport struct {
 	report
-	ItemsUnchanged  int `json:"items_unchanged"`
-	ItemsRemoved    int `json:"items_removed"`
-	ItemsGone       int `json:"items_gone"`
-	ListingRestarts int `json:"listing_restarts"`
-	ListRequests    int `json:"list_requests"`
-	ThrottledItems  int `json:"throttled_items"`
+	ItemsUnchanged  int      `json:"items_unchanged"`
+	ItemsRemoved    int      `json:"items_removed"`
+	ItemsGone       int      `json:"items_gone"`
+	ListingRestarts int      `json:"listing_restarts"`
+	ListRequests    int      `json:"list_requests"`
+	ThrottledItems  int      `json:"throttled_items"`
 	Errors          []string `json:"errors"`
 }
 

@@ -380,10 +380,10 @@ func (s *Server) folderPage(c *call, m *mailbox, collection string, list []*fold
 // too; these are base64 JSON so that they survive in a URL.
 type deltaState struct {
 	Folder string `json:"f"`
-	Since  uint64 `json:"since"` // changes after this sequence, in a change round
+	Since  uint64 `json:"since"`       // changes after this sequence, in a change round
 	Round  bool   `json:"r,omitempty"` // a change round, not the initial sync
-	Snap   uint64 `json:"snap"`  // the round's snapshot: next round starts here
-	Off    int    `json:"off"`   // next position index to examine
+	Snap   uint64 `json:"snap"`        // the round's snapshot: next round starts here
+	Off    int    `json:"off"`         // next position index to examine
 	Epoch  int    `json:"e"`
 	Page   int    `json:"p"`
 	Select string `json:"sel,omitempty"`
