@@ -1,6 +1,7 @@
 package graphsim
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,7 +32,17 @@ type call struct {
 const maxBody = 64 << 20
 
 func readBody(r *http.Request) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	var body io.Reader = r.Body
+	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+		// Microsoft's SDKs compress request bodies; Graph accepts that.
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			return nil, fmt.Errorf("the gzip request body is unreadable: %w", err)
+		}
+		defer zr.Close()
+		body = zr
+	}
+	b, err := io.ReadAll(io.LimitReader(body, maxBody+1))
 	if err != nil {
 		return nil, err
 	}
@@ -41,18 +53,23 @@ func readBody(r *http.Request) ([]byte, error) {
 }
 
 func segments(p string) []string {
-	parts := strings.Split(strings.Trim(p, "/"), "/")
-	for i, s := range parts {
+	var out []string
+	for _, s := range strings.Split(strings.Trim(p, "/"), "/") {
 		if u, err := url.PathUnescape(s); err == nil {
-			parts[i] = u
+			s = u
 		}
-		// OData key syntax: mailFolders('id')
-		if j := strings.IndexByte(parts[i], '('); j > 0 && strings.HasSuffix(parts[i], ")") {
-			parts = append(parts[:i+1], parts[i:]...)
-			parts[i], parts[i+1] = parts[i][:j], strings.Trim(parts[i][j+1:len(parts[i])-1], "'")
+		// OData key and function syntax: mailFolders('id'), delta().
+		if j := strings.IndexByte(s, '('); j > 0 && strings.HasSuffix(s, ")") {
+			key := strings.Trim(s[j+1:len(s)-1], "'")
+			out = append(out, s[:j])
+			if key != "" {
+				out = append(out, key)
+			}
+			continue
 		}
+		out = append(out, s)
 	}
-	return parts
+	return out
 }
 
 func (s *Server) baseURL(c *call) string {
@@ -704,8 +721,11 @@ func (s *Server) batch(c *call) *reply {
 	var req struct {
 		Requests []batchRequest `json:"requests"`
 	}
+	if os.Getenv("GRAPHSIM_TRACE") != "" {
+		fmt.Fprintln(os.Stderr, "graphsim batch:", string(c.body))
+	}
 	if err := json.Unmarshal(c.body, &req); err != nil {
-		return errorReply(http.StatusBadRequest, "BadRequest", "Invalid batch payload format.")
+		return errorReply(http.StatusBadRequest, "BadRequest", "Invalid batch payload format: "+err.Error())
 	}
 	if len(req.Requests) == 0 {
 		return errorReply(http.StatusBadRequest, "BadRequest", "Invalid batch payload format: no requests.")

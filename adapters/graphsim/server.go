@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -155,6 +156,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(r.URL.Path, "/_sim/"):
 		s.control(w, r)
 		return
+	}
+	if os.Getenv("GRAPHSIM_TRACE") != "" {
+		fmt.Fprintln(os.Stderr, "graphsim:", r.Method, r.URL.String())
 	}
 	version, rest, ok := splitVersion(r.URL.EscapedPath())
 	if !ok {
