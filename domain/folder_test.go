@@ -26,6 +26,7 @@ func drive(t *testing.T, f *FolderPass, pages [][]int, dirty map[int]bool) (fetc
 			for i, p := range page {
 				refs[i] = ItemRef{Position: p, ID: fmt.Sprint("id", p)}
 			}
+			f.Start(s)
 			f.AddPage(refs, next)
 		case FolderFetch:
 			ok := true
@@ -34,7 +35,8 @@ func drive(t *testing.T, f *FolderPass, pages [][]int, dirty map[int]bool) (fetc
 			}
 			r := RangeOf(s.Step.Items)
 			fetches = append(fetches, fmt.Sprintf("%d-%d/%d", r.First, r.Last, r.Count))
-			f.Record(ok)
+			f.Start(s)
+			f.Record(s.Slot, ok)
 		}
 	}
 	t.Fatal("folder pass did not finish")
@@ -75,7 +77,7 @@ func TestFolderPass(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			f := NewFolderPass(c.batch, c.cursor, func(it ItemRef) Disposition { return c.skip[it.Position] })
+			f := NewFolderPass(c.batch, 1, c.cursor, func(it ItemRef) Disposition { return c.skip[it.Position] })
 			fetches, _ := drive(t, f, c.pages, c.dirty)
 			if fmt.Sprint(fetches) != fmt.Sprint(c.fetches) {
 				t.Fatalf("fetches %v, want %v", fetches, c.fetches)
@@ -88,14 +90,15 @@ func TestFolderPass(t *testing.T) {
 }
 
 func TestFolderPassCursorNamesThePageToResumeFrom(t *testing.T) {
-	f := NewFolderPass(4, Cursor{Pass: "p"}, func(ItemRef) Disposition { return Fetch })
+	f := NewFolderPass(4, 1, Cursor{Pass: "p"}, func(ItemRef) Disposition { return Fetch })
 	// page 1 = 1..6 (token ""), page 2 = 7..10 (token "p1")
 	if s := f.Next(); s.Kind != FolderList || s.PageToken != "" {
 		t.Fatalf("first step %+v", s)
 	}
 	f.AddPage(refsOf(seq(1, 6)), "p1")
-	f.Next()       // fetch 1-4
-	f.Record(true) // batch done: cursor moves to 5, still on page 1
+	fetch := f.Next() // fetch 1-4
+	f.Start(fetch)
+	f.Record(fetch.Slot, true) // batch done: cursor moves to 5, still on page 1
 	if c := f.Cursor(); c.Position != 5 || c.PageToken != "" || c.PageFirst != 1 {
 		t.Fatalf("cursor after first batch %+v", c)
 	}
@@ -103,8 +106,9 @@ func TestFolderPassCursorNamesThePageToResumeFrom(t *testing.T) {
 		t.Fatalf("expected listing of page 2, got %+v", s)
 	}
 	f.AddPage(refsOf(seq(7, 10)), "")
-	f.Next()
-	f.Record(true) // 5-8 done: cursor 9 on page 2
+	fetch = f.Next()
+	f.Start(fetch)
+	f.Record(fetch.Slot, true) // 5-8 done: cursor 9 on page 2
 	if c := f.Cursor(); c.Position != 9 || c.PageToken != "p1" || c.PageFirst != 7 {
 		t.Fatalf("cursor after second batch %+v", c)
 	}

@@ -20,6 +20,15 @@ type Limits struct {
 	AppWindow         time.Duration
 }
 
+// SafeWindow is the window the client counts its own requests in: a little
+// longer than the server's, because the server counts a request when it
+// arrives, and requests sent in order can arrive out of order. Without the
+// margin a request sent exactly when the client's window frees a slot can
+// reach the server before the one it replaces has left the server's window.
+func SafeWindow(w time.Duration) time.Duration {
+	return w + w/100 + 25*time.Millisecond
+}
+
 // RequestCost is what one request takes from the server's budget: Budget
 // requests from the window (a Graph $batch counts each sub-request) and
 // Concurrency slots while it runs (Graph runs up to 4 sub-requests of a

@@ -37,6 +37,9 @@ type Config struct {
 	ThrottlePatience time.Duration
 	QuarantineRetry  time.Duration
 	Limits           domain.Limits
+	// FolderParallelism bounds the requests one folder has out at once; 0
+	// takes the source's preference (see Pipelining), else 1.
+	FolderParallelism int
 	// Workers bounds the requests in flight across all mailboxes.
 	Workers int
 	// StopGrace is how long a stop waits for in-flight requests.
@@ -62,6 +65,12 @@ func Run(ctx context.Context, d Deps, cfg Config) (domain.RunState, error) {
 	}
 	if bl, ok := d.Source.(BatchLimit); ok && bl.MaxBatch() > 0 && cfg.BatchSize > bl.MaxBatch() {
 		cfg.BatchSize = bl.MaxBatch()
+	}
+	if cfg.FolderParallelism == 0 {
+		cfg.FolderParallelism = 1
+		if pl, ok := d.Source.(Pipelining); ok && pl.FolderParallelism() > 0 {
+			cfg.FolderParallelism = pl.FolderParallelism()
+		}
 	}
 	var cost func(string, string, int) domain.RequestCost
 	if cm, ok := d.Source.(CostModel); ok {
@@ -116,7 +125,8 @@ func Run(ctx context.Context, d Deps, cfg Config) (domain.RunState, error) {
 		}
 	}
 	planner := NewPlanner(PlannerConfig{Run: cfg.Run, BatchSize: cfg.BatchSize, ThrottlePatience: cfg.ThrottlePatience,
-		QuarantineRetry: cfg.QuarantineRetry, Limits: cfg.Limits, Backoff: domain.DefaultBackoff, Cost: cost}, d.Clock, d.Resume, d.Log, wake)
+		QuarantineRetry: cfg.QuarantineRetry, Limits: cfg.Limits, Backoff: domain.DefaultBackoff, Cost: cost,
+		FolderParallelism: cfg.FolderParallelism}, d.Clock, d.Resume, d.Log, wake)
 	defer planner.Close()
 
 	group := func(stage string) string { return "run/" + cfg.Run + "/" + stage }

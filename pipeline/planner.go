@@ -25,6 +25,8 @@ type PlannerConfig struct {
 	// Cost prices a request in the server's budget; nil means every request
 	// costs one.
 	Cost func(request, kind string, items int) domain.RequestCost
+	// FolderParallelism bounds the requests one folder has out at once.
+	FolderParallelism int
 	// MaxListingRestarts bounds how often one folder's listing may start
 	// again in a run after the server discarded its state.
 	MaxListingRestarts int
@@ -78,24 +80,45 @@ const (
 )
 
 type folderState struct {
-	mbx         *mailboxState
-	id, path    string
-	kind        string
-	pass        *domain.FolderPass
-	passID      string
-	phase       folderPhase
-	outstanding string
+	mbx      *mailboxState
+	id, path string
+	kind     string
+	pass     *domain.FolderPass
+	passID   string
+	phase    folderPhase
+	// outstanding are the requests sent and not yet answered, by id.
+	outstanding map[string]*sentRequest
+	// failures counts the failed attempts of steps being retried.
+	failures    map[string]int
 	step        domain.FolderStep
-	attempt     int
 	requests    int
 	parkedUntil time.Time
 	dirtyCode   string
 	leftOut     []domain.Event
 	resumeErr   error
-	cost        domain.RequestCost // of the outstanding request
-	tracked     bool               // the listing's change keys are reliable
-	syncToken   string             // where the next pass lists changes from
+	tracked     bool   // the listing's change keys are reliable
+	syncToken   string // where the next pass lists changes from
 	restarts    int
+	itemRetries int // consecutive batches with items put back in line
+}
+
+// sentRequest is a request the planner waits for.
+type sentRequest struct {
+	step    domain.FolderStep
+	cost    domain.RequestCost
+	attempt int
+	stale   bool // sent before the listing restarted: answer is ignored
+}
+
+// stepKey identifies a step across its retries.
+func stepKey(st domain.FolderStep) string {
+	if st.Kind == domain.FolderList {
+		return "list\x00" + st.PageToken
+	}
+	if len(st.Step.Items) == 0 {
+		return fmt.Sprint("fetch\x00", st.Slot)
+	}
+	return fmt.Sprint("fetch\x00", st.Slot, "\x00", st.Step.Items[0].ID, "\x00", len(st.Step.Items))
 }
 
 // itemKey names an item of this folder in the planner's quarantine set.
@@ -111,7 +134,7 @@ func NewPlanner(cfg PlannerConfig, clock Clock, resume ResumeIndex, log zerolog.
 	p := &Planner{cfg: cfg, clock: clock, resume: resume, log: log, wake: wake,
 		seen: map[string]bool{}, mailboxes: map[string]*mailboxState{}, quarantined: map[string]bool{}}
 	if cfg.Limits.AppWindowRequests > 0 && cfg.Limits.AppWindow > 0 {
-		p.appWindow = domain.NewSlidingWindow(cfg.Limits.AppWindowRequests, cfg.Limits.AppWindow)
+		p.appWindow = domain.NewSlidingWindow(cfg.Limits.AppWindowRequests, domain.SafeWindow(cfg.Limits.AppWindow))
 	}
 	return p
 }
@@ -180,7 +203,7 @@ func (p *Planner) apply(ev *domain.Event) []domain.Event {
 		}
 		if _, ok := p.mailboxes[ev.Mailbox]; !ok {
 			p.mailboxes[ev.Mailbox] = &mailboxState{addr: ev.Mailbox,
-				window: domain.NewSlidingWindow(p.cfg.Limits.WindowRequests, p.cfg.Limits.Window)}
+				window: domain.NewSlidingWindow(p.cfg.Limits.WindowRequests, domain.SafeWindow(p.cfg.Limits.Window))}
 			p.mbxOrder = append(p.mbxOrder, ev.Mailbox)
 		}
 		return nil
@@ -194,15 +217,19 @@ func (p *Planner) apply(ev *domain.Event) []domain.Event {
 	if ev.Type == domain.ParkExpired {
 		return p.unpark(f, ev)
 	}
-	if ev.Cause != f.outstanding || f.outstanding == "" {
+	req := f.outstanding[ev.Cause]
+	if req == nil {
 		return nil // an answer to a request this run no longer waits for
 	}
-	f.outstanding = ""
-	f.mbx.inFlight -= f.cost.Concurrency
-	p.appInFlight -= f.cost.Concurrency
+	delete(f.outstanding, ev.Cause)
+	f.mbx.inFlight -= req.cost.Concurrency
+	p.appInFlight -= req.cost.Concurrency
+	if req.stale || f.phase != phaseActive {
+		return nil
+	}
 	switch ev.Type {
 	case domain.ItemsListed:
-		f.attempt = 0
+		delete(f.failures, stepKey(req.step))
 		f.leftOut = f.leftOut[:0]
 		f.tracked = ev.Tracked
 		if ev.NextPage == "" {
@@ -222,22 +249,23 @@ func (p *Planner) apply(ev *domain.Event) []domain.Event {
 		return out
 	case domain.BatchFetched:
 		if len(ev.ItemFailures) > 0 {
-			return p.itemFailures(f, ev)
+			return p.itemFailures(f, ev, req)
 		}
-		f.attempt = 0
-		retry := f.step.Retry
-		f.pass.Record(true)
-		if retry {
-			return []domain.Event{p.release(f, f.step.Step.Items[0], ev)}
+		delete(f.failures, stepKey(req.step))
+		f.pass.Record(req.step.Slot, true)
+		if req.step.Retry {
+			return []domain.Event{p.release(f, req.step.Step.Items[0], ev)}
 		}
 		return nil
 	case domain.BatchFailed:
-		return p.failed(f, ev)
+		return p.failed(f, ev, req)
 	case domain.Throttled:
+		f.pass.Abandon(req.step)
+		f.failures[stepKey(req.step)] = req.attempt
 		wait := domain.ClampRetryAfter(time.Duration(ev.RetryAfterMS) * time.Millisecond)
 		if wait == 0 {
 			// Throttled without a hint: back off as for a transient error.
-			wait = p.cfg.Backoff.Delay(f.attempt+1, p.jitter(ev.ID))
+			wait = p.cfg.Backoff.Delay(req.attempt+1, p.jitter(ev.ID))
 		}
 		return []domain.Event{p.park(f, ev, wait, ReasonThrottledByServer)}
 	}
@@ -255,7 +283,7 @@ func (p *Planner) release(f *folderState, it domain.ItemRef, cause *domain.Event
 // some of its items: a dirty item is quarantined directly (no split: the
 // server named it), a gone item is recorded, and throttled or transient
 // items go back in line while the folder waits.
-func (p *Planner) itemFailures(f *folderState, ev *domain.Event) []domain.Event {
+func (p *Planner) itemFailures(f *folderState, ev *domain.Event, req *sentRequest) []domain.Event {
 	var out []domain.Event
 	var again []domain.ItemRef
 	var wait time.Duration
@@ -282,27 +310,29 @@ func (p *Planner) itemFailures(f *folderState, ev *domain.Event) []domain.Event 
 			again = append(again, it.Item)
 		}
 	}
-	retry := f.step.Retry
 	f.pass.Requeue(again)
-	f.pass.Record(true)
-	if retry && !failed[f.step.Step.Items[0].ID] {
-		out = append(out, p.release(f, f.step.Step.Items[0], ev))
+	f.pass.Record(req.step.Slot, true)
+	if req.step.Retry && !failed[req.step.Step.Items[0].ID] {
+		out = append(out, p.release(f, req.step.Step.Items[0], ev))
 	}
+	// Items put back in line are fetched in a new batch; their failures
+	// count against the folder so that an item failing forever ends it.
 	if len(again) == 0 {
-		f.attempt = 0
+		f.itemRetries = 0
 		return out
 	}
+	f.itemRetries++
 	switch {
 	case throttled:
 		if wait == 0 {
-			wait = p.cfg.Backoff.Delay(f.attempt+1, p.jitter(ev.ID))
+			wait = p.cfg.Backoff.Delay(f.itemRetries+1, p.jitter(ev.ID))
 		}
 		return append(out, p.park(f, ev, wait, ReasonThrottledByServer))
-	case transient && f.attempt >= p.cfg.Backoff.MaxAttempts:
+	case transient && f.itemRetries >= p.cfg.Backoff.MaxAttempts:
 		p.errors++
-		return append(out, p.skip(f, "error", ev.ItemFailures[0].Code, fmt.Sprintf("gave up after %d attempts: %s", f.attempt, ev.ItemFailures[0].Message)))
+		return append(out, p.skip(f, "error", ev.ItemFailures[0].Code, fmt.Sprintf("gave up after %d attempts: %s", f.itemRetries, ev.ItemFailures[0].Message)))
 	default:
-		return append(out, p.park(f, ev, p.cfg.Backoff.Delay(f.attempt+1, p.jitter(ev.ID)), ReasonBackoff))
+		return append(out, p.park(f, ev, p.cfg.Backoff.Delay(f.itemRetries+1, p.jitter(ev.ID)), ReasonBackoff))
 	}
 }
 
@@ -317,7 +347,8 @@ func (p *Planner) addFolder(ev *domain.Event) []domain.Event {
 	if m == nil || p.folder(ev) != nil {
 		return nil
 	}
-	f := &folderState{mbx: m, id: ev.FolderID, path: ev.Folder, kind: ev.Kind}
+	f := &folderState{mbx: m, id: ev.FolderID, path: ev.Folder, kind: ev.Kind,
+		outstanding: map[string]*sentRequest{}, failures: map[string]int{}}
 	cur, ok, err := p.resume.Cursor(ev.Mailbox, ev.FolderID)
 	if err != nil {
 		f.resumeErr = err
@@ -333,7 +364,7 @@ func (p *Planner) addFolder(ev *domain.Event) []domain.Event {
 		cur.PageToken = tok
 	}
 	f.passID = cur.Pass
-	f.pass = domain.NewFolderPass(p.cfg.BatchSize, cur, p.disposition(f))
+	f.pass = domain.NewFolderPass(p.cfg.BatchSize, p.cfg.FolderParallelism, cur, p.disposition(f))
 	m.folders = append(m.folders, f)
 	if f.resumeErr != nil {
 		return []domain.Event{p.skip(f, "error", "ResumeIndexError", f.resumeErr.Error())}
@@ -371,16 +402,23 @@ func (p *Planner) disposition(f *folderState) func(domain.ItemRef) domain.Dispos
 	}
 }
 
-func (p *Planner) failed(f *folderState, ev *domain.Event) []domain.Event {
-	switch ev.Class {
+func (p *Planner) failed(f *folderState, ev *domain.Event, req *sentRequest) []domain.Event {
+	class := ev.Class
+	if req.step.Kind == domain.FolderList && (class == domain.ClassDirty || class == domain.ClassGone) {
+		class = domain.ClassFatal // a listing has no items to isolate
+	}
+	switch class {
 	case domain.ClassResync:
 		if f.restarts >= p.cfg.MaxListingRestarts {
 			p.errors++
 			return []domain.Event{p.skip(f, "error", ev.Code, fmt.Sprintf("the server discarded the listing state %d times: %s", f.restarts+1, ev.Message))}
 		}
 		f.restarts++
-		f.attempt = 0
 		f.syncToken = ""
+		f.failures = map[string]int{}
+		for _, r := range f.outstanding {
+			r.stale = true
+		}
 		f.pass.Restart()
 		r := p.event(f, domain.ListingRestarted, domain.DeriveID(ev.ID, "restarted"))
 		r.Cause, r.Code, r.Message = ev.ID, ev.Code, ev.Message
@@ -388,19 +426,21 @@ func (p *Planner) failed(f *folderState, ev *domain.Event) []domain.Event {
 		r.Cursor = &c
 		return []domain.Event{r}
 	case domain.ClassDirty:
-		f.attempt = 0
+		delete(f.failures, stepKey(req.step))
 		f.dirtyCode = ev.Code
 		var out []domain.Event
-		for _, it := range f.pass.Record(false) {
+		for _, it := range f.pass.Record(req.step.Slot, false) {
 			out = append(out, p.quarantine(f, it, ev.Code, ev.ID, ""))
 		}
 		return out
 	case domain.ClassTransient:
-		if f.attempt >= p.cfg.Backoff.MaxAttempts {
+		if req.attempt >= p.cfg.Backoff.MaxAttempts {
 			p.errors++
-			return []domain.Event{p.skip(f, "error", ev.Code, fmt.Sprintf("gave up after %d attempts: %s", f.attempt, ev.Message))}
+			return []domain.Event{p.skip(f, "error", ev.Code, fmt.Sprintf("gave up after %d attempts: %s", req.attempt, ev.Message))}
 		}
-		return []domain.Event{p.park(f, ev, p.cfg.Backoff.Delay(f.attempt+1, p.jitter(ev.ID)), ReasonBackoff)}
+		f.pass.Abandon(req.step)
+		f.failures[stepKey(req.step)] = req.attempt
+		return []domain.Event{p.park(f, ev, p.cfg.Backoff.Delay(req.attempt+1, p.jitter(ev.ID)), ReasonBackoff)}
 	default:
 		p.errors++
 		if ev.Code == CodeStorage {
@@ -493,59 +533,92 @@ func (p *Planner) schedule() []domain.Event {
 		if p.stopping {
 			break
 		}
-	mailbox:
-		for m.inFlight < p.cfg.Limits.MaxInFlight && (p.cfg.Limits.AppMaxInFlight == 0 || p.appInFlight < p.cfg.Limits.AppMaxInFlight) {
-			if now.Before(m.notBefore) {
-				break
-			}
-			f := p.nextReady(m, now)
-			if f == nil {
-				break
-			}
-			for {
-				st := f.pass.Next()
-				switch st.Kind {
-				case domain.FolderSplit:
-					out = append(out, p.splitEvent(f, st))
-					continue
-				case domain.FolderInferDirty:
-					it := st.Step.Items[0]
-					inf := p.event(f, domain.ItemInferredDirty, domain.DeriveID(p.cfg.Run, "inferred", f.mbx.addr, f.id, it.ID))
-					inf.Position, inf.ItemID = it.Position, it.ID
-					out = append(out, inf, p.quarantine(f, it, f.dirtyCode, inf.ID, projections.ReasonInferred))
-					continue
-				case domain.FolderDone:
-					f.phase = phaseCompleted
-					done := p.event(f, domain.FolderCompleted, domain.DeriveID(p.cfg.Run, "completed", f.mbx.addr, f.id))
-					done.SyncToken = f.syncToken
-					out = append(out, done)
-				case domain.FolderList, domain.FolderFetch:
-					cost := p.cost(f, st)
-					if m.inFlight > 0 && m.inFlight+cost.Concurrency > p.cfg.Limits.MaxInFlight ||
-						p.cfg.Limits.AppMaxInFlight > 0 && p.appInFlight > 0 && p.appInFlight+cost.Concurrency > p.cfg.Limits.AppMaxInFlight {
-						break mailbox // wait for slots to free up
-					}
-					if wait := p.windowWait(m, now, cost.Budget); wait > 0 {
-						// Self-throttling: the request budget is spent; wait
-						// for the window rather than be punished.
-						m.notBefore = now.Add(wait)
-						p.after(wait, domain.Event{Type: domain.ParkExpired, ID: domain.DeriveID(p.cfg.Run, "window", addr, m.notBefore.String()), Run: p.cfg.Run})
-						break mailbox
-					}
-					m.window.AddN(now, cost.Budget)
-					if p.appWindow != nil {
-						p.appWindow.AddN(now, cost.Budget)
-					}
-					m.inFlight += cost.Concurrency
-					p.appInFlight += cost.Concurrency
-					f.cost = cost
-					out = append(out, p.request(f, st))
-				}
-				break
-			}
-		}
+		out = append(out, p.scheduleMailbox(m, now)...)
 	}
 	return append(out, p.checkEnd(now)...)
+}
+
+// scheduleMailbox sends what one mailbox's limits allow: round after round
+// over its folders, one request per folder and round, so that folders share
+// the mailbox fairly; a folder may have up to FolderParallelism requests out.
+func (p *Planner) scheduleMailbox(m *mailboxState, now time.Time) []domain.Event {
+	var out []domain.Event
+	for {
+		issued := false
+		n := len(m.folders)
+		for i := 0; i < n; i++ {
+			if !p.slotsFree(m) || now.Before(m.notBefore) {
+				return out
+			}
+			idx := (m.rr + i) % n
+			f := m.folders[idx]
+			if f.phase != phaseActive || now.Before(f.parkedUntil) || len(f.outstanding) >= max(1, p.cfg.FolderParallelism) {
+				continue
+			}
+			ev, sent, blocked := p.step(f, now)
+			out = append(out, ev...)
+			if blocked {
+				return out
+			}
+			if sent {
+				issued = true
+				m.rr = (idx + 1) % n
+			}
+		}
+		if !issued {
+			return out
+		}
+	}
+}
+
+func (p *Planner) slotsFree(m *mailboxState) bool {
+	return m.inFlight < p.cfg.Limits.MaxInFlight && (p.cfg.Limits.AppMaxInFlight == 0 || p.appInFlight < p.cfg.Limits.AppMaxInFlight)
+}
+
+// step advances one folder to its next request and sends it if the limits
+// allow. blocked means the mailbox (or the app) can take nothing more now.
+func (p *Planner) step(f *folderState, now time.Time) (out []domain.Event, sent, blocked bool) {
+	m := f.mbx
+	for {
+		st := f.pass.Next()
+		switch st.Kind {
+		case domain.FolderSplit:
+			out = append(out, p.splitEvent(f, st))
+			continue
+		case domain.FolderInferDirty:
+			it := st.Step.Items[0]
+			inf := p.event(f, domain.ItemInferredDirty, domain.DeriveID(p.cfg.Run, "inferred", f.mbx.addr, f.id, it.ID))
+			inf.Position, inf.ItemID = it.Position, it.ID
+			out = append(out, inf, p.quarantine(f, it, f.dirtyCode, inf.ID, projections.ReasonInferred))
+			continue
+		case domain.FolderDone:
+			f.phase = phaseCompleted
+			done := p.event(f, domain.FolderCompleted, domain.DeriveID(p.cfg.Run, "completed", f.mbx.addr, f.id))
+			done.SyncToken = f.syncToken
+			return append(out, done), false, false
+		case domain.FolderWait:
+			return out, false, false
+		}
+		cost := p.cost(f, st)
+		if m.inFlight > 0 && m.inFlight+cost.Concurrency > p.cfg.Limits.MaxInFlight ||
+			p.cfg.Limits.AppMaxInFlight > 0 && p.appInFlight > 0 && p.appInFlight+cost.Concurrency > p.cfg.Limits.AppMaxInFlight {
+			return out, false, true // wait for slots to free up
+		}
+		if wait := p.windowWait(m, now, cost.Budget); wait > 0 {
+			// Self-throttling: the request budget is spent; wait for the
+			// window rather than be punished.
+			m.notBefore = now.Add(wait)
+			p.after(wait, domain.Event{Type: domain.ParkExpired, ID: domain.DeriveID(p.cfg.Run, "window", m.addr, m.notBefore.String()), Run: p.cfg.Run})
+			return out, false, true
+		}
+		m.window.AddN(now, cost.Budget)
+		if p.appWindow != nil {
+			p.appWindow.AddN(now, cost.Budget)
+		}
+		m.inFlight += cost.Concurrency
+		p.appInFlight += cost.Concurrency
+		return append(out, p.request(f, st, cost)), true, false
+	}
 }
 
 // cost prices the request a folder step would send.
@@ -572,18 +645,6 @@ func (p *Planner) windowWait(m *mailboxState, now time.Time, budget int) time.Du
 	return wait
 }
 
-func (p *Planner) nextReady(m *mailboxState, now time.Time) *folderState {
-	n := len(m.folders)
-	for i := 0; i < n; i++ {
-		f := m.folders[(m.rr+i)%n]
-		if f.phase == phaseActive && f.outstanding == "" && !now.Before(f.parkedUntil) {
-			m.rr = (m.rr + i + 1) % n
-			return f
-		}
-	}
-	return nil
-}
-
 func (p *Planner) splitEvent(f *folderState, st domain.FolderStep) domain.Event {
 	r := domain.RangeOf(st.Step.Items)
 	ev := p.event(f, domain.BatchSplit, domain.DeriveID(p.cfg.Run, "split", f.mbx.addr, f.id, fmt.Sprint(f.requests, r)))
@@ -595,13 +656,10 @@ func (p *Planner) splitEvent(f *folderState, st domain.FolderStep) domain.Event 
 	return ev
 }
 
-func (p *Planner) request(f *folderState, st domain.FolderStep) domain.Event {
-	if f.step.Kind != st.Kind || !sameItems(f.step, st) {
-		f.attempt = 0
-	}
-	f.attempt++
+func (p *Planner) request(f *folderState, st domain.FolderStep, cost domain.RequestCost) domain.Event {
+	attempt := f.failures[stepKey(st)] + 1
 	f.requests++
-	f.step = st
+	f.pass.Start(st)
 	c := f.pass.Cursor()
 	id := domain.DeriveID(p.cfg.Run, "request", f.mbx.addr, f.id, fmt.Sprint(f.requests))
 	var ev domain.Event
@@ -616,16 +674,9 @@ func (p *Planner) request(f *folderState, st domain.FolderStep) domain.Event {
 			ev.Reason = "quarantine retry"
 		}
 	}
-	ev.Attempt, ev.Cursor = f.attempt, &c
-	f.outstanding = id
+	ev.Attempt, ev.Cursor = attempt, &c
+	f.outstanding[id] = &sentRequest{step: st, cost: cost, attempt: attempt}
 	return ev
-}
-
-func sameItems(a, b domain.FolderStep) bool {
-	if a.PageToken != b.PageToken || len(a.Step.Items) != len(b.Step.Items) {
-		return false
-	}
-	return len(a.Step.Items) == 0 || a.Step.Items[0].ID == b.Step.Items[0].ID
 }
 
 func (p *Planner) checkEnd(now time.Time) []domain.Event {

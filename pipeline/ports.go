@@ -43,6 +43,14 @@ type CostModel interface {
 	RequestCost(request, kind string, items int) domain.RequestCost
 }
 
+// Pipelining is implemented by sources that serve several requests of one
+// folder at once well: Graph's exportItems costs one request per 20 items,
+// so a single big folder would leave most of the budget unused if its
+// batches went one at a time.
+type Pipelining interface {
+	FolderParallelism() int
+}
+
 // BatchLimit is implemented by sources that take at most MaxBatch items per
 // fetch request (Graph's $batch and exportItems take 20).
 type BatchLimit interface {

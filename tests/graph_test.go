@@ -31,7 +31,7 @@ type graphSim struct {
 	cmd        *exec.Cmd
 }
 
-func startGraphSim(t *testing.T, tenantYAML string, extra ...string) *graphSim {
+func startGraphSim(t testing.TB, tenantYAML string, extra ...string) *graphSim {
 	t.Helper()
 	dir := t.TempDir()
 	tenant := writeTenant(t, dir, tenantYAML)
@@ -76,7 +76,7 @@ func (s *graphSim) args() []string {
 		"--graph-url", s.GraphURL, "--token-url", s.TokenURL, "--ca-cert", s.CACert}
 }
 
-func (s *graphSim) client(t *testing.T) *http.Client {
+func (s *graphSim) client(t testing.TB) *http.Client {
 	pem, err := os.ReadFile(s.CACert)
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +87,7 @@ func (s *graphSim) client(t *testing.T) *http.Client {
 }
 
 // control calls the simulator's test API.
-func (s *graphSim) control(t *testing.T, path string, body any) []byte {
+func (s *graphSim) control(t testing.TB, path string, body any) []byte {
 	t.Helper()
 	url := strings.TrimSuffix(s.GraphURL, "/v1.0") + path
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
@@ -122,7 +122,7 @@ type simStats struct {
 	} `json:"mailboxes"`
 }
 
-func (s *graphSim) stats(t *testing.T) simStats {
+func (s *graphSim) stats(t testing.TB) simStats {
 	var st simStats
 	if err := json.Unmarshal(s.control(t, "/_sim/stats", nil), &st); err != nil {
 		t.Fatal(err)
@@ -139,10 +139,11 @@ type graphReport struct {
 	ListingRestarts int      `json:"listing_restarts"`
 	ListRequests    int      `json:"list_requests"`
 	ThrottledItems  int      `json:"throttled_items"`
+	DurationS       float64  `json:"duration_s"`
 	Errors          []string `json:"errors"`
 }
 
-func graphBackup(t *testing.T, s *graphSim, data string, extra ...string) (graphReport, result) {
+func graphBackup(t testing.TB, s *graphSim, data string, extra ...string) (graphReport, result) {
 	t.Helper()
 	args := append(append([]string{"backup", "--data", data, "--progress", "none", "--format", "json"}, s.args()...), extra...)
 	res := mailvault(t, args...)

@@ -46,7 +46,7 @@ type result struct {
 	code           int
 }
 
-func mailvault(t *testing.T, args ...string) result {
+func mailvault(t testing.TB, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	var out, errb bytes.Buffer
@@ -62,7 +62,7 @@ func mailvault(t *testing.T, args ...string) result {
 	return result{stdout: out.String(), stderr: errb.String(), code: code}
 }
 
-func writeTenant(t *testing.T, dir, yaml string) string {
+func writeTenant(t testing.TB, dir, yaml string) string {
 	t.Helper()
 	p := filepath.Join(dir, "tenant.yaml")
 	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
@@ -90,7 +90,7 @@ type report struct {
 	} `json:"quarantined"`
 }
 
-func backup(t *testing.T, data, tenant string, extra ...string) (report, result) {
+func backup(t testing.TB, data, tenant string, extra ...string) (report, result) {
 	t.Helper()
 	args := append([]string{"backup", "--tenant", tenant, "--data", data, "--progress", "none", "--format", "json"}, extra...)
 	res := mailvault(t, args...)
@@ -104,7 +104,7 @@ func backup(t *testing.T, data, tenant string, extra ...string) (report, result)
 var fetchLine = regexp.MustCompile(`^(\d+)\. Fetch (\d+ items \(#\d+ - #\d+\)|item #\d+) – (\w+)`)
 
 // fetchLines returns the numbered fetch lines of one folder's replay section.
-func fetchLines(t *testing.T, replay, header string) []string {
+func fetchLines(t testing.TB, replay, header string) []string {
 	t.Helper()
 	var out []string
 	in := false
@@ -121,7 +121,7 @@ func fetchLines(t *testing.T, replay, header string) []string {
 	return out
 }
 
-func golden(t *testing.T, name, got string) {
+func golden(t testing.TB, name, got string) {
 	t.Helper()
 	p := filepath.Join("testdata", name)
 	if *update {
@@ -138,7 +138,7 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-func countFiles(t *testing.T, root, suffix string) int {
+func countFiles(t testing.TB, root, suffix string) int {
 	t.Helper()
 	n := 0
 	filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
@@ -150,7 +150,7 @@ func countFiles(t *testing.T, root, suffix string) int {
 	return n
 }
 
-func mustf(t *testing.T, ok bool, format string, a ...any) {
+func mustf(t testing.TB, ok bool, format string, a ...any) {
 	t.Helper()
 	if !ok {
 		t.Fatalf(format, a...)

@@ -145,6 +145,10 @@ func (s *Source) MaxBatch() int {
 	return 1
 }
 
+// FolderParallelism implements pipeline.Pipelining: one folder may have as
+// many requests out as a mailbox allows concurrent requests.
+func (s *Source) FolderParallelism() int { return 4 }
+
 // RequestCost implements pipeline.CostModel: an exportItems call is one
 // request; a $batch counts each sub-request against the window and runs
 // up to four of them at once.

@@ -48,8 +48,8 @@ type MailboxStats struct {
 	Units     int `json:"budget_units"`
 	Throttled int `json:"throttled"`
 	Items     int `json:"items_served"`
-	// Utilisation is the share of the window budget used between the first
-	// and the last admitted request (1.0 = every slot of every window).
+	// Utilisation is the share of the window budget used while work
+	// remained (see utilisation); -1 when it all fitted in one window.
 	Utilisation float64 `json:"utilisation"`
 }
 
@@ -138,13 +138,33 @@ func (s *Server) Stats() Stats {
 	limit, window := s.t.Limits.Requests, time.Duration(s.t.Limits.Window)
 	for _, m := range s.mailboxes {
 		ms := m.stats
-		if n := len(m.admitted); n > 0 {
-			span := m.admitted[n-1].Sub(m.admitted[0])
-			ms.Utilisation = float64(n) / float64(limit*(int(span/window)+1))
-		}
+		ms.Utilisation = utilisation(m.admitted, limit, window)
 		st.Mailboxes[m.addr] = ms
 	}
 	return st
+}
+
+// utilisation is the share of the budget used while work remained: over the
+// whole windows between the first admitted request and the last one (the
+// last, partial window is when the work ran out). -1 when everything fitted
+// in one window, so the budget never was the limit.
+func utilisation(admitted []time.Time, limit int, window time.Duration) float64 {
+	if len(admitted) == 0 {
+		return -1
+	}
+	first := admitted[0]
+	k := int(admitted[len(admitted)-1].Sub(first) / window)
+	if k == 0 {
+		return -1
+	}
+	end := first.Add(time.Duration(k) * window)
+	n := 0
+	for _, t := range admitted {
+		if t.Before(end) {
+			n++
+		}
+	}
+	return float64(n) / float64(k*limit)
 }
 
 // ServeHTTP implements http.Handler.

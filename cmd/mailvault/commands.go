@@ -29,6 +29,7 @@ func addRunFlags(cmd *cobra.Command, cfg *pipeline.Config, o *runOptions) {
 	f.IntVar(&cfg.Limits.AppMaxInFlight, "app-max-in-flight", 0, "requests in flight for the whole app, all mailboxes (0: no app limit)")
 	f.IntVar(&cfg.Limits.AppWindowRequests, "app-window-requests", 0, "requests for the whole app per --app-window (0: no app limit)")
 	f.DurationVar(&cfg.Limits.AppWindow, "app-window", time.Minute, "length of the app request window")
+	f.IntVar(&cfg.FolderParallelism, "folder-parallelism", 0, "requests one folder may have out at once (0: the source's default: 4 for graph, 1 for sim)")
 	f.IntVar(&cfg.Workers, "workers", cfg.Workers, "requests in flight across all mailboxes")
 	f.StringVar(&o.storageDir, "storage", "", "storage directory (default DATA/storage)")
 	f.StringVar(&o.progress, "progress", "auto", "progress display: auto, tty, plain, none")
@@ -47,6 +48,8 @@ func validateRun(cfg *pipeline.Config, o *runOptions) error {
 		return usageErr("--max-in-flight and --window-requests must be at least 1 and --window positive")
 	case cfg.Limits.AppMaxInFlight < 0 || cfg.Limits.AppWindowRequests < 0 || cfg.Limits.AppWindow <= 0:
 		return usageErr("--app-max-in-flight and --app-window-requests must not be negative and --app-window must be positive")
+	case cfg.FolderParallelism < 0:
+		return usageErr("--folder-parallelism must not be negative")
 	case cfg.Workers < 1:
 		return usageErr("--workers must be at least 1")
 	}
