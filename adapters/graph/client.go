@@ -55,15 +55,19 @@ func HTTPClient(caFile string, timeout time.Duration) (*http.Client, error) {
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	return &http.Client{Transport: tr, Timeout: timeout, CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if len(via) > 0 && !strings.EqualFold(req.URL.Host, via[0].URL.Host) {
-			return fmt.Errorf("%w: redirect to %s://%s", ErrForeignHost, req.URL.Scheme, req.URL.Host)
-		}
-		if len(via) >= 5 {
-			return errors.New("too many redirects")
-		}
-		return nil
-	}}, nil
+	return &http.Client{Transport: tr, Timeout: timeout, CheckRedirect: sameHostRedirects}, nil
+}
+
+// sameHostRedirects follows a few redirects on the host of the first
+// request and refuses any other: a redirect must not carry the token away.
+func sameHostRedirects(req *http.Request, via []*http.Request) error {
+	if len(via) > 0 && (!strings.EqualFold(req.URL.Host, via[0].URL.Host) || req.URL.Scheme != via[0].URL.Scheme) {
+		return fmt.Errorf("%w: redirect to %s://%s", ErrForeignHost, req.URL.Scheme, req.URL.Host)
+	}
+	if len(via) >= 5 {
+		return errors.New("too many redirects")
+	}
+	return nil
 }
 
 // client sends Graph requests and classifies their replies.

@@ -113,6 +113,7 @@ func NewSource(cfg Config) (*Source, error) {
 		}
 	}
 	hc := *cfg.HTTP
+	hc.CheckRedirect = sameHostRedirects // whatever client was given
 	if cfg.Tokens != nil {
 		hc.Transport = &Transport{Base: cfg.HTTP.Transport, Tokens: cfg.Tokens, Host: base.Host}
 	}

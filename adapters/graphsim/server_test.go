@@ -1,0 +1,308 @@
+package graphsim
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailvault/mailvault/adapters/simtenant"
+)
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+const tenantYAML = `seed: 3
+limits: {concurrency: 4, requests: 30, window: 10s}
+mailboxes:
+  - address: lee@contoso.test
+    folders:
+      - path: Inbox
+        items: 25
+        dirty: [3]
+        dirty_mode: item
+        size: {min: 1KB, max: 1KB}
+      - path: Calendar
+        kind: calendar
+        items: 2
+`
+
+type harness struct {
+	t     *testing.T
+	srv   *Server
+	http  *httptest.Server
+	clock *fakeClock
+	token string
+}
+
+func newHarness(t *testing.T, yaml string) *harness {
+	tn, err := simtenant.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	s := New(tn, Options{Now: clock.Now, TokenTTL: time.Hour})
+	h := &harness{t: t, srv: s, http: httptest.NewServer(s), clock: clock}
+	t.Cleanup(h.http.Close)
+	c := s.Credentials()
+	resp, body := h.postForm("/"+c.TenantID+"/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {c.ClientID},
+		"client_secret": {c.ClientSecret}, "scope": {"https://graph.microsoft.com/.default"}})
+	var tok struct {
+		Type      string `json:"token_type"`
+		ExpiresIn int    `json:"expires_in"`
+		Token     string `json:"access_token"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal(body, &tok) != nil || tok.Type != "Bearer" || tok.ExpiresIn != 3600 || tok.Token == "" {
+		t.Fatalf("token: %d %s", resp.StatusCode, body)
+	}
+	h.token = tok.Token
+	return h
+}
+
+func (h *harness) postForm(path string, form url.Values) (*http.Response, []byte) {
+	resp, err := http.PostForm(h.http.URL+path, form)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+func (h *harness) do(method, path string, body []byte, header ...string) (*http.Response, []byte) {
+	req, _ := http.NewRequest(method, h.http.URL+path, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+h.token)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Add(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+func errorCode(b []byte) string {
+	var e graphError
+	json.Unmarshal(b, &e)
+	return e.Error.Code
+}
+
+func TestTokenEndpointRejectsAsEntra(t *testing.T) {
+	h := newHarness(t, tenantYAML)
+	c := h.srv.Credentials()
+	for _, tc := range []struct {
+		name   string
+		path   string
+		form   url.Values
+		status int
+		code   string
+		aadsts string
+	}{
+		{"wrong secret", "/" + c.TenantID + "/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {c.ClientID}, "client_secret": {"nope"}, "scope": {"https://graph.microsoft.com/.default"}}, 401, "invalid_client", "AADSTS7000215"},
+		{"unknown client", "/" + c.TenantID + "/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"x"}, "client_secret": {c.ClientSecret}, "scope": {"https://graph.microsoft.com/.default"}}, 400, "unauthorized_client", "AADSTS700016"},
+		{"unknown tenant", "/other/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}}, 400, "invalid_request", "AADSTS90002"},
+		{"bad scope", "/" + c.TenantID + "/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {c.ClientID}, "client_secret": {c.ClientSecret}, "scope": {"Mail.Read"}}, 400, "invalid_scope", "AADSTS1002012"},
+		{"grant type", "/" + c.TenantID + "/oauth2/v2.0/token", url.Values{"grant_type": {"password"}}, 400, "unsupported_grant_type", "AADSTS70003"},
+	} {
+		resp, body := h.postForm(tc.path, tc.form)
+		var e struct {
+			Error string `json:"error"`
+			Desc  string `json:"error_description"`
+			Codes []int  `json:"error_codes"`
+		}
+		json.Unmarshal(body, &e)
+		if resp.StatusCode != tc.status || e.Error != tc.code || !strings.HasPrefix(e.Desc, tc.aadsts+":") || len(e.Codes) != 1 {
+			t.Errorf("%s: %d %s", tc.name, resp.StatusCode, body)
+		}
+	}
+	// Graph itself: no token, a bad one, an expired one.
+	h.token = ""
+	if resp, b := h.do("GET", "/v1.0/users", nil); resp.StatusCode != 401 || errorCode(b) != "InvalidAuthenticationToken" || resp.Header.Get("WWW-Authenticate") == "" {
+		t.Fatalf("no token: %d %s", resp.StatusCode, b)
+	}
+}
+
+func TestLimitsAnswer429WithRetryAfter(t *testing.T) {
+	h := newHarness(t, tenantYAML)
+	for i := 0; i < 30; i++ {
+		if resp, b := h.do("GET", "/v1.0/users/lee@contoso.test/mailFolders/inbox", nil); resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode, b)
+		}
+		h.clock.add(100 * time.Millisecond)
+	}
+	// 30 requests in 3 s: the window of 10 s is full until the first leaves
+	// it, 7 s from now.
+	resp, b := h.do("GET", "/v1.0/users/lee@contoso.test/mailFolders/inbox", nil)
+	if resp.StatusCode != 429 || errorCode(b) != "ApplicationThrottled" || resp.Header.Get("Retry-After") != "7" {
+		t.Fatalf("over the window: %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), b)
+	}
+	h.clock.add(7 * time.Second)
+	if resp, _ := h.do("GET", "/v1.0/users/lee@contoso.test/mailFolders/inbox", nil); resp.StatusCode != 200 {
+		t.Fatalf("after the Retry-After: %d", resp.StatusCode)
+	}
+	st := h.srv.Stats()
+	if st.Throttled != 1 || st.Mailboxes["lee@contoso.test"].Units != 31 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestBatchSubrequestsCountAndFailAlone(t *testing.T) {
+	h := newHarness(t, tenantYAML)
+	// List the Inbox ids through delta, 10 per page.
+	var ids []string
+	link := "/v1.0/users/lee@contoso.test/mailFolders/inbox/messages/delta?$select=id,changeKey"
+	for link != "" {
+		resp, b := h.do("GET", link, nil, "Prefer", "odata.maxpagesize=10")
+		var page struct {
+			Value []struct {
+				ID string `json:"id"`
+			} `json:"value"`
+			Next  string `json:"@odata.nextLink"`
+			Delta string `json:"@odata.deltaLink"`
+		}
+		if resp.StatusCode != 200 || json.Unmarshal(b, &page) != nil || resp.Header.Get("Preference-Applied") != "odata.maxpagesize=10" {
+			t.Fatalf("delta: %d %s", resp.StatusCode, b)
+		}
+		for _, v := range page.Value {
+			ids = append(ids, v.ID)
+		}
+		link = strings.TrimPrefix(page.Next, h.http.URL)
+	}
+	if len(ids) != 25 {
+		t.Fatalf("%d ids", len(ids))
+	}
+	var reqs []map[string]any
+	for i, id := range ids[:4] {
+		reqs = append(reqs, map[string]any{"id": string(rune('a' + i)), "method": "GET", "url": "/users/lee@contoso.test/messages/" + id + "/$value"})
+	}
+	body, _ := json.Marshal(map[string]any{"requests": reqs})
+	before := h.srv.Stats().Units
+	resp, b := h.do("POST", "/v1.0/$batch", body, "Content-Type", "application/json")
+	var out struct {
+		Responses []struct {
+			ID      string            `json:"id"`
+			Status  int               `json:"status"`
+			Headers map[string]string `json:"headers"`
+			Body    json.RawMessage   `json:"body"`
+		} `json:"responses"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal(b, &out) != nil || len(out.Responses) != 4 {
+		t.Fatalf("batch: %d %s", resp.StatusCode, b)
+	}
+	for _, r := range out.Responses {
+		switch r.ID {
+		case "c": // position 3 is dirty, failing alone
+			if r.Status != 500 || errorCode(r.Body) != "ErrorCorruptData" {
+				t.Fatalf("dirty sub-request: %d %s", r.Status, r.Body)
+			}
+		default:
+			var enc string
+			json.Unmarshal(r.Body, &enc)
+			mime, err := base64.StdEncoding.DecodeString(enc)
+			if r.Status != 200 || err != nil || !bytes.Contains(mime, []byte("MIME-Version: 1.0")) || r.Headers["Content-Type"] != "text/plain" {
+				t.Fatalf("sub-request %s: %d %v", r.ID, r.Status, err)
+			}
+		}
+	}
+	if got := h.srv.Stats().Units - before; got != 4 {
+		t.Fatalf("a batch of 4 counted %d against the budget", got)
+	}
+	// 21 requests, and duplicate ids, are refused whole.
+	many := make([]map[string]any, 21)
+	for i := range many {
+		many[i] = map[string]any{"id": string(rune('A' + i)), "method": "GET", "url": "/users/lee@contoso.test"}
+	}
+	body, _ = json.Marshal(map[string]any{"requests": many})
+	if resp, b := h.do("POST", "/v1.0/$batch", body); resp.StatusCode != 400 || !strings.Contains(string(b), "limit of 20") {
+		t.Fatalf("21 requests: %d %s", resp.StatusCode, b)
+	}
+	body, _ = json.Marshal(map[string]any{"requests": []map[string]any{{"id": "1", "method": "GET", "url": "/users/x"}, {"id": "1", "method": "GET", "url": "/users/y"}}})
+	if resp, _ := h.do("POST", "/v1.0/$batch", body); resp.StatusCode != 400 {
+		t.Fatalf("duplicate ids: %d", resp.StatusCode)
+	}
+}
+
+func TestDeltaTokensExpireAndChangesShowUp(t *testing.T) {
+	h := newHarness(t, tenantYAML)
+	resp, b := h.do("GET", "/beta/users/lee@contoso.test/calendars/"+h.srv.mailboxes[0].folders[len(h.srv.mailboxes[0].folders)-1].id+"/events/delta", nil)
+	var page struct {
+		Value []map[string]any `json:"value"`
+		Delta string           `json:"@odata.deltaLink"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal(b, &page) != nil || len(page.Value) != 2 || page.Delta == "" {
+		t.Fatalf("event delta: %d %s", resp.StatusCode, b)
+	}
+	if err := h.srv.Mutate(MutateRequest{Mailbox: "lee@contoso.test", Folder: "Calendar", Modify: 1, Delete: 1, Add: 1}); err != nil {
+		t.Fatal(err)
+	}
+	resp, b = h.do("GET", strings.TrimPrefix(page.Delta, h.http.URL), nil)
+	page.Value = nil
+	if resp.StatusCode != 200 || json.Unmarshal(b, &page) != nil || len(page.Value) != 3 {
+		t.Fatalf("change round: %d %s", resp.StatusCode, b)
+	}
+	removed := 0
+	for _, v := range page.Value {
+		if _, ok := v["@removed"]; ok {
+			removed++
+		}
+	}
+	if removed != 1 {
+		t.Fatalf("change round has %d removals: %s", removed, b)
+	}
+	h.srv.ExpireDeltas()
+	resp, b = h.do("GET", strings.TrimPrefix(page.Delta, h.http.URL), nil)
+	if resp.StatusCode != 410 || errorCode(b) != "SyncStateNotFound" {
+		t.Fatalf("expired token: %d %s", resp.StatusCode, b)
+	}
+}
+
+func TestCreateMessageFromMIMEIsADraft(t *testing.T) {
+	h := newHarness(t, tenantYAML)
+	mime := base64.StdEncoding.EncodeToString([]byte("From: a@x\r\nSubject: hi\r\n\r\nbody"))
+	resp, b := h.do("POST", "/v1.0/users/lee@contoso.test/messages", []byte(mime), "Content-Type", "text/plain")
+	var m map[string]any
+	if resp.StatusCode != 201 || json.Unmarshal(b, &m) != nil || m["isDraft"] != true || m["id"] == "" {
+		t.Fatalf("create: %d %s", resp.StatusCode, b)
+	}
+	resp, b = h.do("GET", "/v1.0/users/lee@contoso.test/messages/"+m["id"].(string)+"/$value", nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "Subject: hi") {
+		t.Fatalf("read back: %d %s", resp.StatusCode, b)
+	}
+	if resp, _ := h.do("POST", "/v1.0/users/lee@contoso.test/messages", []byte("%%%"), "Content-Type", "text/plain"); resp.StatusCode != 400 {
+		t.Fatalf("bad base64 accepted: %d", resp.StatusCode)
+	}
+}
+
+func TestUtilisationCountsWholeWindowsOnly(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var at []time.Time
+	for i := 0; i < 10; i++ {
+		at = append(at, t0.Add(time.Duration(i)*100*time.Millisecond)) // 10 in the first second
+	}
+	at = append(at, t0.Add(1500*time.Millisecond)) // the work ran out in the second window
+	if u := utilisation(at, 10, time.Second); u != 1 {
+		t.Fatalf("utilisation %v, want 1", u)
+	}
+	if u := utilisation(at[:5], 10, time.Second); u != -1 {
+		t.Fatalf("within one window: %v, want -1", u)
+	}
+}
