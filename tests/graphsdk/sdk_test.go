@@ -23,10 +23,10 @@ import (
 	azauth "github.com/microsoft/kiota-authentication-azure-go"
 	khttp "github.com/microsoft/kiota-http-go"
 	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
+	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
-	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/mailvault/mailvault/adapters/graphsim"
@@ -50,7 +50,10 @@ mailboxes:
 
 // credential gets client-credentials tokens from the simulator's Entra-like
 // endpoint; the SDK asks it for tokens as it would ask azidentity.
-type credential struct{ cc clientcredentials.Config; hc *http.Client }
+type credential struct {
+	cc clientcredentials.Config
+	hc *http.Client
+}
 
 func (c credential) GetToken(ctx context.Context, _ policy.TokenRequestOptions) (azcore.AccessToken, error) {
 	tok, err := c.cc.Token(context.WithValue(ctx, oauthHTTPClient, c.hc))
