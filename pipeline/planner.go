@@ -552,7 +552,8 @@ func (p *Planner) scheduleMailbox(m *mailboxState, now time.Time) []domain.Event
 			}
 			idx := (m.rr + i) % n
 			f := m.folders[idx]
-			if f.phase != phaseActive || now.Before(f.parkedUntil) || len(f.outstanding) >= max(1, p.cfg.FolderParallelism) {
+			// The folder pass itself bounds what one folder has out.
+			if f.phase != phaseActive || now.Before(f.parkedUntil) {
 				continue
 			}
 			ev, sent, blocked := p.step(f, now)

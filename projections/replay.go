@@ -84,12 +84,28 @@ func (r *Replay) Apply(ev *domain.Event) {
 			line += fmt.Sprintf(" (%s %s)", ev.Class, ev.Code)
 		}
 		f.lines = append(f.lines, line)
+		for _, it := range ev.ItemFailures {
+			switch it.Class {
+			case domain.ClassThrottled:
+				note("Item #%d throttled inside the batch (%s), fetched again after %s", it.Item.Position, it.Code, retryAfter(it.RetryAfterMS))
+			case domain.ClassTransient:
+				note("Item #%d failed inside the batch (%s), fetched again", it.Item.Position, it.Code)
+			}
+		}
 		if ev.Type == domain.Throttled {
 			note("Throttled by the server (%s), retry after %s", ev.Code, retryAfter(ev.RetryAfterMS))
 		}
 		delete(r.pending, ev.Cause)
 	case domain.ItemsListed:
-		note("Listed %d items (page %d)", len(ev.Items), ev.Page)
+		if len(ev.Removed) > 0 {
+			note("Listed %d items, %d deleted at the source (page %d)", len(ev.Items), len(ev.Removed), ev.Page)
+		} else {
+			note("Listed %d items (page %d)", len(ev.Items), ev.Page)
+		}
+	case domain.ItemGone:
+		note("Item #%d was deleted at the source while being fetched (%s)", ev.Position, ev.Code)
+	case domain.ListingRestarted:
+		note("The server discarded the listing state (%s): listing the folder again from the start", ev.Code)
 	case domain.ItemInferredDirty:
 		note("Item #%d is dirty by inference, not fetched", ev.Position)
 	case domain.ItemQuarantined:
