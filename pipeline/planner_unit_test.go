@@ -23,7 +23,9 @@ func (r *memResume) Stored(m, f, id string) (domain.StoredVersion, bool, error) 
 func (r *memResume) Quarantined(string, string, string) (domain.QuarantineRecord, bool, error) {
 	return domain.QuarantineRecord{}, false, nil
 }
-func (r *memResume) Cursor(string, string) (domain.Cursor, bool, error) { return domain.Cursor{}, false, nil }
+func (r *memResume) Cursor(string, string) (domain.Cursor, bool, error) {
+	return domain.Cursor{}, false, nil
+}
 func (r *memResume) SyncToken(m, f string) (string, bool, error) {
 	t, ok := r.sync[m+"/"+f]
 	return t, ok, nil
@@ -31,8 +33,10 @@ func (r *memResume) SyncToken(m, f string) (string, bool, error) {
 
 type manualClock struct{ now time.Time }
 
-func (c *manualClock) Now() time.Time                               { return c.now }
-func (c *manualClock) AfterFunc(time.Duration, func()) func() bool { return func() bool { return true } }
+func (c *manualClock) Now() time.Time { return c.now }
+func (c *manualClock) AfterFunc(time.Duration, func()) func() bool {
+	return func() bool { return true }
+}
 
 // plannerRig feeds outcomes to a planner and collects what it decides.
 type plannerRig struct {
