@@ -36,7 +36,11 @@ mailboxes:
 			for i := 0; i < b.N; i++ {
 				sim := startGraphSim(b, tenant)
 				data := filepath.Join(b.TempDir(), "data")
-				r, res := graphBackup(b, sim, data, "--graph-content", mode, "--window-requests", "600", "--window", window, "--max-in-flight", "4")
+				args := []string{"--graph-content", mode, "--window-requests", "600", "--window", window, "--max-in-flight", "4"}
+				if p := os.Getenv("MAILVAULT_BENCH_FOLDER_PARALLELISM"); p != "" {
+					args = append(args, "--folder-parallelism", p) // 1: one request per folder at a time
+				}
+				r, res := graphBackup(b, sim, data, args...)
 				if res.code != 0 || r.ItemsStored != items {
 					b.Fatalf("exit %d stored %d: %s", res.code, r.ItemsStored, res.stderr)
 				}
