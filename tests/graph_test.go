@@ -220,6 +220,7 @@ func TestGraphFullIncrementalAndExpiredDelta(t *testing.T) {
 
 			r4, res := graphBackup(t, sim, data, "--graph-content", mode)
 			mustf(t, res.code == 0 && r4.ItemsScanned == 0 && r4.ListingRestarts == 0, "the restarted delta did not leave a usable deltaLink: %+v", r4)
+			mustNotContain(t, data, sim.ClientSecret)
 		})
 	}
 }
@@ -344,6 +345,42 @@ mailboxes:
 			mustf(t, res.code == 0 && r.ItemsStored == 300, "%s: exit %d stored %d: %s %v", faults, res.code, r.ItemsStored, res.stderr, r.Errors)
 		})
 	}
+}
+
+// mustNotContain fails if any file under dir (the event log included) holds
+// the secret.
+func mustNotContain(t testing.TB, dir, secret string) {
+	t.Helper()
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(b, []byte(secret)) {
+			t.Fatalf("%s holds the client secret", p)
+		}
+		return nil
+	})
+}
+
+// Tokens that expire during the run are renewed before they do; a token
+// the server stops accepting (401) is replaced once and the request retried.
+func TestGraphTokensRenewDuringTheRun(t *testing.T) {
+	sim := startGraphSim(t, `seed: 8
+latency: 2ms
+mailboxes:
+  - address: max@contoso.test
+    folders:
+      - path: Inbox
+        items: 1500
+        size: {min: 1KB, max: 2KB}
+`, "--token-ttl", "1s")
+	data := filepath.Join(t.TempDir(), "data")
+	r, res := graphBackup(t, sim, data, "--graph-content", "batch")
+	mustf(t, res.code == 0 && r.ItemsStored == 1500, "exit %d stored %d: %s %v", res.code, r.ItemsStored, res.stderr, r.Errors)
+	st := sim.stats(t)
+	mustf(t, st.Tokens >= 2, "%d tokens issued: the 1 s token was never renewed", st.Tokens)
+	mustf(t, st.ByStatus["401"] == 0, "%d requests went out with an expired token", st.ByStatus["401"])
 }
 
 // Bad credentials end in a clear message naming Entra's error, never the

@@ -90,8 +90,9 @@ type Tokens struct {
 	url   string
 	now   func() time.Time
 
-	mu  sync.Mutex
-	tok *oauth2.Token
+	mu     sync.Mutex
+	tok    *oauth2.Token
+	margin time.Duration // how early the current token is renewed
 }
 
 // NewTokens prepares a token source; no request is made until the first use.
@@ -117,18 +118,26 @@ func NewTokens(ctx context.Context, cfg AuthConfig) (*Tokens, error) {
 	return &Tokens{fetch: fetch, early: cfg.EarlyRefresh, url: cfg.TokenURL, now: time.Now}, nil
 }
 
-// Token returns a token valid for at least EarlyRefresh more.
+// Token returns a token valid for at least EarlyRefresh more (or, for a
+// token that lives shorter than twice that, for half its lifetime: renewing
+// a 10-minute token 5 minutes early is right, renewing a 2-minute one on
+// every request is not).
 func (t *Tokens) Token() (*oauth2.Token, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.tok != nil && (t.tok.Expiry.IsZero() || t.now().Add(t.early).Before(t.tok.Expiry)) {
+	if t.tok != nil && (t.tok.Expiry.IsZero() || t.now().Add(t.margin).Before(t.tok.Expiry)) {
 		return t.tok, nil
 	}
+	issued := t.now()
 	tok, err := t.fetch()
 	if err != nil {
 		return nil, &TokenError{t.explain(err)}
 	}
 	t.tok = tok
+	t.margin = t.early
+	if life := tok.Expiry.Sub(issued); !tok.Expiry.IsZero() && life < 2*t.early {
+		t.margin = life / 2
+	}
 	return tok, nil
 }
 

@@ -81,6 +81,26 @@ func TestTokensRefreshEarlyAndExplainFailures(t *testing.T) {
 		t.Fatalf("not refreshed before expiry: %s", c.AccessToken)
 	}
 
+	// A token living 2 minutes is renewed after half its life, not on
+	// every request.
+	var shortIssued atomic.Int32
+	short := entra(t, &shortIssued, 120)
+	defer short.Close()
+	st, _ := NewTokens(context.Background(), AuthConfig{TenantID: "t", ClientID: "app", Secret: Secret{secretValue}, TokenURL: short.URL})
+	now2 := time.Now()
+	st.now = func() time.Time { return now2 }
+	st.Token()
+	now2 = now2.Add(50 * time.Second)
+	st.Token()
+	if n := shortIssued.Load(); n != 1 {
+		t.Fatalf("a 2-minute token was fetched %d times in 50 s", n)
+	}
+	now2 = now2.Add(15 * time.Second)
+	st.Token()
+	if n := shortIssued.Load(); n != 2 {
+		t.Fatalf("a 2-minute token was not renewed after half its life: %d fetches", n)
+	}
+
 	bad, _ := NewTokens(context.Background(), AuthConfig{TenantID: "t", ClientID: "app", Secret: Secret{"wrong"}, TokenURL: srv.URL})
 	_, err = bad.Token()
 	if err == nil || !strings.Contains(err.Error(), "invalid_client") || !strings.Contains(err.Error(), "AADSTS7000215") ||
