@@ -27,12 +27,14 @@ const (
 	DefaultTimeout = 5 * time.Minute
 )
 
-// BetaURL derives the beta endpoint from a v1.0 endpoint.
+// BetaURL derives the beta endpoint from a v1.0 endpoint: the version
+// segment, the last of the path, becomes "beta".
 func BetaURL(graphURL string) string {
-	if strings.HasSuffix(graphURL, "/v1.0") {
-		return strings.TrimSuffix(graphURL, "/v1.0") + "/beta"
+	u := strings.TrimRight(graphURL, "/")
+	if i := strings.LastIndexByte(u, '/'); i > len("https://") {
+		return u[:i] + "/beta"
 	}
-	return strings.TrimRight(graphURL, "/") + "/../beta"
+	return u + "/beta"
 }
 
 // HTTPClient builds the client for Graph and token requests: an extra CA

@@ -256,3 +256,16 @@ func TestParseContentModesAreValidated(t *testing.T) {
 		t.Fatalf("page token round trip: %s %d %s %v", b, pos, link, err)
 	}
 }
+
+func TestBetaURLIsDerivedFromTheVersionSegment(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://graph.microsoft.com/v1.0":        "https://graph.microsoft.com/beta",
+		"https://graph.microsoft.us/v1.0/":        "https://graph.microsoft.us/beta",
+		"https://127.0.0.1:8443/graph/v1.0":       "https://127.0.0.1:8443/graph/beta",
+		"https://microsoftgraph.chinacloudapi.cn": "https://microsoftgraph.chinacloudapi.cn/beta",
+	} {
+		if got := BetaURL(in); got != want {
+			t.Errorf("BetaURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

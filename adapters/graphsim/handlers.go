@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -721,9 +720,6 @@ func (s *Server) batch(c *call) *reply {
 	var req struct {
 		Requests []batchRequest `json:"requests"`
 	}
-	if os.Getenv("GRAPHSIM_TRACE") != "" {
-		fmt.Fprintln(os.Stderr, "graphsim batch:", string(c.body))
-	}
 	if err := json.Unmarshal(c.body, &req); err != nil {
 		return errorReply(http.StatusBadRequest, "BadRequest", "Invalid batch payload format: "+err.Error())
 	}
@@ -810,12 +806,7 @@ func (s *Server) subrequest(parent *call, r batchRequest) batchResponse {
 		}
 	}
 	rep := s.dispatch(sub)
-	s.count(func() {
-		s.stats.ByStatus[strconv.Itoa(rep.status)]++
-		if rep.status == http.StatusTooManyRequests {
-			s.stats.Throttled++
-		}
-	})
+	s.answered(rep.status)
 	out := batchResponse{ID: r.ID, Status: rep.status, Headers: map[string]string{}}
 	for k := range rep.header {
 		out.Headers[k] = rep.header.Get(k)

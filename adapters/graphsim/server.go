@@ -298,12 +298,7 @@ func formatRetryAfter(d time.Duration) string {
 }
 
 func (s *Server) write(w http.ResponseWriter, r *http.Request, rep *reply) {
-	s.count(func() {
-		s.stats.ByStatus[strconv.Itoa(rep.status)]++
-		if rep.status == http.StatusTooManyRequests {
-			s.stats.Throttled++
-		}
-	})
+	s.answered(rep.status)
 	h := w.Header()
 	for k, v := range rep.header {
 		h[k] = v
@@ -329,6 +324,16 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, rep *reply) {
 	}
 	w.WriteHeader(rep.status)
 	_, _ = w.Write(rep.body)
+}
+
+// answered counts a reply, top level or inside a $batch.
+func (s *Server) answered(status int) {
+	s.count(func() {
+		s.stats.ByStatus[strconv.Itoa(status)]++
+		if status == http.StatusTooManyRequests {
+			s.stats.Throttled++
+		}
+	})
 }
 
 func (s *Server) truncate(rep *reply) bool {
