@@ -404,8 +404,15 @@ func (p *Planner) disposition(f *folderState) func(domain.ItemRef) domain.Dispos
 
 func (p *Planner) failed(f *folderState, ev *domain.Event, req *sentRequest) []domain.Event {
 	class := ev.Class
-	if req.step.Kind == domain.FolderList && (class == domain.ClassDirty || class == domain.ClassGone) {
-		class = domain.ClassFatal // a listing has no items to isolate
+	if req.step.Kind == domain.FolderList {
+		switch class {
+		case domain.ClassGone:
+			// The folder was deleted since discovery: nothing left to
+			// back up, and nothing wrong with the run.
+			return []domain.Event{p.skip(f, projections.ReasonFolderGone, ev.Code, "the folder was deleted at the source during the run")}
+		case domain.ClassDirty:
+			class = domain.ClassFatal // a listing has no items to isolate
+		}
 	}
 	switch class {
 	case domain.ClassResync:

@@ -227,3 +227,18 @@ func TestFolderParallelismAndCosts(t *testing.T) {
 		t.Fatalf("a request that takes all 4 slots must go alone: %d batches", n)
 	}
 }
+
+// A folder deleted between discovery and listing ends without an error.
+func TestFolderDeletedDuringTheRun(t *testing.T) {
+	r := newRig(t, PlannerConfig{}, nil)
+	out := r.feed(domain.Event{Type: domain.FolderDiscovered, Mailbox: "a@x", FolderID: "F", Folder: "Old", Kind: "mail"})
+	lists := ofType(out, domain.ListRequested)
+	out = r.feed(domain.Event{Type: domain.BatchFailed, Cause: lists[0].ID, Mailbox: "a@x", FolderID: "F", Request: domain.RequestList,
+		Outcome: domain.OutcomeFailed, Class: domain.ClassGone, Code: "ErrorItemNotFound"})
+	out = append(out, r.feed(domain.Event{Type: domain.DiscoveryCompleted, Outcome: domain.OutcomeSuccess})...)
+	skips := ofType(out, domain.FolderSkipped)
+	fin := ofType(out, domain.RunFinished)
+	if len(skips) != 1 || skips[0].Reason != "deleted at the source" || len(fin) != 1 || fin[0].State != string(domain.StateFinished) {
+		t.Fatalf("skips %+v finish %+v", skips, fin)
+	}
+}

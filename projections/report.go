@@ -192,7 +192,7 @@ func (r *Report) Apply(ev *domain.Event) {
 			s.Resume = ev.Cursor.Position
 		}
 		r.Skipped = append(r.Skipped, s)
-		if ev.Reason != ReasonThrottled {
+		if ev.Reason != ReasonThrottled && ev.Reason != ReasonFolderGone {
 			r.Errors = append(r.Errors, fmt.Sprintf("%s / %s: %s %s", ev.Mailbox, ev.Folder, ev.Code, ev.Message))
 		}
 	}
@@ -204,6 +204,10 @@ func itemOf(ev *domain.Event) string { return ev.Mailbox + "\x00" + ev.FolderID 
 
 // ReasonThrottled is the skip reason of a folder that continues next run.
 const ReasonThrottled = "throttled"
+
+// ReasonFolderGone is the skip reason of a folder deleted at the source
+// during the run: not an error.
+const ReasonFolderGone = "deleted at the source"
 
 func (r *Report) derive() {
 	end := r.Ended
