@@ -112,8 +112,10 @@ type Backoff struct {
 	MaxAttempts int
 }
 
-// DefaultBackoff retries five times: about 0.5s, 1s, 2s, 4s, 8s.
-var DefaultBackoff = Backoff{Base: 500 * time.Millisecond, Max: 30 * time.Second, MaxAttempts: 5}
+// DefaultBackoff tries a request eight times, waiting about 0.5s, 1s, 2s,
+// 4s, 8s, 16s and 30s in between: a minute of patience, enough to ride out a
+// storm of server errors without giving up on the folder.
+var DefaultBackoff = Backoff{Base: 500 * time.Millisecond, Max: 30 * time.Second, MaxAttempts: 8}
 
 // Delay is the wait before attempt (2 for the first retry). jitter in [0,1)
 // spreads retries ("equal jitter": half fixed, half random) so that many

@@ -143,8 +143,8 @@ func (s *Server) dispatch(c *call) *reply {
 	switch rest[0] {
 	case "settings":
 		if len(rest) == 2 && rest[1] == "exchange" {
-			return jsonReply(http.StatusOK, map[string]any{"@odata.context": s.baseURL(c) + "/" + c.version + "/$metadata#users('" + m.id + "')/settings/exchange/$entity",
-				"id": m.id, "primaryMailboxId": m.exchangeID, "archiveMailboxId": nil})
+			return jsonReply(http.StatusOK, map[string]any{"@odata.context": s.baseURL(c) + "/" + c.version + "/$metadata#users('" + m.ID + "')/settings/exchange/$entity",
+				"id": m.ID, "primaryMailboxId": m.exchangeID, "archiveMailboxId": nil})
 		}
 	case "mailFolders":
 		return s.folders(c, m, kindMail, rest[1:])
@@ -187,8 +187,8 @@ func (s *Server) mailboxByKey(k string) *mailbox {
 }
 
 func (s *Server) userJSON(m *mailbox, c *call) map[string]any {
-	u := map[string]any{"id": m.id, "displayName": m.name, "mail": m.addr, "userPrincipalName": m.addr,
-		"givenName": m.name, "surname": nil, "jobTitle": nil, "businessPhones": []string{}, "mobilePhone": nil,
+	u := map[string]any{"id": m.ID, "displayName": m.Name, "mail": m.Address, "userPrincipalName": m.Address,
+		"givenName": m.Name, "surname": nil, "jobTitle": nil, "businessPhones": []string{}, "mobilePhone": nil,
 		"officeLocation": nil, "preferredLanguage": "en-US"}
 	return selectFields(u, c.query.Get("$select"))
 }
@@ -269,14 +269,14 @@ func decodeOffset(tok string) (int, error) {
 
 func (s *Server) folderOf(m *mailbox, kind, key string) *folder {
 	if kind == kindMail {
-		for _, f := range append([]*folder{m.root}, m.folders...) {
-			if f.kind == kind && strings.EqualFold(f.wellKnown, key) && f.wellKnown != "" {
+		for _, f := range append([]*folder{m.Root}, m.Folders...) {
+			if f.Kind == kind && strings.EqualFold(f.WellKnown, key) && f.WellKnown != "" {
 				return f
 			}
 		}
 	}
-	f := m.byID[key]
-	if f == nil || f.kind != kind {
+	f := m.ByID[key]
+	if f == nil || f.Kind != kind {
 		return nil
 	}
 	return f
@@ -284,30 +284,30 @@ func (s *Server) folderOf(m *mailbox, kind, key string) *folder {
 
 func (s *Server) folderJSON(c *call, f *folder) map[string]any {
 	live, size := 0, 0
-	for i := range f.items {
-		if !f.items[i].deleted {
+	for i := range f.Items {
+		if !f.Items[i].Deleted {
 			live++
 		}
 	}
 	_ = size
-	switch f.kind {
+	switch f.Kind {
 	case kindCalendar:
-		return map[string]any{"id": f.id, "name": f.name, "color": "auto", "hexColor": "", "isDefaultCalendar": f.path == "Calendar",
-			"changeKey": "DwAAABYAAAA" + f.id[6:14], "canShare": true, "canViewPrivateItems": true, "canEdit": true,
+		return map[string]any{"id": f.ID, "name": f.Name, "color": "auto", "hexColor": "", "isDefaultCalendar": f.Path == "Calendar",
+			"changeKey": "DwAAABYAAAA" + f.ID[6:14], "canShare": true, "canViewPrivateItems": true, "canEdit": true,
 			"allowedOnlineMeetingProviders": []string{"teamsForBusiness"}, "defaultOnlineMeetingProvider": "teamsForBusiness",
-			"isTallyingResponses": true, "isRemovable": f.path != "Calendar", "owner": map[string]any{"name": f.m.name, "address": f.m.addr}}
+			"isTallyingResponses": true, "isRemovable": f.Path != "Calendar", "owner": map[string]any{"name": f.Box.Name, "address": f.Box.Address}}
 	case kindContacts:
 		parent := ""
-		if f.parent != nil {
-			parent = f.parent.id
+		if f.Parent != nil {
+			parent = f.Parent.ID
 		}
-		return map[string]any{"id": f.id, "displayName": f.name, "parentFolderId": parent}
+		return map[string]any{"id": f.ID, "displayName": f.Name, "parentFolderId": parent}
 	}
 	parent := ""
-	if f.parent != nil {
-		parent = f.parent.id
+	if f.Parent != nil {
+		parent = f.Parent.ID
 	}
-	return map[string]any{"id": f.id, "displayName": f.name, "parentFolderId": parent, "childFolderCount": len(f.children),
+	return map[string]any{"id": f.ID, "displayName": f.Name, "parentFolderId": parent, "childFolderCount": len(f.Children),
 		"unreadItemCount": 0, "totalItemCount": live, "sizeInBytes": live * 30000, "isHidden": false}
 }
 
@@ -317,11 +317,11 @@ func (s *Server) folders(c *call, m *mailbox, kind string, rest []string) *reply
 	collection := map[string]string{kindMail: "mailFolders", kindCalendar: "calendars", kindContacts: "contactFolders"}[kind]
 	if len(rest) == 0 {
 		var list []*folder
-		for _, f := range m.folders {
-			if f.kind != kind {
+		for _, f := range m.Folders {
+			if f.Kind != kind {
 				continue
 			}
-			if kind == kindMail && f.parent == m.root || kind == kindContacts && f.parent == nil || kind == kindCalendar {
+			if kind == kindMail && f.Parent == m.Root || kind == kindContacts && f.Parent == nil || kind == kindCalendar {
 				list = append(list, f)
 			}
 		}
@@ -332,14 +332,14 @@ func (s *Server) folders(c *call, m *mailbox, kind string, rest []string) *reply
 		return errorReply(http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
 	}
 	if len(rest) == 1 {
-		return jsonReply(http.StatusOK, withContext(s.folderJSON(c, f), s.baseURL(c)+"/"+c.version+"/$metadata#users('"+m.id+"')/"+collection+"/$entity"))
+		return jsonReply(http.StatusOK, withContext(s.folderJSON(c, f), s.baseURL(c)+"/"+c.version+"/$metadata#users('"+m.ID+"')/"+collection+"/$entity"))
 	}
 	switch rest[1] {
 	case "childFolders":
 		if kind == kindCalendar {
 			break
 		}
-		return s.folderPage(c, m, collection+"('"+f.id+"')/childFolders", f.children)
+		return s.folderPage(c, m, collection+"('"+f.ID+"')/childFolders", f.Children)
 	case "messages", "events", "contacts":
 		if len(rest) == 3 && rest[2] == "delta" {
 			if kind == kindCalendar && c.version != "beta" {
@@ -380,7 +380,7 @@ func (s *Server) folderPage(c *call, m *mailbox, collection string, list []*fold
 	for _, f := range list[min(off, end):end] {
 		value = append(value, s.folderJSON(c, f))
 	}
-	out := map[string]any{"@odata.context": s.baseURL(c) + "/" + c.version + "/$metadata#users('" + m.id + "')/" + collection, "value": value}
+	out := map[string]any{"@odata.context": s.baseURL(c) + "/" + c.version + "/$metadata#users('" + m.ID + "')/" + collection, "value": value}
 	if end < len(list) {
 		q := url.Values{}
 		for k, v := range c.query {
@@ -422,7 +422,7 @@ func (s *Server) delta(c *call, f *folder) *reply {
 	defer s.mu.Unlock()
 	if tok != "" {
 		b, err := base64.RawURLEncoding.DecodeString(tok)
-		if err != nil || json.Unmarshal(b, &st) != nil || st.Folder != f.id {
+		if err != nil || json.Unmarshal(b, &st) != nil || st.Folder != f.ID {
 			return errorReply(http.StatusBadRequest, "SyncStateInvalid", "The sync state is invalid or was created for another folder.")
 		}
 		if st.Epoch != s.epoch {
@@ -430,24 +430,24 @@ func (s *Server) delta(c *call, f *folder) *reply {
 		}
 		if st.Final {
 			// A deltaLink starts a new round of changes since its snapshot.
-			st = deltaState{Folder: f.id, Since: st.Snap, Round: true, Snap: s.seq, Epoch: s.epoch, Select: st.Select}
+			st = deltaState{Folder: f.ID, Since: st.Snap, Round: true, Snap: s.store.Seq, Epoch: s.epoch, Select: st.Select}
 		}
 	} else {
-		st = deltaState{Folder: f.id, Snap: s.seq, Epoch: s.epoch, Select: c.query.Get("$select")}
+		st = deltaState{Folder: f.ID, Snap: s.store.Seq, Epoch: s.epoch, Select: c.query.Get("$select")}
 	}
 	size, applied := maxPageSize(c, 10, 1000)
 	imm := immutable(c)
 	value := make([]map[string]any, 0, size)
 	off := st.Off
-	for off < len(f.items) && len(value) < size {
-		it := f.items[off]
+	for off < len(f.Items) && len(value) < size {
+		it := f.Items[off]
 		off++
-		if !st.Round && it.deleted || st.Round && it.seq <= st.Since {
+		if !st.Round && it.Deleted || st.Round && it.Seq <= st.Since {
 			continue
 		}
 		id := s.itemID(f, off, imm)
-		if it.deleted {
-			value = append(value, map[string]any{"@odata.type": "#microsoft.graph." + odataType(f.kind), "id": id, "@removed": map[string]string{"reason": "deleted"}})
+		if it.Deleted {
+			value = append(value, map[string]any{"@odata.type": "#microsoft.graph." + odataType(f.Kind), "id": id, "@removed": map[string]string{"reason": "deleted"}})
 			continue
 		}
 		value = append(value, selectFields(s.itemJSON(c, f, off, imm, false), st.Select))
@@ -455,17 +455,17 @@ func (s *Server) delta(c *call, f *folder) *reply {
 	st.Page++
 	next := st
 	next.Off = off
-	out := map[string]any{"@odata.context": s.baseURL(c) + "/" + c.version + "/$metadata#Collection(" + odataType(f.kind) + ")", "value": value}
+	out := map[string]any{"@odata.context": s.baseURL(c) + "/" + c.version + "/$metadata#Collection(" + odataType(f.Kind) + ")", "value": value}
 	link := s.baseURL(c) + "/" + c.version + "/" + strings.TrimPrefix(c.path, "/") + "?"
-	if off < len(f.items) {
+	if off < len(f.Items) {
 		out["@odata.nextLink"] = link + "$skiptoken=" + encodeState(next)
 	} else {
 		next.Final = true
 		out["@odata.deltaLink"] = link + "$deltatoken=" + encodeState(next)
 	}
-	if ch := f.spec; ch != nil && ch.Changes != nil && !f.changesDone && st.Page == ch.Changes.AfterPage {
-		f.changesDone = true
-		s.mutate(f, ch.Changes.Add, ch.Changes.Modify, ch.Changes.Delete)
+	if ch := f.Spec; ch != nil && ch.Changes != nil && !f.ChangesDone && st.Page == ch.Changes.AfterPage {
+		f.ChangesDone = true
+		s.store.Mutate(f, ch.Changes.Add, ch.Changes.Modify, ch.Changes.Delete)
 	}
 	rep := jsonReply(http.StatusOK, out)
 	var prefs []string
@@ -494,14 +494,14 @@ func odataType(kind string) string {
 // itemJSON is the JSON resource of an item; full adds the body (and for
 // events the expansions asked for).
 func (s *Server) itemJSON(c *call, f *folder, pos int, imm, full bool) map[string]any {
-	ck := s.changeKey(f, pos)
-	modified := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(f.items[pos-1].seq) * time.Second)
-	obj := map[string]any{"@odata.type": "#microsoft.graph." + odataType(f.kind), "@odata.etag": `W/"` + ck + `"`,
+	ck := s.store.ChangeKey(f, pos)
+	modified := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(f.Items[pos-1].Seq) * time.Second)
+	obj := map[string]any{"@odata.type": "#microsoft.graph." + odataType(f.Kind), "@odata.etag": `W/"` + ck + `"`,
 		"id": s.itemID(f, pos, imm), "changeKey": ck, "createdDateTime": "2025-06-01T08:00:00Z",
 		"lastModifiedDateTime": modified.Format(time.RFC3339)}
-	switch f.kind {
+	switch f.Kind {
 	case kindMail:
-		obj["parentFolderId"] = f.id
+		obj["parentFolderId"] = f.ID
 		obj["subject"] = fmt.Sprintf("Message #%d", pos)
 		obj["receivedDateTime"] = "2025-06-01T08:00:00Z"
 		obj["isRead"] = pos%3 != 0
@@ -514,10 +514,10 @@ func (s *Server) itemJSON(c *call, f *folder, pos int, imm, full bool) map[strin
 		obj["end"] = map[string]string{"dateTime": start.Add(time.Hour).Format("2006-01-02T15:04:05.0000000"), "timeZone": "UTC"}
 	case kindContacts:
 		obj["displayName"] = fmt.Sprintf("Contact #%d", pos)
-		obj["parentFolderId"] = f.id
+		obj["parentFolderId"] = f.ID
 	}
 	if full {
-		obj["body"] = map[string]string{"contentType": "text", "content": string(s.content(f, pos))}
+		obj["body"] = map[string]string{"contentType": "text", "content": string(s.store.Content(f, pos))}
 		expand := c.query.Get("$expand")
 		if strings.Contains(expand, "exceptionOccurrences") {
 			obj["exceptionOccurrences"] = []any{}
@@ -534,22 +534,15 @@ func (s *Server) itemJSON(c *call, f *folder, pos int, imm, full bool) map[strin
 func (s *Server) serveItem(f *folder, pos int) *reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if th := f.spec; th != nil && th.Throttle != nil {
-		now := s.now()
-		win := time.Duration(th.Throttle.Window)
-		if f.winStart.IsZero() || !now.Before(f.winStart.Add(win)) {
-			f.winStart, f.delivered = now, 0
-		}
-		if f.delivered >= th.Throttle.Items {
-			f.m.stats.Throttled++
-			return throttled("ApplicationThrottled", "Application is over its MailboxConcurrency limit.", f.winStart.Add(win).Sub(now))
-		}
-		f.delivered++
+	m := s.byBox[f.Box]
+	if wait := f.Deliver(s.now()); wait > 0 {
+		m.stats.Throttled++
+		return throttled("ApplicationThrottled", "Application is over its MailboxConcurrency limit.", wait)
 	}
-	if f.dirty(pos) {
+	if f.Dirty(pos) {
 		return errorReply(http.StatusInternalServerError, "ErrorCorruptData", "Data is corrupt., Invalid global object ID")
 	}
-	f.m.stats.Items++
+	m.stats.Items++
 	return nil
 }
 
@@ -559,9 +552,9 @@ func (s *Server) item(c *call, m *mailbox, in *folder, kind, id string, rest []s
 		return methodNotAllowed()
 	}
 	s.mu.Lock()
-	f, pos, ok := m.lookup(id)
+	f, pos, ok := lookup(m, id)
 	s.mu.Unlock()
-	if !ok || f.kind != kind || in != nil && f != in {
+	if !ok || f.Kind != kind || in != nil && f != in {
 		return errorReply(http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
 	}
 	if rep := s.serveItem(f, pos); rep != nil {
@@ -574,7 +567,7 @@ func (s *Server) item(c *call, m *mailbox, in *folder, kind, id string, rest []s
 		rep := newReply(http.StatusOK)
 		rep.header.Set("Content-Type", "text/plain")
 		s.mu.Lock()
-		rep.body = s.content(f, pos)
+		rep.body = s.store.Content(f, pos)
 		s.mu.Unlock()
 		return rep
 	}
@@ -584,7 +577,7 @@ func (s *Server) item(c *call, m *mailbox, in *folder, kind, id string, rest []s
 	s.mu.Lock()
 	obj := s.itemJSON(c, f, pos, immutable(c), true)
 	s.mu.Unlock()
-	obj["@odata.context"] = s.baseURL(c) + "/" + c.version + "/$metadata#users('" + m.id + "')/" + map[string]string{kindMail: "messages", kindCalendar: "events", kindContacts: "contacts"}[kind] + "/$entity"
+	obj["@odata.context"] = s.baseURL(c) + "/" + c.version + "/$metadata#users('" + m.ID + "')/" + map[string]string{kindMail: "messages", kindCalendar: "events", kindContacts: "contacts"}[kind] + "/$entity"
 	return jsonReply(http.StatusOK, obj)
 }
 
@@ -614,14 +607,14 @@ func (s *Server) createItem(c *call, m *mailbox, f *folder, kind string) *reply 
 	if f == nil {
 		switch kind {
 		case kindMail:
-			f = m.ensure("Drafts", kindMail)
+			f = m.Ensure("Drafts", kindMail)
 		case kindCalendar:
-			f = m.ensure("Calendar", kindCalendar)
+			f = m.Ensure("Calendar", kindCalendar)
 		default:
-			f = m.ensure("Contacts", kindContacts)
+			f = m.Ensure("Contacts", kindContacts)
 		}
 	}
-	pos := s.create(f, content)
+	pos := s.store.Create(f, content)
 	obj := s.itemJSON(c, f, pos, immutable(c), false)
 	if kind == kindMail {
 		obj["isDraft"] = strings.HasPrefix(ct, "text/plain")
@@ -669,7 +662,7 @@ func (s *Server) exportItems(c *call, mailboxID string) *reply {
 	for _, id := range req.ItemIDs {
 		e := exported{Type: "#microsoft.graph.exportItemResponse", ItemID: id}
 		s.mu.Lock()
-		f, pos, ok := m.lookup(id)
+		f, pos, ok := lookup(m, id)
 		s.mu.Unlock()
 		if !ok {
 			e.Error = &itemErr{Type: "#microsoft.graph.mailTipsError", Code: "ErrorItemNotFound", Message: "The specified object was not found in the store."}
@@ -677,7 +670,7 @@ func (s *Server) exportItems(c *call, mailboxID string) *reply {
 			continue
 		}
 		if r := s.serveItem(f, pos); r != nil {
-			if r.status == http.StatusTooManyRequests || f.spec != nil && f.spec.DirtyMode != "item" {
+			if r.status == http.StatusTooManyRequests || f.Spec != nil && f.Spec.DirtyMode != "item" {
 				return r // throttled, or a dirty item failing the whole request
 			}
 			e.Error = &itemErr{Type: "#microsoft.graph.mailTipsError", Code: "ErrorCorruptData", Message: "Data is corrupt., Invalid global object ID"}
@@ -685,8 +678,8 @@ func (s *Server) exportItems(c *call, mailboxID string) *reply {
 			continue
 		}
 		s.mu.Lock()
-		ck := s.changeKey(f, pos)
-		data := base64.StdEncoding.EncodeToString(append([]byte("MVFT\x01"), s.content(f, pos)...))
+		ck := s.store.ChangeKey(f, pos)
+		data := base64.StdEncoding.EncodeToString(append([]byte("MVFT\x01"), s.store.Content(f, pos)...))
 		s.mu.Unlock()
 		e.ChangeKey, e.Data = &ck, &data
 		out = append(out, e)

@@ -62,14 +62,14 @@ type Server struct {
 
 	mu        sync.Mutex
 	tokens    map[string]time.Time
+	store     *simtenant.Store
 	mailboxes []*mailbox
 	byKey     map[string]*mailbox
+	byBox     map[*simtenant.Box]*mailbox
 	global    *domain.SlidingWindow
 	epoch     int
 	seq       uint64
-	faultN    int
-	stormLeft int
-	truncN    int
+	faults    *simtenant.FaultPlan
 	stats     Stats
 	export    bool
 	resync    string
@@ -85,15 +85,16 @@ func New(t *simtenant.Tenant, o Options) *Server {
 	}
 	c := o.Credentials
 	if c.TenantID == "" {
-		c.TenantID = guid("tenant", randomHex(8))
+		c.TenantID = simtenant.GUID("tenant", randomHex(8))
 	}
 	if c.ClientID == "" {
-		c.ClientID = guid("client", randomHex(8))
+		c.ClientID = simtenant.GUID("client", randomHex(8))
 	}
 	if c.ClientSecret == "" {
 		c.ClientSecret = randomHex(4) + "~" + randomHex(18)
 	}
 	s := &Server{t: t, creds: c, ttl: o.TokenTTL, now: o.Now, tokens: map[string]time.Time{}, byKey: map[string]*mailbox{},
+		byBox: map[*simtenant.Box]*mailbox{}, store: simtenant.NewStore(t), faults: simtenant.NewFaultPlan(t.Faults),
 		export: true, resync: "SyncStateNotFound", stats: Stats{ByStatus: map[string]int{}}}
 	if g := t.Graph; g != nil {
 		if g.ExportItems != nil {
@@ -106,11 +107,12 @@ func New(t *simtenant.Tenant, o Options) *Server {
 	if t.Global != nil {
 		s.global = domain.NewSlidingWindow(t.Global.Requests, time.Duration(t.Global.Window))
 	}
-	for i := range t.Mailboxes {
-		m := newMailbox(t, &t.Mailboxes[i])
+	for _, b := range s.store.Mailboxes {
+		m := newMailbox(t, b)
 		s.mailboxes = append(s.mailboxes, m)
-		s.byKey[strings.ToLower(m.addr)] = m
-		s.byKey[m.id] = m
+		s.byBox[b] = m
+		s.byKey[strings.ToLower(m.Address)] = m
+		s.byKey[m.ID] = m
 		s.byKey[strings.ToLower(m.exchangeID)] = m
 	}
 	return s
@@ -139,7 +141,7 @@ func (s *Server) Stats() Stats {
 	for _, m := range s.mailboxes {
 		ms := m.stats
 		ms.Utilisation = utilisation(m.admitted, limit, window)
-		st.Mailboxes[m.addr] = ms
+		st.Mailboxes[m.Address] = ms
 	}
 	return st
 }
@@ -277,8 +279,8 @@ type graphErrorBody struct {
 
 func errorReply(status int, code, msg string) *reply {
 	return jsonReply(status, graphError{Error: graphErrorBody{Code: code, Message: msg,
-		InnerError: map[string]any{"date": time.Now().UTC().Format("2006-01-02T15:04:05"), "request-id": guid("req", randomHex(4)),
-			"client-request-id": guid("creq", randomHex(4))}}})
+		InnerError: map[string]any{"date": time.Now().UTC().Format("2006-01-02T15:04:05"), "request-id": simtenant.GUID("req", randomHex(4)),
+			"client-request-id": simtenant.GUID("creq", randomHex(4))}}})
 }
 
 // throttled is Graph's 429 with a Retry-After in seconds (fractional, as
@@ -303,7 +305,7 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, rep *reply) {
 	for k, v := range rep.header {
 		h[k] = v
 	}
-	h.Set("request-id", guid("req", randomHex(4)))
+	h.Set("request-id", simtenant.GUID("req", randomHex(4)))
 	if id := r.Header.Get("client-request-id"); id != "" {
 		h.Set("client-request-id", id)
 	}
@@ -337,39 +339,14 @@ func (s *Server) answered(status int) {
 }
 
 func (s *Server) truncate(rep *reply) bool {
-	tr := s.t.Faults
-	if tr == nil || tr.Truncate == nil || rep.status != http.StatusOK || len(rep.body) < 2 {
-		return false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.truncN++
-	return s.truncN%tr.Truncate.Every == 0
+	return rep.status == http.StatusOK && len(rep.body) >= 2 && s.faults.TruncateReply()
 }
 
 // fault applies the tenant's injected faults to a top-level request; true
 // means the request has been answered (or dropped).
 func (s *Server) fault(w http.ResponseWriter, r *http.Request) bool {
-	fs := s.t.Faults
-	if fs == nil {
-		return false
-	}
-	s.mu.Lock()
-	s.faultN++
-	n := s.faultN
-	storm := 0
-	var stormRA time.Duration
-	if st := fs.Storm; st != nil {
-		if s.stormLeft == 0 && n%st.Every == 0 {
-			s.stormLeft = st.Length
-		}
-		if s.stormLeft > 0 {
-			s.stormLeft--
-			storm, stormRA = st.Status, time.Duration(st.RetryAfter)
-		}
-	}
-	s.mu.Unlock()
-	if fs.Drop != nil && n%fs.Drop.Every == 0 {
+	f := s.faults.Next()
+	if f.Drop {
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, err := hj.Hijack(); err == nil {
 				conn.Close()
@@ -377,8 +354,8 @@ func (s *Server) fault(w http.ResponseWriter, r *http.Request) bool {
 			}
 		}
 	}
-	if fs.Slow != nil && n%fs.Slow.Every == 0 {
-		t := time.NewTimer(time.Duration(fs.Slow.Delay))
+	if f.Delay > 0 {
+		t := time.NewTimer(f.Delay)
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
@@ -386,21 +363,21 @@ func (s *Server) fault(w http.ResponseWriter, r *http.Request) bool {
 			return true
 		}
 	}
-	if storm != 0 {
-		rep := newReply(storm)
-		if storm == http.StatusGatewayTimeout {
-			rep = errorReply(storm, "UnknownError", "")
-			rep.body = []byte("<html><head><title>504 Gateway Time-out</title></head><body><h1>Gateway Time-out</h1></body></html>")
-			rep.header.Set("Content-Type", "text/html")
-		}
-		// A 503 storm has an empty body: Graph's own timeout.
-		if stormRA > 0 {
-			rep.header.Set("Retry-After", formatRetryAfter(stormRA))
-		}
-		s.write(w, r, rep)
-		return true
+	if f.Status == 0 {
+		return false
 	}
-	return false
+	// A 503 storm has an empty body (Graph's own timeout); a 504 comes as a
+	// proxy's HTML page.
+	rep := newReply(f.Status)
+	if f.Status == http.StatusGatewayTimeout {
+		rep.body = []byte("<html><head><title>504 Gateway Time-out</title></head><body><h1>Gateway Time-out</h1></body></html>")
+		rep.header.Set("Content-Type", "text/html")
+	}
+	if f.RetryAfter > 0 {
+		rep.header.Set("Retry-After", formatRetryAfter(f.RetryAfter))
+	}
+	s.write(w, r, rep)
+	return true
 }
 
 // authenticate checks the bearer token.
@@ -443,10 +420,10 @@ func (s *Server) ExpireTokens() {
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	entra := func(status int, code string, num int, desc string) {
 		now := time.Now().UTC()
-		trace := guid("trace", randomHex(4))
-		full := fmt.Sprintf("AADSTS%d: %s\r\nTrace ID: %s\r\nCorrelation ID: %s\r\nTimestamp: %s", num, desc, trace, guid("corr", randomHex(4)), now.Format("2006-01-02 15:04:05Z"))
+		trace := simtenant.GUID("trace", randomHex(4))
+		full := fmt.Sprintf("AADSTS%d: %s\r\nTrace ID: %s\r\nCorrelation ID: %s\r\nTimestamp: %s", num, desc, trace, simtenant.GUID("corr", randomHex(4)), now.Format("2006-01-02 15:04:05Z"))
 		b, _ := json.Marshal(map[string]any{"error": code, "error_description": full, "error_codes": []int{num},
-			"timestamp": now.Format("2006-01-02 15:04:05Z"), "trace_id": trace, "correlation_id": guid("corr", randomHex(4)),
+			"timestamp": now.Format("2006-01-02 15:04:05Z"), "trace_id": trace, "correlation_id": simtenant.GUID("corr", randomHex(4)),
 			"error_uri": fmt.Sprintf("https://login.microsoftonline.com/error?code=%d", num)})
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store, no-cache")
@@ -578,17 +555,10 @@ type MutateRequest struct {
 func (s *Server) Mutate(req MutateRequest) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := s.byKey[strings.ToLower(req.Mailbox)]
-	if m == nil {
+	if s.byKey[strings.ToLower(req.Mailbox)] == nil {
 		return fmt.Errorf("no mailbox %s", req.Mailbox)
 	}
-	for _, f := range m.folders {
-		if f.path == req.Folder {
-			s.mutate(f, req.Add, req.Modify, req.Delete)
-			return nil
-		}
-	}
-	return fmt.Errorf("no folder %q in %s", req.Folder, req.Mailbox)
+	return s.store.MutateByPath(req.Mailbox, req.Folder, req.Add, req.Modify, req.Delete)
 }
 
 // ExpireDeltas invalidates every delta and skip token handed out so far.

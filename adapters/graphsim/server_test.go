@@ -243,7 +243,7 @@ func TestBatchSubrequestsCountAndFailAlone(t *testing.T) {
 
 func TestDeltaTokensExpireAndChangesShowUp(t *testing.T) {
 	h := newHarness(t, tenantYAML)
-	resp, b := h.do("GET", "/beta/users/lee@contoso.test/calendars/"+h.srv.mailboxes[0].folders[len(h.srv.mailboxes[0].folders)-1].id+"/events/delta", nil)
+	resp, b := h.do("GET", "/beta/users/lee@contoso.test/calendars/"+h.srv.mailboxes[0].Folders[len(h.srv.mailboxes[0].Folders)-1].ID+"/events/delta", nil)
 	var page struct {
 		Value []map[string]any `json:"value"`
 		Delta string           `json:"@odata.deltaLink"`

@@ -2,22 +2,15 @@ package graphsim
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
+	"github.com/mailvault/mailvault/adapters/selfsigned"
 	"github.com/mailvault/mailvault/adapters/simtenant"
 )
 
@@ -71,16 +64,12 @@ func Start(t *simtenant.Tenant, o StartOptions) (*Running, error) {
 				return nil, err
 			}
 		}
-		cert, caPEM, err := selfSigned(ln.Addr().(*net.TCPAddr).IP)
+		cert, path, err := selfsigned.Write(dir, ln.Addr().(*net.TCPAddr).IP)
 		if err != nil {
 			ln.Close()
 			return nil, err
 		}
-		caPath = filepath.Join(dir, "ca.pem")
-		if err := os.WriteFile(caPath, caPEM, 0o644); err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("write the CA certificate: %w", err)
-		}
+		caPath = path
 		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		ln = tls.NewListener(ln, hs.TLSConfig)
 		scheme = "https"
@@ -103,39 +92,4 @@ func (r *Running) Close() error {
 		err = serveErr
 	}
 	return err
-}
-
-// selfSigned makes a CA and a server certificate for the listening address
-// and localhost, valid for a day.
-func selfSigned(ip net.IP) (tls.Certificate, []byte, error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, nil, err
-	}
-	now := time.Now()
-	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mailvault Graph simulator CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	if err != nil {
-		return tls.Certificate{}, nil, err
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, nil, err
-	}
-	ips := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}
-	if ip != nil && !ip.IsUnspecified() {
-		ips = append(ips, ip)
-	}
-	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "graph.sim.localhost"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), DNSNames: []string{"localhost"}, IPAddresses: ips,
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		return tls.Certificate{}, nil, err
-	}
-	cert := tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key}
-	return cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), nil
 }

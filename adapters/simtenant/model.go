@@ -23,6 +23,9 @@ type Tenant struct {
 	Limits    *Limits   `yaml:"limits"`
 	Latency   Duration  `yaml:"latency"`
 	Mailboxes []Mailbox `yaml:"mailboxes"`
+	// PublicFolders are the organisation's public folders (EWS), listed
+	// like a mailbox's folders.
+	PublicFolders []Folder `yaml:"public_folders"`
 	// Global limits the app across all mailboxes (Graph's per-app limit);
 	// nil means none.
 	Global *Limits `yaml:"global"`

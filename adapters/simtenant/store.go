@@ -1,0 +1,344 @@
+package simtenant
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Store is the server side of a tenant for the wire simulators (Graph,
+// EWS): mailboxes and public folders as folder trees whose items change
+// (new versions, deletions, items created through the API), with one change
+// sequence for incremental sync. It holds one small record per item, not
+// the items: contents are generated from the model when asked for.
+//
+// A Store does no locking: each simulator serialises its access.
+type Store struct {
+	Tenant    *Tenant
+	Seq       uint64 // bumped by every change
+	Mailboxes []*Box
+	// Public holds the public folders (nil when the tenant has none).
+	Public *Box
+	byKey  map[string]*Box
+}
+
+// Box is one mailbox, or the public folder tree.
+type Box struct {
+	Address string // empty for the public folders
+	ID      string // a GUID, as directory objects have
+	Name    string
+	Root    *StoredFolder // msgfolderroot, or publicfoldersroot
+	Folders []*StoredFolder
+	ByID    map[string]*StoredFolder
+	key     string
+	index   map[string]itemLoc // item id without its 6-character prefix
+}
+
+type itemLoc struct {
+	f   *StoredFolder
+	pos int
+}
+
+// StoredFolder is a folder of a Box. Items are indexed by position - 1.
+type StoredFolder struct {
+	Box         *Box
+	Spec        *Folder // nil for implicit parents
+	ID, Name    string
+	Path, Kind  string
+	Parent      *StoredFolder
+	Children    []*StoredFolder
+	WellKnown   string
+	Items       []StoredItem
+	ChangesDone bool // the folder's Changes have happened
+	winStart    time.Time
+	delivered   int
+}
+
+// StoredItem is the server's record of one item.
+type StoredItem struct {
+	Version int
+	Deleted bool
+	Seq     uint64 // change sequence of the last change (0: original)
+	Content []byte // only for items created through the API
+}
+
+// WellKnownNames maps top-level display names to well-known folder names
+// (Graph's, which EWS's distinguished folder ids share).
+var WellKnownNames = map[string]string{
+	"inbox": "inbox", "sent items": "sentitems", "deleted items": "deleteditems", "drafts": "drafts",
+	"junk email": "junkemail", "outbox": "outbox", "archive": "archive", "conversation history": "conversationhistory",
+	"sync issues": "syncissues", "clutter": "clutter", "scheduled": "scheduled", "search folders": "searchfolders",
+	"conflicts": "conflicts", "local failures": "localfailures", "server failures": "serverfailures",
+	"calendar": "calendar", "contacts": "contacts", "tasks": "tasks", "notes": "notes", "journal": "journal",
+}
+
+// GUID derives a stable GUID from parts.
+func GUID(parts ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	h := hex.EncodeToString(sum[:16])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// publicKey names the public folder tree where a mailbox address would be
+// (no "@", so no mailbox can have it).
+const publicKey = "publicfolders"
+
+// NewStore builds the server state of t.
+func NewStore(t *Tenant) *Store {
+	s := &Store{Tenant: t, byKey: map[string]*Box{}}
+	for i := range t.Mailboxes {
+		m := &t.Mailboxes[i]
+		local := m.Address[:strings.IndexByte(m.Address, '@')]
+		b := s.newBox(m.Address, m.Address, strings.ToUpper(local[:1])+local[1:], "msgfolderroot", "Top of Information Store", m.Folders)
+		s.Mailboxes = append(s.Mailboxes, b)
+		s.byKey[strings.ToLower(m.Address)] = b
+		s.byKey[b.ID] = b
+	}
+	if len(t.PublicFolders) > 0 {
+		s.Public = s.newBox("", publicKey, "Public Folders", "publicfoldersroot", "IPM_SUBTREE", t.PublicFolders)
+	}
+	return s
+}
+
+func (s *Store) newBox(address, key, name, rootWellKnown, rootName string, folders []Folder) *Box {
+	b := &Box{Address: address, ID: GUID("user", strings.ToLower(key)), Name: name, key: key, ByID: map[string]*StoredFolder{}, index: map[string]itemLoc{}}
+	b.Root = &StoredFolder{Box: b, ID: FolderID(key, "\x00root"), Name: rootName, Kind: KindMail, WellKnown: rootWellKnown}
+	b.ByID[b.Root.ID] = b.Root
+	for i := range folders {
+		spec := &folders[i]
+		f := b.Ensure(spec.Path, spec.Kind)
+		f.Spec = spec
+		f.Items = make([]StoredItem, spec.Items)
+		for pos := 1; pos <= spec.Items; pos++ {
+			b.index[coreID(ItemID(s.Tenant.Seed, key, spec.Path, pos))] = itemLoc{f, pos}
+		}
+	}
+	return b
+}
+
+// Box finds a mailbox by address (any case) or id.
+func (s *Store) Box(key string) *Box {
+	if b := s.byKey[strings.ToLower(key)]; b != nil {
+		return b
+	}
+	return s.byKey[key]
+}
+
+// Ensure returns the folder at path, creating implicit parents. Calendars
+// are flat (Graph lists them without a tree): a calendar's name is its path.
+func (b *Box) Ensure(path, kind string) *StoredFolder {
+	for _, f := range b.Folders {
+		if f.Path == path && f.Kind == kind {
+			return f
+		}
+	}
+	parent, name := b.Root, path
+	if kind == KindCalendar && b.Address != "" {
+		parent = nil
+	} else if i := strings.LastIndexByte(path, '/'); i >= 0 {
+		parent, name = b.Ensure(path[:i], kind), path[i+1:]
+	} else if kind != KindMail && b.Address != "" {
+		parent = nil // top-level contact folders hang off the mailbox itself
+	}
+	f := &StoredFolder{Box: b, ID: FolderID(b.key, kind+"\x00"+path), Name: name, Path: path, Kind: kind, Parent: parent}
+	if parent == b.Root && b.Address != "" {
+		f.WellKnown = WellKnownNames[strings.ToLower(name)]
+	}
+	if kind == KindCalendar && b.Address != "" && strings.EqualFold(path, "Calendar") {
+		f.WellKnown = "calendar"
+	}
+	if kind == KindContacts && b.Address != "" && strings.EqualFold(path, "Contacts") {
+		f.WellKnown = "contacts"
+	}
+	if parent != nil {
+		parent.Children = append(parent.Children, f)
+	}
+	b.Folders = append(b.Folders, f)
+	b.ByID[f.ID] = f
+	return f
+}
+
+// WellKnownFolder finds a folder by well-known name (msgfolderroot, inbox...).
+func (b *Box) WellKnownFolder(name string) *StoredFolder {
+	if strings.EqualFold(b.Root.WellKnown, name) {
+		return b.Root
+	}
+	for _, f := range b.Folders {
+		if f.WellKnown != "" && strings.EqualFold(f.WellKnown, name) {
+			return f
+		}
+	}
+	return nil
+}
+
+// Folder finds a folder by path and kind ("" matches any kind).
+func (b *Box) Folder(path, kind string) *StoredFolder {
+	for _, f := range b.Folders {
+		if f.Path == path && (kind == "" || f.Kind == kind) {
+			return f
+		}
+	}
+	return nil
+}
+
+func coreID(id string) string {
+	if len(id) > 6 {
+		return id[6:]
+	}
+	return id
+}
+
+// ItemID is the id of the item at pos, with the generator's prefix.
+func (s *Store) ItemID(f *StoredFolder, pos int) string {
+	return ItemID(s.Tenant.Seed, f.Box.key, f.Path, pos)
+}
+
+// Lookup finds a live item by id, whatever its 6-character prefix (Graph's
+// REST and immutable ids differ only there).
+func (b *Box) Lookup(id string) (*StoredFolder, int, bool) {
+	loc, ok := b.index[coreID(id)]
+	if !ok || len(id) != len("AAMkAI")+24 || loc.f.Items[loc.pos-1].Deleted {
+		return nil, 0, false
+	}
+	return loc.f, loc.pos, true
+}
+
+func (f *StoredFolder) versionSpec(v int) *Folder {
+	spec := f.Spec
+	if spec == nil {
+		spec = &Folder{Path: f.Path, Kind: f.Kind}
+	}
+	return spec.Version(v)
+}
+
+// ChangeKey is the item's current change key.
+func (s *Store) ChangeKey(f *StoredFolder, pos int) string {
+	return ChangeKey(s.Tenant.Seed, f.Box.key, f.versionSpec(f.Items[pos-1].Version).Path, pos)
+}
+
+// Content is the item's current MIME (mail) or iCalendar/vCard text.
+func (s *Store) Content(f *StoredFolder, pos int) []byte {
+	it := f.Items[pos-1]
+	if it.Content != nil {
+		return it.Content
+	}
+	return Content(s.Tenant.Seed, f.Box.key, f.versionSpec(it.Version), pos)
+}
+
+// Dirty reports whether the item at pos cannot be served. A changed item is
+// a new version and readable.
+func (f *StoredFolder) Dirty(pos int) bool {
+	if f.Spec == nil || f.Items[pos-1].Version > 0 {
+		return false
+	}
+	for _, p := range f.Spec.Dirty {
+		if p == pos {
+			return true
+		}
+	}
+	return false
+}
+
+// DirtyMode is how the folder's dirty items fail: DirtyRequest or DirtyItem.
+func (f *StoredFolder) DirtyMode() string {
+	if f.Spec == nil || f.Spec.DirtyMode == "" {
+		return DirtyRequest
+	}
+	return f.Spec.DirtyMode
+}
+
+// Live counts the items not deleted.
+func (f *StoredFolder) Live() int {
+	n := 0
+	for i := range f.Items {
+		if !f.Items[i].Deleted {
+			n++
+		}
+	}
+	return n
+}
+
+// Deliver applies the folder's throttle to serving one more item at now:
+// zero when it may be served, else how long until the throttle window ends.
+func (f *StoredFolder) Deliver(now time.Time) time.Duration {
+	if f.Spec == nil || f.Spec.Throttle == nil {
+		return 0
+	}
+	win := time.Duration(f.Spec.Throttle.Window)
+	if f.winStart.IsZero() || !now.Before(f.winStart.Add(win)) {
+		f.winStart, f.delivered = now, 0
+	}
+	if f.delivered >= f.Spec.Throttle.Items {
+		return f.winStart.Add(win).Sub(now)
+	}
+	f.delivered++
+	return 0
+}
+
+// Mutate changes a folder as a user would: the first modify live items get
+// a new version, the next del live items are deleted, add new items are
+// appended.
+func (s *Store) Mutate(f *StoredFolder, add, modify, del int) {
+	for i := range f.Items {
+		if modify == 0 && del == 0 {
+			break
+		}
+		it := &f.Items[i]
+		if it.Deleted {
+			continue
+		}
+		s.Seq++
+		it.Seq = s.Seq
+		if modify > 0 {
+			it.Version++
+			modify--
+		} else {
+			it.Deleted = true
+			del--
+		}
+	}
+	for range add {
+		s.Create(f, nil)
+	}
+}
+
+// Create appends an item (content nil: generated) and returns its position.
+func (s *Store) Create(f *StoredFolder, content []byte) int {
+	s.Seq++
+	f.Items = append(f.Items, StoredItem{Seq: s.Seq, Content: content})
+	pos := len(f.Items)
+	f.Box.index[coreID(s.ItemID(f, pos))] = itemLoc{f, pos}
+	return pos
+}
+
+// ApplyChanges runs the folder's configured Changes once, after page
+// number page of a listing was served; it reports whether they ran.
+func (s *Store) ApplyChanges(f *StoredFolder, page int) bool {
+	if f.Spec == nil || f.Spec.Changes == nil || f.ChangesDone || page != f.Spec.Changes.AfterPage {
+		return false
+	}
+	f.ChangesDone = true
+	c := f.Spec.Changes
+	s.Mutate(f, c.Add, c.Modify, c.Delete)
+	return true
+}
+
+// MutateByPath is Mutate for a mailbox address (or "" for public folders)
+// and a folder path.
+func (s *Store) MutateByPath(mailbox, path string, add, modify, del int) error {
+	b := s.Public
+	if mailbox != "" {
+		b = s.Box(mailbox)
+	}
+	if b == nil {
+		return fmt.Errorf("no mailbox %q", mailbox)
+	}
+	f := b.Folder(path, "")
+	if f == nil {
+		return fmt.Errorf("no folder %q in %s", path, mailbox)
+	}
+	s.Mutate(f, add, modify, del)
+	return nil
+}
