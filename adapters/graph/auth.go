@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -15,49 +14,20 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/mailvault/mailvault/adapters/credential"
 	"github.com/mailvault/mailvault/domain"
 )
 
-// Secret is a client secret. It prints as [redacted] in every format, so it
-// cannot reach a log line or an error message by accident.
-type Secret struct{ value string }
-
-func (Secret) String() string   { return "[redacted]" }
-func (Secret) GoString() string { return "[redacted]" }
+// Secret is a client secret (see package credential).
+type Secret = credential.Secret
 
 // NewSecret wraps a secret held in memory (the in-process simulator's).
-// Command-line values must go through LoadSecret.
-func NewSecret(v string) Secret { return Secret{v} }
+func NewSecret(v string) Secret { return credential.New(v) }
 
-// Empty reports whether no secret was given.
-func (s Secret) Empty() bool { return s.value == "" }
-
-// LoadSecret reads the client secret from a file or from an environment
-// variable, never from a command-line value (which any local user can read in
-// the process list). Exactly one source must be given.
-func LoadSecret(file, envVar string) (Secret, error) {
-	switch {
-	case file != "" && envVar != "":
-		return Secret{}, errors.New("give the client secret as a file or an environment variable, not both")
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return Secret{}, fmt.Errorf("read client secret file: %w", err)
-		}
-		v := strings.TrimSpace(string(b))
-		if v == "" {
-			return Secret{}, fmt.Errorf("client secret file %s is empty", file)
-		}
-		return Secret{v}, nil
-	case envVar != "":
-		v := strings.TrimSpace(os.Getenv(envVar))
-		if v == "" {
-			return Secret{}, fmt.Errorf("environment variable %s holds no client secret", envVar)
-		}
-		return Secret{v}, nil
-	}
-	return Secret{}, errors.New("no client secret: give a secret file or an environment variable")
-}
+// LoadSecret reads the client secret from a file or an environment
+// variable, never from a command-line value. Exactly one source must be
+// given.
+func LoadSecret(file, envVar string) (Secret, error) { return credential.Load("client secret", file, envVar) }
 
 // Defaults for Exchange Online in the global cloud.
 const (
@@ -112,7 +82,7 @@ func NewTokens(ctx context.Context, cfg AuthConfig) (*Tokens, error) {
 	if cfg.HTTP != nil {
 		ctx = context.WithValue(ctx, oauth2.HTTPClient, cfg.HTTP)
 	}
-	cc := clientcredentials.Config{ClientID: cfg.ClientID, ClientSecret: cfg.Secret.value, TokenURL: cfg.TokenURL,
+	cc := clientcredentials.Config{ClientID: cfg.ClientID, ClientSecret: cfg.Secret.Reveal(), TokenURL: cfg.TokenURL,
 		Scopes: []string{cfg.Scope}, AuthStyle: oauth2.AuthStyleInParams}
 	fetch := func() (*oauth2.Token, error) { return cc.Token(ctx) }
 	return &Tokens{fetch: fetch, early: cfg.EarlyRefresh, url: cfg.TokenURL, now: time.Now}, nil

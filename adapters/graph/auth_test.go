@@ -44,14 +44,14 @@ func TestLoadSecret(t *testing.T) {
 	f := filepath.Join(dir, "secret")
 	os.WriteFile(f, []byte(secretValue+"\n"), 0o600)
 	s, err := LoadSecret(f, "")
-	if err != nil || s.value != secretValue {
+	if err != nil || s.Reveal() != secretValue {
 		t.Fatalf("from file: %v", err)
 	}
 	if out := fmt.Sprintf("%v %s %+v %#v", s, s, s, s); strings.Contains(out, secretValue) {
 		t.Fatalf("secret printed: %s", out)
 	}
 	t.Setenv("MV_TEST_SECRET", secretValue)
-	if s, err := LoadSecret("", "MV_TEST_SECRET"); err != nil || s.value != secretValue {
+	if s, err := LoadSecret("", "MV_TEST_SECRET"); err != nil || s.Reveal() != secretValue {
 		t.Fatalf("from env: %v", err)
 	}
 	for _, c := range [][2]string{{"", ""}, {f, "MV_TEST_SECRET"}, {filepath.Join(dir, "none"), ""}, {"", "MV_TEST_UNSET"}} {
@@ -65,7 +65,7 @@ func TestTokensRefreshEarlyAndExplainFailures(t *testing.T) {
 	var issued atomic.Int32
 	srv := entra(t, &issued, 3599)
 	defer srv.Close()
-	tk, err := NewTokens(context.Background(), AuthConfig{TenantID: "t", ClientID: "app", Secret: Secret{secretValue}, TokenURL: srv.URL})
+	tk, err := NewTokens(context.Background(), AuthConfig{TenantID: "t", ClientID: "app", Secret: NewSecret(secretValue), TokenURL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestTokensRefreshEarlyAndExplainFailures(t *testing.T) {
 	var shortIssued atomic.Int32
 	short := entra(t, &shortIssued, 120)
 	defer short.Close()
-	st, _ := NewTokens(context.Background(), AuthConfig{TenantID: "t", ClientID: "app", Secret: Secret{secretValue}, TokenURL: short.URL})
+	st, _ := NewTokens(context.Background(), AuthConfig{TenantID: "t", ClientID: "app", Secret: NewSecret(secretValue), TokenURL: short.URL})
 	now2 := time.Now()
 	st.now = func() time.Time { return now2 }
 	st.Token()
@@ -101,7 +101,7 @@ func TestTokensRefreshEarlyAndExplainFailures(t *testing.T) {
 		t.Fatalf("a 2-minute token was not renewed after half its life: %d fetches", n)
 	}
 
-	bad, _ := NewTokens(context.Background(), AuthConfig{TenantID: "t", ClientID: "app", Secret: Secret{"wrong"}, TokenURL: srv.URL})
+	bad, _ := NewTokens(context.Background(), AuthConfig{TenantID: "t", ClientID: "app", Secret: NewSecret("wrong"), TokenURL: srv.URL})
 	_, err = bad.Token()
 	if err == nil || !strings.Contains(err.Error(), "invalid_client") || !strings.Contains(err.Error(), "AADSTS7000215") ||
 		strings.Contains(err.Error(), "wrong") || strings.Contains(err.Error(), "Trace ID") {
@@ -126,7 +126,7 @@ func TestTransportRetries401OnceAndGuardsTheHost(t *testing.T) {
 	}))
 	defer api.Close()
 	u, _ := url.Parse(api.URL)
-	tk, _ := NewTokens(context.Background(), AuthConfig{TenantID: "t", ClientID: "app", Secret: Secret{secretValue}, TokenURL: tokSrv.URL})
+	tk, _ := NewTokens(context.Background(), AuthConfig{TenantID: "t", ClientID: "app", Secret: NewSecret(secretValue), TokenURL: tokSrv.URL})
 	client := &http.Client{Transport: &Transport{Tokens: tk, Host: u.Host}}
 
 	resp, err := client.Get(api.URL + "/v1.0/users")

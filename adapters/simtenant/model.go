@@ -33,7 +33,31 @@ type Tenant struct {
 	Faults *Faults `yaml:"faults"`
 	// Graph are settings of the Graph simulator only.
 	Graph *GraphOptions `yaml:"graph"`
+	// EWS are settings of the EWS simulator only.
+	EWS *EWSOptions `yaml:"ews"`
 }
+
+// EWSOptions configure the EWS simulator.
+type EWSOptions struct {
+	// MaxConcurrency is EWSMaxConcurrency: requests one account may have
+	// running at once (default 27); more get ErrorExceededConnectionCount.
+	MaxConcurrency int `yaml:"max_concurrency"`
+	// ThrottleShape is how overload is answered: server_busy (HTTP 500,
+	// ErrorServerBusy with BackOffMilliseconds; the default), http503 (IIS's
+	// queue is full), or internal_error (HTTP 200, ErrorInternalServerError
+	// wrapping ErrorServerBusy).
+	ThrottleShape string `yaml:"throttle_shape"`
+	// BackOff fixes the BackOffMilliseconds sent; default the exact time
+	// until the request window has room again.
+	BackOff Duration `yaml:"backoff"`
+}
+
+// EWS throttle shapes.
+const (
+	ShapeServerBusy    = "server_busy"
+	ShapeHTTP503       = "http503"
+	ShapeInternalError = "internal_error"
+)
 
 // GraphOptions configure the Graph simulator.
 type GraphOptions struct {
@@ -339,7 +363,19 @@ func (t *Tenant) validate(root *yaml.Node) error {
 			return bad(fmt.Sprintf("graph.resync_code %q is not SyncStateNotFound, ResyncRequired or SyncStateInvalid", g.ResyncCode), "graph", "resync_code")
 		}
 	}
-	if len(t.Mailboxes) == 0 {
+	if e := t.EWS; e != nil {
+		switch e.ThrottleShape {
+		case "":
+			e.ThrottleShape = ShapeServerBusy
+		case ShapeServerBusy, ShapeHTTP503, ShapeInternalError:
+		default:
+			return bad(fmt.Sprintf("ews.throttle_shape %q is not server_busy, http503 or internal_error", e.ThrottleShape), "ews", "throttle_shape")
+		}
+		if e.MaxConcurrency < 0 || e.BackOff < 0 {
+			return bad("ews.max_concurrency and ews.backoff must not be negative", "ews")
+		}
+	}
+	if len(t.Mailboxes) == 0 && len(t.PublicFolders) == 0 {
 		return bad("the tenant has no mailboxes", "mailboxes")
 	}
 	seen := map[string]bool{}
@@ -406,7 +442,52 @@ func (t *Tenant) validate(root *yaml.Node) error {
 			}
 		}
 	}
+	pub := map[string]bool{}
+	for j := range t.PublicFolders {
+		f := &t.PublicFolders[j]
+		at := func(field string) []any { return []any{"public_folders", j, field} }
+		if err := validFolderPath(f.Path); err != nil {
+			return bad(err.Error(), at("path")...)
+		}
+		if pub[strings.ToLower(f.Path)] {
+			return bad(fmt.Sprintf("public folder %q is listed twice", f.Path), at("path")...)
+		}
+		pub[strings.ToLower(f.Path)] = true
+		if err := f.validate(); err != "" {
+			return bad("public folder "+err, at("path")...)
+		}
+	}
 	return nil
+}
+
+// validate checks and defaults the settings a public folder shares with a
+// mailbox folder; it returns a message, or "".
+func (f *Folder) validate() string {
+	switch f.Kind {
+	case "":
+		f.Kind = KindMail
+	case KindMail, KindCalendar, KindContacts:
+	default:
+		return fmt.Sprintf("%q: kind %q is not mail, calendar or contacts", f.Path, f.Kind)
+	}
+	if f.Items < 0 {
+		return fmt.Sprintf("%q: items must not be negative", f.Path)
+	}
+	for _, p := range f.Dirty {
+		if p < 1 || p > f.Items {
+			return fmt.Sprintf("%q: dirty position %d is outside 1..%d", f.Path, p, f.Items)
+		}
+	}
+	if f.DirtyMode == "" {
+		f.DirtyMode = DirtyRequest
+	}
+	if f.DirtyMode != DirtyRequest && f.DirtyMode != DirtyItem {
+		return fmt.Sprintf("%q: dirty_mode %q is not request or item", f.Path, f.DirtyMode)
+	}
+	if f.Throttle != nil && (f.Throttle.Items < 1 || f.Throttle.Window <= 0) {
+		return fmt.Sprintf("%q: throttle needs items >= 1 and a positive window", f.Path)
+	}
+	return ""
 }
 
 func validFolderPath(p string) error {

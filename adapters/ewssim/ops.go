@@ -1,0 +1,539 @@
+package ewssim
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"encoding/xml"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/mailvault/mailvault/adapters/simtenant"
+)
+
+// folderRefXML is a DistinguishedFolderId or a FolderId.
+type folderRefXML struct {
+	XMLName xml.Name
+	ID      string `xml:"Id,attr"`
+	Mailbox struct {
+		Email string `xml:"EmailAddress"`
+	} `xml:"Mailbox"`
+}
+
+type refList struct {
+	List []folderRefXML `xml:",any"`
+}
+
+type itemRefXML struct {
+	ID string `xml:"Id,attr"`
+}
+
+// resolve finds the folder a reference names.
+func (c *opContext) resolve(r folderRefXML) *simtenant.StoredFolder {
+	st := c.s.store
+	if r.XMLName.Local == "DistinguishedFolderId" {
+		if r.ID == "publicfoldersroot" {
+			if st.Public == nil {
+				return nil
+			}
+			return st.Public.Root
+		}
+		b := c.box(r.Mailbox.Email)
+		if b == nil {
+			return nil
+		}
+		return b.WellKnownFolder(r.ID)
+	}
+	for _, b := range append(append([]*simtenant.Box{}, st.Mailboxes...), st.Public) {
+		if b != nil {
+			if f := b.ByID[r.ID]; f != nil {
+				return f
+			}
+		}
+	}
+	return nil
+}
+
+// box is the mailbox a request works on: named, impersonated, or the
+// account's own.
+func (c *opContext) box(named string) *simtenant.Box {
+	switch {
+	case named != "":
+		return c.s.store.Box(named)
+	case c.req.impersonate != "":
+		return c.s.store.Box(c.req.impersonate)
+	}
+	return c.s.store.Box(c.s.username)
+}
+
+func (c *opContext) decode(v any) bool {
+	if err := xml.Unmarshal(c.req.body, v); err != nil {
+		c.fault = &faultReply{"ErrorSchemaValidation", "The request failed schema validation: " + err.Error()}
+		return false
+	}
+	return true
+}
+
+func success(op, inner string) string {
+	return `<m:` + op + `ResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>` + inner + `</m:` + op + `ResponseMessage>`
+}
+
+func failure(op, code, text string) string {
+	return `<m:` + op + `ResponseMessage ResponseClass="Error"><m:MessageText>` + esc(text) + `</m:MessageText><m:ResponseCode>` + code +
+		`</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey></m:` + op + `ResponseMessage>`
+}
+
+func folderClass(kind string) (element, class string) {
+	switch kind {
+	case simtenant.KindCalendar:
+		return "CalendarFolder", "IPF.Appointment"
+	case simtenant.KindContacts:
+		return "ContactsFolder", "IPF.Contact"
+	}
+	return "Folder", "IPF.Note"
+}
+
+func idXML(el, id, ck string) string {
+	if ck == "" {
+		return `<t:` + el + ` Id="` + esc(id) + `"/>`
+	}
+	return `<t:` + el + ` Id="` + esc(id) + `" ChangeKey="` + esc(ck) + `"/>`
+}
+
+func folderXML(f *simtenant.StoredFolder, full bool) string {
+	el, class := folderClass(f.Kind)
+	s := `<t:` + el + `>` + idXML("FolderId", f.ID, "AQAAABYAAA"+f.ID[6:12])
+	if full {
+		if f.Parent != nil {
+			s += idXML("ParentFolderId", f.Parent.ID, "")
+		}
+		s += `<t:FolderClass>` + class + `</t:FolderClass><t:DisplayName>` + esc(f.Name) + `</t:DisplayName><t:TotalCount>` +
+			strconv.Itoa(f.Live()) + `</t:TotalCount><t:ChildFolderCount>` + strconv.Itoa(len(f.Children)) + `</t:ChildFolderCount>`
+	}
+	return s + `</t:` + el + `>`
+}
+
+func (s *Server) getFolder(c *opContext) (string, *throttle) {
+	var req struct {
+		Shape struct {
+			Base string `xml:"BaseShape"`
+		} `xml:"FolderShape"`
+		IDs refList `xml:"FolderIds"`
+	}
+	if !c.decode(&req) {
+		return "", nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.count = len(req.IDs.List)
+	if t := s.admit(c.box("")); t != nil {
+		return "", t
+	}
+	var b strings.Builder
+	for _, r := range req.IDs.List {
+		f := c.resolve(r)
+		if f == nil {
+			b.WriteString(failure("GetFolder", "ErrorFolderNotFound", "The specified folder could not be found in the store."))
+			continue
+		}
+		b.WriteString(success("GetFolder", `<m:Folders>`+folderXML(f, req.Shape.Base != "IdOnly")+`</m:Folders>`))
+	}
+	return b.String(), nil
+}
+
+func (s *Server) syncFolderHierarchy(c *opContext) (string, *throttle) {
+	var req struct {
+		Root      refList `xml:"SyncFolderId"`
+		SyncState string  `xml:"SyncState"`
+	}
+	if !c.decode(&req) {
+		return "", nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.count = 1
+	root := s.store.Mailboxes[0].Root
+	if len(req.Root.List) > 0 {
+		root = c.resolve(req.Root.List[0])
+	} else if b := c.box(""); b != nil {
+		root = b.Root
+	}
+	if root == nil {
+		return failure("SyncFolderHierarchy", "ErrorFolderNotFound", "The specified folder could not be found in the store."), nil
+	}
+	if t := s.admit(root.Box); t != nil {
+		return "", t
+	}
+	var changes strings.Builder
+	if req.SyncState == "" { // the first sync reports every folder; nothing changes after
+		var walk func(f *simtenant.StoredFolder)
+		walk = func(f *simtenant.StoredFolder) {
+			for _, ch := range f.Children {
+				changes.WriteString(`<t:Create>` + folderXML(ch, true) + `</t:Create>`)
+				walk(ch)
+			}
+		}
+		walk(root)
+		for _, f := range root.Box.Folders {
+			if f.Parent == nil { // calendars and contact folders hang off the mailbox
+				changes.WriteString(`<t:Create>` + folderXML(withParent(f, root), true) + `</t:Create>`)
+				walk(f)
+			}
+		}
+	}
+	state := base64.StdEncoding.EncodeToString([]byte("H4sI-hierarchy-" + root.ID))
+	return success("SyncFolderHierarchy", `<m:SyncState>`+state+`</m:SyncState><m:IncludesLastFolderInRange>true</m:IncludesLastFolderInRange><m:Changes>`+changes.String()+`</m:Changes>`), nil
+}
+
+// withParent presents a folder kept beside the tree (a calendar) under the
+// tree's root, as Exchange does.
+func withParent(f, root *simtenant.StoredFolder) *simtenant.StoredFolder {
+	g := *f
+	g.Parent = root
+	return &g
+}
+
+func (s *Server) findFolder(c *opContext) (string, *throttle) {
+	var req struct {
+		Traversal string `xml:"Traversal,attr"`
+		View      struct {
+			Max    int `xml:"MaxEntriesReturned,attr"`
+			Offset int `xml:"Offset,attr"`
+		} `xml:"IndexedPageFolderView"`
+		Parents refList `xml:"ParentFolderIds"`
+	}
+	if !c.decode(&req) {
+		return "", nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.count = len(req.Parents.List)
+	var b strings.Builder
+	for _, r := range req.Parents.List {
+		f := c.resolve(r)
+		if f == nil {
+			b.WriteString(failure("FindFolder", "ErrorFolderNotFound", "The specified folder could not be found in the store."))
+			continue
+		}
+		if t := s.admit(f.Box); t != nil {
+			return "", t
+		}
+		if req.Traversal == "Deep" && f.Box == s.store.Public {
+			b.WriteString(failure("FindFolder", "ErrorInvalidOperation", "Deep traversal queries are not allowed for public folders."))
+			continue
+		}
+		var list []*simtenant.StoredFolder
+		var walk func(f *simtenant.StoredFolder)
+		walk = func(f *simtenant.StoredFolder) {
+			for _, ch := range f.Children {
+				list = append(list, ch)
+				if req.Traversal == "Deep" {
+					walk(ch)
+				}
+			}
+		}
+		walk(f)
+		maxN := req.View.Max
+		if maxN <= 0 || maxN > 1000 {
+			maxN = 1000
+		}
+		off := min(max(req.View.Offset, 0), len(list))
+		end := min(off+maxN, len(list))
+		var fs strings.Builder
+		for _, ch := range list[off:end] {
+			fs.WriteString(folderXML(ch, true))
+		}
+		b.WriteString(success("FindFolder", `<m:RootFolder IndexedPagingOffset="`+strconv.Itoa(end)+`" TotalItemsInView="`+strconv.Itoa(len(list))+
+			`" IncludesLastItemInRange="`+strconv.FormatBool(end == len(list))+`"><t:Folders>`+fs.String()+`</t:Folders></m:RootFolder>`))
+	}
+	return b.String(), nil
+}
+
+// syncState is what a SyncState carries (opaque to clients; base64 JSON).
+type syncState struct {
+	Folder string `json:"f"`
+	Round  bool   `json:"r,omitempty"`     // a change round (after the first full sync)
+	Fresh  bool   `json:"fresh,omitempty"` // a round not started yet: snap is taken on use
+	Since  uint64 `json:"since"`
+	Snap   uint64 `json:"snap"`
+	Off    int    `json:"off"`
+	Epoch  int    `json:"e"`
+	Page   int    `json:"p"`
+}
+
+func encodeState(st syncState) string {
+	b, _ := json.Marshal(st)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func itemElement(kind string) string {
+	switch kind {
+	case simtenant.KindCalendar:
+		return "CalendarItem"
+	case simtenant.KindContacts:
+		return "Contact"
+	}
+	return "Message"
+}
+
+func (s *Server) syncFolderItems(c *opContext) (string, *throttle) {
+	var req struct {
+		Shape struct {
+			Fields []struct {
+				URI string `xml:"FieldURI,attr"`
+			} `xml:"AdditionalProperties>FieldURI"`
+		} `xml:"ItemShape"`
+		Folder    refList `xml:"SyncFolderId"`
+		SyncState string  `xml:"SyncState"`
+		Max       int     `xml:"MaxChangesReturned"`
+	}
+	if !c.decode(&req) {
+		return "", nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.count = 1
+	const op = "SyncFolderItems"
+	if len(req.Folder.List) == 0 {
+		return failure(op, "ErrorFolderNotFound", "The specified folder could not be found in the store."), nil
+	}
+	f := c.resolve(req.Folder.List[0])
+	if f == nil {
+		return failure(op, "ErrorFolderNotFound", "The specified folder could not be found in the store."), nil
+	}
+	if t := s.admit(f.Box); t != nil {
+		return "", t
+	}
+	if req.Max < 1 || req.Max > 512 {
+		return failure(op, "ErrorInvalidArgument", "MaxChangesReturned must be between 1 and 512."), nil
+	}
+	withSize := false
+	for _, fu := range req.Shape.Fields {
+		withSize = withSize || fu.URI == "item:Size"
+	}
+	st := syncState{Folder: f.ID, Snap: s.store.Seq, Epoch: s.epoch}
+	if req.SyncState != "" {
+		b, err := base64.StdEncoding.DecodeString(req.SyncState)
+		if err != nil || json.Unmarshal(b, &st) != nil || st.Folder != f.ID || st.Epoch != s.epoch {
+			return failure(op, "ErrorInvalidSyncStateData", "Synchronization state data is corrupt or otherwise invalid."), nil
+		}
+		if st.Fresh {
+			st.Fresh, st.Snap, st.Off, st.Page = false, s.store.Seq, 0, 0
+		}
+	}
+	var changes strings.Builder
+	n := 0
+	off := st.Off
+	for off < len(f.Items) && n < req.Max {
+		it := f.Items[off]
+		off++
+		if !st.Round && it.Deleted || st.Round && it.Seq <= st.Since {
+			continue
+		}
+		n++
+		id := s.store.ItemID(f, off)
+		if it.Deleted {
+			changes.WriteString(`<t:Delete>` + idXML("ItemId", id, "") + `</t:Delete>`)
+			continue
+		}
+		kind := "Create"
+		if st.Round && it.Seq > 0 && off <= len(f.Items) && it.Version > 0 {
+			kind = "Update"
+		}
+		el := itemElement(f.Kind)
+		body := idXML("ItemId", id, s.store.ChangeKey(f, off))
+		if withSize {
+			body += `<t:Size>` + strconv.Itoa(len(s.store.Content(f, off))) + `</t:Size>`
+		}
+		changes.WriteString(`<t:` + kind + `><t:` + el + `>` + body + `</t:` + el + `></t:` + kind + `>`)
+	}
+	st.Page++
+	s.store.ApplyChanges(f, st.Page)
+	last := off >= len(f.Items)
+	next := st
+	next.Off = off
+	if last {
+		next = syncState{Folder: f.ID, Round: true, Fresh: true, Since: st.Snap, Epoch: s.epoch}
+	}
+	return success(op, `<m:SyncState>`+encodeState(next)+`</m:SyncState><m:IncludesLastItemInRange>`+strconv.FormatBool(last)+
+		`</m:IncludesLastItemInRange><m:Changes>`+changes.String()+`</m:Changes>`), nil
+}
+
+type itemsRequest struct {
+	IDs struct {
+		List []itemRefXML `xml:"ItemId"`
+	} `xml:"ItemIds"`
+}
+
+// serve looks items up and applies folder throttles and dirty items; it
+// returns per-item results, or a throttle or fault for the whole request.
+func (s *Server) serve(c *opContext, op string, ids []itemRefXML, render func(f *simtenant.StoredFolder, pos int, id string) string) (string, *throttle) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.count = len(ids)
+	if len(ids) == 0 {
+		c.fault = &faultReply{"ErrorSchemaValidation", "The request failed schema validation: ItemIds is empty."}
+		return "", nil
+	}
+	boxes := map[*simtenant.Box]bool{}
+	type found struct {
+		f   *simtenant.StoredFolder
+		pos int
+	}
+	items := make([]found, len(ids))
+	for i, r := range ids {
+		for _, b := range append(append([]*simtenant.Box{}, s.store.Mailboxes...), s.store.Public) {
+			if b == nil {
+				continue
+			}
+			if f, pos, ok := b.Lookup(r.ID); ok {
+				items[i] = found{f, pos}
+				boxes[b] = true
+				break
+			}
+		}
+	}
+	for b := range boxes {
+		if t := s.admit(b); t != nil {
+			return "", t
+		}
+	}
+	now := s.now()
+	for _, it := range items {
+		if it.f == nil {
+			continue
+		}
+		if wait := it.f.Deliver(now); wait > 0 {
+			s.stats.Throttled++
+			if s.backoff > 0 {
+				wait = s.backoff
+			}
+			return "", &throttle{wait: wait}
+		}
+		if it.f.Dirty(it.pos) && it.f.DirtyMode() == simtenant.DirtyRequest {
+			c.fault = &faultReply{"ErrorCorruptData", "Data is corrupt., Invalid global object ID"}
+			return "", nil
+		}
+	}
+	var b strings.Builder
+	for i, it := range items {
+		switch {
+		case it.f == nil:
+			b.WriteString(failure(op, "ErrorItemNotFound", "The specified object was not found in the store."))
+		case it.f.Dirty(it.pos):
+			b.WriteString(failure(op, "ErrorCorruptData", "Data is corrupt., Invalid global object ID"))
+		default:
+			b.WriteString(success(op, render(it.f, it.pos, ids[i].ID)))
+		}
+	}
+	return b.String(), nil
+}
+
+// ExportPrefix starts every exported blob: the data is opaque, as
+// Exchange's FastTransfer streams are, and must come back byte for byte.
+const ExportPrefix = "MVEWS\x01"
+
+func (s *Server) exportItems(c *opContext) (string, *throttle) {
+	var req itemsRequest
+	if !c.decode(&req) {
+		return "", nil
+	}
+	return s.serve(c, "ExportItems", req.IDs.List, func(f *simtenant.StoredFolder, pos int, id string) string {
+		data := append([]byte(ExportPrefix), s.store.Content(f, pos)...)
+		// ExportItems's ItemId is in the messages namespace, unlike elsewhere.
+		return `<m:ItemId Id="` + esc(id) + `" ChangeKey="` + esc(s.store.ChangeKey(f, pos)) + `"/><m:Data>` + base64.StdEncoding.EncodeToString(data) + `</m:Data>`
+	})
+}
+
+func (s *Server) getItem(c *opContext) (string, *throttle) {
+	var req struct {
+		itemsRequest
+		Shape struct {
+			MIME bool `xml:"IncludeMimeContent"`
+		} `xml:"ItemShape"`
+	}
+	if !c.decode(&req) {
+		return "", nil
+	}
+	return s.serve(c, "GetItem", req.IDs.List, func(f *simtenant.StoredFolder, pos int, id string) string {
+		el := itemElement(f.Kind)
+		mime := ""
+		if req.Shape.MIME {
+			mime = `<t:MimeContent CharacterSet="UTF-8">` + base64.StdEncoding.EncodeToString(s.store.Content(f, pos)) + `</t:MimeContent>`
+		}
+		return `<m:Items><t:` + el + `>` + mime + idXML("ItemId", id, s.store.ChangeKey(f, pos)) + `</t:` + el + `></m:Items>`
+	})
+}
+
+// uploadItems imports exported blobs (restore): CreateNew into a folder, or
+// Update / UpdateOrCreate an item.
+func (s *Server) uploadItems(c *opContext) (string, *throttle) {
+	var req struct {
+		Items []struct {
+			Action string      `xml:"CreateAction,attr"`
+			Parent itemRefXML  `xml:"ParentFolderId"`
+			ItemID *itemRefXML `xml:"ItemId"`
+			Data   string      `xml:"Data"`
+		} `xml:"Items>Item"`
+	}
+	if !c.decode(&req) {
+		return "", nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.count = len(req.Items)
+	const op = "UploadItems"
+	var b strings.Builder
+	for _, it := range req.Items {
+		f := c.resolve(folderRefXML{XMLName: xml.Name{Local: "FolderId"}, ID: it.Parent.ID})
+		data, err := base64.StdEncoding.DecodeString(strings.TrimSpace(it.Data))
+		switch {
+		case f == nil:
+			b.WriteString(failure(op, "ErrorFolderNotFound", "The specified folder could not be found in the store."))
+		case err != nil || !strings.HasPrefix(string(data), ExportPrefix):
+			b.WriteString(failure(op, "ErrorInvalidArgument", "The data is not an exported item."))
+		default:
+			if t := s.admit(f.Box); t != nil {
+				return "", t
+			}
+			pos := s.store.Create(f, data[len(ExportPrefix):])
+			b.WriteString(success(op, idXML("ItemId", s.store.ItemID(f, pos), s.store.ChangeKey(f, pos))))
+		}
+	}
+	return b.String(), nil
+}
+
+// control is the test API: change a folder, expire sync states, stats.
+func (s *Server) control(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("X-Sim-Secret") != s.password {
+		http.Error(w, "control requests need X-Sim-Secret", http.StatusForbidden)
+		return
+	}
+	switch r.URL.Path {
+	case "/_sim/stats":
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.Stats())
+	case "/_sim/expire-syncstates":
+		s.ExpireSyncStates()
+		w.WriteHeader(http.StatusNoContent)
+	case "/_sim/mutate":
+		var req struct {
+			Mailbox string `json:"mailbox"`
+			Folder  string `json:"folder"`
+			Add     int    `json:"add"`
+			Modify  int    `json:"modify"`
+			Delete  int    `json:"delete"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := s.Mutate(req.Mailbox, req.Folder, req.Add, req.Modify, req.Delete); err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		http.NotFound(w, r)
+	}
+}

@@ -1,0 +1,535 @@
+// Package ewssim is an Exchange Server (EWS) simulator: it serves a
+// simtenant model at /EWS/Exchange.asmx as SOAP 1.1 with Basic and NTLM
+// authentication, the operations a backup and a restore use
+// (SyncFolderHierarchy, FindFolder, GetFolder, SyncFolderItems, ExportItems,
+// GetItem, UploadItems), EWSMaxConcurrency and a request budget it enforces
+// itself, Exchange's three shapes of throttling, per-item or per-request
+// failures of dirty items, and injected faults.
+package ewssim
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mailvault/mailvault/adapters/simtenant"
+	"github.com/mailvault/mailvault/domain"
+)
+
+const (
+	nsSoap     = "http://schemas.xmlsoap.org/soap/envelope/"
+	nsTypes    = "http://schemas.microsoft.com/exchange/services/2006/types"
+	nsMessages = "http://schemas.microsoft.com/exchange/services/2006/messages"
+	nsErrors   = "http://schemas.microsoft.com/exchange/services/2006/errors"
+)
+
+// Options configure a Server.
+type Options struct {
+	Username string // default svc-backup@<first mailbox's domain>
+	Password string // default random
+	Now      func() time.Time
+	// RecordDir, when set, receives every request and response body element
+	// as a file of its own, for validation against the EWS schemas.
+	RecordDir string
+}
+
+// Stats are the simulator's own counts.
+type Stats struct {
+	Requests     int            `json:"requests"`
+	Throttled    int            `json:"throttled"`
+	MaxInFlight  int            `json:"max_in_flight"`
+	ByOperation  map[string]int `json:"by_operation"`
+	ByCode       map[string]int `json:"by_code"`
+	AuthFailures int            `json:"auth_failures"`
+	NTLMLogons   int            `json:"ntlm_logons"`
+}
+
+// Server is the simulated Exchange Server. It implements http.Handler.
+type Server struct {
+	t        *simtenant.Tenant
+	username string
+	password string
+	now      func() time.Time
+	record   string
+	faults   *simtenant.FaultPlan
+	maxConc  int
+	shape    string
+	backoff  time.Duration
+
+	mu       sync.Mutex
+	store    *simtenant.Store
+	windows  map[*simtenant.Box]*domain.SlidingWindow
+	inFlight int
+	epoch    int
+	recN     int
+	stats    Stats
+}
+
+// New builds a server for tenant t.
+func New(t *simtenant.Tenant, o Options) *Server {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Username == "" {
+		domainPart := "contoso.test"
+		if len(t.Mailboxes) > 0 {
+			domainPart = t.Mailboxes[0].Address[strings.IndexByte(t.Mailboxes[0].Address, '@')+1:]
+		}
+		o.Username = "svc-backup@" + domainPart
+	}
+	if o.Password == "" {
+		o.Password = simtenant.GUID("password", time.Now().String())[:23]
+	}
+	s := &Server{t: t, username: o.Username, password: o.Password, now: o.Now, record: o.RecordDir,
+		faults: simtenant.NewFaultPlan(t.Faults), maxConc: 27, shape: simtenant.ShapeServerBusy,
+		store: simtenant.NewStore(t), windows: map[*simtenant.Box]*domain.SlidingWindow{},
+		stats: Stats{ByOperation: map[string]int{}, ByCode: map[string]int{}}}
+	if e := t.EWS; e != nil {
+		if e.MaxConcurrency > 0 {
+			s.maxConc = e.MaxConcurrency
+		}
+		s.shape, s.backoff = e.ThrottleShape, time.Duration(e.BackOff)
+	}
+	boxes := append([]*simtenant.Box{}, s.store.Mailboxes...)
+	if s.store.Public != nil {
+		boxes = append(boxes, s.store.Public)
+	}
+	for _, b := range boxes {
+		s.windows[b] = domain.NewSlidingWindow(t.Limits.Requests, time.Duration(t.Limits.Window))
+	}
+	return s
+}
+
+// Account is the service account the server accepts.
+func (s *Server) Account() (username, password string) { return s.username, s.password }
+
+// Stats returns a snapshot of the counts.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.ByOperation, st.ByCode = map[string]int{}, map[string]int{}
+	for k, v := range s.stats.ByOperation {
+		st.ByOperation[k] = v
+	}
+	for k, v := range s.stats.ByCode {
+		st.ByCode[k] = v
+	}
+	return st
+}
+
+// ExpireSyncStates invalidates every SyncState handed out so far.
+func (s *Server) ExpireSyncStates() {
+	s.mu.Lock()
+	s.epoch++
+	s.mu.Unlock()
+}
+
+// Mutate changes a folder ("" mailbox: a public folder).
+func (s *Server) Mutate(mailbox, folder string, add, modify, del int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.store.MutateByPath(mailbox, folder, add, modify, del)
+}
+
+// connState is what the server remembers of one TCP connection: NTLM
+// authenticates the connection, not the request, as IIS does.
+type connState struct {
+	mu            sync.Mutex
+	challenge     [8]byte
+	challenged    bool
+	authenticated bool
+}
+
+type connKey struct{}
+
+// ConnContext attaches a connection's state; set it as http.Server.ConnContext.
+func ConnContext(ctx context.Context, _ net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, &connState{})
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/_sim/"):
+		s.control(w, r)
+		return
+	case !strings.EqualFold(r.URL.Path, "/EWS/Exchange.asmx"):
+		http.NotFound(w, r)
+		return
+	case r.Method != http.MethodPost:
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "EWS takes SOAP requests by POST", http.StatusMethodNotAllowed)
+		return
+	}
+	if !s.authenticate(w, r) {
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	if err != nil {
+		return
+	}
+	if f := s.faults.Next(); f.Drop || f.Delay > 0 || f.Status != 0 {
+		if s.fault(w, r, f) {
+			return
+		}
+	}
+	s.mu.Lock()
+	s.stats.Requests++
+	if s.inFlight >= s.maxConc {
+		s.stats.Throttled++
+		s.mu.Unlock()
+		s.writeFault(w, http.StatusInternalServerError, "ErrorExceededConnectionCount",
+			"You have exceeded the available concurrent connections for your account.  Try again once your other requests have completed.", 0)
+		return
+	}
+	s.inFlight++
+	s.stats.MaxInFlight = max(s.stats.MaxInFlight, s.inFlight)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.inFlight--
+		s.mu.Unlock()
+	}()
+	if d := time.Duration(s.t.Latency); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	s.handle(w, r, body)
+}
+
+// authenticate accepts Basic and NTLM for the service account. It answers
+// the request itself (401 and challenges) when it returns false.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) bool {
+	cs, _ := r.Context().Value(connKey{}).(*connState)
+	if cs == nil {
+		cs = &connState{}
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	h := r.Header.Get("Authorization")
+	refuse := func() bool {
+		w.Header().Add("WWW-Authenticate", "Negotiate")
+		w.Header().Add("WWW-Authenticate", "NTLM")
+		w.Header().Add("WWW-Authenticate", `Basic realm="`+r.Host+`"`)
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, "<html><head><title>401 - Unauthorized</title></head><body><h1>401 - Unauthorized: Access is denied due to invalid credentials.</h1></body></html>")
+		return false
+	}
+	switch {
+	case h == "" && cs.authenticated:
+		return true
+	case strings.HasPrefix(h, "Basic "):
+		u, p, ok := r.BasicAuth()
+		if ok && strings.EqualFold(u, s.username) && p == s.password {
+			return true
+		}
+		s.count(func() { s.stats.AuthFailures++ })
+		return refuse()
+	case strings.HasPrefix(h, "NTLM ") || strings.HasPrefix(h, "Negotiate "):
+		scheme, tok, _ := strings.Cut(h, " ")
+		msg, err := base64.StdEncoding.DecodeString(strings.TrimSpace(tok))
+		if err != nil {
+			return refuse()
+		}
+		switch messageType(msg) {
+		case 1:
+			chal, server := challenge()
+			cs.challenge, cs.challenged, cs.authenticated = server, true, false
+			w.Header().Set("WWW-Authenticate", scheme+" "+base64.StdEncoding.EncodeToString(chal))
+			w.WriteHeader(http.StatusUnauthorized)
+			return false
+		case 3:
+			if cs.challenged && verify(msg, cs.challenge, s.username, s.password) == nil {
+				cs.authenticated, cs.challenged = true, false
+				s.count(func() { s.stats.NTLMLogons++ })
+				return true
+			}
+			cs.challenged = false
+			s.count(func() { s.stats.AuthFailures++ })
+			return refuse()
+		}
+		return refuse()
+	}
+	return refuse()
+}
+
+func (s *Server) count(f func()) {
+	s.mu.Lock()
+	f()
+	s.mu.Unlock()
+}
+
+// fault applies an injected fault; true means the request was answered.
+func (s *Server) fault(w http.ResponseWriter, r *http.Request, f simtenant.Fault) bool {
+	if f.Drop {
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				conn.Close()
+				return true
+			}
+		}
+	}
+	if f.Delay > 0 {
+		select {
+		case <-time.After(f.Delay):
+		case <-r.Context().Done():
+			return true
+		}
+	}
+	if f.Status == 0 {
+		return false
+	}
+	w.Header().Set("Content-Type", "text/html")
+	if f.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(f.RetryAfter.Seconds()+0.999)))
+	}
+	w.WriteHeader(f.Status)
+	fmt.Fprintf(w, "<html><body><h1>%d %s</h1></body></html>", f.Status, http.StatusText(f.Status))
+	return true
+}
+
+// request is a parsed SOAP request.
+type request struct {
+	version     string
+	impersonate string
+	op          string
+	body        []byte // the operation element
+}
+
+func parseRequest(b []byte) (*request, error) {
+	d := xml.NewDecoder(bytes.NewReader(b))
+	req := &request{}
+	var path []string
+	for {
+		start := d.InputOffset()
+		tok, err := d.Token()
+		if err != nil {
+			return nil, fmt.Errorf("the request is not a SOAP envelope: %w", err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			path = append(path, t.Name.Local)
+			switch {
+			case len(path) == 1 && (t.Name.Local != "Envelope" || t.Name.Space != nsSoap):
+				return nil, fmt.Errorf("the root element is %s, not a SOAP 1.1 Envelope", t.Name.Local)
+			case t.Name.Local == "RequestServerVersion":
+				for _, a := range t.Attr {
+					if a.Name.Local == "Version" {
+						req.version = a.Value
+					}
+				}
+			case t.Name.Local == "SmtpAddress" && len(path) > 2 && path[len(path)-2] == "ConnectingSID":
+				var v string
+				if err := d.DecodeElement(&v, &t); err != nil {
+					return nil, err
+				}
+				req.impersonate = strings.TrimSpace(v)
+				path = path[:len(path)-1]
+			case len(path) == 3 && path[1] == "Body":
+				if err := d.Skip(); err != nil {
+					return nil, err
+				}
+				req.op, req.body = t.Name.Local, b[start:d.InputOffset()]
+				return req, nil
+			}
+		case xml.EndElement:
+			path = path[:len(path)-1]
+		}
+	}
+}
+
+func (s *Server) handle(w http.ResponseWriter, r *http.Request, body []byte) {
+	req, err := parseRequest(body)
+	if err != nil {
+		s.writeFault(w, http.StatusInternalServerError, "ErrorSchemaValidation", "The request failed schema validation: "+err.Error(), 0)
+		return
+	}
+	s.recordXML("request", req.op, req.body)
+	s.count(func() { s.stats.ByOperation[req.op]++ })
+	if req.version == "" {
+		s.writeFault(w, http.StatusInternalServerError, "ErrorInvalidServerVersion", "The specified server version is invalid: RequestServerVersion is missing.", 0)
+		return
+	}
+	if req.impersonate != "" && s.store.Box(req.impersonate) == nil {
+		s.writeFault(w, http.StatusInternalServerError, "ErrorNonExistentMailbox", "The SMTP address has no mailbox associated with it.", 0)
+		return
+	}
+	ctx := &opContext{s: s, req: req}
+	var out string
+	var busy *throttle
+	switch req.op {
+	case "GetFolder":
+		out, busy = s.getFolder(ctx)
+	case "SyncFolderHierarchy":
+		out, busy = s.syncFolderHierarchy(ctx)
+	case "FindFolder":
+		out, busy = s.findFolder(ctx)
+	case "SyncFolderItems":
+		out, busy = s.syncFolderItems(ctx)
+	case "ExportItems":
+		out, busy = s.exportItems(ctx)
+	case "GetItem":
+		out, busy = s.getItem(ctx)
+	case "UploadItems":
+		out, busy = s.uploadItems(ctx)
+	default:
+		s.writeFault(w, http.StatusInternalServerError, "ErrorInvalidRequest", "The request is invalid: operation "+req.op+" is not supported by this server.", 0)
+		return
+	}
+	if ctx.fault != nil {
+		s.writeFault(w, http.StatusInternalServerError, ctx.fault.code, ctx.fault.text, 0)
+		return
+	}
+	if busy != nil {
+		s.writeThrottled(w, req.op, busy.wait, ctx.count)
+		return
+	}
+	s.writeBody(w, http.StatusOK, req.op, out)
+}
+
+// throttle says the server is over a limit for this long.
+type throttle struct{ wait time.Duration }
+
+type faultReply struct{ code, text string }
+
+// opContext is one operation being served.
+type opContext struct {
+	s     *Server
+	req   *request
+	count int // response messages the operation would have had
+	fault *faultReply
+}
+
+// admit charges one request to the target mailbox's budget.
+func (s *Server) admit(b *simtenant.Box) *throttle {
+	if b == nil {
+		return nil
+	}
+	w := s.windows[b]
+	now := s.now()
+	if wait := w.Wait(now); wait > 0 {
+		s.stats.Throttled++
+		if s.backoff > 0 {
+			wait = s.backoff
+		}
+		return &throttle{wait: wait}
+	}
+	w.Add(now)
+	return nil
+}
+
+func serverVersionHeader() string {
+	return `<soap:Header><h:ServerVersionInfo xmlns:h="` + nsTypes + `" MajorVersion="15" MinorVersion="2" MajorBuildNumber="1544" MinorBuildNumber="4" Version="V2017_07_11"/></soap:Header>`
+}
+
+// writeBody sends a response whose body element is op+"Response" around
+// the response messages.
+func (s *Server) writeBody(w http.ResponseWriter, status int, op, messages string) {
+	el := `<m:` + op + `Response xmlns:m="` + nsMessages + `" xmlns:t="` + nsTypes + `"><m:ResponseMessages>` + messages + `</m:ResponseMessages></m:` + op + `Response>`
+	s.recordXML("response", op+"Response", []byte(el))
+	var b bytes.Buffer
+	b.WriteString(`<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="` + nsSoap + `">`)
+	b.WriteString(serverVersionHeader())
+	b.WriteString(`<soap:Body>` + el + `</soap:Body></soap:Envelope>`)
+	if s.faults.TruncateReply() {
+		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		w.Header().Set("Content-Length", strconv.Itoa(b.Len()))
+		w.WriteHeader(status)
+		w.Write(b.Bytes()[:b.Len()/2])
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				conn.Close()
+			}
+		}
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(b.Bytes())
+}
+
+// writeFault sends a SOAP fault as Exchange does (HTTP 500), with
+// BackOffMilliseconds when back-off is set.
+func (s *Server) writeFault(w http.ResponseWriter, status int, code, text string, backoff time.Duration) {
+	s.count(func() { s.stats.ByCode[code]++ })
+	mx := ""
+	if backoff > 0 {
+		mx = `<t:MessageXml xmlns:t="` + nsTypes + `"><t:Value Name="BackOffMilliseconds">` + strconv.FormatInt(backoff.Milliseconds(), 10) + `</t:Value></t:MessageXml>`
+	}
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="%s"><s:Body><s:Fault><faultcode xmlns:a="%s">a:%s</faultcode><faultstring xml:lang="en-US">%s</faultstring><detail><e:ResponseCode xmlns:e="%s">%s</e:ResponseCode><e:Message xmlns:e="%s">%s</e:Message>%s</detail></s:Fault></s:Body></s:Envelope>`,
+		nsSoap, nsTypes, code, esc(text), nsErrors, code, nsErrors, esc(text), mx)
+}
+
+// writeThrottled answers overload in the tenant's shape.
+func (s *Server) writeThrottled(w http.ResponseWriter, op string, wait time.Duration, messages int) {
+	const busyText = "The server cannot service this request right now. Try again later."
+	switch s.shape {
+	case simtenant.ShapeHTTP503:
+		s.count(func() { s.stats.ByCode["HTTP503"]++ })
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "<html><body><h1>Service Unavailable</h1><p>HTTP Error 503. The service is unavailable.</p></body></html>")
+	case simtenant.ShapeInternalError:
+		s.count(func() { s.stats.ByCode["ErrorInternalServerError"]++ })
+		var b strings.Builder
+		for range max(messages, 1) {
+			b.WriteString(`<m:` + op + `ResponseMessage ResponseClass="Error"><m:MessageText>An internal server error occurred. The operation failed., ` + busyText +
+				`</m:MessageText><m:ResponseCode>ErrorInternalServerError</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey><m:MessageXml>` +
+				`<t:Value Name="InnerErrorMessageText">` + busyText + `</t:Value><t:Value Name="InnerErrorResponseCode">ErrorServerBusy</t:Value>` +
+				`<t:Value Name="InnerErrorDescriptiveLinkKey">0</t:Value><t:Value Name="BackOffMilliseconds">` + strconv.FormatInt(wait.Milliseconds(), 10) +
+				`</t:Value></m:MessageXml></m:` + op + `ResponseMessage>`)
+		}
+		s.writeBody(w, http.StatusOK, op, b.String())
+	default:
+		s.writeFault(w, http.StatusInternalServerError, "ErrorServerBusy", busyText, max(wait, time.Millisecond))
+	}
+}
+
+func esc(v string) string {
+	var b strings.Builder
+	_ = xml.EscapeText(&b, []byte(v))
+	return b.String()
+}
+
+// recordXML writes one body element for schema validation, declaring the
+// m: and t: prefixes on it when the client declared them further up.
+func (s *Server) recordXML(kind, name string, el []byte) {
+	if s.record == "" {
+		return
+	}
+	s.mu.Lock()
+	s.recN++
+	n := s.recN
+	s.mu.Unlock()
+	doc := string(el)
+	if end := strings.IndexAny(doc, " >/"); end > 0 {
+		head := doc[:end]
+		var decl string
+		if !strings.Contains(doc[:strings.IndexByte(doc, '>')], `xmlns:m=`) && strings.Contains(doc, "m:") {
+			decl += ` xmlns:m="` + nsMessages + `"`
+		}
+		if !strings.Contains(doc[:strings.IndexByte(doc, '>')], `xmlns:t=`) && strings.Contains(doc, "t:") {
+			decl += ` xmlns:t="` + nsTypes + `"`
+		}
+		doc = head + decl + doc[end:]
+	}
+	_ = os.WriteFile(filepath.Join(s.record, fmt.Sprintf("%06d-%s-%s.xml", n, kind, name)), []byte(doc), 0o644)
+}
