@@ -259,21 +259,21 @@ type (
 	}
 	syncHierarchyMessage struct {
 		responseMessage
-		SyncState string      `xml:"SyncState"`
-		Last      bool        `xml:"IncludesLastFolderInRange"`
+		SyncState string     `xml:"SyncState"`
+		Last      bool       `xml:"IncludesLastFolderInRange"`
 		Changes   changeList `xml:"Changes"`
 	}
 	findFolderMessage struct {
 		responseMessage
 		Root struct {
-			Last    bool        `xml:"IncludesLastItemInRange,attr"`
+			Last    bool       `xml:"IncludesLastItemInRange,attr"`
 			Folders folderList `xml:"Folders"`
 		} `xml:"RootFolder"`
 	}
 	syncItemsMessage struct {
 		responseMessage
-		SyncState string      `xml:"SyncState"`
-		Last      bool        `xml:"IncludesLastItemInRange"`
+		SyncState string     `xml:"SyncState"`
+		Last      bool       `xml:"IncludesLastItemInRange"`
 		Changes   changeList `xml:"Changes"`
 	}
 	exportMessage struct {

@@ -27,7 +27,9 @@ func NewSecret(v string) Secret { return credential.New(v) }
 // LoadSecret reads the client secret from a file or an environment
 // variable, never from a command-line value. Exactly one source must be
 // given.
-func LoadSecret(file, envVar string) (Secret, error) { return credential.Load("client secret", file, envVar) }
+func LoadSecret(file, envVar string) (Secret, error) {
+	return credential.Load("client secret", file, envVar)
+}
 
 // Defaults for Exchange Online in the global cloud.
 const (
