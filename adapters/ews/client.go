@@ -58,9 +58,11 @@ func newTransport(rawURL string, hc *http.Client, auth, username string, secret 
 	}
 	c := *hc
 	if auth == AuthNTLM {
-		// The negotiator turns the request's credentials into an NTLM
-		// handshake and never sends them as Basic.
-		c.Transport = ntlmssp.Negotiator{RoundTripper: hc.Transport}
+		base, ok := hc.Transport.(*http.Transport)
+		if !ok {
+			return nil, errors.New("NTLM needs an *http.Transport to pin connections")
+		}
+		c.Transport = newNTLMPool(base, 32)
 	}
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		// A redirect would resend the credentials; EWS does not redirect.
@@ -163,4 +165,59 @@ func (t *transport) reply(resp *http.Response, b []byte) ([]byte, error) {
 		return nil, &domain.Failure{Class: domain.ClassTransient, Code: fmt.Sprintf("HTTP%d", status), Message: fmt.Sprintf("HTTP %d without a SOAP fault", status)}
 	}
 	return env.Body.Inner, nil
+}
+
+// ntlmPool runs NTLM over connections of its own. NTLM authenticates a
+// connection, not a request: the three legs of a handshake must travel on
+// one connection, which a shared connection pool does not promise when
+// requests run concurrently. Each request borrows a transport of its own
+// until its reply body is closed. The transport holds two connections: the
+// negotiator keeps its first, anonymous 401 open while it handshakes, so the
+// negotiate and authenticate legs share the other one. A connection once
+// authenticated stays so, and later requests on it need no handshake.
+type ntlmPool struct {
+	free chan *http.Transport
+}
+
+func newNTLMPool(base *http.Transport, n int) *ntlmPool {
+	p := &ntlmPool{free: make(chan *http.Transport, n)}
+	for range n {
+		t := base.Clone()
+		t.MaxConnsPerHost, t.MaxIdleConnsPerHost = 2, 2
+		p.free <- t
+	}
+	return p
+}
+
+func (p *ntlmPool) RoundTrip(req *http.Request) (*http.Response, error) {
+	var t *http.Transport
+	select {
+	case t = <-p.free:
+	case <-req.Context().Done():
+		return nil, req.Context().Err()
+	}
+	// The negotiator turns the request's credentials into an NTLM
+	// handshake and never sends them as Basic.
+	resp, err := ntlmssp.Negotiator{RoundTripper: t}.RoundTrip(req)
+	if err != nil {
+		p.free <- t
+		return nil, err
+	}
+	resp.Body = &returnOnClose{ReadCloser: resp.Body, give: func() { p.free <- t }}
+	return resp, nil
+}
+
+type returnOnClose struct {
+	io.ReadCloser
+	give func()
+	done bool
+}
+
+func (r *returnOnClose) Close() error {
+	err := r.ReadCloser.Close()
+	if !r.done {
+		r.done = true
+		r.give()
+	}
+	return err
 }

@@ -64,13 +64,15 @@ func newBackupCmd(g *globalFlags) *cobra.Command {
 	o := runOptions{}
 	var tenant, source string
 	var gf graphFlags
+	var ef ewsFlags
 	cmd := &cobra.Command{
-		Use:   "backup (--tenant FILE | --source graph --tenant-id T --client-id C --client-secret-file F)",
+		Use:   "backup (--tenant FILE | --source graph --tenant-id T --client-id C --client-secret-file F | --source ews --ews-url URL --username U --password-file F)",
 		Short: "Run one backup",
 		Long: `Run one backup of every mailbox of the source into the storage.
 
-Sources: sim (a tenant file served in process, --tenant FILE) and graph
-(Exchange Online through Microsoft Graph with an Entra app registration).
+Sources: sim (a tenant file served in process, --tenant FILE), graph
+(Exchange Online through Microsoft Graph with an Entra app registration) and
+ews (Exchange Server on premises, mailboxes and public folders).
 
 Exit codes: 0 finished, 3 finished with warnings (quarantined items or
 skipped folders), 1 not finished (errors), 2 usage or configuration error.`,
@@ -81,8 +83,11 @@ skipped folders), 1 not finished (errors), 2 usage or configuration error.`,
 			}
 			if source == "" {
 				source = "sim"
-				if gf.tenantID != "" {
+				switch {
+				case gf.tenantID != "":
 					source = "graph"
+				case ef.url != "":
+					source = "ews"
 				}
 			}
 			switch source {
@@ -105,16 +110,32 @@ skipped folders), 1 not finished (errors), 2 usage or configuration error.`,
 					return err
 				}
 				o.source, o.sourceName = src, "graph:"+gf.tenantID
+			case "ews":
+				log, err := g.logger()
+				if err != nil {
+					return err
+				}
+				src, err := ef.source(gf.mailboxes, gf.caCert, log)
+				if err != nil {
+					return err
+				}
+				o.source, o.sourceName = src, "ews:"+ef.url
+				// EWSMaxConcurrency counts the account's requests across
+				// all mailboxes: an app-wide limit.
+				if cfg.Limits.AppMaxInFlight == 0 || cfg.Limits.AppMaxInFlight > ef.maxConcurrency {
+					cfg.Limits.AppMaxInFlight = ef.maxConcurrency
+				}
 			default:
-				return usageErr("--source %q: use sim or graph", source)
+				return usageErr("--source %q: use sim, graph or ews", source)
 			}
 			o.cfg, o.out, o.errOut = cfg, cmd.OutOrStdout(), cmd.ErrOrStderr()
 			return runBackup(cmd.Context(), g, o)
 		},
 	}
-	cmd.Flags().StringVar(&source, "source", "", "source: sim or graph (default sim with --tenant, graph with --tenant-id)")
+	cmd.Flags().StringVar(&source, "source", "", "source: sim, graph or ews (default sim with --tenant, graph with --tenant-id, ews with --ews-url)")
 	cmd.Flags().StringVar(&tenant, "tenant", "", "simulated tenant file (YAML), for --source sim")
 	gf.register(cmd)
+	ef.register(cmd)
 	addRunFlags(cmd, &cfg, &o)
 	return cmd
 }

@@ -39,11 +39,11 @@ func (f *graphFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.secretEnv, "client-secret-env", "", "environment variable holding the client secret")
 	fl.StringVar(&f.secretValue, "client-secret", "", "")
 	_ = fl.MarkHidden("client-secret")
-	fl.StringArrayVar(&f.mailboxes, "mailbox", nil, "back up only this mailbox (repeatable; default every user with a mailbox)")
+	fl.StringArrayVar(&f.mailboxes, "mailbox", nil, "back up only this mailbox (repeatable; graph: default every user with a mailbox; ews: the mailboxes to back up)")
 	fl.StringVar(&f.graphURL, "graph-url", graph.DefaultGraphURL, "Graph v1.0 endpoint (sovereign clouds, the simulator)")
 	fl.StringVar(&f.betaURL, "beta-url", "", "Graph beta endpoint (default derived from --graph-url)")
 	fl.StringVar(&f.tokenURL, "token-url", "", "token endpoint (default https://login.microsoftonline.com/TENANT/oauth2/v2.0/token)")
-	fl.StringVar(&f.caCert, "ca-cert", "", "extra CA certificate (PEM) to trust for Graph and the token endpoint")
+	fl.StringVar(&f.caCert, "ca-cert", "", "extra CA certificate (PEM) to trust (Graph, the token endpoint, EWS)")
 	fl.StringVar(&f.content, "graph-content", "auto", "content mode: auto|export|batch|get, or per kind: mail=export,calendar=batch,contacts=batch")
 	fl.IntVar(&f.pageSize, "page-size", 500, "delta page size (Prefer: odata.maxpagesize, at most 500)")
 }
@@ -136,7 +136,7 @@ func startDemoGraph(ctx context.Context, log zerolog.Logger, t *simtenant.Tenant
 }
 
 func newSimCmd(g *globalFlags) *cobra.Command {
-	cmd := &cobra.Command{Use: "sim", Short: "Run a simulated server (graph) for tests and trials"}
+	cmd := &cobra.Command{Use: "sim", Short: "Run a simulated server (graph, ews) for tests and trials"}
 	var tenant, listen, dir string
 	var useTLS bool
 	var tokenTTL time.Duration
@@ -173,6 +173,6 @@ client_id, client_secret and ca_cert; other tools start the simulator this way.`
 	gcmd.Flags().BoolVar(&useTLS, "tls", true, "serve HTTPS with a generated self-signed CA")
 	gcmd.Flags().StringVar(&dir, "dir", "", "directory for ca.pem (default a new temporary directory)")
 	gcmd.Flags().DurationVar(&tokenTTL, "token-ttl", 3599*time.Second, "lifetime of issued tokens")
-	cmd.AddCommand(gcmd)
+	cmd.AddCommand(gcmd, newSimEWSCmd())
 	return cmd
 }

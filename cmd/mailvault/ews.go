@@ -1,0 +1,115 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/mailvault/mailvault/adapters/credential"
+	"github.com/mailvault/mailvault/adapters/ews"
+	"github.com/mailvault/mailvault/adapters/ewssim"
+	"github.com/mailvault/mailvault/adapters/graph"
+	"github.com/mailvault/mailvault/adapters/simtenant"
+)
+
+// ewsFlags are the EWS source's command-line settings.
+type ewsFlags struct {
+	url, username         string
+	passwordFile          string
+	passwordEnv           string
+	passwordValue         string // refused
+	auth                  string
+	impersonate           bool
+	publicFolders         []string
+	caCert                string
+	content               string
+	batch, maxConcurrency int
+}
+
+func (f *ewsFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.url, "ews-url", "", "EWS endpoint, e.g. https://mail.contoso.com/EWS/Exchange.asmx (ews source)")
+	fl.StringVar(&f.username, "username", "", "service account (user@domain or DOMAIN\\user)")
+	fl.StringVar(&f.passwordFile, "password-file", "", "file holding the account's password (or, with --auth oauth, an access token)")
+	fl.StringVar(&f.passwordEnv, "password-env", "", "environment variable holding the password (or token)")
+	fl.StringVar(&f.passwordValue, "password", "", "")
+	_ = fl.MarkHidden("password")
+	fl.StringVar(&f.auth, "auth", ews.AuthNTLM, "authentication: basic, ntlm or oauth")
+	fl.BoolVar(&f.impersonate, "impersonate", false, "use ExchangeImpersonation (the account needs the ApplicationImpersonation role)")
+	fl.StringArrayVar(&f.publicFolders, "public-folder", nil, "back up a public folder by path; PATH/** includes every subfolder, present and future (repeatable)")
+	fl.StringVar(&f.content, "ews-content", ews.ModeExport, "content: export (ExportItems, full fidelity) or mime (GetItem MIME)")
+	fl.IntVar(&f.batch, "ews-batch", ews.DefaultBatch, "items per ExportItems or GetItem request")
+	fl.IntVar(&f.maxConcurrency, "ews-max-concurrency", ews.DefaultMaxConcurrency, "EWSMaxConcurrency of the account's throttling policy: requests in flight for the account")
+}
+
+func (f *ewsFlags) source(mailboxes []string, caCert string, log zerolog.Logger) (*ews.Source, error) {
+	if f.passwordValue != "" {
+		return nil, usageErr("--password is refused: a password on the command line is visible to every local user; use --password-file or --password-env")
+	}
+	if f.url == "" {
+		return nil, usageErr("--source ews needs --ews-url, --username and --password-file (or --password-env)")
+	}
+	secret, err := credential.Load("password", f.passwordFile, f.passwordEnv)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	return newEWSSource(ews.Config{URL: f.url, Auth: f.auth, Username: f.username, Secret: secret, Impersonate: f.impersonate,
+		Mailboxes: mailboxes, PublicFolders: f.publicFolders, Content: f.content, BatchSize: f.batch, Log: log}, caCert)
+}
+
+func newEWSSource(cfg ews.Config, caCert string) (*ews.Source, error) {
+	hc, err := graph.HTTPClient(caCert, graph.DefaultTimeout)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	cfg.HTTP = hc
+	src, err := ews.NewSource(cfg)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	return src, nil
+}
+
+func newSimEWSCmd() *cobra.Command {
+	var tenant, listen, dir, record string
+	var useTLS bool
+	cmd := &cobra.Command{
+		Use:   "ews --tenant FILE",
+		Short: "Serve a tenant file as Exchange Server EWS (HTTPS, Basic and NTLM, throttling, faults)",
+		Long: `Serve a tenant file (mailboxes and public_folders) as Exchange Web Services at
+/EWS/Exchange.asmx until interrupted. When ready it prints one JSON line on
+stdout with ews_url, username, password and ca_cert.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if tenant == "" {
+				return usageErr("--tenant FILE is required")
+			}
+			t, err := simtenant.Load(tenant)
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			sim, err := ewssim.Start(t, ewssim.StartOptions{Options: ewssim.Options{RecordDir: record}, Listen: listen, TLS: useTLS, Dir: dir})
+			if err != nil {
+				return &exitError{code: exitErrors, err: err}
+			}
+			defer sim.Close()
+			line, _ := json.Marshal(sim.Endpoint)
+			fmt.Fprintln(cmd.OutOrStdout(), string(line))
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			<-ctx.Done()
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant file (YAML)")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address to listen on")
+	cmd.Flags().BoolVar(&useTLS, "tls", true, "serve HTTPS with a generated self-signed CA")
+	cmd.Flags().StringVar(&dir, "dir", "", "directory for ca.pem (default a new temporary directory)")
+	cmd.Flags().StringVar(&record, "record", "", "write every request and response body element to this directory (for schema validation)")
+	return cmd
+}
