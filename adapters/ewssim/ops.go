@@ -343,7 +343,7 @@ func (s *Server) syncFolderItems(c *opContext) (string, *throttle) {
 		el := itemElement(f.Kind)
 		body := idXML("ItemId", id, s.store.ChangeKey(f, off))
 		if withSize {
-			body += `<t:Size>` + strconv.Itoa(len(s.store.Content(f, off))) + `</t:Size>`
+			body += `<t:Size>` + strconv.FormatInt(s.store.Size(f, off), 10) + `</t:Size>`
 		}
 		changes.WriteString(`<t:` + kind + `><t:` + el + `>` + body + `</t:` + el + `></t:` + kind + `>`)
 	}
@@ -365,65 +365,79 @@ type itemsRequest struct {
 	} `xml:"ItemIds"`
 }
 
-// serve looks items up and applies folder throttles and dirty items; it
-// returns per-item results, or a throttle or fault for the whole request.
-func (s *Server) serve(c *opContext, op string, ids []itemRefXML, render func(f *simtenant.StoredFolder, pos int, id string) string) (string, *throttle) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// serve looks items up and applies folder throttles and dirty items under
+// the lock, then renders each item's answer without it; it returns the
+// response messages, or a throttle or a fault for the whole request.
+func (s *Server) serve(c *opContext, op string, ids []itemRefXML, render func(sn simtenant.Snapshot, kind, id string) string) (string, *throttle) {
 	c.count = len(ids)
 	if len(ids) == 0 {
 		c.fault = &faultReply{"ErrorSchemaValidation", "The request failed schema validation: ItemIds is empty."}
 		return "", nil
 	}
-	boxes := map[*simtenant.Box]bool{}
 	type found struct {
-		f   *simtenant.StoredFolder
-		pos int
+		ok    bool
+		dirty bool
+		kind  string
+		snap  simtenant.Snapshot
 	}
 	items := make([]found, len(ids))
-	for i, r := range ids {
-		for _, b := range append(append([]*simtenant.Box{}, s.store.Mailboxes...), s.store.Public) {
-			if b == nil {
+	if t := func() *throttle {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		boxes := map[*simtenant.Box]bool{}
+		type loc struct {
+			f   *simtenant.StoredFolder
+			pos int
+		}
+		locs := make([]loc, len(ids))
+		for i, r := range ids {
+			for _, b := range append(append([]*simtenant.Box{}, s.store.Mailboxes...), s.store.Public) {
+				if b == nil {
+					continue
+				}
+				if f, pos, ok := b.Lookup(r.ID); ok {
+					locs[i] = loc{f, pos}
+					boxes[b] = true
+					break
+				}
+			}
+		}
+		for b := range boxes {
+			if t := s.admit(b); t != nil {
+				return t
+			}
+		}
+		now := s.now()
+		for i, l := range locs {
+			if l.f == nil {
 				continue
 			}
-			if f, pos, ok := b.Lookup(r.ID); ok {
-				items[i] = found{f, pos}
-				boxes[b] = true
-				break
+			if wait := l.f.Deliver(now); wait > 0 {
+				s.stats.Throttled++
+				if s.backoff > 0 {
+					wait = s.backoff
+				}
+				return &throttle{wait: wait}
 			}
-		}
-	}
-	for b := range boxes {
-		if t := s.admit(b); t != nil {
-			return "", t
-		}
-	}
-	now := s.now()
-	for _, it := range items {
-		if it.f == nil {
-			continue
-		}
-		if wait := it.f.Deliver(now); wait > 0 {
-			s.stats.Throttled++
-			if s.backoff > 0 {
-				wait = s.backoff
+			if l.f.Dirty(l.pos) && l.f.DirtyMode() == simtenant.DirtyRequest {
+				c.fault = &faultReply{"ErrorCorruptData", "Data is corrupt., Invalid global object ID"}
+				return nil
 			}
-			return "", &throttle{wait: wait}
+			items[i] = found{ok: true, dirty: l.f.Dirty(l.pos), kind: l.f.Kind, snap: s.store.Snapshot(l.f, l.pos)}
 		}
-		if it.f.Dirty(it.pos) && it.f.DirtyMode() == simtenant.DirtyRequest {
-			c.fault = &faultReply{"ErrorCorruptData", "Data is corrupt., Invalid global object ID"}
-			return "", nil
-		}
+		return nil
+	}(); t != nil || c.fault != nil {
+		return "", t
 	}
 	var b strings.Builder
 	for i, it := range items {
 		switch {
-		case it.f == nil:
+		case !it.ok:
 			b.WriteString(failure(op, "ErrorItemNotFound", "The specified object was not found in the store."))
-		case it.f.Dirty(it.pos):
+		case it.dirty:
 			b.WriteString(failure(op, "ErrorCorruptData", "Data is corrupt., Invalid global object ID"))
 		default:
-			b.WriteString(success(op, render(it.f, it.pos, ids[i].ID)))
+			b.WriteString(success(op, render(it.snap, it.kind, ids[i].ID)))
 		}
 	}
 	return b.String(), nil
@@ -438,10 +452,10 @@ func (s *Server) exportItems(c *opContext) (string, *throttle) {
 	if !c.decode(&req) {
 		return "", nil
 	}
-	return s.serve(c, "ExportItems", req.IDs.List, func(f *simtenant.StoredFolder, pos int, id string) string {
-		data := append([]byte(ExportPrefix), s.store.Content(f, pos)...)
+	return s.serve(c, "ExportItems", req.IDs.List, func(sn simtenant.Snapshot, _, id string) string {
+		data := append([]byte(ExportPrefix), sn.Content()...)
 		// ExportItems's ItemId is in the messages namespace, unlike elsewhere.
-		return `<m:ItemId Id="` + esc(id) + `" ChangeKey="` + esc(s.store.ChangeKey(f, pos)) + `"/><m:Data>` + base64.StdEncoding.EncodeToString(data) + `</m:Data>`
+		return `<m:ItemId Id="` + esc(id) + `" ChangeKey="` + esc(sn.ChangeKey) + `"/><m:Data>` + base64.StdEncoding.EncodeToString(data) + `</m:Data>`
 	})
 }
 
@@ -455,13 +469,13 @@ func (s *Server) getItem(c *opContext) (string, *throttle) {
 	if !c.decode(&req) {
 		return "", nil
 	}
-	return s.serve(c, "GetItem", req.IDs.List, func(f *simtenant.StoredFolder, pos int, id string) string {
-		el := itemElement(f.Kind)
+	return s.serve(c, "GetItem", req.IDs.List, func(sn simtenant.Snapshot, kind, id string) string {
+		el := itemElement(kind)
 		mime := ""
 		if req.Shape.MIME {
-			mime = `<t:MimeContent CharacterSet="UTF-8">` + base64.StdEncoding.EncodeToString(s.store.Content(f, pos)) + `</t:MimeContent>`
+			mime = `<t:MimeContent CharacterSet="UTF-8">` + base64.StdEncoding.EncodeToString(sn.Content()) + `</t:MimeContent>`
 		}
-		return `<m:Items><t:` + el + `>` + mime + idXML("ItemId", id, s.store.ChangeKey(f, pos)) + `</t:` + el + `></m:Items>`
+		return `<m:Items><t:` + el + `>` + mime + idXML("ItemId", id, sn.ChangeKey) + `</t:` + el + `></m:Items>`
 	})
 }
 

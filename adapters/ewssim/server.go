@@ -8,6 +8,7 @@
 package ewssim
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -197,11 +198,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.inFlight++
 	s.stats.MaxInFlight = max(s.stats.MaxInFlight, s.inFlight)
 	s.mu.Unlock()
-	defer func() {
+	// The request stops counting when its answer starts: a client that
+	// waits for the answer before sending the next request must never be
+	// told it exceeded the limit.
+	rw := &releasingWriter{ResponseWriter: w, release: func() {
 		s.mu.Lock()
 		s.inFlight--
 		s.mu.Unlock()
-	}()
+	}}
+	defer rw.done()
+	w = rw
 	if d := time.Duration(s.t.Latency); d > 0 {
 		select {
 		case <-time.After(d):
@@ -210,6 +216,36 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.handle(w, r, body)
+}
+
+// releasingWriter runs release once, when the reply starts or the handler
+// returns.
+type releasingWriter struct {
+	http.ResponseWriter
+	release func()
+	once    sync.Once
+}
+
+func (w *releasingWriter) done() { w.once.Do(w.release) }
+
+func (w *releasingWriter) WriteHeader(status int) {
+	w.done()
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *releasingWriter) Write(b []byte) (int, error) {
+	w.done()
+	return w.ResponseWriter.Write(b)
+}
+
+// Hijack lets faults drop the connection.
+func (w *releasingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.done()
+	hj, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, fmt.Errorf("the connection cannot be taken over")
+	}
+	return hj.Hijack()
 }
 
 // authenticate accepts Basic and NTLM for the service account. It answers

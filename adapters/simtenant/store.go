@@ -227,6 +227,42 @@ func (s *Store) Content(f *StoredFolder, pos int) []byte {
 	return Content(s.Tenant.Seed, f.Box.key, f.versionSpec(it.Version), pos)
 }
 
+// Size is the item's size without generating it.
+func (s *Store) Size(f *StoredFolder, pos int) int64 {
+	it := f.Items[pos-1]
+	if it.Content != nil {
+		return int64(len(it.Content))
+	}
+	return ItemSize(s.Tenant.Seed, f.Box.key, f.versionSpec(it.Version), pos)
+}
+
+// Snapshot captures what an item is now (its change key, and how to
+// produce its content), so that a simulator can render a large reply
+// without holding its lock: generating megabytes of MIME takes a while.
+type Snapshot struct {
+	ChangeKey string
+	content   []byte
+	seed      int64
+	key       string
+	spec      *Folder
+	pos       int
+}
+
+// Snapshot of the item at pos; the caller holds its lock for this call only.
+func (s *Store) Snapshot(f *StoredFolder, pos int) Snapshot {
+	it := f.Items[pos-1]
+	return Snapshot{ChangeKey: s.ChangeKey(f, pos), content: it.Content, seed: s.Tenant.Seed, key: f.Box.key,
+		spec: f.versionSpec(it.Version), pos: pos}
+}
+
+// Content generates the snapshot's content; no lock needed.
+func (sn Snapshot) Content() []byte {
+	if sn.content != nil {
+		return sn.content
+	}
+	return Content(sn.seed, sn.key, sn.spec, sn.pos)
+}
+
 // Dirty reports whether the item at pos cannot be served. A changed item is
 // a new version and readable.
 func (f *StoredFolder) Dirty(pos int) bool {
