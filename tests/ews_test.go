@@ -233,3 +233,59 @@ func TestEWSBadPassword(t *testing.T) {
 	res := mailvault(t, "backup", "--source", "ews", "--ews-url", sim.EWSURL, "--username", "x", "--password", "y")
 	mustf(t, res.code == 2 && strings.Contains(res.stderr, "--password-file"), "a password flag value was not refused: %d %s", res.code, res.stderr)
 }
+
+// Overload in each of Exchange's three shapes, and injected faults, end in
+// a complete backup: the client honours each back-off and retries.
+func TestEWSThrottleShapesAndFaults(t *testing.T) {
+	for _, c := range []struct{ name, extra string }{
+		{"server_busy", "ews: {throttle_shape: server_busy}\nlimits: {concurrency: 4, requests: 6, window: 1s}"},
+		{"http503", "ews: {throttle_shape: http503}\nlimits: {concurrency: 4, requests: 6, window: 1s}"},
+		{"internal_error", "ews: {throttle_shape: internal_error}\nlimits: {concurrency: 4, requests: 6, window: 1s}"},
+		{"max_concurrency", "ews: {max_concurrency: 1}"},
+		{"storm", "faults: {storm: {every: 5, length: 2, status: 503}}"},
+		{"drop", "faults: {drop: {every: 7}}"},
+		{"truncate", "faults: {truncate: {every: 4}}"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			sim := startEWSSim(t, "seed: 14\n"+c.extra+`
+mailboxes:
+  - address: sam@contoso.test
+    folders:
+      - path: Inbox
+        items: 400
+        size: {min: 1KB, max: 2KB}
+      - path: Archive
+        items: 200
+        size: {min: 1KB, max: 2KB}
+`)
+			data := filepath.Join(t.TempDir(), "data")
+			r, res := sim.backup(t, data, "--mailbox", "sam@contoso.test", "--ews-batch", "50", "--throttle-patience", "1m")
+			mustf(t, res.code == 0 && r.ItemsStored == 600, "exit %d stored %d: %s %v", res.code, r.ItemsStored, res.stderr, r.Errors)
+			if strings.HasPrefix(c.extra, "ews: {throttle") {
+				mustf(t, r.ThrottledRequests > 0, "the server never throttled: %+v", r)
+			}
+		})
+	}
+}
+
+// GetItem with MIME content instead of ExportItems.
+func TestEWSMIMEContent(t *testing.T) {
+	sim := startEWSSim(t, ewsTenant)
+	data := filepath.Join(t.TempDir(), "data")
+	r, res := sim.backup(t, data, "--mailbox", "piet@contoso.test", "--ews-content", "mime", "--auth", "basic")
+	mustf(t, res.code == 0 && r.ItemsStored == 120, "exit %d stored %d: %s", res.code, r.ItemsStored, res.stderr)
+	n := 0
+	filepath.Walk(filepath.Join(data, "storage"), func(p string, info os.FileInfo, err error) error {
+		if err == nil && strings.HasSuffix(p, ".eml") {
+			b, _ := os.ReadFile(p)
+			mustf(t, bytes.HasPrefix(b, []byte("From: ")), "%s is not MIME", p)
+			n++
+		}
+		return nil
+	})
+	mustf(t, n == 120, "%d MIME files", n)
+	if msg := validateRecorded(t, sim.record); msg != "" {
+		t.Fatalf("schema validation failed:\n%s", msg)
+	}
+}

@@ -199,6 +199,17 @@ func (p *ntlmPool) RoundTrip(req *http.Request) (*http.Response, error) {
 	// The negotiator turns the request's credentials into an NTLM
 	// handshake and never sends them as Basic.
 	resp, err := ntlmssp.Negotiator{RoundTripper: t}.RoundTrip(req)
+	if err == nil && resp.StatusCode == http.StatusUnauthorized && req.GetBody != nil {
+		// The negotiator answers a handshake broken by the network (a
+		// dropped connection) with the first 401 it got; try the whole
+		// handshake once more before calling the credentials wrong.
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		retry := req.Clone(req.Context())
+		if retry.Body, err = req.GetBody(); err == nil {
+			resp, err = ntlmssp.Negotiator{RoundTripper: t}.RoundTrip(retry)
+		}
+	}
 	if err != nil {
 		p.free <- t
 		return nil, err

@@ -160,3 +160,31 @@ func TestSchemaValidationCatchesABrokenRequest(t *testing.T) {
 		t.Fatalf("the broken request passed validation: %s", out)
 	}
 }
+
+// OAuth sends the token as a bearer and nothing else; Basic never goes out
+// with NTLM (the negotiator starts anonymous).
+func TestAuthHeaders(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Header.Get("Authorization"))
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	for _, auth := range []string{AuthOAuth, AuthNTLM} {
+		got = nil
+		src, err := NewSource(Config{URL: srv.URL + "/EWS/Exchange.asmx", Auth: auth, Username: "svc@x", Secret: credential.New("tok-or-pw"), Mailboxes: []string{"a@x"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.remember("a@x", "F1", KindMail)
+		_, err = src.List(context.Background(), "a@x", "F1", "")
+		if fl, ok := err.(*domain.Failure); !ok || fl.Code != "Unauthorized" {
+			t.Fatalf("%s: %v", auth, err)
+		}
+		for _, h := range got {
+			if auth == AuthOAuth && h != "Bearer tok-or-pw" || auth == AuthNTLM && strings.HasPrefix(h, "Basic ") {
+				t.Fatalf("%s sent Authorization %q", auth, h)
+			}
+		}
+	}
+}
