@@ -24,13 +24,20 @@ type ewsSim struct {
 	passwordFile, record string
 }
 
-func startEWSSim(t testing.TB, tenantYAML string) *ewsSim {
+// startEWSSim starts the simulator recording its traffic for validation.
+func startEWSSim(t testing.TB, tenantYAML string) *ewsSim { return startEWS(t, tenantYAML, true) }
+
+func startEWS(t testing.TB, tenantYAML string, record bool) *ewsSim {
 	t.Helper()
 	dir := t.TempDir()
 	tenant := writeTenant(t, dir, tenantYAML)
-	record := filepath.Join(dir, "record")
-	os.Mkdir(record, 0o755)
-	cmd := exec.Command(binary, "sim", "ews", "--tenant", tenant, "--dir", dir, "--record", record)
+	rec := filepath.Join(dir, "record")
+	os.Mkdir(rec, 0o755)
+	args := []string{"sim", "ews", "--tenant", tenant, "--dir", dir}
+	if record {
+		args = append(args, "--record", rec)
+	}
+	cmd := exec.Command(binary, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +61,7 @@ func startEWSSim(t testing.TB, tenantYAML string) *ewsSim {
 	}
 	mustf(t, strings.HasPrefix(s.EWSURL, "https://127.0.0.1:") && strings.HasSuffix(s.EWSURL, "/EWS/Exchange.asmx") && s.Username != "" && s.Password != "" && s.CACert != "",
 		"sim ews line: %s", line)
-	s.passwordFile, s.record = filepath.Join(dir, "password"), record
+	s.passwordFile, s.record = filepath.Join(dir, "password"), rec
 	os.WriteFile(s.passwordFile, []byte(s.Password), 0o600)
 	return &s
 }
