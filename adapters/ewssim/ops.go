@@ -337,8 +337,8 @@ func (s *Server) syncFolderItems(c *opContext) (string, *throttle) {
 			continue
 		}
 		kind := "Create"
-		if st.Round && it.Seq > 0 && off <= len(f.Items) && it.Version > 0 {
-			kind = "Update"
+		if st.Round && it.Version > 0 {
+			kind = "Update" // a new version of an item the client has seen
 		}
 		el := itemElement(f.Kind)
 		body := idXML("ItemId", id, s.store.ChangeKey(f, off))
