@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
@@ -37,24 +36,7 @@ func startEWS(t testing.TB, tenantYAML string, record bool) *ewsSim {
 	if record {
 		args = append(args, "--record", rec)
 	}
-	cmd := exec.Command(binary, args...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("sim ews printed no line: %v\n%s", err, errb.String())
-	}
+	line := startSimProcess(t, args...)
 	var s ewsSim
 	if err := json.Unmarshal([]byte(line), &s); err != nil {
 		t.Fatalf("sim ews line is not the JSON contract: %v: %q", err, line)

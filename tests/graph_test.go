@@ -28,14 +28,13 @@ type graphSim struct {
 	CACert       string `json:"ca_cert"`
 
 	secretFile string
-	cmd        *exec.Cmd
 }
 
-func startGraphSim(t testing.TB, tenantYAML string, extra ...string) *graphSim {
+// startSimProcess runs `mailvault sim ...` as other tools do and returns
+// the JSON line it prints when ready; the process stops with the test.
+func startSimProcess(t testing.TB, args ...string) string {
 	t.Helper()
-	dir := t.TempDir()
-	tenant := writeTenant(t, dir, tenantYAML)
-	cmd := exec.Command(binary, append([]string{"sim", "graph", "--tenant", tenant, "--dir", dir}, extra...)...)
+	cmd := exec.Command(binary, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -51,8 +50,16 @@ func startGraphSim(t testing.TB, tenantYAML string, extra ...string) *graphSim {
 	})
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
-		t.Fatalf("sim graph printed no line: %v\n%s", err, errb.String())
+		t.Fatalf("%v printed no line: %v\n%s", args[:2], err, errb.String())
 	}
+	return line
+}
+
+func startGraphSim(t testing.TB, tenantYAML string, extra ...string) *graphSim {
+	t.Helper()
+	dir := t.TempDir()
+	tenant := writeTenant(t, dir, tenantYAML)
+	line := startSimProcess(t, append([]string{"sim", "graph", "--tenant", tenant, "--dir", dir}, extra...)...)
 	var s graphSim
 	if err := json.Unmarshal([]byte(line), &s); err != nil {
 		t.Fatalf("sim graph line is not the JSON contract: %v: %q", err, line)
@@ -66,7 +73,6 @@ func startGraphSim(t testing.TB, tenantYAML string, extra ...string) *graphSim {
 	if err := os.WriteFile(s.secretFile, []byte(s.ClientSecret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.cmd = cmd
 	return &s
 }
 

@@ -1,16 +1,7 @@
 package ewssim
 
 import (
-	"context"
-	"crypto/tls"
-	"errors"
-	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"time"
-
-	"github.com/mailvault/mailvault/adapters/selfsigned"
+	"github.com/mailvault/mailvault/adapters/simlisten"
 	"github.com/mailvault/mailvault/adapters/simtenant"
 )
 
@@ -35,54 +26,19 @@ type StartOptions struct {
 type Running struct {
 	Endpoint Endpoint
 	Server   *Server
-	http     *http.Server
-	done     chan error
+	listener *simlisten.Server
 }
 
 // Start serves tenant t until Close.
 func Start(t *simtenant.Tenant, o StartOptions) (*Running, error) {
-	if o.Listen == "" {
-		o.Listen = "127.0.0.1:0"
-	}
 	srv := New(t, o.Options)
-	ln, err := net.Listen("tcp", o.Listen)
+	l, err := simlisten.Serve(srv, simlisten.Options{Listen: o.Listen, TLS: o.TLS, Dir: o.Dir, ConnContext: ConnContext})
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", o.Listen, err)
-	}
-	scheme, caPath := "http", ""
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ConnContext: ConnContext}
-	if o.TLS {
-		dir := o.Dir
-		if dir == "" {
-			if dir, err = os.MkdirTemp("", "mailvault-ewssim-"); err != nil {
-				ln.Close()
-				return nil, err
-			}
-		}
-		cert, path, err := selfsigned.Write(dir, ln.Addr().(*net.TCPAddr).IP)
-		if err != nil {
-			ln.Close()
-			return nil, err
-		}
-		caPath = path
-		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		ln = tls.NewListener(ln, hs.TLSConfig)
-		scheme = "https"
+		return nil, err
 	}
 	user, pass := srv.Account()
-	r := &Running{Server: srv, http: hs, done: make(chan error, 1), Endpoint: Endpoint{
-		EWSURL: scheme + "://" + ln.Addr().String() + "/EWS/Exchange.asmx", Username: user, Password: pass, CACert: caPath}}
-	go func() { r.done <- hs.Serve(ln) }()
-	return r, nil
+	return &Running{Server: srv, listener: l, Endpoint: Endpoint{EWSURL: l.Base + "/EWS/Exchange.asmx", Username: user, Password: pass, CACert: l.CACert}}, nil
 }
 
 // Close stops serving.
-func (r *Running) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := r.http.Shutdown(ctx)
-	if serveErr := <-r.done; !errors.Is(serveErr, http.ErrServerClosed) && err == nil {
-		err = serveErr
-	}
-	return err
-}
+func (r *Running) Close() error { return r.listener.Close() }

@@ -1,16 +1,7 @@
 package graphsim
 
 import (
-	"context"
-	"crypto/tls"
-	"errors"
-	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"time"
-
-	"github.com/mailvault/mailvault/adapters/selfsigned"
+	"github.com/mailvault/mailvault/adapters/simlisten"
 	"github.com/mailvault/mailvault/adapters/simtenant"
 )
 
@@ -39,57 +30,21 @@ type StartOptions struct {
 type Running struct {
 	Endpoint Endpoint
 	Server   *Server
-	http     *http.Server
-	done     chan error
-}
-
-// Start serves tenant t until Close.
-func Start(t *simtenant.Tenant, o StartOptions) (*Running, error) {
-	if o.Listen == "" {
-		o.Listen = "127.0.0.1:0"
-	}
-	srv := New(t, o.Options)
-	ln, err := net.Listen("tcp", o.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", o.Listen, err)
-	}
-	scheme := "http"
-	caPath := ""
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
-	if o.TLS {
-		dir := o.Dir
-		if dir == "" {
-			if dir, err = os.MkdirTemp("", "mailvault-graphsim-"); err != nil {
-				ln.Close()
-				return nil, err
-			}
-		}
-		cert, path, err := selfsigned.Write(dir, ln.Addr().(*net.TCPAddr).IP)
-		if err != nil {
-			ln.Close()
-			return nil, err
-		}
-		caPath = path
-		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		ln = tls.NewListener(ln, hs.TLSConfig)
-		scheme = "https"
-	}
-	base := scheme + "://" + ln.Addr().String()
-	c := srv.Credentials()
-	r := &Running{Server: srv, http: hs, done: make(chan error, 1), Endpoint: Endpoint{
-		GraphURL: base + "/v1.0", BetaURL: base + "/beta", TokenURL: base + "/" + c.TenantID + "/oauth2/v2.0/token",
-		TenantID: c.TenantID, ClientID: c.ClientID, ClientSecret: c.ClientSecret, CACert: caPath}}
-	go func() { r.done <- hs.Serve(ln) }()
-	return r, nil
+	listener *simlisten.Server
 }
 
 // Close stops serving.
-func (r *Running) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := r.http.Shutdown(ctx)
-	if serveErr := <-r.done; !errors.Is(serveErr, http.ErrServerClosed) && err == nil {
-		err = serveErr
+func (r *Running) Close() error { return r.listener.Close() }
+
+// Start serves tenant t until Close.
+func Start(t *simtenant.Tenant, o StartOptions) (*Running, error) {
+	srv := New(t, o.Options)
+	l, err := simlisten.Serve(srv, simlisten.Options{Listen: o.Listen, TLS: o.TLS, Dir: o.Dir})
+	if err != nil {
+		return nil, err
 	}
-	return err
+	c := srv.Credentials()
+	return &Running{Server: srv, listener: l, Endpoint: Endpoint{
+		GraphURL: l.Base + "/v1.0", BetaURL: l.Base + "/beta", TokenURL: l.Base + "/" + c.TenantID + "/oauth2/v2.0/token",
+		TenantID: c.TenantID, ClientID: c.ClientID, ClientSecret: c.ClientSecret, CACert: l.CACert}}, nil
 }

@@ -1,12 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
@@ -76,8 +70,8 @@ func newEWSSource(cfg ews.Config, caCert string) (*ews.Source, error) {
 }
 
 func newSimEWSCmd() *cobra.Command {
-	var tenant, listen, dir, record string
-	var useTLS bool
+	var sf simFlags
+	var record string
 	cmd := &cobra.Command{
 		Use:   "ews --tenant FILE",
 		Short: "Serve a tenant file as Exchange Server EWS (HTTPS, Basic and NTLM, throttling, faults)",
@@ -86,30 +80,16 @@ func newSimEWSCmd() *cobra.Command {
 stdout with ews_url, username, password and ca_cert.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if tenant == "" {
-				return usageErr("--tenant FILE is required")
-			}
-			t, err := simtenant.Load(tenant)
-			if err != nil {
-				return &exitError{code: exitUsage, err: err}
-			}
-			sim, err := ewssim.Start(t, ewssim.StartOptions{Options: ewssim.Options{RecordDir: record}, Listen: listen, TLS: useTLS, Dir: dir})
-			if err != nil {
-				return &exitError{code: exitErrors, err: err}
-			}
-			defer sim.Close()
-			line, _ := json.Marshal(sim.Endpoint)
-			fmt.Fprintln(cmd.OutOrStdout(), string(line))
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			<-ctx.Done()
-			return nil
+			return sf.serve(cmd, func(t *simtenant.Tenant) (any, func() error, error) {
+				sim, err := ewssim.Start(t, ewssim.StartOptions{Options: ewssim.Options{RecordDir: record}, Listen: sf.listen, TLS: sf.tls, Dir: sf.dir})
+				if err != nil {
+					return nil, nil, err
+				}
+				return sim.Endpoint, sim.Close, nil
+			})
 		},
 	}
-	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant file (YAML)")
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address to listen on")
-	cmd.Flags().BoolVar(&useTLS, "tls", true, "serve HTTPS with a generated self-signed CA")
-	cmd.Flags().StringVar(&dir, "dir", "", "directory for ca.pem (default a new temporary directory)")
+	sf.register(cmd)
 	cmd.Flags().StringVar(&record, "record", "", "write every request and response body element to this directory (for schema validation)")
 	return cmd
 }

@@ -135,10 +135,45 @@ func startDemoGraph(ctx context.Context, log zerolog.Logger, t *simtenant.Tenant
 	return src, sim, nil
 }
 
+// simFlags are what every `mailvault sim` server takes.
+type simFlags struct {
+	tenant, listen, dir string
+	tls                 bool
+}
+
+func (f *simFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.tenant, "tenant", "", "tenant file (YAML)")
+	cmd.Flags().StringVar(&f.listen, "listen", "127.0.0.1:0", "address to listen on")
+	cmd.Flags().BoolVar(&f.tls, "tls", true, "serve HTTPS with a generated self-signed CA")
+	cmd.Flags().StringVar(&f.dir, "dir", "", "directory for ca.pem (default a new temporary directory)")
+}
+
+// serveSim loads the tenant, starts a simulator, prints its endpoint as the
+// one JSON line of the contract, and serves until interrupted.
+func (f *simFlags) serve(cmd *cobra.Command, start func(*simtenant.Tenant) (endpoint any, stop func() error, err error)) error {
+	if f.tenant == "" {
+		return usageErr("--tenant FILE is required")
+	}
+	t, err := simtenant.Load(f.tenant)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	ep, stop, err := start(t)
+	if err != nil {
+		return &exitError{code: exitErrors, err: err}
+	}
+	defer stop()
+	line, _ := json.Marshal(ep)
+	fmt.Fprintln(cmd.OutOrStdout(), string(line))
+	ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	<-ctx.Done()
+	return nil
+}
+
 func newSimCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "sim", Short: "Run a simulated server (graph, ews) for tests and trials"}
-	var tenant, listen, dir string
-	var useTLS bool
+	var sf simFlags
 	var tokenTTL time.Duration
 	gcmd := &cobra.Command{
 		Use:   "graph --tenant FILE",
@@ -148,30 +183,16 @@ one JSON line on stdout with graph_url, beta_url, token_url, tenant_id,
 client_id, client_secret and ca_cert; other tools start the simulator this way.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if tenant == "" {
-				return usageErr("--tenant FILE is required")
-			}
-			t, err := simtenant.Load(tenant)
-			if err != nil {
-				return &exitError{code: exitUsage, err: err}
-			}
-			sim, err := graphsim.Start(t, graphsim.StartOptions{Options: graphsim.Options{TokenTTL: tokenTTL}, Listen: listen, TLS: useTLS, Dir: dir})
-			if err != nil {
-				return &exitError{code: exitErrors, err: err}
-			}
-			defer sim.Close()
-			line, _ := json.Marshal(sim.Endpoint)
-			fmt.Fprintln(cmd.OutOrStdout(), string(line))
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			<-ctx.Done()
-			return nil
+			return sf.serve(cmd, func(t *simtenant.Tenant) (any, func() error, error) {
+				sim, err := graphsim.Start(t, graphsim.StartOptions{Options: graphsim.Options{TokenTTL: tokenTTL}, Listen: sf.listen, TLS: sf.tls, Dir: sf.dir})
+				if err != nil {
+					return nil, nil, err
+				}
+				return sim.Endpoint, sim.Close, nil
+			})
 		},
 	}
-	gcmd.Flags().StringVar(&tenant, "tenant", "", "tenant file (YAML)")
-	gcmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address to listen on")
-	gcmd.Flags().BoolVar(&useTLS, "tls", true, "serve HTTPS with a generated self-signed CA")
-	gcmd.Flags().StringVar(&dir, "dir", "", "directory for ca.pem (default a new temporary directory)")
+	sf.register(gcmd)
 	gcmd.Flags().DurationVar(&tokenTTL, "token-ttl", 3599*time.Second, "lifetime of issued tokens")
 	cmd.AddCommand(gcmd, newSimEWSCmd())
 	return cmd
