@@ -511,7 +511,8 @@ func (s *Server) uploadItems(c *opContext) (string, *throttle) {
 				return "", t
 			}
 			pos := s.store.Create(f, data[len(ExportPrefix):])
-			b.WriteString(success(op, idXML("ItemId", s.store.ItemID(f, pos), s.store.ChangeKey(f, pos))))
+			// As in ExportItems, this ItemId is in the messages namespace.
+			b.WriteString(success(op, `<m:ItemId Id="`+esc(s.store.ItemID(f, pos))+`" ChangeKey="`+esc(s.store.ChangeKey(f, pos))+`"/>`))
 		}
 	}
 	return b.String(), nil
