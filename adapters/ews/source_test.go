@@ -2,9 +2,9 @@ package ews
 
 import (
 	"context"
-	"encoding/base64"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"net/http"
 	"os"
 	"os/exec"
