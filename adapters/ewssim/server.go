@@ -370,7 +370,7 @@ func parseRequest(b []byte) (*request, error) {
 						req.version = a.Value
 					}
 				}
-			case t.Name.Local == "SmtpAddress" && len(path) > 2 && path[len(path)-2] == "ConnectingSID":
+			case (t.Name.Local == "SmtpAddress" || t.Name.Local == "PrimarySmtpAddress" || t.Name.Local == "PrincipalName") && len(path) > 2 && path[len(path)-2] == "ConnectingSID":
 				var v string
 				if err := d.DecodeElement(&v, &t); err != nil {
 					return nil, err
@@ -398,8 +398,12 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	s.recordXML("request", req.op, req.body)
 	s.count(func() { s.stats.ByOperation[req.op]++ })
-	if req.version == "" {
-		s.writeFault(w, http.StatusInternalServerError, "ErrorInvalidServerVersion", "The specified server version is invalid: RequestServerVersion is missing.", 0)
+	switch {
+	case req.version == "":
+		// Exchange treats a request without RequestServerVersion as
+		// Exchange2007's.
+	case !strings.HasPrefix(req.version, "Exchange20") && !strings.HasPrefix(req.version, "V20"):
+		s.writeFault(w, http.StatusInternalServerError, "ErrorInvalidServerVersion", "The specified server version is invalid: "+req.version, 0)
 		return
 	}
 	if req.impersonate != "" && s.store.Box(req.impersonate) == nil {
