@@ -41,3 +41,31 @@ func TestLoad(t *testing.T) {
 		}
 	}
 }
+
+func TestStoreEncryptsAtRest(t *testing.T) {
+	dir := t.TempDir()
+	st := NewStore(dir)
+	if err := st.Put("contoso", New("client-secret-value")); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		if strings.Contains(string(b), "client-secret-value") {
+			t.Fatalf("%s holds the secret in clear", f)
+		}
+		if info, _ := os.Stat(f); info.Mode().Perm() != 0o600 {
+			t.Fatalf("%s has mode %v", f, info.Mode().Perm())
+		}
+	}
+	if s, err := NewStore(dir).Get("contoso"); err != nil || s.Reveal() != "client-secret-value" {
+		t.Fatalf("get: %v", err)
+	}
+	os.Rename(st.file("contoso"), st.file("other"))
+	if _, err := st.Get("other"); err == nil {
+		t.Fatal("a secret renamed to another connection decrypted")
+	}
+	if _, err := st.Get("missing"); err == nil {
+		t.Fatal("a missing secret was returned")
+	}
+}

@@ -2,6 +2,10 @@
 package main
 
 import (
+	// Job schedules name time zones; a server without a zone database
+	// still knows them.
+	_ "time/tzdata"
+
 	"errors"
 	"fmt"
 	"os"
@@ -76,6 +80,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.data, "data", "./mailvault-data", "data directory (event log and default storage)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	root.PersistentFlags().BoolVar(&g.logJSON, "log-json", false, "write logs as JSON lines")
-	root.AddCommand(newBackupCmd(g), newDemoCmd(g), newRunsCmd(g), newReplayCmd(g), newReportCmd(g), newQuarantineCmd(g), newSimCmd(g))
+	root.AddCommand(newBackupCmd(g), newDemoCmd(g), newRunsCmd(g), newReplayCmd(g), newReportCmd(g), newQuarantineCmd(g), newSimCmd(g),
+		newStorageCmd(g), newConnectionCmd(g), newJobCmd(g))
 	return root
 }

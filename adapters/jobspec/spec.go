@@ -1,0 +1,180 @@
+// Package jobspec is the YAML form of backup jobs (`mailvault job create -f
+// job.yaml`, `job show --format yaml`): a document an administrator writes
+// and reads, converted to and from the domain's Job with errors that name
+// the line.
+package jobspec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/mailvault/mailvault/domain"
+)
+
+// Spec is a job as YAML.
+type Spec struct {
+	Name             string    `yaml:"name" json:"name"`
+	Connection       string    `yaml:"connection" json:"connection"`
+	Storage          string    `yaml:"storage" json:"storage"`
+	Mailboxes        []string  `yaml:"mailboxes,omitempty" json:"mailboxes,omitempty"`
+	AllMailboxes     bool      `yaml:"all_mailboxes,omitempty" json:"all_mailboxes,omitempty"`
+	ExcludeMailboxes []string  `yaml:"exclude_mailboxes,omitempty" json:"exclude_mailboxes,omitempty"`
+	PublicFolders    []string  `yaml:"public_folders,omitempty" json:"public_folders,omitempty"`
+	Continuity       string    `yaml:"continuity" json:"continuity"` // continuous | one-time
+	Idle             string    `yaml:"idle,omitempty" json:"idle,omitempty"`
+	Schedule         *Schedule `yaml:"schedule,omitempty" json:"schedule,omitempty"`
+	TimeFilter       *Age      `yaml:"time_filter,omitempty" json:"time_filter,omitempty"`
+	ExcludeFolders   []string  `yaml:"exclude_folders,omitempty" json:"exclude_folders,omitempty"`
+}
+
+// Schedule is the activity periods.
+type Schedule struct {
+	Pattern   string   `yaml:"pattern" json:"pattern"`
+	AllDay    *bool    `yaml:"all_day,omitempty" json:"all_day,omitempty"`
+	From      string   `yaml:"from,omitempty" json:"from,omitempty"`
+	To        string   `yaml:"to,omitempty" json:"to,omitempty"`
+	Weekdays  []string `yaml:"weekdays,omitempty" json:"weekdays,omitempty"`
+	MonthDays []int    `yaml:"month_days,omitempty" json:"month_days,omitempty"`
+	Periods   []Period `yaml:"periods,omitempty" json:"periods,omitempty"`
+	StartDate string   `yaml:"start_date,omitempty" json:"start_date,omitempty"`
+	EndDate   string   `yaml:"end_date,omitempty" json:"end_date,omitempty"` // empty: no end date
+	TimeZone  string   `yaml:"time_zone" json:"time_zone"`
+}
+
+// Period is one custom period.
+type Period struct {
+	Start string `yaml:"start" json:"start"`
+	End   string `yaml:"end" json:"end"`
+}
+
+// Age is the time filter.
+type Age struct {
+	Mode         string `yaml:"mode" json:"mode"` // all | older | not_older
+	N            int    `yaml:"n,omitempty" json:"n,omitempty"`
+	Unit         string `yaml:"unit,omitempty" json:"unit,omitempty"`
+	KeepContacts bool   `yaml:"keep_contacts,omitempty" json:"keep_contacts,omitempty"`
+}
+
+// Parse reads a YAML job; errors start with the line number.
+func Parse(data []byte) (Spec, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var s Spec
+	if err := dec.Decode(&s); err != nil {
+		if errors.Is(err, io.EOF) {
+			return s, errors.New("1: the job file is empty")
+		}
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
+		msg = strings.TrimPrefix(msg, "line ")
+		return s, errors.New(strings.ReplaceAll(msg, "\n  line ", "; "))
+	}
+	return s, nil
+}
+
+// YAML renders a spec; Parse reads it back to the same spec.
+func (s Spec) YAML() ([]byte, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(s); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), enc.Close()
+}
+
+var weekdays = map[string]time.Weekday{"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday, "wed": time.Wednesday,
+	"thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday}
+
+// Job converts a spec to a validated domain job.
+func (s Spec) Job() (domain.Job, error) {
+	j := domain.Job{Name: s.Name, Connection: s.Connection, Storage: s.Storage, Mailboxes: s.Mailboxes, AllMailboxes: s.AllMailboxes,
+		ExcludeMailboxes: s.ExcludeMailboxes, PublicFolders: s.PublicFolders, FolderFilter: domain.FolderFilter{Exclude: s.ExcludeFolders}}
+	switch s.Continuity {
+	case "", "continuous":
+		j.Continuity.Idle = domain.DefaultIdle
+		if s.Idle != "" {
+			d, err := parseHMS(s.Idle)
+			if err != nil {
+				return j, err
+			}
+			j.Continuity.Idle = d
+		}
+	case "one-time":
+		j.Continuity.OneTime = true
+		if s.Idle != "" {
+			return j, errors.New("a one-time job has no idle time")
+		}
+	default:
+		return j, fmt.Errorf("continuity %q: use continuous or one-time", s.Continuity)
+	}
+	if sc := s.Schedule; sc != nil {
+		zone, err := time.LoadLocation(sc.TimeZone)
+		if err != nil || sc.TimeZone == "" {
+			return j, fmt.Errorf("time zone %q is not a zone name such as Europe/Berlin or UTC", sc.TimeZone)
+		}
+		out := domain.Schedule{Pattern: sc.Pattern, AllDay: sc.AllDay == nil || *sc.AllDay, MonthDays: sc.MonthDays, Zone: zone}
+		if sc.From != "" || sc.To != "" {
+			if sc.AllDay != nil && *sc.AllDay {
+				return j, errors.New("give either all_day or from/to, not both")
+			}
+			out.AllDay = false
+			if out.From, err = domain.ParseClock(sc.From); err != nil {
+				return j, fmt.Errorf("schedule from: %v", err)
+			}
+			if out.To, err = domain.ParseClock(sc.To); err != nil {
+				return j, fmt.Errorf("schedule to: %v", err)
+			}
+		}
+		for _, w := range sc.Weekdays {
+			d, ok := weekdays[strings.ToLower(w)[:min(3, len(w))]]
+			if !ok {
+				return j, fmt.Errorf("%q is not a day of the week (mon, tue, ...)", w)
+			}
+			out.Weekdays = append(out.Weekdays, d)
+		}
+		for i, p := range sc.Periods {
+			a, err1 := time.ParseInLocation("2006-01-02 15:04", p.Start, zone)
+			b, err2 := time.ParseInLocation("2006-01-02 15:04", p.End, zone)
+			if err1 != nil || err2 != nil {
+				return j, fmt.Errorf("period %d: dates are \"YYYY-MM-DD hh:mm\"", i+1)
+			}
+			out.Custom = append(out.Custom, domain.DateRange{Start: a, End: b})
+		}
+		if sc.Pattern != domain.PatternCustom {
+			if sc.StartDate == "" {
+				return j, errors.New("the schedule needs a start_date (YYYY-MM-DD)")
+			}
+			if out.RangeStart, err = time.ParseInLocation(time.DateOnly, sc.StartDate, zone); err != nil {
+				return j, fmt.Errorf("start_date %q is not YYYY-MM-DD", sc.StartDate)
+			}
+			if sc.EndDate != "" {
+				e, err := time.ParseInLocation(time.DateOnly, sc.EndDate, zone)
+				if err != nil {
+					return j, fmt.Errorf("end_date %q is not YYYY-MM-DD", sc.EndDate)
+				}
+				out.RangeEnd = &e
+			}
+		}
+		j.Schedule = out
+	}
+	if a := s.TimeFilter; a != nil {
+		j.TimeFilter = domain.TimeFilter{Mode: a.Mode, N: a.N, Unit: a.Unit, KeepContacts: a.KeepContacts}
+	}
+	return j, j.Validate()
+}
+
+// parseHMS reads hh:mm:ss.
+func parseHMS(s string) (time.Duration, error) {
+	var h, m, sec int
+	if _, err := fmt.Sscanf(s, "%d:%d:%d", &h, &m, &sec); err != nil || len(s) < 8 || m > 59 || sec > 59 || h < 0 || m < 0 || sec < 0 {
+		return 0, fmt.Errorf("idle %q is not hh:mm:ss", s)
+	}
+	return time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(sec)*time.Second, nil
+}

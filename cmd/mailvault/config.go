@@ -1,0 +1,381 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mailvault/mailvault/adapters/credential"
+	"github.com/mailvault/mailvault/adapters/eventlog"
+	"github.com/mailvault/mailvault/adapters/jobspec"
+	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/projections"
+)
+
+// storageSpec is a named storage as recorded in the log.
+type storageSpec struct {
+	Path string `json:"path"`
+}
+
+// connectionSpec is a named server connection as recorded in the log; its
+// secret is in the encrypted secret store, never here.
+type connectionSpec struct {
+	Type        string `json:"type"` // graph | ews
+	TenantID    string `json:"tenant_id,omitempty"`
+	ClientID    string `json:"client_id,omitempty"`
+	GraphURL    string `json:"graph_url,omitempty"`
+	BetaURL     string `json:"beta_url,omitempty"`
+	TokenURL    string `json:"token_url,omitempty"`
+	EWSURL      string `json:"ews_url,omitempty"`
+	Username    string `json:"username,omitempty"`
+	Auth        string `json:"auth,omitempty"`
+	Impersonate bool   `json:"impersonate,omitempty"`
+	CACert      string `json:"ca_cert,omitempty"`
+}
+
+func actor() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return "unknown"
+}
+
+func secretStore(g *globalFlags) *credential.Store {
+	return credential.NewStore(filepath.Join(g.data, "secrets"))
+}
+
+// configCmd runs fn with the data directory's log and current configuration.
+func withConfig(g *globalFlags, fn func(lg *eventlog.Log, c *projections.Config) error) error {
+	lg, err := openLog(g.data)
+	if err != nil {
+		return err
+	}
+	defer lg.Close()
+	c, err := projections.LoadConfig(lg)
+	if err != nil {
+		return &exitError{code: exitErrors, err: err}
+	}
+	return fn(lg, c)
+}
+
+func change(cmd *cobra.Command, lg *eventlog.Log, typ, name string, def any) error {
+	var raw json.RawMessage
+	if def != nil {
+		b, err := json.Marshal(def)
+		if err != nil {
+			return err
+		}
+		raw = b
+	}
+	now := time.Now().UTC()
+	ch := domain.ConfigChange{Type: typ, ID: domain.DeriveID("config", typ, name, now.Format(time.RFC3339Nano)), Time: now, Actor: actor(), Name: name, Definition: raw}
+	if err := projections.RecordChange(cmd.Context(), lg, ch); err != nil {
+		return &exitError{code: exitErrors, err: fmt.Errorf("record the change: %w", err)}
+	}
+	return nil
+}
+
+func validName(kind, name string) error {
+	if strings.TrimSpace(name) == "" || strings.ContainsAny(name, "/\\\x00") || len(name) > 100 {
+		return usageErr("%s name %q: give 1 to 100 characters without slashes", kind, name)
+	}
+	return nil
+}
+
+func newStorageCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "storage", Short: "Named backup targets"}
+	var path string
+	add := &cobra.Command{Use: "add NAME --path DIR", Short: "Add a local storage", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validName("storage", args[0]); err != nil {
+				return err
+			}
+			if path == "" {
+				return usageErr("--path DIR is required")
+			}
+			abs, err := filepath.Abs(path)
+			if err != nil {
+				return usageErr("--path: %v", err)
+			}
+			return withConfig(g, func(lg *eventlog.Log, c *projections.Config) error {
+				if _, ok := c.Storages[args[0]]; ok {
+					return usageErr("a storage named %q exists already", args[0])
+				}
+				if err := os.MkdirAll(abs, 0o700); err != nil {
+					return &exitError{code: exitErrors, err: fmt.Errorf("storage %s: %w", abs, err)}
+				}
+				return change(cmd, lg, domain.StorageAdded, args[0], storageSpec{Path: abs})
+			})
+		}}
+	add.Flags().StringVar(&path, "path", "", "directory of the storage")
+	list := &cobra.Command{Use: "list", Short: "List storages", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withConfig(g, func(_ *eventlog.Log, c *projections.Config) error {
+				for _, n := range projections.Names(c.Storages) {
+					var s storageSpec
+					json.Unmarshal(c.Storages[n], &s)
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", n, s.Path)
+				}
+				return nil
+			})
+		}}
+	remove := &cobra.Command{Use: "remove NAME", Short: "Remove a storage (its data stays on disk)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withConfig(g, func(lg *eventlog.Log, c *projections.Config) error {
+				if _, ok := c.Storages[args[0]]; !ok {
+					return usageErr("no storage named %q", args[0])
+				}
+				if users := jobsUsing(c, func(s jobspec.Spec) bool { return s.Storage == args[0] }); len(users) > 0 {
+					return usageErr("storage %q is used by jobs %s; delete or edit them first", args[0], strings.Join(users, ", "))
+				}
+				return change(cmd, lg, domain.StorageRemoved, args[0], nil)
+			})
+		}}
+	cmd.AddCommand(add, list, remove)
+	return cmd
+}
+
+func jobsUsing(c *projections.Config, match func(jobspec.Spec) bool) []string {
+	var out []string
+	for _, n := range projections.Names(c.Jobs) {
+		var s jobspec.Spec
+		if json.Unmarshal(c.Jobs[n], &s) == nil && match(s) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func newConnectionCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "connection", Short: "Named server connections (Graph or EWS); secrets are stored encrypted"}
+	var typ string
+	var gf graphFlags
+	var ef ewsFlags
+	add := &cobra.Command{Use: "add NAME --type graph|ews ...", Short: "Add a connection", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validName("connection", args[0]); err != nil {
+				return err
+			}
+			spec := connectionSpec{Type: typ, CACert: gf.caCert}
+			var secret credential.Secret
+			var err error
+			switch typ {
+			case "graph":
+				if gf.secretValue != "" {
+					return usageErr("--client-secret is refused: use --client-secret-file or --client-secret-env")
+				}
+				if gf.tenantID == "" || gf.clientID == "" {
+					return usageErr("a graph connection needs --tenant-id, --client-id and --client-secret-file (or --client-secret-env)")
+				}
+				if secret, err = credential.Load("client secret", gf.secretFile, gf.secretEnv); err != nil {
+					return usageErr("%v", err)
+				}
+				spec.TenantID, spec.ClientID, spec.GraphURL, spec.BetaURL, spec.TokenURL = gf.tenantID, gf.clientID, gf.graphURL, gf.betaURL, gf.tokenURL
+			case "ews":
+				if ef.passwordValue != "" {
+					return usageErr("--password is refused: use --password-file or --password-env")
+				}
+				if ef.url == "" {
+					return usageErr("an ews connection needs --ews-url, --username and --password-file (or --password-env)")
+				}
+				if secret, err = credential.Load("password", ef.passwordFile, ef.passwordEnv); err != nil {
+					return usageErr("%v", err)
+				}
+				spec.EWSURL, spec.Username, spec.Auth, spec.Impersonate = ef.url, ef.username, ef.auth, ef.impersonate
+			default:
+				return usageErr("--type %q: use graph or ews", typ)
+			}
+			return withConfig(g, func(lg *eventlog.Log, c *projections.Config) error {
+				if _, ok := c.Connections[args[0]]; ok {
+					return usageErr("a connection named %q exists already", args[0])
+				}
+				if err := secretStore(g).Put(args[0], secret); err != nil {
+					return &exitError{code: exitErrors, err: err}
+				}
+				return change(cmd, lg, domain.ConnectionAdded, args[0], spec)
+			})
+		}}
+	add.Flags().StringVar(&typ, "type", "", "graph (Exchange Online) or ews (Exchange Server)")
+	gf.register(add)
+	ef.register(add)
+	list := &cobra.Command{Use: "list", Short: "List connections (never their secrets)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withConfig(g, func(_ *eventlog.Log, c *projections.Config) error {
+				for _, n := range projections.Names(c.Connections) {
+					var s connectionSpec
+					json.Unmarshal(c.Connections[n], &s)
+					target := s.TenantID
+					if s.Type == "ews" {
+						target = s.EWSURL + " as " + s.Username
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\tsecret: stored encrypted\n", n, s.Type, target)
+				}
+				return nil
+			})
+		}}
+	remove := &cobra.Command{Use: "remove NAME", Short: "Remove a connection and its stored secret", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withConfig(g, func(lg *eventlog.Log, c *projections.Config) error {
+				if _, ok := c.Connections[args[0]]; !ok {
+					return usageErr("no connection named %q", args[0])
+				}
+				if users := jobsUsing(c, func(s jobspec.Spec) bool { return s.Connection == args[0] }); len(users) > 0 {
+					return usageErr("connection %q is used by jobs %s; delete or edit them first", args[0], strings.Join(users, ", "))
+				}
+				if err := secretStore(g).Delete(args[0]); err != nil {
+					return &exitError{code: exitErrors, err: err}
+				}
+				return change(cmd, lg, domain.ConnectionRemoved, args[0], nil)
+			})
+		}}
+	cmd.AddCommand(add, list, remove)
+	return cmd
+}
+
+func newJobCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "job", Short: "Backup jobs: define once, the daemon runs them"}
+	var file string
+	// save validates a spec, its references and its name, then records it.
+	save := func(cmd *cobra.Command, spec jobspec.Spec, editing bool) error {
+		if _, err := spec.Job(); err != nil {
+			return usageErr("job %q: %v", spec.Name, err)
+		}
+		return withConfig(g, func(lg *eventlog.Log, c *projections.Config) error {
+			_, exists := c.Jobs[spec.Name]
+			switch {
+			case !editing && exists:
+				return usageErr("a job named %q exists already (job names are unique; use job edit)", spec.Name)
+			case editing && !exists:
+				return usageErr("no job named %q", spec.Name)
+			}
+			if _, ok := c.Connections[spec.Connection]; !ok {
+				return usageErr("job %q: no connection named %q (see mailvault connection list)", spec.Name, spec.Connection)
+			}
+			if _, ok := c.Storages[spec.Storage]; !ok {
+				return usageErr("job %q: no storage named %q (see mailvault storage list)", spec.Name, spec.Storage)
+			}
+			typ := domain.JobCreated
+			if editing {
+				typ = domain.JobEdited
+			}
+			return change(cmd, lg, typ, spec.Name, spec)
+		})
+	}
+	readSpec := func() (jobspec.Spec, error) {
+		var b []byte
+		var err error
+		if file == "-" {
+			b, err = io.ReadAll(os.Stdin)
+		} else {
+			b, err = os.ReadFile(file)
+		}
+		if err != nil {
+			return jobspec.Spec{}, usageErr("read the job file: %v", err)
+		}
+		s, err := jobspec.Parse(b)
+		if err != nil {
+			return s, usageErr("%s:%v", file, err)
+		}
+		return s, nil
+	}
+	create := &cobra.Command{Use: "create -f job.yaml", Short: "Define a backup job from a YAML file", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usageErr("job create needs -f job.yaml (see the README for the format)")
+			}
+			s, err := readSpec()
+			if err != nil {
+				return err
+			}
+			return save(cmd, s, false)
+		}}
+	create.Flags().StringVarP(&file, "file", "f", "", "job definition (YAML; - for standard input)")
+	edit := &cobra.Command{Use: "edit NAME -f job.yaml", Short: "Replace a job's definition", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if file == "" {
+				return usageErr("job edit needs -f job.yaml")
+			}
+			s, err := readSpec()
+			if err != nil {
+				return err
+			}
+			if s.Name != args[0] {
+				return usageErr("the file defines job %q, not %q (a job is renamed by delete and create)", s.Name, args[0])
+			}
+			return save(cmd, s, true)
+		}}
+	edit.Flags().StringVarP(&file, "file", "f", "", "job definition (YAML; - for standard input)")
+	var format string
+	show := &cobra.Command{Use: "show NAME", Short: "Show a job's definition", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(format, "yaml", "json"); err != nil {
+				return err
+			}
+			return withConfig(g, func(_ *eventlog.Log, c *projections.Config) error {
+				raw, ok := c.Jobs[args[0]]
+				if !ok {
+					return usageErr("no job named %q", args[0])
+				}
+				var s jobspec.Spec
+				if err := json.Unmarshal(raw, &s); err != nil {
+					return &exitError{code: exitErrors, err: err}
+				}
+				if format == "json" {
+					enc := json.NewEncoder(cmd.OutOrStdout())
+					enc.SetIndent("", "  ")
+					return enc.Encode(s)
+				}
+				b, err := s.YAML()
+				if err != nil {
+					return err
+				}
+				_, err = cmd.OutOrStdout().Write(b)
+				return err
+			})
+		}}
+	show.Flags().StringVar(&format, "format", "yaml", "yaml or json")
+	list := &cobra.Command{Use: "list", Short: "List jobs", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withConfig(g, func(_ *eventlog.Log, c *projections.Config) error {
+				for _, n := range projections.Names(c.Jobs) {
+					var s jobspec.Spec
+					json.Unmarshal(c.Jobs[n], &s)
+					pattern := "no activity period (started by hand)"
+					if s.Schedule != nil {
+						pattern = s.Schedule.Pattern
+					}
+					cont := s.Continuity
+					if cont == "" {
+						cont = "continuous"
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\t%s -> %s\n", n, cont, pattern, s.Connection, s.Storage)
+				}
+				return nil
+			})
+		}}
+	del := &cobra.Command{Use: "delete NAME", Short: "Delete a job (its backups stay in the storage)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withConfig(g, func(lg *eventlog.Log, c *projections.Config) error {
+				if _, ok := c.Jobs[args[0]]; !ok {
+					return usageErr("no job named %q", args[0])
+				}
+				return change(cmd, lg, domain.JobDeleted, args[0], nil)
+			})
+		}}
+	needsDaemon := func(verb string) *cobra.Command {
+		return &cobra.Command{Use: verb + " NAME", Short: strings.ToUpper(verb[:1]) + verb[1:] + " a job (through the daemon)", Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return &exitError{code: exitErrors, err: errors.New("job " + verb + " needs the mailvault daemon, which is not part of this release yet; run the job's backup with mailvault backup meanwhile")}
+			}}
+	}
+	cmd.AddCommand(create, edit, show, list, del, needsDaemon("start"), needsDaemon("stop"))
+	return cmd
+}
