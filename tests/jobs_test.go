@@ -93,3 +93,38 @@ func TestJobDefinitions(t *testing.T) {
 	mustf(t, res.code == 1 && strings.Contains(res.stderr, "daemon"), "job start without a daemon: %d %s", res.code, res.stderr)
 	mustNotContain(t, data, "very-secret-value-77")
 }
+
+// connection test checks the stored credentials and permissions against the
+// server and says precisely what is missing.
+func TestConnectionTest(t *testing.T) {
+	sim := startGraphSim(t, "seed: 1\ngraph: {export_items: false}\nmailboxes:\n  - address: zed@contoso.test\n    folders:\n      - path: Inbox\n        items: 3\n")
+	data := filepath.Join(t.TempDir(), "data")
+	run := func(args ...string) result { return mailvault(t, append(args, "--data", data)...) }
+	res := run("connection", "add", "online", "--type", "graph", "--tenant-id", sim.TenantID, "--client-id", sim.ClientID,
+		"--client-secret-file", sim.secretFile, "--graph-url", sim.GraphURL, "--token-url", sim.TokenURL, "--ca-cert", sim.CACert)
+	mustf(t, res.code == 0, "add: %s", res.stderr)
+	res = run("connection", "test", "online")
+	mustf(t, res.code == 0, "test: exit %d %s %s", res.code, res.stdout, res.stderr)
+	for _, want := range []string{"ok      list users", "ok      read mail folders of zed@contoso.test", "ok      read calendars", "ok      read contact folders",
+		"warning export items of zed@contoso.test (full fidelity; optional)", "MailboxItem.Export.All"} {
+		mustf(t, strings.Contains(res.stdout, want), "connection test output lacks %q:\n%s", want, res.stdout)
+	}
+	wrong := filepath.Join(t.TempDir(), "wrong")
+	os.WriteFile(wrong, []byte("nope"), 0o600)
+	res = run("connection", "add", "broken", "--type", "graph", "--tenant-id", sim.TenantID, "--client-id", sim.ClientID,
+		"--client-secret-file", wrong, "--graph-url", sim.GraphURL, "--token-url", sim.TokenURL, "--ca-cert", sim.CACert)
+	mustf(t, res.code == 0, "add broken: %s", res.stderr)
+	res = run("connection", "test", "broken", "--mailbox", "zed@contoso.test")
+	mustf(t, res.code == 1 && strings.Contains(res.stdout, "FAILED") && strings.Contains(res.stdout, "AADSTS7000215"), "wrong secret: %d %s", res.code, res.stdout)
+	mustf(t, !strings.Contains(res.stdout+res.stderr, "nope"), "the secret leaked")
+
+	ews := startEWSSim(t, ewsTenant)
+	res = run("connection", "add", "onprem", "--type", "ews", "--ews-url", ews.EWSURL, "--username", ews.Username, "--password-file", ews.passwordFile,
+		"--impersonate", "--ca-cert", ews.CACert)
+	mustf(t, res.code == 0, "add ews: %s", res.stderr)
+	res = run("connection", "test", "onprem", "--mailbox", "olga@contoso.test", "--public-folders")
+	mustf(t, res.code == 0 && strings.Contains(res.stdout, "ok      open the mailbox olga@contoso.test") && strings.Contains(res.stdout, "ok      list the public folders"),
+		"ews test: %d %s %s", res.code, res.stdout, res.stderr)
+	res = run("connection", "test", "onprem", "--mailbox", "nobody@contoso.test")
+	mustf(t, res.code == 1 && strings.Contains(res.stdout, "has no mailbox"), "ews unknown mailbox: %d %s", res.code, res.stdout)
+}

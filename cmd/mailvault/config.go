@@ -236,7 +236,83 @@ func newConnectionCmd(g *globalFlags) *cobra.Command {
 				return change(cmd, lg, domain.ConnectionRemoved, args[0], nil)
 			})
 		}}
-	cmd.AddCommand(add, list, remove)
+	var testMailbox string
+	var testPublic bool
+	test := &cobra.Command{Use: "test NAME [--mailbox ADDR]", Short: "Check a connection's credentials and permissions against the server", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var spec connectionSpec
+			if err := withConfig(g, func(_ *eventlog.Log, c *projections.Config) error {
+				raw, ok := c.Connections[args[0]]
+				if !ok {
+					return usageErr("no connection named %q", args[0])
+				}
+				return json.Unmarshal(raw, &spec)
+			}); err != nil {
+				return err
+			}
+			secret, err := secretStore(g).Get(args[0])
+			if err != nil {
+				return &exitError{code: exitErrors, err: err}
+			}
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			failed := false
+			report := func(what, perm string, err error, optional bool) {
+				switch {
+				case err == nil:
+					fmt.Fprintf(w, "ok      %s\n", what)
+				case optional:
+					fmt.Fprintf(w, "warning %s: %v (needs %s)\n", what, err, perm)
+				case perm != "":
+					failed = true
+					fmt.Fprintf(w, "FAILED  %s: %v (needs the application permission %s, with admin consent)\n", what, err, perm)
+				default:
+					failed = true
+					fmt.Fprintf(w, "FAILED  %s: %v\n", what, err)
+				}
+			}
+			switch spec.Type {
+			case "graph":
+				src, err := newGraphSource(cmd.Context(), log, graphSettings{tenantID: spec.TenantID, clientID: spec.ClientID, secret: secret,
+					graphURL: spec.GraphURL, betaURL: spec.BetaURL, tokenURL: spec.TokenURL, caCert: spec.CACert})
+				if err != nil {
+					return err
+				}
+				mbx := testMailbox
+				if mbx == "" {
+					mbxs, err := src.Mailboxes(cmd.Context())
+					if err != nil || len(mbxs) == 0 {
+						report("list users", "User.Read.All", fmt.Errorf("%v (name a mailbox with --mailbox to test the rest)", err), false)
+						break
+					}
+					mbx = mbxs[0]
+				}
+				for _, c := range src.Probe(cmd.Context(), mbx) {
+					report(c.What, c.Permission, c.Err, c.Permission == "MailboxItem.Export.All")
+				}
+			case "ews":
+				src, err := newEWSSource(ewsConfig(spec, secret, testMailbox, log), spec.CACert)
+				if err != nil {
+					return err
+				}
+				if testMailbox == "" && !testPublic {
+					return usageErr("name a mailbox to open with --mailbox (and --public-folders to test those)")
+				}
+				for _, c := range src.Probe(cmd.Context(), testMailbox, testPublic) {
+					report(c.What, "", c.Err, false)
+				}
+			}
+			if failed {
+				return &exitError{code: exitErrors, err: fmt.Errorf("connection %s is not ready for backups", args[0])}
+			}
+			return nil
+		}}
+	test.Flags().StringVar(&testMailbox, "mailbox", "", "mailbox to test with (graph: default the first user)")
+	test.Flags().BoolVar(&testPublic, "public-folders", false, "also test access to the public folders (ews)")
+	cmd.AddCommand(add, list, remove, test)
 	return cmd
 }
 

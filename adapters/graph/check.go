@@ -1,0 +1,48 @@
+package graph
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/mailvault/mailvault/domain"
+)
+
+// Check is one probe of a connection test.
+type Check struct {
+	What       string // what was tried
+	Permission string // the application permission it needs
+	Err        error  // nil when it worked
+}
+
+// Probe tries each thing a backup needs, once, and says which permission is
+// missing where one is: User.Read.All to list mailboxes, Mail.Read,
+// Calendars.Read, Contacts.Read for the folders of mailbox, and
+// MailboxItem.Export.All for full-fidelity export (optional: without it
+// backups fall back to MIME).
+func (s *Source) Probe(ctx context.Context, mailbox string) []Check {
+	var out []Check
+	try := func(what, perm, url string) {
+		var v collection[json.RawMessage]
+		out = append(out, Check{What: what, Permission: perm, Err: s.getJSON(ctx, url, nil, &v)})
+	}
+	try("list users", "User.Read.All", s.c.url(false, "users")+"?$top=1&$select=id")
+	try("read mail folders of "+mailbox, "Mail.Read", s.c.url(false, "users", mailbox, "mailFolders")+"?$top=1")
+	try("read calendars of "+mailbox, "Calendars.Read", s.c.url(false, "users", mailbox, "calendars")+"?$top=1")
+	try("read contact folders of "+mailbox, "Contacts.Read", s.c.url(false, "users", mailbox, "contactFolders")+"?$top=1")
+	// exportItems with an id that does not exist: a per-item error means the
+	// permission is there, ErrorAccessDenied means it is not.
+	exp := Check{What: "export items of " + mailbox + " (full fidelity; optional)", Permission: "MailboxItem.Export.All"}
+	mbx, err := s.exchangeID(ctx, mailbox)
+	if err == nil {
+		body, _ := json.Marshal(map[string]any{"itemIds": []string{"AAMkAIprobe000000000000000000000"}})
+		_, err = s.c.do(ctx, http.MethodPost, s.c.url(true, "admin", "exchange", "mailboxes", mbx, "exportItems"), nil, body)
+		var fl *domain.Failure
+		if errors.As(err, &fl) && fl.Code != "ErrorAccessDenied" && fl.Code != "Authorization_RequestDenied" && fl.Code != "HTTP403" {
+			err = nil // refused for the bogus item, not for the permission
+		}
+	}
+	exp.Err = err
+	return append(out, exp)
+}
