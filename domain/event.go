@@ -75,6 +75,9 @@ type ItemRef struct {
 	ID        string `json:"id"`
 	ChangeKey string `json:"ck,omitempty"`
 	Size      int64  `json:"size,omitempty"`
+	// Time is what a time filter ages the item by: when an appointment
+	// occurs, when anything else was last modified (zero: unknown).
+	Time time.Time `json:"t,omitzero"`
 	// Retry marks a quarantined item that is fetched alone to see whether it
 	// has become readable.
 	Retry bool `json:"retry,omitempty"`

@@ -59,6 +59,8 @@ const (
 	SkipQuarantined
 	// RetryQuarantined: known dirty and due: fetch it alone.
 	RetryQuarantined
+	// SkipFiltered: left out by the job's time filter.
+	SkipFiltered
 )
 
 // FolderStepKind extends the isolation steps with listing and completion.

@@ -40,6 +40,11 @@ type Config struct {
 	// FolderParallelism bounds the requests one folder has out at once; 0
 	// takes the source's preference (see Pipelining), else 1.
 	FolderParallelism int
+	// TimeFilter, FolderFilter and ExcludeMailboxes select what a job backs
+	// up (the zero values select everything).
+	TimeFilter       domain.TimeFilter
+	FolderFilter     domain.FolderFilter
+	ExcludeMailboxes []string
 	// Workers bounds the requests in flight across all mailboxes.
 	Workers int
 	// StopGrace is how long a stop waits for in-flight requests.
@@ -113,7 +118,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (domain.RunState, error) {
 	d.Publisher = abortingPublisher{Publisher: d.Publisher, abort: abort}
 
 	reqT, outT := requestsTopic(cfg.Run), outcomesTopic(cfg.Run)
-	fetcher := &Fetcher{Run: cfg.Run, Source: d.Source, Storage: d.Storage, Resume: d.Resume, Dedup: d.Dedup,
+	fetcher := &Fetcher{Run: cfg.Run, FolderFilter: cfg.FolderFilter, ExcludeMailboxes: cfg.ExcludeMailboxes, Source: d.Source, Storage: d.Storage, Resume: d.Resume, Dedup: d.Dedup,
 		Items: d.Publisher, Clock: d.Clock, Log: d.Log}
 	wake := func(ev domain.Event) {
 		m, err := encode(ev)
@@ -126,7 +131,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (domain.RunState, error) {
 	}
 	planner := NewPlanner(PlannerConfig{Run: cfg.Run, BatchSize: cfg.BatchSize, ThrottlePatience: cfg.ThrottlePatience,
 		QuarantineRetry: cfg.QuarantineRetry, Limits: cfg.Limits, Backoff: domain.DefaultBackoff, Cost: cost,
-		FolderParallelism: cfg.FolderParallelism}, d.Clock, d.Resume, d.Log, wake)
+		FolderParallelism: cfg.FolderParallelism, TimeFilter: cfg.TimeFilter}, d.Clock, d.Resume, d.Log, wake)
 	defer planner.Close()
 
 	group := func(stage string) string { return "run/" + cfg.Run + "/" + stage }

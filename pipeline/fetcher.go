@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -17,14 +18,17 @@ import (
 // their outcomes; stored items go to ItemsTopic before the outcome is
 // returned, so an outcome in the log implies its items are there too.
 type Fetcher struct {
-	Run     string
-	Source  Source
-	Storage Storage
-	Resume  ResumeIndex
-	Dedup   Dedup
-	Items   message.Publisher
-	Clock   Clock
-	Log     zerolog.Logger
+	Run string
+	// FolderFilter and ExcludeMailboxes narrow discovery.
+	FolderFilter     domain.FolderFilter
+	ExcludeMailboxes []string
+	Source           Source
+	Storage          Storage
+	Resume           ResumeIndex
+	Dedup            Dedup
+	Items            message.Publisher
+	Clock            Clock
+	Log              zerolog.Logger
 }
 
 // storageError marks a failure of the target, not the source.
@@ -106,8 +110,10 @@ func (f *Fetcher) discover(ctx context.Context, start *domain.Event) []domain.Ev
 		return []domain.Event{{Type: domain.DiscoveryCompleted, ID: domain.DeriveID(start.ID, "discovered"), Cause: start.ID, Run: f.Run,
 			Time: f.Clock.Now(), Outcome: domain.OutcomeFailed, Class: fl.Class, Code: fl.Code, Message: domain.ShortMessage(fl.Message)}}
 	}
+	mbxs = excluding(mbxs, f.ExcludeMailboxes)
 	for _, m := range mbxs {
 		folders, err := withRetries(ctx, func() ([]domain.Folder, error) { return f.Source.Folders(ctx, m) })
+		folders = f.FolderFilter.Apply(folders)
 		me := domain.Event{Type: domain.MailboxDiscovered, ID: domain.DeriveID(f.Run, "mailbox", m), Cause: start.ID, Run: f.Run,
 			Time: f.Clock.Now(), Mailbox: m, Count: len(folders), Outcome: domain.OutcomeSuccess}
 		if err != nil {
@@ -124,6 +130,24 @@ func (f *Fetcher) discover(ctx context.Context, start *domain.Event) []domain.Ev
 	}
 	out = append(out, domain.Event{Type: domain.DiscoveryCompleted, ID: domain.DeriveID(start.ID, "discovered"), Cause: start.ID,
 		Run: f.Run, Time: f.Clock.Now(), Count: len(mbxs), Outcome: domain.OutcomeSuccess})
+	return out
+}
+
+// excluding drops the excluded addresses (any case) from a mailbox list.
+func excluding(mbxs, excluded []string) []string {
+	if len(excluded) == 0 {
+		return mbxs
+	}
+	drop := map[string]bool{}
+	for _, x := range excluded {
+		drop[strings.ToLower(x)] = true
+	}
+	out := mbxs[:0:0]
+	for _, m := range mbxs {
+		if !drop[strings.ToLower(m)] {
+			out = append(out, m)
+		}
+	}
 	return out
 }
 

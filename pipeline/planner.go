@@ -27,6 +27,8 @@ type PlannerConfig struct {
 	Cost func(request, kind string, items int) domain.RequestCost
 	// FolderParallelism bounds the requests one folder has out at once.
 	FolderParallelism int
+	// TimeFilter leaves items out by age (the zero filter keeps all).
+	TimeFilter domain.TimeFilter
 	// MaxListingRestarts bounds how often one folder's listing may start
 	// again in a run after the server discarded its state.
 	MaxListingRestarts int
@@ -375,6 +377,9 @@ func (p *Planner) addFolder(ev *domain.Event) []domain.Event {
 // disposition classifies listed items against the resume index.
 func (p *Planner) disposition(f *folderState) func(domain.ItemRef) domain.Disposition {
 	return func(it domain.ItemRef) domain.Disposition {
+		if !it.Time.IsZero() && !p.cfg.TimeFilter.Keep(f.kind, it.Time, p.clock.Now()) {
+			return domain.SkipFiltered
+		}
 		q, dirty, err := p.resume.Quarantined(f.mbx.addr, f.id, it.ID)
 		if err != nil {
 			f.resumeErr = err

@@ -146,7 +146,7 @@ func TestSchemaValidationCatchesABrokenRequest(t *testing.T) {
 		t.Skip("xmllint is not installed (apt-get install libxml2-utils); .ci/run installs it")
 	}
 	dir := t.TempDir()
-	good := syncFolderItemsRequest("F1", "")
+	good := syncFolderItemsRequest("F1", "", true)
 	// MaxChangesReturned is required and must come last; drop it.
 	broken := strings.Replace(good, "<m:MaxChangesReturned>512</m:MaxChangesReturned>", "", 1)
 	os.WriteFile(filepath.Join(dir, "good.xml"), []byte(good), 0o644)

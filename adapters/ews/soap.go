@@ -108,8 +108,12 @@ func findFolderRequest(parent folderRef, offset int) string {
 // maximum).
 const MaxChangesReturned = 512
 
-func syncFolderItemsRequest(folderID, syncState string) string {
-	s := op("SyncFolderItems", "") + `<m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties><t:FieldURI FieldURI="item:Size"/></t:AdditionalProperties></m:ItemShape>` +
+func syncFolderItemsRequest(folderID, syncState string, calendar bool) string {
+	props := `<t:FieldURI FieldURI="item:Size"/><t:FieldURI FieldURI="item:LastModifiedTime"/>`
+	if calendar {
+		props += `<t:FieldURI FieldURI="calendar:Start"/>`
+	}
+	s := op("SyncFolderItems", "") + `<m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties>` + props + `</t:AdditionalProperties></m:ItemShape>` +
 		`<m:SyncFolderId><t:FolderId Id="` + esc(folderID) + `"/></m:SyncFolderId>`
 	if syncState != "" {
 		s += `<m:SyncState>` + esc(syncState) + `</m:SyncState>`
@@ -204,8 +208,21 @@ type changeXML struct {
 }
 
 type changedItem struct {
-	ItemID itemID `xml:"ItemId"`
-	Size   int64  `xml:"Size"`
+	ItemID       itemID `xml:"ItemId"`
+	Size         int64  `xml:"Size"`
+	LastModified string `xml:"LastModifiedTime"`
+	Start        string `xml:"Start"`
+}
+
+// time is what a time filter ages the item by: an appointment's start,
+// anything else's last modification (zero when the server sent neither).
+func (c changedItem) time() time.Time {
+	for _, v := range []string{c.Start, c.LastModified} {
+		if t, err := time.Parse(time.RFC3339, strings.TrimSpace(v)); err == nil {
+			return t
+		}
+	}
+	return time.Time{}
 }
 
 // UnmarshalXML reads a change whatever element it wraps.

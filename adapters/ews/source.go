@@ -382,17 +382,17 @@ func parsePageToken(tok string) (int, string, error) {
 // List returns up to 512 changes of a folder since the token's SyncState
 // (all items on the first pass).
 func (s *Source) List(ctx context.Context, mailbox, folderID, token string) (domain.Page, error) {
-	if _, err := s.kind(mailbox, folderID); err != nil {
+	kind, err := s.kind(mailbox, folderID)
+	if err != nil {
 		return domain.Page{}, err
 	}
 	pos, state := 1, ""
 	if token != "" {
-		var err error
 		if pos, state, err = parsePageToken(token); err != nil {
 			return domain.Page{}, err
 		}
 	}
-	inner, err := s.t.call(ctx, s.impersonation(mailbox), syncFolderItemsRequest(folderID, state))
+	inner, err := s.t.call(ctx, s.impersonation(mailbox), syncFolderItemsRequest(folderID, state, kind == KindCalendar))
 	if err != nil {
 		return domain.Page{}, err
 	}
@@ -414,7 +414,8 @@ func (s *Source) List(ctx context.Context, mailbox, folderID, token string) (dom
 			if c.rawItem == nil || c.rawItem.ItemID.ID == "" {
 				return domain.Page{}, &domain.Failure{Class: domain.ClassTransient, Code: "MalformedReply", Message: "a change without an ItemId"}
 			}
-			page.Items = append(page.Items, domain.ItemRef{Position: pos, ID: c.rawItem.ItemID.ID, ChangeKey: c.rawItem.ItemID.ChangeKey, Size: c.rawItem.Size})
+			page.Items = append(page.Items, domain.ItemRef{Position: pos, ID: c.rawItem.ItemID.ID, ChangeKey: c.rawItem.ItemID.ChangeKey,
+				Size: c.rawItem.Size, Time: c.rawItem.time()})
 			pos++
 		case "Delete":
 			page.Removed = append(page.Removed, c.ItemID.ID)

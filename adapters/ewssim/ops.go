@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mailvault/mailvault/adapters/simtenant"
 )
@@ -307,9 +308,9 @@ func (s *Server) syncFolderItems(c *opContext) (string, *throttle) {
 	if req.Max < 1 || req.Max > 512 {
 		return failure(op, "ErrorInvalidArgument", "MaxChangesReturned must be between 1 and 512."), nil
 	}
-	withSize := false
+	fields := map[string]bool{}
 	for _, fu := range req.Shape.Fields {
-		withSize = withSize || fu.URI == "item:Size"
+		fields[fu.URI] = true
 	}
 	st := syncState{Folder: f.ID, Snap: s.store.Seq, Epoch: s.epoch}
 	if req.SyncState != "" {
@@ -342,8 +343,21 @@ func (s *Server) syncFolderItems(c *opContext) (string, *throttle) {
 		}
 		el := itemElement(f.Kind)
 		body := idXML("ItemId", id, s.store.ChangeKey(f, off))
-		if withSize {
+		// In the schema's order: ItemId, Size, LastModifiedTime, then the
+		// calendar item's Start.
+		if fields["item:Size"] {
 			body += `<t:Size>` + strconv.FormatInt(s.store.Size(f, off), 10) + `</t:Size>`
+		}
+		when := s.store.Time(f, off).UTC()
+		if fields["item:LastModifiedTime"] {
+			modified := when
+			if f.Kind == simtenant.KindCalendar {
+				modified = when.Add(-30 * 24 * time.Hour) // invited a month ahead
+			}
+			body += `<t:LastModifiedTime>` + modified.Format(time.RFC3339) + `</t:LastModifiedTime>`
+		}
+		if fields["calendar:Start"] && f.Kind == simtenant.KindCalendar {
+			body += `<t:Start>` + when.Format(time.RFC3339) + `</t:Start>`
 		}
 		changes.WriteString(`<t:` + kind + `><t:` + el + `>` + body + `</t:` + el + `></t:` + kind + `>`)
 	}

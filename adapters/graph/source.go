@@ -337,9 +337,33 @@ func parsePageToken(tok string) (int, string, error) {
 }
 
 type deltaEntry struct {
-	ID        string          `json:"id"`
-	ChangeKey string          `json:"changeKey"`
-	Removed   json.RawMessage `json:"@removed"`
+	ID           string          `json:"id"`
+	ChangeKey    string          `json:"changeKey"`
+	LastModified string          `json:"lastModifiedDateTime"`
+	Start        *graphDateTime  `json:"start"`
+	Removed      json.RawMessage `json:"@removed"`
+}
+
+// graphDateTime is Graph's dateTimeTimeZone.
+type graphDateTime struct {
+	DateTime string `json:"dateTime"`
+	TimeZone string `json:"timeZone"`
+}
+
+// itemTime is what a time filter ages an entry by: an event's start (asked
+// for in UTC), anything else's last modification; zero when unreadable.
+func (e deltaEntry) itemTime() time.Time {
+	if e.Start != nil && e.Start.DateTime != "" {
+		loc := time.UTC
+		if z, err := time.LoadLocation(e.Start.TimeZone); err == nil && e.Start.TimeZone != "" {
+			loc = z
+		}
+		if t, err := time.ParseInLocation("2006-01-02T15:04:05.9999999", e.Start.DateTime, loc); err == nil {
+			return t
+		}
+	}
+	t, _ := time.Parse(time.RFC3339Nano, e.LastModified)
+	return t
 }
 
 // List returns one page of a folder's delta: the first page of a full sync
@@ -361,12 +385,12 @@ func (s *Source) List(ctx context.Context, mailbox, folderID, token string) (dom
 		case KindCalendar:
 			// v1.0 has only calendarView/delta, bounded by a time window;
 			// the beta events delta covers the whole calendar.
-			link = s.c.url(true, "users", mailbox, "calendars", folderID, "events", "delta") + "?$select=id,changeKey,lastModifiedDateTime"
+			link = s.c.url(true, "users", mailbox, "calendars", folderID, "events", "delta") + "?$select=id,changeKey,lastModifiedDateTime,start"
 		default:
 			link = s.c.url(false, "users", mailbox, "contactFolders", folderID, "contacts", "delta") + "?$select=id,changeKey,lastModifiedDateTime"
 		}
 	}
-	h := http.Header{"Prefer": {"odata.maxpagesize=" + strconv.Itoa(s.cfg.PageSize), preferImmutable}}
+	h := http.Header{"Prefer": {"odata.maxpagesize=" + strconv.Itoa(s.cfg.PageSize), preferImmutable, `outlook.timezone="UTC"`}}
 	var page collection[deltaEntry]
 	if err := s.getJSON(ctx, link, h, &page); err != nil {
 		return domain.Page{}, err
@@ -380,7 +404,7 @@ func (s *Source) List(ctx context.Context, mailbox, folderID, token string) (dom
 			out.Removed = append(out.Removed, e.ID)
 			continue
 		}
-		out.Items = append(out.Items, domain.ItemRef{Position: pos, ID: e.ID, ChangeKey: e.ChangeKey})
+		out.Items = append(out.Items, domain.ItemRef{Position: pos, ID: e.ID, ChangeKey: e.ChangeKey, Time: e.itemTime()})
 		pos++
 	}
 	switch {

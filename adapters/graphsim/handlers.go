@@ -495,7 +495,11 @@ func odataType(kind string) string {
 // events the expansions asked for).
 func (s *Server) itemJSON(c *call, f *folder, pos int, imm, full bool) map[string]any {
 	ck := s.store.ChangeKey(f, pos)
-	modified := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(f.Items[pos-1].Seq) * time.Second)
+	when := s.store.Time(f, pos)
+	modified := when
+	if f.Kind == kindCalendar {
+		modified = when.Add(-30 * 24 * time.Hour) // invited a month ahead
+	}
 	obj := map[string]any{"@odata.type": "#microsoft.graph." + odataType(f.Kind), "@odata.etag": `W/"` + ck + `"`,
 		"id": s.itemID(f, pos, imm), "changeKey": ck, "createdDateTime": "2025-06-01T08:00:00Z",
 		"lastModifiedDateTime": modified.Format(time.RFC3339)}
@@ -509,7 +513,7 @@ func (s *Server) itemJSON(c *call, f *folder, pos int, imm, full bool) map[strin
 		obj["subject"] = fmt.Sprintf("Meeting #%d", pos)
 		obj["iCalUId"] = fmt.Sprintf("040000008200E00074C5B7101A82E008%024x", pos)
 		obj["type"] = "singleInstance"
-		start := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC).Add(time.Duration(pos) * 24 * time.Hour)
+		start := when
 		obj["start"] = map[string]string{"dateTime": start.Format("2006-01-02T15:04:05.0000000"), "timeZone": "UTC"}
 		obj["end"] = map[string]string{"dateTime": start.Add(time.Hour).Format("2006-01-02T15:04:05.0000000"), "timeZone": "UTC"}
 	case kindContacts:

@@ -73,14 +73,30 @@ var (
 	subjects   = []string{"Quarterly report", "Réunion de projet", "Angebot für Q3", "Lunch on Friday?", "Invoice 2026-0412", "Встреча в понедельник", "会議の議事録", "Re: contract draft", "Fwd: travel plans", "Status update – week 48"}
 )
 
+// itemBasics draws an item's sender, subject and date, in that order, from
+// its random stream; Content goes on drawing from the same stream.
+func itemBasics(seed int64, mailbox string, f *Folder, pos int) (r *rand.Rand, from, subject string, date time.Time) {
+	r = rand.New(rand.NewPCG(itemSeed(seed, mailbox, f.Path, pos), 2))
+	from = firstNames[r.IntN(len(firstNames))]
+	subject = subjects[r.IntN(len(subjects))]
+	date = time.Date(2020, 1, 1, 8, 0, 0, 0, time.UTC).Add(time.Duration(r.Int64N(int64(6 * 365 * 24 * time.Hour))))
+	return r, from, subject, date
+}
+
+// ItemTime is the item's date: when a message was sent (and last changed),
+// when an appointment occurs, when a contact was last changed. It is the
+// Date header (or DTSTART) of its generated content, so filters by age can
+// be checked against the model.
+func ItemTime(seed int64, mailbox string, f *Folder, pos int) time.Time {
+	_, _, _, date := itemBasics(seed, mailbox, f, pos)
+	return date
+}
+
 // Content generates the MIME of the item at pos, exactly ItemSize bytes long
 // when that size exceeds the headers (otherwise as small as possible).
 func Content(seed int64, mailbox string, f *Folder, pos int) []byte {
 	size := ItemSize(seed, mailbox, f, pos)
-	r := rand.New(rand.NewPCG(itemSeed(seed, mailbox, f.Path, pos), 2))
-	from := firstNames[r.IntN(len(firstNames))]
-	subject := subjects[r.IntN(len(subjects))]
-	date := time.Date(2020, 1, 1, 8, 0, 0, 0, time.UTC).Add(time.Duration(r.Int64N(int64(6 * 365 * 24 * time.Hour))))
+	r, from, subject, date := itemBasics(seed, mailbox, f, pos)
 	var b bytes.Buffer
 	b.Grow(int(size) + 256)
 	hdr := func(k, v string) { fmt.Fprintf(&b, "%s: %s\r\n", k, v) }

@@ -227,6 +227,11 @@ func (s *Store) Content(f *StoredFolder, pos int) []byte {
 	return Content(s.Tenant.Seed, f.Box.key, f.versionSpec(it.Version), pos)
 }
 
+// Time is the item's date (see ItemTime) in its current version.
+func (s *Store) Time(f *StoredFolder, pos int) time.Time {
+	return ItemTime(s.Tenant.Seed, f.Box.key, f.versionSpec(f.Items[pos-1].Version), pos)
+}
+
 // Size is the item's size without generating it.
 func (s *Store) Size(f *StoredFolder, pos int) int64 {
 	it := f.Items[pos-1]

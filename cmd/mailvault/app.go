@@ -75,6 +75,7 @@ type runOptions struct {
 	cfg         pipeline.Config
 	progress    string
 	format      string
+	timeFilter  string
 	out, errOut io.Writer
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +32,10 @@ func addRunFlags(cmd *cobra.Command, cfg *pipeline.Config, o *runOptions) {
 	f.DurationVar(&cfg.Limits.AppWindow, "app-window", time.Minute, "length of the app request window")
 	f.IntVar(&cfg.FolderParallelism, "folder-parallelism", 0, "requests one folder may have out at once (0: the source's default: 4 for graph, 1 for sim)")
 	f.IntVar(&cfg.Workers, "workers", cfg.Workers, "requests in flight across all mailboxes")
+	f.StringVar(&o.timeFilter, "time-filter", "all", "back up items by age: all, older:N:UNIT or not_older:N:UNIT (UNIT days, weeks, months, years)")
+	f.BoolVar(&cfg.TimeFilter.KeepContacts, "keep-contacts", false, "with --time-filter, keep every contact whatever its age")
+	f.StringArrayVar(&cfg.FolderFilter.Exclude, "exclude-folder", nil, "leave out a special folder and its subfolders by well-known name (deleteditems, junkemail, drafts, sentitems, ...; repeatable)")
+	f.StringArrayVar(&cfg.ExcludeMailboxes, "exclude-mailbox", nil, "leave out a mailbox (repeatable)")
 	f.StringVar(&o.storageDir, "storage", "", "storage directory (default DATA/storage)")
 	f.StringVar(&o.progress, "progress", "auto", "progress display: auto, tty, plain, none")
 	f.StringVar(&o.format, "format", "text", "report format: text, json, csv")
@@ -52,6 +57,23 @@ func validateRun(cfg *pipeline.Config, o *runOptions) error {
 		return usageErr("--folder-parallelism must not be negative")
 	case cfg.Workers < 1:
 		return usageErr("--workers must be at least 1")
+	}
+	if o.timeFilter != "" && o.timeFilter != domain.AgeAll {
+		parts := strings.Split(o.timeFilter, ":")
+		if len(parts) != 3 {
+			return usageErr("--time-filter %q: use all, older:N:UNIT or not_older:N:UNIT", o.timeFilter)
+		}
+		n, err := strconv.Atoi(parts[1])
+		if err != nil {
+			return usageErr("--time-filter %q: %q is not a number", o.timeFilter, parts[1])
+		}
+		cfg.TimeFilter.Mode, cfg.TimeFilter.N, cfg.TimeFilter.Unit = parts[0], n, parts[2]
+	}
+	if err := cfg.TimeFilter.Validate(); err != nil {
+		return usageErr("--time-filter: %v", err)
+	}
+	if err := cfg.FolderFilter.Validate(); err != nil {
+		return usageErr("--exclude-folder: %v", err)
 	}
 	if err := checkFormat(o.progress, "auto", "tty", "plain", "none"); err != nil {
 		return err
