@@ -11,6 +11,8 @@ const (
 	JobCreated        = "job_created"
 	JobEdited         = "job_edited"
 	JobDeleted        = "job_deleted"
+	JobStarted        = "job_started"
+	JobStopped        = "job_stopped"
 	ConnectionAdded   = "connection_added"
 	ConnectionRemoved = "connection_removed"
 	StorageAdded      = "storage_added"

@@ -174,6 +174,7 @@ type Event struct {
 // the run used.
 type RunConfig struct {
 	Source            string `json:"source"`
+	Job               string `json:"job,omitempty"`
 	BatchSize         int    `json:"batch_size"`
 	ThrottlePatienceS int64  `json:"throttle_patience_s"`
 	QuarantineRetryS  int64  `json:"quarantine_retry_s"`

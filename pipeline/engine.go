@@ -31,8 +31,11 @@ type Deps struct {
 
 // Config is one run's settings.
 type Config struct {
-	Run              string
-	SourceName       string
+	Run        string
+	SourceName string
+	// Job names the backup job the run is a cycle of ("" for a backup by
+	// hand).
+	Job              string
 	BatchSize        int
 	ThrottlePatience time.Duration
 	QuarantineRetry  time.Duration
@@ -162,7 +165,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (domain.RunState, error) {
 	}
 
 	start := domain.Event{Type: domain.RunStarted, ID: domain.DeriveID("run", cfg.Run), Run: cfg.Run, Time: d.Clock.Now(),
-		Config: &domain.RunConfig{Source: cfg.SourceName, BatchSize: cfg.BatchSize, ThrottlePatienceS: int64(cfg.ThrottlePatience.Seconds()),
+		Config: &domain.RunConfig{Source: cfg.SourceName, Job: cfg.Job, BatchSize: cfg.BatchSize, ThrottlePatienceS: int64(cfg.ThrottlePatience.Seconds()),
 			QuarantineRetryS: int64(cfg.QuarantineRetry.Seconds()), MaxInFlight: cfg.Limits.MaxInFlight,
 			WindowRequests: cfg.Limits.WindowRequests, WindowS: int64(cfg.Limits.Window.Seconds())}}
 	if err := publish(d.Publisher, reqT, start); err != nil {

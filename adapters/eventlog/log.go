@@ -121,7 +121,8 @@ type Log struct {
 	last      uint64
 	changed   chan struct{} // closed and replaced on every commit
 	closed    bool
-	observers []func([]Record)
+	observers map[int]func([]Record)
+	obsSeq    int
 
 	consumersMu sync.Mutex
 	consumers   map[string]*consumer
@@ -299,11 +300,22 @@ func (l *Log) Changed() <-chan struct{} {
 }
 
 // Observe registers fn to be called, in sequence order, with the records of
-// every commit. It runs on the appender goroutine and must be quick.
-func (l *Log) Observe(fn func([]Record)) {
+// every commit, until stop is called. It runs on the appender goroutine and
+// must be quick.
+func (l *Log) Observe(fn func([]Record)) (stop func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.observers = append(l.observers, fn)
+	if l.observers == nil {
+		l.observers = map[int]func([]Record){}
+	}
+	l.obsSeq++
+	id := l.obsSeq
+	l.observers[id] = fn
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		delete(l.observers, id)
+	}
 }
 
 // Append writes recs atomically, in order, each under topic rec.Topic. A
@@ -384,7 +396,10 @@ func (l *Log) commit(group []*appendReq) {
 		l.mu.Lock()
 		ch := l.changed
 		l.changed = make(chan struct{})
-		obs := l.observers
+		obs := make([]func([]Record), 0, len(l.observers))
+		for _, fn := range l.observers {
+			obs = append(obs, fn)
+		}
 		l.mu.Unlock()
 		// Observers see a commit before its appender is answered, so anyone
 		// who learns of a record from Append or a tailer finds it observed.

@@ -42,8 +42,14 @@ func openLog(data string) (*eventlog.Log, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, &exitError{code: exitErrors, err: fmt.Errorf("create data directory %s: %w", data, err)}
 	}
+	if lg := sharedLog(data); lg != nil {
+		return lg, nil // inside the daemon
+	}
 	l, err := eventlog.Open(eventlog.Options{Dir: dir, Hooks: []eventlog.Hook{projections.ResumeHook}})
 	if errors.Is(err, eventlog.ErrLocked) {
+		if dh := findDaemon(data); dh != nil {
+			return nil, dh
+		}
 		return nil, &exitError{code: exitErrors, err: fmt.Errorf("data directory %s is in use by another mailvault process (its event log is locked); wait for it to finish or use another --data", data)}
 	}
 	if err != nil {
@@ -90,7 +96,7 @@ func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
 	if err != nil {
 		return err
 	}
-	defer lg.Close()
+	defer releaseLog(lg)
 	if o.storageDir == "" {
 		o.storageDir = filepath.Join(g.data, "storage")
 	}
@@ -104,7 +110,7 @@ func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
 
 	live := projections.NewReport(o.cfg.Run)
 	var liveMu sync.Mutex
-	lg.Observe(func(recs []eventlog.Record) {
+	stopObserving := lg.Observe(func(recs []eventlog.Record) {
 		liveMu.Lock()
 		defer liveMu.Unlock()
 		for _, rec := range recs {
@@ -117,6 +123,7 @@ func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
 			}
 		}
 	})
+	defer stopObserving()
 	snapshot := func() *projections.Report {
 		liveMu.Lock()
 		defer liveMu.Unlock()

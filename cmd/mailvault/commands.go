@@ -232,7 +232,7 @@ func newReadCmd(g *globalFlags, use, short string, args cobra.PositionalArgs, fo
 			if err != nil {
 				return err
 			}
-			defer lg.Close()
+			defer releaseLog(lg)
 			w := bufio.NewWriter(cmd.OutOrStdout())
 			defer w.Flush()
 			if err := run(w, lg, args, format); err != nil {

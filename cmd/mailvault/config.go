@@ -58,7 +58,7 @@ func withConfig(g *globalFlags, fn func(lg *eventlog.Log, c *projections.Config)
 	if err != nil {
 		return err
 	}
-	defer lg.Close()
+	defer releaseLog(lg)
 	c, err := projections.LoadConfig(lg)
 	if err != nil {
 		return &exitError{code: exitErrors, err: err}
@@ -331,6 +331,8 @@ func newJobCmd(g *globalFlags) *cobra.Command {
 				return usageErr("a job named %q exists already (job names are unique; use job edit)", spec.Name)
 			case editing && !exists:
 				return usageErr("no job named %q", spec.Name)
+			case editing && jobRunning(spec.Name):
+				return usageErr("job %q is running: stop it (mailvault job stop %s) before editing it", spec.Name, spec.Name)
 			}
 			if _, ok := c.Connections[spec.Connection]; !ok {
 				return usageErr("job %q: no connection named %q (see mailvault connection list)", spec.Name, spec.Connection)
@@ -432,7 +434,7 @@ func newJobCmd(g *globalFlags) *cobra.Command {
 					if cont == "" {
 						cont = "continuous"
 					}
-					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\t%s -> %s\n", n, cont, pattern, s.Connection, s.Storage)
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\t%s -> %s%s\n", n, cont, pattern, s.Connection, s.Storage, daemonStatus(n))
 				}
 				return nil
 			})
@@ -446,12 +448,71 @@ func newJobCmd(g *globalFlags) *cobra.Command {
 				return change(cmd, lg, domain.JobDeleted, args[0], nil)
 			})
 		}}
-	needsDaemon := func(verb string) *cobra.Command {
-		return &cobra.Command{Use: verb + " NAME", Short: strings.ToUpper(verb[:1]) + verb[1:] + " a job (through the daemon)", Args: cobra.ExactArgs(1),
+	startStop := func(verb string) *cobra.Command {
+		return &cobra.Command{Use: verb + " NAME", Short: strings.ToUpper(verb[:1]) + verb[1:] + " a job (the daemon runs it)", Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				return &exitError{code: exitErrors, err: errors.New("job " + verb + " needs the mailvault daemon, which is not part of this release yet; run the job's backup with mailvault backup meanwhile")}
+				return withConfig(g, func(lg *eventlog.Log, c *projections.Config) error {
+					if _, ok := c.Jobs[args[0]]; !ok {
+						return usageErr("no job named %q", args[0])
+					}
+					shared.Lock()
+					d := shared.d
+					shared.Unlock()
+					if d == nil {
+						return &exitError{code: exitErrors, err: errors.New("job " + verb + " needs the mailvault daemon: start it with mailvault daemon --data " + g.data)}
+					}
+					typ := domain.JobStarted
+					if verb == "start" {
+						d.startJob(cmd.Context(), args[0])
+					} else {
+						typ = domain.JobStopped
+						d.stopJob(args[0])
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "job %s %s\n", args[0], map[string]string{"start": "started", "stop": "stopped"}[verb])
+					return change(cmd, lg, typ, args[0], nil)
+				})
 			}}
 	}
-	cmd.AddCommand(create, edit, show, list, del, needsDaemon("start"), needsDaemon("stop"))
+	cmd.AddCommand(create, edit, show, list, del, startStop("start"), startStop("stop"))
 	return cmd
+}
+
+// jobRunning says whether the daemon this command runs in has a cycle of
+// the job going.
+func jobRunning(name string) bool {
+	shared.Lock()
+	d := shared.d
+	shared.Unlock()
+	if d == nil {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	j := d.jobs[name]
+	return j != nil && (j.running || j.active)
+}
+
+// daemonStatus is the job's state as the daemon sees it ("" outside one).
+func daemonStatus(name string) string {
+	shared.Lock()
+	d := shared.d
+	shared.Unlock()
+	if d == nil {
+		return ""
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	j := d.jobs[name]
+	if j == nil {
+		return "\tinactive"
+	}
+	last := "never"
+	if !j.lastEnd.IsZero() {
+		last = j.lastEnd.UTC().Format(time.DateTime)
+	}
+	state := j.state
+	if j.running {
+		state = "active (running)"
+	}
+	return fmt.Sprintf("\t%s\tcycles %d\tlast cycle %s", state, j.cycles, last)
 }

@@ -51,6 +51,11 @@ func main() {
 	if err == nil {
 		os.Exit(exitOK)
 	}
+	var dh *daemonHolds
+	if errors.As(err, &dh) {
+		// The daemon holds the data directory: it runs the command.
+		os.Exit(forward(dh, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil && ee.err.Error() != "" {
@@ -81,6 +86,6 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	root.PersistentFlags().BoolVar(&g.logJSON, "log-json", false, "write logs as JSON lines")
 	root.AddCommand(newBackupCmd(g), newDemoCmd(g), newRunsCmd(g), newReplayCmd(g), newReportCmd(g), newQuarantineCmd(g), newSimCmd(g),
-		newStorageCmd(g), newConnectionCmd(g), newJobCmd(g))
+		newStorageCmd(g), newConnectionCmd(g), newJobCmd(g), newDaemonCmd(g))
 	return root
 }

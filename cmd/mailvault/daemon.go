@@ -1,0 +1,519 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/mailvault/mailvault/adapters/credential"
+	"github.com/mailvault/mailvault/adapters/eventlog"
+	"github.com/mailvault/mailvault/adapters/jobspec"
+	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/pipeline"
+	"github.com/mailvault/mailvault/projections"
+)
+
+// The daemon holds the data directory's log (Badger lets one process open
+// it): commands given while it runs are forwarded to it over its local API
+// and run there, on the open log, by the same code.
+var shared struct {
+	sync.Mutex
+	dir string
+	lg  *eventlog.Log
+	d   *daemon
+}
+
+func sharedLog(data string) *eventlog.Log {
+	abs, err := filepath.Abs(data)
+	if err != nil {
+		return nil
+	}
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.lg != nil && shared.dir == abs {
+		return shared.lg
+	}
+	return nil
+}
+
+// releaseLog closes a log opened for one command, not the daemon's.
+func releaseLog(lg *eventlog.Log) {
+	shared.Lock()
+	isShared := lg == shared.lg
+	shared.Unlock()
+	if !isShared {
+		lg.Close()
+	}
+}
+
+// daemonEndpoint is what a running daemon leaves in the data directory.
+type daemonEndpoint struct {
+	Addr string `json:"addr"`
+	PID  int    `json:"pid"`
+}
+
+// daemonHolds says a daemon has the data directory: forward the command.
+type daemonHolds struct {
+	ep    daemonEndpoint
+	token string
+}
+
+func (d *daemonHolds) Error() string {
+	return "the data directory is held by the mailvault daemon at " + d.ep.Addr
+}
+
+func findDaemon(data string) *daemonHolds {
+	b, err := os.ReadFile(filepath.Join(data, "daemon.json"))
+	if err != nil {
+		return nil
+	}
+	var ep daemonEndpoint
+	if json.Unmarshal(b, &ep) != nil || ep.Addr == "" {
+		return nil
+	}
+	tok, err := os.ReadFile(filepath.Join(data, "daemon.token"))
+	if err != nil {
+		return nil
+	}
+	return &daemonHolds{ep: ep, token: strings.TrimSpace(string(tok))}
+}
+
+// pathFlags name flags whose values are paths: they are made absolute
+// before a command is forwarded, since the daemon runs elsewhere.
+var pathFlags = map[string]bool{"-f": true, "--file": true, "--path": true, "--client-secret-file": true, "--password-file": true,
+	"--ca-cert": true, "--data": true, "--storage": true, "--tenant": true}
+
+func absArgs(args []string) []string {
+	out := append([]string(nil), args...)
+	for i := 0; i < len(out); i++ {
+		name, val, hasVal := strings.Cut(out[i], "=")
+		if !pathFlags[name] {
+			continue
+		}
+		if hasVal {
+			if val != "-" {
+				if a, err := filepath.Abs(val); err == nil {
+					out[i] = name + "=" + a
+				}
+			}
+			continue
+		}
+		if i+1 < len(out) && out[i+1] != "-" {
+			if a, err := filepath.Abs(out[i+1]); err == nil {
+				out[i+1] = a
+			}
+			i++
+		}
+	}
+	return out
+}
+
+type forwarded struct {
+	Args   []string `json:"args"`
+	Stdin  []byte   `json:"stdin,omitempty"`
+	Stdout []byte   `json:"stdout,omitempty"`
+	Stderr []byte   `json:"stderr,omitempty"`
+	Code   int      `json:"code"`
+}
+
+// forward runs the command line in the daemon and returns its exit code.
+func forward(dh *daemonHolds, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	req := forwarded{Args: absArgs(args)}
+	for _, a := range args {
+		if a == "-" { // a file given on standard input
+			req.Stdin, _ = io.ReadAll(stdin)
+		}
+	}
+	b, _ := json.Marshal(req)
+	hr, _ := http.NewRequest(http.MethodPost, "http://"+dh.ep.Addr+"/v1/cli", bytes.NewReader(b))
+	hr.Header.Set("Authorization", "Bearer "+dh.token)
+	resp, err := (&http.Client{Timeout: 10 * time.Minute}).Do(hr)
+	if err != nil {
+		fmt.Fprintf(stderr, "mailvault: the data directory is held by the daemon (pid %d), which does not answer at %s: %v\n", dh.ep.PID, dh.ep.Addr, err)
+		return exitErrors
+	}
+	defer resp.Body.Close()
+	var out forwarded
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&out) != nil {
+		fmt.Fprintf(stderr, "mailvault: the daemon refused the command (HTTP %d)\n", resp.StatusCode)
+		return exitErrors
+	}
+	stdout.Write(out.Stdout)
+	stderr.Write(out.Stderr)
+	return out.Code
+}
+
+// runCLI runs a command line in process, as main does, and returns its
+// output and exit code.
+func runCLI(ctx context.Context, args []string, stdin []byte) forwarded {
+	root := newRootCmd()
+	var out, errb bytes.Buffer
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	root.SetIn(bytes.NewReader(stdin))
+	code := exitOK
+	if err := root.ExecuteContext(ctx); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			if ee.err != nil && ee.err.Error() != "" {
+				fmt.Fprintln(&errb, "mailvault:", ee.err)
+			}
+			code = ee.code
+		} else {
+			fmt.Fprintln(&errb, "mailvault:", err)
+			code = exitUsage
+		}
+	}
+	return forwarded{Stdout: out.Bytes(), Stderr: errb.Bytes(), Code: code}
+}
+
+// jobState is what the daemon knows of one job.
+type jobState struct {
+	active      bool // started (by hand or on schedule) and not stopped
+	running     bool
+	cancel      context.CancelFunc
+	lastEnd     time.Time
+	windowStart time.Time // the window the last cycle ran in
+	cycles      int
+	state       string
+	lastRun     string
+}
+
+type daemon struct {
+	g     *globalFlags
+	lg    *eventlog.Log
+	log   zerolog.Logger
+	token string
+
+	mu   sync.Mutex
+	jobs map[string]*jobState
+	wg   sync.WaitGroup
+}
+
+func newDaemonCmd(g *globalFlags) *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "daemon [--listen 127.0.0.1:7070]",
+		Short: "Run the backup jobs on their schedules, with a local API for the other commands",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := g.logger()
+			if err != nil {
+				return err
+			}
+			lg, err := openLog(g.data)
+			if err != nil {
+				return err
+			}
+			defer lg.Close()
+			abs, _ := filepath.Abs(g.data)
+			token, err := daemonToken(g.data)
+			if err != nil {
+				return &exitError{code: exitErrors, err: err}
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return &exitError{code: exitErrors, err: fmt.Errorf("listen on %s: %w", listen, err)}
+			}
+			d := &daemon{g: g, lg: lg, log: logger.With().Str("component", "daemon").Logger(), token: token, jobs: map[string]*jobState{}}
+			shared.Lock()
+			shared.dir, shared.lg, shared.d = abs, lg, d
+			shared.Unlock()
+			ep, _ := json.Marshal(daemonEndpoint{Addr: ln.Addr().String(), PID: os.Getpid()})
+			if err := os.WriteFile(filepath.Join(g.data, "daemon.json"), ep, 0o600); err != nil {
+				return &exitError{code: exitErrors, err: err}
+			}
+			defer os.Remove(filepath.Join(g.data, "daemon.json"))
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			srv := &http.Server{Handler: d.api(ctx), ReadHeaderTimeout: 10 * time.Second}
+			go srv.Serve(ln)
+			d.log.Info().Str("listen", ln.Addr().String()).Msg("daemon running")
+			fmt.Fprintf(cmd.OutOrStdout(), "mailvault daemon: listening on %s, data %s\n", ln.Addr(), abs)
+			d.restore()
+			d.loop(ctx)
+			// Stop at a checkpoint: cycles see their context end and finish
+			// what is in flight; give them 10 seconds.
+			done := make(chan struct{})
+			go func() { d.wg.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				d.log.Warn().Msg("cycles did not stop within 10 s; leaving them to resume next start")
+			}
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			srv.Shutdown(sctx)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7070", "address of the local API (keep it on loopback)")
+	return cmd
+}
+
+// daemonToken returns the API token, creating it (mode 0600) at first start.
+func daemonToken(data string) (string, error) {
+	path := filepath.Join(data, "daemon.token")
+	if b, err := os.ReadFile(path); err == nil && len(bytes.TrimSpace(b)) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	raw := make([]byte, 24)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	tok := hex.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write the API token: %w", err)
+	}
+	return tok, nil
+}
+
+func (d *daemon) api(ctx context.Context) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/cli", func(w http.ResponseWriter, r *http.Request) {
+		var req forwarded
+		if err := json.NewDecoder(io.LimitReader(r.Body, 16<<20)).Decode(&req); err != nil {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		if len(req.Args) > 0 && req.Args[0] == "daemon" {
+			http.Error(w, "a daemon runs already", http.StatusConflict)
+			return
+		}
+		out := runCLI(ctx, req.Args, req.Stdin)
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(out)
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Get("Authorization")
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(d.token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="mailvault"`)
+			http.Error(w, "the request needs the daemon's API token (DATA/daemon.token)", http.StatusUnauthorized)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// restore makes active again the jobs that were active when the daemon
+// stopped or was killed: their cycles resume from the log.
+func (d *daemon) restore() {
+	c, err := projections.LoadConfig(d.lg)
+	if err != nil {
+		d.log.Error().Err(err).Msg("read the configuration")
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, ch := range c.History {
+		switch ch.Type {
+		case domain.JobStarted:
+			d.job(ch.Name).active = true
+		case domain.JobStopped, domain.JobDeleted:
+			d.job(ch.Name).active = false
+		}
+	}
+}
+
+func (d *daemon) job(name string) *jobState {
+	j := d.jobs[name]
+	if j == nil {
+		j = &jobState{state: "inactive"}
+		d.jobs[name] = j
+	}
+	return j
+}
+
+// loop decides, every second, which jobs run.
+func (d *daemon) loop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		d.tick(ctx, time.Now())
+		select {
+		case <-ctx.Done():
+			d.mu.Lock()
+			for _, j := range d.jobs {
+				if j.cancel != nil {
+					j.cancel()
+				}
+			}
+			d.mu.Unlock()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (d *daemon) tick(ctx context.Context, now time.Time) {
+	c, err := projections.LoadConfig(d.lg)
+	if err != nil {
+		d.log.Error().Err(err).Msg("read the configuration")
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	specs := map[string]jobspec.Spec{}
+	jobs := map[string]domain.Job{}
+	for _, name := range projections.Names(c.Jobs) {
+		var s jobspec.Spec
+		if json.Unmarshal(c.Jobs[name], &s) != nil {
+			continue
+		}
+		j, err := s.Job()
+		if err != nil {
+			continue
+		}
+		specs[name], jobs[name] = s, j
+	}
+	for _, name := range projections.Names(c.Jobs) {
+		job, ok := jobs[name]
+		if !ok {
+			continue
+		}
+		st := d.job(name)
+		if st.running {
+			continue
+		}
+		scheduled := job.Schedule.Pattern != domain.PatternNone
+		if !scheduled && !st.active {
+			continue // no activity period: only job start runs it
+		}
+		w, _ := job.Schedule.Current(now)
+		dec := domain.Decide(job.Schedule, job.Continuity, now, st.lastEnd, scheduled && !w.Start.IsZero() && st.windowStart.Equal(w.Start))
+		if dec.Done {
+			if st.active && !scheduled {
+				st.active, st.state = false, "finished"
+			}
+			continue
+		}
+		if !dec.Run {
+			continue
+		}
+		// Two jobs on the same mailbox and storage never run at once.
+		busy := false
+		for other, ost := range d.jobs {
+			if other != name && ost.running && jobs[other].Touches(job) {
+				busy = true
+			}
+		}
+		if busy {
+			continue
+		}
+		d.startCycle(ctx, name, job, c, dec.Until, w.Start)
+	}
+}
+
+// startCycle runs one backup cycle of a job in the background. Callers hold
+// d.mu.
+func (d *daemon) startCycle(ctx context.Context, name string, job domain.Job, c *projections.Config, until, window time.Time) {
+	st := d.job(name)
+	var conn connectionSpec
+	var stor storageSpec
+	if json.Unmarshal(c.Connections[job.Connection], &conn) != nil || json.Unmarshal(c.Storages[job.Storage], &stor) != nil {
+		st.state = "not finished"
+		return
+	}
+	secret, err := secretStore(d.g).Get(job.Connection)
+	if err != nil {
+		d.log.Error().Err(err).Str("job", name).Msg("job cannot start")
+		st.state = "not finished"
+		return
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	if !until.IsZero() {
+		cctx, cancel = context.WithDeadline(ctx, until)
+	}
+	st.running, st.cancel, st.windowStart = true, cancel, window
+	st.state = "active"
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer cancel()
+		state, err := d.cycle(cctx, name, job, conn, secret, stor)
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		st.running, st.cancel, st.lastEnd = false, nil, time.Now()
+		st.cycles++
+		switch {
+		case err != nil:
+			st.state = "not finished"
+			d.log.Warn().Err(err).Str("job", name).Msg("cycle ended with an error")
+		default:
+			st.state = string(state)
+		}
+	}()
+}
+
+func (d *daemon) cycle(ctx context.Context, name string, job domain.Job, conn connectionSpec, secret credential.Secret, stor storageSpec) (domain.RunState, error) {
+	var src pipeline.Source
+	var err error
+	cfg := pipeline.DefaultConfig()
+	switch conn.Type {
+	case "graph":
+		mbxs := job.Mailboxes
+		src, err = newGraphSource(ctx, d.log, graphSettings{tenantID: conn.TenantID, clientID: conn.ClientID, secret: secret,
+			mailboxes: mbxs, graphURL: conn.GraphURL, betaURL: conn.BetaURL, tokenURL: conn.TokenURL, caCert: conn.CACert})
+	case "ews":
+		ec := ewsConfig(conn, secret, "", d.log)
+		ec.Mailboxes, ec.PublicFolders = job.Mailboxes, job.PublicFolders
+		src, err = newEWSSource(ec, conn.CACert)
+		cfg.Limits.AppMaxInFlight = 27
+	default:
+		err = fmt.Errorf("connection type %q", conn.Type)
+	}
+	if err != nil {
+		return "", err
+	}
+	cfg.Job, cfg.TimeFilter, cfg.FolderFilter, cfg.ExcludeMailboxes = name, job.TimeFilter, job.FolderFilter, job.ExcludeMailboxes
+	o := runOptions{source: src, sourceName: conn.Type + ":" + job.Connection, storageDir: stor.Path, cfg: cfg, progress: "none", format: "json",
+		out: io.Discard, errOut: io.Discard}
+	err = runBackup(ctx, d.g, o)
+	var ee *exitError
+	switch {
+	case err == nil:
+		return domain.StateFinished, nil
+	case errors.As(err, &ee) && ee.code == exitWarnings:
+		return domain.StateWarnings, nil
+	}
+	return domain.StateNotFinished, nil
+}
+
+// startJob and stopJob are what job start and job stop do inside the daemon.
+func (d *daemon) startJob(ctx context.Context, name string) error {
+	d.mu.Lock()
+	d.job(name).active = true
+	d.mu.Unlock()
+	return nil
+}
+
+func (d *daemon) stopJob(name string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	j := d.job(name)
+	j.active = false
+	if j.cancel != nil {
+		j.cancel() // the cycle stops at a checkpoint and resumes at the next start
+	}
+	j.state = "inactive"
+}

@@ -1,0 +1,129 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// daemonProc is a `mailvault daemon` process.
+type daemonProc struct {
+	cmd  *exec.Cmd
+	addr string
+}
+
+func startDaemon(t *testing.T, data string) *daemonProc {
+	t.Helper()
+	cmd := exec.Command(binary, "daemon", "--data", data, "--listen", "127.0.0.1:0")
+	out, _ := cmd.StdoutPipe()
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("the daemon printed nothing: %v %s", err, errb.String())
+	}
+	addr := strings.TrimSuffix(strings.Fields(strings.TrimPrefix(line, "mailvault daemon: listening on "))[0], ",")
+	d := &daemonProc{cmd: cmd, addr: addr}
+	t.Cleanup(func() { d.cmd.Process.Kill(); d.cmd.Wait() })
+	return d
+}
+
+// A continuous job run by the daemon: cycles separated by the idle time
+// pick up changes incrementally; a SIGKILL mid-work and a restart lose
+// nothing and store nothing twice; the API refuses a wrong token.
+func TestDaemonRunsAContinuousJob(t *testing.T) {
+	sim := startGraphSim(t, `seed: 41
+latency: 3ms
+mailboxes:
+  - address: lou@contoso.test
+    folders:
+      - path: Inbox
+        items: 300
+        size: {min: 1KB, max: 2KB}
+`)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	run := func(args ...string) result { return mailvault(t, append(args, "--data", data)...) }
+	must := func(res result, what string) {
+		t.Helper()
+		mustf(t, res.code == 0, "%s: exit %d: %s %s", what, res.code, res.stdout, res.stderr)
+	}
+	must(run("storage", "add", "nas", "--path", filepath.Join(dir, "store")), "storage add")
+	must(run("connection", "add", "online", "--type", "graph", "--tenant-id", sim.TenantID, "--client-id", sim.ClientID, "--client-secret-file", sim.secretFile,
+		"--graph-url", sim.GraphURL, "--token-url", sim.TokenURL, "--ca-cert", sim.CACert), "connection add")
+	job := filepath.Join(dir, "job.yaml")
+	os.WriteFile(job, []byte("name: loop\nconnection: online\nstorage: nas\nmailboxes: [lou@contoso.test]\ncontinuity: continuous\nidle: \"00:00:01\"\n"), 0o600)
+	must(run("job", "create", "-f", job), "job create")
+	res := run("job", "start", "loop")
+	mustf(t, res.code == 1 && strings.Contains(res.stderr, "needs the mailvault daemon"), "job start without a daemon: %d %s", res.code, res.stderr)
+
+	d := startDaemon(t, data)
+	must(run("job", "start", "loop"), "job start through the daemon")
+	finished := func() (n, stored int) {
+		for _, r := range listRuns(t, data) {
+			if r.State == "finished" {
+				n++
+			}
+			stored += r.ItemsStored
+		}
+		return n, stored
+	}
+	waitRuns := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			if n, _ := finished(); n >= want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("fewer than %d cycles finished: %+v", want, listRuns(t, data))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitRuns(2)
+	n, stored := finished()
+	mustf(t, stored == 300, "after %d cycles %d items were stored, want 300 once", n, stored)
+	sim.control(t, "/_sim/mutate", map[string]any{"mailbox": "lou@contoso.test", "folder": "Inbox", "add": 1500, "modify": 10})
+	time.Sleep(1500 * time.Millisecond) // let a cycle start on the changes, then kill the daemon
+	d.cmd.Process.Signal(syscall.SIGKILL)
+	d.cmd.Wait()
+
+	d = startDaemon(t, data) // the job was active: it carries on by itself
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		_, stored = finished()
+		if stored >= 300+1500+10 {
+			break
+		}
+		mustf(t, time.Now().Before(deadline), "the job did not finish the changes after the restart: stored %d, runs %+v", stored, listRuns(t, data))
+		time.Sleep(200 * time.Millisecond)
+	}
+	waitRuns(n + 2)
+	must(run("job", "stop", "loop"), "job stop")
+	list := run("job", "list")
+	mustf(t, strings.Contains(list.stdout, "inactive"), "job list after stop: %s", list.stdout)
+
+	_, stored = finished()
+	files := countFiles(t, filepath.Join(dir, "store"), ".eml")
+	mustf(t, stored == 300+1500+10 && files == stored, "stored %d in the reports and %d files, want %d each: every item once", stored, files, 300+1500+10)
+
+	// The API takes only the daemon's token.
+	req, _ := http.NewRequest(http.MethodPost, "http://"+d.addr+"/v1/cli", strings.NewReader(`{"args":["job","list"]}`))
+	req.Header.Set("Authorization", "Bearer wrong")
+	resp, err := http.DefaultClient.Do(req)
+	mustf(t, err == nil && resp.StatusCode == http.StatusUnauthorized, "a wrong token was accepted: %v %v", err, resp)
+	tok, _ := os.ReadFile(filepath.Join(data, "daemon.token"))
+	info, _ := os.Stat(filepath.Join(data, "daemon.token"))
+	mustf(t, len(bytes.TrimSpace(tok)) >= 32 && info.Mode().Perm() == 0o600, "the token file: %d bytes, mode %v", len(tok), info.Mode().Perm())
+}
