@@ -126,4 +126,18 @@ mailboxes:
 	tok, _ := os.ReadFile(filepath.Join(data, "daemon.token"))
 	info, _ := os.Stat(filepath.Join(data, "daemon.token"))
 	mustf(t, len(bytes.TrimSpace(tok)) >= 32 && info.Mode().Perm() == 0o600, "the token file: %d bytes, mode %v", len(tok), info.Mode().Perm())
+
+	// SIGTERM: the daemon stops cleanly and gives the data directory back.
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	exited := make(chan error, 1)
+	go func() { exited <- d.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		mustf(t, err == nil, "the daemon exited with %v on SIGTERM", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the daemon did not stop on SIGTERM")
+	}
+	_, err = os.Stat(filepath.Join(data, "daemon.json"))
+	mustf(t, os.IsNotExist(err), "daemon.json left behind after a clean stop")
+	must(run("job", "list"), "job list after the daemon stopped (the log is free again)")
 }
