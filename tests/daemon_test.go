@@ -92,6 +92,8 @@ mailboxes:
 		}
 	}
 	waitRuns(2)
+	res = run("job", "edit", "loop", "--idle", "00:00:02")
+	mustf(t, res.code == 2 && strings.Contains(res.stderr, "is running"), "editing a running job: %d %s", res.code, res.stderr)
 	n, stored := finished()
 	mustf(t, stored == 300, "after %d cycles %d items were stored, want 300 once", n, stored)
 	sim.control(t, "/_sim/mutate", map[string]any{"mailbox": "lou@contoso.test", "folder": "Inbox", "add": 1500, "modify": 10})
@@ -112,7 +114,8 @@ mailboxes:
 	waitRuns(n + 2)
 	must(run("job", "stop", "loop"), "job stop")
 	list := run("job", "list")
-	mustf(t, strings.Contains(list.stdout, "inactive"), "job list after stop: %s", list.stdout)
+	mustf(t, strings.Contains(list.stdout, "inactive") && strings.Contains(list.stdout, "cycles "), "job list after stop: %s", list.stdout)
+	must(run("job", "edit", "loop", "--idle", "00:00:02"), "editing the stopped job")
 
 	_, stored = finished()
 	files := countFiles(t, filepath.Join(dir, "store"), ".eml")

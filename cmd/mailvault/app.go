@@ -105,7 +105,9 @@ func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
 		return &exitError{code: exitErrors, err: err}
 	}
 	clock := pipeline.WallClock{}
-	o.cfg.Run = newRunID(clock.Now())
+	if o.cfg.Run == "" {
+		o.cfg.Run = newRunID(clock.Now())
+	}
 	o.cfg.SourceName = o.sourceName
 
 	live := projections.NewReport(o.cfg.Run)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -316,9 +317,127 @@ func newConnectionCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
+// jobFlags set a job's fields from the command line; only flags given
+// change a spec, so job edit NAME --idle 00:05:00 changes the idle time only.
+type jobFlags struct {
+	connection, storage          string
+	mailboxes, excludes, publics []string
+	allMailboxes, oneTime        bool
+	idle, pattern, from, to      string
+	weekdays                     []string
+	monthDays                    []int
+	periods                      []string
+	startDate, endDate, zone     string
+	timeFilter                   string
+	keepContacts                 bool
+	excludeFolders               []string
+}
+
+func (f *jobFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.connection, "connection", "", "connection name")
+	fl.StringVar(&f.storage, "storage", "", "storage name")
+	fl.StringArrayVar(&f.mailboxes, "mailbox", nil, "mailbox to back up (repeatable)")
+	fl.BoolVar(&f.allMailboxes, "all-mailboxes", false, "every mailbox of the connection")
+	fl.StringArrayVar(&f.excludes, "exclude-mailbox", nil, "with --all-mailboxes, leave this one out (repeatable)")
+	fl.StringArrayVar(&f.publics, "public-folder", nil, "public folder path, PATH/** with subfolders (repeatable)")
+	fl.BoolVar(&f.oneTime, "one-time", false, "one cycle per activity period instead of continuous cycles")
+	fl.StringVar(&f.idle, "idle", "", "idle time between cycles, hh:mm:ss (default 00:01:00)")
+	fl.StringVar(&f.pattern, "pattern", "", "activity pattern: custom, daily, weekly, monthly (default: none, started by hand)")
+	fl.StringVar(&f.from, "from", "", "start of the daily window, hh:mm (default all day)")
+	fl.StringVar(&f.to, "to", "", "end of the daily window, hh:mm")
+	fl.StringSliceVar(&f.weekdays, "weekdays", nil, "days of the week for --pattern weekly (mon,wed,...)")
+	fl.IntSliceVar(&f.monthDays, "month-days", nil, "days of the month for --pattern monthly (1,15,...)")
+	fl.StringArrayVar(&f.periods, "period", nil, `custom period "YYYY-MM-DD hh:mm/YYYY-MM-DD hh:mm" (repeatable)`)
+	fl.StringVar(&f.startDate, "start-date", "", "first day of activity, YYYY-MM-DD")
+	fl.StringVar(&f.endDate, "end-date", "", "last day of activity, YYYY-MM-DD (default no end date)")
+	fl.StringVar(&f.zone, "time-zone", "", "time zone of the schedule, e.g. Europe/Berlin (default UTC)")
+	fl.StringVar(&f.timeFilter, "time-filter", "", "all, older:N:UNIT or not_older:N:UNIT")
+	fl.BoolVar(&f.keepContacts, "keep-contacts", false, "keep every contact whatever its age")
+	fl.StringArrayVar(&f.excludeFolders, "exclude-folder", nil, "special folder to leave out, by well-known name (repeatable)")
+}
+
+func (f *jobFlags) apply(cmd *cobra.Command, s *jobspec.Spec) error {
+	ch := cmd.Flags().Changed
+	set := func(name string, fn func()) {
+		if ch(name) {
+			fn()
+		}
+	}
+	set("connection", func() { s.Connection = f.connection })
+	set("storage", func() { s.Storage = f.storage })
+	set("mailbox", func() { s.Mailboxes = f.mailboxes })
+	set("all-mailboxes", func() { s.AllMailboxes = f.allMailboxes })
+	set("exclude-mailbox", func() { s.ExcludeMailboxes = f.excludes })
+	set("public-folder", func() { s.PublicFolders = f.publics })
+	set("one-time", func() {
+		s.Continuity = "continuous"
+		if f.oneTime {
+			s.Continuity, s.Idle = "one-time", ""
+		}
+	})
+	set("idle", func() { s.Idle = f.idle })
+	set("exclude-folder", func() { s.ExcludeFolders = f.excludeFolders })
+	scheduleFlags := []string{"pattern", "from", "to", "weekdays", "month-days", "period", "start-date", "end-date", "time-zone"}
+	for _, n := range scheduleFlags {
+		if ch(n) && s.Schedule == nil {
+			s.Schedule = &jobspec.Schedule{TimeZone: "UTC"}
+		}
+	}
+	if sc := s.Schedule; sc != nil {
+		set("pattern", func() { sc.Pattern = f.pattern })
+		set("from", func() { sc.From = f.from })
+		set("to", func() { sc.To = f.to })
+		set("weekdays", func() { sc.Weekdays = f.weekdays })
+		set("month-days", func() { sc.MonthDays = f.monthDays })
+		set("start-date", func() { sc.StartDate = f.startDate })
+		set("end-date", func() { sc.EndDate = f.endDate })
+		set("time-zone", func() { sc.TimeZone = f.zone })
+		if ch("period") {
+			sc.Periods = nil
+			for _, p := range f.periods {
+				a, b, ok := strings.Cut(p, "/")
+				if !ok {
+					return usageErr("--period %q: use \"YYYY-MM-DD hh:mm/YYYY-MM-DD hh:mm\"", p)
+				}
+				sc.Periods = append(sc.Periods, jobspec.Period{Start: strings.TrimSpace(a), End: strings.TrimSpace(b)})
+			}
+		}
+		if sc.Pattern == "" {
+			return usageErr("schedule flags need --pattern custom, daily, weekly or monthly")
+		}
+		if sc.Pattern != domain.PatternCustom && sc.StartDate == "" {
+			sc.StartDate = time.Now().UTC().Format(time.DateOnly)
+		}
+	}
+	if ch("time-filter") || ch("keep-contacts") {
+		if s.TimeFilter == nil {
+			s.TimeFilter = &jobspec.Age{Mode: domain.AgeAll}
+		}
+		if ch("time-filter") {
+			parts := strings.Split(f.timeFilter, ":")
+			switch {
+			case f.timeFilter == domain.AgeAll:
+				*s.TimeFilter = jobspec.Age{Mode: domain.AgeAll}
+			case len(parts) == 3:
+				n, err := strconv.Atoi(parts[1])
+				if err != nil {
+					return usageErr("--time-filter %q: %q is not a number", f.timeFilter, parts[1])
+				}
+				s.TimeFilter.Mode, s.TimeFilter.N, s.TimeFilter.Unit = parts[0], n, parts[2]
+			default:
+				return usageErr("--time-filter %q: use all, older:N:UNIT or not_older:N:UNIT", f.timeFilter)
+			}
+		}
+		set("keep-contacts", func() { s.TimeFilter.KeepContacts = f.keepContacts })
+	}
+	return nil
+}
+
 func newJobCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "job", Short: "Backup jobs: define once, the daemon runs them"}
 	var file string
+	var jf jobFlags
 	// save validates a spec, its references and its name, then records it.
 	save := func(cmd *cobra.Command, spec jobspec.Spec, editing bool) error {
 		if _, err := spec.Job(); err != nil {
@@ -364,33 +483,56 @@ func newJobCmd(g *globalFlags) *cobra.Command {
 		}
 		return s, nil
 	}
-	create := &cobra.Command{Use: "create -f job.yaml", Short: "Define a backup job from a YAML file", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if file == "" {
-				return usageErr("job create needs -f job.yaml (see the README for the format)")
+	create := &cobra.Command{Use: "create (NAME --connection C --storage S [flags] | -f job.yaml)", Short: "Define a backup job from flags or a YAML file", Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var s jobspec.Spec
+			switch {
+			case file != "" && len(args) > 0:
+				return usageErr("give a job name with flags, or -f job.yaml, not both")
+			case file != "":
+				var err error
+				if s, err = readSpec(); err != nil {
+					return err
+				}
+			case len(args) == 1:
+				s = jobspec.Spec{Name: args[0], Continuity: "continuous"}
+			default:
+				return usageErr("job create needs a NAME and flags, or -f job.yaml (see the README)")
 			}
-			s, err := readSpec()
-			if err != nil {
+			if err := jf.apply(cmd, &s); err != nil {
 				return err
 			}
 			return save(cmd, s, false)
 		}}
 	create.Flags().StringVarP(&file, "file", "f", "", "job definition (YAML; - for standard input)")
-	edit := &cobra.Command{Use: "edit NAME -f job.yaml", Short: "Replace a job's definition", Args: cobra.ExactArgs(1),
+	jf.register(create)
+	edit := &cobra.Command{Use: "edit NAME (-f job.yaml | flags)", Short: "Change a job's definition", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if file == "" {
-				return usageErr("job edit needs -f job.yaml")
-			}
-			s, err := readSpec()
-			if err != nil {
+			var s jobspec.Spec
+			if file != "" {
+				var err error
+				if s, err = readSpec(); err != nil {
+					return err
+				}
+				if s.Name != args[0] {
+					return usageErr("the file defines job %q, not %q (a job is renamed by delete and create)", s.Name, args[0])
+				}
+			} else if err := withConfig(g, func(_ *eventlog.Log, c *projections.Config) error {
+				raw, ok := c.Jobs[args[0]]
+				if !ok {
+					return usageErr("no job named %q", args[0])
+				}
+				return json.Unmarshal(raw, &s)
+			}); err != nil {
 				return err
 			}
-			if s.Name != args[0] {
-				return usageErr("the file defines job %q, not %q (a job is renamed by delete and create)", s.Name, args[0])
+			if err := jf.apply(cmd, &s); err != nil {
+				return err
 			}
 			return save(cmd, s, true)
 		}}
 	edit.Flags().StringVarP(&file, "file", "f", "", "job definition (YAML; - for standard input)")
+	edit.Flags().AddFlagSet(create.Flags())
 	var format string
 	show := &cobra.Command{Use: "show NAME", Short: "Show a job's definition", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -514,5 +656,9 @@ func daemonStatus(name string) string {
 	if j.running {
 		state = "active (running)"
 	}
-	return fmt.Sprintf("\t%s\tcycles %d\tlast cycle %s", state, j.cycles, last)
+	next := "-"
+	if !j.next.IsZero() {
+		next = j.next.UTC().Format(time.DateTime)
+	}
+	return fmt.Sprintf("\t%s\tcycles %d\tstored %d\tscanned %d\t%.1f items/s\tlast cycle %s\tnext %s", state, j.cycles, j.stored, j.scanned, j.speed, last, next)
 }

@@ -196,6 +196,10 @@ type jobState struct {
 	cycles      int
 	state       string
 	lastRun     string
+	next        time.Time // when the scheduler looks at the job again
+	stored      int       // over all cycles
+	scanned     int
+	speed       float64 // items/s of the last cycle
 }
 
 type daemon struct {
@@ -407,6 +411,7 @@ func (d *daemon) tick(ctx context.Context, now time.Time) {
 			}
 			continue
 		}
+		st.next = dec.Next
 		if !dec.Run {
 			continue
 		}
@@ -486,6 +491,15 @@ func (d *daemon) cycle(ctx context.Context, name string, job domain.Job, conn co
 		return "", err
 	}
 	cfg.Job, cfg.TimeFilter, cfg.FolderFilter, cfg.ExcludeMailboxes = name, job.TimeFilter, job.FolderFilter, job.ExcludeMailboxes
+	cfg.Run = newRunID(time.Now())
+	defer func() {
+		if r, err := projections.BuildReport(d.lg, cfg.Run); err == nil {
+			d.mu.Lock()
+			st := d.job(name)
+			st.lastRun, st.stored, st.scanned, st.speed = cfg.Run, st.stored+r.ItemsStored, st.scanned+r.ItemsScanned, r.ItemsPerS
+			d.mu.Unlock()
+		}
+	}()
 	o := runOptions{source: src, sourceName: conn.Type + ":" + job.Connection, storageDir: stor.Path, cfg: cfg, progress: "none", format: "json",
 		out: io.Discard, errOut: io.Discard}
 	err = runBackup(ctx, d.g, o)
