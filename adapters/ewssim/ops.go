@@ -534,35 +534,7 @@ func (s *Server) uploadItems(c *opContext) (string, *throttle) {
 
 // control is the test API: change a folder, expire sync states, stats.
 func (s *Server) control(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("X-Sim-Secret") != s.password {
-		http.Error(w, "control requests need X-Sim-Secret", http.StatusForbidden)
-		return
-	}
-	switch r.URL.Path {
-	case "/_sim/stats":
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(s.Stats())
-	case "/_sim/expire-syncstates":
-		s.ExpireSyncStates()
-		w.WriteHeader(http.StatusNoContent)
-	case "/_sim/mutate":
-		var req struct {
-			Mailbox string `json:"mailbox"`
-			Folder  string `json:"folder"`
-			Add     int    `json:"add"`
-			Modify  int    `json:"modify"`
-			Delete  int    `json:"delete"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		if err := s.Mutate(req.Mailbox, req.Folder, req.Add, req.Modify, req.Delete); err != nil {
-			http.Error(w, err.Error(), http.StatusNotFound)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	default:
-		http.NotFound(w, r)
-	}
+	simtenant.Control{Secret: s.password, Stats: func() any { return s.Stats() },
+		Mutate:     func(m simtenant.MutateRequest) error { return s.Mutate(m.Mailbox, m.Folder, m.Add, m.Modify, m.Delete) },
+		ExpirePath: "/_sim/expire-syncstates", Expire: s.ExpireSyncStates}.ServeHTTP(w, r)
 }

@@ -514,41 +514,12 @@ func (s *Server) admit(m *mailbox) (release func(), rep *reply) {
 // control is the simulator's own API for tests: change a folder, expire
 // delta tokens, read the stats. It needs the client secret.
 func (s *Server) control(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("X-Sim-Secret") != s.creds.ClientSecret {
-		http.Error(w, "control requests need X-Sim-Secret", http.StatusForbidden)
-		return
-	}
-	switch r.URL.Path {
-	case "/_sim/stats":
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(s.Stats())
-	case "/_sim/expire-deltas":
-		s.ExpireDeltas()
-		w.WriteHeader(http.StatusNoContent)
-	case "/_sim/mutate":
-		var req MutateRequest
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			http.Error(w, "bad mutate request: "+err.Error(), http.StatusBadRequest)
-			return
-		}
-		if err := s.Mutate(req); err != nil {
-			http.Error(w, err.Error(), http.StatusNotFound)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	default:
-		http.NotFound(w, r)
-	}
+	simtenant.Control{Secret: s.creds.ClientSecret, Stats: func() any { return s.Stats() }, Mutate: s.Mutate,
+		ExpirePath: "/_sim/expire-deltas", Expire: s.ExpireDeltas}.ServeHTTP(w, r)
 }
 
 // MutateRequest changes one folder (see Server.Mutate).
-type MutateRequest struct {
-	Mailbox string `json:"mailbox"`
-	Folder  string `json:"folder"`
-	Add     int    `json:"add"`
-	Modify  int    `json:"modify"`
-	Delete  int    `json:"delete"`
-}
+type MutateRequest = simtenant.MutateRequest
 
 // Mutate modifies the first Modify live items of a folder, deletes the next
 // Delete and appends Add new ones, as a user working in the mailbox would.
