@@ -144,3 +144,35 @@ mailboxes:
 	mustf(t, os.IsNotExist(err), "daemon.json left behind after a clean stop")
 	must(run("job", "list"), "job list after the daemon stopped (the log is free again)")
 }
+
+// A one-time job without activity periods runs one cycle when started and
+// stops; a restart of the daemon does not run it again.
+func TestDaemonOneTimeJob(t *testing.T) {
+	sim := startGraphSim(t, "seed: 42\nmailboxes:\n  - address: max@contoso.test\n    folders:\n      - path: Inbox\n        items: 40\n")
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	run := func(args ...string) result { return mailvault(t, append(args, "--data", data)...) }
+	for _, args := range [][]string{
+		{"storage", "add", "nas", "--path", filepath.Join(dir, "store")},
+		{"connection", "add", "online", "--type", "graph", "--tenant-id", sim.TenantID, "--client-id", sim.ClientID, "--client-secret-file", sim.secretFile,
+			"--graph-url", sim.GraphURL, "--token-url", sim.TokenURL, "--ca-cert", sim.CACert},
+		{"job", "create", "once", "--connection", "online", "--storage", "nas", "--mailbox", "max@contoso.test", "--one-time"},
+	} {
+		res := run(args...)
+		mustf(t, res.code == 0, "%v: %s", args, res.stderr)
+	}
+	d := startDaemon(t, data)
+	res := run("job", "start", "once")
+	mustf(t, res.code == 0, "job start: %s", res.stderr)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(run("job", "list").stdout, "\tfinished\t") {
+		mustf(t, time.Now().Before(deadline), "the one-time job did not finish: %s", run("job", "list").stdout)
+		time.Sleep(100 * time.Millisecond)
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.cmd.Wait()
+	startDaemon(t, data)
+	time.Sleep(2500 * time.Millisecond) // two scheduler ticks
+	runs := listRuns(t, data)
+	mustf(t, len(runs) == 1 && runs[0].ItemsStored == 40, "a finished one-time job ran again after a restart: %+v", runs)
+}

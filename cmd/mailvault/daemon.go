@@ -189,6 +189,7 @@ func runCLI(ctx context.Context, args []string, stdin []byte) forwarded {
 // jobState is what the daemon knows of one job.
 type jobState struct {
 	active      bool // started (by hand or on schedule) and not stopped
+	stopped     bool // job stop: a cycle ending now leaves the job inactive
 	running     bool
 	cancel      context.CancelFunc
 	lastEnd     time.Time
@@ -406,9 +407,7 @@ func (d *daemon) tick(ctx context.Context, now time.Time) {
 		w, _ := job.Schedule.Current(now)
 		dec := domain.Decide(job.Schedule, job.Continuity, now, st.lastEnd, scheduled && !w.Start.IsZero() && st.windowStart.Equal(w.Start))
 		if dec.Done {
-			if st.active && !scheduled {
-				st.active, st.state = false, "finished"
-			}
+			st.active = false
 			continue
 		}
 		st.next = dec.Next
@@ -461,11 +460,24 @@ func (d *daemon) startCycle(ctx context.Context, name string, job domain.Job, c 
 		st.running, st.cancel, st.lastEnd = false, nil, time.Now()
 		st.cycles++
 		switch {
+		case st.stopped:
+			st.state = "inactive" // stopped by hand: the interrupted cycle resumes at the next start
 		case err != nil:
 			st.state = "not finished"
 			d.log.Warn().Err(err).Str("job", name).Msg("cycle ended with an error")
 		default:
 			st.state = string(state)
+		}
+		if job.Continuity.OneTime && job.Schedule.Pattern == domain.PatternNone && err == nil && state != domain.StateNotFinished && !st.stopped {
+			// A one-time job started by hand has done its cycle: record it
+			// now, so that a restart does not run it again.
+			st.active = false
+			now := time.Now().UTC()
+			ch := domain.ConfigChange{Type: domain.JobStopped, ID: domain.DeriveID("config", domain.JobStopped, name, now.Format(time.RFC3339Nano)),
+				Time: now, Actor: "mailvault daemon (one-time job finished)", Name: name}
+			if err := projections.RecordChange(context.WithoutCancel(ctx), d.lg, ch); err != nil {
+				d.log.Error().Err(err).Str("job", name).Msg("record the end of a one-time job")
+			}
 		}
 	}()
 }
@@ -516,7 +528,8 @@ func (d *daemon) cycle(ctx context.Context, name string, job domain.Job, conn co
 // startJob and stopJob are what job start and job stop do inside the daemon.
 func (d *daemon) startJob(ctx context.Context, name string) error {
 	d.mu.Lock()
-	d.job(name).active = true
+	j := d.job(name)
+	j.active, j.stopped = true, false
 	d.mu.Unlock()
 	return nil
 }
@@ -525,7 +538,7 @@ func (d *daemon) stopJob(name string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	j := d.job(name)
-	j.active = false
+	j.active, j.stopped = false, true
 	if j.cancel != nil {
 		j.cancel() // the cycle stops at a checkpoint and resumes at the next start
 	}
