@@ -45,11 +45,9 @@ func (c *opContext) resolve(r folderRefXML) *simtenant.StoredFolder {
 		}
 		return b.WellKnownFolder(r.ID)
 	}
-	for _, b := range append(append([]*simtenant.Box{}, st.Mailboxes...), st.Public) {
-		if b != nil {
-			if f := b.ByID[r.ID]; f != nil {
-				return f
-			}
+	for _, b := range st.Boxes() {
+		if f := b.ByID[r.ID]; f != nil {
+			return f
 		}
 	}
 	return nil
@@ -405,10 +403,7 @@ func (s *Server) serve(c *opContext, op string, ids []itemRefXML, render func(sn
 		}
 		locs := make([]loc, len(ids))
 		for i, r := range ids {
-			for _, b := range append(append([]*simtenant.Box{}, s.store.Mailboxes...), s.store.Public) {
-				if b == nil {
-					continue
-				}
+			for _, b := range s.store.Boxes() {
 				if f, pos, ok := b.Lookup(r.ID); ok {
 					locs[i] = loc{f, pos}
 					boxes[b] = true

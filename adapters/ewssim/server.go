@@ -102,11 +102,7 @@ func New(t *simtenant.Tenant, o Options) *Server {
 		}
 		s.shape, s.backoff = e.ThrottleShape, time.Duration(e.BackOff)
 	}
-	boxes := append([]*simtenant.Box{}, s.store.Mailboxes...)
-	if s.store.Public != nil {
-		boxes = append(boxes, s.store.Public)
-	}
-	for _, b := range boxes {
+	for _, b := range s.store.Boxes() {
 		s.windows[b] = domain.NewSlidingWindow(t.Limits.Requests, time.Duration(t.Limits.Window))
 	}
 	return s

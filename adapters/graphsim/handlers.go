@@ -283,13 +283,7 @@ func (s *Server) folderOf(m *mailbox, kind, key string) *folder {
 }
 
 func (s *Server) folderJSON(c *call, f *folder) map[string]any {
-	live, size := 0, 0
-	for i := range f.Items {
-		if !f.Items[i].Deleted {
-			live++
-		}
-	}
-	_ = size
+	live := f.Live()
 	switch f.Kind {
 	case kindCalendar:
 		return map[string]any{"id": f.ID, "name": f.Name, "color": "auto", "hexColor": "", "isDefaultCalendar": f.Path == "Calendar",

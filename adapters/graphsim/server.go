@@ -68,7 +68,6 @@ type Server struct {
 	byBox     map[*simtenant.Box]*mailbox
 	global    *domain.SlidingWindow
 	epoch     int
-	seq       uint64
 	faults    *simtenant.FaultPlan
 	stats     Stats
 	export    bool

@@ -118,6 +118,15 @@ func (s *Store) newBox(address, key, name, rootWellKnown, rootName string, folde
 	return b
 }
 
+// Boxes lists every mailbox, then the public folders if the tenant has any.
+func (s *Store) Boxes() []*Box {
+	out := append(make([]*Box, 0, len(s.Mailboxes)+1), s.Mailboxes...)
+	if s.Public != nil {
+		out = append(out, s.Public)
+	}
+	return out
+}
+
 // Box finds a mailbox by address (any case) or id.
 func (s *Store) Box(key string) *Box {
 	if b := s.byKey[strings.ToLower(key)]; b != nil {
