@@ -51,6 +51,15 @@ const (
 	// ListingRestarted: the server discarded the folder's listing state and
 	// the pass lists the folder again from the start.
 	ListingRestarted EventType = "listing_restarted"
+
+	// Storage operations (restore, prune) are runs too, on their own topic.
+	RestoreStarted  EventType = "restore_started"
+	ItemRestored    EventType = "item_restored"
+	RestoreFailed   EventType = "item_restore_failed"
+	RestoreFinished EventType = "restore_finished"
+	PruneStarted    EventType = "prune_started"
+	VersionPruned   EventType = "version_pruned"
+	PruneFinished   EventType = "prune_finished"
 )
 
 // Outcome values of a request or an item.
@@ -136,6 +145,9 @@ type Event struct {
 	ChangeKey string `json:"ck,omitempty"`
 	Size      int64  `json:"size,omitempty"`
 	SHA256    string `json:"sha256,omitempty"`
+	// NewBytes is what the storage wrote for the item after compression
+	// and deduplication.
+	NewBytes int64 `json:"new_bytes,omitempty"`
 
 	Outcome      string       `json:"outcome,omitempty"`
 	Class        FailureClass `json:"class,omitempty"`
@@ -242,6 +254,8 @@ type ItemFailure struct {
 type Item struct {
 	Ref     ItemRef
 	Content []byte
+	// Format is how Content is encoded (FormatMIME...); empty means MIME.
+	Format string
 	// Failure, when set, says this item failed on its own inside a request
 	// that otherwise succeeded; Content is empty.
 	Failure *Failure

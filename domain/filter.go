@@ -45,16 +45,7 @@ func (f TimeFilter) Validate() error {
 // Cutoff is the moment that separates old from new at now, counted in
 // calendar units in now's zone (6 months before 1 September is 1 March).
 func (f TimeFilter) Cutoff(now time.Time) time.Time {
-	switch f.Unit {
-	case "days":
-		return now.AddDate(0, 0, -f.N)
-	case "weeks":
-		return now.AddDate(0, 0, -7*f.N)
-	case "months":
-		return now.AddDate(0, -f.N, 0)
-	default:
-		return now.AddDate(-f.N, 0, 0)
-	}
+	return Period{N: f.N, Unit: f.Unit}.Before(now)
 }
 
 // Keep says whether an item of kind, whose age is measured from at (the

@@ -9,6 +9,14 @@ type ItemKey struct {
 	FolderID   string
 	ItemID     string
 	ChangeKey  string
+	// Kind is the folder's kind (mail, calendar, contacts) and Format how
+	// the content is encoded (see the Format constants), so that restore
+	// and export know what they read back.
+	Kind   string
+	Format string
+	// Time is when the item was last modified (when an appointment
+	// occurs), zero when the source does not say.
+	Time time.Time
 }
 
 // PutResult says what storing an item did.
@@ -16,7 +24,23 @@ type PutResult struct {
 	SHA256  string
 	Size    int64
 	Existed bool
+	// NewBytes is what the storage wrote for this item after compression
+	// and deduplication: 0 when every piece of it was stored already.
+	NewBytes int64
 }
+
+// Content formats: how a source encodes an item's content.
+const (
+	// FormatMIME is an RFC 5322 message (for calendar and contact items of
+	// the simulators, a MIME wrapper around iCalendar or vCard).
+	FormatMIME = "mime"
+	// FormatGraphJSON is a Graph resource (event or contact) as JSON.
+	FormatGraphJSON = "graph-json"
+	// FormatGraphExport is Graph's exportItems stream (FastTransfer).
+	FormatGraphExport = "graph-export"
+	// FormatEWSExport is EWS ExportItems data, restorable with UploadItems.
+	FormatEWSExport = "ews-export"
+)
 
 // StoredVersion is what the resume index knows of a stored item.
 type StoredVersion struct {

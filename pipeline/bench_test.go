@@ -9,7 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mailvault/mailvault/adapters/eventlog"
-	"github.com/mailvault/mailvault/adapters/localstore"
+	"github.com/mailvault/mailvault/adapters/vault"
 	"github.com/mailvault/mailvault/adapters/simtenant"
 	"github.com/mailvault/mailvault/domain"
 	"github.com/mailvault/mailvault/pipeline"
@@ -57,10 +57,11 @@ func runOnce(b *testing.B, tenant string, useDisk bool) *projections.Report {
 	defer lg.Close()
 	var st pipeline.Storage = discard{}
 	if useDisk {
-		s, err := localstore.Open(b.TempDir())
+		s, _, err := vault.Create(b.TempDir(), vault.CreateOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
+		defer s.Close()
 		st = s
 	}
 	cfg := pipeline.DefaultConfig()
@@ -93,7 +94,7 @@ func BenchmarkPipeline(b *testing.B) {
 		disk       bool
 	}{
 		{"clean/discard", 0, false},
-		{"clean/localstore", 0, true},
+		{"clean/vault", 0, true},
 		{"dirty-1in500/discard", 500, false},
 	} {
 		b.Run(c.name, func(b *testing.B) {

@@ -11,7 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mailvault/mailvault/adapters/eventlog"
-	"github.com/mailvault/mailvault/adapters/localstore"
+	"github.com/mailvault/mailvault/adapters/vault"
 	"github.com/mailvault/mailvault/adapters/simtenant"
 	"github.com/mailvault/mailvault/domain"
 	"github.com/mailvault/mailvault/pipeline"
@@ -89,10 +89,11 @@ func newHarness(t *testing.T, tenantYAML string) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lg.Close() })
-	st, err := localstore.Open(t.TempDir())
+	st, _, err := vault.Create(t.TempDir(), vault.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { st.Close() })
 	clock := &fakeClock{now: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
 	cfg := pipeline.DefaultConfig()
 	cfg.Run = "run-1"

@@ -186,6 +186,14 @@ func (f *Fetcher) list(ctx context.Context, req *domain.Event, outID string) dom
 	if err != nil {
 		return failureEvent(res, domain.AsFailure(err))
 	}
+	if dr, ok := f.Storage.(DeletionRecorder); ok {
+		for _, id := range page.Removed {
+			if err := dr.MarkDeleted(req.Mailbox, req.FolderID, id, f.Clock.Now()); err != nil {
+				f.Log.Error().Err(err).Str("mailbox", req.Mailbox).Str("folder", req.Folder).Msg("storage failed")
+				return failureEvent(res, &domain.Failure{Class: domain.ClassFatal, Code: CodeStorage, Message: err.Error()})
+			}
+		}
+	}
 	res.Outcome = domain.OutcomeSuccess
 	res.Items, res.NextPage = page.Items, page.Next
 	res.Removed, res.Tracked = page.Removed, page.Tracked
@@ -213,7 +221,12 @@ func (f *Fetcher) fetch(ctx context.Context, req *domain.Event, outID string) (d
 			return nil
 		}
 		ts := time.Now()
-		key := domain.ItemKey{Mailbox: req.Mailbox, FolderPath: req.Folder, FolderID: req.FolderID, ItemID: it.Ref.ID, ChangeKey: it.Ref.ChangeKey}
+		format := it.Format
+		if format == "" {
+			format = domain.FormatMIME
+		}
+		key := domain.ItemKey{Mailbox: req.Mailbox, FolderPath: req.Folder, FolderID: req.FolderID, ItemID: it.Ref.ID, ChangeKey: it.Ref.ChangeKey,
+			Kind: req.Kind, Format: format, Time: it.Ref.Time}
 		put, err := f.Storage.Put(key, it.Content)
 		if err != nil {
 			return &storageError{err}
@@ -234,7 +247,7 @@ func (f *Fetcher) fetch(ctx context.Context, req *domain.Event, outID string) (d
 			ID:    domain.StoredItemID(req.Pass, req.Mailbox, req.FolderID, it.Ref.ID, it.Ref.ChangeKey),
 			Cause: req.ID, Run: f.Run, Time: f.Clock.Now(), Mailbox: req.Mailbox, Folder: req.Folder, FolderID: req.FolderID,
 			Pass: req.Pass, Position: it.Ref.Position, ItemID: it.Ref.ID, ChangeKey: it.Ref.ChangeKey,
-			Size: put.Size, SHA256: put.SHA256, Outcome: outcome})
+			Size: put.Size, SHA256: put.SHA256, NewBytes: put.NewBytes, Outcome: outcome})
 		return nil
 	})
 	if len(stored) > 0 {

@@ -28,6 +28,12 @@ type Storage interface {
 	Put(key domain.ItemKey, content []byte) (domain.PutResult, error)
 }
 
+// DeletionRecorder is implemented by storages that keep items after the
+// source deletes them and count their retention from the deletion.
+type DeletionRecorder interface {
+	MarkDeleted(mailbox, folderID, itemID string, at time.Time) error
+}
+
 // ResumeIndex is what the pipeline reads of earlier runs.
 type ResumeIndex interface {
 	Stored(mailbox, folderID, itemID string) (domain.StoredVersion, bool, error)

@@ -49,8 +49,11 @@ type Report struct {
 	ListingRestarts  int             `json:"listing_restarts"`
 	// ThrottledItems are items a batch answered throttled on their own
 	// (a $batch sub-request's 429); they are fetched again.
-	ThrottledItems    int               `json:"throttled_items"`
-	BytesStored       int64             `json:"bytes_stored"`
+	ThrottledItems int   `json:"throttled_items"`
+	BytesStored    int64 `json:"bytes_stored"`
+	// BytesWritten is what the storage wrote for the stored items after
+	// deduplication and compression.
+	BytesWritten      int64             `json:"bytes_written"`
 	Requests          int               `json:"requests"`
 	RequestsByOutcome map[string]int    `json:"requests_by_outcome"`
 	ListRequests      int               `json:"list_requests"`
@@ -148,6 +151,7 @@ func (r *Report) Apply(ev *domain.Event) {
 		if ev.Outcome == domain.OutcomeStored {
 			r.ItemsStored++
 			r.BytesStored += ev.Size
+			r.BytesWritten += ev.NewBytes
 		} else {
 			r.ItemsUnchanged++
 		}
@@ -325,7 +329,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
 	p("Run %s: %s", r.RunID, r.State)
 	p("  items scanned      %d", r.ItemsScanned)
-	p("  items stored       %d (%s)", r.ItemsStored, humanBytes(r.BytesStored))
+	p("  items stored       %d (%s; %s written after dedup and compression)", r.ItemsStored, HumanBytes(r.BytesStored), HumanBytes(r.BytesWritten))
 	p("  items unchanged    %d", r.ItemsUnchanged)
 	p("  items quarantined  %d", r.ItemsQuarantined)
 	if r.ItemsReleased > 0 {
@@ -414,7 +418,8 @@ func outcomes(m map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-func humanBytes(n int64) string {
+// HumanBytes prints a byte count for people.
+func HumanBytes(n int64) string {
 	switch {
 	case n >= 1<<30:
 		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))

@@ -58,7 +58,7 @@ mailboxes:
 		t.Helper()
 		mustf(t, res.code == 0, "%s: exit %d: %s %s", what, res.code, res.stdout, res.stderr)
 	}
-	must(run("storage", "add", "nas", "--path", filepath.Join(dir, "store")), "storage add")
+	must(run("storage", "add", "nas", "--unencrypted", "--path", filepath.Join(dir, "store")), "storage add")
 	must(run("connection", "add", "online", "--type", "graph", "--tenant-id", sim.TenantID, "--client-id", sim.ClientID, "--client-secret-file", sim.secretFile,
 		"--graph-url", sim.GraphURL, "--token-url", sim.TokenURL, "--ca-cert", sim.CACert), "connection add")
 	job := filepath.Join(dir, "job.yaml")
@@ -118,7 +118,7 @@ mailboxes:
 	must(run("job", "edit", "loop", "--idle", "00:00:02"), "editing the stopped job")
 
 	_, stored = finished()
-	files := countFiles(t, filepath.Join(dir, "store"), ".eml")
+	files := storedCount(t, filepath.Join(dir, "store"))
 	mustf(t, stored == 300+1500+10 && files == stored, "stored %d in the reports and %d files, want %d each: every item once", stored, files, 300+1500+10)
 
 	// The API takes only the daemon's token.
@@ -153,7 +153,7 @@ func TestDaemonOneTimeJob(t *testing.T) {
 	data := filepath.Join(dir, "data")
 	run := func(args ...string) result { return mailvault(t, append(args, "--data", data)...) }
 	for _, args := range [][]string{
-		{"storage", "add", "nas", "--path", filepath.Join(dir, "store")},
+		{"storage", "add", "nas", "--unencrypted", "--path", filepath.Join(dir, "store")},
 		{"connection", "add", "online", "--type", "graph", "--tenant-id", sim.TenantID, "--client-id", sim.ClientID, "--client-secret-file", sim.secretFile,
 			"--graph-url", sim.GraphURL, "--token-url", sim.TokenURL, "--ca-cert", sim.CACert},
 		{"job", "create", "once", "--connection", "online", "--storage", "nas", "--mailbox", "max@contoso.test", "--one-time"},

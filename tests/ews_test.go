@@ -150,14 +150,10 @@ func TestEWSBackupIncrementalAndSchemaValid(t *testing.T) {
 		}
 	}
 	stored := 0
-	filepath.Walk(filepath.Join(data, "storage"), func(p string, info os.FileInfo, err error) error {
-		if err == nil && strings.HasSuffix(p, ".eml") {
-			b, _ := os.ReadFile(p)
-			mustf(t, exported[string(b)], "%s is not byte for byte a blob the server exported", p)
-			stored++
-		}
-		return nil
-	})
+	for _, v := range storedVersions(t, filepath.Join(data, "storage")) {
+		mustf(t, exported[string(v.Content)] && v.Format == "ews-export", "%s/%s %s is not byte for byte a blob the server exported", v.Mailbox, v.FolderPath, v.ItemID)
+		stored++
+	}
 	mustf(t, stored == total, "storage holds %d items, want %d", stored, total)
 
 	sim.control(t, "/_sim/mutate", map[string]any{"mailbox": "olga@contoso.test", "folder": "Inbox", "add": 4, "modify": 3, "delete": 2})
@@ -265,14 +261,10 @@ func TestEWSMIMEContent(t *testing.T) {
 	r, res := sim.backup(t, data, "--mailbox", "piet@contoso.test", "--ews-content", "mime", "--auth", "basic")
 	mustf(t, res.code == 0 && r.ItemsStored == 120, "exit %d stored %d: %s", res.code, r.ItemsStored, res.stderr)
 	n := 0
-	filepath.Walk(filepath.Join(data, "storage"), func(p string, info os.FileInfo, err error) error {
-		if err == nil && strings.HasSuffix(p, ".eml") {
-			b, _ := os.ReadFile(p)
-			mustf(t, bytes.HasPrefix(b, []byte("From: ")), "%s is not MIME", p)
-			n++
-		}
-		return nil
-	})
+	for _, v := range storedVersions(t, filepath.Join(data, "storage")) {
+		mustf(t, bytes.HasPrefix(v.Content, []byte("From: ")) && v.Format == "mime", "%s is not MIME", v.ItemID)
+		n++
+	}
 	mustf(t, n == 120, "%d MIME files", n)
 	if msg := validateRecorded(t, sim.record); msg != "" {
 		t.Fatalf("schema validation failed:\n%s", msg)

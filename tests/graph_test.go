@@ -198,7 +198,7 @@ func TestGraphFullIncrementalAndExpiredDelta(t *testing.T) {
 			mustf(t, r1.ItemsStored == total && r1.FoldersSkipped == 0, "full backup: %+v", r1)
 			st1 := sim.stats(t)
 			mustf(t, st1.Throttled == 0, "full backup was throttled %d times", st1.Throttled)
-			files := countFiles(t, filepath.Join(data, "storage"), ".eml")
+			files := storedCount(t, filepath.Join(data, "storage"))
 			mustf(t, files == total, "storage holds %d items, want %d", files, total)
 
 			sim.control(t, "/_sim/mutate", map[string]any{"mailbox": "dana@contoso.test", "folder": "Inbox", "add": 7, "modify": 5, "delete": 3})
@@ -212,7 +212,7 @@ func TestGraphFullIncrementalAndExpiredDelta(t *testing.T) {
 				wantReq = 2
 			}
 			mustf(t, r2.Requests == wantReq, "incremental made %d fetch requests, want %d", r2.Requests, wantReq)
-			files = countFiles(t, filepath.Join(data, "storage"), ".eml")
+			files = storedCount(t, filepath.Join(data, "storage"))
 			mustf(t, files == total+14, "storage holds %d versions, want %d", files, total+14)
 
 			sim.control(t, "/_sim/expire-deltas", map[string]any{})
@@ -221,7 +221,7 @@ func TestGraphFullIncrementalAndExpiredDelta(t *testing.T) {
 			mustf(t, r3.ListingRestarts == 4, "listing restarts %d, want one per folder (4): %+v", r3.ListingRestarts, r3)
 			mustf(t, r3.ItemsStored == 0 && r3.Requests == 0, "after the restart nothing is fetched again: stored %d requests %d", r3.ItemsStored, r3.Requests)
 			mustf(t, r3.ItemsScanned == total+7-3, "restarted listing scanned %d, want every live item (%d)", r3.ItemsScanned, total+4)
-			files = countFiles(t, filepath.Join(data, "storage"), ".eml")
+			files = storedCount(t, filepath.Join(data, "storage"))
 			mustf(t, files == total+14, "storage holds %d versions after the restart, want %d", files, total+14)
 
 			r4, res := graphBackup(t, sim, data, "--graph-content", mode)
@@ -257,7 +257,7 @@ mailboxes:
 	mustf(t, r1.ItemsStored == 1600-6+9 && r1.ItemsGone == 6, "first run stored %d gone %d, want %d and 6", r1.ItemsStored, r1.ItemsGone, 1600-6+9)
 	mustf(t, r2.ItemsStored == 0 && r2.ItemsRemoved == 6 && r2.Requests == 0, "second run: %+v", r2)
 	mustf(t, r2.ItemsScanned == 4+9, "second run scanned %d, want the 13 changed or added items", r2.ItemsScanned)
-	files := countFiles(t, filepath.Join(data, "storage"), ".eml")
+	files := storedCount(t, filepath.Join(data, "storage"))
 	mustf(t, files == 1600-6+9, "storage holds %d items, want each live item once (%d)", files, 1600-6+9)
 }
 
@@ -314,13 +314,9 @@ mailboxes:
 	st := sim.stats(t)
 	mustf(t, st.Subrequests >= 60, "items were not fetched through $batch: %+v", st)
 	var found bool
-	filepath.Walk(filepath.Join(data, "storage"), func(p string, info os.FileInfo, err error) error {
-		if err == nil && strings.HasSuffix(p, ".eml") && !found {
-			b, _ := os.ReadFile(p)
-			found = bytes.HasPrefix(b, []byte("From: ")) // MIME, not an export stream
-		}
-		return nil
-	})
+	for _, v := range storedVersions(t, filepath.Join(data, "storage")) {
+		found = found || v.Format == "mime" && bytes.HasPrefix(v.Content, []byte("From: ")) // MIME, not an export stream
+	}
 	mustf(t, found, "stored items are not MIME")
 }
 

@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/mailvault/mailvault/adapters/vault"
 )
 
 var (
@@ -136,6 +138,43 @@ func golden(t testing.TB, name, got string) {
 	if string(want) != got {
 		t.Fatalf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
 	}
+}
+
+// storedVersions opens the storage in dir (no process may have it open) and
+// returns every stored version with its content.
+func storedVersions(t testing.TB, dir string, password ...string) []storedVersion {
+	t.Helper()
+	var pw []byte
+	if len(password) > 0 {
+		pw = []byte(password[0])
+	}
+	v, err := vault.Open(dir, pw)
+	mustf(t, err == nil, "open storage %s: %v", dir, err)
+	defer v.Close()
+	var out []storedVersion
+	err = v.Walk("", func(ver vault.Version) error {
+		b, err := v.Read(ver)
+		out = append(out, storedVersion{ver, b})
+		return err
+	})
+	mustf(t, err == nil, "read storage %s: %v", dir, err)
+	return out
+}
+
+type storedVersion struct {
+	vault.Version
+	Content []byte
+}
+
+// storedCount is the number of item versions in the storage in dir.
+func storedCount(t testing.TB, dir string) int {
+	t.Helper()
+	v, err := vault.Open(dir, nil)
+	mustf(t, err == nil, "open storage %s: %v", dir, err)
+	defer v.Close()
+	st, err := v.Stats()
+	mustf(t, err == nil, "storage stats: %v", err)
+	return st.Versions
 }
 
 func countFiles(t testing.TB, root, suffix string) int {

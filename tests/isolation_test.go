@@ -94,7 +94,7 @@ func TestIsolationCasesAndSecondRun(t *testing.T) {
 			mustf(t, r.ItemsStored == clean && r.ItemsQuarantined == len(c.dirty), "stored %d quarantined %d", r.ItemsStored, r.ItemsQuarantined)
 			lines := fetchLines(t, mailvault(t, "replay", "last", "--data", data).stdout, "bob@contoso.test / Calendar")
 			mustf(t, len(lines) == c.requests, "replay has %d fetch lines, want %d", len(lines), c.requests)
-			mustf(t, countFiles(t, filepath.Join(data, "storage"), ".eml") == clean, "storage holds %d items, want %d", countFiles(t, filepath.Join(data, "storage"), ".eml"), clean)
+			mustf(t, storedCount(t, filepath.Join(data, "storage")) == clean, "storage holds %d items, want %d", storedCount(t, filepath.Join(data, "storage")), clean)
 
 			r2, res2 := backup(t, data, tenant)
 			mustf(t, res2.code == wantCode, "second run exit %d: %s", res2.code, res2.stderr)
@@ -104,7 +104,7 @@ func TestIsolationCasesAndSecondRun(t *testing.T) {
 			}
 			mustf(t, r2.Requests == wantReq && r2.ItemsStored == 0, "second run: requests %d stored %d", r2.Requests, r2.ItemsStored)
 			mustf(t, r2.ItemsQuarantined == len(c.dirty), "second run names %d quarantined, want %d", r2.ItemsQuarantined, len(c.dirty))
-			mustf(t, countFiles(t, filepath.Join(data, "storage"), ".eml") == clean, "second run changed the storage")
+			mustf(t, storedCount(t, filepath.Join(data, "storage")) == clean, "second run changed the storage")
 		})
 	}
 }
@@ -117,5 +117,5 @@ func TestBatchLargerThanALogTransaction(t *testing.T) {
 	data := filepath.Join(dir, "data")
 	r, res := backup(t, data, tenant, "--batch-size", "9000")
 	mustf(t, res.code == 3 && r.ItemsStored == 8999 && r.ItemsQuarantined == 1, "exit %d: %+v %s", res.code, r, res.stderr)
-	mustf(t, countFiles(t, filepath.Join(data, "storage"), ".eml") == 8999, "storage")
+	mustf(t, storedCount(t, filepath.Join(data, "storage")) == 8999, "storage")
 }

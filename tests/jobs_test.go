@@ -51,7 +51,7 @@ func TestJobDefinitions(t *testing.T) {
 		res := mailvault(t, append(args, "--data", data)...)
 		mustf(t, res.code == 2 && strings.Contains(res.stderr, want), "%v: exit %d, want 2 and %q: %s", args, res.code, want, res.stderr)
 	}
-	ok("storage", "add", "nas", "--path", filepath.Join(dir, "store"))
+	ok("storage", "add", "nas", "--unencrypted", "--path", filepath.Join(dir, "store"))
 	ok("connection", "add", "contoso", "--type", "graph", "--tenant-id", "T1", "--client-id", "C1", "--client-secret-file", secret)
 	refused("exists already", "connection", "add", "contoso", "--type", "ews", "--ews-url", "https://x/EWS/Exchange.asmx", "--username", "u", "--password-file", secret)
 	refused("--client-secret-file", "connection", "add", "c2", "--type", "graph", "--tenant-id", "T", "--client-id", "C", "--client-secret", "x")

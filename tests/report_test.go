@@ -88,7 +88,7 @@ func TestInterruptStopsAtACheckpoint(t *testing.T) {
 	mustf(t, cmd.Start() == nil, "start")
 	// Interrupt once items are being stored: the run is mid-folder.
 	deadline := time.Now().Add(30 * time.Second)
-	for countFiles(t, filepath.Join(data, "storage"), ".eml") == 0 {
+	for countFiles(t, filepath.Join(data, "storage", "data"), "") == 0 {
 		mustf(t, time.Now().Before(deadline), "the backup stored nothing in 30 s")
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -67,7 +67,7 @@ mailboxes:
 		total += row.ItemsStored
 	}
 	mustf(t, total == 10500, "items stored over all runs %d, want 10500", total)
-	mustf(t, countFiles(t, filepath.Join(data, "storage"), ".eml") == 10500, "storage holds %d items", countFiles(t, filepath.Join(data, "storage"), ".eml"))
+	mustf(t, storedCount(t, filepath.Join(data, "storage")) == 10500, "storage holds %d items", storedCount(t, filepath.Join(data, "storage")))
 }
 
 // With enough patience the run waits out the Retry-After, works on the other

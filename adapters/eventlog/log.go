@@ -22,8 +22,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,6 +29,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/mailvault/mailvault/adapters/badgerdb"
 )
 
 // Metadata keys the log indexes records by.
@@ -138,33 +138,6 @@ type appendResult struct {
 	err  error
 }
 
-// dropTornMemtables removes memtable files shorter than their header. A
-// process killed between creating a memtable file and sizing it leaves one
-// behind; it holds no entry, but Badger refuses to open the directory while
-// it exists ("Create a new file").
-func dropTornMemtables(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		return fmt.Errorf("read event log directory: %w", err)
-	}
-	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".mem") {
-			continue
-		}
-		info, err := e.Info()
-		if err != nil || info.Size() >= 20 { // vlogHeaderSize
-			continue
-		}
-		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
-			return fmt.Errorf("remove torn memtable %s: %w", e.Name(), err)
-		}
-	}
-	return nil
-}
-
 // Open opens or creates the log.
 func Open(opts Options) (*Log, error) {
 	bo := badger.DefaultOptions(opts.Dir).
@@ -194,20 +167,12 @@ func Open(opts Options) (*Log, error) {
 		// No value log in memory: every value stays in the LSM tree.
 		bo = bo.WithDir("").WithValueDir("").WithValueThreshold(1 << 20)
 	}
-	db, err := badger.Open(bo)
-	if err != nil && !opts.InMemory && strings.Contains(err.Error(), "Create a new file") {
-		// Only reached with the directory lock taken and released by this
-		// process, so no other process is creating a memtable right now.
-		if derr := dropTornMemtables(opts.Dir); derr != nil {
-			return nil, derr
-		}
-		db, err = badger.Open(bo)
+	db, err := badgerdb.Open(bo)
+	if errors.Is(err, badgerdb.ErrLocked) {
+		return nil, fmt.Errorf("open %s: %w", opts.Dir, ErrLocked)
 	}
 	if err != nil {
-		if strings.Contains(err.Error(), "Cannot acquire directory lock") || strings.Contains(err.Error(), "resource temporarily unavailable") {
-			return nil, fmt.Errorf("open %s: %w", opts.Dir, ErrLocked)
-		}
-		return nil, fmt.Errorf("open event log in %s: %w", opts.Dir, err)
+		return nil, fmt.Errorf("open event log: %w", err)
 	}
 	l := &Log{
 		db:        db,

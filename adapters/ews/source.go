@@ -499,7 +499,10 @@ func (s *Source) Fetch(ctx context.Context, mailbox, folderID string, items []do
 				item.Failure = &domain.Failure{Class: domain.ClassTransient, Code: "TruncatedData", Message: "the server cut the item's data short (=== Truncated Data ===)"}
 				break
 			}
-			item.Content = b
+			item.Content, item.Format = b, domain.FormatEWSExport
+			if s.cfg.Content == ModeMIME {
+				item.Format = domain.FormatMIME
+			}
 		}
 		if err := deliver(item); err != nil {
 			return err

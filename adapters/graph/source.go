@@ -451,7 +451,7 @@ func (s *Source) Fetch(ctx context.Context, mailbox, folderID string, items []do
 			if err != nil {
 				return err
 			}
-			if err := deliver(domain.Item{Ref: it, Content: resp.body}); err != nil {
+			if err := deliver(domain.Item{Ref: it, Content: resp.body, Format: contentFormat(kind)}); err != nil {
 				return err
 			}
 		}
@@ -543,7 +543,7 @@ func (s *Source) batchFetch(ctx context.Context, mailbox, kind string, items []d
 	now := time.Now()
 	for i, it := range items {
 		r, ok := res[strconv.Itoa(i+1)]
-		item := domain.Item{Ref: it}
+		item := domain.Item{Ref: it, Format: contentFormat(kind)}
 		switch {
 		case !ok:
 			item.Failure = &domain.Failure{Class: domain.ClassTransient, Code: "MissingResponse", Message: "the $batch reply has no response for this item"}
@@ -565,6 +565,15 @@ func (s *Source) batchFetch(ctx context.Context, mailbox, kind string, items []d
 		}
 	}
 	return nil
+}
+
+// contentFormat is how $batch and GET deliver an item of kind: messages as
+// MIME ($value), events and contacts as their JSON resource.
+func contentFormat(kind string) string {
+	if kind == KindMail {
+		return domain.FormatMIME
+	}
+	return domain.FormatGraphJSON
 }
 
 // subBody decodes a sub-response body: JSON stays JSON, anything else comes
@@ -672,7 +681,7 @@ func (s *Source) export(ctx context.Context, mailbox string, items []domain.Item
 			if err != nil {
 				item.Failure = &domain.Failure{Class: domain.ClassTransient, Code: "MalformedReply", Message: "exported data is not valid base64"}
 			} else {
-				item.Content = b
+				item.Content, item.Format = b, domain.FormatGraphExport
 				if e.ChangeKey != "" {
 					item.Ref.ChangeKey = e.ChangeKey
 				}

@@ -53,10 +53,19 @@ func (f *Folder) Version(v int) *Folder {
 	return &g
 }
 
+// contentOwner is whose random stream generates an item's content: the
+// mailbox, or the shared list the folder receives.
+func contentOwner(mailbox string, f *Folder) string {
+	if f.Shared != "" {
+		return f.Shared
+	}
+	return mailbox
+}
+
 // ItemSize is the size the item at pos will have. Without an override sizes
 // follow a log-normal spread: median about 30 KB, from a few KB to a few MB.
 func ItemSize(seed int64, mailbox string, f *Folder, pos int) int64 {
-	r := rand.New(rand.NewPCG(itemSeed(seed, mailbox, f.Path, pos), 1))
+	r := rand.New(rand.NewPCG(itemSeed(seed, contentOwner(mailbox, f), f.Path, pos), 1))
 	if f.Size != nil {
 		lo, hi := int64(f.Size.Min), int64(f.Size.Max)
 		if hi == lo {
@@ -76,7 +85,7 @@ var (
 // itemBasics draws an item's sender, subject and date, in that order, from
 // its random stream; Content goes on drawing from the same stream.
 func itemBasics(seed int64, mailbox string, f *Folder, pos int) (r *rand.Rand, from, subject string, date time.Time) {
-	r = rand.New(rand.NewPCG(itemSeed(seed, mailbox, f.Path, pos), 2))
+	r = rand.New(rand.NewPCG(itemSeed(seed, contentOwner(mailbox, f), f.Path, pos), 2))
 	from = firstNames[r.IntN(len(firstNames))]
 	subject = subjects[r.IntN(len(subjects))]
 	date = time.Date(2020, 1, 1, 8, 0, 0, 0, time.UTC).Add(time.Duration(r.Int64N(int64(6 * 365 * 24 * time.Hour))))
@@ -101,14 +110,14 @@ func Content(seed int64, mailbox string, f *Folder, pos int) []byte {
 	b.Grow(int(size) + 256)
 	hdr := func(k, v string) { fmt.Fprintf(&b, "%s: %s\r\n", k, v) }
 	hdr("From", fmt.Sprintf("%s <%s@contoso.test>", mime.QEncoding.Encode("utf-8", from), strings.ToLower(asciiName(from))))
-	hdr("To", mailbox)
+	hdr("To", contentOwner(mailbox, f))
 	hdr("Subject", mime.QEncoding.Encode("utf-8", fmt.Sprintf("%s #%d", subject, pos)))
 	hdr("Date", date.Format(time.RFC1123Z))
-	hdr("Message-ID", fmt.Sprintf("<%016x@sim.contoso.test>", itemSeed(seed, mailbox, f.Path, pos)))
+	hdr("Message-ID", fmt.Sprintf("<%016x@sim.contoso.test>", itemSeed(seed, contentOwner(mailbox, f), f.Path, pos)))
 	hdr("MIME-Version", "1.0")
 	switch f.Kind {
 	case KindCalendar:
-		return calendarItem(&b, r, size, date, subject)
+		return calendarItem(&b, r, size, date, subject, pos)
 	case KindContacts:
 		return contactItem(&b, r, size, from)
 	}
@@ -180,12 +189,25 @@ func pad(msg []byte, size int64) []byte {
 	return msg
 }
 
-func calendarItem(b *bytes.Buffer, r *rand.Rand, size int64, start time.Time, subject string) []byte {
+func calendarItem(b *bytes.Buffer, r *rand.Rand, size int64, start time.Time, subject string, pos int) []byte {
 	b.WriteString("Content-Type: text/calendar; charset=utf-8; method=PUBLISH\r\n\r\n")
-	fmt.Fprintf(b, "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//mailvault//sim//EN\r\nBEGIN:VEVENT\r\nUID:%016x@sim.contoso.test\r\nDTSTART:%s\r\nDTEND:%s\r\nSUMMARY:%s\r\n",
-		r.Uint64(), start.Format("20060102T150405Z"), start.Add(time.Hour).Format("20060102T150405Z"), subject)
-	return fillAndClose(b, r, size, "DESCRIPTION", "END:VEVENT\r\nEND:VCALENDAR\r\n")
+	uid := fmt.Sprintf("%016x@sim.contoso.test", r.Uint64())
+	stamp := start.Add(-30 * 24 * time.Hour).Format(icalUTC)
+	fmt.Fprintf(b, "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//mailvault//sim//EN\r\nBEGIN:VEVENT\r\nUID:%s\r\nDTSTAMP:%s\r\nDTSTART:%s\r\nDTEND:%s\r\nSUMMARY:%s\r\n",
+		uid, stamp, start.Format(icalUTC), start.Add(time.Hour).Format(icalUTC), subject)
+	closing := "END:VEVENT\r\nEND:VCALENDAR\r\n"
+	if pos%10 == 3 {
+		// A weekly series of 8 with its third occurrence cancelled and its
+		// second moved an hour later: recurrence and exceptions to keep.
+		second, third := start.AddDate(0, 0, 7), start.AddDate(0, 0, 14)
+		fmt.Fprintf(b, "RRULE:FREQ=WEEKLY;COUNT=8\r\nEXDATE:%s\r\n", third.Format(icalUTC))
+		closing = fmt.Sprintf("END:VEVENT\r\nBEGIN:VEVENT\r\nUID:%s\r\nDTSTAMP:%s\r\nRECURRENCE-ID:%s\r\nDTSTART:%s\r\nDTEND:%s\r\nSUMMARY:%s (moved)\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+			uid, stamp, second.Format(icalUTC), second.Add(time.Hour).Format(icalUTC), second.Add(2*time.Hour).Format(icalUTC), subject)
+	}
+	return fillAndClose(b, r, size, "DESCRIPTION", closing)
 }
+
+const icalUTC = "20060102T150405Z"
 
 func contactItem(b *bytes.Buffer, r *rand.Rand, size int64, name string) []byte {
 	b.WriteString("Content-Type: text/vcard; charset=utf-8\r\n\r\n")

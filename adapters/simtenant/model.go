@@ -130,6 +130,10 @@ type Folder struct {
 	DirtyMode string `yaml:"dirty_mode"`
 	// Changes alter the folder while it is being listed.
 	Changes *Changes `yaml:"changes"`
+	// Shared names a distribution list: the folder's items are the same
+	// messages, byte for byte, in every mailbox whose folder names the same
+	// list (as one message sent to all staff lands in every inbox).
+	Shared string `yaml:"shared"`
 }
 
 // Changes happen once, right after page AfterPage of the folder's first

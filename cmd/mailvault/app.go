@@ -19,7 +19,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mailvault/mailvault/adapters/eventlog"
-	"github.com/mailvault/mailvault/adapters/localstore"
 	"github.com/mailvault/mailvault/pipeline"
 	"github.com/mailvault/mailvault/projections"
 )
@@ -77,7 +76,9 @@ func newRunID(now time.Time) string {
 type runOptions struct {
 	source      pipeline.Source
 	sourceName  string
-	storageDir  string
+	storageDir  string // NAME or DIR from --storage; empty: DATA/storage
+	access      storageAccess
+	storage     *storageRef // set by the daemon, which resolved the job's storage
 	cfg         pipeline.Config
 	progress    string
 	format      string
@@ -97,13 +98,22 @@ func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
 		return err
 	}
 	defer releaseLog(lg)
-	if o.storageDir == "" {
-		o.storageDir = filepath.Join(g.data, "storage")
+	ref := o.storage
+	if ref == nil {
+		r := storageRef{dir: filepath.Join(g.data, "storage"), create: true}
+		if o.storageDir != "" {
+			if r, err = resolveStorage(g, o.storageDir, o.access); err != nil {
+				return err
+			}
+			r.create = r.password == nil && r.recovery == ""
+		}
+		ref = &r
 	}
-	store, err := localstore.Open(o.storageDir)
+	store, err := openStorage(*ref)
 	if err != nil {
-		return &exitError{code: exitErrors, err: err}
+		return err
 	}
+	defer closeStorage(store)
 	clock := pipeline.WallClock{}
 	if o.cfg.Run == "" {
 		o.cfg.Run = newRunID(clock.Now())

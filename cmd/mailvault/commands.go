@@ -36,7 +36,8 @@ func addRunFlags(cmd *cobra.Command, cfg *pipeline.Config, o *runOptions) {
 	f.BoolVar(&cfg.TimeFilter.KeepContacts, "keep-contacts", false, "with --time-filter, keep every contact whatever its age")
 	f.StringArrayVar(&cfg.FolderFilter.Exclude, "exclude-folder", nil, "leave out a special folder and its subfolders by well-known name (deleteditems, junkemail, drafts, sentitems, ...; repeatable)")
 	f.StringArrayVar(&cfg.ExcludeMailboxes, "exclude-mailbox", nil, "leave out a mailbox (repeatable)")
-	f.StringVar(&o.storageDir, "storage", "", "storage directory (default DATA/storage)")
+	f.StringVar(&o.storageDir, "storage", "", "storage NAME (see mailvault storage add) or directory (default DATA/storage, created unencrypted)")
+	o.access.register(f)
 	f.StringVar(&o.progress, "progress", "auto", "progress display: auto, tty, plain, none")
 	f.StringVar(&o.format, "format", "text", "report format: text, json, csv")
 }

@@ -23,7 +23,8 @@ import (
 
 // storageSpec is a named storage as recorded in the log.
 type storageSpec struct {
-	Path string `json:"path"`
+	Path      string `json:"path"`
+	Encrypted bool   `json:"encrypted,omitempty"`
 }
 
 // connectionSpec is a named server connection as recorded in the log; its
@@ -89,59 +90,6 @@ func validName(kind, name string) error {
 		return usageErr("%s name %q: give 1 to 100 characters without slashes", kind, name)
 	}
 	return nil
-}
-
-func newStorageCmd(g *globalFlags) *cobra.Command {
-	cmd := &cobra.Command{Use: "storage", Short: "Named backup targets"}
-	var path string
-	add := &cobra.Command{Use: "add NAME --path DIR", Short: "Add a local storage", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validName("storage", args[0]); err != nil {
-				return err
-			}
-			if path == "" {
-				return usageErr("--path DIR is required")
-			}
-			abs, err := filepath.Abs(path)
-			if err != nil {
-				return usageErr("--path: %v", err)
-			}
-			return withConfig(g, func(lg *eventlog.Log, c *projections.Config) error {
-				if _, ok := c.Storages[args[0]]; ok {
-					return usageErr("a storage named %q exists already", args[0])
-				}
-				if err := os.MkdirAll(abs, 0o700); err != nil {
-					return &exitError{code: exitErrors, err: fmt.Errorf("storage %s: %w", abs, err)}
-				}
-				return change(cmd, lg, domain.StorageAdded, args[0], storageSpec{Path: abs})
-			})
-		}}
-	add.Flags().StringVar(&path, "path", "", "directory of the storage")
-	list := &cobra.Command{Use: "list", Short: "List storages", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withConfig(g, func(_ *eventlog.Log, c *projections.Config) error {
-				for _, n := range projections.Names(c.Storages) {
-					var s storageSpec
-					json.Unmarshal(c.Storages[n], &s)
-					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", n, s.Path)
-				}
-				return nil
-			})
-		}}
-	remove := &cobra.Command{Use: "remove NAME", Short: "Remove a storage (its data stays on disk)", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return withConfig(g, func(lg *eventlog.Log, c *projections.Config) error {
-				if _, ok := c.Storages[args[0]]; !ok {
-					return usageErr("no storage named %q", args[0])
-				}
-				if users := jobsUsing(c, func(s jobspec.Spec) bool { return s.Storage == args[0] }); len(users) > 0 {
-					return usageErr("storage %q is used by jobs %s; delete or edit them first", args[0], strings.Join(users, ", "))
-				}
-				return change(cmd, lg, domain.StorageRemoved, args[0], nil)
-			})
-		}}
-	cmd.AddCommand(add, list, remove)
-	return cmd
 }
 
 func jobsUsing(c *projections.Config, match func(jobspec.Spec) bool) []string {

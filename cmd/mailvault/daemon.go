@@ -485,6 +485,14 @@ func (d *daemon) startCycle(ctx context.Context, name string, job domain.Job, c 
 func (d *daemon) cycle(ctx context.Context, name string, job domain.Job, conn connectionSpec, secret credential.Secret, stor storageSpec) (domain.RunState, error) {
 	var src pipeline.Source
 	var err error
+	var storagePassword []byte
+	if stor.Encrypted {
+		pw, err := secretStore(d.g).Get(storageSecretName(job.Storage))
+		if err != nil {
+			return domain.StateNotFinished, fmt.Errorf("storage %s: its password is not in the secret store: %w", job.Storage, err)
+		}
+		storagePassword = []byte(pw.Reveal())
+	}
 	cfg := pipeline.DefaultConfig()
 	switch conn.Type {
 	case "graph":
@@ -512,7 +520,7 @@ func (d *daemon) cycle(ctx context.Context, name string, job domain.Job, conn co
 			d.mu.Unlock()
 		}
 	}()
-	o := runOptions{source: src, sourceName: conn.Type + ":" + job.Connection, storageDir: stor.Path, cfg: cfg, progress: "none", format: "json",
+	o := runOptions{source: src, sourceName: conn.Type + ":" + job.Connection, storage: &storageRef{dir: stor.Path, password: storagePassword}, cfg: cfg, progress: "none", format: "json",
 		out: io.Discard, errOut: io.Discard}
 	err = runBackup(ctx, d.g, o)
 	var ee *exitError

@@ -86,6 +86,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	root.PersistentFlags().BoolVar(&g.logJSON, "log-json", false, "write logs as JSON lines")
 	root.AddCommand(newBackupCmd(g), newDemoCmd(g), newRunsCmd(g), newReplayCmd(g), newReportCmd(g), newQuarantineCmd(g), newSimCmd(g),
-		newStorageCmd(g), newConnectionCmd(g), newJobCmd(g), newDaemonCmd(g))
+		newStorageCmd(g), newConnectionCmd(g), newJobCmd(g), newDaemonCmd(g),
+		newVerifyCmd(g), newLsCmd(g), newFindCmd(g), newPruneCmd(g), newExportCmd(g))
 	return root
 }

@@ -1,0 +1,478 @@
+// Package export writes stored items in the formats other tools read: EML
+// files, one mbox per folder, a Maildir tree, ICS calendars, VCF address
+// books, or a zip of EML, ICS and VCF. Every name that comes from a server
+// is sanitised, and every file is created through an os.Root (or inside the
+// zip), so nothing can be written outside the output.
+package export
+
+import (
+	"archive/zip"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/emersion/go-ical"
+	"github.com/emersion/go-maildir"
+	"github.com/emersion/go-mbox"
+	"github.com/emersion/go-vcard"
+
+	"github.com/mailvault/mailvault/adapters/itemformat"
+)
+
+// Formats export writes.
+var Formats = []string{"eml", "mbox", "maildir", "ics", "vcf", "zip"}
+
+// Item is one stored item to export.
+type Item struct {
+	ID       string // the storage's version id: names EML files
+	Mailbox  string
+	Folder   string // path with "/" between levels
+	FolderID string
+	Kind     string // mail, calendar, contacts
+	Format   string
+	Content  []byte
+}
+
+// Result counts what an export wrote and what it left out, and why.
+type Result struct {
+	Messages int            `json:"messages"`
+	Events   int            `json:"events"`
+	Contacts int            `json:"contacts"`
+	Files    int            `json:"files"`
+	Bytes    int64          `json:"bytes"`
+	Skipped  map[string]int `json:"skipped"` // reason -> items
+	// Failed names up to 100 items that could not be converted.
+	Failed []string `json:"failed,omitempty"`
+}
+
+// sink creates files by relative, already sanitised, slash-separated path.
+type sink interface {
+	create(rel string) (io.WriteCloser, error)
+	close() error
+}
+
+// Exporter writes items in one format. Items of one folder must come
+// together (the storage index orders them so); a folder file is open only
+// while its items arrive, so memory does not grow with the export.
+type Exporter struct {
+	format string
+	out    string
+	sink   sink
+	res    Result
+
+	cur     *folderFile
+	claimed map[string]string // folder file path -> folder id that owns it
+	tzids   map[string]bool   // VTIMEZONEs written to the current ICS file
+}
+
+type folderFile struct {
+	key  string // mailbox NUL folder id
+	w    io.WriteCloser
+	mbox *mbox.Writer
+	vcf  *vcard.Encoder
+	md   maildir.Dir
+	ics  bool
+}
+
+// New starts an export into out: a directory that must be empty or not
+// exist, or for zip a file that must not exist.
+func New(format, out string) (*Exporter, error) {
+	e := &Exporter{format: format, out: out, claimed: map[string]string{}, res: Result{Skipped: map[string]int{}}}
+	switch format {
+	case "zip":
+		f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("create %s: %w", out, err)
+		}
+		e.sink = &zipSink{f: f, z: zip.NewWriter(f)}
+	case "eml", "mbox", "maildir", "ics", "vcf":
+		if err := os.MkdirAll(out, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", out, err)
+		}
+		entries, err := os.ReadDir(out)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", out, err)
+		}
+		if len(entries) > 0 {
+			return nil, fmt.Errorf("%s is not empty: export into a new or empty directory", out)
+		}
+		root, err := os.OpenRoot(out)
+		if err != nil {
+			return nil, err
+		}
+		e.sink = &dirSink{root: root}
+	default:
+		return nil, fmt.Errorf("export format %q: use %s", format, strings.Join(Formats, ", "))
+	}
+	return e, nil
+}
+
+// SafeName makes one server-chosen name a harmless path element: no
+// separators, no "." or "..", no control characters, no leading dot, no
+// trailing dot or space (Windows), at most 120 bytes.
+func SafeName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '/' || r == '\\' || r == ':' || r == '*' || r == '?' || r == '"' || r == '<' || r == '>' || r == '|' || r == 0:
+			b.WriteRune('_')
+		case unicode.IsControl(r) || r == utf8.RuneError:
+			b.WriteRune('_')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	n := strings.TrimRight(b.String(), ". ")
+	if strings.HasPrefix(n, ".") {
+		n = "_" + n[1:]
+	}
+	for len(n) > 120 {
+		_, size := utf8.DecodeLastRuneInString(n)
+		n = n[:len(n)-size]
+	}
+	if n == "" {
+		n = "_"
+	}
+	return n
+}
+
+// folderPath is the sanitised relative path of a mailbox's folder.
+func folderPath(mailbox, folder string) string {
+	parts := []string{SafeName(strings.ToLower(mailbox))}
+	for _, level := range strings.Split(folder, "/") {
+		parts = append(parts, SafeName(level))
+	}
+	return path.Join(parts...)
+}
+
+// Add exports one item, or counts why it cannot be.
+func (e *Exporter) Add(it Item) error {
+	want := map[string]string{"eml": "mail", "mbox": "mail", "maildir": "mail", "ics": "calendar", "vcf": "contacts"}[e.format]
+	if want != "" && it.Kind != want {
+		e.res.Skipped[it.Kind+" items (not exported as "+e.format+")"]++
+		return nil
+	}
+	var err error
+	switch it.Kind {
+	case "calendar":
+		err = e.addEvent(it)
+	case "contacts":
+		err = e.addContact(it)
+	default:
+		err = e.addMessage(it)
+	}
+	var conv *conversionError
+	if errors.As(err, &conv) {
+		e.res.Skipped[conv.reason]++
+		if len(e.res.Failed) < 100 {
+			e.res.Failed = append(e.res.Failed, fmt.Sprintf("%s %s/%s: %v", it.ID, it.Mailbox, it.Folder, conv.err))
+		}
+		return nil
+	}
+	return err
+}
+
+// conversionError: the item cannot be written in the format; the export
+// goes on without it.
+type conversionError struct {
+	reason string
+	err    error
+}
+
+func (c *conversionError) Error() string { return c.err.Error() }
+
+func (e *Exporter) addMessage(it Item) error {
+	raw, err := itemformat.MIME(it.Format, it.Content)
+	if err != nil {
+		reason := "messages without MIME"
+		if errors.Is(err, itemformat.ErrOpaque) {
+			reason = "messages stored as opaque export streams"
+		}
+		return &conversionError{reason, err}
+	}
+	switch e.format {
+	case "eml", "zip":
+		// In a zip only one entry is open at a time.
+		if err := e.closeFolder(); err != nil {
+			return err
+		}
+		w, err := e.sink.create(path.Join(folderPath(it.Mailbox, it.Folder), SafeName(it.ID)+".eml"))
+		if err != nil {
+			return err
+		}
+		if err := e.write(w, raw); err != nil {
+			return err
+		}
+	case "mbox":
+		f, err := e.folder(it, ".mbox")
+		if err != nil {
+			return err
+		}
+		from, date := itemformat.MessageInfo(raw)
+		w, err := f.mbox.CreateMessage(from, date)
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(raw); err != nil {
+			return fmt.Errorf("write mbox: %w", err)
+		}
+	case "maildir":
+		f, err := e.folder(it, "")
+		if err != nil {
+			return err
+		}
+		_, w, err := f.md.Create(nil)
+		if err != nil {
+			return fmt.Errorf("maildir: %w", err)
+		}
+		if err := e.write(w, raw); err != nil {
+			return err
+		}
+	}
+	e.res.Messages++
+	return nil
+}
+
+func (e *Exporter) write(w io.WriteCloser, b []byte) error {
+	if _, err := w.Write(b); err != nil {
+		w.Close()
+		return fmt.Errorf("write: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	e.res.Files++
+	e.res.Bytes += int64(len(b))
+	return nil
+}
+
+func (e *Exporter) addEvent(it Item) error {
+	comps, err := itemformat.CalendarComponents(it.Format, it.Content)
+	if err != nil {
+		return &conversionError{"calendar items without iCalendar data", err}
+	}
+	f, err := e.folder(it, ".ics")
+	if err != nil {
+		return err
+	}
+	for _, c := range comps {
+		if c.Name == ical.CompTimezone {
+			id := c.Props.Get(ical.PropTimezoneID)
+			if id == nil || e.tzids[id.Value] {
+				continue
+			}
+			e.tzids[id.Value] = true
+		}
+		b, err := encodeComponent(c)
+		if err != nil {
+			return &conversionError{"calendar items without iCalendar data", err}
+		}
+		if _, err := f.w.Write(b); err != nil {
+			return fmt.Errorf("write ics: %w", err)
+		}
+	}
+	e.res.Events++
+	return nil
+}
+
+func (e *Exporter) addContact(it Item) error {
+	card, err := itemformat.Card(it.Format, it.Content)
+	if err != nil {
+		return &conversionError{"contacts without vCard data", err}
+	}
+	f, err := e.folder(it, ".vcf")
+	if err != nil {
+		return err
+	}
+	if card.Value(vcard.FieldVersion) == "" {
+		card.SetValue(vcard.FieldVersion, "4.0")
+	}
+	if err := f.vcf.Encode(card); err != nil {
+		return &conversionError{"contacts without vCard data", err}
+	}
+	e.res.Contacts++
+	return nil
+}
+
+const icsHeader = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//mailvault//export//EN\r\nCALSCALE:GREGORIAN\r\n"
+const icsFooter = "END:VCALENDAR\r\n"
+
+// encodeComponent writes one component with the library's encoder (line
+// folding, escaping) by encoding a calendar around it and keeping the
+// component's lines, so a folder's calendar streams out event by event.
+func encodeComponent(c *ical.Component) ([]byte, error) {
+	cal := ical.NewCalendar()
+	cal.Props.SetText(ical.PropVersion, "2.0")
+	cal.Props.SetText(ical.PropProductID, "-//mailvault//export//EN")
+	cal.Children = []*ical.Component{c}
+	var buf bytes.Buffer
+	if err := ical.NewEncoder(&buf).Encode(cal); err != nil {
+		return nil, err
+	}
+	b := buf.Bytes()
+	start := bytes.Index(b, []byte("BEGIN:"+c.Name+"\r\n"))
+	end := bytes.LastIndex(b, []byte("END:VCALENDAR"))
+	if start < 0 || end < start {
+		return nil, fmt.Errorf("unexpected iCalendar encoding")
+	}
+	return b[start:end], nil
+}
+
+// folder returns the open file of the item's folder, closing the previous
+// folder's file when the folder changes.
+func (e *Exporter) folder(it Item, ext string) (*folderFile, error) {
+	key := it.Mailbox + "\x00" + it.FolderID
+	if e.cur != nil && e.cur.key == key {
+		return e.cur, nil
+	}
+	if err := e.closeFolder(); err != nil {
+		return nil, err
+	}
+	rel := folderPath(it.Mailbox, it.Folder)
+	// Two folders whose names sanitise alike get distinct files.
+	for n := 2; e.claimed[rel+ext] != "" && e.claimed[rel+ext] != key; n++ {
+		rel = fmt.Sprintf("%s~%d", folderPath(it.Mailbox, it.Folder), n)
+	}
+	e.claimed[rel+ext] = key
+	f := &folderFile{key: key}
+	if e.format == "maildir" {
+		ds, ok := e.sink.(*dirSink)
+		if !ok {
+			return nil, errors.New("maildir needs a directory")
+		}
+		if err := ds.root.MkdirAll(filepath.FromSlash(rel), 0o700); err != nil {
+			return nil, fmt.Errorf("create maildir %s: %w", rel, err)
+		}
+		f.md = maildir.Dir(filepath.Join(e.out, filepath.FromSlash(rel)))
+		if err := f.md.Init(); err != nil {
+			return nil, fmt.Errorf("create maildir %s: %w", rel, err)
+		}
+		e.cur = f
+		return f, nil
+	}
+	file, err := e.sink.create(rel + ext)
+	if err != nil {
+		return nil, err
+	}
+	w := &countingWriter{WriteCloser: file, n: &e.res.Bytes}
+	f.w = w
+	e.res.Files++
+	switch ext {
+	case ".mbox":
+		f.mbox = mbox.NewWriter(w)
+	case ".vcf":
+		f.vcf = vcard.NewEncoder(w)
+	case ".ics":
+		f.ics = true
+		e.tzids = map[string]bool{}
+		if _, err := io.WriteString(w, icsHeader); err != nil {
+			return nil, err
+		}
+	}
+	e.cur = f
+	return f, nil
+}
+
+func (e *Exporter) closeFolder() error {
+	f := e.cur
+	e.cur = nil
+	if f == nil || f.w == nil {
+		return nil
+	}
+	var err error
+	if f.mbox != nil {
+		err = f.mbox.Close()
+	}
+	if f.ics {
+		_, err = io.WriteString(f.w, icsFooter)
+	}
+	if cerr := f.w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("finish folder file: %w", err)
+	}
+	return nil
+}
+
+// Close finishes the export and returns what it did.
+func (e *Exporter) Close() (Result, error) {
+	err := e.closeFolder()
+	if cerr := e.sink.close(); err == nil {
+		err = cerr
+	}
+	return e.res, err
+}
+
+// SkipReasons lists the skip reasons in a stable order.
+func (r Result) SkipReasons() []string {
+	var out []string
+	for k := range r.Skipped {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+type dirSink struct{ root *os.Root }
+
+func (d *dirSink) create(rel string) (io.WriteCloser, error) {
+	name := filepath.FromSlash(rel)
+	if dir := filepath.Dir(name); dir != "." {
+		if err := d.root.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", dir, err)
+		}
+	}
+	f, err := d.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", rel, err)
+	}
+	return f, nil
+}
+
+func (d *dirSink) close() error { return d.root.Close() }
+
+type zipSink struct {
+	f *os.File
+	z *zip.Writer
+}
+
+type zipEntry struct{ io.Writer }
+
+func (zipEntry) Close() error { return nil }
+
+func (s *zipSink) create(rel string) (io.WriteCloser, error) {
+	w, err := s.z.CreateHeader(&zip.FileHeader{Name: rel, Method: zip.Deflate})
+	if err != nil {
+		return nil, err
+	}
+	return zipEntry{w}, nil
+}
+
+func (s *zipSink) close() error {
+	err := s.z.Close()
+	if cerr := s.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// countingWriter adds what folder files write to the export's byte count.
+type countingWriter struct {
+	io.WriteCloser
+	n *int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.WriteCloser.Write(p)
+	*c.n += int64(n)
+	return n, err
+}

@@ -1,0 +1,117 @@
+// Package itemformat reads stored item content in the formats the sources
+// deliver (MIME, Graph JSON, export streams) and gives restore, export and
+// the storage index what they need from it.
+package itemformat
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/mail"
+	"time"
+
+	"github.com/emersion/go-message/charset"
+
+	"github.com/mailvault/mailvault/domain"
+)
+
+// Export streams of the simulators: the opaque stream real servers send is
+// modelled as a marker followed by the item's MIME, so the simulators can
+// round-trip it and tools can read it back.
+const (
+	SimGraphExportPrefix = "MVFT\x01"
+	SimEWSExportPrefix   = "MVEWS\x01"
+)
+
+// ErrOpaque means the content is a server's export stream that mailvault
+// cannot convert to MIME; it can still be restored to a mailbox.
+var ErrOpaque = errors.New("the item is an opaque export stream (FastTransfer); restore it to a mailbox, or back up with MIME content (--graph-content batch, --ews-content mime) to export it")
+
+// MIME returns the RFC 5322 form of stored content in the given format.
+func MIME(format string, content []byte) ([]byte, error) {
+	switch format {
+	case domain.FormatMIME, "":
+		return content, nil
+	case domain.FormatGraphExport:
+		if b, ok := bytes.CutPrefix(content, []byte(SimGraphExportPrefix)); ok {
+			return b, nil
+		}
+		return nil, ErrOpaque
+	case domain.FormatEWSExport:
+		if b, ok := bytes.CutPrefix(content, []byte(SimEWSExportPrefix)); ok {
+			return b, nil
+		}
+		return nil, ErrOpaque
+	case domain.FormatGraphJSON:
+		return nil, fmt.Errorf("a Graph JSON resource has no MIME form")
+	}
+	return nil, fmt.Errorf("unknown content format %q", format)
+}
+
+// Summary is what the storage index keeps of an item to find it by.
+type Summary struct {
+	Subject string    `json:"subject,omitempty"`
+	From    string    `json:"from,omitempty"`
+	Date    time.Time `json:"date,omitzero"`
+}
+
+var wordDecoder = mime.WordDecoder{CharsetReader: charset.Reader}
+
+// Summarize reads subject, sender and date from content; what it cannot
+// read stays empty.
+func Summarize(format string, content []byte) Summary {
+	if format == domain.FormatGraphJSON {
+		return summarizeJSON(content)
+	}
+	raw, err := MIME(format, content)
+	if err != nil {
+		return Summary{}
+	}
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		return Summary{}
+	}
+	var s Summary
+	s.Subject = decodeHeader(msg.Header.Get("Subject"))
+	if from, err := mail.ParseAddress(msg.Header.Get("From")); err == nil {
+		s.From = from.Address
+		if from.Name != "" {
+			s.From = from.Name + " <" + from.Address + ">"
+		}
+	} else {
+		s.From = decodeHeader(msg.Header.Get("From"))
+	}
+	if d, err := msg.Header.Date(); err == nil {
+		s.Date = d.UTC()
+	}
+	return s
+}
+
+func decodeHeader(v string) string {
+	if d, err := wordDecoder.DecodeHeader(v); err == nil {
+		return d
+	}
+	return v
+}
+
+func summarizeJSON(content []byte) Summary {
+	var r Resource
+	if json.Unmarshal(content, &r) != nil {
+		return Summary{}
+	}
+	s := Summary{Subject: r.Subject}
+	if s.Subject == "" {
+		s.Subject = r.DisplayName
+	}
+	if r.Organizer != nil {
+		s.From = r.Organizer.EmailAddress.Address
+	}
+	if t, err := r.Start.Time(); err == nil {
+		s.Date = t
+	} else if t, err := time.Parse(time.RFC3339, r.LastModified); err == nil {
+		s.Date = t.UTC()
+	}
+	return s
+}

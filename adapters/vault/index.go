@@ -1,0 +1,399 @@
+package vault
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/restic/chunker"
+
+	"github.com/mailvault/mailvault/adapters/itemformat"
+	"github.com/mailvault/mailvault/domain"
+)
+
+// Index keys. Names from the server are joined with NUL, which no mailbox,
+// folder id or item id contains.
+const (
+	prefixVersion = "v/" // mailbox NUL folderID NUL itemID NUL changeKey -> Version
+	prefixID      = "i/" // version id -> version key
+	prefixChunk   = "c/" // chunk id -> chunkRecord
+	prefixDeleted = "d/" // mailbox NUL folderID NUL itemID -> time deleted at the source
+)
+
+// Version is one stored version of one item, as the index knows it.
+type Version struct {
+	ID         string    `json:"id"`
+	Mailbox    string    `json:"mailbox"`
+	FolderPath string    `json:"folder"`
+	FolderID   string    `json:"folder_id"`
+	ItemID     string    `json:"item_id"`
+	ChangeKey  string    `json:"ck"`
+	Kind       string    `json:"kind"`
+	Format     string    `json:"format"`
+	Size       int64     `json:"size"`
+	SHA256     string    `json:"sha256"`
+	Chunks     []string  `json:"chunks"`
+	StoredAt   time.Time `json:"stored_at"`
+	ItemTime   time.Time `json:"item_time,omitzero"`
+	itemformat.Summary
+	// DeletedAt is set by the index when the source deleted the item.
+	DeletedAt time.Time `json:"-"`
+}
+
+type chunkRecord struct {
+	Refs   int64 `json:"refs"`
+	Size   int64 `json:"size"`   // plain bytes
+	Stored int64 `json:"stored"` // bytes of the blob file
+}
+
+func join(parts ...string) string { return strings.Join(parts, "\x00") }
+
+func versionKey(mailbox, folderID, itemID, changeKey string) []byte {
+	return []byte(prefixVersion + join(mailbox, folderID, itemID, changeKey))
+}
+
+func itemPrefix(mailbox, folderID, itemID string) []byte {
+	return []byte(prefixVersion + join(mailbox, folderID, itemID) + "\x00")
+}
+
+func deletedKey(mailbox, folderID, itemID string) []byte {
+	return []byte(prefixDeleted + join(mailbox, folderID, itemID))
+}
+
+// VersionID is the short id ls and find print and restore and export take.
+func VersionID(mailbox, folderID, itemID, changeKey string) string {
+	sum := sha256.Sum256([]byte(join(mailbox, folderID, itemID, changeKey)))
+	return hex.EncodeToString(sum[:8])
+}
+
+type piece struct {
+	id   string
+	data []byte
+}
+
+// split cuts content at content-defined boundaries (Rabin fingerprints, as
+// restic does), so the same attachment inside two messages yields the same
+// chunks even when the headers before it differ in length.
+func (v *Vault) split(content []byte) ([]piece, error) {
+	if uint(len(content)) <= v.set.Chunking.MinSize {
+		return []piece{{id: v.codec.chunkID(content), data: content}}, nil
+	}
+	c := chunker.NewWithBoundaries(bytes.NewReader(content), v.pol, v.set.Chunking.MinSize, v.set.Chunking.MaxSize)
+	c.SetAverageBits(v.set.Chunking.AverageBits)
+	var out []piece
+	buf := make([]byte, v.set.Chunking.MaxSize)
+	for {
+		ch, err := c.Next(buf)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		data := append([]byte(nil), ch.Data...)
+		out = append(out, piece{id: v.codec.chunkID(data), data: data})
+	}
+}
+
+// Put stores one item version unless it is stored already (then Existed is
+// set and nothing is written). Chunk files are written before the index
+// entry that references them, so a crash leaves at worst unreferenced
+// files (removed by prune), never an entry without its data.
+func (v *Vault) Put(k domain.ItemKey, content []byte) (domain.PutResult, error) {
+	sum := sha256.Sum256(content)
+	res := domain.PutResult{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(content))}
+	vk := versionKey(k.Mailbox, k.FolderID, k.ItemID, k.ChangeKey)
+	if _, ok, err := v.get(vk); err != nil || ok {
+		res.Existed = ok
+		return res, err
+	}
+	if free, ok := freeBytes(v.dir); ok && free < MinFree+2*res.Size {
+		// Badger writes its index through memory-mapped files, and a write
+		// into a mapping on a full disk kills the process (SIGBUS) instead
+		// of returning an error: stop while there is room to stop cleanly.
+		return res, fmt.Errorf("store item in %s: %w: %s free, mailvault keeps %s for the index", v.dir, ErrFull, mib(free), mib(MinFree))
+	}
+	pieces, err := v.split(content)
+	if err != nil {
+		return res, fmt.Errorf("split item: %w", err)
+	}
+	stored := make(map[string]int64, len(pieces))
+	for _, p := range pieces {
+		if _, done := stored[p.id]; done {
+			continue
+		}
+		known, err := v.chunkKnown(p.id)
+		if err != nil {
+			return res, err
+		}
+		if known {
+			stored[p.id] = 0
+			continue
+		}
+		raw, err := v.codec.encode(p.id, p.data)
+		if err != nil {
+			return res, err
+		}
+		if err := v.writeBlob(p.id, raw); err != nil {
+			return res, err
+		}
+		stored[p.id] = int64(len(raw))
+	}
+	ver := Version{ID: VersionID(k.Mailbox, k.FolderID, k.ItemID, k.ChangeKey), Mailbox: k.Mailbox, FolderPath: k.FolderPath,
+		FolderID: k.FolderID, ItemID: k.ItemID, ChangeKey: k.ChangeKey, Kind: k.Kind, Format: k.Format, Size: res.Size,
+		SHA256: res.SHA256, StoredAt: time.Now().UTC(), ItemTime: k.Time, Summary: itemformat.Summarize(k.Format, content)}
+	for _, p := range pieces {
+		ver.Chunks = append(ver.Chunks, p.id)
+	}
+	body, err := json.Marshal(ver)
+	if err != nil {
+		return res, err
+	}
+	err = v.update(func(txn *badger.Txn) error {
+		res.Existed, res.NewBytes = false, 0
+		if _, err := txn.Get(vk); err == nil {
+			res.Existed = true // stored by a concurrent Put meanwhile
+			return nil
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		for _, p := range pieces {
+			rec, _, err := getChunk(txn, p.id)
+			if err != nil {
+				return err
+			}
+			if rec.Refs == 0 {
+				rec.Size, rec.Stored = int64(len(p.data)), stored[p.id]
+				if rec.Stored == 0 {
+					// Known when checked, pruned since: its file is gone.
+					return errRetryPut
+				}
+				res.NewBytes += rec.Stored
+			}
+			rec.Refs++
+			if err := putJSON(txn, []byte(prefixChunk+p.id), rec); err != nil {
+				return err
+			}
+		}
+		if err := txn.Set(vk, body); err != nil {
+			return err
+		}
+		return txn.Set([]byte(prefixID+ver.ID), vk)
+	})
+	if errors.Is(err, errRetryPut) {
+		return v.Put(k, content)
+	}
+	if err != nil {
+		return res, storageErr("record item in the index", v.dir, err)
+	}
+	return res, nil
+}
+
+var errRetryPut = errors.New("chunk removed meanwhile")
+
+// MinFree is the free space a storage keeps for its index's memory-mapped
+// tables and logs; items are refused (ErrFull) below it.
+const MinFree = 32 << 20
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// update runs fn in a transaction, again when a concurrent one conflicted.
+func (v *Vault) update(fn func(txn *badger.Txn) error) error {
+	for attempt := 0; ; attempt++ {
+		err := v.db.Update(fn)
+		if errors.Is(err, badger.ErrConflict) && attempt < 100 {
+			continue
+		}
+		return err
+	}
+}
+
+func (v *Vault) chunkKnown(id string) (bool, error) {
+	var known bool
+	err := v.db.View(func(txn *badger.Txn) error {
+		rec, ok, err := getChunk(txn, id)
+		known = ok && rec.Refs > 0
+		return err
+	})
+	return known, err
+}
+
+func getChunk(txn *badger.Txn, id string) (chunkRecord, bool, error) {
+	var rec chunkRecord
+	it, err := txn.Get([]byte(prefixChunk + id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return rec, false, nil
+	}
+	if err != nil {
+		return rec, false, err
+	}
+	return rec, true, it.Value(func(b []byte) error { return json.Unmarshal(b, &rec) })
+}
+
+func putJSON(txn *badger.Txn, key []byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return txn.Set(key, b)
+}
+
+func (v *Vault) get(vk []byte) (Version, bool, error) {
+	var ver Version
+	var ok bool
+	err := v.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(vk)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		ok = true
+		return it.Value(func(b []byte) error { return json.Unmarshal(b, &ver) })
+	})
+	return ver, ok, err
+}
+
+// ErrNoVersion means no stored version has the id.
+var ErrNoVersion = errors.New("no stored item has this id")
+
+// Lookup finds a version by the id ls and find print.
+func (v *Vault) Lookup(id string) (Version, error) {
+	var vk []byte
+	err := v.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get([]byte(prefixID + strings.ToLower(id)))
+		if err != nil {
+			return err
+		}
+		vk, err = it.ValueCopy(nil)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return Version{}, fmt.Errorf("%s: %w", id, ErrNoVersion)
+	}
+	if err != nil {
+		return Version{}, err
+	}
+	ver, ok, err := v.get(vk)
+	if err == nil && !ok {
+		err = fmt.Errorf("%s: %w", id, ErrNoVersion)
+	}
+	return ver, err
+}
+
+// Read returns the content of a version, checking every chunk.
+func (v *Vault) Read(ver Version) ([]byte, error) {
+	out := make([]byte, 0, ver.Size)
+	for _, id := range ver.Chunks {
+		b, err := v.readChunk(id)
+		if err != nil {
+			return nil, fmt.Errorf("item %s (%s/%s): %w", ver.ID, ver.Mailbox, ver.FolderPath, err)
+		}
+		out = append(out, b...)
+	}
+	if sum := sha256.Sum256(out); hex.EncodeToString(sum[:]) != ver.SHA256 {
+		return nil, fmt.Errorf("item %s: content hash does not match the index: %w", ver.ID, ErrDamaged)
+	}
+	return out, nil
+}
+
+// Walk calls fn for every stored version whose mailbox is mailbox (all
+// when empty), in index order: by mailbox, folder id, item id. It streams:
+// memory does not grow with the storage.
+func (v *Vault) Walk(mailbox string, fn func(Version) error) error {
+	prefix := []byte(prefixVersion)
+	if mailbox != "" {
+		prefix = []byte(prefixVersion + mailbox + "\x00")
+	}
+	return v.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var ver Version
+			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &ver) }); err != nil {
+				return fmt.Errorf("index entry %q: %v: %w", it.Item().Key(), err, ErrDamaged)
+			}
+			if d, err := txn.Get(deletedKey(ver.Mailbox, ver.FolderID, ver.ItemID)); err == nil {
+				_ = d.Value(func(b []byte) error { return ver.DeletedAt.UnmarshalText(b) })
+			}
+			if err := fn(ver); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// MarkDeleted records that the source deleted an item; retention counts
+// from then. A second mark keeps the first date.
+func (v *Vault) MarkDeleted(mailbox, folderID, itemID string, at time.Time) error {
+	return v.update(func(txn *badger.Txn) error {
+		k := deletedKey(mailbox, folderID, itemID)
+		if _, err := txn.Get(k); err == nil {
+			return nil
+		}
+		b, _ := at.UTC().MarshalText()
+		return txn.Set(k, b)
+	})
+}
+
+// Stats are the storage's totals.
+type Stats struct {
+	Versions int   `json:"versions"`
+	Items    int   `json:"items"`
+	Logical  int64 `json:"logical_bytes"` // sum of item sizes
+	Chunks   int   `json:"chunks"`
+	Unique   int64 `json:"unique_bytes"` // plain bytes of distinct chunks
+	Stored   int64 `json:"stored_bytes"` // bytes of chunk files
+}
+
+// DedupRatio is logical bytes over unique bytes (1 when nothing repeats).
+func (s Stats) DedupRatio() float64 {
+	if s.Unique == 0 {
+		return 1
+	}
+	return float64(s.Logical) / float64(s.Unique)
+}
+
+// Stats counts the index.
+func (v *Vault) Stats() (Stats, error) {
+	var s Stats
+	lastItem := ""
+	err := v.Walk("", func(ver Version) error {
+		s.Versions++
+		s.Logical += ver.Size
+		if k := join(ver.Mailbox, ver.FolderID, ver.ItemID); k != lastItem {
+			s.Items++
+			lastItem = k
+		}
+		return nil
+	})
+	if err != nil {
+		return s, err
+	}
+	err = v.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixChunk), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var rec chunkRecord
+			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &rec) }); err != nil {
+				return err
+			}
+			if rec.Refs > 0 {
+				s.Chunks++
+				s.Unique += rec.Size
+				s.Stored += rec.Stored
+			}
+		}
+		return nil
+	})
+	return s, err
+}

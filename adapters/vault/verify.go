@@ -1,0 +1,141 @@
+package vault
+
+import (
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Problem is one thing verify found wrong.
+type Problem struct {
+	// Item is the damaged version (empty for problems of chunks alone).
+	Item    *Version `json:"item,omitempty"`
+	Chunk   string   `json:"chunk,omitempty"`
+	Problem string   `json:"problem"`
+	// Damage is false for problems that lose nothing (an unreferenced file).
+	Damage bool `json:"damage"`
+}
+
+// VerifyResult counts what verify checked.
+type VerifyResult struct {
+	Versions      int `json:"versions"`
+	Chunks        int `json:"chunks"`
+	ChunksRead    int `json:"chunks_read"`
+	DamagedItems  int `json:"damaged_items"`
+	DamagedChunks int `json:"damaged_chunks"`
+	Unreferenced  int `json:"unreferenced_files"`
+}
+
+// Verify checks every index entry: each version's chunks are in the index
+// with the right reference counts and their files exist. With readData it
+// also reads every chunk, checks its authentication tag and content hash,
+// and checks every item's hash. report is called for each problem, naming
+// the damaged item and what a damaged chunk affects.
+func (v *Vault) Verify(readData bool, report func(Problem)) (VerifyResult, error) {
+	var res VerifyResult
+	refs := map[string]int64{}
+	chunkState := map[string]error{} // chunk id -> nil when good
+	damagedBy := map[string]int{}
+	err := v.Walk("", func(ver Version) error {
+		res.Versions++
+		bad := ""
+		for _, id := range ver.Chunks {
+			refs[id]++
+			st, seen := chunkState[id]
+			if !seen {
+				st = v.checkChunk(id, readData)
+				chunkState[id] = st
+				if readData {
+					res.ChunksRead++
+				}
+			}
+			if st != nil && bad == "" {
+				bad = st.Error()
+			}
+			if st != nil {
+				damagedBy[id]++
+			}
+		}
+		if bad == "" && readData {
+			if _, err := v.Read(ver); err != nil {
+				bad = err.Error()
+			}
+		}
+		if bad != "" {
+			res.DamagedItems++
+			ver := ver
+			report(Problem{Item: &ver, Problem: bad, Damage: true})
+		}
+		return nil
+	})
+	if err != nil {
+		return res, err
+	}
+	for id, st := range chunkState {
+		if st != nil {
+			res.DamagedChunks++
+			report(Problem{Chunk: id, Problem: fmt.Sprintf("%v; it affects %d stored item version(s)", st, damagedBy[id]), Damage: true})
+		}
+	}
+	// Reference counts and files nobody references.
+	indexed := map[string]bool{}
+	err = v.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixChunk), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			id := string(it.Item().Key()[len(prefixChunk):])
+			var rec chunkRecord
+			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &rec) }); err != nil {
+				report(Problem{Chunk: id, Problem: "its index record is unreadable", Damage: true})
+				continue
+			}
+			if rec.Refs > 0 {
+				indexed[id] = true
+				res.Chunks++
+			}
+			if rec.Refs != refs[id] {
+				report(Problem{Chunk: id, Problem: fmt.Sprintf("the index counts %d references, the items hold %d (prune would misjudge it)", rec.Refs, refs[id]), Damage: rec.Refs < refs[id]})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return res, err
+	}
+	for id := range refs {
+		if !indexed[id] {
+			report(Problem{Chunk: id, Problem: "items reference it but the index has no record of it", Damage: true})
+		}
+	}
+	err = filepath.WalkDir(filepath.Join(v.dir, "data"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil
+			}
+			return err
+		}
+		if !d.IsDir() && !indexed[d.Name()] {
+			res.Unreferenced++
+			report(Problem{Chunk: d.Name(), Problem: "a chunk file no item references (left by an interrupted write or prune; prune removes it)"})
+		}
+		return nil
+	})
+	return res, err
+}
+
+// checkChunk tells whether a chunk's file is there and, with readData,
+// whether it decrypts and hashes to its id.
+func (v *Vault) checkChunk(id string, readData bool) error {
+	if readData {
+		_, err := v.readChunk(id)
+		return err
+	}
+	if _, err := os.Stat(v.blobPath(id)); err != nil {
+		return fmt.Errorf("chunk %s is missing: %w", short(id), ErrDamaged)
+	}
+	return nil
+}

@@ -1,0 +1,392 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/mailvault/mailvault/adapters/credential"
+	"github.com/mailvault/mailvault/adapters/eventlog"
+	"github.com/mailvault/mailvault/adapters/jobspec"
+	"github.com/mailvault/mailvault/adapters/vault"
+	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/projections"
+)
+
+// storageAccess are the flags that unlock a storage given by path (a named
+// storage's password is in the secret store).
+type storageAccess struct {
+	passwordFile, passwordEnv, recoveryKeyFile string
+}
+
+func (a *storageAccess) register(f *pflag.FlagSet) {
+	f.StringVar(&a.passwordFile, "storage-password-file", "", "file holding the storage's password (for a storage given by path)")
+	f.StringVar(&a.passwordEnv, "storage-password-env", "", "environment variable holding the storage's password")
+	f.StringVar(&a.recoveryKeyFile, "recovery-key-file", "", "open the storage with its recovery key instead of its password")
+}
+
+func (a storageAccess) password() ([]byte, error) {
+	if a.passwordFile == "" && a.passwordEnv == "" {
+		return nil, nil
+	}
+	s, err := credential.Load("storage password", a.passwordFile, a.passwordEnv)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	return []byte(s.Reveal()), nil
+}
+
+// storageSecretName is where a named storage's password is kept.
+func storageSecretName(name string) string { return "storage:" + name }
+
+// vaultPool shares open storages within the process: Badger allows one
+// opener per directory, and the daemon may run two jobs into one storage.
+var vaultPool = struct {
+	sync.Mutex
+	open map[string]*pooledVault
+}{open: map[string]*pooledVault{}}
+
+type pooledVault struct {
+	v    *vault.Vault
+	refs int
+}
+
+// storageRef is a storage to open: a name from `storage add` or a path.
+type storageRef struct {
+	dir      string
+	password []byte
+	recovery string
+	// create makes an unencrypted storage at dir when none is there (the
+	// default DATA/storage of plain backups).
+	create bool
+}
+
+// resolveStorage turns a NAME or a PATH into what opens it.
+func resolveStorage(g *globalFlags, ref string, a storageAccess) (storageRef, error) {
+	pw, err := a.password()
+	if err != nil {
+		return storageRef{}, err
+	}
+	r := storageRef{dir: ref, password: pw}
+	if a.recoveryKeyFile != "" {
+		b, err := os.ReadFile(a.recoveryKeyFile)
+		if err != nil {
+			return r, usageErr("read the recovery key: %v", err)
+		}
+		r.recovery = string(b)
+	}
+	if !strings.ContainsAny(ref, `/\`) && !vault.Exists(ref) {
+		err := withConfig(g, func(_ *eventlog.Log, c *projections.Config) error {
+			raw, ok := c.Storages[ref]
+			if !ok {
+				return usageErr("no storage named %q and no storage in a directory %q (see mailvault storage list)", ref, ref)
+			}
+			var spec storageSpec
+			if err := json.Unmarshal(raw, &spec); err != nil {
+				return err
+			}
+			r.dir = spec.Path
+			if spec.Encrypted && r.password == nil && r.recovery == "" {
+				s, err := secretStore(g).Get(storageSecretName(ref))
+				if err != nil {
+					return &exitError{code: exitErrors, err: fmt.Errorf("storage %s: its password is not in the secret store (%v); give --storage-password-file", ref, err)}
+				}
+				r.password = []byte(s.Reveal())
+			}
+			return nil
+		})
+		if err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+// openStorage opens (or shares) the storage of r.
+func openStorage(r storageRef) (*vault.Vault, error) {
+	abs, err := filepath.Abs(r.dir)
+	if err != nil {
+		return nil, usageErr("storage %s: %v", r.dir, err)
+	}
+	vaultPool.Lock()
+	defer vaultPool.Unlock()
+	if p, ok := vaultPool.open[abs]; ok {
+		if p.v.Encrypted() && r.recovery == "" {
+			// Shared handles still need the right password.
+			if err := vault.CheckPassword(abs, r.password); err != nil {
+				return nil, storageErrExit(err)
+			}
+		}
+		p.refs++
+		return p.v, nil
+	}
+	var v *vault.Vault
+	switch {
+	case r.recovery != "":
+		v, err = vault.OpenWithRecoveryKey(abs, r.recovery)
+	case r.create && !vault.Exists(abs):
+		v, _, err = vault.Create(abs, vault.CreateOptions{})
+	default:
+		v, err = vault.Open(abs, r.password)
+	}
+	if err != nil {
+		return nil, storageErrExit(err)
+	}
+	vaultPool.open[abs] = &pooledVault{v: v, refs: 1}
+	return v, nil
+}
+
+func closeStorage(v *vault.Vault) {
+	vaultPool.Lock()
+	defer vaultPool.Unlock()
+	for dir, p := range vaultPool.open {
+		if p.v == v {
+			if p.refs--; p.refs == 0 {
+				delete(vaultPool.open, dir)
+				v.Close()
+			}
+			return
+		}
+	}
+}
+
+func storageErrExit(err error) error {
+	switch {
+	case errors.Is(err, vault.ErrWrongPassword), errors.Is(err, vault.ErrPasswordRequired), errors.Is(err, vault.ErrNotVault):
+		return &exitError{code: exitErrors, err: err}
+	case errors.Is(err, vault.ErrLocked):
+		return &exitError{code: exitErrors, err: fmt.Errorf("%v: another mailvault process is using this storage; wait for it to finish", err)}
+	}
+	return &exitError{code: exitErrors, err: err}
+}
+
+// withStorage opens the storage named by ref for one command.
+func withStorage(g *globalFlags, ref string, a storageAccess, fn func(v *vault.Vault) error) error {
+	r, err := resolveStorage(g, ref, a)
+	if err != nil {
+		return err
+	}
+	v, err := openStorage(r)
+	if err != nil {
+		return err
+	}
+	defer closeStorage(v)
+	return fn(v)
+}
+
+func parseRetention(keepVersions int, keepDeleted string) (domain.Retention, error) {
+	r := domain.Retention{KeepVersions: keepVersions}
+	if keepDeleted != "" && keepDeleted != "forever" {
+		p, err := domain.ParsePeriod(keepDeleted)
+		if err != nil {
+			return r, usageErr("--keep-deleted: %v", err)
+		}
+		r.KeepDeletedFor = &p
+	}
+	if err := r.Validate(); err != nil {
+		return r, usageErr("%v", err)
+	}
+	return r, nil
+}
+
+func newStorageCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "storage", Short: "Named backup storages: encrypted, deduplicated, versioned"}
+	var path, keepDeleted string
+	var unencrypted, noCompression bool
+	var keepVersions int
+	var access storageAccess
+	add := &cobra.Command{Use: "add NAME --path DIR (--storage-password-file F | --storage-password-env V | --unencrypted)",
+		Short: "Create a storage (or adopt an existing one) and name it", Args: cobra.ExactArgs(1),
+		Long: `Create a storage in DIR, or adopt the storage already there (its password must be right).
+A new password-protected storage prints its recovery key once: keep it somewhere safe; it opens
+the storage if the password is lost. The password is kept in the data directory's encrypted
+secret store, so scheduled jobs can open the storage.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validName("storage", args[0]); err != nil {
+				return err
+			}
+			if path == "" {
+				return usageErr("--path DIR is required")
+			}
+			pw, err := access.password()
+			if err != nil {
+				return err
+			}
+			if pw == nil && !unencrypted {
+				return usageErr("give the storage a password (--storage-password-file or --storage-password-env), or say --unencrypted")
+			}
+			ret, err := parseRetention(keepVersions, keepDeleted)
+			if err != nil {
+				return err
+			}
+			abs, err := filepath.Abs(path)
+			if err != nil {
+				return usageErr("--path: %v", err)
+			}
+			return withConfig(g, func(lg *eventlog.Log, c *projections.Config) error {
+				if _, ok := c.Storages[args[0]]; ok {
+					return usageErr("a storage named %q exists already", args[0])
+				}
+				var v *vault.Vault
+				var recovery string
+				if vault.Exists(abs) {
+					if v, err = vault.Open(abs, pw); err != nil {
+						return storageErrExit(err)
+					}
+				} else if v, recovery, err = vault.Create(abs, vault.CreateOptions{Password: pw, NoCompression: noCompression, Retention: ret}); err != nil {
+					return &exitError{code: exitErrors, err: err}
+				}
+				encrypted := v.Encrypted()
+				v.Close()
+				if encrypted {
+					if err := secretStore(g).Put(storageSecretName(args[0]), credential.New(string(pw))); err != nil {
+						return &exitError{code: exitErrors, err: fmt.Errorf("keep the storage password: %w", err)}
+					}
+				}
+				if err := change(cmd, lg, domain.StorageAdded, args[0], storageSpec{Path: abs, Encrypted: encrypted}); err != nil {
+					return err
+				}
+				if recovery != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "storage %s created in %s, encrypted (AES-256-GCM, key from argon2id)\nrecovery key (shown once; it opens the storage without the password):\n  %s\n", args[0], abs, recovery)
+				}
+				return nil
+			})
+		}}
+	access.register(add.Flags())
+	add.Flags().StringVar(&path, "path", "", "directory of the storage")
+	add.Flags().BoolVar(&unencrypted, "unencrypted", false, "create the storage without a password")
+	add.Flags().BoolVar(&noCompression, "no-compression", false, "store chunks without zstd compression")
+	add.Flags().IntVar(&keepVersions, "keep-versions", 0, "retention: keep the last N versions of each item (0: all)")
+	add.Flags().StringVar(&keepDeleted, "keep-deleted", "", "retention: keep items deleted at the source for this long after deletion (90d, 6m, 7y; default forever)")
+
+	list := &cobra.Command{Use: "list", Short: "List storages", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withConfig(g, func(_ *eventlog.Log, c *projections.Config) error {
+				for _, n := range projections.Names(c.Storages) {
+					var s storageSpec
+					json.Unmarshal(c.Storages[n], &s)
+					enc := "unencrypted"
+					if s.Encrypted {
+						enc = "encrypted"
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\n", n, s.Path, enc)
+				}
+				return nil
+			})
+		}}
+	remove := &cobra.Command{Use: "remove NAME", Short: "Remove a storage's name (its data stays on disk)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withConfig(g, func(lg *eventlog.Log, c *projections.Config) error {
+				if _, ok := c.Storages[args[0]]; !ok {
+					return usageErr("no storage named %q", args[0])
+				}
+				if users := jobsUsing(c, func(s jobspec.Spec) bool { return s.Storage == args[0] }); len(users) > 0 {
+					return usageErr("storage %q is used by jobs %s; delete or edit them first", args[0], strings.Join(users, ", "))
+				}
+				_ = secretStore(g).Delete(storageSecretName(args[0]))
+				return change(cmd, lg, domain.StorageRemoved, args[0], nil)
+			})
+		}}
+
+	var statsAccess storageAccess
+	stats := &cobra.Command{Use: "stats NAME|DIR", Short: "Items, versions, bytes and the deduplication saving", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStorage(g, args[0], statsAccess, func(v *vault.Vault) error {
+				st, err := v.Stats()
+				if err != nil {
+					return &exitError{code: exitErrors, err: err}
+				}
+				writeStats(cmd.OutOrStdout(), v, st)
+				return nil
+			})
+		}}
+	statsAccess.register(stats.Flags())
+
+	var pwAccess storageAccess
+	var newFile, newEnv string
+	passwd := &cobra.Command{Use: "passwd NAME|DIR --new-password-file F", Short: "Change a storage's password (no data is rewritten)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			next, err := credential.Load("new password", newFile, newEnv)
+			if err != nil {
+				return usageErr("%v", err)
+			}
+			r, err := resolveStorage(g, args[0], pwAccess)
+			if err != nil {
+				return err
+			}
+			v, err := openStorage(r)
+			if err != nil {
+				return err
+			}
+			defer closeStorage(v)
+			if err := v.ChangePassword(r.password, []byte(next.Reveal())); err != nil {
+				return storageErrExit(err)
+			}
+			if !strings.ContainsAny(args[0], `/\`) && !vault.Exists(args[0]) {
+				if err := secretStore(g).Put(storageSecretName(args[0]), next); err != nil {
+					return &exitError{code: exitErrors, err: fmt.Errorf("the password changed, but keeping it in the secret store failed: %w", err)}
+				}
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "password changed")
+			return nil
+		}}
+	pwAccess.register(passwd.Flags())
+	passwd.Flags().StringVar(&newFile, "new-password-file", "", "file holding the new password")
+	passwd.Flags().StringVar(&newEnv, "new-password-env", "", "environment variable holding the new password")
+
+	var retAccess storageAccess
+	var retVersions int
+	var retDeleted string
+	retention := &cobra.Command{Use: "retention NAME|DIR [--keep-versions N] [--keep-deleted P|forever]", Short: "Show or set the retention policy that prune applies", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStorage(g, args[0], retAccess, func(v *vault.Vault) error {
+				if cmd.Flags().Changed("keep-versions") || cmd.Flags().Changed("keep-deleted") {
+					cur := v.Retention()
+					if !cmd.Flags().Changed("keep-versions") {
+						retVersions = cur.KeepVersions
+					}
+					if !cmd.Flags().Changed("keep-deleted") && cur.KeepDeletedFor != nil {
+						retDeleted = cur.KeepDeletedFor.String()
+					}
+					r, err := parseRetention(retVersions, retDeleted)
+					if err != nil {
+						return err
+					}
+					if err := v.SetRetention(r); err != nil {
+						return &exitError{code: exitErrors, err: err}
+					}
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), v.Retention().String())
+				return nil
+			})
+		}}
+	retAccess.register(retention.Flags())
+	retention.Flags().IntVar(&retVersions, "keep-versions", 0, "keep the last N versions of each item (0: all)")
+	retention.Flags().StringVar(&retDeleted, "keep-deleted", "", "keep items deleted at the source this long (90d, 6m, 7y, or forever)")
+
+	cmd.AddCommand(add, list, remove, stats, passwd, retention)
+	return cmd
+}
+
+func writeStats(w io.Writer, v *vault.Vault, st vault.Stats) {
+	enc := "unencrypted"
+	if v.Encrypted() {
+		enc = "encrypted (AES-256-GCM)"
+	}
+	saved := 0.0
+	if st.Logical > 0 {
+		saved = 100 * (1 - float64(st.Stored)/float64(st.Logical))
+	}
+	fmt.Fprintf(w, "storage:       %s, %s\nitems:         %d (%d versions)\nitem bytes:    %s\nunique chunks: %d (%s)\non disk:       %s\ndedup ratio:   %s\nsaved:         %.1f%% (dedup and compression)\nretention:     %s\n",
+		v.Dir(), enc, st.Items, st.Versions, projections.HumanBytes(st.Logical), st.Chunks, projections.HumanBytes(st.Unique), projections.HumanBytes(st.Stored),
+		strconv.FormatFloat(st.DedupRatio(), 'f', 2, 64), saved, v.Retention())
+}

@@ -1,0 +1,276 @@
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// exportTenant has mail, a calendar with recurring series and contacts,
+// and folders whose names try to leave the export directory.
+const exportTenant = `mailboxes:
+  - address: alice@contoso.test
+    folders:
+      - path: Inbox
+        items: 40
+      - path: Inbox/Projects
+        items: 12
+      - path: ../../etc
+        items: 5
+      - path: ..
+        items: 3
+      - path: "a:b*?<c>|"
+        items: 2
+      - path: Calendar
+        kind: calendar
+        items: 30
+      - path: Contacts
+        kind: contacts
+        items: 15
+  - address: bob@contoso.test
+    folders:
+      - path: Inbox
+        items: 10
+`
+
+const exportMessages = 40 + 12 + 5 + 3 + 2 + 10
+
+// python3 is Debian's interpreter, which has python3-icalendar and
+// python3-vobject (installed by .ci/run).
+const python3 = "/usr/bin/python3"
+
+func needTool(t *testing.T, path, what string) {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s (%s) is missing; .ci/run installs it", what, path)
+		}
+		t.Skipf("%s (%s) is not installed", what, path)
+	}
+}
+
+type readCounts struct {
+	Messages, Files, Events, Recurring, Exceptions, Contacts, Folders int
+}
+
+func readExport(t *testing.T, kind, path string) readCounts {
+	t.Helper()
+	out, err := exec.Command(python3, filepath.Join("testdata", "read_exports.py"), kind, path).CombinedOutput()
+	mustf(t, err == nil, "python could not read the %s export: %v\n%s", kind, err, out)
+	var c readCounts
+	mustf(t, json.Unmarshal(out, &c) == nil, "reader output %s", out)
+	return c
+}
+
+// insideOnly fails when anything was written beside out in its parent.
+func insideOnly(t *testing.T, parent, out string) {
+	t.Helper()
+	entries, _ := os.ReadDir(parent)
+	for _, e := range entries {
+		mustf(t, filepath.Join(parent, e.Name()) == out, "the export wrote %s outside --out", e.Name())
+	}
+	filepath.Walk(out, func(p string, info os.FileInfo, err error) error {
+		rel, rerr := filepath.Rel(out, p)
+		mustf(t, err == nil && rerr == nil && !strings.HasPrefix(rel, ".."), "escaped: %s", p)
+		mustf(t, info.Mode()&os.ModeSymlink == 0, "symlink in export: %s", p)
+		return nil
+	})
+}
+
+func TestExportFormatsReadByOtherTools(t *testing.T) {
+	needTool(t, python3, "Debian's python3")
+	dir := t.TempDir()
+	tenant := writeTenant(t, dir, exportTenant)
+	data := filepath.Join(dir, "data")
+	r, res := backup(t, data, tenant)
+	mustf(t, res.code == 0 && r.ItemsStored == exportMessages+30+15, "backup exit %d stored %d: %s", res.code, r.ItemsStored, res.stderr)
+	store := filepath.Join(data, "storage")
+
+	export := func(format string) (string, string) {
+		parent := filepath.Join(dir, "x-"+format)
+		os.MkdirAll(parent, 0o700)
+		out := filepath.Join(parent, "out")
+		if format == "zip" {
+			out += ".zip"
+		}
+		res := mailvault(t, "export", "--storage", store, "--data", data, "--format", format, "--out", out)
+		mustf(t, res.code == 0, "export %s: exit %d %s %s", format, res.code, res.stdout, res.stderr)
+		insideOnly(t, parent, out)
+		return out, res.stdout
+	}
+
+	out, _ := export("eml")
+	mustf(t, countFiles(t, out, ".eml") == exportMessages, "eml files: %d", countFiles(t, out, ".eml"))
+	_, err := os.Stat(filepath.Join(out, "alice@contoso.test", "_", "_", "etc"))
+	mustf(t, err == nil, "the folder ../../etc is not kept, sanitised, inside the export")
+
+	out, _ = export("mbox")
+	c := readExport(t, "mbox", out)
+	mustf(t, c.Messages == exportMessages && c.Files == 6, "mbox: %+v", c)
+
+	out, _ = export("maildir")
+	c = readExport(t, "maildir", out)
+	mustf(t, c.Messages == exportMessages && c.Folders == 6, "maildir: %+v", c)
+	n := dovecotCount(t, out, []string{"alice@contoso.test", "bob@contoso.test"})
+	mustf(t, n == exportMessages, "dovecot served %d messages, want %d", n, exportMessages)
+
+	out, _ = export("ics")
+	c = readExport(t, "ics", out)
+	// 30 events, of which positions 3, 13, 23 are weekly series with one
+	// moved occurrence each: 33 VEVENTs, 3 with RRULE, 3 with RECURRENCE-ID.
+	mustf(t, c.Events == 33 && c.Recurring == 3 && c.Exceptions == 3, "ics: %+v", c)
+
+	out, _ = export("vcf")
+	c = readExport(t, "vcf", out)
+	mustf(t, c.Contacts == 15, "vcf: %+v", c)
+
+	out, stdout := export("zip")
+	c = readExport(t, "zip", out)
+	mustf(t, c.Messages == exportMessages && c.Events == 33 && c.Contacts == 15, "zip: %+v %s", c, stdout)
+
+	// --out must be new or empty; a selection narrows the export.
+	res = mailvault(t, "export", "--storage", store, "--data", data, "--format", "eml", "--out", filepath.Join(dir, "x-eml", "out"))
+	mustf(t, res.code != 0 && strings.Contains(res.stderr, "not empty"), "export into a non-empty directory: %d %s", res.code, res.stderr)
+	sel := filepath.Join(dir, "sel")
+	res = mailvault(t, "export", "--storage", store, "--data", data, "--format", "eml", "--mailbox", "alice@contoso.test", "--folder", "Inbox", "--out", sel)
+	mustf(t, res.code == 0 && countFiles(t, sel, ".eml") == 52, "selected export: %d files, %s", countFiles(t, sel, ".eml"), res.stdout)
+}
+
+// dovecotCount serves the Maildir export with a real Dovecot on a loopback
+// port and counts, with Python's imaplib, the messages it fetches and
+// parses in every folder of every user.
+func dovecotCount(t *testing.T, maildirs string, users []string) int {
+	t.Helper()
+	needTool(t, "/usr/sbin/dovecot", "Dovecot (dovecot-imapd)")
+	run := t.TempDir()
+	uid, gid := os.Getuid(), os.Getgid()
+	if uid == 0 {
+		// Dovecot never reads mail as root: serve a copy owned by nobody,
+		// under directories nobody can enter.
+		shared, err := os.MkdirTemp("", "mailvault-dovecot")
+		mustf(t, err == nil, "temp dir: %v", err)
+		t.Cleanup(func() { os.RemoveAll(shared) })
+		os.Chmod(shared, 0o755)
+		out, err := exec.Command("cp", "-r", maildirs, filepath.Join(shared, "mail")).CombinedOutput()
+		mustf(t, err == nil, "copy: %v %s", err, out)
+		maildirs = filepath.Join(shared, "mail")
+		uid, gid = 65534, 65534
+		out, err = exec.Command("chown", "-R", "65534:65534", maildirs).CombinedOutput()
+		mustf(t, err == nil, "chown: %v %s", err, out)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	mustf(t, err == nil, "port: %v", err)
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	conf := fmt.Sprintf(`protocols = imap
+listen = 127.0.0.1
+base_dir = %[1]s/base
+state_dir = %[1]s/state
+log_path = %[1]s/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+mail_location = maildir:%[1]s/empty/%%u:LAYOUT=fs
+namespace inbox {
+  inbox = yes
+  separator = /
+  prefix =
+}
+namespace export {
+  separator = /
+  prefix = Export/
+  location = maildir:%[2]s/%%u:LAYOUT=fs
+  list = yes
+  subscriptions = no
+}
+mail_uid = %[3]d
+mail_gid = %[4]d
+passdb {
+  driver = static
+  args = password=pw
+}
+userdb {
+  driver = static
+  args = uid=%[3]d gid=%[4]d home=%[1]s/home/%%u
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = %[5]d
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service anvil {
+  chroot =
+}
+service imap-login {
+  chroot =
+}
+`, run, maildirs, uid, gid, port)
+	cf := filepath.Join(run, "dovecot.conf")
+	os.WriteFile(cf, []byte(conf), 0o600)
+	cmd := exec.Command("/usr/sbin/dovecot", "-F", "-c", cf)
+	var derr strings.Builder
+	cmd.Stderr = &derr
+	mustf(t, cmd.Start() == nil, "start dovecot")
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			break
+		}
+		log, _ := os.ReadFile(filepath.Join(run, "dovecot.log"))
+		mustf(t, time.Now().Before(deadline), "dovecot did not listen: %s\n%s", derr.String(), log)
+		time.Sleep(50 * time.Millisecond)
+	}
+	script := `
+import email, email.policy, imaplib, json, sys
+port, users = int(sys.argv[1]), sys.argv[2:]
+total = 0
+seen = []
+for user in users:
+    m = imaplib.IMAP4("127.0.0.1", port)
+    m.login(user, "pw")
+    typ, boxes = m.list()
+    assert typ == "OK", boxes
+    for line in boxes:
+        name = line.decode().rsplit(' "/" ', 1)[-1].strip().strip('"')
+        typ, _ = m.select('"%s"' % name, readonly=True)
+        if typ != "OK":
+            continue
+        typ, ids = m.search(None, "ALL")
+        seen.append((user, name, len(ids[0].split())))
+        for i in ids[0].split():
+            typ, parts = m.fetch(i, "(RFC822)")
+            msg = email.message_from_bytes(parts[0][1], policy=email.policy.default)
+            assert msg["Subject"] is not None
+            total += 1
+    m.logout()
+print(json.dumps(total))
+print(seen, file=sys.stderr)
+`
+	args := append([]string{"-c", script, fmt.Sprint(port)}, users...)
+	var stderr strings.Builder
+	py := exec.Command(python3, args...)
+	py.Stderr = &stderr
+	out, err := py.Output()
+	t.Logf("folders served by dovecot: %s", stderr.String())
+	log, _ := os.ReadFile(filepath.Join(run, "dovecot.log"))
+	mustf(t, err == nil, "IMAP client: %v\n%s\ndovecot log:\n%s", err, out, log)
+	var n int
+	json.Unmarshal(out, &n)
+	return n
+}
