@@ -11,8 +11,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mailvault/mailvault/adapters/eventlog"
-	"github.com/mailvault/mailvault/adapters/vault"
 	"github.com/mailvault/mailvault/adapters/simtenant"
+	"github.com/mailvault/mailvault/adapters/vault"
 	"github.com/mailvault/mailvault/domain"
 	"github.com/mailvault/mailvault/pipeline"
 	"github.com/mailvault/mailvault/projections"

@@ -208,7 +208,10 @@ func TestPruneFollowsRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	var seen []string
-	record := func(p Pruned) error { seen = append(seen, p.Version.ItemID+"/"+p.Version.ChangeKey+":"+p.Reason); return nil }
+	record := func(p Pruned) error {
+		seen = append(seen, p.Version.ItemID+"/"+p.Version.ChangeKey+":"+p.Reason)
+		return nil
+	}
 	dry, err := v.Prune(now, true, record)
 	if err != nil || dry.Versions != 3 {
 		t.Fatalf("dry run %+v %v %v", dry, seen, err)
