@@ -93,11 +93,7 @@ func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
 	if err != nil {
 		return err
 	}
-	lg, err := openLog(g.data)
-	if err != nil {
-		return err
-	}
-	defer releaseLog(lg)
+	// The storage first: naming one reads the configuration from the log.
 	ref := o.storage
 	if ref == nil {
 		r := storageRef{dir: filepath.Join(g.data, "storage"), create: true}
@@ -114,6 +110,11 @@ func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
 		return err
 	}
 	defer closeStorage(store)
+	lg, err := openLog(g.data)
+	if err != nil {
+		return err
+	}
+	defer releaseLog(lg)
 	clock := pipeline.WallClock{}
 	if o.cfg.Run == "" {
 		o.cfg.Run = newRunID(clock.Now())
