@@ -148,6 +148,8 @@ type Event struct {
 	// NewBytes is what the storage wrote for the item after compression
 	// and deduplication.
 	NewBytes int64 `json:"new_bytes,omitempty"`
+	// TargetID is the id a restore gave the item in the target mailbox.
+	TargetID string `json:"target_id,omitempty"`
 
 	Outcome      string       `json:"outcome,omitempty"`
 	Class        FailureClass `json:"class,omitempty"`

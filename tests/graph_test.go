@@ -114,6 +114,7 @@ func (s *graphSim) control(t testing.TB, path string, body any) []byte {
 }
 
 type simStats struct {
+	Invitations int            `json:"invitations_sent"`
 	Requests    int            `json:"requests"`
 	Subrequests int            `json:"subrequests"`
 	Units       int            `json:"budget_units"`

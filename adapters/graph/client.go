@@ -75,6 +75,7 @@ func sameHostRedirects(req *http.Request, via []*http.Request) error {
 // client sends Graph requests and classifies their replies.
 type client struct {
 	http     *http.Client
+	plain    *http.Client // no bearer: for pre-authenticated upload and import URLs
 	base     *url.URL // v1.0
 	beta     *url.URL
 	maxReply int64

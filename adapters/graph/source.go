@@ -66,6 +66,7 @@ type Source struct {
 	mu       sync.Mutex
 	kinds    map[string]string // mailbox\x00folder id -> kind
 	exchange map[string]string // mailbox -> exchange mailbox id
+	imports  map[string]importSession
 
 	exportDenied atomic.Bool
 }
@@ -114,11 +115,12 @@ func NewSource(cfg Config) (*Source, error) {
 	}
 	hc := *cfg.HTTP
 	hc.CheckRedirect = sameHostRedirects // whatever client was given
+	plain := hc
 	if cfg.Tokens != nil {
 		hc.Transport = &Transport{Base: cfg.HTTP.Transport, Tokens: cfg.Tokens, Host: base.Host}
 	}
-	return &Source{cfg: cfg, c: &client{http: &hc, base: base, beta: beta, maxReply: cfg.MaxReply, now: time.Now},
-		kinds: map[string]string{}, exchange: map[string]string{}}, nil
+	return &Source{cfg: cfg, c: &client{http: &hc, plain: &plain, base: base, beta: beta, maxReply: cfg.MaxReply, now: time.Now},
+		kinds: map[string]string{}, exchange: map[string]string{}, imports: map[string]importSession{}}, nil
 }
 
 // mode is the effective content mode of a kind.

@@ -1,12 +1,17 @@
 package graphsim
 
 import (
+	"github.com/emersion/go-ical"
+	"github.com/emersion/go-vcard"
+
 	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mailvault/mailvault/adapters/itemformat"
+	"github.com/mailvault/mailvault/domain"
 	"io"
 	"net/http"
 	"net/url"
@@ -108,6 +113,9 @@ func (s *Server) dispatch(c *call) *reply {
 		if len(seg) == 5 && seg[2] == "mailboxes" && seg[4] == "exportItems" && c.method == http.MethodPost {
 			return s.exportItems(c, seg[3])
 		}
+		if len(seg) == 5 && seg[2] == "mailboxes" && seg[4] == "createImportSession" && c.method == http.MethodPost {
+			return s.createImportSession(c, seg[3])
+		}
 		return notFound(c)
 	}
 	if len(seg) == 0 || seg[0] != "users" {
@@ -156,6 +164,9 @@ func (s *Server) dispatch(c *call) *reply {
 		kind := map[string]string{"messages": kindMail, "events": kindCalendar, "contacts": kindContacts}[rest[0]]
 		if len(rest) == 1 && c.method == http.MethodPost {
 			return s.createItem(c, m, nil, kind)
+		}
+		if len(rest) == 4 && kind == kindMail && rest[2] == "attachments" && rest[3] == "createUploadSession" && c.method == http.MethodPost {
+			return s.createUploadSession(c, m, rest[1])
 		}
 		if len(rest) >= 2 {
 			return s.item(c, m, nil, kind, rest[1], rest[2:])
@@ -310,6 +321,12 @@ func (s *Server) folderJSON(c *call, f *folder) map[string]any {
 func (s *Server) folders(c *call, m *mailbox, kind string, rest []string) *reply {
 	collection := map[string]string{kindMail: "mailFolders", kindCalendar: "calendars", kindContacts: "contactFolders"}[kind]
 	if len(rest) == 0 {
+		if c.method == http.MethodPost {
+			if kind == kindMail {
+				return s.createFolder(c, m, kind, m.Root)
+			}
+			return s.createFolder(c, m, kind, nil)
+		}
 		var list []*folder
 		for _, f := range m.Folders {
 			if f.Kind != kind {
@@ -318,6 +335,10 @@ func (s *Server) folders(c *call, m *mailbox, kind string, rest []string) *reply
 			if kind == kindMail && f.Parent == m.Root || kind == kindContacts && f.Parent == nil || kind == kindCalendar {
 				list = append(list, f)
 			}
+		}
+		list, rep := filterFolders(c, list)
+		if rep != nil {
+			return rep
 		}
 		return s.folderPage(c, m, collection, list)
 	}
@@ -333,7 +354,14 @@ func (s *Server) folders(c *call, m *mailbox, kind string, rest []string) *reply
 		if kind == kindCalendar {
 			break
 		}
-		return s.folderPage(c, m, collection+"('"+f.ID+"')/childFolders", f.Children)
+		if c.method == http.MethodPost {
+			return s.createFolder(c, m, kind, f)
+		}
+		list, rep := filterFolders(c, f.Children)
+		if rep != nil {
+			return rep
+		}
+		return s.folderPage(c, m, collection+"('"+f.ID+"')/childFolders", list)
 	case "messages", "events", "contacts":
 		if len(rest) == 3 && rest[2] == "delta" {
 			if kind == kindCalendar && c.version != "beta" {
@@ -343,6 +371,9 @@ func (s *Server) folders(c *call, m *mailbox, kind string, rest []string) *reply
 		}
 		if len(rest) == 2 && c.method == http.MethodPost {
 			return s.createItem(c, m, f, kind)
+		}
+		if len(rest) == 2 && c.method == http.MethodGet {
+			return s.listItems(c, m, f, kind)
 		}
 		if len(rest) >= 3 {
 			return s.item(c, m, f, kind, rest[2], rest[3:])
@@ -494,6 +525,22 @@ func (s *Server) itemJSON(c *call, f *folder, pos int, imm, full bool) map[strin
 	if f.Kind == kindCalendar {
 		modified = when.Add(-30 * 24 * time.Hour) // invited a month ahead
 	}
+	if it := f.Items[pos-1]; it.JSON {
+		var stored map[string]any
+		json.Unmarshal(it.Content, &stored)
+		stored["@odata.type"], stored["@odata.etag"] = "#microsoft.graph."+odataType(f.Kind), `W/"`+ck+`"`
+		stored["id"], stored["changeKey"], stored["createdDateTime"] = s.itemID(f, pos, imm), ck, "2026-12-01T00:00:00Z"
+		stored["lastModifiedDateTime"] = "2026-12-01T00:00:00Z"
+		if f.Kind == kindContacts {
+			stored["parentFolderId"] = f.ID
+		}
+		if full && f.Kind == kindCalendar {
+			if strings.Contains(c.query.Get("$expand"), "exceptionOccurrences") {
+				stored["exceptionOccurrences"] = []any{}
+			}
+		}
+		return stored
+	}
 	obj := map[string]any{"@odata.type": "#microsoft.graph." + odataType(f.Kind), "@odata.etag": `W/"` + ck + `"`,
 		"id": s.itemID(f, pos, imm), "changeKey": ck, "createdDateTime": "2025-06-01T08:00:00Z",
 		"lastModifiedDateTime": modified.Format(time.RFC3339)}
@@ -510,15 +557,48 @@ func (s *Server) itemJSON(c *call, f *folder, pos int, imm, full bool) map[strin
 		start := when
 		obj["start"] = map[string]string{"dateTime": start.Format("2006-01-02T15:04:05.0000000"), "timeZone": "UTC"}
 		obj["end"] = map[string]string{"dateTime": start.Add(time.Hour).Format("2006-01-02T15:04:05.0000000"), "timeZone": "UTC"}
+		if pos%10 == 3 {
+			// A weekly series of 8, as in the item's iCalendar form.
+			obj["type"] = "seriesMaster"
+			obj["recurrence"] = map[string]any{
+				"pattern": map[string]any{"type": "weekly", "interval": 1, "daysOfWeek": []string{strings.ToLower(start.Weekday().String())}, "firstDayOfWeek": "monday"},
+				"range":   map[string]any{"type": "numbered", "startDate": start.Format("2006-01-02"), "numberOfOccurrences": 8, "recurrenceTimeZone": "UTC"}}
+		}
 	case kindContacts:
 		obj["displayName"] = fmt.Sprintf("Contact #%d", pos)
 		obj["parentFolderId"] = f.ID
+	}
+	if it := f.Items[pos-1]; it.Content != nil {
+		// Created from MIME (an import): the resource shows what the MIME
+		// says, as Exchange would.
+		switch f.Kind {
+		case kindCalendar:
+			if comps, err := itemformat.CalendarComponents(domain.FormatMIME, it.Content); err == nil {
+				if uid := comps[0].Props.Get(ical.PropUID); uid != nil {
+					obj["iCalUId"] = uid.Value
+				}
+				if sum := comps[0].Props.Get(ical.PropSummary); sum != nil {
+					obj["subject"] = sum.Value
+				}
+			}
+		case kindContacts:
+			if card, err := itemformat.Card(domain.FormatMIME, it.Content); err == nil {
+				obj["displayName"] = card.PreferredValue(vcard.FieldFormattedName)
+			}
+		}
 	}
 	if full {
 		obj["body"] = map[string]string{"contentType": "text", "content": string(s.store.Content(f, pos))}
 		expand := c.query.Get("$expand")
 		if strings.Contains(expand, "exceptionOccurrences") {
 			obj["exceptionOccurrences"] = []any{}
+			if f.Kind == kindCalendar && pos%10 == 3 {
+				second := when.AddDate(0, 0, 7)
+				obj["exceptionOccurrences"] = []any{map[string]any{"type": "exception", "subject": fmt.Sprintf("Meeting #%d (moved)", pos),
+					"originalStart": second.Format(time.RFC3339),
+					"start":         map[string]string{"dateTime": second.Add(time.Hour).Format("2006-01-02T15:04:05.0000000"), "timeZone": "UTC"},
+					"end":           map[string]string{"dateTime": second.Add(2 * time.Hour).Format("2006-01-02T15:04:05.0000000"), "timeZone": "UTC"}}}
+			}
 		}
 		if strings.Contains(expand, "attachments") {
 			obj["attachments"] = []any{}
@@ -546,6 +626,35 @@ func (s *Server) serveItem(f *folder, pos int) *reply {
 
 // item serves GET of one item, its $value, or (for restore) nothing else.
 func (s *Server) item(c *call, m *mailbox, in *folder, kind, id string, rest []string) *reply {
+	if c.method == http.MethodDelete && len(rest) == 0 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		f, pos, ok := lookup(m, id)
+		if !ok || f.Kind != kind || f.Items[pos-1].Deleted {
+			return errorReply(http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
+		}
+		s.store.Delete(f, pos)
+		return newReply(http.StatusNoContent)
+	}
+	if c.method == http.MethodPatch && len(rest) == 0 {
+		// Only extended properties are kept: the restore mark.
+		var body struct {
+			Props []extProp `json:"singleValueExtendedProperties"`
+		}
+		if err := json.Unmarshal(c.body, &body); err != nil {
+			return errorReply(http.StatusBadRequest, "RequestBodyRead", "Invalid JSON in the request body.")
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		f, pos, ok := lookup(m, id)
+		if !ok || f.Kind != kind || f.Items[pos-1].Deleted {
+			return errorReply(http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
+		}
+		if mk := markerOf(body.Props); mk != "" {
+			f.Items[pos-1].Marker = mk
+		}
+		return jsonReply(http.StatusOK, s.itemJSON(c, f, pos, immutable(c), false))
+	}
 	if c.method != http.MethodGet {
 		return methodNotAllowed()
 	}
@@ -596,7 +705,10 @@ func (s *Server) createItem(c *call, m *mailbox, f *folder, kind string) *reply 
 		if !json.Valid(c.body) {
 			return errorReply(http.StatusBadRequest, "RequestBodyRead", "Invalid JSON in the request body.")
 		}
-		content = c.body
+		if kind == kindMail {
+			return s.createJSONMessage(c, m, f)
+		}
+		return s.createJSONItem(c, m, f, kind)
 	default:
 		return errorReply(http.StatusUnsupportedMediaType, "UnsupportedMediaType", "Content-Type must be application/json (or text/plain for MIME).")
 	}

@@ -40,6 +40,9 @@ type Stats struct {
 	Throttled   int                     `json:"throttled"`    // 429 answers, top level and inside batches
 	ByStatus    map[string]int          `json:"by_status"`
 	Tokens      int                     `json:"tokens_issued"`
+	// Invitations counts events created with attendees: Graph would have
+	// sent each attendee an invitation.
+	Invitations int `json:"invitations_sent"`
 	Mailboxes   map[string]MailboxStats `json:"mailboxes"`
 }
 
@@ -72,6 +75,10 @@ type Server struct {
 	stats     Stats
 	export    bool
 	resync    string
+
+	restored map[string]*restoredMessage // messages created from JSON, by id
+	uploads  map[string]*uploadSession
+	imports  map[string]importTarget
 }
 
 // New builds a server for tenant t.
@@ -94,7 +101,8 @@ func New(t *simtenant.Tenant, o Options) *Server {
 	}
 	s := &Server{t: t, creds: c, ttl: o.TokenTTL, now: o.Now, tokens: map[string]time.Time{}, byKey: map[string]*mailbox{},
 		byBox: map[*simtenant.Box]*mailbox{}, store: simtenant.NewStore(t), faults: simtenant.NewFaultPlan(t.Faults),
-		export: true, resync: "SyncStateNotFound", stats: Stats{ByStatus: map[string]int{}}}
+		export: true, resync: "SyncStateNotFound", stats: Stats{ByStatus: map[string]int{}},
+		restored: map[string]*restoredMessage{}, uploads: map[string]*uploadSession{}, imports: map[string]importTarget{}}
 	if g := t.Graph; g != nil {
 		if g.ExportItems != nil {
 			s.export = *g.ExportItems
@@ -176,6 +184,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case strings.HasPrefix(r.URL.Path, "/_sim/"):
 		s.control(w, r)
+		return
+	case strings.HasPrefix(r.URL.Path, "/uploadsession/") && r.Method == http.MethodPut:
+		s.upload(w, r)
+		return
+	case strings.HasPrefix(r.URL.Path, "/importsession/") && r.Method == http.MethodPost:
+		s.importItem(w, r)
 		return
 	}
 	if os.Getenv("GRAPHSIM_TRACE") != "" {

@@ -62,6 +62,12 @@ type StoredItem struct {
 	Deleted bool
 	Seq     uint64 // change sequence of the last change (0: original)
 	Content []byte // only for items created through the API
+	// Marker is the value of the restore mark (an extended property) the
+	// item was created with.
+	Marker string
+	// JSON marks Content as a Graph resource (an event or contact created
+	// from JSON), not MIME.
+	JSON bool
 }
 
 // WellKnownNames maps top-level display names to well-known folder names
@@ -391,4 +397,23 @@ func (s *Store) MutateByPath(mailbox, path string, add, modify, del int) error {
 	}
 	s.Mutate(f, add, modify, del)
 	return nil
+}
+
+// Delete removes the item at pos (a DELETE through the API).
+func (s *Store) Delete(f *StoredFolder, pos int) {
+	it := &f.Items[pos-1]
+	if it.Deleted {
+		return
+	}
+	s.Seq++
+	it.Seq, it.Deleted = s.Seq, true
+}
+
+// Replace sets the content of the item at pos (an attachment added after
+// creation): a new change, as Exchange makes it.
+func (s *Store) Replace(f *StoredFolder, pos int, content []byte) {
+	s.Seq++
+	it := &f.Items[pos-1]
+	it.Seq, it.Content = s.Seq, content
+	it.Version++
 }

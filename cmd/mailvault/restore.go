@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mailvault/mailvault/adapters/eventlog"
+	"github.com/mailvault/mailvault/adapters/vault"
+	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/pipeline"
+	"github.com/mailvault/mailvault/projections"
+)
+
+func newRestoreCmd(g *globalFlags) *cobra.Command {
+	var access storageAccess
+	var f versionFilter
+	var storage, to, targetMailbox, collisions, into, format string
+	cmd := &cobra.Command{Use: "restore --storage S --to CONNECTION [selection] [--target-mailbox B] [--collisions skip|replace|copy] [--into-folder NAME]",
+		Short: "Restore stored items into a mailbox over Graph or EWS", Args: cobra.NoArgs,
+		Long: `Restore the newest stored version of each selected item into the mailbox it came from, or
+into --target-mailbox, through a named connection (see mailvault connection add).
+
+Items go to the folder they were backed up from (created if missing), or under --into-folder.
+Graph: exported streams go back through an import session (full fidelity); MIME messages are
+created as received messages, not drafts, with their attachments (upload sessions above 3 MB);
+events and contacts from their JSON. EWS: UploadItems with the exported data. Nothing is sent:
+no invitations, no updates to attendees; what the target cannot preserve is listed in the report.
+
+A restore is a run in the event log: run the same command again after a crash or a kill and it
+continues where it stopped, without creating anything twice. --collisions says what happens to
+an item already in the target (found by the restore's mark, its Message-ID or its UID).`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if storage == "" || to == "" {
+				return usageErr("--storage and --to are required")
+			}
+			switch collisions {
+			case pipeline.CollisionSkip, pipeline.CollisionReplace, pipeline.CollisionCopy:
+			default:
+				return usageErr("--collisions %q: use skip, replace or copy", collisions)
+			}
+			if err := f.prepare(); err != nil {
+				return err
+			}
+			logger, err := g.logger()
+			if err != nil {
+				return err
+			}
+			ref, err := resolveStorage(g, storage, access)
+			if err != nil {
+				return err
+			}
+			var conn connectionSpec
+			var secretErr error
+			err = withConfig(g, func(_ *eventlog.Log, c *projections.Config) error {
+				raw, ok := c.Connections[to]
+				if !ok {
+					return usageErr("no connection named %q (see mailvault connection list)", to)
+				}
+				return json.Unmarshal(raw, &conn)
+			})
+			if err != nil {
+				return err
+			}
+			secret, secretErr := secretStore(g).Get(to)
+			if secretErr != nil {
+				return &exitError{code: exitErrors, err: fmt.Errorf("connection %s: its secret is not in the secret store: %w", to, secretErr)}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			var target pipeline.RestoreTarget
+			switch conn.Type {
+			case "graph":
+				target, err = newGraphSource(ctx, logger, graphSettings{tenantID: conn.TenantID, clientID: conn.ClientID, secret: secret,
+					graphURL: conn.GraphURL, betaURL: conn.BetaURL, tokenURL: conn.TokenURL, caCert: conn.CACert})
+			case "ews":
+				target, err = newEWSSource(ewsConfig(conn, secret, "", logger), conn.CACert)
+			default:
+				err = usageErr("connection %s has type %q", to, conn.Type)
+			}
+			if err != nil {
+				return err
+			}
+			v, err := openStorage(ref)
+			if err != nil {
+				return err
+			}
+			defer closeStorage(v)
+			lg, err := openLog(g.data)
+			if err != nil {
+				return err
+			}
+			defer releaseLog(lg)
+
+			key := domain.DeriveID("restore", v.Dir(), to, f.mailbox, f.folder, strings.Join(f.items, ","), f.after, f.before, targetMailbox, collisions, into)
+			run, prior, err := restoreRun(lg, key[:12])
+			if err != nil {
+				return &exitError{code: exitErrors, err: err}
+			}
+			r := pipeline.NewRestorer(pipeline.RestoreDeps{Publisher: lg.Publisher(), Target: target},
+				pipeline.RestoreConfig{Run: run, TargetMailbox: targetMailbox, IntoFolder: into, Collisions: collisions, Done: prior.Done, Started: prior.Begun})
+			if err := r.Start(fmt.Sprintf("storage %s to %s, collisions %s", v.Dir(), to, collisions)); err != nil {
+				return &exitError{code: exitErrors, err: err}
+			}
+			walkErr := eachLatest(v, &f, func(ver vault.Version) error {
+				if prior.Done[ver.ID] {
+					return nil
+				}
+				content, err := v.Read(ver)
+				if err != nil {
+					return err
+				}
+				return r.Restore(ctx, pipeline.RestoreItem{VersionID: ver.ID, Mailbox: ver.Mailbox, Folder: ver.FolderPath, ItemID: ver.ItemID,
+					Kind: ver.Kind, Format: ver.Format, Content: content})
+			})
+			rep, _, err := projections.LoadRestore(lg, run)
+			if err != nil {
+				return &exitError{code: exitErrors, err: err}
+			}
+			state := domain.StateFinished
+			if rep.Failed > 0 {
+				state = domain.StateWarnings
+			}
+			switch {
+			case errors.Is(walkErr, context.Canceled):
+				rep.State = domain.StateNotFinished
+				rep.WriteText(cmd.OutOrStdout())
+				return &exitError{code: exitErrors, err: fmt.Errorf("restore %s interrupted; run the same command again to continue", run)}
+			case walkErr != nil:
+				rep.State = domain.StateNotFinished
+				rep.WriteText(cmd.OutOrStdout())
+				return &exitError{code: exitErrors, err: fmt.Errorf("restore %s not finished: %w; run the same command again to continue", run, walkErr)}
+			}
+			if err := r.Finish(state); err != nil {
+				return &exitError{code: exitErrors, err: err}
+			}
+			rep.State = state
+			if format == "json" {
+				rep.WriteJSON(cmd.OutOrStdout())
+			} else {
+				rep.WriteText(cmd.OutOrStdout())
+			}
+			if rep.Failed > 0 {
+				return &exitError{code: state.ExitCode()}
+			}
+			return nil
+		}}
+	access.register(cmd.Flags())
+	f.registerSelection(cmd)
+	cmd.Flags().StringVar(&storage, "storage", "", "storage NAME or directory")
+	cmd.Flags().StringVar(&to, "to", "", "connection NAME to restore through")
+	cmd.Flags().StringVar(&targetMailbox, "target-mailbox", "", "restore into this mailbox instead of each item's own")
+	cmd.Flags().StringVar(&collisions, "collisions", pipeline.CollisionSkip, "an item already in the target: skip, replace or copy")
+	cmd.Flags().StringVar(&into, "into-folder", "", `restore under this folder (as "Restored 2026-12-01"), keeping the folder paths below it`)
+	cmd.Flags().StringVar(&format, "format", "text", "report format: text or json")
+	return cmd
+}
+
+// restoreRun finds the run of a restore: the unfinished run with the same
+// parameters (continued), or a new one after the last finished.
+func restoreRun(lg *eventlog.Log, key string) (string, *projections.RestoreReport, error) {
+	for n := 1; ; n++ {
+		run := fmt.Sprintf("restore-%s-%d", key, n)
+		rep, found, err := projections.LoadRestore(lg, run)
+		if err != nil {
+			return "", nil, err
+		}
+		if !found || rep.State == domain.StateRunning || rep.State == domain.StateNotFinished {
+			return run, rep, nil
+		}
+	}
+}
