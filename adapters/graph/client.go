@@ -76,7 +76,7 @@ func sameHostRedirects(req *http.Request, via []*http.Request) error {
 type client struct {
 	http     *http.Client
 	plain    *http.Client // no bearer: for pre-authenticated upload and import URLs
-	base     *url.URL // v1.0
+	base     *url.URL     // v1.0
 	beta     *url.URL
 	maxReply int64
 	now      func() time.Time

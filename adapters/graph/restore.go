@@ -247,7 +247,7 @@ func (s *Source) createMessage(ctx context.Context, mailbox, folderID string, it
 		"subject": subject, "body": body,
 		"toRecipients": recipients(h, "To"), "ccRecipients": recipients(h, "Cc"), "bccRecipients": recipients(h, "Bcc"),
 		"singleValueExtendedProperties": []map[string]string{
-			{"id": "Integer 0x0E07", "value": "1"}, // PR_MESSAGE_FLAGS: read, not unsent: a received message, not a draft
+			{"id": "Integer 0x0E07", "value": "1"},   // PR_MESSAGE_FLAGS: read, not unsent: a received message, not a draft
 			{"id": "SystemTime 0x0039", "value": ts}, // PR_CLIENT_SUBMIT_TIME
 			{"id": "SystemTime 0x0E06", "value": ts}, // PR_MESSAGE_DELIVERY_TIME
 			{"id": MarkerProperty, "value": it.VersionID},

@@ -34,15 +34,15 @@ type Options struct {
 
 // Stats are the simulator's own counts: what it received and answered.
 type Stats struct {
-	Requests    int                     `json:"requests"`     // HTTP requests to Graph URLs
-	Subrequests int                     `json:"subrequests"`  // $batch sub-requests
-	Units       int                     `json:"budget_units"` // requests counted against limits
-	Throttled   int                     `json:"throttled"`    // 429 answers, top level and inside batches
-	ByStatus    map[string]int          `json:"by_status"`
-	Tokens      int                     `json:"tokens_issued"`
+	Requests    int            `json:"requests"`     // HTTP requests to Graph URLs
+	Subrequests int            `json:"subrequests"`  // $batch sub-requests
+	Units       int            `json:"budget_units"` // requests counted against limits
+	Throttled   int            `json:"throttled"`    // 429 answers, top level and inside batches
+	ByStatus    map[string]int `json:"by_status"`
+	Tokens      int            `json:"tokens_issued"`
 	// Invitations counts events created with attendees: Graph would have
 	// sent each attendee an invitation.
-	Invitations int `json:"invitations_sent"`
+	Invitations int                     `json:"invitations_sent"`
 	Mailboxes   map[string]MailboxStats `json:"mailboxes"`
 }
 
