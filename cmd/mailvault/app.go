@@ -93,7 +93,8 @@ func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
 	if err != nil {
 		return err
 	}
-	// The storage first: naming one reads the configuration from the log.
+	// A named storage is looked up in the configuration, which is in the
+	// log: resolve it before the log is held for the run.
 	ref := o.storage
 	if ref == nil {
 		r := storageRef{dir: filepath.Join(g.data, "storage"), create: true}
@@ -105,16 +106,16 @@ func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
 		}
 		ref = &r
 	}
-	store, err := openStorage(*ref)
-	if err != nil {
-		return err
-	}
-	defer closeStorage(store)
 	lg, err := openLog(g.data)
 	if err != nil {
 		return err
 	}
 	defer releaseLog(lg)
+	store, err := openStorage(*ref)
+	if err != nil {
+		return err
+	}
+	defer closeStorage(store)
 	clock := pipeline.WallClock{}
 	if o.cfg.Run == "" {
 		o.cfg.Run = newRunID(clock.Now())

@@ -1,0 +1,115 @@
+package vault
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"testing"
+)
+
+// benchItems are 256 messages of about 64 KB: headers, a text body and a
+// base64 attachment of random bytes (as real attachments are: barely
+// compressible), each distinct.
+func benchItems() [][]byte {
+	out := make([][]byte, 256)
+	for i := range out {
+		var b bytes.Buffer
+		fmt.Fprintf(&b, "From: A <a@contoso.test>\r\nSubject: report %d\r\nDate: Mon, 02 Jun 2025 10:00:00 +0000\r\n\r\n", i)
+		for range 40 {
+			b.WriteString("Please find the quarterly figures attached; the totals are in the second table.\r\n")
+		}
+		b.WriteString(base64.StdEncoding.EncodeToString(randomBytes(uint64(i), 45<<10)))
+		out[i] = b.Bytes()
+	}
+	return out
+}
+
+func benchVault(b *testing.B, encrypted bool) *Vault {
+	var pw []byte
+	if encrypted {
+		pw = []byte("bench")
+	}
+	v, _, err := Create(b.TempDir(), CreateOptions{Password: pw, KDF: cheap})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { v.Close() })
+	return v
+}
+
+// go test -run '^$' -bench BenchmarkVault -benchtime 3x ./adapters/vault
+func BenchmarkVaultWrite(b *testing.B) {
+	items := benchItems()
+	var total int64
+	for _, it := range items {
+		total += int64(len(it))
+	}
+	for _, enc := range []bool{false, true} {
+		b.Run(fmt.Sprintf("encrypted=%v", enc), func(b *testing.B) {
+			b.SetBytes(total)
+			for n := range b.N {
+				v := benchVault(b, enc)
+				for i, it := range items {
+					if _, err := v.Put(key("a@x", fmt.Sprint(n, "-", i), "c"), it); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkVaultRead(b *testing.B) {
+	items := benchItems()
+	var total int64
+	for _, it := range items {
+		total += int64(len(it))
+	}
+	for _, enc := range []bool{false, true} {
+		b.Run(fmt.Sprintf("encrypted=%v", enc), func(b *testing.B) {
+			v := benchVault(b, enc)
+			var vers []Version
+			for i, it := range items {
+				if _, err := v.Put(key("a@x", fmt.Sprint(i), "c"), it); err != nil {
+					b.Fatal(err)
+				}
+				ver, err := v.Lookup(VersionID("a@x", "f1", fmt.Sprint(i), "c"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				vers = append(vers, ver)
+			}
+			b.SetBytes(total)
+			b.ResetTimer()
+			for range b.N {
+				for _, ver := range vers {
+					if _, err := v.Read(ver); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// The same messages in three mailboxes: the ratio of item bytes to unique
+// bytes, and what was written to disk per item byte.
+func BenchmarkVaultDedup(b *testing.B) {
+	items := benchItems()
+	for range b.N {
+		v := benchVault(b, true)
+		for _, mb := range []string{"a@x", "b@x", "c@x"} {
+			for i, it := range items {
+				if _, err := v.Put(key(mb, fmt.Sprint(i), "c"), it); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		st, err := v.Stats()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(st.DedupRatio(), "dedup-ratio")
+		b.ReportMetric(float64(st.Stored)/float64(st.Logical), "disk-bytes/item-byte")
+	}
+}
