@@ -13,21 +13,68 @@ import (
 
 var _ pipeline.RestoreTarget = (*Source)(nil)
 
-// EnsureFolder implements pipeline.RestoreTarget: the folder must exist in
-// the target mailbox (found by path in its hierarchy); creating folders
-// over EWS (CreateFolder) is not built yet.
+// EnsureFolder implements pipeline.RestoreTarget: the folder found by path
+// in the mailbox's hierarchy, its missing levels created with CreateFolder.
 func (s *Source) EnsureFolder(ctx context.Context, mailbox, path, kind string) (string, error) {
 	folders, err := s.Folders(ctx, mailbox)
 	if err != nil {
 		return "", err
 	}
+	byPath := map[string]string{}
 	for _, f := range folders {
-		if strings.EqualFold(f.Path, path) && f.Kind == kind {
-			return f.ID, nil
-		}
+		byPath[strings.ToLower(f.Path)] = f.ID
 	}
-	return "", &domain.Failure{Class: domain.ClassFatal, Code: "ErrorFolderNotFound",
-		Message: fmt.Sprintf("no %s folder %q in %s: restoring over EWS needs the folder to exist (create it, or restore without --into-folder)", kind, path, mailbox)}
+	levels := strings.Split(strings.Trim(path, "/"), "/")
+	parent := s.distinguished(mailbox, "msgfolderroot")
+	for i, name := range levels {
+		if id, ok := byPath[strings.ToLower(strings.Join(levels[:i+1], "/"))]; ok {
+			parent = folderRef{id: id}
+			continue
+		}
+		id, err := s.createFolder(ctx, mailbox, parent, name, kind)
+		if err != nil {
+			return "", fmt.Errorf("create folder %s: %w", strings.Join(levels[:i+1], "/"), err)
+		}
+		parent = folderRef{id: id}
+	}
+	return parent.id, nil
+}
+
+func (s *Source) createFolder(ctx context.Context, mailbox string, parent folderRef, name, kind string) (string, error) {
+	el := map[string]string{"calendar": "CalendarFolder", "contacts": "ContactsFolder"}[kind]
+	if el == "" {
+		el = "Folder"
+	}
+	var n strings.Builder
+	xml.EscapeText(&n, []byte(name))
+	body := op("CreateFolder", "") + `<m:ParentFolderId>` + parent.xml() + `</m:ParentFolderId><m:Folders><t:` + el + `><t:DisplayName>` +
+		n.String() + `</t:DisplayName></t:` + el + `></m:Folders></m:CreateFolder>`
+	inner, err := s.t.call(ctx, s.impersonation(mailbox), body)
+	if err != nil {
+		return "", err
+	}
+	type created struct {
+		responseMessage
+		Folders struct {
+			List []struct {
+				ID itemID `xml:"FolderId"`
+			} `xml:",any"`
+		} `xml:"Folders"`
+	}
+	msgs, err := messagesOf[created](inner)
+	if err != nil {
+		return "", malformed("CreateFolder", err)
+	}
+	if len(msgs) != 1 {
+		return "", &domain.Failure{Class: domain.ClassTransient, Code: "MissingResponse", Message: "CreateFolder answered without a response message"}
+	}
+	if fl := messageFailure(msgs[0].responseMessage); fl != nil {
+		return "", fl
+	}
+	if len(msgs[0].Folders.List) != 1 || msgs[0].Folders.List[0].ID.ID == "" {
+		return "", malformed("CreateFolder", fmt.Errorf("no folder id in the reply"))
+	}
+	return msgs[0].Folders.List[0].ID.ID, nil
 }
 
 // Lookup implements pipeline.RestoreTarget. UploadItems data is opaque,

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
+	"github.com/mailvault/mailvault/adapters/itemformat"
 	"net/http"
 	"strconv"
 	"strings"
@@ -453,8 +454,8 @@ func (s *Server) serve(c *opContext, op string, ids []itemRefXML, render func(sn
 }
 
 // ExportPrefix starts every exported blob: the data is opaque, as
-// Exchange's FastTransfer streams are, and must come back byte for byte.
-const ExportPrefix = "MVEWS\x01"
+// Exchange's is, but readers that know the simulator find the MIME after it.
+const ExportPrefix = itemformat.SimEWSExportPrefix
 
 func (s *Server) exportItems(c *opContext) (string, *throttle) {
 	var req itemsRequest
@@ -532,4 +533,54 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request) {
 	simtenant.Control{Secret: s.password, Stats: func() any { return s.Stats() },
 		Mutate:     func(m simtenant.MutateRequest) error { return s.Mutate(m.Mailbox, m.Folder, m.Add, m.Modify, m.Delete) },
 		ExpirePath: "/_sim/expire-syncstates", Expire: s.ExpireSyncStates}.ServeHTTP(w, r)
+}
+
+// createFolder serves CreateFolder: one or more folders under a parent
+// (mail, calendar or contacts folders, by element name).
+func (s *Server) createFolder(c *opContext) (string, *throttle) {
+	var req struct {
+		Parent  refList `xml:"ParentFolderId"`
+		Folders struct {
+			List []struct {
+				XMLName xml.Name
+				Name    string `xml:"DisplayName"`
+			} `xml:",any"`
+		} `xml:"Folders"`
+	}
+	if !c.decode(&req) {
+		return "", nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.count = len(req.Folders.List)
+	const op = "CreateFolder"
+	var parent *simtenant.StoredFolder
+	if len(req.Parent.List) == 1 {
+		parent = c.resolve(req.Parent.List[0])
+	}
+	if parent == nil {
+		return failure(op, "ErrorParentFolderNotFound", "The parent folder could not be found."), nil
+	}
+	if t := s.admit(parent.Box); t != nil {
+		return "", t
+	}
+	var b strings.Builder
+	for _, nf := range req.Folders.List {
+		kind := map[string]string{"Folder": simtenant.KindMail, "CalendarFolder": simtenant.KindCalendar, "ContactsFolder": simtenant.KindContacts}[nf.XMLName.Local]
+		path := nf.Name
+		if parent != parent.Box.Root {
+			path = parent.Path + "/" + nf.Name
+		}
+		switch {
+		case kind == "" || strings.TrimSpace(nf.Name) == "":
+			b.WriteString(failure(op, "ErrorInvalidFolderTypeForOperation", "The folder type or name is not valid."))
+		case parent.Box.Folder(path, "") != nil:
+			b.WriteString(failure(op, "ErrorFolderExists", "A folder with the specified name already exists."))
+		default:
+			f := parent.Box.Ensure(path, kind)
+			el, _ := folderClass(kind)
+			b.WriteString(success(op, `<m:Folders><t:`+el+`>`+idXML("FolderId", f.ID, "AQAAABYAAA"+f.ID[6:12])+`</t:`+el+`></m:Folders>`))
+		}
+	}
+	return b.String(), nil
 }

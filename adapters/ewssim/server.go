@@ -254,7 +254,12 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) bool {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	h := r.Header.Get("Authorization")
+	// A 401 reads the request body first, as IIS does, so the connection
+	// (and with it the NTLM handshake) survives a large POST; Go's server
+	// would otherwise close it after an unread body of more than 256 KB.
+	drain := func() { io.Copy(io.Discard, io.LimitReader(r.Body, 64<<20)) }
 	refuse := func() bool {
+		drain()
 		w.Header().Add("WWW-Authenticate", "Negotiate")
 		w.Header().Add("WWW-Authenticate", "NTLM")
 		w.Header().Add("WWW-Authenticate", `Basic realm="`+r.Host+`"`)
@@ -281,6 +286,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) bool {
 		}
 		switch messageType(msg) {
 		case 1:
+			drain()
 			chal, server := challenge()
 			cs.challenge, cs.challenged, cs.authenticated = server, true, false
 			w.Header().Set("WWW-Authenticate", scheme+" "+base64.StdEncoding.EncodeToString(chal))
@@ -424,6 +430,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, body []byte) {
 		out, busy = s.getItem(ctx)
 	case "UploadItems":
 		out, busy = s.uploadItems(ctx)
+	case "CreateFolder":
+		out, busy = s.createFolder(ctx)
 	default:
 		s.writeFault(w, http.StatusInternalServerError, "ErrorInvalidRequest", "The request is invalid: operation "+req.op+" is not supported by this server.", 0)
 		return

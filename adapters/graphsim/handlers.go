@@ -789,7 +789,7 @@ func (s *Server) exportItems(c *call, mailboxID string) *reply {
 		}
 		s.mu.Lock()
 		ck := s.store.ChangeKey(f, pos)
-		data := base64.StdEncoding.EncodeToString(append([]byte("MVFT\x01"), s.store.Content(f, pos)...))
+		data := base64.StdEncoding.EncodeToString(append([]byte(itemformat.SimGraphExportPrefix), s.store.Content(f, pos)...))
 		s.mu.Unlock()
 		e.ChangeKey, e.Data = &ck, &data
 		out = append(out, e)
