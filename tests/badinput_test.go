@@ -66,7 +66,7 @@ func TestDataDirectoryHeldByAnotherProcess(t *testing.T) {
 	defer first.Process.Kill()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if _, err := os.Stat(filepath.Join(data, "storage", ".incoming")); err == nil {
+		if _, err := os.Stat(filepath.Join(data, "storage", "index")); err == nil {
 			break
 		}
 		mustf(t, time.Now().Before(deadline), "first backup never opened its data directory")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -126,38 +127,111 @@ func short(id string) string {
 	return id
 }
 
-func (v *Vault) blobPath(id string) string {
-	return filepath.Join(v.dir, "data", id[:2], id)
+// Chunks are appended to pack files, as restic does: a file per chunk would
+// make the file system, not the disk, the limit (creating a file costs far
+// more than appending 20 KB). A pack is named by a random id and written by
+// one open storage at a time; it grows to packTarget, then the next starts.
+// A crash leaves at worst a torn tail no index entry references.
+const packTarget = 32 << 20
+
+func (v *Vault) packPath(pack string) string {
+	return filepath.Join(v.dir, "data", pack[:2], pack)
 }
 
-// writeBlob stores a chunk file atomically: a killed process leaves either
-// the whole file or a temporary one that the next open removes.
-func (v *Vault) writeBlob(id string, raw []byte) error {
-	path := v.blobPath(id)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return storageErr("create blob directory", path, err)
-	}
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := filepath.Join(v.dir, incoming, hex.EncodeToString(rnd[:]))
-	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
-		os.Remove(tmp)
-		return storageErr("write blob", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return storageErr("commit blob", path, err)
-	}
-	return nil
+type packWriter struct {
+	mu   sync.Mutex
+	f    *os.File
+	id   string
+	size int64
 }
 
-func (v *Vault) readChunk(id string) ([]byte, error) {
-	raw, err := os.ReadFile(v.blobPath(id))
+// appendChunk writes an encoded chunk to the current pack.
+func (v *Vault) appendChunk(raw []byte) (pack string, off int64, err error) {
+	w := &v.packs
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil || w.size >= packTarget {
+		if w.f != nil {
+			w.f.Close()
+			w.f = nil
+		}
+		var rnd [16]byte
+		_, _ = rand.Read(rnd[:])
+		id := hex.EncodeToString(rnd[:])
+		path := v.packPath(id)
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return "", 0, storageErr("create pack directory", path, err)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+		if err != nil {
+			return "", 0, storageErr("create pack", path, err)
+		}
+		w.f, w.id, w.size = f, id, 0
+	}
+	if _, err := w.f.Write(raw); err != nil {
+		// The pack's tail is now unknown: start a new one next time.
+		w.f.Close()
+		w.f = nil
+		return "", 0, storageErr("write pack", v.packPath(w.id), err)
+	}
+	off = w.size
+	w.size += int64(len(raw))
+	return w.id, off, nil
+}
+
+func (v *Vault) closePack() error {
+	v.packs.mu.Lock()
+	defer v.packs.mu.Unlock()
+	if v.packs.f == nil {
+		return nil
+	}
+	err := v.packs.f.Close()
+	v.packs.f = nil
+	return err
+}
+
+// currentPack is the pack being written, which prune must not remove.
+func (v *Vault) currentPack() string {
+	v.packs.mu.Lock()
+	defer v.packs.mu.Unlock()
+	if v.packs.f == nil {
+		return ""
+	}
+	return v.packs.id
+}
+
+// readRaw reads a chunk's encoded bytes from its pack.
+func (v *Vault) readRaw(id string, rec chunkRecord) ([]byte, error) {
+	f, err := os.Open(v.packPath(rec.Pack))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("chunk %s is missing: %w", short(id), ErrDamaged)
+			return nil, fmt.Errorf("chunk %s: pack %s is missing: %w", short(id), short(rec.Pack), ErrDamaged)
 		}
 		return nil, fmt.Errorf("read chunk %s: %w", short(id), err)
 	}
-	return v.codec.decode(id, raw)
+	defer f.Close()
+	raw := make([]byte, rec.Stored)
+	if _, err := f.ReadAt(raw, rec.Offset); err != nil {
+		return nil, fmt.Errorf("chunk %s: pack %s is cut short at %d: %w", short(id), short(rec.Pack), rec.Offset, ErrDamaged)
+	}
+	return raw, nil
+}
+
+func (v *Vault) readChunk(id string) ([]byte, error) {
+	rec, ok, err := v.chunk(id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || rec.Refs <= 0 {
+		return nil, fmt.Errorf("chunk %s is not in the index: %w", short(id), ErrDamaged)
+	}
+	raw, err := v.readRaw(id, rec)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := v.codec.decode(id, raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w (pack %s, offset %d)", err, rec.Pack, rec.Offset)
+	}
+	return plain, nil
 }

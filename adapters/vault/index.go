@@ -48,9 +48,11 @@ type Version struct {
 }
 
 type chunkRecord struct {
-	Refs   int64 `json:"refs"`
-	Size   int64 `json:"size"`   // plain bytes
-	Stored int64 `json:"stored"` // bytes of the blob file
+	Refs   int64  `json:"refs"`
+	Size   int64  `json:"size"`   // plain bytes
+	Stored int64  `json:"stored"` // encoded bytes in the pack
+	Pack   string `json:"pack"`
+	Offset int64  `json:"off"`
 }
 
 func join(parts ...string) string { return strings.Join(parts, "\x00") }
@@ -124,7 +126,11 @@ func (v *Vault) Put(k domain.ItemKey, content []byte) (domain.PutResult, error) 
 	if err != nil {
 		return res, fmt.Errorf("split item: %w", err)
 	}
-	stored := make(map[string]int64, len(pieces))
+	type location struct {
+		pack     string
+		off, len int64
+	}
+	stored := make(map[string]location, len(pieces))
 	for _, p := range pieces {
 		if _, done := stored[p.id]; done {
 			continue
@@ -134,17 +140,18 @@ func (v *Vault) Put(k domain.ItemKey, content []byte) (domain.PutResult, error) 
 			return res, err
 		}
 		if known {
-			stored[p.id] = 0
+			stored[p.id] = location{}
 			continue
 		}
 		raw, err := v.codec.encode(p.id, p.data)
 		if err != nil {
 			return res, err
 		}
-		if err := v.writeBlob(p.id, raw); err != nil {
+		pack, off, err := v.appendChunk(raw)
+		if err != nil {
 			return res, err
 		}
-		stored[p.id] = int64(len(raw))
+		stored[p.id] = location{pack, off, int64(len(raw))}
 	}
 	ver := Version{ID: VersionID(k.Mailbox, k.FolderID, k.ItemID, k.ChangeKey), Mailbox: k.Mailbox, FolderPath: k.FolderPath,
 		FolderID: k.FolderID, ItemID: k.ItemID, ChangeKey: k.ChangeKey, Kind: k.Kind, Format: k.Format, Size: res.Size,
@@ -170,8 +177,9 @@ func (v *Vault) Put(k domain.ItemKey, content []byte) (domain.PutResult, error) 
 				return err
 			}
 			if rec.Refs == 0 {
-				rec.Size, rec.Stored = int64(len(p.data)), stored[p.id]
-				if rec.Stored == 0 {
+				loc := stored[p.id]
+				rec.Size, rec.Stored, rec.Pack, rec.Offset = int64(len(p.data)), loc.len, loc.pack, loc.off
+				if loc.pack == "" {
 					// Known when checked, pruned since: its file is gone.
 					return errRetryPut
 				}
@@ -223,6 +231,17 @@ func (v *Vault) chunkKnown(id string) (bool, error) {
 		return err
 	})
 	return known, err
+}
+
+func (v *Vault) chunk(id string) (chunkRecord, bool, error) {
+	var rec chunkRecord
+	var ok bool
+	err := v.db.View(func(txn *badger.Txn) error {
+		var err error
+		rec, ok, err = getChunk(txn, id)
+		return err
+	})
+	return rec, ok, err
 }
 
 func getChunk(txn *badger.Txn, id string) (chunkRecord, bool, error) {
@@ -352,7 +371,7 @@ type Stats struct {
 	Logical  int64 `json:"logical_bytes"` // sum of item sizes
 	Chunks   int   `json:"chunks"`
 	Unique   int64 `json:"unique_bytes"` // plain bytes of distinct chunks
-	Stored   int64 `json:"stored_bytes"` // bytes of chunk files
+	Stored   int64 `json:"stored_bytes"` // encoded bytes of the live chunks
 }
 
 // DedupRatio is logical bytes over unique bytes (1 when nothing repeats).

@@ -1,11 +1,11 @@
 package vault
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -20,11 +20,13 @@ type Pruned struct {
 // PruneResult sums up a prune.
 type PruneResult struct {
 	Versions     int   `json:"versions"`
-	Bytes        int64 `json:"bytes"`        // item bytes of the removed versions
-	FreedChunks  int   `json:"freed_chunks"` // chunks no longer referenced
-	FreedBytes   int64 `json:"freed_bytes"`  // bytes of their files
-	Unreferenced int   `json:"unreferenced"` // orphan files removed
-	DryRun       bool  `json:"dry_run"`
+	Bytes        int64 `json:"bytes"`         // item bytes of the removed versions
+	FreedChunks  int   `json:"freed_chunks"`  // chunks no longer referenced
+	FreedBytes   int64 `json:"freed_bytes"`   // their encoded bytes
+	Unreferenced int   `json:"packs_removed"` // pack files deleted (or rewritten)
+	// ReclaimedBytes is the disk space repacking gave back.
+	ReclaimedBytes int64 `json:"reclaimed_bytes"`
+	DryRun         bool  `json:"dry_run"`
 }
 
 // Prune applies the retention policy at now. fn is called for each version
@@ -73,17 +75,14 @@ func (v *Vault) Prune(now time.Time, dryRun bool, fn func(Pruned) error) (PruneR
 		if err != nil {
 			return res, err
 		}
-		for id, size := range freed {
-			if err := os.Remove(v.blobPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return res, fmt.Errorf("remove chunk %s: %w", short(id), err)
-			}
+		for _, size := range freed {
 			res.FreedChunks++
 			res.FreedBytes += size
 		}
 	}
 	if !dryRun {
-		n, err := v.removeUnreferenced()
-		res.Unreferenced = n
+		packs, reclaimed, err := v.repack()
+		res.Unreferenced, res.ReclaimedBytes = packs, reclaimed
 		if err != nil {
 			return res, err
 		}
@@ -142,25 +141,107 @@ func (v *Vault) remove(ver Version) (map[string]int64, error) {
 	return freed, err
 }
 
-// removeUnreferenced deletes chunk files the index does not reference.
-func (v *Vault) removeUnreferenced() (int, error) {
-	n := 0
-	err := filepath.WalkDir(filepath.Join(v.dir, "data"), func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if os.IsNotExist(err) {
-				return nil
-			}
-			return err
-		}
-		if d.IsDir() {
+// repackThreshold: a pack whose live chunks fill less than this share of
+// it is rewritten.
+const repackThreshold = 0.5
+
+// repack reclaims the space of freed chunks: packs nothing references are
+// deleted; packs mostly dead have their live chunks copied (as they are,
+// still sealed) to the current pack, the index pointed at the copies, and
+// are deleted. The index moves before a pack goes, so a crash between
+// leaves a pack nothing references, never a reference to a missing pack.
+func (v *Vault) repack() (removed int, reclaimed int64, err error) {
+	live, err := v.packUsage()
+	if err != nil {
+		return 0, 0, err
+	}
+	type packFile struct {
+		path string
+		size int64
+	}
+	var doomed, sparse []string
+	files := map[string]packFile{}
+	cur := v.currentPack()
+	err = v.eachPack(func(pack, path string, size int64) error {
+		if pack == cur {
 			return nil
 		}
-		known, err := v.chunkKnown(d.Name())
-		if err != nil || known {
+		files[pack] = packFile{path, size}
+		switch {
+		case live[pack] == 0:
+			doomed = append(doomed, pack)
+		case float64(live[pack]) < repackThreshold*float64(size):
+			sparse = append(sparse, pack)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(sparse) > 0 {
+		set := map[string]bool{}
+		for _, p := range sparse {
+			set[p] = true
+		}
+		if err := v.moveChunks(set); err != nil {
+			return 0, 0, err
+		}
+		doomed = append(doomed, sparse...)
+	}
+	for _, pack := range doomed {
+		if err := os.Remove(files[pack].path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, reclaimed, fmt.Errorf("remove pack %s: %w", short(pack), err)
+		}
+		removed++
+		reclaimed += files[pack].size - live[pack]
+	}
+	return removed, reclaimed, nil
+}
+
+// moveChunks copies every live chunk of the given packs to the current pack.
+func (v *Vault) moveChunks(packs map[string]bool) error {
+	type move struct {
+		id  string
+		rec chunkRecord
+	}
+	var moves []move
+	err := v.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixChunk), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var rec chunkRecord
+			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &rec) }); err != nil {
+				return err
+			}
+			if rec.Refs > 0 && packs[rec.Pack] {
+				moves = append(moves, move{string(it.Item().Key()[len(prefixChunk):]), rec})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, m := range moves {
+		raw, err := v.readRaw(m.id, m.rec)
+		if err != nil {
+			return fmt.Errorf("repack: %w", err)
+		}
+		pack, off, err := v.appendChunk(raw)
+		if err != nil {
 			return err
 		}
-		n++
-		return os.Remove(p)
-	})
-	return n, err
+		err = v.update(func(txn *badger.Txn) error {
+			rec, ok, err := getChunk(txn, m.id)
+			if err != nil || !ok {
+				return err
+			}
+			rec.Pack, rec.Offset = pack, off
+			return putJSON(txn, []byte(prefixChunk+m.id), rec)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -8,8 +8,7 @@
 //	DIR/vault.json   settings, the wrapped data key, the retention policy
 //	DIR/index/       Badger (encrypted with a key derived from the data key):
 //	                 item versions, chunk reference counts, deletion dates
-//	DIR/data/xx/ID   one file per chunk, named by its content hash
-//	DIR/.incoming/   half-written chunks; cleared on open
+//	DIR/data/xx/ID   pack files: encoded chunks appended one after another
 //
 // Item content never becomes a path: folder names live only in the index,
 // so a folder called "../../etc" cannot place anything outside DIR.
@@ -43,7 +42,6 @@ var ErrLocked = badgerdb.ErrLocked
 
 const (
 	configFile    = "vault.json"
-	incoming      = ".incoming"
 	formatVersion = 1
 )
 
@@ -93,6 +91,7 @@ type Vault struct {
 	db    *badger.DB
 	codec *codec
 	pol   chunker.Pol
+	packs packWriter
 }
 
 // Exists reports whether dir holds a storage.
@@ -197,11 +196,7 @@ func OpenWithRecoveryKey(dir, recoveryKey string) (*Vault, error) {
 }
 
 func open(dir string, s settings, dataKey []byte) (*Vault, error) {
-	in := filepath.Join(dir, incoming)
-	if err := os.RemoveAll(in); err != nil {
-		return nil, fmt.Errorf("open storage %s: clear %s: %w", dir, in, err)
-	}
-	if err := os.MkdirAll(in, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
 		return nil, storageErr("open storage", dir, err)
 	}
 	bo := badger.DefaultOptions(filepath.Join(dir, "index")).
@@ -234,8 +229,12 @@ func open(dir string, s settings, dataKey []byte) (*Vault, error) {
 
 // Close closes the index.
 func (v *Vault) Close() error {
+	perr := v.closePack()
 	v.codec.dec.Close()
-	return v.db.Close()
+	if err := v.db.Close(); err != nil {
+		return err
+	}
+	return perr
 }
 
 // Dir is the storage directory.

@@ -27,7 +27,10 @@ type VerifyResult struct {
 	ChunksRead    int `json:"chunks_read"`
 	DamagedItems  int `json:"damaged_items"`
 	DamagedChunks int `json:"damaged_chunks"`
-	Unreferenced  int `json:"unreferenced_files"`
+	Unreferenced  int `json:"unreferenced_packs"`
+	// UnreferencedBytes are bytes in packs no chunk references (pruned
+	// chunks, torn writes): prune reclaims them by repacking.
+	UnreferencedBytes int64 `json:"unreferenced_bytes"`
 }
 
 // Verify checks every index entry: each version's chunks are in the index
@@ -111,31 +114,84 @@ func (v *Vault) Verify(readData bool, report func(Problem)) (VerifyResult, error
 			report(Problem{Chunk: id, Problem: "items reference it but the index has no record of it", Damage: true})
 		}
 	}
-	err = filepath.WalkDir(filepath.Join(v.dir, "data"), func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if os.IsNotExist(err) {
-				return nil
-			}
-			return err
-		}
-		if !d.IsDir() && !indexed[d.Name()] {
+	live, err := v.packUsage()
+	if err != nil {
+		return res, err
+	}
+	cur := v.currentPack()
+	err = v.eachPack(func(pack, _ string, size int64) error {
+		switch {
+		case live[pack] == 0 && pack != cur:
 			res.Unreferenced++
-			report(Problem{Chunk: d.Name(), Problem: "a chunk file no item references (left by an interrupted write or prune; prune removes it)"})
+			report(Problem{Chunk: pack, Problem: fmt.Sprintf("pack %s holds no chunk an item references (%d bytes; prune removes it)", short(pack), size)})
+		case size > live[pack] && pack != cur:
+			res.UnreferencedBytes += size - live[pack]
 		}
 		return nil
 	})
 	return res, err
 }
 
-// checkChunk tells whether a chunk's file is there and, with readData,
-// whether it decrypts and hashes to its id.
+// checkChunk tells whether a chunk's pack holds its bytes and, with
+// readData, whether they decrypt and hash to its id.
 func (v *Vault) checkChunk(id string, readData bool) error {
 	if readData {
 		_, err := v.readChunk(id)
 		return err
 	}
-	if _, err := os.Stat(v.blobPath(id)); err != nil {
-		return fmt.Errorf("chunk %s is missing: %w", short(id), ErrDamaged)
+	rec, ok, err := v.chunk(id)
+	if err != nil {
+		return err
+	}
+	if !ok || rec.Refs <= 0 {
+		return fmt.Errorf("chunk %s is not in the index: %w", short(id), ErrDamaged)
+	}
+	fi, err := os.Stat(v.packPath(rec.Pack))
+	if err != nil {
+		return fmt.Errorf("chunk %s: pack %s is missing: %w", short(id), short(rec.Pack), ErrDamaged)
+	}
+	if fi.Size() < rec.Offset+rec.Stored {
+		return fmt.Errorf("chunk %s: pack %s is cut short: %w", short(id), short(rec.Pack), ErrDamaged)
 	}
 	return nil
+}
+
+// packUsage sums, per pack, the bytes of the chunks the index references.
+func (v *Vault) packUsage() (map[string]int64, error) {
+	live := map[string]int64{}
+	err := v.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixChunk), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var rec chunkRecord
+			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &rec) }); err != nil {
+				return err
+			}
+			if rec.Refs > 0 {
+				live[rec.Pack] += rec.Stored
+			}
+		}
+		return nil
+	})
+	return live, err
+}
+
+// eachPack calls fn for every pack file with its size.
+func (v *Vault) eachPack(fn func(pack, path string, size int64) error) error {
+	return filepath.WalkDir(filepath.Join(v.dir, "data"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return fn(d.Name(), p, info.Size())
+	})
 }

@@ -78,8 +78,8 @@ many item versions it affects. Exit code 1 when anything is damaged.`,
 					if readData {
 						what = "index, chunk files and every chunk's data"
 					}
-					fmt.Fprintf(out, "checked %s: %d item versions, %d chunks (%d read); %d damaged items, %d damaged chunks, %d unreferenced files\n",
-						what, res.Versions, res.Chunks, res.ChunksRead, res.DamagedItems, res.DamagedChunks, res.Unreferenced)
+					fmt.Fprintf(out, "checked %s: %d item versions, %d chunks (%d read); %d damaged items, %d damaged chunks; %d unreferenced packs, %s unreferenced in packs\n",
+						what, res.Versions, res.Chunks, res.ChunksRead, res.DamagedItems, res.DamagedChunks, res.Unreferenced, projections.HumanBytes(res.UnreferencedBytes))
 				}
 				for _, p := range problems {
 					if p.Damage {
@@ -423,8 +423,9 @@ directory's log before it goes; --dry-run lists what would go and changes nothin
 						return &exitError{code: exitErrors, err: err}
 					}
 				}
-				fmt.Fprintf(out, "%s %d versions (%s of items); %d chunks freed (%s on disk); %d unreferenced files removed; policy: %s\n",
-					verb, res.Versions, projections.HumanBytes(res.Bytes), res.FreedChunks, projections.HumanBytes(res.FreedBytes), res.Unreferenced, v.Retention())
+				fmt.Fprintf(out, "%s %d versions (%s of items); %d chunks freed (%s); %d packs removed or rewritten, %s of disk reclaimed; policy: %s\n",
+					verb, res.Versions, projections.HumanBytes(res.Bytes), res.FreedChunks, projections.HumanBytes(res.FreedBytes), res.Unreferenced,
+					projections.HumanBytes(res.ReclaimedBytes), v.Retention())
 				return nil
 			})
 		}}
