@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/projections"
 )
 
 // RestoreTarget is a mailbox server as a restore needs it.
@@ -58,7 +59,10 @@ type RestoreConfig struct {
 	TargetMailbox string // empty: each item's own mailbox
 	IntoFolder    string // empty: each item's own folder path
 	Collisions    string
-	Clock         Clock
+	// Job is the backup job whose storage the restore reads, if any: its
+	// "items restored" counter counts this restore.
+	Job   string
+	Clock Clock
 	// Done are the version ids earlier attempts of this run recorded as
 	// restored (or skipped): they are not touched again.
 	Done map[string]bool
@@ -72,9 +76,6 @@ type RestoreDeps struct {
 	Publisher message.Publisher
 	Target    RestoreTarget
 }
-
-// RestoreTopic receives the events of restores.
-const RestoreTopic = "mailvault.restore"
 
 // Restorer restores items one by one, recording each step before and
 // after it acts, so that a crash at any point resumes without duplicates:
@@ -103,7 +104,7 @@ func (r *Restorer) record(ev domain.Event) error {
 	if err != nil {
 		return err
 	}
-	if err := r.deps.Publisher.Publish(RestoreTopic, msg); err != nil {
+	if err := r.deps.Publisher.Publish(projections.RestoreTopic, msg); err != nil {
 		return fmt.Errorf("record %s: %w", ev.Type, err)
 	}
 	return nil
@@ -111,7 +112,8 @@ func (r *Restorer) record(ev domain.Event) error {
 
 // Start records the run's start (once: a resumed run keeps its start).
 func (r *Restorer) Start(description string) error {
-	return r.record(domain.Event{Type: domain.RestoreStarted, ID: domain.DeriveID(r.cfg.Run, "started"), Reason: description})
+	return r.record(domain.Event{Type: domain.RestoreStarted, ID: domain.DeriveID(r.cfg.Run, "started"), Reason: description,
+		Config: &domain.RunConfig{Source: "restore", Job: r.cfg.Job}})
 }
 
 // Finish records the run's end with its state.

@@ -12,6 +12,34 @@ import (
 	"github.com/mailvault/mailvault/domain"
 )
 
+// RestoreTopic receives the events of restores.
+const RestoreTopic = "mailvault.restore"
+
+// RestoredByJob counts the items restores created, replaced or copied from
+// each job's storage (the job's "items restored").
+func RestoredByJob(l *eventlog.Log) (map[string]int, error) {
+	jobOf := map[string]string{}
+	seen := map[string]bool{}
+	out := map[string]int{}
+	err := l.Scan(eventlog.Topic(RestoreTopic), 0, func(rec eventlog.Record) error {
+		var ev domain.Event
+		if err := json.Unmarshal(rec.Payload, &ev); err != nil {
+			return fmt.Errorf("event log entry %d is corrupt: %w", rec.Seq, err)
+		}
+		switch {
+		case ev.Type == domain.RestoreStarted && ev.Config != nil && ev.Config.Job != "":
+			jobOf[ev.Run] = ev.Config.Job
+		case ev.Type == domain.ItemRestored && (ev.Outcome == "created" || ev.Outcome == "replaced" || ev.Outcome == "copied"):
+			if job := jobOf[ev.Run]; job != "" && !seen[ev.ID] {
+				seen[ev.ID] = true
+				out[job]++
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // RestoreFailure is an item a restore could not restore, and why.
 type RestoreFailure struct {
 	Mailbox   string `json:"mailbox"`

@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
@@ -129,6 +130,20 @@ mailboxes:
 	tok, _ := os.ReadFile(filepath.Join(data, "daemon.token"))
 	info, _ := os.Stat(filepath.Join(data, "daemon.token"))
 	mustf(t, len(bytes.TrimSpace(tok)) >= 32 && info.Mode().Perm() == 0o600, "the token file: %d bytes, mode %v", len(tok), info.Mode().Perm())
+
+	// A restore from the job's storage, through the daemon, counts in the
+	// job's "items restored".
+	ls := run("ls", "nas", "lou@contoso.test/Inbox", "--format", "json")
+	must(ls, "ls through the daemon")
+	var ids []string
+	for _, line := range strings.SplitN(ls.stdout, "\n", 4)[:3] {
+		var v struct{ ID string }
+		json.Unmarshal([]byte(line), &v)
+		ids = append(ids, v.ID)
+	}
+	must(run("restore", "--storage", "nas", "--to", "online", "--items", strings.Join(ids, ","), "--collisions", "copy", "--into-folder", "Restored"), "restore")
+	list = run("job", "list")
+	mustf(t, strings.Contains(list.stdout, "restored 3"), "job list after a restore of 3 items: %s", list.stdout)
 
 	// SIGTERM: the daemon stops cleanly and gives the data directory back.
 	d.cmd.Process.Signal(syscall.SIGTERM)

@@ -590,6 +590,11 @@ func daemonStatus(name string) string {
 	if d == nil {
 		return ""
 	}
+	// Restores are counted from the log, outside the daemon's lock.
+	restored, err := projections.RestoredByJob(d.lg)
+	if err != nil {
+		d.log.Error().Err(err).Msg("count restored items")
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	j := d.jobs[name]
@@ -608,5 +613,5 @@ func daemonStatus(name string) string {
 	if !j.next.IsZero() {
 		next = j.next.UTC().Format(time.DateTime)
 	}
-	return fmt.Sprintf("\t%s\tcycles %d\tstored %d\tscanned %d\t%.1f items/s\tlast cycle %s\tnext %s", state, j.cycles, j.stored, j.scanned, j.speed, last, next)
+	return fmt.Sprintf("\t%s\tcycles %d\tstored %d\tscanned %d\trestored %d\t%.1f items/s\tlast cycle %s\tnext %s", state, j.cycles, j.stored, j.scanned, restored[name], j.speed, last, next)
 }

@@ -99,12 +99,53 @@ func findDaemon(data string) *daemonHolds {
 // pathFlags name flags whose values are paths: they are made absolute
 // before a command is forwarded, since the daemon runs elsewhere.
 var pathFlags = map[string]bool{"-f": true, "--file": true, "--path": true, "--client-secret-file": true, "--password-file": true,
-	"--ca-cert": true, "--data": true, "--storage": true, "--tenant": true}
+	"--ca-cert": true, "--data": true, "--tenant": true, "--out": true, "--storage-password-file": true, "--recovery-key-file": true,
+	"--new-password-file": true}
+
+// storageCommands are where a command takes a storage NAME or DIR: the flag
+// --storage, and the first argument of these commands.
+var storageCommands = map[string]bool{"ls": true, "find": true, "verify": true, "prune": true, "stats": true, "retention": true, "passwd": true}
+
+// nameOrPath makes a storage argument absolute when it is a path (it has a
+// separator, or names a directory here); a storage name stays as it is.
+func nameOrPath(v string) string {
+	if strings.ContainsAny(v, `/\`) {
+		if a, err := filepath.Abs(v); err == nil {
+			return a
+		}
+	}
+	if fi, err := os.Stat(v); err == nil && fi.IsDir() {
+		if a, err := filepath.Abs(v); err == nil {
+			return a
+		}
+	}
+	return v
+}
 
 func absArgs(args []string) []string {
 	out := append([]string(nil), args...)
+	storageCmd := false
 	for i := 0; i < len(out); i++ {
 		name, val, hasVal := strings.Cut(out[i], "=")
+		switch {
+		case name == "--storage" && hasVal:
+			out[i] = name + "=" + nameOrPath(val)
+			continue
+		case name == "--storage" && i+1 < len(out):
+			out[i+1] = nameOrPath(out[i+1])
+			i++
+			continue
+		case !strings.HasPrefix(out[i], "-"):
+			if storageCommands[out[i]] && !storageCmd {
+				storageCmd = true
+				continue
+			}
+			if storageCmd {
+				out[i] = nameOrPath(out[i])
+				storageCmd = false
+			}
+			continue
+		}
 		if !pathFlags[name] {
 			continue
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mailvault/mailvault/adapters/eventlog"
+	"github.com/mailvault/mailvault/adapters/jobspec"
 	"github.com/mailvault/mailvault/adapters/vault"
 	"github.com/mailvault/mailvault/domain"
 	"github.com/mailvault/mailvault/pipeline"
@@ -22,7 +23,7 @@ import (
 func newRestoreCmd(g *globalFlags) *cobra.Command {
 	var access storageAccess
 	var f versionFilter
-	var storage, to, targetMailbox, collisions, into, format string
+	var storage, to, targetMailbox, collisions, into, format, job string
 	cmd := &cobra.Command{Use: "restore --storage S --to CONNECTION [selection] [--target-mailbox B] [--collisions skip|replace|copy] [--into-folder NAME]",
 		Short: "Restore stored items into a mailbox over Graph or EWS", Args: cobra.NoArgs,
 		Long: `Restore the newest stored version of each selected item into the mailbox it came from, or
@@ -58,11 +59,17 @@ an item already in the target (found by the restore's mark, its Message-ID or it
 				return err
 			}
 			var conn connectionSpec
-			var secretErr error
 			err = withConfig(g, func(_ *eventlog.Log, c *projections.Config) error {
 				raw, ok := c.Connections[to]
 				if !ok {
 					return usageErr("no connection named %q (see mailvault connection list)", to)
+				}
+				if job != "" {
+					if _, ok := c.Jobs[job]; !ok {
+						return usageErr("no job named %q", job)
+					}
+				} else if users := jobsUsing(c, func(s jobspec.Spec) bool { return s.Storage == storage }); len(users) == 1 {
+					job = users[0] // the one job backing up into this storage
 				}
 				return json.Unmarshal(raw, &conn)
 			})
@@ -105,7 +112,7 @@ an item already in the target (found by the restore's mark, its Message-ID or it
 				return &exitError{code: exitErrors, err: err}
 			}
 			r := pipeline.NewRestorer(pipeline.RestoreDeps{Publisher: lg.Publisher(), Target: target},
-				pipeline.RestoreConfig{Run: run, TargetMailbox: targetMailbox, IntoFolder: into, Collisions: collisions, Done: prior.Done, Started: prior.Begun})
+				pipeline.RestoreConfig{Run: run, TargetMailbox: targetMailbox, IntoFolder: into, Collisions: collisions, Job: job, Done: prior.Done, Started: prior.Begun})
 			if err := r.Start(fmt.Sprintf("storage %s to %s, collisions %s", v.Dir(), to, collisions)); err != nil {
 				return &exitError{code: exitErrors, err: err}
 			}
@@ -160,6 +167,7 @@ an item already in the target (found by the restore's mark, its Message-ID or it
 	cmd.Flags().StringVar(&collisions, "collisions", pipeline.CollisionSkip, "an item already in the target: skip, replace or copy")
 	cmd.Flags().StringVar(&into, "into-folder", "", `restore under this folder (as "Restored 2026-12-01"), keeping the folder paths below it`)
 	cmd.Flags().StringVar(&format, "format", "text", "report format: text or json")
+	cmd.Flags().StringVar(&job, "job", "", "count the restored items in this job's \"items restored\" (default: the one job using --storage, if any)")
 	return cmd
 }
 
