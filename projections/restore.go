@@ -40,6 +40,31 @@ func RestoredByJob(l *eventlog.Log) (map[string]int, error) {
 	return out, err
 }
 
+// ListRestores reports every restore run in the log, oldest first.
+func ListRestores(l *eventlog.Log) ([]*RestoreReport, error) {
+	var runs []string
+	seen := map[string]bool{}
+	err := l.Scan(eventlog.Topic(RestoreTopic), 0, func(rec eventlog.Record) error {
+		if rec.Metadata[eventlog.MetaType] == string(domain.RestoreStarted) && !seen[rec.Metadata[eventlog.MetaRun]] {
+			seen[rec.Metadata[eventlog.MetaRun]] = true
+			runs = append(runs, rec.Metadata[eventlog.MetaRun])
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*RestoreReport, 0, len(runs))
+	for _, run := range runs {
+		r, _, err := LoadRestore(l, run)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
 // RestoreFailure is an item a restore could not restore, and why.
 type RestoreFailure struct {
 	Mailbox   string `json:"mailbox"`

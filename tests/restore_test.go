@@ -101,6 +101,10 @@ func TestRestoreFullFidelityToAnotherMailbox(t *testing.T) {
 	rep := restoreJSON(t, run("restore", "--storage", store, "--to", "online", "--mailbox", "src@contoso.test", "--target-mailbox", "dst@contoso.test", "--format", "json"))
 	mustf(t, rep.Created == 92 && rep.Failed == 0 && rep.State == "finished", "restore: %+v", rep)
 	mustf(t, len(rep.NotPreserved) == 0, "full-fidelity restore lost properties: %v", rep.NotPreserved)
+	runs := run("runs")
+	mustf(t, strings.Contains(runs.stdout, rep.RunID+"\tfinished"), "runs does not list the restore:\n%s", runs.stdout)
+	again := run("report", rep.RunID)
+	mustf(t, again.code == 0 && strings.Contains(again.stdout, "created   92"), "report of the restore run: %s %s", again.stdout, again.stderr)
 
 	orig := map[string][]storedVersion{}
 	for _, v := range storedVersions(t, store) {
@@ -121,8 +125,8 @@ func TestRestoreFullFidelityToAnotherMailbox(t *testing.T) {
 		}
 	}
 	// Again: every item is found in the target, nothing is created twice.
-	again := restoreJSON(t, run("restore", "--storage", store, "--to", "online", "--mailbox", "src@contoso.test", "--target-mailbox", "dst@contoso.test", "--format", "json"))
-	mustf(t, again.Created == 0 && again.Skipped == 92, "second restore: %+v", again)
+	second := restoreJSON(t, run("restore", "--storage", store, "--to", "online", "--mailbox", "src@contoso.test", "--target-mailbox", "dst@contoso.test", "--format", "json"))
+	mustf(t, second.Created == 0 && second.Skipped == 92, "second restore: %+v", second)
 }
 
 // The same through MIME and JSON (--graph-content batch): messages become

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strconv"
@@ -258,9 +259,22 @@ func newRunsCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			if format == "json" {
-				return projections.WriteRunsJSON(w, runs)
+				return projections.WriteRunsJSON(w, runs) // backups; restores: report restore-... --format json
 			}
-			return projections.WriteRunsText(w, runs)
+			restores, err := projections.ListRestores(lg)
+			if err != nil {
+				return err
+			}
+			if err := projections.WriteRunsText(w, runs); err != nil {
+				return err
+			}
+			if len(restores) > 0 {
+				fmt.Fprintln(w, "\nRESTORE RUN\tSTATE\tSTARTED\tCREATED\tREPLACED\tSKIPPED\tFAILED")
+				for _, r := range restores {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%d\n", r.RunID, r.State, r.Started.UTC().Format("2006-01-02 15:04:05"), r.Created, r.Replaced, r.Skipped, r.Failed)
+				}
+			}
+			return nil
 		})
 }
 
@@ -289,6 +303,18 @@ func newReplayCmd(g *globalFlags) *cobra.Command {
 func newReportCmd(g *globalFlags) *cobra.Command {
 	return newReadCmd(g, "report RUN", "Report on a run, rebuilt from the log (RUN may be 'last')", cobra.ExactArgs(1),
 		[]string{"text", "json", "csv"}, func(w io.Writer, lg *eventlog.Log, args []string, format string) error {
+			if strings.HasPrefix(args[0], "restore-") {
+				r, found, err := projections.LoadRestore(lg, args[0])
+				switch {
+				case err != nil:
+					return err
+				case !found:
+					return fmt.Errorf("no restore run %s in this data directory", args[0])
+				case format == "json":
+					return r.WriteJSON(w)
+				}
+				return r.WriteText(w)
+			}
 			run, err := projections.ResolveRun(lg, args[0])
 			if err != nil {
 				return err

@@ -17,7 +17,7 @@ func newExportCmd(g *globalFlags) *cobra.Command {
 	var access storageAccess
 	var f versionFilter
 	var storage, format, out, reportFormat string
-	cmd := &cobra.Command{Use: "export --storage S --format eml|mbox|maildir|ics|vcf|zip --out PATH", Short: "Export stored items in standard formats", Args: cobra.NoArgs,
+	cmd := &cobra.Command{Use: "export --storage S --format eml|mbox|maildir|ics|vcf|zip --out PATH", Short: "Export stored items in standard formats", Args: cobra.ArbitraryArgs,
 		Long: `Export the newest stored version of each selected item:
   eml      one .eml file per message, in a folder tree per mailbox
   mbox     one mbox file per mail folder (mboxrd quoting)
@@ -27,7 +27,11 @@ func newExportCmd(g *globalFlags) *cobra.Command {
   zip      a zip file holding mail as EML, calendars as ICS and contacts as VCF
 Folder names are sanitised: nothing is written outside --out, whatever a folder is called.
 --out must be a new or empty directory (for zip: a new file).`,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 && !cmd.Flags().Changed("items") {
+				return usageErr("unexpected arguments %q: item ids follow --items (--items ID1 ID2 ... or --items ID1,ID2)", args)
+			}
+			f.items = append(f.items, args...) // --items ID1 ID2 ...
 			if storage == "" || out == "" {
 				return usageErr("--storage and --out are required")
 			}

@@ -25,7 +25,7 @@ func newRestoreCmd(g *globalFlags) *cobra.Command {
 	var f versionFilter
 	var storage, to, targetMailbox, collisions, into, format, job string
 	cmd := &cobra.Command{Use: "restore --storage S --to CONNECTION [selection] [--target-mailbox B] [--collisions skip|replace|copy] [--into-folder NAME]",
-		Short: "Restore stored items into a mailbox over Graph or EWS", Args: cobra.NoArgs,
+		Short: "Restore stored items into a mailbox over Graph or EWS", Args: cobra.ArbitraryArgs,
 		Long: `Restore the newest stored version of each selected item into the mailbox it came from, or
 into --target-mailbox, through a named connection (see mailvault connection add).
 
@@ -38,7 +38,11 @@ no invitations, no updates to attendees; what the target cannot preserve is list
 A restore is a run in the event log: run the same command again after a crash or a kill and it
 continues where it stopped, without creating anything twice. --collisions says what happens to
 an item already in the target (found by the restore's mark, its Message-ID or its UID).`,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 && !cmd.Flags().Changed("items") {
+				return usageErr("unexpected arguments %q: item ids follow --items (--items ID1 ID2 ... or --items ID1,ID2)", args)
+			}
+			f.items = append(f.items, args...) // --items ID1 ID2 ...
 			if storage == "" || to == "" {
 				return usageErr("--storage and --to are required")
 			}
