@@ -56,11 +56,23 @@ func retryAfter(ms int64) string {
 
 // Apply adds one event.
 func (r *Replay) Apply(ev *domain.Event) {
+	if lines := r.Describe(ev); len(lines) > 0 {
+		f := r.folder(ev)
+		f.lines = append(f.lines, lines...)
+	}
+}
+
+// Describe returns the replay's lines for one event: a numbered line for a
+// fetch request's outcome, indented notes for the rest, none for events a
+// reader need not see. Fetch requests are numbered per folder, so events
+// must come in log order. The CSV log uses the same lines.
+func (r *Replay) Describe(ev *domain.Event) []string {
 	if ev.FolderID == "" {
-		return
+		return nil
 	}
 	f := r.folder(ev)
-	note := func(format string, a ...any) { f.lines = append(f.lines, "   "+fmt.Sprintf(format, a...)) }
+	var out []string
+	note := func(format string, a ...any) { out = append(out, "   "+fmt.Sprintf(format, a...)) }
 	switch ev.Type {
 	case domain.BatchRequested:
 		r.pending[ev.ID] = ev
@@ -83,7 +95,7 @@ func (r *Replay) Apply(ev *domain.Event) {
 		case ev.Type == domain.BatchFailed && ev.Class != domain.ClassDirty:
 			line += fmt.Sprintf(" (%s %s)", ev.Class, ev.Code)
 		}
-		f.lines = append(f.lines, line)
+		out = append(out, line)
 		for _, it := range ev.ItemFailures {
 			switch it.Class {
 			case domain.ClassThrottled:
@@ -138,6 +150,7 @@ func (r *Replay) Apply(ev *domain.Event) {
 	case domain.FolderCompleted:
 		note("Folder completed")
 	}
+	return out
 }
 
 // WriteText writes the replay, folders in the order they first appeared.

@@ -1,12 +1,10 @@
 package projections
 
 import (
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -366,41 +364,6 @@ func (r *Report) WriteText(w io.Writer) error {
 	return nil
 }
 
-// WriteCSV writes the report as metric,value rows, then one row per
-// quarantined item.
-func (r *Report) WriteCSV(w io.Writer) error {
-	cw := csv.NewWriter(w)
-	rows := [][]string{{"metric", "value"},
-		{"run_id", r.RunID}, {"state", string(r.State)},
-		{"items_scanned", strconv.Itoa(r.ItemsScanned)}, {"items_stored", strconv.Itoa(r.ItemsStored)},
-		{"items_unchanged", strconv.Itoa(r.ItemsUnchanged)}, {"items_quarantined", strconv.Itoa(r.ItemsQuarantined)},
-		{"items_removed", strconv.Itoa(r.ItemsRemoved)}, {"items_gone", strconv.Itoa(r.ItemsGone)},
-		{"listing_restarts", strconv.Itoa(r.ListingRestarts)}, {"throttled_items", strconv.Itoa(r.ThrottledItems)},
-		{"requests", strconv.Itoa(r.Requests)}, {"list_requests", strconv.Itoa(r.ListRequests)},
-		{"throttled_requests", strconv.Itoa(r.ThrottledRequests)}, {"folders_skipped", strconv.Itoa(r.FoldersSkipped)},
-		{"duration_s", fmt.Sprint(r.DurationS)}, {"items_per_s", fmt.Sprint(r.ItemsPerS)}, {"mb_per_s", fmt.Sprint(r.MBPerS)},
-		{"stall_source_s", fmt.Sprint(r.StallSourceS)}, {"stall_target_s", fmt.Sprint(r.StallTargetS)},
-	}
-	keys := make([]string, 0, len(r.RequestsByOutcome))
-	for k := range r.RequestsByOutcome {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		rows = append(rows, []string{"requests_" + k, strconv.Itoa(r.RequestsByOutcome[k])})
-	}
-	rows = append(rows, []string{}, []string{"quarantined_mailbox", "folder", "position", "item_id", "code", "how"})
-	for _, q := range r.Quarantined {
-		rows = append(rows, []string{q.Mailbox, q.Folder, strconv.Itoa(q.Position), q.ItemID, q.Code, q.How})
-	}
-	for _, row := range rows {
-		if err := cw.Write(row); err != nil {
-			return err
-		}
-	}
-	cw.Flush()
-	return cw.Error()
-}
 
 func outcomes(m map[string]int) string {
 	if len(m) == 0 {

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	csvpkg "encoding/csv"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -47,8 +48,33 @@ mailboxes:
 	}
 	byOutcome := live["requests_by_outcome"].(map[string]any)
 	mustf(t, byOutcome["error"] != nil && byOutcome["throttled"] != nil && byOutcome["failed"] != nil, "outcomes %v", byOutcome)
-	csv := mailvault(t, "report", "last", "--data", data, "--format", "csv")
-	mustf(t, csv.code == 0 && strings.Contains(csv.stdout, "items_stored,"), "csv: %s", csv.stdout)
+	// The CSV log: one row per event that matters, the same from the file
+	// the run wrote, from report --format csv, and from replaying the log
+	// again, byte for byte.
+	csv1 := mailvault(t, "report", "last", "--data", data, "--format", "csv")
+	csv2 := mailvault(t, "report", "last", "--data", data, "--format", "csv")
+	mustf(t, csv1.code == 0 && csv1.stdout == csv2.stdout, "two replays of the log differ")
+	file, err := os.ReadFile(filepath.Join(data, "logs", live["run_id"].(string)+".csv"))
+	mustf(t, err == nil && string(file) == csv1.stdout, "the run's CSV log file differs from report --format csv: %v", err)
+	rows, err := csvpkg.NewReader(strings.NewReader(csv1.stdout)).ReadAll()
+	mustf(t, err == nil && len(rows) > 3, "CSV: %v", err)
+	mustf(t, strings.Join(rows[0], ",") == "timestamp,job,run,mailbox,folder,worker,event,detail", "header %v", rows[0])
+	var fetches, quarantined, workers int
+	for _, r := range rows[1:] {
+		mustf(t, len(r) == 8 && r[2] == live["run_id"], "row %v", r)
+		if strings.Contains(r[7], "Fetch ") {
+			fetches++
+			if r[5] != "0" {
+				workers++
+			}
+		}
+		if r[6] == "item_quarantined" {
+			quarantined++
+		}
+	}
+	mustf(t, fetches == int(live["requests"].(float64)) && workers == fetches, "%d fetch rows (%d with a worker) for %v requests", fetches, workers, live["requests"])
+	mustf(t, quarantined >= int(live["items_quarantined"].(float64)), "quarantine rows %d", quarantined)
+	mustf(t, rows[len(rows)-1][6] == "run_finished", "last row %v", rows[len(rows)-1])
 }
 
 // A quarantined item is retried alone once it is due, and returns to normal

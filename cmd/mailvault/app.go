@@ -163,7 +163,10 @@ func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
 	stopProgress()
 
 	rep := snapshot()
-	if err := writeReport(o.out, rep, o.format); err != nil {
+	if err := writeRunLog(g.data, lg, o.cfg.Run); err != nil {
+		logger.Error().Err(err).Str("run", o.cfg.Run).Msg("write the run's CSV log")
+	}
+	if err := writeReport(o.out, lg, rep, o.format); err != nil {
 		return &exitError{code: exitErrors, err: err}
 	}
 	switch {
@@ -182,15 +185,37 @@ func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
 	}
 }
 
-func writeReport(w io.Writer, r *projections.Report, format string) error {
+func writeReport(w io.Writer, lg *eventlog.Log, r *projections.Report, format string) error {
 	switch format {
 	case "json":
 		return r.WriteJSON(w)
 	case "csv":
-		return r.WriteCSV(w)
+		return projections.WriteRunCSV(w, lg, r.RunID)
 	default:
 		return r.WriteText(w)
 	}
+}
+
+// writeRunLog writes DATA/logs/RUN.csv, the run's CSV log, from the log;
+// replaced atomically, so a reader never sees half of it.
+func writeRunLog(data string, lg *eventlog.Log, run string) error {
+	dir := filepath.Join(data, "logs")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := projections.WriteRunCSV(tmp, lg, run); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), filepath.Join(dir, run+".csv"))
 }
 
 // startProgress shows a live progress line: redrawn in place on a terminal,

@@ -323,7 +323,7 @@ func newReportCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return writeReport(w, r, format)
+			return writeReport(w, lg, r, format)
 		})
 }
 
