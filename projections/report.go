@@ -364,7 +364,6 @@ func (r *Report) WriteText(w io.Writer) error {
 	return nil
 }
 
-
 func outcomes(m map[string]int) string {
 	if len(m) == 0 {
 		return "none"
