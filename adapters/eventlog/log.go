@@ -103,12 +103,16 @@ type Options struct {
 	// SyncWrites makes every commit durable against power loss, not only
 	// against a killed process.
 	SyncWrites bool
+	// OnCommit, when set, is told how long each commit of appends took and
+	// how many records it wrote (for metrics).
+	OnCommit func(d time.Duration, records int)
 }
 
 // Log is the event log. It is safe for concurrent use.
 type Log struct {
-	db    *badger.DB
-	hooks []Hook
+	db       *badger.DB
+	hooks    []Hook
+	onCommit func(time.Duration, int)
 
 	appends chan *appendReq
 	done    chan struct{}
@@ -177,6 +181,7 @@ func Open(opts Options) (*Log, error) {
 	l := &Log{
 		db:        db,
 		hooks:     opts.Hooks,
+		onCommit:  opts.OnCommit,
 		appends:   make(chan *appendReq, 256),
 		done:      make(chan struct{}),
 		changed:   make(chan struct{}),
@@ -350,7 +355,15 @@ func (l *Log) commit(group []*appendReq) {
 	// Each request is atomic on its own; a group shares a transaction only
 	// for speed. If the group fails as a whole, retry requests one by one so
 	// that one bad request does not fail its neighbours.
+	t0 := time.Now()
 	committed, results, err := l.tryCommit(group)
+	if l.onCommit != nil && err == nil {
+		n := 0
+		for _, r := range group {
+			n += len(r.recs)
+		}
+		l.onCommit(time.Since(t0), n)
+	}
 	if err != nil && len(group) > 1 {
 		for _, r := range group {
 			l.commit([]*appendReq{r})
@@ -891,3 +904,9 @@ func (c conciseErr) Error() string {
 }
 
 func (c conciseErr) Unwrap() error { return c.err }
+
+// Size is the bytes the log takes on disk (index and values).
+func (l *Log) Size() int64 {
+	lsm, vlog := l.db.Size()
+	return lsm + vlog
+}

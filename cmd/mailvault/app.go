@@ -36,7 +36,10 @@ func (g *globalFlags) logger() (zerolog.Logger, error) {
 }
 
 // openLog opens the event log of the data directory with the resume index.
-func openLog(data string) (*eventlog.Log, error) {
+func openLog(data string) (*eventlog.Log, error) { return openLogObserved(data, nil) }
+
+// openLogObserved is openLog telling onCommit how long each commit took.
+func openLogObserved(data string, onCommit func(time.Duration, int)) (*eventlog.Log, error) {
 	dir := filepath.Join(data, "log")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, &exitError{code: exitErrors, err: fmt.Errorf("create data directory %s: %w", data, err)}
@@ -44,7 +47,7 @@ func openLog(data string) (*eventlog.Log, error) {
 	if lg := sharedLog(data); lg != nil {
 		return lg, nil // inside the daemon
 	}
-	l, err := eventlog.Open(eventlog.Options{Dir: dir, Hooks: []eventlog.Hook{projections.ResumeHook}})
+	l, err := eventlog.Open(eventlog.Options{Dir: dir, Hooks: []eventlog.Hook{projections.ResumeHook}, OnCommit: onCommit})
 	if errors.Is(err, eventlog.ErrLocked) {
 		if dh := findDaemon(data); dh != nil {
 			return nil, dh

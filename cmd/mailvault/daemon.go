@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mailvault/mailvault/adapters/promexport"
 	"io"
 	"net"
 	"net/http"
@@ -245,10 +246,11 @@ type jobState struct {
 }
 
 type daemon struct {
-	g     *globalFlags
-	lg    *eventlog.Log
-	log   zerolog.Logger
-	token string
+	g       *globalFlags
+	lg      *eventlog.Log
+	log     zerolog.Logger
+	token   string
+	metrics *projections.Metrics
 
 	mu   sync.Mutex
 	jobs map[string]*jobState
@@ -266,11 +268,16 @@ func newDaemonCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			lg, err := openLog(g.data)
+			lg, err := openLogObserved(g.data, promexport.ObserveCommit)
 			if err != nil {
 				return err
 			}
 			defer lg.Close()
+			metrics, stopMetrics, err := startMetrics(lg)
+			if err != nil {
+				return &exitError{code: exitErrors, err: fmt.Errorf("read the log for metrics: %w", err)}
+			}
+			defer stopMetrics()
 			abs, _ := filepath.Abs(g.data)
 			token, err := daemonToken(g.data)
 			if err != nil {
@@ -280,7 +287,7 @@ func newDaemonCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return &exitError{code: exitErrors, err: fmt.Errorf("listen on %s: %w", listen, err)}
 			}
-			d := &daemon{g: g, lg: lg, log: logger.With().Str("component", "daemon").Logger(), token: token, jobs: map[string]*jobState{}}
+			d := &daemon{g: g, lg: lg, log: logger.With().Str("component", "daemon").Logger(), token: token, jobs: map[string]*jobState{}, metrics: metrics}
 			shared.Lock()
 			shared.dir, shared.lg, shared.d = abs, lg, d
 			shared.Unlock()
@@ -335,6 +342,7 @@ func daemonToken(data string) (string, error) {
 
 func (d *daemon) api(ctx context.Context) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promexport.Handler(promexport.Collector{Snapshot: d.metrics.Snapshot, LogSize: d.lg.Size, JobsRunning: d.running}))
 	mux.HandleFunc("POST /v1/cli", func(w http.ResponseWriter, r *http.Request) {
 		var req forwarded
 		if err := json.NewDecoder(io.LimitReader(r.Body, 16<<20)).Decode(&req); err != nil {
@@ -592,4 +600,17 @@ func (d *daemon) stopJob(name string) {
 		j.cancel() // the cycle stops at a checkpoint and resumes at the next start
 	}
 	j.state = "inactive"
+}
+
+// running counts the jobs with a cycle running now.
+func (d *daemon) running() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, j := range d.jobs {
+		if j.running {
+			n++
+		}
+	}
+	return n
 }
