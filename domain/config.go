@@ -17,6 +17,8 @@ const (
 	ConnectionRemoved = "connection_removed"
 	StorageAdded      = "storage_added"
 	StorageRemoved    = "storage_removed"
+	AlertsSet         = "alerts_set"
+	AlertsRemoved     = "alerts_removed"
 )
 
 // ConfigChange is one change to the configuration. Definition holds the

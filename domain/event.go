@@ -60,6 +60,9 @@ const (
 	PruneStarted    EventType = "prune_started"
 	VersionPruned   EventType = "version_pruned"
 	PruneFinished   EventType = "prune_finished"
+	// Alerts: a mail about a run (or the daily summary) went out, or not.
+	AlertSent   EventType = "alert_sent"
+	AlertFailed EventType = "alert_failed"
 )
 
 // Outcome values of a request or an item.

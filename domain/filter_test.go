@@ -74,3 +74,39 @@ func TestFolderFilterExcludesSpecialFoldersAndTheirChildren(t *testing.T) {
 		t.Fatal("excluding the Inbox as a special folder was accepted")
 	}
 }
+
+func TestAlertSettings(t *testing.T) {
+	ok := AlertSettings{Host: "smtp.contoso.test", Port: 587, From: "mv@contoso.test", To: []string{"admin@contoso.test"}, TLS: "mandatory", On: []string{AlertBadNews}, Daily: "08:00"}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	bad := AlertSettings{Port: 0, From: "nope", TLS: "maybe", On: []string{"all"}, Daily: "8am"}
+	err := bad.Validate()
+	for _, want := range []string{"host", "port", "from", "recipient", "starttls", "alert kind", "HH:MM"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in %v", want, err)
+		}
+	}
+	for _, c := range []struct {
+		on    []string
+		state RunState
+		want  bool
+	}{
+		{[]string{AlertBadNews}, StateWarnings, true},
+		{[]string{AlertBadNews}, StateNotFinished, true},
+		{[]string{AlertBadNews}, StateFinished, false},
+		{[]string{AlertGoodNews}, StateFinished, true},
+		{nil, StateWarnings, false},
+	} {
+		if got := (AlertSettings{On: c.on}).Wants(c.state); got != c.want {
+			t.Errorf("on %v, %s: %v", c.on, c.state, got)
+		}
+	}
+	loc := time.FixedZone("X", 3600)
+	if day, due := ok.DailyDue(time.Date(2026, 12, 1, 7, 59, 0, 0, loc)); due || day != "2026-12-01" {
+		t.Errorf("due before 08:00")
+	}
+	if _, due := ok.DailyDue(time.Date(2026, 12, 1, 8, 0, 0, 0, loc)); !due {
+		t.Errorf("not due at 08:00")
+	}
+}

@@ -18,7 +18,9 @@ type Config struct {
 	Jobs        map[string]json.RawMessage
 	Connections map[string]json.RawMessage
 	Storages    map[string]json.RawMessage
-	History     []domain.ConfigChange
+	// Alerts are the alert settings (domain.AlertSettings), nil when off.
+	Alerts  json.RawMessage
+	History []domain.ConfigChange
 }
 
 // Names lists the keys of a definition map in order.
@@ -53,6 +55,10 @@ func LoadConfig(l *eventlog.Log) (*Config, error) {
 			c.Storages[ch.Name] = ch.Definition
 		case domain.StorageRemoved:
 			delete(c.Storages, ch.Name)
+		case domain.AlertsSet:
+			c.Alerts = ch.Definition
+		case domain.AlertsRemoved:
+			c.Alerts = nil
 		}
 		return nil
 	})

@@ -172,6 +172,9 @@ func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
 	if err := writeReport(o.out, lg, rep, o.format); err != nil {
 		return &exitError{code: exitErrors, err: err}
 	}
+	if !errors.Is(runErr, pipeline.ErrInterrupted) {
+		alertRun(ctx, g, lg, logger, rep)
+	}
 	switch {
 	case runErr != nil && !errors.Is(runErr, pipeline.ErrInterrupted):
 		return &exitError{code: exitErrors, err: fmt.Errorf("run %s not finished: %w", o.cfg.Run, runErr)}

@@ -251,6 +251,8 @@ type daemon struct {
 	log     zerolog.Logger
 	token   string
 	metrics *projections.Metrics
+	// dailyTried is when the daily summary was last attempted.
+	dailyTried time.Time
 
 	mu   sync.Mutex
 	jobs map[string]*jobState
@@ -425,6 +427,7 @@ func (d *daemon) tick(ctx context.Context, now time.Time) {
 		d.log.Error().Err(err).Msg("read the configuration")
 		return
 	}
+	d.dailySummary(ctx, c, now)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	specs := map[string]jobspec.Spec{}
@@ -613,4 +616,49 @@ func (d *daemon) running() int {
 		}
 	}
 	return n
+}
+
+// dailySummary mails the last 24 hours' runs once a day, at the time the
+// alert settings name. Whether today's went out is in the log, so a restart
+// does not send it twice.
+func (d *daemon) dailySummary(ctx context.Context, c *projections.Config, now time.Time) {
+	m, ok, err := loadMailer(d.g, c)
+	if err != nil || !ok {
+		return
+	}
+	day, due := m.Settings.DailyDue(now)
+	if !due {
+		return
+	}
+	if sent, err := d.lg.Has(OpsTopic, domain.DeriveID("alert", "daily", day)); err != nil || sent {
+		return
+	}
+	if now.Sub(d.dailyTried) < 15*time.Minute {
+		return // a failed send is tried again a quarter of an hour later, not every tick
+	}
+	d.dailyTried = now
+	runs, err := projections.ListRuns(d.lg)
+	if err != nil {
+		return
+	}
+	var body strings.Builder
+	counts := map[string]int{}
+	fmt.Fprintf(&body, "mailvault: runs of the last 24 hours (to %s)\n\n", now.Format(time.RFC1123))
+	for _, r := range runs {
+		started, err := time.Parse("2006-01-02 15:04:05", r.Started)
+		if err != nil || now.Sub(started) > 24*time.Hour {
+			continue
+		}
+		counts[r.State]++
+		fmt.Fprintf(&body, "%s  %s  stored %d  quarantined %d  folders skipped %d\n", r.RunID, r.State, r.ItemsStored, r.ItemsQuarantined, r.FoldersSkipped)
+	}
+	subject := fmt.Sprintf("mailvault: daily summary %s: %d finished, %d with warnings, %d not finished", day,
+		counts[string(domain.StateFinished)], counts[string(domain.StateWarnings)], counts[string(domain.StateNotFinished)])
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	err = m.Send(sctx, subject, body.String())
+	recordAlert(ctx, d.lg, day, "daily", len(m.Settings.To), err)
+	if err != nil {
+		d.log.Error().Err(err).Msg("daily summary not sent")
+	}
 }

@@ -87,6 +87,6 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().BoolVar(&g.logJSON, "log-json", false, "write logs as JSON lines")
 	root.AddCommand(newBackupCmd(g), newDemoCmd(g), newRunsCmd(g), newReplayCmd(g), newReportCmd(g), newQuarantineCmd(g), newSimCmd(g),
 		newStorageCmd(g), newConnectionCmd(g), newJobCmd(g), newDaemonCmd(g),
-		newVerifyCmd(g), newLsCmd(g), newFindCmd(g), newPruneCmd(g), newExportCmd(g), newRestoreCmd(g))
+		newVerifyCmd(g), newLsCmd(g), newFindCmd(g), newPruneCmd(g), newExportCmd(g), newRestoreCmd(g), newAlertsCmd(g))
 	return root
 }
