@@ -146,7 +146,12 @@ func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
 		defer liveMu.Unlock()
 		return live.Live()
 	}
-	stopProgress := startProgress(o.progress, o.errOut, snapshot)
+	stopProgress := startProgress(o.progress, o.errOut, func() progressState {
+		r := snapshot()
+		return progressState{done: int64(r.ItemsStored + r.ItemsUnchanged + r.ItemsQuarantined), total: int64(r.ItemsScanned), bytes: r.BytesStored,
+			detail: fmt.Sprintf("folders %d/%d  quarantined %d  throttled %d  parked %d  skipped %d", r.FoldersCompleted+r.FoldersSkipped, r.FoldersTotal,
+				r.ItemsQuarantined, r.ThrottledRequests, r.Parked(), r.FoldersSkipped)}
+	})
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -222,60 +227,6 @@ func writeRunLog(data string, lg *eventlog.Log, run string) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), filepath.Join(dir, run+".csv"))
-}
-
-// startProgress shows a live progress line: redrawn in place on a terminal,
-// a line every few seconds otherwise.
-func startProgress(mode string, w io.Writer, snapshot func() *projections.Report) (stop func()) {
-	if mode == "auto" {
-		mode = "plain"
-		if f, ok := w.(*os.File); ok {
-			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-				mode = "tty"
-			}
-		}
-	}
-	if mode == "none" {
-		return func() {}
-	}
-	every := 5 * time.Second
-	if mode == "tty" {
-		every = 200 * time.Millisecond
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	start := time.Now()
-	line := func() string {
-		r := snapshot()
-		return fmt.Sprintf("%5.1fs  folders %d/%d  stored %d  unchanged %d  quarantined %d  requests %d (+%d listing)  throttled %d  parked %d  skipped %d",
-			time.Since(start).Seconds(), r.FoldersCompleted+r.FoldersSkipped, r.FoldersTotal, r.ItemsStored, r.ItemsUnchanged, r.ItemsQuarantined,
-			r.Requests, r.ListRequests, r.ThrottledRequests, r.Parked(), r.FoldersSkipped)
-	}
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				if mode == "tty" {
-					fmt.Fprintf(w, "\r\033[K%s", line())
-				} else {
-					fmt.Fprintln(w, line())
-				}
-			case <-done:
-				if mode == "tty" {
-					fmt.Fprintf(w, "\r\033[K%s\n", line())
-				}
-				return
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		wg.Wait()
-	}
 }
 
 func checkFormat(format string, allowed ...string) error {

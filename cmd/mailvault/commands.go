@@ -39,7 +39,7 @@ func addRunFlags(cmd *cobra.Command, cfg *pipeline.Config, o *runOptions) {
 	f.StringArrayVar(&cfg.ExcludeMailboxes, "exclude-mailbox", nil, "leave out a mailbox (repeatable)")
 	f.StringVar(&o.storageDir, "storage", "", "storage NAME (see mailvault storage add) or directory (default DATA/storage, created unencrypted)")
 	o.access.register(f)
-	f.StringVar(&o.progress, "progress", "auto", "progress display: auto, tty, plain, none")
+	f.StringVar(&o.progress, "progress", "auto", "progress display: auto (a bar on a terminal, plain lines otherwise), bar, plain, none")
 	f.StringVar(&o.format, "format", "text", "report format: text, json, csv")
 }
 
@@ -77,7 +77,7 @@ func validateRun(cfg *pipeline.Config, o *runOptions) error {
 	if err := cfg.FolderFilter.Validate(); err != nil {
 		return usageErr("--exclude-folder: %v", err)
 	}
-	if err := checkFormat(o.progress, "auto", "tty", "plain", "none"); err != nil {
+	if err := checkProgress(o.progress); err != nil {
 		return err
 	}
 	return checkFormat(o.format, "text", "json", "csv")

@@ -16,7 +16,7 @@ import (
 func newExportCmd(g *globalFlags) *cobra.Command {
 	var access storageAccess
 	var f versionFilter
-	var storage, format, out, reportFormat string
+	var storage, format, out, reportFormat, progress string
 	cmd := &cobra.Command{Use: "export --storage S --format eml|mbox|maildir|ics|vcf|zip --out PATH", Short: "Export stored items in standard formats", Args: cobra.ArbitraryArgs,
 		Long: `Export the newest stored version of each selected item:
   eml      one .eml file per message, in a folder tree per mailbox
@@ -38,13 +38,23 @@ Folder names are sanitised: nothing is written outside --out, whatever a folder 
 			if err := f.prepare(); err != nil {
 				return err
 			}
+			if err := checkProgress(progress); err != nil {
+				return err
+			}
 			ex, err := export.New(format, out)
 			if err != nil {
 				return usageErr("%v", err)
 			}
 			started := time.Now()
 			err = withStorage(g, storage, access, func(v *vault.Vault) error {
+				var prog counter
+				if err := eachLatest(v, &f, func(vault.Version) error { prog.total++; return nil }); err != nil {
+					return err
+				}
+				stopProgress := startProgress(progress, cmd.ErrOrStderr(), prog.state)
+				defer stopProgress()
 				return eachLatest(v, &f, func(ver vault.Version) error {
+					defer prog.add(ver.Size)
 					content, err := v.Read(ver)
 					if err != nil {
 						return err
@@ -85,5 +95,6 @@ Folder names are sanitised: nothing is written outside --out, whatever a folder 
 	cmd.Flags().StringVar(&format, "format", "eml", "eml, mbox, maildir, ics, vcf or zip")
 	cmd.Flags().StringVar(&out, "out", "", "output directory (zip: output file)")
 	cmd.Flags().StringVar(&reportFormat, "report", "text", "summary format: text or json")
+	cmd.Flags().StringVar(&progress, "progress", "auto", "progress display: auto, bar, plain, none")
 	return cmd
 }

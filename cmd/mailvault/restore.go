@@ -23,7 +23,7 @@ import (
 func newRestoreCmd(g *globalFlags) *cobra.Command {
 	var access storageAccess
 	var f versionFilter
-	var storage, to, targetMailbox, collisions, into, format, job string
+	var storage, to, targetMailbox, collisions, into, format, job, progress string
 	cmd := &cobra.Command{Use: "restore --storage S --to CONNECTION [selection] [--target-mailbox B] [--collisions skip|replace|copy] [--into-folder NAME]",
 		Short: "Restore stored items into a mailbox over Graph or EWS", Args: cobra.ArbitraryArgs,
 		Long: `Restore the newest stored version of each selected item into the mailbox it came from, or
@@ -52,6 +52,9 @@ an item already in the target (found by the restore's mark, its Message-ID or it
 				return usageErr("--collisions %q: use skip, replace or copy", collisions)
 			}
 			if err := f.prepare(); err != nil {
+				return err
+			}
+			if err := checkProgress(progress); err != nil {
 				return err
 			}
 			logger, err := g.logger()
@@ -120,7 +123,13 @@ an item already in the target (found by the restore's mark, its Message-ID or it
 			if err := r.Start(fmt.Sprintf("storage %s to %s, collisions %s", v.Dir(), to, collisions)); err != nil {
 				return &exitError{code: exitErrors, err: err}
 			}
+			var prog counter
+			if err := eachLatest(v, &f, func(vault.Version) error { prog.total++; return nil }); err != nil {
+				return &exitError{code: exitErrors, err: err}
+			}
+			stopProgress := startProgress(progress, cmd.ErrOrStderr(), prog.state)
 			walkErr := eachLatest(v, &f, func(ver vault.Version) error {
+				defer prog.add(ver.Size)
 				if prior.Done[ver.ID] {
 					return nil
 				}
@@ -131,6 +140,7 @@ an item already in the target (found by the restore's mark, its Message-ID or it
 				return r.Restore(ctx, pipeline.RestoreItem{VersionID: ver.ID, Mailbox: ver.Mailbox, Folder: ver.FolderPath, ItemID: ver.ItemID,
 					Kind: ver.Kind, Format: ver.Format, Content: content})
 			})
+			stopProgress()
 			rep, _, err := projections.LoadRestore(lg, run)
 			if err != nil {
 				return &exitError{code: exitErrors, err: err}
@@ -171,6 +181,7 @@ an item already in the target (found by the restore's mark, its Message-ID or it
 	cmd.Flags().StringVar(&collisions, "collisions", pipeline.CollisionSkip, "an item already in the target: skip, replace or copy")
 	cmd.Flags().StringVar(&into, "into-folder", "", `restore under this folder (as "Restored 2026-12-01"), keeping the folder paths below it`)
 	cmd.Flags().StringVar(&format, "format", "text", "report format: text or json")
+	cmd.Flags().StringVar(&progress, "progress", "auto", "progress display: auto, bar, plain, none")
 	cmd.Flags().StringVar(&job, "job", "", "count the restored items in this job's \"items restored\" (default: the one job using --storage, if any)")
 	return cmd
 }
