@@ -138,3 +138,16 @@ func (s MetricsSnapshot) SortedRequestKeys() []RequestKey {
 	})
 	return keys
 }
+
+// Report is the live report of one run (nil when the log has none yet).
+func (m *Metrics) Report(run string) *Report {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.reports[run]
+	if !ok {
+		return nil
+	}
+	c := *r
+	c.derive()
+	return c.Live()
+}

@@ -67,6 +67,9 @@ type Report struct {
 	StallTargetS      float64           `json:"stall_target_s"`
 	Quarantined       []QuarantinedItem `json:"quarantined"`
 	Errors            []string          `json:"errors"`
+	// CurrentMailbox and CurrentFolder are where the run last fetched.
+	CurrentMailbox string `json:"current_mailbox,omitempty"`
+	CurrentFolder  string `json:"current_folder,omitempty"`
 
 	last        time.Time
 	parked      map[string]bool
@@ -125,6 +128,7 @@ func (r *Report) Apply(ev *domain.Event) {
 		r.ItemsScanned += ev.Count
 		r.ListRequests++
 	case domain.BatchFetched, domain.BatchFailed, domain.Throttled:
+		r.CurrentMailbox, r.CurrentFolder = ev.Mailbox, ev.Folder
 		if ev.Type == domain.Throttled {
 			r.ThrottledRequests++
 		}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mailvault/mailvault/adapters/dashboard"
 	"github.com/mailvault/mailvault/adapters/promexport"
 	"io"
 	"net"
@@ -239,6 +240,7 @@ type jobState struct {
 	cycles      int
 	state       string
 	lastRun     string
+	currentRun  string    // the run of the cycle running now
 	next        time.Time // when the scheduler looks at the job again
 	stored      int       // over all cycles
 	scanned     int
@@ -359,7 +361,12 @@ func (d *daemon) api(ctx context.Context) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(out)
 	})
+	web := dashboard.New(dashboardBackend{d: d, ctx: ctx}, d.token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/v1/") && r.URL.Path != "/metrics" {
+			web.ServeHTTP(w, r) // the dashboard: its own login and session cookie
+			return
+		}
 		h := r.Header.Get("Authorization")
 		tok, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(d.token)) != 1 {
@@ -564,7 +571,13 @@ func (d *daemon) cycle(ctx context.Context, name string, job domain.Job, conn co
 	}
 	cfg.Job, cfg.TimeFilter, cfg.FolderFilter, cfg.ExcludeMailboxes = name, job.TimeFilter, job.FolderFilter, job.ExcludeMailboxes
 	cfg.Run = newRunID(time.Now())
+	d.mu.Lock()
+	d.job(name).currentRun = cfg.Run
+	d.mu.Unlock()
 	defer func() {
+		d.mu.Lock()
+		d.job(name).currentRun = ""
+		d.mu.Unlock()
 		if r, err := projections.BuildReport(d.lg, cfg.Run); err == nil {
 			d.mu.Lock()
 			st := d.job(name)

@@ -1,0 +1,270 @@
+// Package dashboard is the daemon's web interface: server-rendered pages
+// (html/template, no build step), live counters over Server-Sent Events,
+// a login that turns the daemon's API token into an HttpOnly,
+// SameSite=Strict session cookie, and a CSRF token on every action. All it
+// shows comes from the daemon's projections of the event log.
+package dashboard
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/mailvault/mailvault/projections"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+// Job is a job as the pages show it.
+type Job struct {
+	Name, Type, State, Storage, Connection string
+	Running                                bool
+	ItemsPerS, MBPerS                      float64
+	Stored, Scanned, Restored              int
+	CurrentMailbox, CurrentFolder          string
+	Run                                    string // the run now, or the last one
+	Settings                               []Setting
+}
+
+// Setting is one line of a job's summary card.
+type Setting struct{ Name, Value string }
+
+// News is one line of the good or bad news cards.
+type News struct {
+	Time   time.Time
+	Text   string
+	RunID  string
+	Detail string
+}
+
+// Backend is what the daemon gives the dashboard.
+type Backend interface {
+	Jobs() []Job
+	News() (good, bad []News, err error)
+	Runs() ([]projections.RunSummary, error)
+	Report(run string) (*projections.Report, error)
+	RunCSV(run string, w io.Writer) error
+	// Do runs a job action: start, stop, or edit with the new idle time.
+	Do(action, job, idle string) error
+	// Changed is closed at the next change of the log; call again after.
+	Changed() <-chan struct{}
+}
+
+// Server serves the pages.
+type Server struct {
+	b     Backend
+	token string
+	tmpl  *template.Template
+	mux   *http.ServeMux
+}
+
+const cookieName = "mailvault_session"
+
+// New builds the dashboard for the daemon's token.
+func New(b Backend, token string) *Server {
+	s := &Server{b: b, token: token, mux: http.NewServeMux()}
+	funcs := template.FuncMap{
+		"since": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
+		"pct": func(a, total float64) string {
+			if total <= 0 {
+				return "0"
+			}
+			return fmt.Sprintf("%.0f", 100*a/total)
+		},
+		"add": func(a, b float64) float64 { return a + b },
+	}
+	s.tmpl = template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html"))
+	s.mux.HandleFunc("GET /login", s.loginPage)
+	s.mux.HandleFunc("POST /login", s.login)
+	s.mux.Handle("GET /{$}", s.authed(s.dashboard))
+	s.mux.Handle("GET /jobs", s.authed(s.jobs))
+	s.mux.Handle("POST /jobs/{name}/{action}", s.authed(s.action))
+	s.mux.Handle("GET /runs/{id}", s.authed(s.run))
+	s.mux.Handle("GET /runs/{id}/csv", s.authed(s.csv))
+	s.mux.Handle("GET /events", s.authed(s.events))
+	s.mux.Handle("POST /logout", s.authed(s.logout))
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	s.mux.ServeHTTP(w, r)
+}
+
+// session is the cookie value: an HMAC of the token, so the token itself
+// never sits in the browser.
+func (s *Server) session() string {
+	m := hmac.New(sha256.New, []byte(s.token))
+	m.Write([]byte("mailvault dashboard session"))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// csrf is the token every form carries, bound to the session.
+func (s *Server) csrf() string {
+	m := hmac.New(sha256.New, []byte(s.token))
+	m.Write([]byte("mailvault dashboard csrf"))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func (s *Server) authed(h func(http.ResponseWriter, *http.Request)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := r.Cookie(cookieName)
+		if err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(s.session())) != 1 {
+			if r.Method == http.MethodGet && r.URL.Path != "/events" {
+				http.Redirect(w, r, "/login", http.StatusSeeOther)
+				return
+			}
+			http.Error(w, "log in first", http.StatusUnauthorized)
+			return
+		}
+		if r.Method == http.MethodPost && subtle.ConstantTimeCompare([]byte(r.FormValue("csrf")), []byte(s.csrf())) != 1 {
+			http.Error(w, "the form's CSRF token is missing or wrong: reload the page", http.StatusForbidden)
+			return
+		}
+		h(w, r)
+	})
+}
+
+func (s *Server) render(w http.ResponseWriter, name string, data map[string]any) {
+	data["CSRF"] = s.csrf()
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := s.tmpl.ExecuteTemplate(w, name, data); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	}
+}
+
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, "login.html", map[string]any{"Error": r.URL.Query().Get("error")})
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(r.FormValue("token"))), []byte(s.token)) != 1 {
+		http.Redirect(w, r, "/login?error=That+is+not+the+daemon%27s+token+%28DATA%2Fdaemon.token%29", http.StatusSeeOther)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: s.session(), Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: 12 * 3600})
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
+	good, bad, err := s.b.News()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	s.render(w, "dashboard.html", map[string]any{"Jobs": s.b.Jobs(), "Good": good, "Bad": bad, "Page": "dashboard"})
+}
+
+func (s *Server) jobs(w http.ResponseWriter, r *http.Request) {
+	runs, err := s.b.Runs()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	for i, j := 0, len(runs)-1; i < j; i, j = i+1, j-1 {
+		runs[i], runs[j] = runs[j], runs[i] // newest first
+	}
+	if len(runs) > 20 {
+		runs = runs[:20]
+	}
+	s.render(w, "jobs.html", map[string]any{"Jobs": s.b.Jobs(), "Runs": runs, "Page": "jobs", "Error": r.URL.Query().Get("error")})
+}
+
+func (s *Server) action(w http.ResponseWriter, r *http.Request) {
+	err := s.b.Do(r.PathValue("action"), r.PathValue("name"), r.FormValue("idle"))
+	if err != nil {
+		http.Redirect(w, r, "/jobs?error="+templateEscape(err.Error()), http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/jobs", http.StatusSeeOther)
+}
+
+func templateEscape(s string) string {
+	return strings.NewReplacer(" ", "+", "&", "%26", "#", "%23", "?", "%3F", "=", "%3D").Replace(s)
+}
+
+func (s *Server) run(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	rep, err := s.b.Report(id)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	var buf strings.Builder
+	if err := s.b.RunCSV(id, &buf); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	rows := parseCSV(buf.String())
+	s.render(w, "run.html", map[string]any{"R": rep, "Rows": rows, "Explain": Explain(rep, rows), "Page": "run",
+		"StallMax": max(rep.StallSourceS, rep.StallTargetS, 0.001)})
+}
+
+func (s *Server) csv(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+strings.NewReplacer(`"`, "", "/", "").Replace(id)+`.csv"`)
+	if err := s.b.RunCSV(id, w); err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+	}
+}
+
+// events streams the jobs' counters whenever the log changes (at most
+// twice a second), as Server-Sent Events.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		http.Error(w, "streaming is not supported", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	send := func() bool {
+		b, _ := json.Marshal(s.b.Jobs())
+		if _, err := fmt.Fprintf(w, "event: jobs\ndata: %s\n\n", b); err != nil {
+			return false
+		}
+		fl.Flush()
+		return true
+	}
+	if !send() {
+		return
+	}
+	tick := time.NewTicker(2 * time.Second) // speeds and states change without log events too
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-s.b.Changed():
+		case <-tick.C:
+		}
+		if !send() {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,69 @@
+package dashboard
+
+import (
+	"encoding/csv"
+	"fmt"
+	"strings"
+
+	"github.com/mailvault/mailvault/projections"
+)
+
+// Row is one line of a run's timeline (its CSV log).
+type Row struct {
+	Time, Mailbox, Folder, Worker, Event, Detail string
+	Bad                                          bool
+}
+
+func parseCSV(s string) []Row {
+	recs, err := csv.NewReader(strings.NewReader(s)).ReadAll()
+	if err != nil || len(recs) < 1 {
+		return nil
+	}
+	out := make([]Row, 0, len(recs)-1)
+	for _, r := range recs[1:] {
+		if len(r) < 8 {
+			continue
+		}
+		bad := strings.Contains(r[7], "– failed") || strings.Contains(r[7], "– throttled") || strings.Contains(r[7], "– error") ||
+			r[6] == "item_quarantined" || r[6] == "folder_skipped" || r[6] == "folder_parked"
+		out = append(out, Row{Time: r[0], Mailbox: r[3], Folder: r[4], Worker: r[5], Event: r[6], Detail: r[7], Bad: bad})
+	}
+	return out
+}
+
+// Explain says, in plain words, why a run is (or was) slow: the server
+// throttling it, isolation of dirty items costing requests, or the storage
+// being the bottleneck — the three kinds of stall the field notes describe.
+func Explain(r *projections.Report, rows []Row) []string {
+	var out []string
+	var failed, parks, skips int
+	for _, row := range rows {
+		switch {
+		case row.Event == "batch_failed" && strings.Contains(row.Detail, "– failed"):
+			failed++
+		case row.Event == "folder_parked":
+			parks++
+		case row.Event == "folder_skipped":
+			skips++
+		}
+	}
+	if r.ThrottledRequests > 0 || parks > 0 {
+		out = append(out, fmt.Sprintf("Throttled by the server: %d requests were answered \"too many requests\" or \"server busy\" and %d times a folder was parked for the back-off the server asked for. mailvault waits exactly that long and works on other folders meanwhile; a folder that looks stalled is waiting out the server, not hung.", r.ThrottledRequests, parks))
+	}
+	if skips > 0 {
+		out = append(out, fmt.Sprintf("%d folders were skipped for now (throttled longer than the run's patience, or an error); each continues from its cursor in the next run.", skips))
+	}
+	if failed > 0 {
+		out = append(out, fmt.Sprintf("Isolating dirty items: %d requests failed because of an item the server cannot read; mailvault split those batches to save every clean item, and quarantined %d items by id so later runs do not pay again.", failed, r.ItemsQuarantined))
+	}
+	switch {
+	case r.StallTargetS > 1.5*r.StallSourceS && r.StallTargetS > 1:
+		out = append(out, fmt.Sprintf("Waiting for storage: writing took %.1f s against %.1f s waiting on the server. The storage (target) is the bottleneck — check its disk.", r.StallTargetS, r.StallSourceS))
+	case r.StallSourceS > 0:
+		out = append(out, fmt.Sprintf("Most waiting was on the server (source): %.1f s of responses against %.1f s of storage writes.", r.StallSourceS, r.StallTargetS))
+	}
+	if len(out) == 0 {
+		out = append(out, "Nothing held this run up.")
+	}
+	return out
+}

@@ -1,0 +1,153 @@
+package tests
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromium is Debian's (installed by .ci/run).
+func chromium(t *testing.T) string {
+	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("chromium is missing; .ci/run installs it")
+	}
+	t.Skip("chromium is not installed (apt-get install chromium)")
+	return ""
+}
+
+// The dashboard in a real browser: log in with the token, see a running
+// job's counters grow without reloading (Server-Sent Events), open the run's
+// timeline, stop and start the job. Screenshots go to tests/artifacts.
+func TestDashboardInABrowser(t *testing.T) {
+	browser := chromium(t)
+	sim := startGraphSim(t, `seed: 44
+latency: 150ms
+mailboxes:
+  - address: ida@contoso.test
+    folders:
+      - path: Inbox
+        items: 6000
+        size: {min: 1KB, max: 2KB}
+        dirty: [33]
+        dirty_mode: item
+`)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	run := func(args ...string) result { return mailvault(t, append(args, "--data", data)...) }
+	for _, args := range [][]string{
+		{"storage", "add", "nas", "--unencrypted", "--path", filepath.Join(dir, "store")},
+		{"connection", "add", "online", "--type", "graph", "--tenant-id", sim.TenantID, "--client-id", sim.ClientID, "--client-secret-file", sim.secretFile,
+			"--graph-url", sim.GraphURL, "--token-url", sim.TokenURL, "--ca-cert", sim.CACert},
+		{"job", "create", "live", "--connection", "online", "--storage", "nas", "--mailbox", "ida@contoso.test", "--idle", "00:00:02"},
+	} {
+		res := run(args...)
+		mustf(t, res.code == 0, "%v: %s", args, res.stderr)
+	}
+	d := startDaemon(t, data)
+	tok, _ := os.ReadFile(filepath.Join(data, "daemon.token"))
+	mustf(t, run("job", "start", "live").code == 0, "job start")
+
+	artifacts, _ := filepath.Abs(filepath.Join("artifacts", t.Name()))
+	os.MkdirAll(artifacts, 0o755)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.Headless,
+		chromedp.WindowSize(1280, 900), chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-dev-shm-usage", true))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	// The pinned DevTools protocol types predate some of Chromium's event
+	// fields; those events are not used here, so their decode errors are not logged.
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(func(string, ...any) {}))
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, 120*time.Second)
+	defer cancelTimeout()
+	base := "http://" + d.addr
+	shot := func(name string) chromedp.Action {
+		return chromedp.ActionFunc(func(ctx context.Context) error {
+			var buf []byte
+			if err := chromedp.FullScreenshot(&buf, 100).Do(ctx); err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(artifacts, name+".png"), buf, 0o644)
+		})
+	}
+	must := func(what string, actions ...chromedp.Action) {
+		t.Helper()
+		if err := chromedp.Run(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	must("log in",
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible("#token", chromedp.ByID),
+		shot("1-login"),
+		chromedp.SendKeys("#token", strings.TrimSpace(string(tok)), chromedp.ByID),
+		chromedp.Click("#login", chromedp.ByID),
+		chromedp.WaitVisible("#jobs-card", chromedp.ByID),
+		shot("2-dashboard"))
+
+	must("open the jobs page", chromedp.Navigate(base+"/jobs"), chromedp.WaitVisible("#stored-live", chromedp.ByID))
+	counter := func() int {
+		var s string
+		must("read the counter", chromedp.Text("#stored-live", &s, chromedp.ByID))
+		n, _ := strconv.Atoi(strings.TrimSpace(s))
+		return n
+	}
+	first := counter()
+	deadline := time.Now().Add(60 * time.Second)
+	for counter() <= first {
+		mustf(t, time.Now().Before(deadline), "the stored counter stayed at %d without a reload", first)
+		time.Sleep(200 * time.Millisecond)
+	}
+	must("screenshot the live counters", shot("3-jobs-live"))
+
+	var timeline string
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		var run string
+		must("read the run", chromedp.Text("#run-live", &run, chromedp.ByID))
+		if strings.TrimSpace(run) != "" {
+			break
+		}
+		mustf(t, time.Now().Before(deadline), "the running job shows no run")
+		time.Sleep(200 * time.Millisecond)
+	}
+	must("open the run's timeline",
+		chromedp.Click("#run-live", chromedp.ByID),
+		chromedp.WaitVisible("#timeline", chromedp.ByID),
+		chromedp.Text("#timeline", &timeline, chromedp.ByID),
+		shot("4-run"))
+	mustf(t, strings.Contains(timeline, "Fetch ") && strings.Contains(timeline, "Listed"), "the timeline shows no requests: %s", timeline)
+
+	state := func() string {
+		var s string
+		must("read the state", chromedp.Text(`td[data-job="live"][data-field="State"]`, &s, chromedp.ByQuery))
+		return s
+	}
+	must("stop the job", chromedp.Navigate(base+"/jobs"), chromedp.WaitVisible("#stop-live", chromedp.ByID), chromedp.Click("#stop-live", chromedp.ByID),
+		chromedp.WaitVisible("#start-live", chromedp.ByID))
+	deadline = time.Now().Add(60 * time.Second)
+	for strings.Contains(state(), "running") || strings.HasPrefix(state(), "active") {
+		mustf(t, time.Now().Before(deadline), "the job did not stop: %s", state())
+		time.Sleep(200 * time.Millisecond)
+	}
+	must("screenshot the stopped job", shot("5-stopped"))
+	mustf(t, strings.Contains(run("job", "list").stdout, "inactive"), "job list after the browser stopped the job: %s", run("job", "list").stdout)
+	must("start the job", chromedp.Click("#start-live", chromedp.ByID), chromedp.WaitVisible("#stop-live", chromedp.ByID))
+	deadline = time.Now().Add(30 * time.Second)
+	for !strings.HasPrefix(state(), "active") {
+		mustf(t, time.Now().Before(deadline), "the job did not start: %s", state())
+		time.Sleep(200 * time.Millisecond)
+	}
+	must("screenshot the started job", shot("6-started"))
+	t.Logf("screenshots in %s", artifacts)
+}
