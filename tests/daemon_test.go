@@ -60,8 +60,7 @@ mailboxes:
 		mustf(t, res.code == 0, "%s: exit %d: %s %s", what, res.code, res.stdout, res.stderr)
 	}
 	must(run("storage", "add", "nas", "--unencrypted", "--path", filepath.Join(dir, "store")), "storage add")
-	must(run("connection", "add", "online", "--type", "graph", "--tenant-id", sim.TenantID, "--client-id", sim.ClientID, "--client-secret-file", sim.secretFile,
-		"--graph-url", sim.GraphURL, "--token-url", sim.TokenURL, "--ca-cert", sim.CACert), "connection add")
+	must(run(sim.connectionArgs()...), "connection add")
 	job := filepath.Join(dir, "job.yaml")
 	os.WriteFile(job, []byte("name: loop\nconnection: online\nstorage: nas\nmailboxes: [lou@contoso.test]\ncontinuity: continuous\nidle: \"00:00:01\"\n"), 0o600)
 	must(run("job", "create", "-f", job), "job create")
@@ -166,16 +165,7 @@ func TestDaemonOneTimeJob(t *testing.T) {
 	sim := startGraphSim(t, "seed: 42\nmailboxes:\n  - address: max@contoso.test\n    folders:\n      - path: Inbox\n        items: 40\n")
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	run := func(args ...string) result { return mailvault(t, append(args, "--data", data)...) }
-	for _, args := range [][]string{
-		{"storage", "add", "nas", "--unencrypted", "--path", filepath.Join(dir, "store")},
-		{"connection", "add", "online", "--type", "graph", "--tenant-id", sim.TenantID, "--client-id", sim.ClientID, "--client-secret-file", sim.secretFile,
-			"--graph-url", sim.GraphURL, "--token-url", sim.TokenURL, "--ca-cert", sim.CACert},
-		{"job", "create", "once", "--connection", "online", "--storage", "nas", "--mailbox", "max@contoso.test", "--one-time"},
-	} {
-		res := run(args...)
-		mustf(t, res.code == 0, "%v: %s", args, res.stderr)
-	}
+	run := jobSetup(t, sim, dir, "once", "--mailbox", "max@contoso.test", "--one-time")
 	d := startDaemon(t, data)
 	res := run("job", "start", "once")
 	mustf(t, res.code == 0, "job start: %s", res.stderr)
@@ -190,4 +180,29 @@ func TestDaemonOneTimeJob(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond) // two scheduler ticks
 	runs := listRuns(t, data)
 	mustf(t, len(runs) == 1 && runs[0].ItemsStored == 40, "a finished one-time job ran again after a restart: %+v", runs)
+}
+
+// connectionArgs add the simulator as the Graph connection "online".
+func (s *graphSim) connectionArgs() []string {
+	return []string{"connection", "add", "online", "--type", "graph", "--tenant-id", s.TenantID, "--client-id", s.ClientID, "--client-secret-file", s.secretFile,
+		"--graph-url", s.GraphURL, "--token-url", s.TokenURL, "--ca-cert", s.CACert}
+}
+
+// jobSetup gives the data directory dir/data an unencrypted storage "nas"
+// (in dir/store), the simulator as connection "online" and the job NAME
+// (job[0]) with the rest of job as its flags; it returns a runner of
+// mailvault commands on that data directory.
+func jobSetup(t testing.TB, sim *graphSim, dir string, job ...string) func(args ...string) result {
+	t.Helper()
+	data := filepath.Join(dir, "data")
+	run := func(args ...string) result { return mailvault(t, append(args, "--data", data)...) }
+	for _, args := range [][]string{
+		{"storage", "add", "nas", "--unencrypted", "--path", filepath.Join(dir, "store")},
+		sim.connectionArgs(),
+		append([]string{"job", "create", job[0], "--connection", "online", "--storage", "nas"}, job[1:]...),
+	} {
+		res := run(args...)
+		mustf(t, res.code == 0, "%v: %s", args, res.stderr)
+	}
+	return run
 }

@@ -44,16 +44,7 @@ mailboxes:
 `)
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	run := func(args ...string) result { return mailvault(t, append(args, "--data", data)...) }
-	for _, args := range [][]string{
-		{"storage", "add", "nas", "--unencrypted", "--path", filepath.Join(dir, "store")},
-		{"connection", "add", "online", "--type", "graph", "--tenant-id", sim.TenantID, "--client-id", sim.ClientID, "--client-secret-file", sim.secretFile,
-			"--graph-url", sim.GraphURL, "--token-url", sim.TokenURL, "--ca-cert", sim.CACert},
-		{"job", "create", "live", "--connection", "online", "--storage", "nas", "--mailbox", "ida@contoso.test", "--idle", "00:00:02"},
-	} {
-		res := run(args...)
-		mustf(t, res.code == 0, "%v: %s", args, res.stderr)
-	}
+	run := jobSetup(t, sim, dir, "live", "--mailbox", "ida@contoso.test", "--idle", "00:00:02")
 	d := startDaemon(t, data)
 	tok, _ := os.ReadFile(filepath.Join(data, "daemon.token"))
 	mustf(t, run("job", "start", "live").code == 0, "job start")

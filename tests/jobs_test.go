@@ -100,8 +100,7 @@ func TestConnectionTest(t *testing.T) {
 	sim := startGraphSim(t, "seed: 1\ngraph: {export_items: false}\nmailboxes:\n  - address: zed@contoso.test\n    folders:\n      - path: Inbox\n        items: 3\n")
 	data := filepath.Join(t.TempDir(), "data")
 	run := func(args ...string) result { return mailvault(t, append(args, "--data", data)...) }
-	res := run("connection", "add", "online", "--type", "graph", "--tenant-id", sim.TenantID, "--client-id", sim.ClientID,
-		"--client-secret-file", sim.secretFile, "--graph-url", sim.GraphURL, "--token-url", sim.TokenURL, "--ca-cert", sim.CACert)
+	res := run(sim.connectionArgs()...)
 	mustf(t, res.code == 0, "add: %s", res.stderr)
 	res = run("connection", "test", "online")
 	mustf(t, res.code == 0, "test: exit %d %s %s", res.code, res.stdout, res.stderr)

@@ -31,16 +31,7 @@ mailboxes:
 `)
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	run := func(args ...string) result { return mailvault(t, append(args, "--data", data)...) }
-	for _, args := range [][]string{
-		{"storage", "add", "nas", "--unencrypted", "--path", filepath.Join(dir, "store")},
-		{"connection", "add", "online", "--type", "graph", "--tenant-id", sim.TenantID, "--client-id", sim.ClientID, "--client-secret-file", sim.secretFile,
-			"--graph-url", sim.GraphURL, "--token-url", sim.TokenURL, "--ca-cert", sim.CACert},
-		{"job", "create", "once", "--connection", "online", "--storage", "nas", "--mailbox", "mia@contoso.test", "--one-time"},
-	} {
-		res := run(args...)
-		mustf(t, res.code == 0, "%v: %s", args, res.stderr)
-	}
+	run := jobSetup(t, sim, dir, "once", "--mailbox", "mia@contoso.test", "--one-time")
 	d := startDaemon(t, data)
 	mustf(t, run("job", "start", "once").code == 0, "job start")
 	deadline := time.Now().Add(60 * time.Second)

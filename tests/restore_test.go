@@ -64,8 +64,7 @@ func restoreSetup(t *testing.T) (*graphSim, string, func(args ...string) result)
 	sim := startGraphSim(t, restoreTenant)
 	data := filepath.Join(t.TempDir(), "data")
 	run := func(args ...string) result { return mailvault(t, append(args, "--data", data)...) }
-	c := run("connection", "add", "online", "--type", "graph", "--tenant-id", sim.TenantID, "--client-id", sim.ClientID, "--client-secret-file", sim.secretFile,
-		"--graph-url", sim.GraphURL, "--token-url", sim.TokenURL, "--ca-cert", sim.CACert)
+	c := run(sim.connectionArgs()...)
 	mustf(t, c.code == 0, "connection add: %s", c.stderr)
 	return sim, data, run
 }
