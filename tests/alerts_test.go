@@ -130,6 +130,7 @@ func (ss *sinkSession) Logout() error { return nil }
 // STARTTLS with authentication; a clean run sends none (bad news only);
 // the SMTP password is nowhere in the data directory or the output.
 func TestAlertMailForQuarantinedItems(t *testing.T) {
+	t.Parallel() // waits on servers and timers more than it computes
 	sink := startSMTPSink(t)
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")

@@ -43,6 +43,7 @@ func startDaemon(t *testing.T, data string) *daemonProc {
 // pick up changes incrementally; a SIGKILL mid-work and a restart lose
 // nothing and store nothing twice; the API refuses a wrong token.
 func TestDaemonRunsAContinuousJob(t *testing.T) {
+	t.Parallel() // waits on servers and timers more than it computes
 	sim := startGraphSim(t, `seed: 41
 latency: 3ms
 mailboxes:
@@ -162,6 +163,7 @@ mailboxes:
 // A one-time job without activity periods runs one cycle when started and
 // stops; a restart of the daemon does not run it again.
 func TestDaemonOneTimeJob(t *testing.T) {
+	t.Parallel() // waits on servers and timers more than it computes
 	sim := startGraphSim(t, "seed: 42\nmailboxes:\n  - address: max@contoso.test\n    folders:\n      - path: Inbox\n        items: 40\n")
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")

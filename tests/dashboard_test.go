@@ -30,6 +30,7 @@ func chromium(t *testing.T) string {
 // job's counters grow without reloading (Server-Sent Events), open the run's
 // timeline, stop and start the job. Screenshots go to tests/artifacts.
 func TestDashboardInABrowser(t *testing.T) {
+	t.Parallel() // waits on servers and timers more than it computes
 	browser := chromium(t)
 	sim := startGraphSim(t, `seed: 44
 latency: 150ms

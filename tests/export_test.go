@@ -84,6 +84,7 @@ func insideOnly(t *testing.T, parent, out string) {
 }
 
 func TestExportFormatsReadByOtherTools(t *testing.T) {
+	t.Parallel() // waits on servers and timers more than it computes
 	needTool(t, python3, "Debian's python3")
 	dir := t.TempDir()
 	tenant := writeTenant(t, dir, exportTenant)

@@ -16,6 +16,7 @@ import (
 // /metrics of the daemon parses with Prometheus' own text-format parser,
 // and its counters are what the run's report says.
 func TestDaemonMetricsMatchTheReport(t *testing.T) {
+	t.Parallel() // waits on servers and timers more than it computes
 	sim := startGraphSim(t, `seed: 43
 mailboxes:
   - address: mia@contoso.test

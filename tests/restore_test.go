@@ -93,6 +93,7 @@ func versionsOf(t *testing.T, sim *graphSim, mailbox string, extra ...string) ma
 // Backup -> restore to another mailbox -> backup of that mailbox, with
 // exported streams (import sessions): every item comes back byte for byte.
 func TestRestoreFullFidelityToAnotherMailbox(t *testing.T) {
+	t.Parallel() // waits on servers and timers more than it computes
 	sim, data, run := restoreSetup(t)
 	_, res := graphBackup(t, sim, data, "--mailbox", "src@contoso.test")
 	mustf(t, res.code == 0, "backup: %s", res.stderr)
@@ -133,6 +134,7 @@ func TestRestoreFullFidelityToAnotherMailbox(t *testing.T) {
 // upload sessions), events keep their times and recurrence, contacts their
 // fields; what Graph cannot keep is listed, and no invitation is sent.
 func TestRestoreFromMIMEAndJSONCompared(t *testing.T) {
+	t.Parallel() // waits on servers and timers more than it computes
 	sim, data, run := restoreSetup(t)
 	_, res := graphBackup(t, sim, data, "--mailbox", "src@contoso.test", "--graph-content", "batch")
 	mustf(t, res.code == 0, "backup: %s", res.stderr)
@@ -228,6 +230,7 @@ func compareFields(t *testing.T, v storedVersion) (string, map[string]string) {
 // Kill -9 in the middle of a restore, then the same command again: it
 // continues and the target holds every item exactly once.
 func TestRestoreKilledResumesWithoutDuplicates(t *testing.T) {
+	t.Parallel() // waits on servers and timers more than it computes
 	sim, data, _ := restoreSetup(t)
 	_, res := graphBackup(t, sim, data, "--mailbox", "bulk@contoso.test", "--graph-content", "batch")
 	mustf(t, res.code == 0, "backup: %s", res.stderr)

@@ -29,6 +29,7 @@ func listRuns(t *testing.T, data string) []runRow {
 // skips the calendar with its cursor, and the next run continues there. The
 // Inbox beside it is not held up.
 func TestThrottledCalendarCompletesOverSeveralRuns(t *testing.T) {
+	t.Parallel() // waits on servers and timers more than it computes
 	dir := t.TempDir()
 	tenant := writeTenant(t, dir, `seed: 11
 mailboxes:
@@ -73,6 +74,7 @@ mailboxes:
 // With enough patience the run waits out the Retry-After, works on the other
 // folder meanwhile, and finishes in one run.
 func TestThrottledFolderParksAndResumesWithinARun(t *testing.T) {
+	t.Parallel() // waits on servers and timers more than it computes
 	dir := t.TempDir()
 	tenant := writeTenant(t, dir, `mailboxes:
   - address: dave@contoso.test
