@@ -16,6 +16,7 @@ import (
 	"html/template"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -153,7 +154,7 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(r.FormValue("token"))), []byte(s.token)) != 1 {
-		http.Redirect(w, r, "/login?error=That+is+not+the+daemon%27s+token+%28DATA%2Fdaemon.token%29", http.StatusSeeOther)
+		http.Redirect(w, r, "/login?error="+url.QueryEscape("That is not the daemon's token (DATA/daemon.token)"), http.StatusSeeOther)
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: s.session(), Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: 12 * 3600})
@@ -192,14 +193,10 @@ func (s *Server) jobs(w http.ResponseWriter, r *http.Request) {
 func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 	err := s.b.Do(r.PathValue("action"), r.PathValue("name"), r.FormValue("idle"))
 	if err != nil {
-		http.Redirect(w, r, "/jobs?error="+templateEscape(err.Error()), http.StatusSeeOther)
+		http.Redirect(w, r, "/jobs?error="+url.QueryEscape(err.Error()), http.StatusSeeOther)
 		return
 	}
 	http.Redirect(w, r, "/jobs", http.StatusSeeOther)
-}
-
-func templateEscape(s string) string {
-	return strings.NewReplacer(" ", "+", "&", "%26", "#", "%23", "?", "%3F", "=", "%3D").Replace(s)
 }
 
 func (s *Server) run(w http.ResponseWriter, r *http.Request) {

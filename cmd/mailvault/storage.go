@@ -159,12 +159,11 @@ func closeStorage(v *vault.Vault) {
 	}
 }
 
+// storageErrExit makes a storage error the command's (exit 1); a storage
+// held by another process says what to do.
 func storageErrExit(err error) error {
-	switch {
-	case errors.Is(err, vault.ErrWrongPassword), errors.Is(err, vault.ErrPasswordRequired), errors.Is(err, vault.ErrNotVault):
-		return &exitError{code: exitErrors, err: err}
-	case errors.Is(err, vault.ErrLocked):
-		return &exitError{code: exitErrors, err: fmt.Errorf("%v: another mailvault process is using this storage; wait for it to finish", err)}
+	if errors.Is(err, vault.ErrLocked) {
+		err = fmt.Errorf("%w: another mailvault process is using this storage; wait for it to finish", err)
 	}
 	return &exitError{code: exitErrors, err: err}
 }
