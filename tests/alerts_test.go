@@ -154,7 +154,10 @@ func TestAlertMailForQuarantinedItems(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // a mail about the clean run would have come first; none may
 	mustf(t, len(sink.wait(t, 1)) == 1, "the clean run sent a mail too")
 	m := msgs[0]
-	mustf(t, sink.tlsUsed, "the alert was not sent over STARTTLS")
+	sink.mu.Lock()
+	tlsUsed := sink.tlsUsed
+	sink.mu.Unlock()
+	mustf(t, tlsUsed, "the alert was not sent over STARTTLS")
 	mustf(t, m.from == "mailvault@contoso.test" && len(m.to) == 2, "envelope %q -> %v", m.from, m.to)
 	parsed, err := mail.ReadMessage(strings.NewReader(m.data))
 	mustf(t, err == nil, "the alert is not a mail: %v", err)

@@ -120,16 +120,22 @@ mailboxes:
 		shot("4-run"))
 	mustf(t, strings.Contains(timeline, "Fetch ") && strings.Contains(timeline, "Listed"), "the timeline shows no requests: %s", timeline)
 
+	// state reads the job's state cell; while a button's redirect loads the
+	// page again the cell may be gone for a moment, which reads as "".
 	state := func() string {
 		var s string
-		must("read the state", chromedp.Text(`td[data-job="live"][data-field="State"]`, &s, chromedp.ByQuery))
+		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := chromedp.Run(tctx, chromedp.Text(`td[data-job="live"][data-field="State"]`, &s, chromedp.ByQuery)); err != nil {
+			return ""
+		}
 		return s
 	}
 	must("stop the job", chromedp.Navigate(base+"/jobs"), chromedp.WaitVisible("#stop-live", chromedp.ByID), chromedp.Click("#stop-live", chromedp.ByID),
 		chromedp.WaitVisible("#start-live", chromedp.ByID))
 	deadline = time.Now().Add(60 * time.Second)
-	for strings.Contains(state(), "running") || strings.HasPrefix(state(), "active") {
-		mustf(t, time.Now().Before(deadline), "the job did not stop: %s", state())
+	for st := state(); st == "" || strings.Contains(st, "running") || strings.HasPrefix(st, "active"); st = state() {
+		mustf(t, time.Now().Before(deadline), "the job did not stop: %q", st)
 		time.Sleep(200 * time.Millisecond)
 	}
 	must("screenshot the stopped job", shot("5-stopped"))

@@ -308,8 +308,15 @@ func TestPruneRepacks(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 30 {
+		// Old versions are three times the size of new ones: pruning them
+		// leaves the pack a quarter alive, well under the repack threshold
+		// whatever the chunk boundaries.
 		for _, ck := range []string{"old", "new"} {
-			if _, err := v.Put(key("a@x", fmt.Sprint("i", i), ck), message(uint64(i), randomBytes(uint64(i)<<8|uint64(ck[0]), 30<<10))); err != nil {
+			size := 30 << 10
+			if ck == "old" {
+				size = 90 << 10
+			}
+			if _, err := v.Put(key("a@x", fmt.Sprint("i", i), ck), message(uint64(i), randomBytes(uint64(i)<<8|uint64(ck[0]), size))); err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(time.Millisecond) // distinct stored-at times; not a timing assertion
@@ -327,12 +334,12 @@ func TestPruneRepacks(t *testing.T) {
 	var before int64
 	v.eachPack(func(_, _ string, size int64) error { before += size; return nil })
 	res, err := v.Prune(time.Now(), false, func(Pruned) error { return nil })
-	if err != nil || res.Versions != 30 || res.Unreferenced != 1 || res.ReclaimedBytes < before/3 {
+	if err != nil || res.Versions != 30 || res.Unreferenced != 1 || res.ReclaimedBytes < before/2 {
 		t.Fatalf("prune %+v of %d bytes: %v", res, before, err)
 	}
 	var after int64
 	v.eachPack(func(_, _ string, size int64) error { after += size; return nil })
-	if after >= before*2/3 {
+	if after >= before/2 {
 		t.Fatalf("packs hold %d bytes after prune, %d before", after, before)
 	}
 	var problems []Problem
