@@ -224,13 +224,8 @@ func (v *Vault) update(fn func(txn *badger.Txn) error) error {
 }
 
 func (v *Vault) chunkKnown(id string) (bool, error) {
-	var known bool
-	err := v.db.View(func(txn *badger.Txn) error {
-		rec, ok, err := getChunk(txn, id)
-		known = ok && rec.Refs > 0
-		return err
-	})
-	return known, err
+	rec, ok, err := v.chunk(id)
+	return ok && rec.Refs > 0, err
 }
 
 func (v *Vault) chunk(id string) (chunkRecord, bool, error) {
@@ -398,21 +393,36 @@ func (v *Vault) Stats() (Stats, error) {
 	if err != nil {
 		return s, err
 	}
-	err = v.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixChunk), PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var rec chunkRecord
-			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &rec) }); err != nil {
-				return err
-			}
-			if rec.Refs > 0 {
-				s.Chunks++
-				s.Unique += rec.Size
-				s.Stored += rec.Stored
-			}
+	err = v.eachChunk(func(_ string, rec chunkRecord, err error) error {
+		if err != nil {
+			return err
+		}
+		if rec.Refs > 0 {
+			s.Chunks++
+			s.Unique += rec.Size
+			s.Stored += rec.Stored
 		}
 		return nil
 	})
 	return s, err
+}
+
+// eachChunk calls fn with every chunk record of the index, in id order;
+// err is set, with a zero record, when a record does not decode.
+func (v *Vault) eachChunk(fn func(id string, rec chunkRecord, err error) error) error {
+	return v.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixChunk), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var rec chunkRecord
+			err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &rec) })
+			if err != nil {
+				rec = chunkRecord{}
+			}
+			if err := fn(string(it.Item().Key()[len(prefixChunk):]), rec, err); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -1,7 +1,6 @@
 package vault
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -205,17 +204,12 @@ func (v *Vault) moveChunks(packs map[string]bool) error {
 		rec chunkRecord
 	}
 	var moves []move
-	err := v.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixChunk), PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var rec chunkRecord
-			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &rec) }); err != nil {
-				return err
-			}
-			if rec.Refs > 0 && packs[rec.Pack] {
-				moves = append(moves, move{string(it.Item().Key()[len(prefixChunk):]), rec})
-			}
+	err := v.eachChunk(func(id string, rec chunkRecord, err error) error {
+		if err != nil {
+			return err
+		}
+		if rec.Refs > 0 && packs[rec.Pack] {
+			moves = append(moves, move{id, rec})
 		}
 		return nil
 	})

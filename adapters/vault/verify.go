@@ -1,13 +1,10 @@
 package vault
 
 import (
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // Problem is one thing verify found wrong.
@@ -86,23 +83,17 @@ func (v *Vault) Verify(readData bool, report func(Problem)) (VerifyResult, error
 	}
 	// Reference counts and files nobody references.
 	indexed := map[string]bool{}
-	err = v.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixChunk), PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			id := string(it.Item().Key()[len(prefixChunk):])
-			var rec chunkRecord
-			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &rec) }); err != nil {
-				report(Problem{Chunk: id, Problem: "its index record is unreadable", Damage: true})
-				continue
-			}
-			if rec.Refs > 0 {
-				indexed[id] = true
-				res.Chunks++
-			}
-			if rec.Refs != refs[id] {
-				report(Problem{Chunk: id, Problem: fmt.Sprintf("the index counts %d references, the items hold %d (prune would misjudge it)", rec.Refs, refs[id]), Damage: rec.Refs < refs[id]})
-			}
+	err = v.eachChunk(func(id string, rec chunkRecord, err error) error {
+		if err != nil {
+			report(Problem{Chunk: id, Problem: "its index record is unreadable", Damage: true})
+			return nil
+		}
+		if rec.Refs > 0 {
+			indexed[id] = true
+			res.Chunks++
+		}
+		if rec.Refs != refs[id] {
+			report(Problem{Chunk: id, Problem: fmt.Sprintf("the index counts %d references, the items hold %d (prune would misjudge it)", rec.Refs, refs[id]), Damage: rec.Refs < refs[id]})
 		}
 		return nil
 	})
@@ -159,19 +150,11 @@ func (v *Vault) checkChunk(id string, readData bool) error {
 // packUsage sums, per pack, the bytes of the chunks the index references.
 func (v *Vault) packUsage() (map[string]int64, error) {
 	live := map[string]int64{}
-	err := v.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixChunk), PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var rec chunkRecord
-			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &rec) }); err != nil {
-				return err
-			}
-			if rec.Refs > 0 {
-				live[rec.Pack] += rec.Stored
-			}
+	err := v.eachChunk(func(_ string, rec chunkRecord, err error) error {
+		if err == nil && rec.Refs > 0 {
+			live[rec.Pack] += rec.Stored
 		}
-		return nil
+		return err
 	})
 	return live, err
 }

@@ -512,7 +512,12 @@ func newJobCmd(g *globalFlags) *cobra.Command {
 	show.Flags().StringVar(&format, "format", "yaml", "yaml or json")
 	list := &cobra.Command{Use: "list", Short: "List jobs", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withConfig(g, func(_ *eventlog.Log, c *projections.Config) error {
+			return withConfig(g, func(lg *eventlog.Log, c *projections.Config) error {
+				// Restores are counted from the log once for the whole list.
+				restored, err := projections.RestoredByJob(lg)
+				if err != nil {
+					return &exitError{code: exitErrors, err: err}
+				}
 				for _, n := range projections.Names(c.Jobs) {
 					var s jobspec.Spec
 					json.Unmarshal(c.Jobs[n], &s)
@@ -524,7 +529,7 @@ func newJobCmd(g *globalFlags) *cobra.Command {
 					if cont == "" {
 						cont = "continuous"
 					}
-					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\t%s -> %s%s\n", n, cont, pattern, s.Connection, s.Storage, daemonStatus(n))
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\t%s -> %s%s\n", n, cont, pattern, s.Connection, s.Storage, daemonStatus(n, restored[n]))
 				}
 				return nil
 			})
@@ -582,18 +587,14 @@ func jobRunning(name string) bool {
 	return j != nil && (j.running || j.active)
 }
 
-// daemonStatus is the job's state as the daemon sees it ("" outside one).
-func daemonStatus(name string) string {
+// daemonStatus is the job's state as the daemon sees it ("" outside one),
+// with the items restores restored from its storage.
+func daemonStatus(name string, restored int) string {
 	shared.Lock()
 	d := shared.d
 	shared.Unlock()
 	if d == nil {
 		return ""
-	}
-	// Restores are counted from the log, outside the daemon's lock.
-	restored, err := projections.RestoredByJob(d.lg)
-	if err != nil {
-		d.log.Error().Err(err).Msg("count restored items")
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -613,5 +614,5 @@ func daemonStatus(name string) string {
 	if !j.next.IsZero() {
 		next = j.next.UTC().Format(time.DateTime)
 	}
-	return fmt.Sprintf("\t%s\tcycles %d\tstored %d\tscanned %d\trestored %d\t%.1f items/s\tlast cycle %s\tnext %s", state, j.cycles, j.stored, j.scanned, restored[name], j.speed, last, next)
+	return fmt.Sprintf("\t%s\tcycles %d\tstored %d\tscanned %d\trestored %d\t%.1f items/s\tlast cycle %s\tnext %s", state, j.cycles, j.stored, j.scanned, restored, j.speed, last, next)
 }
