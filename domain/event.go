@@ -60,6 +60,12 @@ const (
 	PruneStarted    EventType = "prune_started"
 	VersionPruned   EventType = "version_pruned"
 	PruneFinished   EventType = "prune_finished"
+	// Repairs: a storage made whole again (what it held, what it lost);
+	// each version whose content was lost; an event log salvaged.
+	RepairStarted  EventType = "repair_started"
+	VersionLost    EventType = "version_lost"
+	RepairFinished EventType = "repair_finished"
+	LogSalvaged    EventType = "log_salvaged"
 	// Alerts: a mail about a run (or the daily summary) went out, or not.
 	AlertSent   EventType = "alert_sent"
 	AlertFailed EventType = "alert_failed"
@@ -190,7 +196,11 @@ type Event struct {
 // RunConfig is recorded in run_started so that a replay knows the settings
 // the run used.
 type RunConfig struct {
-	Source            string `json:"source"`
+	Source string `json:"source"`
+	// Storage is the id of the storage the run writes to, and Scope the
+	// state it resumes from (storage, index generation, source).
+	Storage           string `json:"storage,omitempty"`
+	Scope             string `json:"scope,omitempty"`
 	Job               string `json:"job,omitempty"`
 	BatchSize         int    `json:"batch_size"`
 	ThrottlePatienceS int64  `json:"throttle_patience_s"`

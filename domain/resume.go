@@ -1,9 +1,17 @@
 package domain
 
-import "time"
+import (
+	"net/url"
+	"strings"
+	"time"
+)
 
 // ItemKey identifies one version of one item in storage.
 type ItemKey struct {
+	// Source is the identity of the server the item was backed up from
+	// (see SourceIdentity): one mailbox backed up through two connections
+	// is two independent backups.
+	Source     string
 	Mailbox    string
 	FolderPath string
 	FolderID   string
@@ -50,6 +58,8 @@ type StoredVersion struct {
 
 // QuarantineRecord is what the quarantine remembers of a dirty item.
 type QuarantineRecord struct {
+	// Scope is the backup it belongs to (storage and source).
+	Scope       string    `json:"scope,omitempty"`
 	Mailbox     string    `json:"mailbox"`
 	Folder      string    `json:"folder"`
 	FolderID    string    `json:"folder_id"`
@@ -60,4 +70,24 @@ type QuarantineRecord struct {
 	First       time.Time `json:"first"`
 	LastAttempt time.Time `json:"last_attempt"`
 	Attempts    int       `json:"attempts"`
+}
+
+// SourceIdentity names the server a backup reads from, whatever the
+// connection is called: the source type and the tenant (Graph) or the
+// server's URL (EWS), so that two connections to the same tenant share one
+// backup and a Graph and an EWS backup of one mailbox stay apart.
+func SourceIdentity(sourceType, tenantOrServer string) string {
+	s := strings.TrimSpace(tenantOrServer)
+	switch sourceType {
+	case "graph":
+		s = strings.ToLower(s)
+	case "ews":
+		if u, err := url.Parse(s); err == nil && u.Host != "" {
+			u.Scheme, u.Host = strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+			u.Path = strings.TrimRight(u.Path, "/")
+			u.RawQuery, u.Fragment, u.User = "", "", nil
+			s = u.String()
+		}
+	}
+	return sourceType + ":" + s
 }

@@ -31,8 +31,14 @@ type Deps struct {
 
 // Config is one run's settings.
 type Config struct {
-	Run        string
+	Run string
+	// SourceName is the source's identity (domain.SourceIdentity): the
+	// storage keeps what each source backed up apart.
 	SourceName string
+	// StorageID and Scope name the storage and the resume state of the
+	// run (projections.Scope).
+	StorageID string
+	Scope     string
 	// Job names the backup job the run is a cycle of ("" for a backup by
 	// hand).
 	Job              string
@@ -120,8 +126,12 @@ func Run(ctx context.Context, d Deps, cfg Config) (domain.RunState, error) {
 	// that fails it would redeliver forever, so a failed publish aborts too.
 	d.Publisher = abortingPublisher{Publisher: d.Publisher, abort: abort}
 
+	if vc, ok := d.Storage.(VersionChecker); ok {
+		// The storage, not the log, says whether a version is stored.
+		d.Resume = storageConfirmed{ResumeIndex: d.Resume, storage: vc, source: cfg.SourceName}
+	}
 	reqT, outT := requestsTopic(cfg.Run), outcomesTopic(cfg.Run)
-	fetcher := &Fetcher{Run: cfg.Run, FolderFilter: cfg.FolderFilter, ExcludeMailboxes: cfg.ExcludeMailboxes, Source: d.Source, Storage: d.Storage, Resume: d.Resume, Dedup: d.Dedup,
+	fetcher := &Fetcher{Run: cfg.Run, SourceName: cfg.SourceName, FolderFilter: cfg.FolderFilter, ExcludeMailboxes: cfg.ExcludeMailboxes, Source: d.Source, Storage: d.Storage, Resume: d.Resume, Dedup: d.Dedup,
 		Items: d.Publisher, Clock: d.Clock, Log: d.Log}
 	wake := func(ev domain.Event) {
 		m, err := encode(ev)
@@ -165,7 +175,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (domain.RunState, error) {
 	}
 
 	start := domain.Event{Type: domain.RunStarted, ID: domain.DeriveID("run", cfg.Run), Run: cfg.Run, Time: d.Clock.Now(),
-		Config: &domain.RunConfig{Source: cfg.SourceName, Job: cfg.Job, BatchSize: cfg.BatchSize, ThrottlePatienceS: int64(cfg.ThrottlePatience.Seconds()),
+		Config: &domain.RunConfig{Source: cfg.SourceName, Storage: cfg.StorageID, Scope: cfg.Scope, Job: cfg.Job, BatchSize: cfg.BatchSize, ThrottlePatienceS: int64(cfg.ThrottlePatience.Seconds()),
 			QuarantineRetryS: int64(cfg.QuarantineRetry.Seconds()), MaxInFlight: cfg.Limits.MaxInFlight,
 			WindowRequests: cfg.Limits.WindowRequests, WindowS: int64(cfg.Limits.Window.Seconds())}}
 	if err := publish(d.Publisher, reqT, start); err != nil {

@@ -19,6 +19,8 @@ import (
 // returned, so an outcome in the log implies its items are there too.
 type Fetcher struct {
 	Run string
+	// SourceName is the source's identity, kept with every stored item.
+	SourceName string
 	// FolderFilter and ExcludeMailboxes narrow discovery.
 	FolderFilter     domain.FolderFilter
 	ExcludeMailboxes []string
@@ -188,7 +190,7 @@ func (f *Fetcher) list(ctx context.Context, req *domain.Event, outID string) dom
 	}
 	if dr, ok := f.Storage.(DeletionRecorder); ok {
 		for _, id := range page.Removed {
-			if err := dr.MarkDeleted(req.Mailbox, req.FolderID, id, f.Clock.Now()); err != nil {
+			if err := dr.MarkDeleted(domain.ItemKey{Source: f.SourceName, Mailbox: req.Mailbox, FolderID: req.FolderID, ItemID: id}, f.Clock.Now()); err != nil {
 				f.Log.Error().Err(err).Str("mailbox", req.Mailbox).Str("folder", req.Folder).Msg("storage failed")
 				return failureEvent(res, &domain.Failure{Class: domain.ClassFatal, Code: CodeStorage, Message: err.Error()})
 			}
@@ -225,20 +227,23 @@ func (f *Fetcher) fetch(ctx context.Context, req *domain.Event, outID string) (d
 		if format == "" {
 			format = domain.FormatMIME
 		}
-		key := domain.ItemKey{Mailbox: req.Mailbox, FolderPath: req.Folder, FolderID: req.FolderID, ItemID: it.Ref.ID, ChangeKey: it.Ref.ChangeKey,
+		key := domain.ItemKey{Source: f.SourceName, Mailbox: req.Mailbox, FolderPath: req.Folder, FolderID: req.FolderID, ItemID: it.Ref.ID, ChangeKey: it.Ref.ChangeKey,
 			Kind: req.Kind, Format: format, Time: it.Ref.Time}
 		put, err := f.Storage.Put(key, it.Content)
 		if err != nil {
 			return &storageError{err}
 		}
-		// New or unchanged is decided by the log, not by the storage: an item
-		// written just before a crash, whose event never made it, is new.
+		// Unchanged only when the storage held this version already and the
+		// log knew it: an item written just before a crash, whose event never
+		// made it, is counted once, as new, by the run that records it; and
+		// whatever a new or repaired storage lacked is new to it.
 		prev, known, err := f.Resume.Stored(req.Mailbox, req.FolderID, it.Ref.ID)
 		if err != nil {
 			return &internalError{fmt.Errorf("read the resume index: %w", err)}
 		}
 		outcome := domain.OutcomeStored
-		if known && prev.ChangeKey == it.Ref.ChangeKey {
+		_, tracks := f.Storage.(VersionChecker)
+		if (put.Existed || !tracks) && known && prev.ChangeKey == it.Ref.ChangeKey {
 			outcome = domain.OutcomeUnchanged
 		}
 		target += time.Since(ts)

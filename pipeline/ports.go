@@ -8,6 +8,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/mailvault/mailvault/domain"
@@ -31,7 +32,14 @@ type Storage interface {
 // DeletionRecorder is implemented by storages that keep items after the
 // source deletes them and count their retention from the deletion.
 type DeletionRecorder interface {
-	MarkDeleted(mailbox, folderID, itemID string, at time.Time) error
+	MarkDeleted(key domain.ItemKey, at time.Time) error
+}
+
+// VersionChecker is implemented by storages that can say whether they hold
+// a version: they, not the log, are the truth of what is backed up (a
+// new or repaired storage holds less than the log has seen stored).
+type VersionChecker interface {
+	Has(key domain.ItemKey) (bool, error)
 }
 
 // ResumeIndex is what the pipeline reads of earlier runs.
@@ -41,6 +49,26 @@ type ResumeIndex interface {
 	Cursor(mailbox, folderID string) (domain.Cursor, bool, error)
 	// SyncToken is where a completed folder's next pass lists changes from.
 	SyncToken(mailbox, folderID string) (string, bool, error)
+}
+
+// storageConfirmed is a resume index whose stored versions count only if
+// the storage holds them.
+type storageConfirmed struct {
+	ResumeIndex
+	storage VersionChecker
+	source  string
+}
+
+func (s storageConfirmed) Stored(mailbox, folderID, itemID string) (domain.StoredVersion, bool, error) {
+	v, ok, err := s.ResumeIndex.Stored(mailbox, folderID, itemID)
+	if err != nil || !ok {
+		return v, ok, err
+	}
+	has, err := s.storage.Has(domain.ItemKey{Source: s.source, Mailbox: mailbox, FolderID: folderID, ItemID: itemID, ChangeKey: v.ChangeKey})
+	if err != nil {
+		return v, false, fmt.Errorf("ask the storage: %w", err)
+	}
+	return v, has, nil
 }
 
 // CostModel is implemented by sources whose requests do not all cost one

@@ -136,23 +136,13 @@ func (r *Restorer) Restore(ctx context.Context, it RestoreItem) error {
 	if r.cfg.Done[it.VersionID] {
 		return nil
 	}
-	mailbox := it.Mailbox
-	if r.cfg.TargetMailbox != "" {
-		mailbox = r.cfg.TargetMailbox
-	}
-	folder := it.Folder
-	if r.cfg.IntoFolder != "" {
-		folder = strings.Trim(r.cfg.IntoFolder, "/") + "/" + it.Folder
-	}
-	base := domain.Event{Mailbox: mailbox, Folder: folder, ItemID: it.ItemID, ChangeKey: it.VersionID, Kind: it.Kind, Size: int64(len(it.Content))}
+	mailbox, folder := r.target(it)
+	base := r.base(it)
 	fail := func(err error) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		fl := domain.AsFailure(err)
-		ev := base
-		ev.Type, ev.ID, ev.Class, ev.Code, ev.Message = domain.RestoreFailed, domain.DeriveID(r.cfg.Run, "failed", it.VersionID, r.cfg.Clock.Now().String()), fl.Class, fl.Code, domain.ShortMessage(fl.Message)
-		return r.record(ev)
+		return r.Fail(it, err)
 	}
 	folderID, err := r.folder(ctx, mailbox, folder, it.Kind)
 	if err != nil {
@@ -214,6 +204,34 @@ func (r *Restorer) Restore(ctx context.Context, it RestoreItem) error {
 		return fail(err)
 	}
 	return r.done(base, outcome, res.ID, res.NotPreserved)
+}
+
+// target is where an item goes: its own mailbox and folder, or the
+// restore's target mailbox and folder.
+func (r *Restorer) target(it RestoreItem) (mailbox, folder string) {
+	mailbox, folder = it.Mailbox, it.Folder
+	if r.cfg.TargetMailbox != "" {
+		mailbox = r.cfg.TargetMailbox
+	}
+	if r.cfg.IntoFolder != "" {
+		folder = strings.Trim(r.cfg.IntoFolder, "/") + "/" + it.Folder
+	}
+	return mailbox, folder
+}
+
+func (r *Restorer) base(it RestoreItem) domain.Event {
+	mailbox, folder := r.target(it)
+	return domain.Event{Mailbox: mailbox, Folder: folder, ItemID: it.ItemID, ChangeKey: it.VersionID, Kind: it.Kind, Size: int64(len(it.Content))}
+}
+
+// Fail records that an item could not be restored (a damaged item in the
+// storage, or what the target answered); the restore goes on, and a later
+// run of it tries the item again.
+func (r *Restorer) Fail(it RestoreItem, err error) error {
+	fl := domain.AsFailure(err)
+	ev := r.base(it)
+	ev.Type, ev.ID, ev.Class, ev.Code, ev.Message = domain.RestoreFailed, domain.DeriveID(r.cfg.Run, "failed", it.VersionID, r.cfg.Clock.Now().String()), fl.Class, fl.Code, domain.ShortMessage(fl.Message)
+	return r.record(ev)
 }
 
 func (r *Restorer) done(base domain.Event, outcome, targetID string, notPreserved []string) error {

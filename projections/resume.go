@@ -10,31 +10,89 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 
 	"github.com/mailvault/mailvault/adapters/eventlog"
 	"github.com/mailvault/mailvault/domain"
 )
 
-// Projection key prefixes (relative to the log's p/ space).
+// Projection key prefixes (relative to the log's p/ space). Everything a
+// backup resumes from is kept per scope (the storage, its index generation
+// and the source; see Scope): a second storage, a storage made anew, or a
+// second connection to the same mailbox each get a complete backup of
+// their own, never one another's cursors, change-tracking state or
+// quarantine.
 const (
-	storedPrefix  = "st/"
-	quarPrefix    = "q/"
-	cursorPrefix  = "cur/"
-	runPrefix     = "run/"
-	syncPrefix    = "sync/"
-	removedPrefix = "rm/"
+	storedPrefix   = "st/"
+	quarPrefix     = "q/"
+	cursorPrefix   = "cur/"
+	runPrefix      = "run/"
+	syncPrefix     = "sync/"
+	removedPrefix  = "rm/"
+	runScopePrefix = "rs/" // run -> its scope
 )
 
-func itemKey(prefix, mailbox, folderID, itemID string) []byte {
-	return []byte(prefix + mailbox + "\x00" + folderID + "\x00" + itemID)
+// Scope names the state one backup resumes from: the storage (its id and
+// its index generation, see vault.Scope) and the source's identity. What
+// is stored and what is quarantined belong to the storage and the source;
+// where each folder's listing stands belongs to the index generation too,
+// so that after a repair every folder is listed again in full and whatever
+// the storage lost is fetched again.
+func Scope(storageID, generation, source string) string {
+	return storageID + "/" + source + "\x01" + generation
 }
 
-func folderKey(mailbox, folderID string) []byte {
-	return []byte(cursorPrefix + mailbox + "\x00" + folderID)
+// itemScope is the part of a scope that items are kept under.
+func itemScope(scope string) string {
+	if i := strings.IndexByte(scope, '\x01'); i >= 0 {
+		return scope[:i]
+	}
+	return scope
 }
 
-func syncKey(mailbox, folderID string) []byte {
-	return []byte(syncPrefix + mailbox + "\x00" + folderID)
+func itemKey(prefix, scope, mailbox, folderID, itemID string) []byte {
+	return []byte(prefix + scope + "\x00" + mailbox + "\x00" + folderID + "\x00" + itemID)
+}
+
+func folderKey(scope, mailbox, folderID string) []byte {
+	return []byte(cursorPrefix + scope + "\x00" + mailbox + "\x00" + folderID)
+}
+
+func syncKey(scope, mailbox, folderID string) []byte {
+	return []byte(syncPrefix + scope + "\x00" + mailbox + "\x00" + folderID)
+}
+
+// runScopes remembers the scope of recent runs for the hook: every event of
+// a run is in its scope, and looking it up in the log for each item would
+// cost a read per stored item.
+var runScopes = struct {
+	sync.Mutex
+	m map[string]string
+}{m: map[string]string{}}
+
+func scopeOf(tx eventlog.Tx, run string) (string, error) {
+	runScopes.Lock()
+	scope, ok := runScopes.m[run]
+	runScopes.Unlock()
+	if ok {
+		return scope, nil
+	}
+	b, err := tx.Get([]byte(runScopePrefix + run))
+	if err != nil {
+		return "", err
+	}
+	rememberScope(run, string(b))
+	return string(b), nil
+}
+
+func rememberScope(run, scope string) {
+	runScopes.Lock()
+	defer runScopes.Unlock()
+	if len(runScopes.m) > 256 {
+		clear(runScopes.m)
+	}
+	runScopes.m[run] = scope
 }
 
 // relevant lists the event types the resume index reads; other records are
@@ -56,14 +114,27 @@ func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
 	if err := json.Unmarshal(rec.Payload, &ev); err != nil {
 		return fmt.Errorf("resume index: event %d: %w", rec.Seq, err)
 	}
-	switch ev.Type {
-	case domain.RunStarted:
+	if ev.Type == domain.RunStarted {
+		scope := ""
+		if ev.Config != nil {
+			scope = ev.Config.Scope
+		}
+		if err := tx.Set([]byte(runScopePrefix+ev.Run), []byte(scope)); err != nil {
+			return err
+		}
+		rememberScope(ev.Run, scope)
 		return tx.Set([]byte(runPrefix+fmt.Sprintf("%020d", rec.Seq)), []byte(ev.Run))
+	}
+	scope, err := scopeOf(tx, ev.Run)
+	if err != nil {
+		return err
+	}
+	switch ev.Type {
 	case domain.ItemStored:
 		v, _ := json.Marshal(domain.StoredVersion{ChangeKey: ev.ChangeKey, Pass: ev.Pass})
-		return tx.Set(itemKey(storedPrefix, ev.Mailbox, ev.FolderID, ev.ItemID), v)
+		return tx.Set(itemKey(storedPrefix, itemScope(scope), ev.Mailbox, ev.FolderID, ev.ItemID), v)
 	case domain.ItemQuarantined:
-		k := itemKey(quarPrefix, ev.Mailbox, ev.FolderID, ev.ItemID)
+		k := itemKey(quarPrefix, itemScope(scope), ev.Mailbox, ev.FolderID, ev.ItemID)
 		var q domain.QuarantineRecord
 		old, err := tx.Get(k)
 		if err != nil {
@@ -74,7 +145,7 @@ func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
 				return fmt.Errorf("resume index: quarantine entry %q: %w", k, err)
 			}
 		} else {
-			q = domain.QuarantineRecord{Mailbox: ev.Mailbox, Folder: ev.Folder, FolderID: ev.FolderID, ItemID: ev.ItemID, First: ev.Time}
+			q = domain.QuarantineRecord{Scope: itemScope(scope), Mailbox: ev.Mailbox, Folder: ev.Folder, FolderID: ev.FolderID, ItemID: ev.ItemID, First: ev.Time}
 		}
 		if ev.Outcome == OutcomeLeftOut {
 			if old != nil {
@@ -89,31 +160,31 @@ func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
 		v, _ := json.Marshal(q)
 		return tx.Set(k, v)
 	case domain.ItemReleased:
-		return tx.Delete(itemKey(quarPrefix, ev.Mailbox, ev.FolderID, ev.ItemID))
+		return tx.Delete(itemKey(quarPrefix, itemScope(scope), ev.Mailbox, ev.FolderID, ev.ItemID))
 	case domain.BatchRequested, domain.ListRequested, domain.FolderSkipped, domain.ListingRestarted:
 		if ev.Cursor == nil {
 			return nil
 		}
 		v, _ := json.Marshal(ev.Cursor)
-		return tx.Set(folderKey(ev.Mailbox, ev.FolderID), v)
+		return tx.Set(folderKey(scope, ev.Mailbox, ev.FolderID), v)
 	case domain.FolderCompleted:
 		if ev.SyncToken != "" {
-			if err := tx.Set(syncKey(ev.Mailbox, ev.FolderID), []byte(ev.SyncToken)); err != nil {
+			if err := tx.Set(syncKey(scope, ev.Mailbox, ev.FolderID), []byte(ev.SyncToken)); err != nil {
 				return err
 			}
-		} else if err := tx.Delete(syncKey(ev.Mailbox, ev.FolderID)); err != nil {
+		} else if err := tx.Delete(syncKey(scope, ev.Mailbox, ev.FolderID)); err != nil {
 			return err
 		}
-		return tx.Delete(folderKey(ev.Mailbox, ev.FolderID))
+		return tx.Delete(folderKey(scope, ev.Mailbox, ev.FolderID))
 	case domain.ItemRemoved:
 		// The stored versions stay in the storage (retention decides);
 		// the index forgets the item so that a re-appearing id is stored
 		// again, and remembers when the source deleted it.
-		if err := tx.Delete(itemKey(storedPrefix, ev.Mailbox, ev.FolderID, ev.ItemID)); err != nil {
+		if err := tx.Delete(itemKey(storedPrefix, itemScope(scope), ev.Mailbox, ev.FolderID, ev.ItemID)); err != nil {
 			return err
 		}
 		t, _ := ev.Time.MarshalText()
-		return tx.Set(itemKey(removedPrefix, ev.Mailbox, ev.FolderID, ev.ItemID), t)
+		return tx.Set(itemKey(removedPrefix, itemScope(scope), ev.Mailbox, ev.FolderID, ev.ItemID), t)
 	}
 	return nil
 }
@@ -126,8 +197,11 @@ const (
 	ReasonInferred = "inferred"
 )
 
-// Resume reads the resume index.
-type Resume struct{ Log *eventlog.Log }
+// Resume reads the resume index of one scope (Quarantine lists them all).
+type Resume struct {
+	Log   *eventlog.Log
+	Scope string
+}
 
 func (r Resume) get(key []byte, v any) (bool, error) {
 	b, err := r.Log.ReadProjection(key)
@@ -143,34 +217,34 @@ func (r Resume) get(key []byte, v any) (bool, error) {
 // Stored returns the stored version of an item, if any.
 func (r Resume) Stored(mailbox, folderID, itemID string) (domain.StoredVersion, bool, error) {
 	var v domain.StoredVersion
-	ok, err := r.get(itemKey(storedPrefix, mailbox, folderID, itemID), &v)
+	ok, err := r.get(itemKey(storedPrefix, itemScope(r.Scope), mailbox, folderID, itemID), &v)
 	return v, ok, err
 }
 
 // Quarantined returns the quarantine record of an item, if any.
 func (r Resume) Quarantined(mailbox, folderID, itemID string) (domain.QuarantineRecord, bool, error) {
 	var q domain.QuarantineRecord
-	ok, err := r.get(itemKey(quarPrefix, mailbox, folderID, itemID), &q)
+	ok, err := r.get(itemKey(quarPrefix, itemScope(r.Scope), mailbox, folderID, itemID), &q)
 	return q, ok, err
 }
 
 // Cursor returns the cursor of a folder pass in progress, if any.
 func (r Resume) Cursor(mailbox, folderID string) (domain.Cursor, bool, error) {
 	var c domain.Cursor
-	ok, err := r.get(folderKey(mailbox, folderID), &c)
+	ok, err := r.get(folderKey(r.Scope, mailbox, folderID), &c)
 	return c, ok, err
 }
 
 // SyncToken returns where a completed folder's next pass lists changes from.
 func (r Resume) SyncToken(mailbox, folderID string) (string, bool, error) {
-	b, err := r.Log.ReadProjection(syncKey(mailbox, folderID))
+	b, err := r.Log.ReadProjection(syncKey(r.Scope, mailbox, folderID))
 	if err != nil || b == nil {
 		return "", false, err
 	}
 	return string(b), true, nil
 }
 
-// Quarantine lists every quarantined item.
+// Quarantine lists every quarantined item of every scope.
 func (r Resume) Quarantine() ([]domain.QuarantineRecord, error) {
 	var out []domain.QuarantineRecord
 	err := r.Log.ScanProjection([]byte(quarPrefix), func(k, v []byte) error {

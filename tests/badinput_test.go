@@ -100,8 +100,19 @@ func TestCorruptLogEntryIsNamed(t *testing.T) {
 	for _, args := range [][]string{{"report", "last"}, {"replay", "last"}, {"runs"}} {
 		res := mailvault(t, append(args, "--data", data)...)
 		mustf(t, res.code == 1, "%v: exit %d, want 1 (stdout %q)", args, res.code, res.stdout)
-		mustf(t, strings.Contains(res.stderr, "event log entry 7") && strings.Contains(res.stderr, "is corrupt"), "%v: stderr %q", args, res.stderr)
+		mustf(t, strings.Contains(res.stderr, "event log record 7") && strings.Contains(res.stderr, "is corrupt") &&
+			strings.Contains(res.stderr, "mailvault repair log"), "%v: stderr %q", args, res.stderr)
 	}
+	// A log that cannot be trusted takes no more appends: a backup is
+	// refused, saying why and what to do.
+	res = mailvault(t, "backup", "--tenant", tenant, "--data", data, "--progress", "none")
+	mustf(t, res.code == 1 && strings.Contains(res.stderr, "record 7") && strings.Contains(res.stderr, "repair log"), "backup into a damaged log: %d %q", res.code, res.stderr)
+	// Salvage: every other record kept, the lost one marked; then work goes on.
+	rep := mailvault(t, "repair", "log", "--data", data)
+	mustf(t, rep.code == 3 && strings.Contains(rep.stdout, "lost records (marked in the log): 7"), "repair log: %d %s %s", rep.code, rep.stdout, rep.stderr)
+	_, res = backup(t, data, tenant)
+	mustf(t, res.code == 3, "backup after the salvage: %d %s", res.code, res.stderr)
+	mustf(t, mailvault(t, "runs", "--data", data).code == 0, "runs after the salvage")
 }
 
 // A full storage ends the run with a clear message and a consistent state

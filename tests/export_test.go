@@ -135,9 +135,16 @@ func TestExportFormatsReadByOtherTools(t *testing.T) {
 	c = readExport(t, "zip", out)
 	mustf(t, c.Messages == exportMessages && c.Events == 33 && c.Contacts == 15, "zip: %+v %s", c, stdout)
 
-	// --out must be new or empty; a selection narrows the export.
+	// --out must be new, empty, or hold the same export (which continues:
+	// here, finds everything done); a selection narrows the export.
 	res = mailvault(t, "export", "--storage", store, "--data", data, "--format", "eml", "--out", filepath.Join(dir, "x-eml", "out"))
-	mustf(t, res.code != 0 && strings.Contains(res.stderr, "not empty"), "export into a non-empty directory: %d %s", res.code, res.stderr)
+	mustf(t, res.code == 0 && strings.Contains(res.stdout, fmt.Sprintf("%d items were exported already", exportMessages)), "the same export again: %d %s %s", res.code, res.stdout, res.stderr)
+	res = mailvault(t, "export", "--storage", store, "--data", data, "--format", "eml", "--mailbox", "bob@contoso.test", "--out", filepath.Join(dir, "x-eml", "out"))
+	mustf(t, res.code == 2 && strings.Contains(res.stderr, "another format or selection"), "another export into the same directory: %d %s", res.code, res.stderr)
+	os.WriteFile(filepath.Join(dir, "x-mbox", "out", "notes.txt"), []byte("mine"), 0o600)
+	os.Remove(filepath.Join(dir, "x-mbox", "out", ".mailvault-export"))
+	res = mailvault(t, "export", "--storage", store, "--data", data, "--format", "mbox", "--out", filepath.Join(dir, "x-mbox", "out"))
+	mustf(t, res.code == 2 && strings.Contains(res.stderr, "not empty"), "export into a directory holding other files: %d %s", res.code, res.stderr)
 	sel := filepath.Join(dir, "sel")
 	res = mailvault(t, "export", "--storage", store, "--data", data, "--format", "eml", "--mailbox", "alice@contoso.test", "--folder", "Inbox", "--out", sel)
 	mustf(t, res.code == 0 && countFiles(t, sel, ".eml") == 52, "selected export: %d files, %s", countFiles(t, sel, ".eml"), res.stdout)

@@ -22,6 +22,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,9 +49,18 @@ var (
 	ErrClosed = errors.New("event log is closed")
 	// ErrLocked means another process holds the data directory.
 	ErrLocked = errors.New("data directory is in use by another mailvault process")
+	// ErrDamaged means the log cannot be trusted: a record, or one of its
+	// files, is damaged. Nothing more is appended to it until it is
+	// repaired (see Salvage).
+	ErrDamaged = errors.New("the event log is damaged")
+	// ErrFull means the disk holding the log is too full to append safely.
+	ErrFull = errors.New("the disk holding the event log is full")
+	// ErrReadOnly is returned by appends to a log opened for reading.
+	ErrReadOnly = errors.New("the event log is open for reading only")
 )
 
-// CorruptError names a log entry that cannot be decoded.
+// CorruptError names a log record that cannot be read or does not match its
+// checksum.
 type CorruptError struct {
 	Key []byte
 	Seq uint64
@@ -56,10 +68,16 @@ type CorruptError struct {
 }
 
 func (e *CorruptError) Error() string {
-	return fmt.Sprintf("event log entry %d (key %q) is corrupt: %v", e.Seq, e.Key, e.Err)
+	if e.Seq > 0 {
+		return fmt.Sprintf("event log record %d is corrupt: %v", e.Seq, e.Err)
+	}
+	return fmt.Sprintf("event log entry %q is corrupt: %v", e.Key, e.Err)
 }
 
-func (e *CorruptError) Unwrap() error { return e.Err }
+func (e *CorruptError) Unwrap() error { return ErrDamaged }
+
+// Cause is what is wrong with the record.
+func (e *CorruptError) Cause() error { return e.Err }
 
 // Record is one entry of the log: a watermill message with its place in the
 // global sequence.
@@ -106,13 +124,22 @@ type Options struct {
 	// OnCommit, when set, is told how long each commit of appends took and
 	// how many records it wrote (for metrics).
 	OnCommit func(d time.Duration, records int)
+	// ReadOnly opens the log for reading: nothing in it changes, and it
+	// opens on a full disk.
+	ReadOnly bool
 }
 
 // Log is the event log. It is safe for concurrent use.
 type Log struct {
-	db       *badger.DB
+	db       *badgerdb.DB
+	dir      string
+	reserve  int64 // free space appends keep on the log's disk
+	readOnly bool
 	hooks    []Hook
 	onCommit func(time.Duration, int)
+
+	damagedMu sync.Mutex
+	damaged   error // set once the log is known damaged: appends refuse
 
 	appends chan *appendReq
 	done    chan struct{}
@@ -135,6 +162,9 @@ type Log struct {
 type appendReq struct {
 	recs  []Record
 	reply chan appendResult
+	// keepSeq writes records under the sequence numbers they carry (a
+	// salvage copying a log), leaving gaps where those leave them.
+	keepSeq bool
 }
 
 type appendResult struct {
@@ -142,8 +172,8 @@ type appendResult struct {
 	err  error
 }
 
-// Open opens or creates the log.
-func Open(opts Options) (*Log, error) {
+// badgerOptions are the log's database options: sized for a small daemon.
+func badgerOptions(opts Options) badger.Options {
 	bo := badger.DefaultOptions(opts.Dir).
 		WithLogger(nil).
 		WithInMemory(opts.InMemory).
@@ -171,15 +201,33 @@ func Open(opts Options) (*Log, error) {
 		// No value log in memory: every value stays in the LSM tree.
 		bo = bo.WithDir("").WithValueDir("").WithValueThreshold(1 << 20)
 	}
-	db, err := badgerdb.Open(bo)
+	return bo
+}
+
+// Open opens or creates the log.
+func Open(opts Options) (*Log, error) {
+	bo := badgerOptions(opts)
+	reserve := badgerdb.Reserve(bo)
+	if !opts.InMemory && !opts.ReadOnly {
+		if err := checkSpace(opts.Dir, reserve); err != nil {
+			return nil, err
+		}
+	}
+	db, err := badgerdb.Open(bo.WithReadOnly(opts.ReadOnly))
 	if errors.Is(err, badgerdb.ErrLocked) {
 		return nil, fmt.Errorf("open %s: %w", opts.Dir, ErrLocked)
+	}
+	if errors.Is(err, badgerdb.ErrDamaged) {
+		return nil, fmt.Errorf("open event log: %w: %v", ErrDamaged, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open event log: %w", err)
 	}
 	l := &Log{
 		db:        db,
+		dir:       opts.Dir,
+		reserve:   reserve,
+		readOnly:  opts.ReadOnly,
 		hooks:     opts.Hooks,
 		onCommit:  opts.OnCommit,
 		appends:   make(chan *appendReq, 256),
@@ -190,6 +238,11 @@ func Open(opts Options) (*Log, error) {
 	if l.last, err = l.findLast(); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if !opts.InMemory {
+		if b, err := os.ReadFile(damageMark(opts.Dir)); err == nil {
+			l.damaged = fmt.Errorf("%w: %s", ErrDamaged, strings.TrimSpace(string(b)))
+		}
 	}
 	l.wg.Add(1)
 	go l.appender()
@@ -292,10 +345,20 @@ func (l *Log) Observe(fn func([]Record)) (stop func()) {
 // record whose UUID is already in the log is not written again; its existing
 // sequence number is returned. This makes re-processing after a crash safe.
 func (l *Log) Append(ctx context.Context, recs []Record) ([]uint64, error) {
+	return l.append(ctx, &appendReq{recs: recs, reply: make(chan appendResult, 1)})
+}
+
+func (l *Log) append(ctx context.Context, req *appendReq) ([]uint64, error) {
+	recs := req.recs
 	if len(recs) == 0 {
 		return nil, nil
 	}
-	req := &appendReq{recs: recs, reply: make(chan appendResult, 1)}
+	if l.readOnly {
+		return nil, ErrReadOnly
+	}
+	if err := l.Damaged(); err != nil {
+		return nil, err
+	}
 	select {
 	case l.appends <- req:
 	case <-l.done:
@@ -356,7 +419,19 @@ func (l *Log) commit(group []*appendReq) {
 	// for speed. If the group fails as a whole, retry requests one by one so
 	// that one bad request does not fail its neighbours.
 	t0 := time.Now()
-	committed, results, err := l.tryCommit(group)
+	var committed []Record
+	var results []appendResult
+	err := l.Damaged()
+	if err == nil && l.dir != "" {
+		err = checkSpace(l.dir, l.reserve)
+	}
+	if err != nil {
+		for _, r := range group {
+			r.reply <- appendResult{err: err}
+		}
+		return
+	}
+	committed, results, err = l.tryCommit(group)
 	if l.onCommit != nil && err == nil {
 		n := 0
 		for _, r := range group {
@@ -526,6 +601,9 @@ func (l *Log) tryCommit(group []*appendReq) ([]Record, []appendResult, error) {
 				at.txn.Discard()
 				at = l.newAppendTxn()
 			}
+			if req.keepSeq && rec.Seq > next {
+				next = rec.Seq
+			}
 			rec.Seq = next
 			next++
 			val, err := encodeRecord(&rec)
@@ -570,8 +648,16 @@ func (l *Log) tryCommit(group []*appendReq) ([]Record, []appendResult, error) {
 	return committed, results, nil
 }
 
+// recordMark starts a record that carries its checksum: the mark, the
+// CRC-32C of everything after it, then the record. (Records written before
+// checksums start with '{'.)
+const recordMark = 0x01
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
 func encodeRecord(rec *Record) ([]byte, error) {
-	out := make([]byte, 0, 128+len(rec.Payload))
+	out := make([]byte, 5, 133+len(rec.Payload))
+	out[0] = recordMark
 	out = append(out, `{"seq":`...)
 	out = strconv.AppendUint(out, rec.Seq, 10)
 	out = append(out, `,"topic":`...)
@@ -596,7 +682,9 @@ func encodeRecord(rec *Record) ([]byte, error) {
 		out = append(out, '}')
 	}
 	out = append(out, "}\n"...)
-	return append(out, rec.Payload...), nil
+	out = append(out, rec.Payload...)
+	binary.BigEndian.PutUint32(out[1:5], crc32.Checksum(out[5:], castagnoli))
+	return out, nil
 }
 
 // appendJSONString appends s as a JSON string; plain ASCII, the usual case,
@@ -620,6 +708,12 @@ func decodeRecord(key, val []byte) (Record, error) {
 	}
 	corrupt := func(err error) (Record, error) {
 		return Record{}, &CorruptError{Key: append([]byte(nil), key...), Seq: seq, Err: err}
+	}
+	if len(val) > 0 && val[0] == recordMark {
+		if len(val) < 5 || crc32.Checksum(val[5:], castagnoli) != binary.BigEndian.Uint32(val[1:5]) {
+			return corrupt(errors.New("its checksum does not match its content"))
+		}
+		val = val[5:]
 	}
 	nl := bytes.IndexByte(val, '\n')
 	if nl < 0 {
@@ -662,13 +756,75 @@ func (l *Log) Get(seq uint64) (Record, error) {
 		if err != nil {
 			return fmt.Errorf("read event %d: %w", seq, err)
 		}
-		return it.Value(func(v []byte) error {
-			var err error
-			rec, err = decodeRecord(k, v)
-			return err
-		})
+		rec, err = readRecord(it, k)
+		return err
 	})
+	return rec, l.noteCorrupt(err)
+}
+
+// readRecord reads and decodes the record of an item; a value Badger
+// cannot read (its checksum in the value log) is a CorruptError too.
+func readRecord(item *badger.Item, key []byte) (Record, error) {
+	var rec Record
+	err := item.Value(func(v []byte) error {
+		var err error
+		rec, err = decodeRecord(key, v)
+		return err
+	})
+	var ce *CorruptError
+	if err != nil && !errors.As(err, &ce) {
+		seq := uint64(0)
+		if len(key) == 10 {
+			seq = binary.BigEndian.Uint64(key[2:])
+		}
+		err = &CorruptError{Key: append([]byte(nil), key...), Seq: seq, Err: conciseErr{err}}
+	}
 	return rec, err
+}
+
+// noteCorrupt remembers that a read found the log damaged: from then on
+// this process appends nothing, and a mark beside the log tells every
+// later one, until the log is repaired.
+func (l *Log) noteCorrupt(err error) error {
+	var ce *CorruptError
+	if errors.As(err, &ce) {
+		l.markDamaged(ce.Error())
+	}
+	return err
+}
+
+func (l *Log) markDamaged(reason string) {
+	l.damagedMu.Lock()
+	defer l.damagedMu.Unlock()
+	if l.damaged != nil {
+		return
+	}
+	l.damaged = fmt.Errorf("%w: %s", ErrDamaged, reason)
+	if l.dir != "" {
+		_ = os.WriteFile(damageMark(l.dir), []byte(reason+"\n"), 0o600)
+	}
+}
+
+// Damaged returns why the log cannot be trusted, or nil.
+func (l *Log) Damaged() error {
+	l.damagedMu.Lock()
+	defer l.damagedMu.Unlock()
+	return l.damaged
+}
+
+// damageMark is the file beside a damaged log that says why it is.
+func damageMark(dir string) string { return filepath.Clean(dir) + ".damaged" }
+
+// checkSpace refuses appends while the log's disk has less than reserve
+// free: Badger fills memory-mapped files sized in advance, and a write into
+// one on a full disk kills the process instead of failing.
+func checkSpace(dir string, reserve int64) error {
+	free, ok := badgerdb.FreeBytes(dir)
+	if !ok || free >= reserve {
+		return nil
+	}
+	return fmt.Errorf("%w: %s has %.1f MiB free; mailvault keeps %.0f MiB free beside its event log and appends nothing below that (free some space and run again: everything so far is kept)",
+		ErrFull, dir, float64(free)/(1<<20), float64(reserve)/(1<<20))
 }
 
 // Index selects which records a Scan visits.
@@ -728,7 +884,7 @@ func (l *Log) Scan(idx Index, after uint64, fn func(Record) error) error {
 	if errors.Is(err, ErrStop) {
 		return nil
 	}
-	return err
+	return l.noteCorrupt(err)
 }
 
 func emit(txn *badger.Txn, seq uint64, fn func(Record) error) error {
@@ -737,12 +893,8 @@ func emit(txn *badger.Txn, seq uint64, fn func(Record) error) error {
 	if err != nil {
 		return &CorruptError{Key: ek, Seq: seq, Err: fmt.Errorf("indexed but unreadable: %w", err)}
 	}
-	var rec Record
-	if err := item.Value(func(v []byte) error {
-		var err error
-		rec, err = decodeRecord(ek, v)
-		return err
-	}); err != nil {
+	rec, err := readRecord(item, ek)
+	if err != nil {
 		return err
 	}
 	return fn(rec)
@@ -757,12 +909,8 @@ func scanEvents(txn *badger.Txn, from, to uint64, fn func(Record) error) error {
 		if len(k) == 10 && binary.BigEndian.Uint64(k[2:]) > to {
 			return nil
 		}
-		var rec Record
-		if err := item.Value(func(v []byte) error {
-			var err error
-			rec, err = decodeRecord(k, v)
-			return err
-		}); err != nil {
+		rec, err := readRecord(item, k)
+		if err != nil {
 			return err
 		}
 		if err := fn(rec); err != nil {

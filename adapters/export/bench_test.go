@@ -22,7 +22,7 @@ func BenchmarkExport(b *testing.B) {
 				if format == "zip" {
 					out += ".zip"
 				}
-				e, err := New(format, out)
+				e, err := New(format, out, "bench")
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -3,11 +3,17 @@
 // books, or a zip of EML, ICS and VCF. Every name that comes from a server
 // is sanitised, and every file is created through an os.Root (or inside the
 // zip), so nothing can be written outside the output.
+//
+// Every file is written under a temporary name and renamed when whole, so a
+// killed export never leaves a cut file under a final name; an export
+// started again into the same directory with the same selection skips what
+// is there and continues.
 package export
 
 import (
 	"archive/zip"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +26,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/emersion/go-ical"
-	"github.com/emersion/go-maildir"
 	"github.com/emersion/go-mbox"
 	"github.com/emersion/go-vcard"
 
@@ -33,6 +38,7 @@ var Formats = []string{"eml", "mbox", "maildir", "ics", "vcf", "zip"}
 // Item is one stored item to export.
 type Item struct {
 	ID       string // the storage's version id: names EML files
+	Subject  string // for naming the item when it cannot be exported
 	Mailbox  string
 	Folder   string // path with "/" between levels
 	FolderID string
@@ -51,11 +57,19 @@ type Result struct {
 	Skipped  map[string]int `json:"skipped"` // reason -> items
 	// Failed names up to 100 items that could not be converted.
 	Failed []string `json:"failed,omitempty"`
+	// Resumed counts items an earlier, interrupted export of the same
+	// selection had written already.
+	Resumed int `json:"already_exported"`
+	// Damaged names the items the storage could not give back intact
+	// (all of them, for the report: each is data the user does not get).
+	Damaged []string `json:"damaged,omitempty"`
 }
 
-// sink creates files by relative, already sanitised, slash-separated path.
+// sink creates files by relative, already sanitised, slash-separated path;
+// a created file appears under its name only when closed whole.
 type sink interface {
 	create(rel string) (io.WriteCloser, error)
+	exists(rel string) bool
 	close() error
 }
 
@@ -70,49 +84,95 @@ type Exporter struct {
 
 	cur     *folderFile
 	claimed map[string]string // folder file path -> folder id that owns it
+	paths   map[string]string // mailbox NUL folder id -> its claimed path
+	done    map[string]bool   // folders an earlier attempt finished
 	tzids   map[string]bool   // VTIMEZONEs written to the current ICS file
 }
 
 type folderFile struct {
 	key  string // mailbox NUL folder id
+	rel  string
 	w    io.WriteCloser
 	mbox *mbox.Writer
 	vcf  *vcard.Encoder
-	md   maildir.Dir
 	ics  bool
 }
 
-// New starts an export into out: a directory that must be empty or not
-// exist, or for zip a file that must not exist.
-func New(format, out string) (*Exporter, error) {
-	e := &Exporter{format: format, out: out, claimed: map[string]string{}, res: Result{Skipped: map[string]int{}}}
+// partialSuffix marks a file being written; a killed export leaves such
+// files, and the next one removes them.
+const partialSuffix = ".mailvault-partial"
+
+// stateFile, in an export directory, names what is exported there, so that
+// a second run continues the same export and refuses any other.
+const stateFile = ".mailvault-export"
+
+// New starts an export into out: a directory that must be empty, not
+// exist, or hold an interrupted export of the same selection (key names it:
+// the storage and the filters), which is continued; for zip a file that
+// must not exist (an interrupted zip is written again from the start).
+func New(format, out, key string) (*Exporter, error) {
+	e := &Exporter{format: format, out: out, claimed: map[string]string{}, paths: map[string]string{}, done: map[string]bool{},
+		res: Result{Skipped: map[string]int{}}}
 	switch format {
 	case "zip":
-		f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if _, err := os.Lstat(out); err == nil {
+			return nil, fmt.Errorf("%s exists: export into a new file", out)
+		}
+		f, err := os.OpenFile(out+partialSuffix, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("create %s: %w", out, err)
 		}
-		e.sink = &zipSink{f: f, z: zip.NewWriter(f)}
+		e.sink = &zipSink{f: f, z: zip.NewWriter(f), final: out}
 	case "eml", "mbox", "maildir", "ics", "vcf":
 		if err := os.MkdirAll(out, 0o700); err != nil {
 			return nil, fmt.Errorf("create %s: %w", out, err)
 		}
-		entries, err := os.ReadDir(out)
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", out, err)
-		}
-		if len(entries) > 0 {
-			return nil, fmt.Errorf("%s is not empty: export into a new or empty directory", out)
+		if err := claimDir(out, format, key); err != nil {
+			return nil, err
 		}
 		root, err := os.OpenRoot(out)
 		if err != nil {
 			return nil, err
 		}
-		e.sink = &dirSink{root: root}
+		e.sink = &dirSink{root: root, maildir: format == "maildir"}
 	default:
 		return nil, fmt.Errorf("export format %q: use %s", format, strings.Join(Formats, ", "))
 	}
 	return e, nil
+}
+
+type exportState struct {
+	Format string `json:"format"`
+	Key    string `json:"selection"`
+}
+
+// claimDir checks that out is empty (and records what goes there) or holds
+// an interrupted export of the same format and selection, whose partial
+// files it removes.
+func claimDir(out, format, key string) error {
+	want := exportState{Format: format, Key: key}
+	entries, err := os.ReadDir(out)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", out, err)
+	}
+	if len(entries) > 0 {
+		b, err := os.ReadFile(filepath.Join(out, stateFile))
+		var got exportState
+		if err != nil || json.Unmarshal(b, &got) != nil {
+			return fmt.Errorf("%s is not empty: export into a new or empty directory", out)
+		}
+		if got != want {
+			return fmt.Errorf("%s holds an export of another format or selection: export into a new or empty directory", out)
+		}
+		return filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.HasSuffix(d.Name(), partialSuffix) {
+				return os.Remove(p)
+			}
+			return err
+		})
+	}
+	b, _ := json.Marshal(want)
+	return os.WriteFile(filepath.Join(out, stateFile), b, 0o600)
 }
 
 // SafeName makes one server-chosen name a harmless path element: no
@@ -153,11 +213,77 @@ func folderPath(mailbox, folder string) string {
 	return path.Join(parts...)
 }
 
-// Add exports one item, or counts why it cannot be.
-func (e *Exporter) Add(it Item) error {
+// Wanted tells whether the format takes items of this kind; an item it
+// does not take is counted as left out.
+func (e *Exporter) Wanted(it Item) bool {
 	want := map[string]string{"eml": "mail", "mbox": "mail", "maildir": "mail", "ics": "calendar", "vcf": "contacts"}[e.format]
 	if want != "" && it.Kind != want {
 		e.res.Skipped[it.Kind+" items (not exported as "+e.format+")"]++
+		return false
+	}
+	return true
+}
+
+// Exported tells whether an earlier, interrupted export wrote the item
+// already (its file, or its whole folder's file, is there); it is then
+// counted and not read again.
+func (e *Exporter) Exported(it Item) bool {
+	var done bool
+	switch e.format {
+	case "zip":
+		return false
+	case "eml":
+		done = e.sink.exists(e.itemPath(it))
+	case "maildir":
+		rel := e.folderRel(it, "")
+		done = e.sink.exists(rel+"/new/"+maildirName(it)) || e.sink.exists(rel+"/cur/"+maildirName(it))
+	default:
+		e.folderRel(it, folderExt[e.format])
+		done = e.done[it.Mailbox+"\x00"+it.FolderID]
+	}
+	if done {
+		e.res.Resumed++
+	}
+	return done
+}
+
+var folderExt = map[string]string{"mbox": ".mbox", "ics": ".ics", "vcf": ".vcf"}
+
+// Damaged records an item the storage could not give back intact.
+func (e *Exporter) Damaged(it Item, err error) {
+	e.res.Skipped["items damaged in the storage"]++
+	e.res.Damaged = append(e.res.Damaged, fmt.Sprintf("%s %s/%s %q: %v", it.ID, it.Mailbox, it.Folder, it.Subject, err))
+}
+
+func (e *Exporter) itemPath(it Item) string {
+	return path.Join(e.folderRel(it, ""), SafeName(it.ID)+".eml")
+}
+
+func maildirName(it Item) string { return SafeName(it.ID) + ".mailvault" }
+
+// folderRel is the folder's path in the export: its sanitised path, made
+// distinct from another folder whose name sanitises alike. The first claim
+// also notes whether an earlier attempt finished the folder's file.
+func (e *Exporter) folderRel(it Item, ext string) string {
+	key := it.Mailbox + "\x00" + it.FolderID
+	if rel, ok := e.paths[key]; ok {
+		return rel
+	}
+	rel := folderPath(it.Mailbox, it.Folder)
+	for n := 2; e.claimed[rel+ext] != "" && e.claimed[rel+ext] != key; n++ {
+		rel = fmt.Sprintf("%s~%d", folderPath(it.Mailbox, it.Folder), n)
+	}
+	e.claimed[rel+ext] = key
+	e.paths[key] = rel
+	if ext != "" && e.format != "zip" && e.sink.exists(rel+ext) {
+		e.done[key] = true
+	}
+	return rel
+}
+
+// Add exports one item, or counts why it cannot be.
+func (e *Exporter) Add(it Item) error {
+	if !e.Wanted(it) {
 		return nil
 	}
 	var err error
@@ -204,7 +330,7 @@ func (e *Exporter) addMessage(it Item) error {
 		if err := e.closeFolder(); err != nil {
 			return err
 		}
-		w, err := e.sink.create(path.Join(folderPath(it.Mailbox, it.Folder), SafeName(it.ID)+".eml"))
+		w, err := e.sink.create(e.itemPath(it))
 		if err != nil {
 			return err
 		}
@@ -225,11 +351,13 @@ func (e *Exporter) addMessage(it Item) error {
 			return fmt.Errorf("write mbox: %w", err)
 		}
 	case "maildir":
+		// A Maildir delivery: written under tmp/, renamed into new/, named
+		// by the version id so that a second attempt knows it.
 		f, err := e.folder(it, "")
 		if err != nil {
 			return err
 		}
-		_, w, err := f.md.Create(nil)
+		w, err := e.sink.create(f.rel + "/new/" + maildirName(it))
 		if err != nil {
 			return fmt.Errorf("maildir: %w", err)
 		}
@@ -336,24 +464,17 @@ func (e *Exporter) folder(it Item, ext string) (*folderFile, error) {
 	if err := e.closeFolder(); err != nil {
 		return nil, err
 	}
-	rel := folderPath(it.Mailbox, it.Folder)
-	// Two folders whose names sanitise alike get distinct files.
-	for n := 2; e.claimed[rel+ext] != "" && e.claimed[rel+ext] != key; n++ {
-		rel = fmt.Sprintf("%s~%d", folderPath(it.Mailbox, it.Folder), n)
-	}
-	e.claimed[rel+ext] = key
-	f := &folderFile{key: key}
+	rel := e.folderRel(it, ext)
+	f := &folderFile{key: key, rel: rel}
 	if e.format == "maildir" {
 		ds, ok := e.sink.(*dirSink)
 		if !ok {
 			return nil, errors.New("maildir needs a directory")
 		}
-		if err := ds.root.MkdirAll(filepath.FromSlash(rel), 0o700); err != nil {
-			return nil, fmt.Errorf("create maildir %s: %w", rel, err)
-		}
-		f.md = maildir.Dir(filepath.Join(e.out, filepath.FromSlash(rel)))
-		if err := f.md.Init(); err != nil {
-			return nil, fmt.Errorf("create maildir %s: %w", rel, err)
+		for _, sub := range []string{"cur", "new", "tmp"} {
+			if err := ds.root.MkdirAll(filepath.FromSlash(rel+"/"+sub), 0o700); err != nil {
+				return nil, fmt.Errorf("create maildir %s: %w", rel, err)
+			}
 		}
 		e.cur = f
 		return f, nil
@@ -403,6 +524,27 @@ func (e *Exporter) closeFolder() error {
 	return nil
 }
 
+// Abort stops an export that failed: the file being written stays under
+// its temporary name (the next attempt removes it), nothing half-written
+// takes a final name.
+func (e *Exporter) Abort() Result {
+	if e.cur != nil && e.cur.w != nil {
+		if cw, ok := e.cur.w.(*countingWriter); ok {
+			if a, ok := cw.WriteCloser.(*atomicFile); ok {
+				a.f.Close()
+			}
+		}
+	}
+	e.cur = nil
+	if z, ok := e.sink.(*zipSink); ok {
+		z.f.Close()
+		os.Remove(z.f.Name())
+	} else {
+		e.sink.close()
+	}
+	return e.res
+}
+
 // Close finishes the export and returns what it did.
 func (e *Exporter) Close() (Result, error) {
 	err := e.closeFolder()
@@ -422,7 +564,10 @@ func (r Result) SkipReasons() []string {
 	return out
 }
 
-type dirSink struct{ root *os.Root }
+type dirSink struct {
+	root    *os.Root
+	maildir bool
+}
 
 func (d *dirSink) create(rel string) (io.WriteCloser, error) {
 	name := filepath.FromSlash(rel)
@@ -431,18 +576,50 @@ func (d *dirSink) create(rel string) (io.WriteCloser, error) {
 			return nil, fmt.Errorf("create %s: %w", dir, err)
 		}
 	}
-	f, err := d.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if _, err := d.root.Lstat(name); err == nil {
+		return nil, fmt.Errorf("create %s: %w", rel, os.ErrExist)
+	}
+	tmp := name + partialSuffix
+	if d.maildir {
+		// Maildir: deliveries are written in tmp/ and renamed into new/.
+		tmp = filepath.Join(filepath.Dir(filepath.Dir(name)), "tmp", filepath.Base(name)+partialSuffix)
+	}
+	f, err := d.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", rel, err)
 	}
-	return f, nil
+	return &atomicFile{root: d.root, f: f, tmp: tmp, name: name}, nil
+}
+
+func (d *dirSink) exists(rel string) bool {
+	_, err := d.root.Lstat(filepath.FromSlash(rel))
+	return err == nil
 }
 
 func (d *dirSink) close() error { return d.root.Close() }
 
+// atomicFile is written under a temporary name and renamed to its own when
+// closed whole.
+type atomicFile struct {
+	root      *os.Root
+	f         *os.File
+	tmp, name string
+}
+
+func (a *atomicFile) Write(p []byte) (int, error) { return a.f.Write(p) }
+
+func (a *atomicFile) Close() error {
+	if err := a.f.Close(); err != nil {
+		a.root.Remove(a.tmp)
+		return err
+	}
+	return a.root.Rename(a.tmp, a.name)
+}
+
 type zipSink struct {
-	f *os.File
-	z *zip.Writer
+	f     *os.File
+	z     *zip.Writer
+	final string
 }
 
 type zipEntry struct{ io.Writer }
@@ -457,12 +634,27 @@ func (s *zipSink) create(rel string) (io.WriteCloser, error) {
 	return zipEntry{w}, nil
 }
 
+func (s *zipSink) exists(string) bool { return false }
+
+// close finishes the zip and gives it its name: a zip cut short by a kill
+// is never left under it.
 func (s *zipSink) close() error {
 	err := s.z.Close()
+	if err == nil {
+		err = s.f.Sync()
+	}
 	if cerr := s.f.Close(); err == nil {
 		err = cerr
 	}
-	return err
+	if err != nil {
+		os.Remove(s.f.Name())
+		return err
+	}
+	if _, err := os.Lstat(s.final); err == nil {
+		os.Remove(s.f.Name())
+		return fmt.Errorf("%s appeared while the export ran: the export is not put in its place", s.final)
+	}
+	return os.Rename(s.f.Name(), s.final)
 }
 
 // countingWriter adds what folder files write to the export's byte count.

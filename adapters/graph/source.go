@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -368,6 +369,31 @@ func (e deltaEntry) itemTime() time.Time {
 	return t
 }
 
+// checkStoredLink tells a stored delta or next link for another host than
+// the connection's (the Graph URL changed: a national cloud, a proxy, the
+// simulator on a new port) from a hostile one: it was checked when it
+// arrived, so it is stale, not dangerous. The folder's listing starts
+// again from the beginning, and the report says why; the token never goes
+// to that host.
+func (s *Source) checkStoredLink(link string) error {
+	u, err := CheckLink(s.c.base, link)
+	if errors.Is(err, ErrForeignHost) {
+		u, err = CheckLink(s.c.beta, link)
+	}
+	if errors.Is(err, ErrForeignHost) {
+		host := "another host"
+		if p, perr := url.Parse(link); perr == nil && p.Host != "" {
+			host = p.Host
+		}
+		return &domain.Failure{Class: domain.ClassResync, Code: "StaleDeltaLink", Message: fmt.Sprintf(
+			"the stored delta link is for %s, not for %s, which this connection uses now: the folder is listed again from the start", host, s.c.base.Host)}
+	}
+	if err != nil || u == nil {
+		return &domain.Failure{Class: domain.ClassResync, Code: "StaleDeltaLink", Message: "the stored delta link is unreadable: the folder is listed again from the start"}
+	}
+	return nil
+}
+
 // List returns one page of a folder's delta: the first page of a full sync
 // for an empty token, a change round for a stored deltaLink.
 func (s *Source) List(ctx context.Context, mailbox, folderID, token string) (domain.Page, error) {
@@ -378,6 +404,9 @@ func (s *Source) List(ctx context.Context, mailbox, folderID, token string) (dom
 	pos, link := 1, ""
 	if token != "" {
 		if pos, link, err = parsePageToken(token); err != nil {
+			return domain.Page{}, err
+		}
+		if err := s.checkStoredLink(link); err != nil {
 			return domain.Page{}, err
 		}
 	} else {

@@ -174,6 +174,14 @@ func TestDeltaPagesAndResync(t *testing.T) {
 	if fl := failureOf(t, err); fl.Class != domain.ClassResync {
 		t.Fatalf("unreadable stored token: %v", fl)
 	}
+	// A link stored when Graph answered on another host (the URL of the
+	// connection changed): stale, so the listing starts again, and the
+	// old host is never asked.
+	stale := strings.Replace(p2.SyncToken, strings.TrimPrefix(src.c.base.Scheme+"://"+src.c.base.Host, ""), "https://graph.old-host.test", 1)
+	_, err = src.List(ctx, "a@x", "F1", stale)
+	if fl := failureOf(t, err); fl.Class != domain.ClassResync || fl.Code != "StaleDeltaLink" || !strings.Contains(fl.Message, "graph.old-host.test") {
+		t.Fatalf("stale link: %v", fl)
+	}
 }
 
 // $batch: every sub-response has its own status; failures are per item.

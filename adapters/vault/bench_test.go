@@ -66,7 +66,7 @@ func BenchmarkVaultRead(b *testing.B) {
 				if _, err := v.Put(key("a@x", fmt.Sprint(i), "c"), it); err != nil {
 					b.Fatal(err)
 				}
-				ver, err := v.Lookup(VersionID("a@x", "f1", fmt.Sprint(i), "c"))
+				ver, err := v.Lookup(VersionID("graph:t", "a@x", "f1", fmt.Sprint(i), "c"))
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -14,22 +14,29 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/restic/chunker"
 
+	"github.com/mailvault/mailvault/adapters/badgerdb"
 	"github.com/mailvault/mailvault/adapters/itemformat"
 	"github.com/mailvault/mailvault/domain"
 )
 
 // Index keys. Names from the server are joined with NUL, which no mailbox,
-// folder id or item id contains.
+// source, folder id or item id contains. The mailbox comes first so that
+// one mailbox's versions are one range; the source (the connection's
+// identity: type and tenant or server) next, so that one mailbox backed up
+// through Graph and through EWS is two independent backups.
 const (
-	prefixVersion = "v/" // mailbox NUL folderID NUL itemID NUL changeKey -> Version
+	prefixVersion = "v/" // mailbox NUL source NUL folderID NUL itemID NUL changeKey -> Version
 	prefixID      = "i/" // version id -> version key
 	prefixChunk   = "c/" // chunk id -> chunkRecord
-	prefixDeleted = "d/" // mailbox NUL folderID NUL itemID -> time deleted at the source
+	prefixDeleted = "d/" // mailbox NUL source NUL folderID NUL itemID -> deletionRecord
+	prefixTomb    = "t/" // version id -> tombstoneRecord
+	prefixPack    = "p/" // pack id -> packRecord
 )
 
-// Version is one stored version of one item, as the index knows it.
+// Version is one stored version of one item.
 type Version struct {
 	ID         string    `json:"id"`
+	Source     string    `json:"source"`
 	Mailbox    string    `json:"mailbox"`
 	FolderPath string    `json:"folder"`
 	FolderID   string    `json:"folder_id"`
@@ -43,35 +50,67 @@ type Version struct {
 	StoredAt   time.Time `json:"stored_at"`
 	ItemTime   time.Time `json:"item_time,omitzero"`
 	itemformat.Summary
+	// Record is where a pack holds this version's record (index only).
+	Record location `json:"rec,omitzero"`
 	// DeletedAt is set by the index when the source deleted the item.
 	DeletedAt time.Time `json:"-"`
 }
 
 type chunkRecord struct {
-	Refs   int64  `json:"refs"`
-	Size   int64  `json:"size"`   // plain bytes
-	Stored int64  `json:"stored"` // encoded bytes in the pack
-	Pack   string `json:"pack"`
-	Offset int64  `json:"off"`
+	Refs int64 `json:"refs"`
+	Size int64 `json:"size"` // plain bytes
+	location
+}
+
+// deletionRecord is a deletion mark in the index and in its pack.
+type deletionRecord struct {
+	Source   string    `json:"source"`
+	Mailbox  string    `json:"mailbox"`
+	FolderID string    `json:"folder_id"`
+	ItemID   string    `json:"item_id"`
+	At       time.Time `json:"at"`
+	Record   location  `json:"rec,omitzero"`
+}
+
+// tombstoneRecord keeps a pruned version from coming back when the index is
+// rebuilt, for as long as the pack holding its record exists.
+type tombstoneRecord struct {
+	Record     location `json:"rec"`         // the tombstone's own entry
+	RecordPack string   `json:"record_pack"` // where the pruned version's record is
 }
 
 func join(parts ...string) string { return strings.Join(parts, "\x00") }
 
-func versionKey(mailbox, folderID, itemID, changeKey string) []byte {
-	return []byte(prefixVersion + join(mailbox, folderID, itemID, changeKey))
+func versionKey(source, mailbox, folderID, itemID, changeKey string) []byte {
+	return []byte(prefixVersion + join(mailbox, source, folderID, itemID, changeKey))
 }
 
-func itemPrefix(mailbox, folderID, itemID string) []byte {
-	return []byte(prefixVersion + join(mailbox, folderID, itemID) + "\x00")
+func (ver Version) key() []byte {
+	return versionKey(ver.Source, ver.Mailbox, ver.FolderID, ver.ItemID, ver.ChangeKey)
 }
 
-func deletedKey(mailbox, folderID, itemID string) []byte {
-	return []byte(prefixDeleted + join(mailbox, folderID, itemID))
+func itemPrefix(source, mailbox, folderID, itemID string) []byte {
+	return []byte(prefixVersion + join(mailbox, source, folderID, itemID) + "\x00")
 }
+
+func deletedKey(source, mailbox, folderID, itemID string) []byte {
+	return []byte(prefixDeleted + join(mailbox, source, folderID, itemID))
+}
+
+func packKey(pack string) []byte { return []byte(prefixPack + pack) }
 
 // VersionID is the short id ls and find print and restore and export take.
-func VersionID(mailbox, folderID, itemID, changeKey string) string {
-	sum := sha256.Sum256([]byte(join(mailbox, folderID, itemID, changeKey)))
+func VersionID(source, mailbox, folderID, itemID, changeKey string) string {
+	sum := sha256.Sum256([]byte(join(source, mailbox, folderID, itemID, changeKey)))
+	return hex.EncodeToString(sum[:8])
+}
+
+// Names of the records' blobs: a sealed record cannot pass for another.
+func itemRecordName(versionID string) string { return "item/" + versionID }
+func tombstoneName(versionID string) string  { return "tombstone/" + versionID }
+
+func deletionID(source, mailbox, folderID, itemID string) string {
+	sum := sha256.Sum256([]byte(join(source, mailbox, folderID, itemID)))
 	return hex.EncodeToString(sum[:8])
 }
 
@@ -104,19 +143,29 @@ func (v *Vault) split(content []byte) ([]piece, error) {
 	}
 }
 
+// Has tells whether the storage holds this version of the item.
+func (v *Vault) Has(k domain.ItemKey) (bool, error) {
+	_, ok, err := v.get(versionKey(k.Source, k.Mailbox, k.FolderID, k.ItemID, k.ChangeKey))
+	return ok, err
+}
+
 // Put stores one item version unless it is stored already (then Existed is
-// set and nothing is written). Chunk files are written before the index
-// entry that references them, so a crash leaves at worst unreferenced
-// files (removed by prune), never an entry without its data.
+// set and nothing is written). The chunks and the version's record go into
+// the pack before the index entry that references them commits, so a
+// crash leaves at worst entries nothing references (prune reclaims them),
+// never an index entry without its data.
 func (v *Vault) Put(k domain.ItemKey, content []byte) (domain.PutResult, error) {
 	sum := sha256.Sum256(content)
 	res := domain.PutResult{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(content))}
-	vk := versionKey(k.Mailbox, k.FolderID, k.ItemID, k.ChangeKey)
+	if v.readOnly {
+		return res, ErrReadOnly
+	}
+	vk := versionKey(k.Source, k.Mailbox, k.FolderID, k.ItemID, k.ChangeKey)
 	if _, ok, err := v.get(vk); err != nil || ok {
 		res.Existed = ok
 		return res, err
 	}
-	if free, ok := freeBytes(v.dir); ok && free < MinFree+2*res.Size {
+	if free, ok := badgerdb.FreeBytes(v.dir); ok && free < MinFree+2*res.Size {
 		// Badger writes its index through memory-mapped files, and a write
 		// into a mapping on a full disk kills the process (SIGBUS) instead
 		// of returning an error: stop while there is room to stop cleanly.
@@ -125,10 +174,6 @@ func (v *Vault) Put(k domain.ItemKey, content []byte) (domain.PutResult, error) 
 	pieces, err := v.split(content)
 	if err != nil {
 		return res, fmt.Errorf("split item: %w", err)
-	}
-	type location struct {
-		pack     string
-		off, len int64
 	}
 	stored := make(map[string]location, len(pieces))
 	for _, p := range pieces {
@@ -147,17 +192,20 @@ func (v *Vault) Put(k domain.ItemKey, content []byte) (domain.PutResult, error) 
 		if err != nil {
 			return res, err
 		}
-		pack, off, err := v.appendChunk(raw)
+		loc, err := v.appendEntry(entryChunk, p.id, len(p.data), raw)
 		if err != nil {
 			return res, err
 		}
-		stored[p.id] = location{pack, off, int64(len(raw))}
+		stored[p.id] = loc
 	}
-	ver := Version{ID: VersionID(k.Mailbox, k.FolderID, k.ItemID, k.ChangeKey), Mailbox: k.Mailbox, FolderPath: k.FolderPath,
-		FolderID: k.FolderID, ItemID: k.ItemID, ChangeKey: k.ChangeKey, Kind: k.Kind, Format: k.Format, Size: res.Size,
-		SHA256: res.SHA256, StoredAt: time.Now().UTC(), ItemTime: k.Time, Summary: itemformat.Summarize(k.Format, content)}
+	ver := Version{ID: VersionID(k.Source, k.Mailbox, k.FolderID, k.ItemID, k.ChangeKey), Source: k.Source, Mailbox: k.Mailbox,
+		FolderPath: k.FolderPath, FolderID: k.FolderID, ItemID: k.ItemID, ChangeKey: k.ChangeKey, Kind: k.Kind, Format: k.Format,
+		Size: res.Size, SHA256: res.SHA256, StoredAt: time.Now().UTC(), ItemTime: k.Time, Summary: itemformat.Summarize(k.Format, content)}
 	for _, p := range pieces {
 		ver.Chunks = append(ver.Chunks, p.id)
+	}
+	if ver.Record, err = v.writeRecord(entryItem, ver.ID, itemRecordName(ver.ID), ver); err != nil {
+		return res, err
 	}
 	body, err := json.Marshal(ver)
 	if err != nil {
@@ -178,12 +226,12 @@ func (v *Vault) Put(k domain.ItemKey, content []byte) (domain.PutResult, error) 
 			}
 			if rec.Refs == 0 {
 				loc := stored[p.id]
-				rec.Size, rec.Stored, rec.Pack, rec.Offset = int64(len(p.data)), loc.len, loc.pack, loc.off
-				if loc.pack == "" {
-					// Known when checked, pruned since: its file is gone.
+				if loc.Pack == "" {
+					// Known when checked, pruned since: its entry is gone.
 					return errRetryPut
 				}
-				res.NewBytes += rec.Stored
+				rec.Size, rec.location = int64(len(p.data)), loc
+				res.NewBytes += loc.Length
 			}
 			rec.Refs++
 			if err := putJSON(txn, []byte(prefixChunk+p.id), rec); err != nil {
@@ -202,6 +250,20 @@ func (v *Vault) Put(k domain.ItemKey, content []byte) (domain.PutResult, error) 
 		return res, storageErr("record item in the index", v.dir, err)
 	}
 	return res, nil
+}
+
+// writeRecord writes a record (a version, a deletion mark, a tombstone) to
+// the current pack; rec must not hold its own location yet.
+func (v *Vault) writeRecord(typ entryType, id, name string, rec any) (location, error) {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return location{}, err
+	}
+	raw, err := v.codec.encode(name, b)
+	if err != nil {
+		return location{}, err
+	}
+	return v.appendEntry(typ, id, 0, raw)
 }
 
 var errRetryPut = errors.New("chunk removed meanwhile")
@@ -241,14 +303,24 @@ func (v *Vault) chunk(id string) (chunkRecord, bool, error) {
 
 func getChunk(txn *badger.Txn, id string) (chunkRecord, bool, error) {
 	var rec chunkRecord
-	it, err := txn.Get([]byte(prefixChunk + id))
+	ok, err := getJSON(txn, []byte(prefixChunk+id), &rec)
+	return rec, ok, err
+}
+
+func getJSON(txn *badger.Txn, key []byte, v any) (bool, error) {
+	it, err := txn.Get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return rec, false, nil
+		return false, nil
 	}
 	if err != nil {
-		return rec, false, err
+		return false, err
 	}
-	return rec, true, it.Value(func(b []byte) error { return json.Unmarshal(b, &rec) })
+	return true, it.Value(func(b []byte) error {
+		if err := json.Unmarshal(b, v); err != nil {
+			return fmt.Errorf("index entry %q: %v: %w", key, err, ErrIndexDamaged)
+		}
+		return nil
+	})
 }
 
 func putJSON(txn *badger.Txn, key []byte, v any) error {
@@ -263,15 +335,9 @@ func (v *Vault) get(vk []byte) (Version, bool, error) {
 	var ver Version
 	var ok bool
 	err := v.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(vk)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		ok = true
-		return it.Value(func(b []byte) error { return json.Unmarshal(b, &ver) })
+		var err error
+		ok, err = getJSON(txn, vk, &ver)
+		return err
 	})
 	return ver, ok, err
 }
@@ -303,7 +369,8 @@ func (v *Vault) Lookup(id string) (Version, error) {
 	return ver, err
 }
 
-// Read returns the content of a version, checking every chunk.
+// Read returns the content of a version, checking every chunk. Damage is
+// an error wrapping ErrDamaged that names the item.
 func (v *Vault) Read(ver Version) ([]byte, error) {
 	out := make([]byte, 0, ver.Size)
 	for _, id := range ver.Chunks {
@@ -319,9 +386,28 @@ func (v *Vault) Read(ver Version) ([]byte, error) {
 	return out, nil
 }
 
+func (v *Vault) readChunk(id string) ([]byte, error) {
+	rec, ok, err := v.chunk(id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || rec.Refs <= 0 {
+		return nil, fmt.Errorf("chunk %s is not in the index: %w", short(id), ErrDamaged)
+	}
+	raw, err := v.readPayload(rec.location)
+	if err != nil {
+		return nil, fmt.Errorf("chunk %s: %w", short(id), err)
+	}
+	plain, err := v.codec.decodeChunk(id, raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w (pack %s, offset %d)", err, short(rec.Pack), rec.Offset)
+	}
+	return plain, nil
+}
+
 // Walk calls fn for every stored version whose mailbox is mailbox (all
-// when empty), in index order: by mailbox, folder id, item id. It streams:
-// memory does not grow with the storage.
+// when empty), in index order: by mailbox, source, folder id, item id. It
+// streams: memory does not grow with the storage.
 func (v *Vault) Walk(mailbox string, fn func(Version) error) error {
 	prefix := []byte(prefixVersion)
 	if mailbox != "" {
@@ -333,10 +419,13 @@ func (v *Vault) Walk(mailbox string, fn func(Version) error) error {
 		for it.Rewind(); it.Valid(); it.Next() {
 			var ver Version
 			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &ver) }); err != nil {
-				return fmt.Errorf("index entry %q: %v: %w", it.Item().Key(), err, ErrDamaged)
+				return fmt.Errorf("index entry %q: %v: %w", it.Item().Key(), err, ErrIndexDamaged)
 			}
-			if d, err := txn.Get(deletedKey(ver.Mailbox, ver.FolderID, ver.ItemID)); err == nil {
-				_ = d.Value(func(b []byte) error { return ver.DeletedAt.UnmarshalText(b) })
+			var d deletionRecord
+			if ok, err := getJSON(txn, deletedKey(ver.Source, ver.Mailbox, ver.FolderID, ver.ItemID), &d); err != nil {
+				return err
+			} else if ok {
+				ver.DeletedAt = d.At
 			}
 			if err := fn(ver); err != nil {
 				return err
@@ -347,17 +436,41 @@ func (v *Vault) Walk(mailbox string, fn func(Version) error) error {
 }
 
 // MarkDeleted records that the source deleted an item; retention counts
-// from then. A second mark keeps the first date.
-func (v *Vault) MarkDeleted(mailbox, folderID, itemID string, at time.Time) error {
+// from then. A second mark keeps the first date. The mark goes into a pack
+// too, so a rebuilt index keeps it.
+func (v *Vault) MarkDeleted(k domain.ItemKey, at time.Time) error {
+	if v.readOnly {
+		return ErrReadOnly
+	}
+	dk := deletedKey(k.Source, k.Mailbox, k.FolderID, k.ItemID)
+	var d deletionRecord
+	err := v.db.View(func(txn *badger.Txn) error {
+		ok, err := getJSON(txn, dk, &d)
+		if ok {
+			err = errMarked
+		}
+		return err
+	})
+	if errors.Is(err, errMarked) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	d = deletionRecord{Source: k.Source, Mailbox: k.Mailbox, FolderID: k.FolderID, ItemID: k.ItemID, At: at.UTC()}
+	id := deletionID(k.Source, k.Mailbox, k.FolderID, k.ItemID)
+	if d.Record, err = v.writeRecord(entryDeletion, id, deletionNameOfID(id), d); err != nil {
+		return err
+	}
 	return v.update(func(txn *badger.Txn) error {
-		k := deletedKey(mailbox, folderID, itemID)
-		if _, err := txn.Get(k); err == nil {
+		if _, err := txn.Get(dk); err == nil {
 			return nil
 		}
-		b, _ := at.UTC().MarshalText()
-		return txn.Set(k, b)
+		return putJSON(txn, dk, d)
 	})
 }
+
+var errMarked = errors.New("marked already")
 
 // Stats are the storage's totals.
 type Stats struct {
@@ -384,7 +497,7 @@ func (v *Vault) Stats() (Stats, error) {
 	err := v.Walk("", func(ver Version) error {
 		s.Versions++
 		s.Logical += ver.Size
-		if k := join(ver.Mailbox, ver.FolderID, ver.ItemID); k != lastItem {
+		if k := join(ver.Mailbox, ver.Source, ver.FolderID, ver.ItemID); k != lastItem {
 			s.Items++
 			lastItem = k
 		}
@@ -400,7 +513,7 @@ func (v *Vault) Stats() (Stats, error) {
 		if rec.Refs > 0 {
 			s.Chunks++
 			s.Unique += rec.Size
-			s.Stored += rec.Stored
+			s.Stored += rec.Length
 		}
 		return nil
 	})
@@ -420,6 +533,24 @@ func (v *Vault) eachChunk(fn func(id string, rec chunkRecord, err error) error) 
 				rec = chunkRecord{}
 			}
 			if err := fn(string(it.Item().Key()[len(prefixChunk):]), rec, err); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// eachPrefix calls fn with every key and value under prefix.
+func (v *Vault) eachPrefix(prefix string, fn func(key, val []byte) error) error {
+	return v.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			val, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if err := fn(it.Item().KeyCopy(nil), val); err != nil {
 				return err
 			}
 		}

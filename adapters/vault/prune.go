@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -25,14 +26,31 @@ type PruneResult struct {
 	Unreferenced int   `json:"packs_removed"` // pack files deleted (or rewritten)
 	// ReclaimedBytes is the disk space repacking gave back.
 	ReclaimedBytes int64 `json:"reclaimed_bytes"`
-	DryRun         bool  `json:"dry_run"`
+	// Kept are packs that looked unreferenced but could not be proven so
+	// (an entry the index still points at, or a header that does not
+	// read): they stay.
+	Kept   []string `json:"kept_packs,omitempty"`
+	DryRun bool     `json:"dry_run"`
 }
 
-// Prune applies the retention policy at now. fn is called for each version
-// it removes, before it is removed, so the caller can record it; a dry run
-// calls fn and changes nothing.
+// ErrCheckFailed means prune found the storage damaged and did nothing:
+// deleting packs on the word of a damaged index could delete data.
+var ErrCheckFailed = errors.New("the storage fails its check; prune changes nothing until it is repaired")
+
+// Prune applies the retention policy at now. It first checks the storage
+// (index against packs, every pack's headers) and refuses a damaged one.
+// fn is called for each version it removes, before it is removed, so the
+// caller can record it; a dry run calls fn and changes nothing.
 func (v *Vault) Prune(now time.Time, dryRun bool, fn func(Pruned) error) (PruneResult, error) {
 	res := PruneResult{DryRun: dryRun}
+	if v.readOnly && !dryRun {
+		return res, ErrReadOnly
+	}
+	if problems, err := v.quickCheck(); err != nil {
+		return res, err
+	} else if len(problems) > 0 {
+		return res, fmt.Errorf("%w: %s", ErrCheckFailed, problems[0].Problem)
+	}
 	var doomed []Pruned
 	var group []Version
 	flush := func() {
@@ -51,7 +69,7 @@ func (v *Vault) Prune(now time.Time, dryRun bool, fn func(Pruned) error) (PruneR
 		group = group[:0]
 	}
 	err := v.Walk("", func(ver Version) error {
-		if len(group) > 0 && (group[0].Mailbox != ver.Mailbox || group[0].FolderID != ver.FolderID || group[0].ItemID != ver.ItemID) {
+		if len(group) > 0 && (group[0].Mailbox != ver.Mailbox || group[0].Source != ver.Source || group[0].FolderID != ver.FolderID || group[0].ItemID != ver.ItemID) {
 			flush()
 		}
 		group = append(group, ver)
@@ -80,24 +98,27 @@ func (v *Vault) Prune(now time.Time, dryRun bool, fn func(Pruned) error) (PruneR
 		}
 	}
 	if !dryRun {
-		packs, reclaimed, err := v.repack()
-		res.Unreferenced, res.ReclaimedBytes = packs, reclaimed
-		if err != nil {
+		if err := v.repack(&res); err != nil {
 			return res, err
 		}
 	}
 	return res, nil
 }
 
-// remove deletes one version from the index and returns the chunks that no
-// version references any more (with their file sizes). The files go after
-// the index commits: a crash between leaves unreferenced files, not
-// references to missing files.
+// remove deletes one version: a tombstone goes into the current pack first
+// (so a rebuilt index does not bring the version back while its record
+// exists), then the index forgets it, and returns the chunks no version
+// references any more (with their encoded sizes). Pack space is reclaimed
+// by repack, after the index no longer points there.
 func (v *Vault) remove(ver Version) (map[string]int64, error) {
+	tomb, err := v.writeRecord(entryTombstone, ver.ID, tombstoneName(ver.ID), tombstoneBody{ID: ver.ID})
+	if err != nil {
+		return nil, err
+	}
 	var freed map[string]int64
-	err := v.update(func(txn *badger.Txn) error {
+	err = v.update(func(txn *badger.Txn) error {
 		freed = map[string]int64{}
-		vk := versionKey(ver.Mailbox, ver.FolderID, ver.ItemID, ver.ChangeKey)
+		vk := ver.key()
 		if _, err := txn.Get(vk); errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
 		}
@@ -111,7 +132,7 @@ func (v *Vault) remove(ver Version) (map[string]int64, error) {
 			}
 			rec.Refs--
 			if rec.Refs <= 0 {
-				freed[id] = rec.Stored
+				freed[id] = rec.Length
 				if err := txn.Delete([]byte(prefixChunk + id)); err != nil {
 					return err
 				}
@@ -127,45 +148,65 @@ func (v *Vault) remove(ver Version) (map[string]int64, error) {
 		if err := txn.Delete([]byte(prefixID + ver.ID)); err != nil {
 			return err
 		}
-		// The deletion date goes with the item's last version.
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: itemPrefix(ver.Mailbox, ver.FolderID, ver.ItemID)})
+		if err := putJSON(txn, []byte(prefixTomb+ver.ID), tombstoneRecord{Record: tomb, RecordPack: ver.Record.Pack}); err != nil {
+			return err
+		}
+		// The deletion mark goes with the item's last version.
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: itemPrefix(ver.Source, ver.Mailbox, ver.FolderID, ver.ItemID)})
 		it.Rewind()
 		last := !it.Valid()
 		it.Close()
 		if last {
-			return txn.Delete(deletedKey(ver.Mailbox, ver.FolderID, ver.ItemID))
+			return txn.Delete(deletedKey(ver.Source, ver.Mailbox, ver.FolderID, ver.ItemID))
 		}
 		return nil
 	})
 	return freed, err
 }
 
-// repackThreshold: a pack whose live chunks fill less than this share of
+// repackThreshold: a pack whose live entries fill less than this share of
 // it is rewritten.
 const repackThreshold = 0.5
 
-// repack reclaims the space of freed chunks: packs nothing references are
-// deleted; packs mostly dead have their live chunks copied (as they are,
-// still sealed) to the current pack, the index pointed at the copies, and
-// are deleted. The index moves before a pack goes, so a crash between
-// leaves a pack nothing references, never a reference to a missing pack.
-func (v *Vault) repack() (removed int, reclaimed int64, err error) {
-	live, err := v.packUsage()
-	if err != nil {
-		return 0, 0, err
+// repack reclaims the space of what nothing references: packs with no live
+// entry are deleted; packs mostly dead have their live entries copied (as
+// they are, still sealed) to the current pack, the index pointed at the
+// copies, then are deleted. A pack is deleted only after reading each of
+// its entry headers and finding none the index points at; a crash at any
+// point leaves packs nothing references, never a reference to a missing
+// pack.
+func (v *Vault) repack(res *PruneResult) error {
+	live := map[string]int64{}
+	if err := v.eachReference(func(r reference) error {
+		live[r.Pack] += r.Length + entryOverhead
+		return nil
+	}); err != nil {
+		return err
 	}
-	type packFile struct {
-		path string
-		size int64
+	states := map[string]packRecord{}
+	if err := v.eachPackRecord(func(pack string, rec packRecord) error {
+		states[pack] = rec
+		return nil
+	}); err != nil {
+		return err
 	}
+	sizes := map[string]int64{}
 	var doomed, sparse []string
-	files := map[string]packFile{}
 	cur := v.currentPack()
-	err = v.eachPack(func(pack, path string, size int64) error {
-		if pack == cur {
-			return nil
+	for pack, rec := range states {
+		if rec.State == packDoomed {
+			// A prune before was stopped while deleting it: it was proven
+			// unreferenced then.
+			if err := v.deletePack(pack); err != nil {
+				return err
+			}
 		}
-		files[pack] = packFile{path, size}
+	}
+	err := v.eachPackFile(func(pack string, size int64) error {
+		if pack == cur || states[pack].State != packSealed {
+			return nil // being written, or not the index's to judge
+		}
+		sizes[pack] = size
 		switch {
 		case live[pack] == 0:
 			doomed = append(doomed, pack)
@@ -175,65 +216,136 @@ func (v *Vault) repack() (removed int, reclaimed int64, err error) {
 		return nil
 	})
 	if err != nil {
-		return 0, 0, err
+		return err
 	}
 	if len(sparse) > 0 {
 		set := map[string]bool{}
 		for _, p := range sparse {
 			set[p] = true
 		}
-		if err := v.moveChunks(set); err != nil {
-			return 0, 0, err
+		if err := v.moveEntries(set); err != nil {
+			return err
 		}
 		doomed = append(doomed, sparse...)
 	}
 	for _, pack := range doomed {
-		if err := os.Remove(files[pack].path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return removed, reclaimed, fmt.Errorf("remove pack %s: %w", short(pack), err)
-		}
-		removed++
-		reclaimed += files[pack].size - live[pack]
-	}
-	return removed, reclaimed, nil
-}
-
-// moveChunks copies every live chunk of the given packs to the current pack.
-func (v *Vault) moveChunks(packs map[string]bool) error {
-	type move struct {
-		id  string
-		rec chunkRecord
-	}
-	var moves []move
-	err := v.eachChunk(func(id string, rec chunkRecord, err error) error {
+		ok, err := v.provenUnreferenced(pack)
 		if err != nil {
 			return err
 		}
-		if rec.Refs > 0 && packs[rec.Pack] {
-			moves = append(moves, move{id, rec})
+		if !ok {
+			res.Kept = append(res.Kept, pack)
+			continue
+		}
+		if err := v.deletePack(pack); err != nil {
+			return err
+		}
+		res.Unreferenced++
+		res.ReclaimedBytes += sizes[pack] - min(live[pack], sizes[pack])
+	}
+	return v.dropSpentTombstones()
+}
+
+// moveEntries copies every live entry of the given packs to the current
+// pack.
+func (v *Vault) moveEntries(packs map[string]bool) error {
+	var moves []reference
+	if err := v.eachReference(func(r reference) error {
+		if packs[r.Pack] {
+			moves = append(moves, r)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, r := range moves {
+		raw, err := v.readPayload(r.location)
+		if err != nil {
+			return fmt.Errorf("repack: %s %s: %w", r.Type, short(r.ID), err)
+		}
+		if err := v.copyEntry(r, raw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// provenUnreferenced reads every entry header of a pack and tells whether
+// the index points at none of them. A header that does not read, or a
+// stretch of the file that is not entries, proves nothing: the pack stays.
+func (v *Vault) provenUnreferenced(pack string) (bool, error) {
+	s, _, err := v.openScan(pack, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer s.Close()
+	proven := true
+	err = v.db.View(func(txn *badger.Txn) error {
+		return s.scan(false, func(e entry, _ []byte, _ error) error {
+			_, referenced, err := v.referenceOf(txn, e, func() ([]byte, error) { return v.readPayload(e.location) })
+			if err != nil || referenced {
+				proven = false
+				return errStopScan
+			}
+			return nil
+		}, func(from, to int64, problem string) {
+			// A killed writer's torn tail, past the pack's last whole
+			// entry, holds nothing the index could reference.
+			var rec packRecord
+			_, _ = getJSON(txn, packKey(pack), &rec)
+			if !(problem == "cut short" || from >= rec.ValidEnd && rec.ValidEnd > 0) {
+				proven = false
+			}
+		})
+	})
+	if errors.Is(err, errStopScan) {
+		err = nil
+	}
+	return proven, err
+}
+
+var errStopScan = errors.New("stop scan")
+
+// deletePack removes a pack file and then its index record; a crash
+// between leaves a record of a pack that is gone, which the health check
+// takes for lost data: so the record is marked doomed first.
+func (v *Vault) deletePack(pack string) error {
+	if err := v.update(func(txn *badger.Txn) error {
+		return putJSON(txn, packKey(pack), packRecord{State: packDoomed})
+	}); err != nil {
+		return err
+	}
+	if err := os.Remove(v.packPath(pack)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove pack %s: %w", short(pack), err)
+	}
+	return v.update(func(txn *badger.Txn) error { return txn.Delete(packKey(pack)) })
+}
+
+// packDoomed marks a pack being deleted: its file may be there or not.
+const packDoomed = "doomed"
+
+// dropSpentTombstones forgets tombstones whose pruned record's pack is
+// gone: nothing can bring that version back any more.
+func (v *Vault) dropSpentTombstones() error {
+	var spent [][]byte
+	err := v.eachPrefix(prefixTomb, func(k, val []byte) error {
+		var t tombstoneRecord
+		if err := json.Unmarshal(val, &t); err != nil {
+			return err
+		}
+		if _, err := os.Stat(v.packPath(t.RecordPack)); errors.Is(err, fs.ErrNotExist) {
+			spent = append(spent, k)
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	for _, m := range moves {
-		raw, err := v.readRaw(m.id, m.rec)
-		if err != nil {
-			return fmt.Errorf("repack: %w", err)
-		}
-		pack, off, err := v.appendChunk(raw)
-		if err != nil {
-			return err
-		}
-		err = v.update(func(txn *badger.Txn) error {
-			rec, ok, err := getChunk(txn, m.id)
-			if err != nil || !ok {
-				return err
-			}
-			rec.Pack, rec.Offset = pack, off
-			return putJSON(txn, []byte(prefixChunk+m.id), rec)
-		})
-		if err != nil {
+	for _, k := range spent {
+		if err := v.update(func(txn *badger.Txn) error { return txn.Delete(k) }); err != nil {
 			return err
 		}
 	}

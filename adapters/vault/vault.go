@@ -5,20 +5,28 @@
 //
 // Layout:
 //
-//	DIR/vault.json   settings, the wrapped data key, the retention policy
-//	DIR/index/       Badger (encrypted with a key derived from the data key):
-//	                 item versions, chunk reference counts, deletion dates
-//	DIR/data/xx/ID   pack files: encoded chunks appended one after another
+//	DIR/vault.json       settings, the wrapped data key, the retention policy
+//	DIR/vault.copy.json  the same, so that one damaged file loses nothing
+//	DIR/data/xx/ID       pack files: chunks and the records describing every
+//	                     item version, each entry with its own header, so
+//	                     that the index can be rebuilt from them alone
+//	DIR/index/           Badger (encrypted with a key derived from the data
+//	                     key): a cache of what the packs hold, for speed
 //
-// Item content never becomes a path: folder names live only in the index,
-// so a folder called "../../etc" cannot place anything outside DIR.
+// Item content never becomes a path: folder names live only in records and
+// the index, so a folder called "../../etc" cannot place anything outside
+// DIR.
 package vault
 
 import (
+	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -40,9 +48,25 @@ var ErrNotVault = errors.New("not a mailvault storage")
 // ErrLocked means another process has the storage open.
 var ErrLocked = badgerdb.ErrLocked
 
+// ErrIndexDamaged means the index cannot be trusted (damaged, lost, or
+// not matching the packs). The packs are the truth: repair rebuilds the
+// index from them.
+var ErrIndexDamaged = errors.New("the storage's index is damaged")
+
+// ErrStorageDamaged means packs the index references are missing or cut
+// short: some stored data is gone. Nothing is written into such a storage
+// until it is repaired, so that no backup claims to hold what it lost.
+var ErrStorageDamaged = errors.New("the storage is damaged")
+
+// ErrReadOnly is returned by writes to a storage opened for reading.
+var ErrReadOnly = errors.New("the storage is open for reading only")
+
 const (
 	configFile    = "vault.json"
-	formatVersion = 1
+	configCopy    = "vault.copy.json"
+	formatVersion = 2
+	indexDir      = "index"
+	keyEpoch      = "meta/epoch"
 )
 
 // Chunking are the content-defined chunking bounds. Messages smaller than
@@ -73,6 +97,19 @@ type settings struct {
 	Retention   domain.Retention `json:"retention"`
 }
 
+// settingsFile is settings with a checksum of itself: a flipped digit in
+// the chunker polynomial or a key must not go unnoticed.
+type settingsFile struct {
+	settings
+	Checksum string `json:"checksum"`
+}
+
+func (s settings) checksum() string {
+	b, _ := json.Marshal(s)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
 // CreateOptions say how a new storage is made.
 type CreateOptions struct {
 	// Password protects the storage; nil creates an unencrypted one.
@@ -84,20 +121,57 @@ type CreateOptions struct {
 	Retention domain.Retention
 }
 
+// OpenOptions say how an existing storage is opened.
+type OpenOptions struct {
+	Password []byte
+	// RecoveryKey opens the storage instead of the password.
+	RecoveryKey string
+	// ReadOnly opens for reading: nothing in the storage changes, not one
+	// byte (ls, find, export, restore, verify).
+	ReadOnly bool
+	// ForCheck opens a storage whose index is damaged or lost (verify,
+	// repair): the damage is kept in Health instead of failing the open.
+	ForCheck bool
+}
+
 // Vault is an open storage. It is safe for concurrent use.
 type Vault struct {
-	dir   string
-	set   settings
-	db    *badger.DB
-	codec *codec
-	pol   chunker.Pol
-	packs packWriter
+	dir      string
+	set      settings
+	readOnly bool
+	dataKey  []byte       // nil: not encrypted
+	packSize int64        // a pack is sealed when it reaches this size
+	db       *badgerdb.DB // nil when the index could not be opened (ForCheck)
+	codec    *codec
+	pol      chunker.Pol
+	packs    packWriter
+	epoch    string
+	health   Health
+}
+
+// Health is what opening the storage found wrong with it.
+type Health struct {
+	// Settings are problems with vault.json or its copy (one good copy
+	// is enough to open; repair rewrites the other).
+	Settings []string
+	// Index is why the index cannot be trusted ("" when it can).
+	Index string
+	// MissingPacks and CutPacks are packs the index knows that are gone or
+	// shorter than when they were sealed: data was lost.
+	MissingPacks []string
+	CutPacks     []string
+	// UnknownPacks are pack files the index does not know.
+	UnknownPacks []string
 }
 
 // Exists reports whether dir holds a storage.
 func Exists(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, configFile))
-	return err == nil
+	for _, f := range []string{configFile, configCopy} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // Create makes a new storage in dir (which must not hold one) and opens it.
@@ -106,6 +180,9 @@ func Create(dir string, o CreateOptions) (v *Vault, recoveryKey string, err erro
 	if Exists(dir) {
 		return nil, "", fmt.Errorf("create storage %s: a storage exists there already", dir)
 	}
+	if entries, err := os.ReadDir(filepath.Join(dir, "data")); err == nil && len(entries) > 0 {
+		return nil, "", fmt.Errorf("create storage %s: it holds pack files but no settings (vault.json): this is a damaged storage, not an empty directory", dir)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, "", storageErr("create storage", dir, err)
 	}
@@ -113,9 +190,7 @@ func Create(dir string, o CreateOptions) (v *Vault, recoveryKey string, err erro
 	if err != nil {
 		return nil, "", err
 	}
-	id := make([]byte, 8)
-	_, _ = rand.Read(id)
-	s := settings{Format: formatVersion, ID: fmt.Sprintf("%x", id), Created: time.Now().UTC(), Compression: "zstd",
+	s := settings{Format: formatVersion, ID: randomID(8), Created: time.Now().UTC(), Compression: "zstd",
 		Chunking: Chunking{Polynomial: uint64(pol), MinSize: 8 << 10, MaxSize: 512 << 10, AverageBits: 14}, Retention: o.Retention}
 	if o.NoCompression {
 		s.Compression = "none"
@@ -148,58 +223,126 @@ func Create(dir string, o CreateOptions) (v *Vault, recoveryKey string, err erro
 		s.Encryption = &encryption{Cipher: "aes-256-gcm", KDF: kdf, Password: pw, Recovery: &wrappedKey{Nonce: nonce, Box: box}}
 		recoveryKey = printed
 	}
-	if err := writeSettings(dir, s); err != nil {
+	// The index first: a crash before the settings are written leaves a
+	// directory that is not yet a storage, never a storage without index.
+	v = &Vault{dir: dir, set: s, dataKey: dataKey}
+	if err := v.openIndex(dataKey, false, true); err != nil {
 		return nil, "", err
 	}
-	v, err = open(dir, s, dataKey)
-	return v, recoveryKey, err
+	if err := v.update(func(txn *badger.Txn) error { return txn.Set([]byte(keyEpoch), []byte(v.epoch)) }); err != nil {
+		v.Close()
+		return nil, "", storageErr("create storage index", dir, err)
+	}
+	if err := writeSettings(dir, s); err != nil {
+		v.Close()
+		return nil, "", err
+	}
+	return v, recoveryKey, nil
+}
+
+func randomID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // Open opens the storage in dir with its password (nil for an unencrypted
-// storage). A wrong password returns ErrWrongPassword and changes nothing.
+// storage) for reading and writing. A wrong password returns
+// ErrWrongPassword and changes nothing.
 func Open(dir string, password []byte) (*Vault, error) {
-	s, err := readSettings(dir)
-	if err != nil {
-		return nil, err
-	}
-	var dataKey []byte
-	if s.Encryption != nil {
-		if len(password) == 0 {
-			return nil, fmt.Errorf("open storage %s: %w", dir, ErrPasswordRequired)
-		}
-		if dataKey, err = s.Encryption.Password.unwrap(s.Encryption.KDF.derive(password, s.Encryption.Password.Salt)); err != nil {
-			return nil, fmt.Errorf("open storage %s: %w", dir, err)
-		}
-	}
-	return open(dir, s, dataKey)
+	return OpenWith(dir, OpenOptions{Password: password})
 }
 
 // OpenWithRecoveryKey opens an encrypted storage with the key printed when
 // it was created.
 func OpenWithRecoveryKey(dir, recoveryKey string) (*Vault, error) {
-	s, err := readSettings(dir)
-	if err != nil {
-		return nil, err
-	}
-	if s.Encryption == nil || s.Encryption.Recovery == nil {
-		return nil, fmt.Errorf("open storage %s: it has no recovery key", dir)
-	}
-	raw, err := parseRecoveryKey(recoveryKey)
-	if err != nil {
-		return nil, err
-	}
-	dataKey, err := s.Encryption.Recovery.unwrap(recoveryKEK(raw))
-	if err != nil {
-		return nil, fmt.Errorf("open storage %s: wrong recovery key: %w", dir, ErrWrongPassword)
-	}
-	return open(dir, s, dataKey)
+	return OpenWith(dir, OpenOptions{RecoveryKey: recoveryKey})
 }
 
-func open(dir string, s settings, dataKey []byte) (*Vault, error) {
-	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
-		return nil, storageErr("open storage", dir, err)
+// OpenWith opens the storage in dir as o says. A writer refuses a storage
+// whose index or packs are damaged (ErrIndexDamaged, ErrStorageDamaged); a
+// reader refuses a damaged index (it would list less than there is) but
+// reads a storage with missing packs, item by item.
+func OpenWith(dir string, o OpenOptions) (*Vault, error) {
+	s, problems, err := readSettings(dir)
+	if err != nil {
+		return nil, err
 	}
-	bo := badger.DefaultOptions(filepath.Join(dir, "index")).
+	var dataKey []byte
+	if s.Encryption != nil {
+		switch {
+		case o.RecoveryKey != "":
+			if s.Encryption.Recovery == nil {
+				return nil, fmt.Errorf("open storage %s: it has no recovery key", dir)
+			}
+			raw, err := parseRecoveryKey(o.RecoveryKey)
+			if err != nil {
+				return nil, err
+			}
+			if dataKey, err = s.Encryption.Recovery.unwrap(recoveryKEK(raw)); err != nil {
+				return nil, fmt.Errorf("open storage %s: wrong recovery key: %w", dir, ErrWrongPassword)
+			}
+		case len(o.Password) == 0:
+			return nil, fmt.Errorf("open storage %s: %w", dir, ErrPasswordRequired)
+		default:
+			if dataKey, err = s.Encryption.Password.unwrap(s.Encryption.KDF.derive(o.Password, s.Encryption.Password.Salt)); err != nil {
+				return nil, fmt.Errorf("open storage %s: %w", dir, err)
+			}
+		}
+	} else if o.RecoveryKey != "" {
+		return nil, fmt.Errorf("open storage %s: it is not encrypted and has no recovery key", dir)
+	}
+	v := &Vault{dir: dir, set: s, readOnly: o.ReadOnly, dataKey: dataKey}
+	v.health.Settings = problems
+	if err := v.openIndex(dataKey, o.ReadOnly, false); err != nil {
+		if !o.ForCheck || errors.Is(err, ErrLocked) {
+			return nil, err
+		}
+		v.health.Index = err.Error()
+		v.db = nil
+		return v, nil
+	}
+	if err := v.checkHealth(); err != nil {
+		v.Close()
+		return nil, err
+	}
+	h := v.health
+	switch {
+	case o.ForCheck:
+	case h.Index != "":
+		v.Close()
+		return nil, fmt.Errorf("storage %s: %w: %s", dir, ErrIndexDamaged, h.Index)
+	case !o.ReadOnly && (len(h.MissingPacks) > 0 || len(h.CutPacks) > 0):
+		v.Close()
+		return nil, fmt.Errorf("storage %s: %w: %d pack(s) missing, %d cut short; nothing more is written into it until it is repaired", dir, ErrStorageDamaged, len(h.MissingPacks), len(h.CutPacks))
+	}
+	if !o.ReadOnly && h.Index == "" {
+		if err := v.sealLeftoverPacks(); err != nil {
+			v.Close()
+			return nil, storageErr("seal the packs a killed writer left open", dir, err)
+		}
+	}
+	return v, nil
+}
+
+// openIndex opens (create: makes) the index. A read-only open of an index
+// a killed writer left unfinished falls back to a writer's open, which
+// finishes Badger's recovery: nothing of the storage's content changes.
+func (v *Vault) openIndex(dataKey []byte, readOnly, create bool) error {
+	c, err := newCodec(dataKey, v.set.Compression == "zstd")
+	if err != nil {
+		return err
+	}
+	v.codec, v.pol = c, chunker.Pol(v.set.Chunking.Polynomial)
+	dir := filepath.Join(v.dir, indexDir)
+	if !create {
+		if _, err := os.Stat(filepath.Join(dir, "MANIFEST")); errors.Is(err, fs.ErrNotExist) {
+			if _, serr := os.Stat(dir); errors.Is(serr, fs.ErrNotExist) {
+				return fmt.Errorf("storage %s: %w: the index directory is missing", v.dir, ErrIndexDamaged)
+			}
+		}
+	}
+	bo := badger.DefaultOptions(dir).
 		WithLogger(nil).
 		WithMemTableSize(8 << 20).
 		WithNumMemtables(2).
@@ -209,36 +352,126 @@ func open(dir string, s settings, dataKey []byte) (*Vault, error) {
 		WithIndexCacheSize(8 << 20).
 		WithBaseTableSize(2 << 20).
 		WithValueLogFileSize(32 << 20).
-		WithNumCompactors(2)
+		WithNumCompactors(2).
+		WithReadOnly(readOnly)
 	if dataKey != nil {
 		// Badger's own encryption at rest: the index holds folder names,
 		// subjects and senders, so it is sealed like the chunks.
 		bo = bo.WithEncryptionKey(subkey(dataKey, "mailvault index encryption")).WithEncryptionKeyRotationDuration(30 * 24 * time.Hour)
 	}
-	db, err := badgerdb.Open(bo)
-	if err != nil {
-		return nil, fmt.Errorf("open storage %s: index: %w", dir, err)
+	if !readOnly {
+		if err := os.MkdirAll(filepath.Join(v.dir, "data"), 0o700); err != nil {
+			return storageErr("open storage", v.dir, err)
+		}
 	}
-	c, err := newCodec(dataKey, s.Compression == "zstd")
-	if err != nil {
-		db.Close()
-		return nil, err
+	db, err := badgerdb.OpenStrict(bo)
+	if readOnly && errors.Is(err, badgerdb.ErrNotClosedCleanly) {
+		db, err = badgerdb.OpenStrict(bo.WithReadOnly(false))
 	}
-	return &Vault{dir: dir, set: s, db: db, codec: c, pol: chunker.Pol(s.Chunking.Polynomial)}, nil
+	switch {
+	case errors.Is(err, badgerdb.ErrLocked):
+		return fmt.Errorf("open storage %s: %w", v.dir, ErrLocked)
+	case errors.Is(err, badgerdb.ErrDamaged):
+		return fmt.Errorf("storage %s: %w: %v", v.dir, ErrIndexDamaged, err)
+	case err != nil:
+		return storageErr("open storage index", v.dir, err)
+	}
+	v.db = db
+	if create {
+		v.epoch = randomID(8)
+	}
+	return nil
 }
 
-// Close closes the index.
-func (v *Vault) Close() error {
-	perr := v.closePack()
-	v.codec.dec.Close()
-	if err := v.db.Close(); err != nil {
+// checkHealth compares the index with the pack files: the index must have
+// its epoch (an index that lost its files opens empty), know every pack
+// file, and every pack it knows must be there, whole. It reads directory
+// entries and index records, no data.
+func (v *Vault) checkHealth() error {
+	h := &v.health
+	err := v.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get([]byte(keyEpoch))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			h.Index = "it has lost its contents (no epoch record): its files were deleted, replaced or truncated"
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		b, err := it.ValueCopy(nil)
+		v.epoch = string(b)
 		return err
+	})
+	if err != nil {
+		h.Index = err.Error()
+		return nil
+	}
+	files := map[string]int64{}
+	if err := v.eachPackFile(func(pack string, size int64) error {
+		files[pack] = size
+		return nil
+	}); err != nil {
+		return fmt.Errorf("list the packs of %s: %w", v.dir, err)
+	}
+	known := map[string]bool{}
+	err = v.eachPackRecord(func(pack string, rec packRecord) error {
+		known[pack] = true
+		size, ok := files[pack]
+		switch {
+		case rec.State == packDoomed:
+			// Being deleted by a prune that was stopped: nothing references it.
+		case !ok:
+			h.MissingPacks = append(h.MissingPacks, pack)
+		case rec.State == packSealed && size < rec.Size:
+			h.CutPacks = append(h.CutPacks, pack)
+		}
+		return nil
+	})
+	if err != nil {
+		h.Index = err.Error()
+		return nil
+	}
+	for pack := range files {
+		if !known[pack] {
+			h.UnknownPacks = append(h.UnknownPacks, pack)
+		}
+	}
+	if len(h.UnknownPacks) > 0 && h.Index == "" {
+		h.Index = fmt.Sprintf("it does not know %d pack file(s) in data/ (for example %s)", len(h.UnknownPacks), h.UnknownPacks[0])
+	}
+	return nil
+}
+
+// Health is what opening the storage found wrong with it.
+func (v *Vault) Health() Health { return v.health }
+
+// Close closes the index; a writer seals its pack first.
+func (v *Vault) Close() error {
+	var perr error
+	if !v.readOnly && v.db != nil {
+		perr = v.closePack()
+	}
+	if v.codec != nil {
+		v.codec.dec.Close()
+	}
+	if v.db != nil {
+		if err := v.db.Close(); err != nil {
+			return err
+		}
 	}
 	return perr
 }
 
 // Dir is the storage directory.
 func (v *Vault) Dir() string { return v.dir }
+
+// ID is the storage's id, made when it was created.
+func (v *Vault) ID() string { return v.set.ID }
+
+// Generation names the index's generation: a rebuilt or repaired index
+// (which may hold less than before) starts a new one, so the next backup
+// lists every folder again and fetches whatever the storage does not hold.
+func (v *Vault) Generation() string { return v.epoch }
 
 // Encrypted reports whether the storage has a password.
 func (v *Vault) Encrypted() bool { return v.set.Encryption != nil }
@@ -248,6 +481,9 @@ func (v *Vault) Retention() domain.Retention { return v.set.Retention }
 
 // SetRetention records a new retention policy; pruning applies it.
 func (v *Vault) SetRetention(r domain.Retention) error {
+	if v.readOnly {
+		return ErrReadOnly
+	}
 	s := v.set
 	s.Retention = r
 	if err := writeSettings(v.dir, s); err != nil {
@@ -283,51 +519,107 @@ func (v *Vault) ChangePassword(old, next []byte) error {
 	return nil
 }
 
-func readSettings(dir string) (settings, error) {
-	var s settings
-	b, err := os.ReadFile(filepath.Join(dir, configFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return s, fmt.Errorf("%s: %w (no %s)", dir, ErrNotVault, configFile)
+// readSettings reads vault.json, or its copy when it is damaged; problems
+// name what is wrong with either.
+func readSettings(dir string) (settings, []string, error) {
+	var problems []string
+	var good []settings
+	missing := 0
+	for _, name := range []string{configFile, configCopy} {
+		s, err := readSettingsFile(filepath.Join(dir, name))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			missing++
+			problems = append(problems, name+" is missing")
+		case err != nil:
+			problems = append(problems, err.Error())
+		default:
+			good = append(good, s)
+		}
 	}
-	if err != nil {
-		return s, fmt.Errorf("read storage settings: %w", err)
+	switch {
+	case missing == 2:
+		if entries, err := os.ReadDir(filepath.Join(dir, "data")); err == nil && len(entries) > 0 {
+			return settings{}, nil, fmt.Errorf("%s: both %s and %s are missing: the storage's settings (and, if it is encrypted, its key) are gone", dir, configFile, configCopy)
+		}
+		return settings{}, nil, fmt.Errorf("%s: %w (no %s)", dir, ErrNotVault, configFile)
+	case len(good) == 0:
+		return settings{}, nil, fmt.Errorf("%s: the storage's settings are damaged in both copies: %v", dir, problems)
+	case len(good) == 2 && good[0].checksum() != good[1].checksum():
+		// Both check out but differ: a crash between writing the two.
+		// vault.json is written last, so it is the newer.
+		problems = []string{configCopy + " is older than " + configFile + " (a change was interrupted)"}
+	case len(good) == 2:
+		problems = nil
 	}
-	if err := json.Unmarshal(b, &s); err != nil {
-		return s, fmt.Errorf("%s/%s is damaged: %v", dir, configFile, err)
-	}
+	s := good[0]
 	if s.Format != formatVersion {
-		return s, fmt.Errorf("%s: storage format %d is not supported by this mailvault (it reads format %d)", dir, s.Format, formatVersion)
+		return s, nil, fmt.Errorf("%s: storage format %d is not supported by this mailvault (it reads format %d)", dir, s.Format, formatVersion)
 	}
 	if s.Chunking.Polynomial == 0 || s.Chunking.MinSize == 0 || s.Chunking.MaxSize < s.Chunking.MinSize {
-		return s, fmt.Errorf("%s/%s is damaged: bad chunking settings", dir, configFile)
+		return s, nil, fmt.Errorf("%s/%s: bad chunking settings", dir, configFile)
 	}
-	return s, nil
+	return s, problems, nil
 }
 
-// writeSettings replaces vault.json atomically, so that a crash during a
-// password change leaves the old or the new key record, never half of one.
+func readSettingsFile(path string) (settings, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return settings{}, err
+	}
+	var f settingsFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return settings{}, fmt.Errorf("%s is damaged: %v", filepath.Base(path), err)
+	}
+	if f.settings.checksum() != f.Checksum {
+		return settings{}, fmt.Errorf("%s is damaged: its checksum does not match its content", filepath.Base(path))
+	}
+	// Byte for byte as written: even a changed space is damage.
+	if want, err := encodeSettings(f.settings); err != nil || !bytes.Equal(want, b) {
+		return settings{}, fmt.Errorf("%s is damaged: it is not as mailvault wrote it", filepath.Base(path))
+	}
+	return f.settings, nil
+}
+
+// writeSettings replaces the copy, then vault.json, each atomically, so
+// that a crash during a password change leaves at least one whole record
+// of the old or the new key.
 func writeSettings(dir string, s settings) error {
-	b, err := json.MarshalIndent(s, "", "  ")
+	b, err := encodeSettings(s)
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, configFile+".tmp")
+	for _, name := range []string{configCopy, configFile} {
+		if err := writeFileAtomic(filepath.Join(dir, name), b); err != nil {
+			return storageErr("write storage settings", filepath.Join(dir, name), err)
+		}
+	}
+	return nil
+}
+
+func encodeSettings(s settings) ([]byte, error) {
+	b, err := json.MarshalIndent(settingsFile{settings: s, Checksum: s.checksum()}, "", "  ")
+	return append(b, '\n'), err
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return storageErr("write storage settings", tmp, err)
+		return err
 	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
+	if _, err := f.Write(b); err != nil {
 		f.Close()
-		return storageErr("write storage settings", tmp, err)
+		return err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return storageErr("write storage settings", tmp, err)
+		return err
 	}
 	if err := f.Close(); err != nil {
-		return storageErr("write storage settings", tmp, err)
+		return err
 	}
-	return os.Rename(tmp, filepath.Join(dir, configFile))
+	return os.Rename(tmp, path)
 }
 
 func storageErr(op, path string, err error) error {
@@ -340,7 +632,7 @@ func storageErr(op, path string, err error) error {
 // CheckPassword tells whether password opens the storage in dir, without
 // opening its index (which another holder may have open).
 func CheckPassword(dir string, password []byte) error {
-	s, err := readSettings(dir)
+	s, _, err := readSettings(dir)
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ func randomBytes(seed uint64, n int) []byte {
 }
 
 func key(mb, item, ck string) domain.ItemKey {
-	return domain.ItemKey{Mailbox: mb, FolderPath: "Inbox", FolderID: "f1", ItemID: item, ChangeKey: ck, Kind: "mail", Format: domain.FormatMIME}
+	return domain.ItemKey{Source: "graph:t", Mailbox: mb, FolderPath: "Inbox", FolderID: "f1", ItemID: item, ChangeKey: ck, Kind: "mail", Format: domain.FormatMIME}
 }
 
 func TestPutReadDedupAndEncryption(t *testing.T) {
@@ -75,7 +75,7 @@ func TestPutReadDedupAndEncryption(t *testing.T) {
 			if st.Versions != 15 || st.Logical != logical || st.DedupRatio() < 3 {
 				t.Fatalf("stats %+v ratio %.1f", st, st.DedupRatio())
 			}
-			ver, err := v.Lookup(VersionID("b@x", "f1", "i3", "c1"))
+			ver, err := v.Lookup(VersionID("graph:t", "b@x", "f1", "i3", "c1"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -151,11 +151,11 @@ func TestVerifyNamesTheDamagedItem(t *testing.T) {
 			if res, err := v.Verify(true, collect); err != nil || len(problems) != 0 || res.Versions != 20 || res.ChunksRead != 20 {
 				t.Fatalf("clean storage: %+v %v %v", res, problems, err)
 			}
-			victim, _ := v.Lookup(VersionID("a@x", "f1", "i7", "c1"))
+			victim, _ := v.Lookup(VersionID("graph:t", "a@x", "f1", "i7", "c1"))
 			rec, _, _ := v.chunk(victim.Chunks[0])
 			path := v.packPath(rec.Pack)
 			b, _ := os.ReadFile(path)
-			b[rec.Offset+rec.Stored/2] ^= 0x01
+			b[rec.Offset+rec.Length/2] ^= 0x01
 			os.WriteFile(path, b, 0o600)
 			// Without --read-data the file is there, so only reading finds it.
 			if res, _ := v.Verify(false, collect); res.DamagedItems != 0 || len(problems) != 0 {
@@ -165,7 +165,16 @@ func TestVerifyNamesTheDamagedItem(t *testing.T) {
 			if err != nil || res.DamagedItems != 1 || res.DamagedChunks != 1 {
 				t.Fatalf("%+v %v", res, err)
 			}
-			if problems[0].Item == nil || problems[0].Item.ItemID != "i7" || !strings.Contains(problems[1].Problem, "affects 1") {
+			var item, chunk *Problem
+			for i, p := range problems {
+				switch {
+				case p.Item != nil:
+					item = &problems[i]
+				case p.Chunk != "":
+					chunk = &problems[i]
+				}
+			}
+			if item == nil || item.Item.ItemID != "i7" || !item.Lost || chunk == nil || !strings.Contains(chunk.Problem, "affects 1") {
 				t.Fatalf("problems %+v", problems)
 			}
 			if _, err := v.Read(victim); !errors.Is(err, ErrDamaged) {
@@ -202,7 +211,7 @@ func TestPruneFollowsRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	if err := v.MarkDeleted("a@x", "f1", "gone", now.AddDate(0, -2, 0)); err != nil {
+	if err := v.MarkDeleted(key("a@x", "gone", ""), now.AddDate(0, -2, 0)); err != nil {
 		t.Fatal(err)
 	}
 	month := domain.Period{N: 1, Unit: "months"}
@@ -235,7 +244,7 @@ func TestPruneFollowsRetention(t *testing.T) {
 		t.Fatalf("after prune: %v %v", problems, err)
 	}
 	// The shared chunk is still there for "other".
-	other, err := v.Lookup(VersionID("a@x", "f1", "other", "c1"))
+	other, err := v.Lookup(VersionID("graph:t", "a@x", "f1", "other", "c1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,8 +302,32 @@ func TestSettingsDamageAndForeignDirs(t *testing.T) {
 		t.Fatalf("second open: %v", err)
 	}
 	v.Close()
+	// One damaged copy of the settings loses nothing: the other opens the
+	// storage, verify names the damage, repair writes it again.
 	os.WriteFile(filepath.Join(dir, configFile), []byte("{not json"), 0o600)
-	if _, err := Open(dir, nil); err == nil || !strings.Contains(err.Error(), "damaged") {
+	v, err = OpenWith(dir, OpenOptions{ForCheck: true})
+	if err != nil || len(v.Health().Settings) != 1 || !strings.Contains(v.Health().Settings[0], "vault.json is damaged") {
+		t.Fatalf("open with a damaged vault.json: %v %v", err, v.Health())
+	}
+	if res, _ := v.Verify(false, func(Problem) {}); !res.SettingsDamaged || res.Healthy() {
+		t.Fatalf("verify: %+v", res)
+	}
+	if res, err := v.Repair(false, func(Version) error { return nil }); err != nil || !res.SettingsRewritten {
+		t.Fatalf("repair: %+v %v", res, err)
+	}
+	v.Close()
+	if _, problems, err := readSettings(dir); err != nil || len(problems) != 0 {
+		t.Fatalf("after repair: %v %v", problems, err)
+	}
+	// A flipped digit is caught by the checksum.
+	b, _ := os.ReadFile(filepath.Join(dir, configCopy))
+	b[bytes.Index(b, []byte(`"min_size": `))+12] ^= 0x01
+	os.WriteFile(filepath.Join(dir, configCopy), b, 0o600)
+	if _, problems, err := readSettings(dir); err != nil || len(problems) != 1 || !strings.Contains(problems[0], "checksum") {
+		t.Fatalf("flipped digit in the copy: %v %v", problems, err)
+	}
+	os.WriteFile(filepath.Join(dir, configFile), []byte("{not json"), 0o600)
+	if _, err := Open(dir, nil); err == nil || !strings.Contains(err.Error(), "damaged in both copies") {
 		t.Fatal(err)
 	}
 }
@@ -332,13 +365,13 @@ func TestPruneRepacks(t *testing.T) {
 		t.Fatal(err)
 	}
 	var before int64
-	v.eachPack(func(_, _ string, size int64) error { before += size; return nil })
+	v.eachPackFile(func(_ string, size int64) error { before += size; return nil })
 	res, err := v.Prune(time.Now(), false, func(Pruned) error { return nil })
 	if err != nil || res.Versions != 30 || res.Unreferenced != 1 || res.ReclaimedBytes < before/2 {
 		t.Fatalf("prune %+v of %d bytes: %v", res, before, err)
 	}
 	var after int64
-	v.eachPack(func(_, _ string, size int64) error { after += size; return nil })
+	v.eachPackFile(func(_ string, size int64) error { after += size; return nil })
 	if after >= before/2 {
 		t.Fatalf("packs hold %d bytes after prune, %d before", after, before)
 	}

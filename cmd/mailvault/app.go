@@ -66,7 +66,14 @@ func openExistingLog(data string) (*eventlog.Log, error) {
 	if _, err := os.Stat(filepath.Join(data, "log")); err != nil {
 		return nil, &exitError{code: exitErrors, err: fmt.Errorf("no mailvault data in %s (run a backup first, or pass --data)", data)}
 	}
-	return openLog(data)
+	lg, err := openLog(data)
+	if errors.Is(err, eventlog.ErrFull) {
+		// Reading needs no room: open the log read-only.
+		if lg, err = eventlog.Open(eventlog.Options{Dir: filepath.Join(data, "log"), ReadOnly: true}); err != nil {
+			return nil, &exitError{code: exitErrors, err: fmt.Errorf("data directory %s: %w", data, err)}
+		}
+	}
+	return lg, err
 }
 
 func newRunID(now time.Time) string {
@@ -124,6 +131,10 @@ func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
 		o.cfg.Run = newRunID(clock.Now())
 	}
 	o.cfg.SourceName = o.sourceName
+	// What is stored, each folder's cursor and change-tracking state, and
+	// the quarantine belong to this storage and this source.
+	o.cfg.StorageID = store.ID()
+	o.cfg.Scope = projections.Scope(store.ID(), store.Generation(), o.sourceName)
 
 	live := projections.NewReport(o.cfg.Run)
 	var liveMu sync.Mutex
@@ -162,7 +173,7 @@ func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
 		},
 		Source:  o.source,
 		Storage: store,
-		Resume:  projections.Resume{Log: lg},
+		Resume:  projections.Resume{Log: lg, Scope: o.cfg.Scope},
 		Dedup:   lg,
 		Clock:   clock,
 		Log:     logger,

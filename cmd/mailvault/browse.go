@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -40,28 +41,28 @@ func newVerifyCmd(g *globalFlags) *cobra.Command {
 	var access storageAccess
 	var readData bool
 	var format string
-	cmd := &cobra.Command{Use: "verify STORAGE [--read-data]", Short: "Check a storage's index and, with --read-data, every chunk's checksum", Args: cobra.ExactArgs(1),
-		Long: `Check every index entry of the storage: each stored item version references chunks the index
-knows, with matching reference counts, and their files exist. With --read-data, also read every
-chunk, check its authentication tag (encrypted storages) and content hash, and check each item's
-SHA-256. Each damaged item is named with its mailbox, folder and id; each damaged chunk says how
-many item versions it affects. Exit code 1 when anything is damaged.`,
+	cmd := &cobra.Command{Use: "verify STORAGE [--read-data]", Short: "Check a storage: settings, index, packs and, with --read-data, every byte", Args: cobra.ExactArgs(1),
+		Long: `Check the whole storage: both copies of its settings; the index's files (byte for byte against
+the checksums recorded when it was last closed) and its records; that every pack the index knows
+is there and whole and every pack file is known to it; that every entry header of every pack reads,
+and every entry the index references is where it says. With --read-data, also read every entry,
+check its checksum, and decode every chunk (authentication tag and content hash).
+
+Each item whose content is lost is named (mailbox, folder, subject, id); each damaged chunk says
+how many item versions it takes with it. Exit code 1 when anything is damaged: then
+'mailvault repair STORAGE' makes the storage whole again where its data allows, and names what it
+could not keep. verify changes nothing in the storage.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStorage(g, args[0], access, func(v *vault.Vault) error {
+			if err := checkFormat(format, "text", "json"); err != nil {
+				return err
+			}
+			return withStorage(g, args[0], access, storageCheck, func(v *vault.Vault) error {
 				out := cmd.OutOrStdout()
 				var problems []vault.Problem
 				res, err := v.Verify(readData, func(p vault.Problem) {
 					problems = append(problems, p)
-					if format == "json" {
-						return
-					}
-					switch {
-					case p.Item != nil:
-						fmt.Fprintf(out, "DAMAGED item %s  %s/%s  %q (item id %s, version %s): %s\n", p.Item.ID, p.Item.Mailbox, p.Item.FolderPath, p.Item.Subject, p.Item.ItemID, p.Item.ChangeKey, p.Problem)
-					case p.Damage:
-						fmt.Fprintf(out, "DAMAGED chunk %s: %s\n", p.Chunk, p.Problem)
-					default:
-						fmt.Fprintf(out, "note: chunk %s: %s\n", p.Chunk, p.Problem)
+					if format != "json" {
+						writeProblem(out, p)
 					}
 				})
 				if err != nil {
@@ -74,30 +75,49 @@ many item versions it affects. Exit code 1 when anything is damaged.`,
 						return err
 					}
 				} else {
-					what := "index and chunk files"
+					what := "settings, index and pack headers"
 					if readData {
-						what = "index, chunk files and every chunk's data"
+						what = "settings, index, pack headers and every byte of data"
 					}
-					fmt.Fprintf(out, "checked %s: %d item versions, %d chunks (%d read); %d damaged items, %d damaged chunks; %d unreferenced packs, %s unreferenced in packs\n",
-						what, res.Versions, res.Chunks, res.ChunksRead, res.DamagedItems, res.DamagedChunks, res.Unreferenced, projections.HumanBytes(res.UnreferencedBytes))
+					fmt.Fprintf(out, "checked %s: %d item versions, %d chunks (%d read), %d packs; %d damaged items (content lost), %d damaged chunks, %d damaged packs; %d unreferenced packs, %s unreferenced in packs\n",
+						what, res.Versions, res.Chunks, res.ChunksRead, res.Packs, res.DamagedItems, res.DamagedChunks, res.DamagedPacks, res.Unreferenced, projections.HumanBytes(res.UnreferencedBytes))
 				}
-				for _, p := range problems {
-					if p.Damage {
-						return &exitError{code: exitErrors, err: fmt.Errorf("storage %s is damaged: %d items, %d chunks", args[0], res.DamagedItems, res.DamagedChunks)}
-					}
+				if !res.Healthy() {
+					return &exitError{code: exitErrors, err: fmt.Errorf("storage %s is damaged: %d items lost, %d repairable, %d packs damaged, index damaged: %v, settings damaged: %v; run 'mailvault repair %s' (it keeps everything intact and names what it cannot)",
+						args[0], res.DamagedItems, res.RepairableItems, res.DamagedPacks, res.IndexDamaged, res.SettingsDamaged, args[0])}
 				}
 				return nil
 			})
 		}}
 	access.register(cmd.Flags())
-	cmd.Flags().BoolVar(&readData, "read-data", false, "read and check every chunk, not just the index")
+	cmd.Flags().BoolVar(&readData, "read-data", false, "read and check every byte of data, not just the index and headers")
 	cmd.Flags().StringVar(&format, "format", "text", "text or json")
 	return cmd
+}
+
+// writeProblem prints one problem verify found; server-chosen names are
+// escaped.
+func writeProblem(out io.Writer, p vault.Problem) {
+	switch {
+	case p.Item != nil && p.Lost:
+		fmt.Fprintf(out, "LOST item %s  %s/%s  %s (item id %s, version %s): %s\n", p.Item.ID, p.Item.Mailbox, p.Item.FolderPath, strconv.Quote(p.Item.Subject), p.Item.ItemID, p.Item.ChangeKey, p.Problem)
+	case p.Item != nil:
+		fmt.Fprintf(out, "DAMAGED record of item %s  %s/%s  %s: %s\n", p.Item.ID, p.Item.Mailbox, p.Item.FolderPath, strconv.Quote(p.Item.Subject), p.Problem)
+	case !p.Damage:
+		fmt.Fprintf(out, "note: %s%s: %s\n", p.Pack, p.Chunk, p.Problem)
+	case p.File != "":
+		fmt.Fprintf(out, "DAMAGED file %s: %s\n", p.File, p.Problem)
+	case p.Pack != "":
+		fmt.Fprintf(out, "DAMAGED pack %s: %s\n", p.Pack, p.Problem)
+	default:
+		fmt.Fprintf(out, "DAMAGED chunk %s: %s\n", p.Chunk, p.Problem)
+	}
 }
 
 // versionFilter selects stored versions for ls, find, export and restore.
 type versionFilter struct {
 	mailbox, folder   string
+	source            string
 	subject, from     string
 	after, before     string
 	items             []string
@@ -114,6 +134,52 @@ func (f *versionFilter) registerSelection(cmd *cobra.Command) {
 	fl.StringVar(&f.after, "after", "", "only items dated on or after this day or time (2025-06-01 or RFC 3339)")
 	fl.StringVar(&f.before, "before", "", "only items dated before this day or time")
 	fl.StringArrayVar(&f.items, "items", nil, "only these item ids (as ls and find print them; repeatable, or comma-separated)")
+	fl.StringVar(&f.source, "source", "", "only items backed up from this source (as ls prints it: graph:TENANT, ews:URL), when a mailbox was backed up through more than one")
+}
+
+// key names the selection, for an export that continues an interrupted one.
+func (f *versionFilter) key() string {
+	items := make([]string, 0, len(f.itemSet))
+	for id := range f.itemSet {
+		items = append(items, id)
+	}
+	sort.Strings(items)
+	return strings.Join([]string{f.mailbox, f.folder, f.source, f.subject, f.from, f.after, f.before, strings.Join(items, ",")}, "\x00")
+}
+
+// sourcesOf counts the selected items per mailbox and source; a mailbox
+// backed up through two connections is two backups, and restoring or
+// exporting both would give every item twice.
+func sourcesOf(v *vault.Vault, f *versionFilter) (items int, multi map[string][]string, err error) {
+	seen := map[string]map[string]bool{}
+	err = eachLatest(v, f, func(ver vault.Version) error {
+		items++
+		if seen[ver.Mailbox] == nil {
+			seen[ver.Mailbox] = map[string]bool{}
+		}
+		seen[ver.Mailbox][ver.Source] = true
+		return nil
+	})
+	multi = map[string][]string{}
+	for mbx, set := range seen {
+		if len(set) > 1 {
+			for s := range set {
+				multi[mbx] = append(multi[mbx], s)
+			}
+			sort.Strings(multi[mbx])
+		}
+	}
+	return items, multi, err
+}
+
+// ambiguousSources is the usage error for a selection that spans sources.
+func ambiguousSources(multi map[string][]string) error {
+	var parts []string
+	for mbx, srcs := range multi {
+		parts = append(parts, fmt.Sprintf("%s (%s)", mbx, strings.Join(srcs, ", ")))
+	}
+	sort.Strings(parts)
+	return usageErr("the selection holds mailboxes backed up from more than one source: %s; choose one with --source", strings.Join(parts, "; "))
 }
 
 func parseWhen(flag, s string) (time.Time, error) {
@@ -167,6 +233,9 @@ func (f *versionFilter) match(v vault.Version) bool {
 	if f.mailbox != "" && !strings.EqualFold(f.mailbox, v.Mailbox) {
 		return false
 	}
+	if f.source != "" && !strings.EqualFold(f.source, v.Source) {
+		return false
+	}
 	if f.folder != "" && v.FolderPath != f.folder && !strings.HasPrefix(v.FolderPath, f.folder+"/") {
 		return false
 	}
@@ -212,7 +281,7 @@ func eachLatest(v *vault.Vault, f *versionFilter, fn func(vault.Version) error) 
 			}
 			return nil
 		}
-		if latest != nil && (latest.Mailbox != ver.Mailbox || latest.FolderID != ver.FolderID || latest.ItemID != ver.ItemID) {
+		if latest != nil && (latest.Mailbox != ver.Mailbox || latest.Source != ver.Source || latest.FolderID != ver.FolderID || latest.ItemID != ver.ItemID) {
 			if err := flush(); err != nil {
 				return err
 			}
@@ -258,6 +327,7 @@ func writeVersions(out io.Writer, format string, list func(func(vault.Version) e
 // listedVersion is what ls and find print as JSON: no chunk ids.
 type listedVersion struct {
 	ID        string    `json:"id"`
+	Source    string    `json:"source"`
 	Mailbox   string    `json:"mailbox"`
 	Folder    string    `json:"folder"`
 	Kind      string    `json:"kind"`
@@ -273,7 +343,7 @@ type listedVersion struct {
 }
 
 func listed(v vault.Version) listedVersion {
-	return listedVersion{ID: v.ID, Mailbox: v.Mailbox, Folder: v.FolderPath, Kind: v.Kind, Format: v.Format, ItemID: v.ItemID,
+	return listedVersion{ID: v.ID, Source: v.Source, Mailbox: v.Mailbox, Folder: v.FolderPath, Kind: v.Kind, Format: v.Format, ItemID: v.ItemID,
 		ChangeKey: v.ChangeKey, Size: v.Size, Subject: v.Subject, From: v.From, Date: v.Date, StoredAt: v.StoredAt, DeletedAt: v.DeletedAt}
 }
 
@@ -292,7 +362,7 @@ with MAILBOX/FOLDER, the newest version of each item in that folder and its subf
 			if err := f.prepare(); err != nil {
 				return err
 			}
-			return withStorage(g, args[0], access, func(v *vault.Vault) error {
+			return withStorage(g, args[0], access, storageRead, func(v *vault.Vault) error {
 				out := cmd.OutOrStdout()
 				if f.folder == "" {
 					return listGroups(out, v, &f, format)
@@ -364,7 +434,7 @@ func newFindCmd(g *globalFlags) *cobra.Command {
 			if err := f.prepare(); err != nil {
 				return err
 			}
-			return withStorage(g, args[0], access, func(v *vault.Vault) error {
+			return withStorage(g, args[0], access, storageRead, func(v *vault.Vault) error {
 				return writeVersions(cmd.OutOrStdout(), format, func(fn func(vault.Version) error) error { return eachLatest(v, &f, fn) })
 			})
 		}}
@@ -386,12 +456,17 @@ beyond the last N, and items deleted at the source longer ago than the policy ke
 free the chunks nothing references. Every removed version is recorded as an event in the data
 directory's log before it goes; --dry-run lists what would go and changes nothing.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, err := resolveStorage(g, args[0], access)
+			if err != nil {
+				return err
+			}
+			ref.mode = storageWrite
 			lg, err := openLog(g.data)
 			if err != nil {
 				return err
 			}
 			defer releaseLog(lg)
-			return withStorage(g, args[0], access, func(v *vault.Vault) error {
+			return withResolved(ref, func(v *vault.Vault) error {
 				ctx := cmd.Context()
 				now := time.Now().UTC()
 				run := "prune-" + newRunID(now)

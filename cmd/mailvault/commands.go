@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -123,7 +124,8 @@ skipped folders), 1 not finished (errors), 2 usage or configuration error.`,
 				if err != nil {
 					return &exitError{code: exitUsage, err: err}
 				}
-				o.source, o.sourceName = simtenant.NewSource(t, nil), "sim:"+tenant
+				abs, _ := filepath.Abs(tenant)
+				o.source, o.sourceName = simtenant.NewSource(t, nil), domain.SourceIdentity("sim", abs)
 			case "graph":
 				log, err := g.logger()
 				if err != nil {
@@ -133,7 +135,7 @@ skipped folders), 1 not finished (errors), 2 usage or configuration error.`,
 				if err != nil {
 					return err
 				}
-				o.source, o.sourceName = src, "graph:"+gf.tenantID
+				o.source, o.sourceName = src, domain.SourceIdentity("graph", gf.tenantID)
 			case "ews":
 				log, err := g.logger()
 				if err != nil {
@@ -143,7 +145,7 @@ skipped folders), 1 not finished (errors), 2 usage or configuration error.`,
 				if err != nil {
 					return err
 				}
-				o.source, o.sourceName = src, "ews:"+ef.url
+				o.source, o.sourceName = src, domain.SourceIdentity("ews", ef.url)
 				// EWSMaxConcurrency counts the account's requests across
 				// all mailboxes: an app-wide limit.
 				if cfg.Limits.AppMaxInFlight == 0 || cfg.Limits.AppMaxInFlight > ef.maxConcurrency {

@@ -43,6 +43,14 @@ type connectionSpec struct {
 	CACert      string `json:"ca_cert,omitempty"`
 }
 
+// identity is the source identity of the connection's server.
+func (c connectionSpec) identity() string {
+	if c.Type == "ews" {
+		return domain.SourceIdentity("ews", c.EWSURL)
+	}
+	return domain.SourceIdentity(c.Type, c.TenantID)
+}
+
 func actor() string {
 	if u, err := user.Current(); err == nil {
 		return u.Username

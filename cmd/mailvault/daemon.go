@@ -585,7 +585,7 @@ func (d *daemon) cycle(ctx context.Context, name string, job domain.Job, conn co
 			d.mu.Unlock()
 		}
 	}()
-	o := runOptions{source: src, sourceName: conn.Type + ":" + job.Connection, storage: &storageRef{dir: stor.Path, password: storagePassword}, cfg: cfg, progress: "none", format: "json",
+	o := runOptions{source: src, sourceName: conn.identity(), storage: &storageRef{dir: stor.Path, password: storagePassword}, cfg: cfg, progress: "none", format: "json",
 		out: io.Discard, errOut: io.Discard}
 	err = runBackup(ctx, d.g, o)
 	var ee *exitError

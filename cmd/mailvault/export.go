@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,7 +28,10 @@ func newExportCmd(g *globalFlags) *cobra.Command {
   vcf      one vCard file per contacts folder
   zip      a zip file holding mail as EML, calendars as ICS and contacts as VCF
 Folder names are sanitised: nothing is written outside --out, whatever a folder is called.
---out must be a new or empty directory (for zip: a new file).`,
+--out must be a new or empty directory (for zip: a new file). Files are written under temporary
+names and renamed when whole; the same command run again after an interruption continues the
+export in the same directory. Items the storage cannot give back intact are named and left out;
+the exit code is then 3 (finished with warnings).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 && !cmd.Flags().Changed("items") {
 				return usageErr("unexpected arguments %q: item ids follow --items (--items ID1 ID2 ... or --items ID1,ID2)", args)
@@ -41,41 +46,70 @@ Folder names are sanitised: nothing is written outside --out, whatever a folder 
 			if err := checkProgress(progress); err != nil {
 				return err
 			}
-			ex, err := export.New(format, out)
-			if err != nil {
-				return usageErr("%v", err)
+			if !slices.Contains(export.Formats, format) {
+				return usageErr("export format %q: use %s", format, strings.Join(export.Formats, ", "))
 			}
 			started := time.Now()
-			err = withStorage(g, storage, access, func(v *vault.Vault) error {
-				var prog counter
-				if err := eachLatest(v, &f, func(vault.Version) error { prog.total++; return nil }); err != nil {
+			var res export.Result
+			// The storage first: an export refused because the storage is
+			// busy (or forwarded to the daemon that holds it) has created
+			// nothing.
+			err := withStorage(g, storage, access, storageRead, func(v *vault.Vault) error {
+				total, multi, err := sourcesOf(v, &f)
+				if err != nil {
 					return err
 				}
+				if len(multi) > 0 {
+					return ambiguousSources(multi)
+				}
+				ex, err := export.New(format, out, v.ID()+"\x00"+f.key())
+				if err != nil {
+					return usageErr("%v", err)
+				}
+				prog := counter{total: int64(total)}
 				stopProgress := startProgress(progress, cmd.ErrOrStderr(), prog.state)
 				defer stopProgress()
-				return eachLatest(v, &f, func(ver vault.Version) error {
+				err = eachLatest(v, &f, func(ver vault.Version) error {
 					defer prog.add(ver.Size)
+					it := export.Item{ID: ver.ID, Subject: ver.Subject, Mailbox: ver.Mailbox, Folder: ver.FolderPath, FolderID: ver.FolderID,
+						Kind: ver.Kind, Format: ver.Format}
+					if !ex.Wanted(it) || ex.Exported(it) {
+						return nil
+					}
 					content, err := v.Read(ver)
+					if errors.Is(err, vault.ErrDamaged) {
+						ex.Damaged(it, err) // named in the report; the rest goes on
+						return nil
+					}
 					if err != nil {
 						return err
 					}
-					return ex.Add(export.Item{ID: ver.ID, Mailbox: ver.Mailbox, Folder: ver.FolderPath, FolderID: ver.FolderID,
-						Kind: ver.Kind, Format: ver.Format, Content: content})
+					it.Content = content
+					return ex.Add(it)
 				})
+				if err != nil {
+					res = ex.Abort()
+					return err
+				}
+				res, err = ex.Close()
+				return err
 			})
-			res, cerr := ex.Close()
-			if err == nil {
-				err = cerr
-			}
 			if err != nil {
-				return &exitError{code: exitErrors, err: fmt.Errorf("export: %w", err)}
+				var ee *exitError
+				if errors.As(err, &ee) {
+					return err
+				}
+				return &exitError{code: exitErrors, err: fmt.Errorf("export: %w; run the same command again to continue", err)}
 			}
 			elapsed := time.Since(started).Seconds()
 			w := cmd.OutOrStdout()
 			if reportFormat == "json" {
 				enc := json.NewEncoder(w)
 				enc.SetIndent("", "  ")
-				return enc.Encode(res)
+				if err := enc.Encode(res); err != nil {
+					return err
+				}
+				return damagedExit(len(res.Damaged))
 			}
 			n := res.Messages + res.Events + res.Contacts
 			fmt.Fprintf(w, "exported %d messages, %d events, %d contacts as %s into %s (%d files, %s, %.0f items/s)\n",
@@ -83,11 +117,17 @@ Folder names are sanitised: nothing is written outside --out, whatever a folder 
 			for _, reason := range res.SkipReasons() {
 				fmt.Fprintf(w, "  left out: %d %s\n", res.Skipped[reason], reason)
 			}
+			if res.Resumed > 0 {
+				fmt.Fprintf(w, "  %d items were exported already by an interrupted export into %s\n", res.Resumed, out)
+			}
 			if len(res.Failed) > 0 {
 				shown := res.Failed[:min(len(res.Failed), 10)]
 				fmt.Fprintf(w, "  could not convert (first %d; --report json lists up to 100):\n    %s\n", len(shown), strings.Join(shown, "\n    "))
 			}
-			return nil
+			if len(res.Damaged) > 0 {
+				fmt.Fprintf(w, "  damaged in the storage, not exported (%d; run mailvault verify %s --read-data):\n    %s\n", len(res.Damaged), storage, strings.Join(res.Damaged, "\n    "))
+			}
+			return damagedExit(len(res.Damaged))
 		}}
 	access.register(cmd.Flags())
 	f.registerSelection(cmd)
@@ -97,4 +137,13 @@ Folder names are sanitised: nothing is written outside --out, whatever a folder 
 	cmd.Flags().StringVar(&reportFormat, "report", "text", "summary format: text or json")
 	cmd.Flags().StringVar(&progress, "progress", "auto", "progress display: auto, bar, plain, none")
 	return cmd
+}
+
+// damagedExit is the exit of a restore or export that left out damaged
+// items: finished, with warnings.
+func damagedExit(damaged int) error {
+	if damaged > 0 {
+		return &exitError{code: exitWarnings}
+	}
+	return nil
 }

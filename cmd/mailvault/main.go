@@ -12,6 +12,9 @@ import (
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/mailvault/mailvault/adapters/eventlog"
+	"github.com/mailvault/mailvault/adapters/vault"
 )
 
 // Exit codes are a contract: 0 finished, 3 finished with warnings, 1 not
@@ -60,6 +63,9 @@ func main() {
 	if errors.As(err, &ee) {
 		if ee.err != nil && ee.err.Error() != "" {
 			fmt.Fprintln(os.Stderr, "mailvault:", ee.err)
+			if hint := advice(ee.err); hint != "" {
+				fmt.Fprintln(os.Stderr, "mailvault:", hint)
+			}
 		}
 		os.Exit(ee.code)
 	}
@@ -87,6 +93,19 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().BoolVar(&g.logJSON, "log-json", false, "write logs as JSON lines")
 	root.AddCommand(newBackupCmd(g), newDemoCmd(g), newRunsCmd(g), newReplayCmd(g), newReportCmd(g), newQuarantineCmd(g), newSimCmd(g),
 		newStorageCmd(g), newConnectionCmd(g), newJobCmd(g), newDaemonCmd(g),
-		newVerifyCmd(g), newLsCmd(g), newFindCmd(g), newPruneCmd(g), newExportCmd(g), newRestoreCmd(g), newAlertsCmd(g))
+		newVerifyCmd(g), newRepairCmd(g), newLsCmd(g), newFindCmd(g), newPruneCmd(g), newExportCmd(g), newRestoreCmd(g), newAlertsCmd(g))
 	return root
+}
+
+// advice says what to do about damage an error reports.
+func advice(err error) string {
+	switch {
+	case errors.Is(err, eventlog.ErrDamaged):
+		return "the event log cannot be trusted, so nothing more is written to it: 'mailvault repair log' keeps every record that reads and marks the rest (the storages are not affected)"
+	case errors.Is(err, eventlog.ErrFull):
+		return "nothing was lost: free space on that disk and run the command again; it continues where it stopped"
+	case errors.Is(err, vault.ErrIndexDamaged), errors.Is(err, vault.ErrStorageDamaged):
+		return "'mailvault verify STORAGE --read-data' shows what is affected; 'mailvault repair STORAGE' rebuilds what the packs hold and names what they do not"
+	}
+	return ""
 }

@@ -102,6 +102,7 @@ an item already in the target (found by the restore's mark, its Message-ID or it
 			if err != nil {
 				return err
 			}
+			ref.mode = storageRead
 			v, err := openStorage(ref)
 			if err != nil {
 				return err
@@ -123,10 +124,25 @@ an item already in the target (found by the restore's mark, its Message-ID or it
 			if err := r.Start(fmt.Sprintf("storage %s to %s, collisions %s", v.Dir(), to, collisions)); err != nil {
 				return &exitError{code: exitErrors, err: err}
 			}
-			var prog counter
-			if err := eachLatest(v, &f, func(vault.Version) error { prog.total++; return nil }); err != nil {
+			total, multi, err := sourcesOf(v, &f)
+			if err != nil {
 				return &exitError{code: exitErrors, err: err}
 			}
+			if len(multi) > 0 && f.source == "" {
+				// A mailbox backed up through two connections: restore the
+				// backup made through the server restored to, if there is one.
+				f.source = conn.identity()
+				if total, multi, err = sourcesOf(v, &f); err != nil {
+					return &exitError{code: exitErrors, err: err}
+				}
+				if total == 0 {
+					f.source = ""
+					_, multi, _ = sourcesOf(v, &f)
+					return ambiguousSources(multi)
+				}
+			}
+			var damaged []string
+			prog := counter{total: int64(total)}
 			stopProgress := startProgress(progress, cmd.ErrOrStderr(), prog.state)
 			walkErr := eachLatest(v, &f, func(ver vault.Version) error {
 				defer prog.add(ver.Size)
@@ -134,6 +150,14 @@ an item already in the target (found by the restore's mark, its Message-ID or it
 					return nil
 				}
 				content, err := v.Read(ver)
+				if errors.Is(err, vault.ErrDamaged) {
+					// Recorded as failed (ids only; the subject is printed
+					// here, never logged); everything else is restored, and a
+					// later run tries it again.
+					damaged = append(damaged, fmt.Sprintf("%s %s/%s %q: %v", ver.ID, ver.Mailbox, ver.FolderPath, ver.Subject, err))
+					return r.Fail(pipeline.RestoreItem{VersionID: ver.ID, Mailbox: ver.Mailbox, Folder: ver.FolderPath, ItemID: ver.ItemID,
+						Kind: ver.Kind, Format: ver.Format}, &domain.Failure{Class: domain.ClassDirty, Code: "DamagedInStorage", Message: "the storage cannot give this item back intact (see mailvault verify)"})
+				}
 				if err != nil {
 					return err
 				}
@@ -167,6 +191,9 @@ an item already in the target (found by the restore's mark, its Message-ID or it
 				rep.WriteJSON(cmd.OutOrStdout())
 			} else {
 				rep.WriteText(cmd.OutOrStdout())
+				if len(damaged) > 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "damaged in the storage, not restored (%d; run mailvault verify %s --read-data):\n    %s\n", len(damaged), storage, strings.Join(damaged, "\n    "))
+				}
 			}
 			if rep.Failed > 0 {
 				return &exitError{code: state.ExitCode()}

@@ -58,7 +58,22 @@ var vaultPool = struct {
 type pooledVault struct {
 	v    *vault.Vault
 	refs int
+	mode storageMode
 }
+
+// storageMode is how a command uses a storage.
+type storageMode int
+
+const (
+	// storageWrite backs up, prunes: a damaged storage is refused.
+	storageWrite storageMode = iota
+	// storageRead lists, exports, restores: nothing in the storage changes.
+	storageRead
+	// storageCheck verifies: a damaged index is reported, not refused.
+	storageCheck
+	// storageRepair repairs: alone, writing, whatever the damage.
+	storageRepair
+)
 
 // storageRef is a storage to open: a name from `storage add` or a path.
 type storageRef struct {
@@ -68,6 +83,7 @@ type storageRef struct {
 	// create makes an unencrypted storage at dir when none is there (the
 	// default DATA/storage of plain backups).
 	create bool
+	mode   storageMode
 }
 
 // resolveStorage turns a NAME or a PATH into what opens it.
@@ -111,7 +127,9 @@ func resolveStorage(g *globalFlags, ref string, a storageAccess) (storageRef, er
 	return r, nil
 }
 
-// openStorage opens (or shares) the storage of r.
+// openStorage opens (or shares) the storage of r. A handle open for
+// writing serves readers and checks too; one open for reading cannot be
+// shared by a writer (Badger allows one writer per directory).
 func openStorage(r storageRef) (*vault.Vault, error) {
 	abs, err := filepath.Abs(r.dir)
 	if err != nil {
@@ -120,6 +138,12 @@ func openStorage(r storageRef) (*vault.Vault, error) {
 	vaultPool.Lock()
 	defer vaultPool.Unlock()
 	if p, ok := vaultPool.open[abs]; ok {
+		switch {
+		case r.mode == storageRepair:
+			return nil, &exitError{code: exitErrors, err: fmt.Errorf("storage %s is in use (a job or command has it open): stop it before repairing", r.dir)}
+		case r.mode == storageWrite && p.mode != storageWrite:
+			return nil, &exitError{code: exitErrors, err: fmt.Errorf("storage %s is open for reading by another command; try again when it has finished", r.dir)}
+		}
 		if p.v.Encrypted() && r.recovery == "" {
 			// Shared handles still need the right password.
 			if err := vault.CheckPassword(abs, r.password); err != nil {
@@ -130,18 +154,20 @@ func openStorage(r storageRef) (*vault.Vault, error) {
 		return p.v, nil
 	}
 	var v *vault.Vault
-	switch {
-	case r.recovery != "":
-		v, err = vault.OpenWithRecoveryKey(abs, r.recovery)
-	case r.create && !vault.Exists(abs):
+	if r.create && !vault.Exists(abs) {
 		v, _, err = vault.Create(abs, vault.CreateOptions{})
-	default:
-		v, err = vault.Open(abs, r.password)
+	} else {
+		v, err = vault.OpenWith(abs, vault.OpenOptions{Password: r.password, RecoveryKey: r.recovery,
+			ReadOnly: r.mode == storageRead || r.mode == storageCheck, ForCheck: r.mode == storageCheck || r.mode == storageRepair})
 	}
 	if err != nil {
 		return nil, storageErrExit(err)
 	}
-	vaultPool.open[abs] = &pooledVault{v: v, refs: 1}
+	mode := r.mode
+	if r.create {
+		mode = storageWrite
+	}
+	vaultPool.open[abs] = &pooledVault{v: v, refs: 1, mode: mode}
 	return v, nil
 }
 
@@ -169,11 +195,19 @@ func storageErrExit(err error) error {
 }
 
 // withStorage opens the storage named by ref for one command.
-func withStorage(g *globalFlags, ref string, a storageAccess, fn func(v *vault.Vault) error) error {
+func withStorage(g *globalFlags, ref string, a storageAccess, mode storageMode, fn func(v *vault.Vault) error) error {
 	r, err := resolveStorage(g, ref, a)
 	if err != nil {
 		return err
 	}
+	r.mode = mode
+	return withResolved(r, fn)
+}
+
+// withResolved opens a resolved storage for one command. Commands that
+// also hold the event log resolve first: resolving a storage by name reads
+// the configuration, which is in the log.
+func withResolved(r storageRef, fn func(v *vault.Vault) error) error {
 	v, err := openStorage(r)
 	if err != nil {
 		return err
@@ -299,7 +333,7 @@ secret store, so scheduled jobs can open the storage.`,
 	var statsAccess storageAccess
 	stats := &cobra.Command{Use: "stats NAME|DIR", Short: "Items, versions, bytes and the deduplication saving", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStorage(g, args[0], statsAccess, func(v *vault.Vault) error {
+			return withStorage(g, args[0], statsAccess, storageRead, func(v *vault.Vault) error {
 				st, err := v.Stats()
 				if err != nil {
 					return &exitError{code: exitErrors, err: err}
@@ -322,6 +356,7 @@ secret store, so scheduled jobs can open the storage.`,
 			if err != nil {
 				return err
 			}
+			r.mode = storageRead // the key record changes, not the index
 			v, err := openStorage(r)
 			if err != nil {
 				return err
@@ -347,7 +382,7 @@ secret store, so scheduled jobs can open the storage.`,
 	var retDeleted string
 	retention := &cobra.Command{Use: "retention NAME|DIR [--keep-versions N] [--keep-deleted P|forever]", Short: "Show or set the retention policy that prune applies", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStorage(g, args[0], retAccess, func(v *vault.Vault) error {
+			return withStorage(g, args[0], retAccess, storageWrite, func(v *vault.Vault) error {
 				if cmd.Flags().Changed("keep-versions") || cmd.Flags().Changed("keep-deleted") {
 					cur := v.Retention()
 					if !cmd.Flags().Changed("keep-versions") {
