@@ -1,0 +1,5 @@
+//go:build !race
+
+package badgerdb
+
+const raceEnabled = false
