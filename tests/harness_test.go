@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mailvault/mailvault/adapters/vault"
@@ -50,7 +51,44 @@ type result struct {
 
 func mailvault(t testing.TB, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	return runBinary(t, binary, args...)
+}
+
+var fast struct {
+	sync.Once
+	path string
+	err  error
+}
+
+// fastBinary is mailvault built without the race detector, for the tests
+// that run it a hundred times over data (fault injection, kill loops):
+// under the detector each start alone costs a second, and what those loops
+// exercise is the storage's and the log's files, not concurrency, which the
+// other tests run under the detector.
+func fastBinary(t testing.TB) string {
+	t.Helper()
+	if !raceEnabled {
+		return binary
+	}
+	fast.Do(func() {
+		fast.path = binary + "-fast"
+		build := exec.Command("go", "build", "-o", fast.path, "../cmd/mailvault")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		fast.err = build.Run()
+	})
+	mustf(t, fast.err == nil, "build mailvault without the race detector: %v", fast.err)
+	return fast.path
+}
+
+// mailvaultFast runs the binary fastBinary builds.
+func mailvaultFast(t testing.TB, args ...string) result {
+	t.Helper()
+	return runBinary(t, fastBinary(t), args...)
+}
+
+func runBinary(t testing.TB, bin string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

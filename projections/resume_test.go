@@ -1,0 +1,61 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/mailvault/mailvault/adapters/eventlog"
+	"github.com/mailvault/mailvault/domain"
+)
+
+// The resume state is kept per scope: what one storage and source stored,
+// quarantined and listed is invisible to another storage, to another
+// source, and (cursors and change tracking only) to the same storage's next
+// index generation.
+func TestResumeStateIsKeptPerScope(t *testing.T) {
+	lg, err := eventlog.Open(eventlog.Options{InMemory: true, Hooks: []eventlog.Hook{ResumeHook}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Close()
+	scope := Scope("store-a", "gen1", "graph:t")
+	events := []domain.Event{
+		{Type: domain.RunStarted, ID: "1", Run: "r1", Config: &domain.RunConfig{Scope: scope}},
+		{Type: domain.ItemStored, ID: "2", Run: "r1", Mailbox: "m", FolderID: "f", ItemID: "i", ChangeKey: "ck", Pass: "r1"},
+		{Type: domain.ItemQuarantined, ID: "3", Run: "r1", Mailbox: "m", FolderID: "f", ItemID: "q", Code: "ErrorCorruptData"},
+		{Type: domain.FolderCompleted, ID: "4", Run: "r1", Mailbox: "m", FolderID: "f", SyncToken: "delta"},
+	}
+	var recs []eventlog.Record
+	for _, ev := range events {
+		ev.Time = time.Now()
+		b, _ := json.Marshal(ev)
+		recs = append(recs, eventlog.Record{Topic: "t", UUID: ev.ID, Payload: b, Metadata: map[string]string{eventlog.MetaType: string(ev.Type), eventlog.MetaRun: ev.Run}})
+	}
+	if _, err := lg.Append(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	type view struct{ stored, quarantined, synced bool }
+	look := func(scope string) view {
+		r := Resume{Log: lg, Scope: scope}
+		_, st, _ := r.Stored("m", "f", "i")
+		_, q, _ := r.Quarantined("m", "f", "q")
+		_, sy, _ := r.SyncToken("m", "f")
+		return view{st, q, sy}
+	}
+	for _, c := range []struct {
+		name  string
+		scope string
+		want  view
+	}{
+		{"same scope", scope, view{true, true, true}},
+		{"another storage", Scope("store-b", "gen1", "graph:t"), view{}},
+		{"another source", Scope("store-a", "gen1", "ews:https://x"), view{}},
+		{"a repaired index", Scope("store-a", "gen2", "graph:t"), view{stored: true, quarantined: true}},
+	} {
+		if got := look(c.scope); got != c.want {
+			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
+		}
+	}
+}
