@@ -25,7 +25,7 @@ const testKeys = 20000
 
 // fill writes testKeys keys, half with values in the value log, and closes
 // the database cleanly.
-func fill(t *testing.T, dir string, key []byte) {
+func fill(t testing.TB, dir string, key []byte) {
 	t.Helper()
 	db, err := Open(testOptions(dir, key))
 	if err != nil {
@@ -222,5 +222,23 @@ func TestOpenMarkAfterAKillAndMissingRecord(t *testing.T) {
 	}
 	if n, err := readAll(dir, nil, false); err != nil || n != testKeys+1 {
 		t.Fatalf("lenient open without a record (an older database): %d %v", n, err)
+	}
+}
+
+// What checking a database's files before opening costs, per MB of files.
+func BenchmarkCheckBeforeOpen(b *testing.B) {
+	dir := b.TempDir()
+	fill(b, dir, nil)
+	var size int64
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		info, _ := e.Info()
+		size += info.Size()
+	}
+	b.SetBytes(size)
+	for range b.N {
+		if _, err := Check(dir, true, false); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -47,8 +47,10 @@ type SalvageResult struct {
 // not be open.
 func Salvage(dir string, hooks []Hook) (SalvageResult, error) {
 	var res SalvageResult
-	if err := badgerdb.ProbeLock(dir); err != nil {
+	if err := badgerdb.ProbeLock(dir); errors.Is(err, badgerdb.ErrLocked) {
 		return res, fmt.Errorf("salvage %s: %w", dir, ErrLocked)
+	} else if err != nil {
+		return res, fmt.Errorf("salvage %s: %w", dir, err)
 	}
 	newDir := filepath.Clean(dir) + ".salvage"
 	if err := os.RemoveAll(newDir); err != nil {
@@ -97,7 +99,14 @@ func Salvage(dir string, hooks []Hook) (SalvageResult, error) {
 	if err != nil {
 		return res, err
 	}
-	res.OldDir = filepath.Clean(dir) + ".damaged-" + time.Now().UTC().Format("20060102T150405")
+	base := filepath.Clean(dir) + ".damaged-" + time.Now().UTC().Format("20060102T150405")
+	res.OldDir = base
+	for n := 2; ; n++ {
+		if _, err := os.Stat(res.OldDir); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		res.OldDir = fmt.Sprintf("%s-%d", base, n)
+	}
 	if err := os.Rename(dir, res.OldDir); err != nil {
 		return res, fmt.Errorf("set the damaged log aside: %w", err)
 	}

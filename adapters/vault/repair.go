@@ -127,7 +127,14 @@ func (v *Vault) rebuildIndex() (string, error) {
 	dir := filepath.Join(v.dir, indexDir)
 	old := ""
 	if _, err := os.Stat(dir); err == nil {
-		old = filepath.Join(v.dir, "index.damaged-"+time.Now().UTC().Format("20060102T150405"))
+		base := filepath.Join(v.dir, "index.damaged-"+time.Now().UTC().Format("20060102T150405"))
+		old = base
+		for n := 2; ; n++ {
+			if _, err := os.Stat(old); errors.Is(err, fs.ErrNotExist) {
+				break
+			}
+			old = fmt.Sprintf("%s-%d", base, n)
+		}
 		if err := os.Rename(dir, old); err != nil {
 			return "", fmt.Errorf("set the damaged index aside: %w", err)
 		}

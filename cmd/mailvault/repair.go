@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mailvault/mailvault/adapters/badgerdb"
 	"github.com/mailvault/mailvault/adapters/eventlog"
 	"github.com/mailvault/mailvault/adapters/vault"
 	"github.com/mailvault/mailvault/domain"
@@ -61,6 +63,12 @@ The damaged log is kept beside the new one (DATA/log.damaged-TIME). The storages
 the backups in them are whole; at worst the next backup lists some folders again.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir := filepath.Join(g.data, "log")
+			if _, err := os.Stat(dir); err != nil {
+				return &exitError{code: exitErrors, err: fmt.Errorf("no mailvault data in %s (pass --data)", g.data)}
+			}
+			if dh := findDaemon(g.data); dh != nil && badgerdb.ProbeLock(dir) != nil {
+				return &exitError{code: exitErrors, err: fmt.Errorf("the daemon holds %s: stop it before repairing its event log", g.data)}
+			}
 			res, err := eventlog.Salvage(dir, []eventlog.Hook{projections.ResumeHook})
 			if errors.Is(err, eventlog.ErrLocked) {
 				return &exitError{code: exitErrors, err: fmt.Errorf("the event log in %s is in use (a daemon or a backup holds it): stop it first", g.data)}
