@@ -62,15 +62,20 @@ func TestCrashSafetyUnderSIGKILL(t *testing.T) {
 	data := filepath.Join(dir, "data")
 	rng := rand.New(rand.NewSource(20261201))
 	kills, killedRuns, finishedRuns := 0, 0, 0
-	for attempt := 0; kills < 12 && attempt < 40; attempt++ {
-		cmd := exec.Command(binary, "backup", "--tenant", tenant, "--data", data, "--batch-size", "40",
+	// The kill lands base plus a random delay after the start. On a slow,
+	// busy machine starting up takes longer: a kill that lands before the
+	// run was recorded moves base later, so the loop adapts to the machine
+	// instead of assuming its pace.
+	base := 30 * time.Millisecond
+	for attempt := 0; killedRuns < 10 && attempt < 60; attempt++ {
+		cmd := exec.Command(fastBinary(t), "backup", "--tenant", tenant, "--data", data, "--batch-size", "40",
 			"--throttle-patience", "1s", "--progress", "none")
 		var errb bytes.Buffer
 		cmd.Stderr = &errb
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		delay := time.Duration(30+rng.Intn(400)) * time.Millisecond
+		delay := base + time.Duration(rng.Intn(400))*time.Millisecond
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		select {
@@ -86,10 +91,14 @@ func TestCrashSafetyUnderSIGKILL(t *testing.T) {
 			kills++
 			// A kill can land before the run is recorded at all; only the
 			// runs that did start must show up as not finished.
+			started := false
 			if _, err := os.Stat(filepath.Join(data, "log")); err == nil {
 				if n := len(listRuns(t, data)); n > killedRuns+finishedRuns {
-					killedRuns = n - finishedRuns
+					killedRuns, started = n-finishedRuns, true
 				}
+			}
+			if !started {
+				base += 150 * time.Millisecond
 			}
 		}
 	}

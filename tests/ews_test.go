@@ -223,9 +223,9 @@ func TestEWSBadPassword(t *testing.T) {
 // a complete backup: the client honours each back-off and retries.
 func TestEWSThrottleShapesAndFaults(t *testing.T) {
 	for _, c := range []struct{ name, extra string }{
-		{"server_busy", "ews: {throttle_shape: server_busy}\nlimits: {concurrency: 4, requests: 6, window: 1s}"},
-		{"http503", "ews: {throttle_shape: http503}\nlimits: {concurrency: 4, requests: 6, window: 1s}"},
-		{"internal_error", "ews: {throttle_shape: internal_error}\nlimits: {concurrency: 4, requests: 6, window: 1s}"},
+		{"server_busy", "ews: {throttle_shape: server_busy}\nlimits: {concurrency: 4, requests: 6, window: 10s}"},
+		{"http503", "ews: {throttle_shape: http503}\nlimits: {concurrency: 4, requests: 6, window: 10s}"},
+		{"internal_error", "ews: {throttle_shape: internal_error}\nlimits: {concurrency: 4, requests: 6, window: 10s}"},
 		{"max_concurrency", "ews: {max_concurrency: 1}"},
 		{"storm", "faults: {storm: {every: 5, length: 2, status: 503}}"},
 		{"drop", "faults: {drop: {every: 7}}"},

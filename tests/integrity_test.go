@@ -247,10 +247,10 @@ mailboxes:
     folders:
       - path: Inbox
         items: %d
-        size: {min: 12KB, max: 28KB}
+        size: {min: 3KB, max: 9KB}
       - path: Small
         items: 150
-        size: {min: 12KB, max: 28KB}
+        size: {min: 3KB, max: 9KB}
 `, items-150))
 	data := filepath.Join(dir, "data")
 	master := filepath.Join(dir, "master")

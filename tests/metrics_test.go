@@ -25,17 +25,19 @@ mailboxes:
         items: 120
         dirty: [7, 60]
         dirty_mode: item
+        size: {min: 1KB, max: 4KB}
       - path: Calendar
         kind: calendar
         items: 60
-        throttle: {items: 30, window: 1s}
+        throttle: {items: 30, window: 3s}
+        size: {min: 1KB, max: 2KB}
 `)
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	run := jobSetup(t, sim, dir, "once", "--mailbox", "mia@contoso.test", "--one-time")
 	d := startDaemon(t, data)
 	mustf(t, run("job", "start", "once").code == 0, "job start")
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for !strings.Contains(run("job", "list").stdout, "finished") {
 		mustf(t, time.Now().Before(deadline), "the job did not finish: %s", run("job", "list").stdout)
 		time.Sleep(100 * time.Millisecond)

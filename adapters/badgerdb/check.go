@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/pb"
 	"github.com/dgraph-io/badger/v4/y"
 	"google.golang.org/protobuf/proto"
@@ -137,26 +138,66 @@ func check(dir string, deep, values, encrypted, strict bool) (*sums, error) {
 			}
 		}
 	}
-	tables := 0
+	var tables []string
 	for _, name := range names {
 		if strings.HasSuffix(name, ".sst") {
-			tables++
+			tables = append(tables, name)
+		}
+	}
+	_, haveManifest := files["MANIFEST"]
+	if len(tables) > 0 && !haveManifest {
+		return nil, damaged("MANIFEST", fmt.Sprintf("is missing; it names which of the %d tables hold data", len(tables)))
+	}
+	if haveManifest {
+		referenced, err := manifestTables(dir)
+		if err != nil {
+			return nil, damaged("MANIFEST", "does not read: "+err.Error())
+		}
+		for id := range referenced {
+			name := fmt.Sprintf("%06d.sst", id)
+			if _, ok := files[name]; !ok {
+				return nil, damaged(name, "is missing (the MANIFEST names it as holding data)")
+			}
+		}
+		for _, name := range tables {
+			var id uint64
+			_, scanErr := fmt.Sscanf(name, "%06d.sst", &id)
+			if _, ok := referenced[id]; scanErr == nil && !ok && (s == nil || s.Open) {
+				// A table a killed writer had not finished: the MANIFEST
+				// never named it, and Badger deletes it at the next open.
+				continue
+			}
 			if err := checkTable(filepath.Join(dir, name), files[name].Size()); err != nil {
 				return nil, damaged(name, err.Error())
 			}
 		}
-	}
-	if tables > 0 {
-		if _, ok := files["MANIFEST"]; !ok {
-			return nil, damaged("MANIFEST", fmt.Sprintf("is missing; it names which of the %d tables hold data", tables))
-		}
-		if encrypted {
+		if encrypted && len(tables) > 0 {
 			if _, ok := files["KEYREGISTRY"]; !ok {
 				return nil, damaged("KEYREGISTRY", "is missing; it holds the keys the tables are encrypted with")
 			}
 		}
 	}
 	return s, nil
+}
+
+// manifestTables are the ids of the tables Badger's MANIFEST says hold
+// data. A change set cut short at the end (a killed writer) is ignored, as
+// Badger does.
+func manifestTables(dir string) (map[uint64]struct{}, error) {
+	f, err := os.Open(filepath.Join(dir, "MANIFEST"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m, _, err := badger.ReplayManifestFile(f, 0, badger.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		return nil, err
+	}
+	ids := make(map[uint64]struct{}, len(m.Tables))
+	for id := range m.Tables {
+		ids[id] = struct{}{}
+	}
+	return ids, nil
 }
 
 func readSums(dir string) (*sums, error) {

@@ -225,6 +225,53 @@ func TestOpenMarkAfterAKillAndMissingRecord(t *testing.T) {
 	}
 }
 
+// A writer killed while writing a table leaves it half written and not
+// named by the MANIFEST: the next open ignores it (Badger deletes it) and
+// loses nothing. A table the MANIFEST names that is gone is damage.
+func TestUnfinishedTableOfAKilledWriter(t *testing.T) {
+	dir := t.TempDir()
+	fill(t, dir, nil)
+	db, err := Open(testOptions(dir, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.DB.Close() // as after a kill: the record stays marked open
+	orphan := filepath.Join(dir, "099999.sst")
+	if err := os.WriteFile(orphan, make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Check(dir, true, false); err != nil {
+		t.Fatalf("check with an unfinished table: %v", err)
+	}
+	if n, err := readAll(dir, nil, false); err != nil || n != testKeys {
+		t.Fatalf("open with an unfinished table: %d %v", n, err)
+	}
+	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
+		t.Fatalf("the unfinished table is still there: %v", err)
+	}
+
+	db, err = Open(testOptions(dir, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.DB.Close()
+	var named string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if filepath.Ext(e.Name()) == ".sst" {
+			named = e.Name()
+		}
+	}
+	if named == "" {
+		t.Fatal("the database has no table")
+	}
+	os.Remove(filepath.Join(dir, named))
+	var de *DamagedError
+	if _, err := Check(dir, false, false); !errors.As(err, &de) || de.File != named {
+		t.Fatalf("a named table removed: %v", err)
+	}
+}
+
 // What checking a database's files before opening costs, per MB of files.
 func BenchmarkCheckBeforeOpen(b *testing.B) {
 	dir := b.TempDir()
