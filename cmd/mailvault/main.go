@@ -93,7 +93,8 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().BoolVar(&g.logJSON, "log-json", false, "write logs as JSON lines")
 	root.AddCommand(newBackupCmd(g), newDemoCmd(g), newRunsCmd(g), newReplayCmd(g), newReportCmd(g), newQuarantineCmd(g), newSimCmd(g),
 		newStorageCmd(g), newConnectionCmd(g), newJobCmd(g), newDaemonCmd(g),
-		newVerifyCmd(g), newRepairCmd(g), newLsCmd(g), newFindCmd(g), newPruneCmd(g), newExportCmd(g), newRestoreCmd(g), newAlertsCmd(g))
+		newVerifyCmd(g), newRepairCmd(g), newLsCmd(g), newFindCmd(g), newPruneCmd(g), newExportCmd(g), newRestoreCmd(g), newAlertsCmd(g), newVersionCmd())
+	refuseUnknownSubcommands(root)
 	return root
 }
 
