@@ -47,12 +47,15 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print mailvault's version, the commit it was built from, and the Go version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkFormat(format, "text", "json"); err != nil {
+				return err
+			}
 			v := currentVersion()
 			switch format {
 			case "json":
 				b, _ := json.Marshal(v)
 				fmt.Fprintln(cmd.OutOrStdout(), string(b))
-			case "text":
+			default:
 				line := "mailvault " + v.Version
 				if v.Revision != "" {
 					line += " (" + v.Revision
@@ -62,8 +65,6 @@ func newVersionCmd() *cobra.Command {
 					line += ")"
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), line+" "+v.Go+" "+v.Platform)
-			default:
-				return usageErr("--format must be text or json, not %q", format)
 			}
 			return nil
 		},

@@ -21,7 +21,7 @@ func TestUnknownSubcommandsAreUsageErrors(t *testing.T) {
 		{[]string{"job"}, exitOK, "Available Commands"},
 		{[]string{"version"}, exitOK, "mailvault "},
 		{[]string{"version", "--format", "json"}, exitOK, `"go":"go`},
-		{[]string{"version", "--format", "yaml"}, exitUsage, "--format must be text or json"},
+		{[]string{"version", "--format", "yaml"}, exitUsage, `--format "yaml": use text, json`},
 	} {
 		root := newRootCmd()
 		var out bytes.Buffer
