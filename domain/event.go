@@ -6,6 +6,8 @@ package domain
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -13,6 +15,25 @@ import (
 // SchemaVersion is written into every event so that later readers can upgrade
 // old histories instead of guessing their shape.
 const SchemaVersion = 1
+
+// ErrFutureSchema marks an event written by a newer mailvault: this one
+// cannot know what it means, so it reads nothing rather than guess.
+var ErrFutureSchema = errors.New("written by a newer mailvault")
+
+// Upgrade brings an event read from the log to the current schema. Events
+// of schema 0 (written before the field existed) mean what schema 1 means;
+// an event of a later schema is ErrFutureSchema. Event types this version
+// does not know are kept as they are: projections ignore them.
+func Upgrade(ev *Event) error {
+	switch {
+	case ev.Schema > SchemaVersion:
+		return fmt.Errorf("event %s (%s) has schema %d, this mailvault reads up to %d: %w; upgrade mailvault to read this log",
+			ev.ID, ev.Type, ev.Schema, SchemaVersion, ErrFutureSchema)
+	case ev.Schema == 0:
+		ev.Schema = 1
+	}
+	return nil
+}
 
 // EventType names what happened. The string values are part of the log format.
 type EventType string

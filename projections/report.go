@@ -34,6 +34,7 @@ type SkippedFolder struct {
 // same code builds it live, event by event, and afterwards from the log.
 type Report struct {
 	RunID            string          `json:"run_id"`
+	Job              string          `json:"job,omitempty"` // "" for a run started by hand
 	State            domain.RunState `json:"state"`
 	Started          time.Time       `json:"started"`
 	Ended            time.Time       `json:"ended"`
@@ -114,6 +115,9 @@ func (r *Report) Apply(ev *domain.Event) {
 	switch ev.Type {
 	case domain.RunStarted:
 		r.Started = ev.Time
+		if ev.Config != nil {
+			r.Job = ev.Config.Job
+		}
 	case domain.RunFinished:
 		r.State = domain.RunState(ev.State)
 		r.Ended = ev.Time
@@ -255,6 +259,9 @@ func Decode(rec eventlog.Record) (domain.Event, error) {
 	}
 	if ev.Type == "" || ev.Run == "" {
 		return ev, &eventlog.CorruptError{Seq: rec.Seq, Key: []byte(fmt.Sprintf("e/%d", rec.Seq)), Err: fmt.Errorf("not a mailvault event")}
+	}
+	if err := domain.Upgrade(&ev); err != nil {
+		return ev, fmt.Errorf("event log entry %d: %w", rec.Seq, err)
 	}
 	return ev, nil
 }

@@ -22,9 +22,9 @@ func RestoredByJob(l *eventlog.Log) (map[string]int, error) {
 	seen := map[string]bool{}
 	out := map[string]int{}
 	err := l.Scan(eventlog.Topic(RestoreTopic), 0, func(rec eventlog.Record) error {
-		var ev domain.Event
-		if err := json.Unmarshal(rec.Payload, &ev); err != nil {
-			return fmt.Errorf("event log entry %d is corrupt: %w", rec.Seq, err)
+		ev, err := Decode(rec)
+		if err != nil {
+			return err
 		}
 		switch {
 		case ev.Type == domain.RestoreStarted && ev.Config != nil && ev.Config.Job != "":
@@ -169,9 +169,9 @@ func (r *RestoreReport) Apply(ev *domain.Event) {
 func LoadRestore(l *eventlog.Log, run string) (r *RestoreReport, found bool, err error) {
 	r = NewRestoreReport(run)
 	err = l.Scan(eventlog.Run(run), 0, func(rec eventlog.Record) error {
-		var ev domain.Event
-		if err := json.Unmarshal(rec.Payload, &ev); err != nil {
-			return fmt.Errorf("event log entry %d is corrupt: %w", rec.Seq, err)
+		ev, err := Decode(rec)
+		if err != nil {
+			return err
 		}
 		r.Apply(&ev)
 		return nil

@@ -110,9 +110,9 @@ func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
 	if !relevant[rec.Metadata[eventlog.MetaType]] {
 		return nil
 	}
-	var ev domain.Event
-	if err := json.Unmarshal(rec.Payload, &ev); err != nil {
-		return fmt.Errorf("resume index: event %d: %w", rec.Seq, err)
+	ev, err := Decode(*rec)
+	if err != nil {
+		return fmt.Errorf("resume index: %w", err)
 	}
 	if ev.Type == domain.RunStarted {
 		scope := ""

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+	"time"
 
 	"github.com/mailvault/mailvault/adapters/eventlog"
 	"github.com/mailvault/mailvault/domain"
@@ -13,6 +14,7 @@ import (
 // RunSummary is one row of 'mailvault runs'.
 type RunSummary struct {
 	RunID            string  `json:"run_id"`
+	Job              string  `json:"job"` // "" for a run started by hand
 	State            string  `json:"state"`
 	Started          string  `json:"started"`
 	DurationS        float64 `json:"duration_s"`
@@ -37,7 +39,7 @@ func ListRuns(log *eventlog.Log) ([]RunSummary, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, RunSummary{RunID: id, State: string(r.State), Started: r.Started.UTC().Format("2006-01-02 15:04:05"),
+		out = append(out, RunSummary{RunID: id, Job: r.Job, State: string(r.State), Started: r.Started.UTC().Format("2006-01-02 15:04:05"),
 			DurationS: r.DurationS, ItemsScanned: r.ItemsScanned, ItemsStored: r.ItemsStored,
 			ItemsQuarantined: r.ItemsQuarantined, Requests: r.Requests, FoldersSkipped: r.FoldersSkipped})
 	}
@@ -47,9 +49,13 @@ func ListRuns(log *eventlog.Log) ([]RunSummary, error) {
 // WriteRunsText writes the runs as a table.
 func WriteRunsText(w io.Writer, runs []RunSummary) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tSTARTED (UTC)\tSTATE\tSCANNED\tSTORED\tQUARANTINED\tREQUESTS\tSKIPPED\tDURATION")
+	fmt.Fprintln(tw, "RUN\tJOB\tSTARTED (UTC)\tSTATE\tSCANNED\tSTORED\tQUARANTINED\tREQUESTS\tSKIPPED\tDURATION")
 	for _, r := range runs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%.1fs\n", r.RunID, r.Started, r.State, r.ItemsScanned, r.ItemsStored, r.ItemsQuarantined, r.Requests, r.FoldersSkipped, r.DurationS)
+		job := r.Job
+		if job == "" {
+			job = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%.1fs\n", r.RunID, job, r.Started, r.State, r.ItemsScanned, r.ItemsStored, r.ItemsQuarantined, r.Requests, r.FoldersSkipped, r.DurationS)
 	}
 	return tw.Flush()
 }
@@ -83,4 +89,48 @@ func WriteQuarantineJSON(w io.Writer, items []domain.QuarantineRecord) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(items)
+}
+
+// JobHistory is what a job's cycles did, rebuilt from the log: the daemon
+// starts from it, so a restart keeps each job's counters and last cycle.
+type JobHistory struct {
+	Cycles       int
+	ItemsStored  int
+	ItemsScanned int
+	LastRun      string
+	LastState    domain.RunState
+	LastEnded    time.Time
+	LastSpeed    float64 // items/s of the last cycle
+}
+
+// JobHistories rebuilds every job's history from its runs (runs started by
+// hand belong to no job and are left out).
+func JobHistories(log *eventlog.Log) (map[string]JobHistory, error) {
+	ids, err := Resume{Log: log}.RunIDs()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]JobHistory{}
+	for _, id := range ids {
+		r, err := BuildReport(log, id)
+		if err != nil {
+			return nil, err
+		}
+		if r.Job == "" {
+			continue
+		}
+		h := out[r.Job]
+		h.Cycles++
+		h.ItemsStored += r.ItemsStored
+		h.ItemsScanned += r.ItemsScanned
+		ended := r.Ended
+		if ended.IsZero() { // killed: its last event is its end
+			ended = r.Started.Add(time.Duration(r.DurationS * float64(time.Second)))
+		}
+		if !ended.Before(h.LastEnded) {
+			h.LastRun, h.LastState, h.LastEnded, h.LastSpeed = id, r.State, ended, r.ItemsPerS
+		}
+		out[r.Job] = h
+	}
+	return out, nil
 }

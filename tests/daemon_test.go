@@ -115,7 +115,14 @@ mailboxes:
 	waitRuns(n + 2)
 	must(run("job", "stop", "loop"), "job stop")
 	list := run("job", "list")
-	mustf(t, strings.Contains(list.stdout, "inactive") && strings.Contains(list.stdout, "cycles "), "job list after stop: %s", list.stdout)
+	mustf(t, strings.Contains(list.stdout, "inactive") && strings.Contains(list.stdout, "CYCLES"), "job list after stop: %s", list.stdout)
+	// The counters carry over the restart: they are rebuilt from the log.
+	loop := jobsListed(t, run("job", "list", "--format", "json").stdout)["loop"]
+	mustf(t, loop.State == "inactive" && loop.Cycles >= n+2 && loop.ItemsStored >= 300+1500+10 && loop.LastCycle != nil,
+		"job list --format json after the restart and a stop: %+v, want at least %d cycles", loop, n+2)
+	for _, r := range listRuns(t, data) {
+		mustf(t, r.Job == "loop", "run %s listed with job %q, want loop", r.RunID, r.Job)
+	}
 	must(run("job", "edit", "loop", "--idle", "00:00:02"), "editing the stopped job")
 
 	_, stored = finished()
@@ -142,8 +149,8 @@ mailboxes:
 		ids = append(ids, v.ID)
 	}
 	must(run("restore", "--storage", "nas", "--to", "online", "--items", strings.Join(ids, ","), "--collisions", "copy", "--into-folder", "Restored"), "restore")
-	list = run("job", "list")
-	mustf(t, strings.Contains(list.stdout, "restored 3"), "job list after a restore of 3 items: %s", list.stdout)
+	loop = jobsListed(t, run("job", "list", "--format", "json").stdout)["loop"]
+	mustf(t, loop.ItemsRestored == 3, "job list after a restore of 3 items: %+v", loop)
 
 	// SIGTERM: the daemon stops cleanly and gives the data directory back.
 	d.cmd.Process.Signal(syscall.SIGTERM)
@@ -172,7 +179,7 @@ func TestDaemonOneTimeJob(t *testing.T) {
 	res := run("job", "start", "once")
 	mustf(t, res.code == 0, "job start: %s", res.stderr)
 	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(run("job", "list").stdout, "\tfinished\t") {
+	for jobsListed(t, run("job", "list", "--format", "json").stdout)["once"].State != "finished" {
 		mustf(t, time.Now().Before(deadline), "the one-time job did not finish: %s", run("job", "list").stdout)
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -207,4 +214,27 @@ func jobSetup(t testing.TB, sim *graphSim, dir string, job ...string) func(args 
 		mustf(t, res.code == 0, "%v: %s", args, res.stderr)
 	}
 	return run
+}
+
+// listedJob is a job as job list --format json shows it.
+type listedJob struct {
+	State         string     `json:"state"`
+	Cycles        int        `json:"cycles"`
+	ItemsStored   int        `json:"items_stored"`
+	ItemsRestored int        `json:"items_restored"`
+	LastCycle     *time.Time `json:"last_cycle"`
+}
+
+func jobsListed(t *testing.T, out string) map[string]listedJob {
+	t.Helper()
+	var jobs []struct {
+		Name string `json:"name"`
+		listedJob
+	}
+	mustf(t, json.Unmarshal([]byte(out), &jobs) == nil, "job list --format json: %q", out)
+	m := map[string]listedJob{}
+	for _, j := range jobs {
+		m[j.Name] = j.listedJob
+	}
+	return m
 }

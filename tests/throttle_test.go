@@ -9,6 +9,7 @@ import (
 
 type runRow struct {
 	RunID       string `json:"run_id"`
+	Job         string `json:"job"`
 	State       string `json:"state"`
 	ItemsStored int    `json:"items_stored"`
 }

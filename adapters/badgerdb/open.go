@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -45,7 +46,13 @@ type DB struct {
 	dir      string
 	readOnly bool
 	prev     *sums // the checksums found at open, reused for unchanged files
+
+	stopReclaim chan struct{} // nil in memory
+	reclaimDone chan struct{}
 }
+
+// reclaimEvery is how often a database's file mappings are paged out.
+const reclaimEvery = time.Second
 
 // Open checks the files of bo.Dir and opens the database. Damage (a file
 // that is not byte for byte what the last clean close left, a table whose
@@ -111,7 +118,9 @@ func open(bo badger.Options, strict bool) (*DB, error) {
 		}
 		return nil, &DamagedError{Dir: bo.Dir, Problem: "Badger cannot open it: " + firstLine(err.Error())}
 	}
-	return &DB{DB: db, dir: bo.Dir, readOnly: bo.ReadOnly, prev: prev}, nil
+	d := &DB{DB: db, dir: bo.Dir, readOnly: bo.ReadOnly, prev: prev, stopReclaim: make(chan struct{}), reclaimDone: make(chan struct{})}
+	go reclaimMapped(bo.Dir, reclaimEvery, d.stopReclaim, d.reclaimDone)
+	return d, nil
 }
 
 // ErrNotClosedCleanly means a read-only open found work a writer left
@@ -121,7 +130,13 @@ var ErrNotClosedCleanly = errors.New("not closed cleanly: the last writer was ki
 // Close closes the database and, for a writer, records the checksums of
 // its files.
 func (d *DB) Close() error {
-	if err := d.DB.Close(); err != nil {
+	err := d.DB.Close() // flushes the memtable: keep paging out meanwhile
+	if d.stopReclaim != nil {
+		close(d.stopReclaim)
+		<-d.reclaimDone
+		d.stopReclaim = nil
+	}
+	if err != nil {
 		return err
 	}
 	if d.readOnly || d.dir == "" || d.DB.Opts().InMemory {

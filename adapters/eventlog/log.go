@@ -134,6 +134,7 @@ type Log struct {
 	db       *badgerdb.DB
 	dir      string
 	reserve  int64 // free space appends keep on the log's disk
+	space    badgerdb.SpaceGauge
 	readOnly bool
 	hooks    []Hook
 	onCommit func(time.Duration, int)
@@ -144,9 +145,6 @@ type Log struct {
 	appends chan *appendReq
 	done    chan struct{}
 	wg      sync.WaitGroup
-
-	reclaimStop chan struct{}
-	reclaimWG   sync.WaitGroup
 
 	mu        sync.Mutex
 	last      uint64
@@ -227,6 +225,7 @@ func Open(opts Options) (*Log, error) {
 		db:        db,
 		dir:       opts.Dir,
 		reserve:   reserve,
+		space:     badgerdb.SpaceGauge{Dir: opts.Dir, Recheck: 8 << 20},
 		readOnly:  opts.ReadOnly,
 		hooks:     opts.Hooks,
 		onCommit:  opts.OnCommit,
@@ -246,11 +245,6 @@ func Open(opts Options) (*Log, error) {
 	}
 	l.wg.Add(1)
 	go l.appender()
-	l.reclaimStop = make(chan struct{})
-	if !opts.InMemory {
-		l.reclaimWG.Add(1)
-		go l.reclaimMapped(opts.Dir, time.Second)
-	}
 	return l, nil
 }
 
@@ -266,11 +260,7 @@ func (l *Log) Close() error {
 	close(l.done)
 	l.mu.Unlock()
 	l.wg.Wait()
-	// Closing flushes the memtable; keep paging out meanwhile.
-	err := l.db.Close()
-	close(l.reclaimStop)
-	l.reclaimWG.Wait()
-	return err
+	return l.db.Close()
 }
 
 func seqBytes(seq uint64) []byte {
@@ -423,7 +413,17 @@ func (l *Log) commit(group []*appendReq) {
 	var results []appendResult
 	err := l.Damaged()
 	if err == nil && l.dir != "" {
-		err = checkSpace(l.dir, l.reserve)
+		var need int64
+		for _, r := range group {
+			for _, rec := range r.recs {
+				need += int64(len(rec.Payload))
+			}
+		}
+		// Badger writes each record to its value log and memtable, and
+		// later to tables: count three times its size.
+		if free, ok := l.space.Free(3*need, l.reserve); ok && free < l.reserve {
+			err = spaceError(l.dir, free, l.reserve)
+		}
 	}
 	if err != nil {
 		for _, r := range group {
@@ -823,6 +823,10 @@ func checkSpace(dir string, reserve int64) error {
 	if !ok || free >= reserve {
 		return nil
 	}
+	return spaceError(dir, free, reserve)
+}
+
+func spaceError(dir string, free, reserve int64) error {
 	return fmt.Errorf("%w: %s has %.1f MiB free; mailvault keeps %.0f MiB free beside its event log and appends nothing below that (free some space and run again: everything so far is kept)",
 		ErrFull, dir, float64(free)/(1<<20), float64(reserve)/(1<<20))
 }

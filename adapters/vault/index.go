@@ -14,7 +14,6 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/restic/chunker"
 
-	"github.com/mailvault/mailvault/adapters/badgerdb"
 	"github.com/mailvault/mailvault/adapters/itemformat"
 	"github.com/mailvault/mailvault/domain"
 )
@@ -165,7 +164,7 @@ func (v *Vault) Put(k domain.ItemKey, content []byte) (domain.PutResult, error) 
 		res.Existed = ok
 		return res, err
 	}
-	if free, ok := badgerdb.FreeBytes(v.dir); ok && free < MinFree+2*res.Size {
+	if free, ok := v.space.Free(2*res.Size, MinFree); ok && free < MinFree+2*res.Size {
 		// Badger writes its index through memory-mapped files, and a write
 		// into a mapping on a full disk kills the process (SIGBUS) instead
 		// of returning an error: stop while there is room to stop cleanly.
@@ -259,7 +258,7 @@ func (v *Vault) writeRecord(typ entryType, id, name string, rec any) (location, 
 	if err != nil {
 		return location{}, err
 	}
-	raw, err := v.codec.encode(name, b)
+	raw, err := v.codec.encodeRecord(name, b)
 	if err != nil {
 		return location{}, err
 	}

@@ -101,8 +101,20 @@ func (v *Vault) Prune(now time.Time, dryRun bool, fn func(Pruned) error) (PruneR
 		if err := v.repack(&res); err != nil {
 			return res, err
 		}
+		v.collectIndexGarbage()
 	}
 	return res, nil
+}
+
+// collectIndexGarbage gives back the index's value-log space that removed
+// versions held: Badger rewrites a value-log file once at least half of it
+// is garbage. Nothing is lost when it finds nothing to do or stops early.
+func (v *Vault) collectIndexGarbage() {
+	for i := 0; i < 64; i++ {
+		if v.db.RunValueLogGC(0.5) != nil {
+			return
+		}
+	}
 }
 
 // remove deletes one version: a tombstone goes into the current pack first

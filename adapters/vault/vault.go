@@ -147,7 +147,12 @@ type Vault struct {
 	packs    packWriter
 	epoch    string
 	health   Health
+	space    badgerdb.SpaceGauge // free space, read from the disk every spaceRecheck bytes
 }
+
+// spaceRecheck is how much a storage writes between two free-space
+// readings; MinFree leaves room for far more than that.
+const spaceRecheck = 8 << 20
 
 // Health is what opening the storage found wrong with it.
 type Health struct {
@@ -225,7 +230,7 @@ func Create(dir string, o CreateOptions) (v *Vault, recoveryKey string, err erro
 	}
 	// The index first: a crash before the settings are written leaves a
 	// directory that is not yet a storage, never a storage without index.
-	v = &Vault{dir: dir, set: s, dataKey: dataKey}
+	v = &Vault{dir: dir, set: s, dataKey: dataKey, space: badgerdb.SpaceGauge{Dir: dir, Recheck: spaceRecheck}}
 	if err := v.openIndex(dataKey, false, true); err != nil {
 		return nil, "", err
 	}
@@ -292,7 +297,7 @@ func OpenWith(dir string, o OpenOptions) (*Vault, error) {
 	} else if o.RecoveryKey != "" {
 		return nil, fmt.Errorf("open storage %s: it is not encrypted and has no recovery key", dir)
 	}
-	v := &Vault{dir: dir, set: s, readOnly: o.ReadOnly, dataKey: dataKey}
+	v := &Vault{dir: dir, set: s, readOnly: o.ReadOnly, dataKey: dataKey, space: badgerdb.SpaceGauge{Dir: dir, Recheck: spaceRecheck}}
 	v.health.Settings = problems
 	if err := v.openIndex(dataKey, o.ReadOnly, false); err != nil {
 		if !o.ForCheck || errors.Is(err, ErrLocked) {
@@ -351,6 +356,12 @@ func (v *Vault) openIndex(dataKey []byte, readOnly, create bool) error {
 		WithBlockCacheSize(8 << 20).
 		WithIndexCacheSize(8 << 20).
 		WithBaseTableSize(2 << 20).
+		// Key-value separation: a version's record (a few hundred bytes)
+		// goes to the value log once; the LSM tree keeps keys, chunk
+		// reference counts and pointers, so its compactions stay small in
+		// memory and in bytes rewritten however many items are stored.
+		// Prune collects the value log's garbage.
+		WithValueThreshold(256).
 		WithValueLogFileSize(32 << 20).
 		WithNumCompactors(2).
 		WithReadOnly(readOnly)

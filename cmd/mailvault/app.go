@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -28,7 +30,8 @@ func (g *globalFlags) logger() (zerolog.Logger, error) {
 	if err != nil {
 		return zerolog.Nop(), usageErr("--log-level %q: use debug, info, warn or error", g.logLevel)
 	}
-	var w io.Writer = zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly}
+	// Colour only on a terminal: escape codes in a file or a journal are noise.
+	var w io.Writer = zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly, NoColor: !isTerminal(os.Stderr) || os.Getenv("NO_COLOR") != ""}
 	if g.logJSON {
 		w = os.Stderr
 	}
@@ -238,6 +241,28 @@ func writeRunLog(data string, lg *eventlog.Log, run string) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), filepath.Join(dir, run+".csv"))
+}
+
+// listFormats are the formats of every list command.
+var listFormats = []string{"text", "json"}
+
+// writeList prints a list command's rows: a table with a header for
+// people, or a JSON array (never null) of the items for scripts.
+func writeList[T any](w io.Writer, format string, items []T, header []string, row func(T) []string) error {
+	if format == "json" {
+		if items == nil {
+			items = []T{}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(items)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, it := range items {
+		fmt.Fprintln(tw, strings.Join(row(it), "\t"))
+	}
+	return tw.Flush()
 }
 
 func checkFormat(format string, allowed ...string) error {

@@ -163,21 +163,37 @@ func newConnectionCmd(g *globalFlags) *cobra.Command {
 	add.Flags().StringVar(&typ, "type", "", "graph (Exchange Online) or ews (Exchange Server)")
 	gf.register(add)
 	ef.register(add)
+	var listFormat string
 	list := &cobra.Command{Use: "list", Short: "List connections (never their secrets)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkFormat(listFormat, listFormats...); err != nil {
+				return err
+			}
 			return withConfig(g, func(_ *eventlog.Log, c *projections.Config) error {
+				type connectionRow struct {
+					Name     string `json:"name"`
+					Type     string `json:"type"`
+					TenantID string `json:"tenant_id,omitempty"`
+					EWSURL   string `json:"ews_url,omitempty"`
+					Username string `json:"username,omitempty"`
+					Secret   string `json:"secret"`
+				}
+				var rows []connectionRow
 				for _, n := range projections.Names(c.Connections) {
 					var s connectionSpec
 					json.Unmarshal(c.Connections[n], &s)
-					target := s.TenantID
-					if s.Type == "ews" {
-						target = s.EWSURL + " as " + s.Username
-					}
-					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\tsecret: stored encrypted\n", n, s.Type, target)
+					rows = append(rows, connectionRow{Name: n, Type: s.Type, TenantID: s.TenantID, EWSURL: s.EWSURL, Username: s.Username, Secret: "stored encrypted"})
 				}
-				return nil
+				return writeList(cmd.OutOrStdout(), listFormat, rows, []string{"NAME", "TYPE", "TARGET", "SECRET"}, func(r connectionRow) []string {
+					target := r.TenantID
+					if r.Type == "ews" {
+						target = r.EWSURL + " as " + r.Username
+					}
+					return []string{r.Name, r.Type, target, r.Secret}
+				})
 			})
 		}}
+	list.Flags().StringVar(&listFormat, "format", "text", "output format: text or json")
 	remove := &cobra.Command{Use: "remove NAME", Short: "Remove a connection and its stored secret", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withConfig(g, func(lg *eventlog.Log, c *projections.Config) error {
@@ -518,30 +534,38 @@ func newJobCmd(g *globalFlags) *cobra.Command {
 			})
 		}}
 	show.Flags().StringVar(&format, "format", "yaml", "yaml or json")
-	list := &cobra.Command{Use: "list", Short: "List jobs", Args: cobra.NoArgs,
+	var listFormat string
+	list := &cobra.Command{Use: "list", Short: "List jobs, with their state while the daemon runs", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkFormat(listFormat, listFormats...); err != nil {
+				return err
+			}
 			return withConfig(g, func(lg *eventlog.Log, c *projections.Config) error {
 				// Restores are counted from the log once for the whole list.
 				restored, err := projections.RestoredByJob(lg)
 				if err != nil {
 					return &exitError{code: exitErrors, err: err}
 				}
+				var rows []jobRow
 				for _, n := range projections.Names(c.Jobs) {
 					var s jobspec.Spec
 					json.Unmarshal(c.Jobs[n], &s)
-					pattern := "no activity period (started by hand)"
+					r := jobRow{Name: n, Continuity: s.Continuity, Schedule: "no activity period (started by hand)", Connection: s.Connection, Storage: s.Storage, ItemsRestored: restored[n]}
 					if s.Schedule != nil {
-						pattern = s.Schedule.Pattern
+						r.Schedule = s.Schedule.Pattern
 					}
-					cont := s.Continuity
-					if cont == "" {
-						cont = "continuous"
+					if r.Continuity == "" {
+						r.Continuity = "continuous"
 					}
-					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\t%s -> %s%s\n", n, cont, pattern, s.Connection, s.Storage, daemonStatus(n, restored[n]))
+					daemonStatus(n, &r)
+					rows = append(rows, r)
 				}
-				return nil
+				return writeList(cmd.OutOrStdout(), listFormat, rows,
+					[]string{"NAME", "CONTINUITY", "SCHEDULE", "CONNECTION", "STORAGE", "STATE", "CYCLES", "STORED", "SCANNED", "RESTORED", "ITEMS/S", "LAST CYCLE (UTC)", "NEXT CYCLE (UTC)"},
+					jobRow.cells)
 			})
 		}}
+	list.Flags().StringVar(&listFormat, "format", "text", "output format: text or json")
 	del := &cobra.Command{Use: "delete NAME", Short: "Delete a job (its backups stay in the storage)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withConfig(g, func(lg *eventlog.Log, c *projections.Config) error {
@@ -595,32 +619,58 @@ func jobRunning(name string) bool {
 	return j != nil && (j.running || j.active)
 }
 
-// daemonStatus is the job's state as the daemon sees it ("" outside one),
-// with the items restores restored from its storage.
-func daemonStatus(name string, restored int) string {
+// jobRow is one line of job list.
+type jobRow struct {
+	Name       string `json:"name"`
+	Continuity string `json:"continuity"`
+	Schedule   string `json:"schedule"`
+	Connection string `json:"connection"`
+	Storage    string `json:"storage"`
+	// State is the daemon's view: inactive, waiting, active (running),
+	// finished...; "daemon not running" when no daemon holds the data
+	// directory (the counters below are then unknown, and zero).
+	State         string     `json:"state"`
+	Cycles        int        `json:"cycles"`
+	ItemsStored   int        `json:"items_stored"`
+	ItemsScanned  int        `json:"items_scanned"`
+	ItemsRestored int        `json:"items_restored"`
+	ItemsPerS     float64    `json:"items_per_s"`
+	LastCycle     *time.Time `json:"last_cycle"`
+	NextCycle     *time.Time `json:"next_cycle"`
+}
+
+func (r jobRow) cells() []string {
+	when := func(t *time.Time, none string) string {
+		if t == nil {
+			return none
+		}
+		return t.UTC().Format(time.DateTime)
+	}
+	if r.State == stateNoDaemon {
+		return []string{r.Name, r.Continuity, r.Schedule, r.Connection, r.Storage, r.State, "-", "-", "-", strconv.Itoa(r.ItemsRestored), "-", "-", "-"}
+	}
+	return []string{r.Name, r.Continuity, r.Schedule, r.Connection, r.Storage, r.State, strconv.Itoa(r.Cycles), strconv.Itoa(r.ItemsStored),
+		strconv.Itoa(r.ItemsScanned), strconv.Itoa(r.ItemsRestored), fmt.Sprintf("%.1f", r.ItemsPerS), when(r.LastCycle, "never"), when(r.NextCycle, "-")}
+}
+
+const stateNoDaemon = "daemon not running"
+
+// daemonStatus fills in the job's state as the daemon this command runs in
+// sees it, live while a cycle runs.
+func daemonStatus(name string, r *jobRow) {
 	shared.Lock()
 	d := shared.d
 	shared.Unlock()
 	if d == nil {
-		return ""
+		r.State = stateNoDaemon
+		return
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	j := d.jobs[name]
-	if j == nil {
-		return "\tinactive"
+	v := d.jobView(name)
+	r.State, r.Cycles, r.ItemsStored, r.ItemsScanned, r.ItemsPerS = v.state, v.cycles, v.stored, v.scanned, v.itemsPerS
+	if !v.lastCycle.IsZero() {
+		r.LastCycle = &v.lastCycle
 	}
-	last := "never"
-	if !j.lastEnd.IsZero() {
-		last = j.lastEnd.UTC().Format(time.DateTime)
+	if !v.nextCycle.IsZero() {
+		r.NextCycle = &v.nextCycle
 	}
-	state := j.state
-	if j.running {
-		state = "active (running)"
-	}
-	next := "-"
-	if !j.next.IsZero() {
-		next = j.next.UTC().Format(time.DateTime)
-	}
-	return fmt.Sprintf("\t%s\tcycles %d\tstored %d\tscanned %d\trestored %d\t%.1f items/s\tlast cycle %s\tnext %s", state, j.cycles, j.stored, j.scanned, restored, j.speed, last, next)
 }

@@ -235,7 +235,8 @@ type jobState struct {
 	stopped     bool // job stop: a cycle ending now leaves the job inactive
 	running     bool
 	cancel      context.CancelFunc
-	lastEnd     time.Time
+	lastEnd     time.Time // the last cycle that ended in this daemon, or finished before it started
+	historyEnd  time.Time // when the last cycle in the log ended, finished or not
 	windowStart time.Time // the window the last cycle ran in
 	cycles      int
 	state       string
@@ -386,6 +387,10 @@ func (d *daemon) restore() {
 		d.log.Error().Err(err).Msg("read the configuration")
 		return
 	}
+	history, err := projections.JobHistories(d.lg)
+	if err != nil {
+		d.log.Error().Err(err).Msg("read the jobs' history")
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, ch := range c.History {
@@ -394,6 +399,23 @@ func (d *daemon) restore() {
 			d.job(ch.Name).active = true
 		case domain.JobStopped, domain.JobDeleted:
 			d.job(ch.Name).active = false
+		}
+	}
+	// Counters and the last cycle carry over a restart: they are the log's.
+	for name, h := range history {
+		if _, defined := c.Jobs[name]; !defined {
+			continue
+		}
+		j := d.job(name)
+		j.cycles, j.stored, j.scanned, j.speed = h.Cycles, h.ItemsStored, h.ItemsScanned, h.LastSpeed
+		j.lastRun, j.historyEnd = h.LastRun, h.LastEnded
+		if h.LastState != domain.StateNotFinished {
+			// The idle time counts from a finished cycle; a cycle the
+			// restart interrupted continues at once.
+			j.lastEnd = h.LastEnded
+		}
+		if j.active {
+			j.state = string(h.LastState)
 		}
 	}
 }
@@ -450,40 +472,20 @@ func (d *daemon) tick(ctx context.Context, now time.Time) {
 		}
 		specs[name], jobs[name] = s, j
 	}
-	for _, name := range projections.Names(c.Jobs) {
-		job, ok := jobs[name]
-		if !ok {
-			continue
-		}
+	status := make(map[string]domain.JobStatus, len(jobs))
+	for name, job := range jobs {
 		st := d.job(name)
-		if st.running {
-			continue
-		}
-		scheduled := job.Schedule.Pattern != domain.PatternNone
-		if !scheduled && !st.active {
-			continue // no activity period: only job start runs it
-		}
-		w, _ := job.Schedule.Current(now)
-		dec := domain.Decide(job.Schedule, job.Continuity, now, st.lastEnd, scheduled && !w.Start.IsZero() && st.windowStart.Equal(w.Start))
-		if dec.Done {
-			st.active = false
-			continue
-		}
-		st.next = dec.Next
-		if !dec.Run {
-			continue
-		}
-		// Two jobs on the same mailbox and storage never run at once.
-		busy := false
-		for other, ost := range d.jobs {
-			if other != name && ost.running && jobs[other].Touches(job) {
-				busy = true
-			}
-		}
-		if busy {
-			continue
-		}
-		d.startCycle(ctx, name, job, c, dec.Until, w.Start)
+		status[name] = domain.JobStatus{Job: job, Active: st.active, Running: st.running, LastEnd: st.lastEnd, WindowStart: st.windowStart}
+	}
+	plan := domain.PlanTick(status, now)
+	for name, next := range plan.Next {
+		d.job(name).next = next
+	}
+	for _, name := range plan.Done {
+		d.job(name).active = false
+	}
+	for _, start := range plan.Start {
+		d.startCycle(ctx, start.Name, jobs[start.Name], c, start.Until, start.Window)
 	}
 }
 
@@ -674,4 +676,54 @@ func (d *daemon) dailySummary(ctx context.Context, c *projections.Config, now ti
 	if err != nil {
 		d.log.Error().Err(err).Msg("daily summary not sent")
 	}
+}
+
+// jobLive is a job as the daemon sees it now: the counters of its ended
+// cycles plus, while a cycle runs, that cycle's live report. The dashboard
+// and job list both show it.
+type jobLive struct {
+	state, run                    string
+	running                       bool
+	cycles, stored, scanned       int
+	itemsPerS, mbPerS             float64
+	currentMailbox, currentFolder string
+	lastCycle, nextCycle          time.Time
+}
+
+func (d *daemon) jobView(name string) jobLive {
+	v := jobLive{state: "inactive"}
+	d.mu.Lock()
+	st := d.jobs[name]
+	var current string
+	if st != nil {
+		v.state, v.stored, v.scanned, v.itemsPerS, v.run, v.cycles = st.state, st.stored, st.scanned, st.speed, st.lastRun, st.cycles
+		if v.state == "" {
+			v.state = "inactive"
+			if st.active {
+				v.state = "active"
+			}
+		}
+		if st.running {
+			v.state, v.running, current = "active (running)", true, st.currentRun
+		}
+		v.lastCycle, v.nextCycle = st.lastEnd, st.next
+		if v.lastCycle.Before(st.historyEnd) {
+			v.lastCycle = st.historyEnd
+		}
+	}
+	d.mu.Unlock()
+	if current != "" {
+		if r := d.metrics.Report(current); r != nil {
+			v.stored += r.ItemsStored
+			v.scanned += r.ItemsScanned
+			v.itemsPerS, v.mbPerS = r.ItemsPerS, r.MBPerS
+			v.currentMailbox, v.currentFolder = r.CurrentMailbox, r.CurrentFolder
+		}
+		v.run = current
+	} else if v.run != "" {
+		if r := d.metrics.Report(v.run); r != nil {
+			v.mbPerS = r.MBPerS
+		}
+	}
+	return v
 }

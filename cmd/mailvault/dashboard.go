@@ -38,35 +38,10 @@ func (b dashboardBackend) Jobs() []dashboard.Job {
 		if j.Type == "" {
 			j.Type = "continuous"
 		}
-		d.mu.Lock()
-		st := d.jobs[name]
-		var current string
-		if st != nil {
-			j.State, j.Stored, j.Scanned, j.ItemsPerS, j.Run = st.state, st.stored, st.scanned, st.speed, st.lastRun
-			if j.State == "" {
-				j.State = "inactive"
-				if st.active {
-					j.State = "active"
-				}
-			}
-			if st.running {
-				j.State, j.Running, current = "active (running)", true, st.currentRun
-			}
-		}
-		d.mu.Unlock()
-		if current != "" {
-			if r := d.metrics.Report(current); r != nil {
-				j.Stored += r.ItemsStored
-				j.Scanned += r.ItemsScanned
-				j.ItemsPerS, j.MBPerS = r.ItemsPerS, r.MBPerS
-				j.CurrentMailbox, j.CurrentFolder = r.CurrentMailbox, r.CurrentFolder
-			}
-			j.Run = current
-		} else if j.Run != "" {
-			if r := d.metrics.Report(j.Run); r != nil {
-				j.MBPerS = r.MBPerS
-			}
-		}
+		v := d.jobView(name)
+		j.State, j.Running, j.Run = v.state, v.running, v.run
+		j.Stored, j.Scanned, j.ItemsPerS, j.MBPerS = v.stored, v.scanned, v.itemsPerS, v.mbPerS
+		j.CurrentMailbox, j.CurrentFolder = v.currentMailbox, v.currentFolder
 		j.Settings = jobSettings(s)
 		out = append(out, j)
 	}

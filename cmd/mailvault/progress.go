@@ -55,10 +55,8 @@ func (c *counter) state() progressState {
 func startProgress(mode string, w io.Writer, snapshot func() progressState) (stop func()) {
 	if mode == "auto" {
 		mode = "plain"
-		if f, ok := w.(*os.File); ok {
-			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-				mode = "bar"
-			}
+		if isTerminal(w) {
+			mode = "bar"
 		}
 	}
 	if mode == "tty" {
@@ -134,4 +132,15 @@ func progressLine(s progressState, elapsed time.Duration) string {
 		line += "  " + s.detail
 	}
 	return line
+}
+
+// isTerminal tells whether w is a terminal: bars and colours are for
+// people, never for files, pipes and log collectors.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

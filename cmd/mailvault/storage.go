@@ -301,21 +301,34 @@ secret store, so scheduled jobs can open the storage.`,
 	add.Flags().IntVar(&keepVersions, "keep-versions", 0, "retention: keep the last N versions of each item (0: all)")
 	add.Flags().StringVar(&keepDeleted, "keep-deleted", "", "retention: keep items deleted at the source for this long after deletion (90d, 6m, 7y; default forever)")
 
+	var listFormat string
 	list := &cobra.Command{Use: "list", Short: "List storages", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkFormat(listFormat, listFormats...); err != nil {
+				return err
+			}
 			return withConfig(g, func(_ *eventlog.Log, c *projections.Config) error {
+				type storageRow struct {
+					Name      string `json:"name"`
+					Path      string `json:"path"`
+					Encrypted bool   `json:"encrypted"`
+				}
+				var rows []storageRow
 				for _, n := range projections.Names(c.Storages) {
 					var s storageSpec
 					json.Unmarshal(c.Storages[n], &s)
+					rows = append(rows, storageRow{Name: n, Path: s.Path, Encrypted: s.Encrypted})
+				}
+				return writeList(cmd.OutOrStdout(), listFormat, rows, []string{"NAME", "PATH", "ENCRYPTION"}, func(r storageRow) []string {
 					enc := "unencrypted"
-					if s.Encrypted {
+					if r.Encrypted {
 						enc = "encrypted"
 					}
-					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\n", n, s.Path, enc)
-				}
-				return nil
+					return []string{r.Name, r.Path, enc}
+				})
 			})
 		}}
+	list.Flags().StringVar(&listFormat, "format", "text", "output format: text or json")
 	remove := &cobra.Command{Use: "remove NAME", Short: "Remove a storage's name (its data stays on disk)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withConfig(g, func(lg *eventlog.Log, c *projections.Config) error {

@@ -1,6 +1,6 @@
 //go:build linux
 
-package eventlog
+package badgerdb
 
 import (
 	"bufio"
@@ -13,17 +13,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// reclaimMapped keeps the log's resident memory bounded. Badger maps its
+// reclaimMapped keeps a database's resident memory bounded. Badger maps its
 // value-log and table files into memory; every page written or read stays
 // mapped, and so counted in the process's RSS, until the kernel runs short
 // of memory. Over a million-item backup that is gigabytes of clean or
-// written-back page cache charged to mailvault. Every interval this asks the
-// kernel to page the log's shared file mappings out (MADV_PAGEOUT): nothing
-// is lost (dirty pages are written back first, and a page touched again is
-// faulted back in), and should a range have been remapped in the meantime
-// the advice is harmless.
-func (l *Log) reclaimMapped(dir string, every time.Duration) {
-	defer l.reclaimWG.Done()
+// written-back page cache charged to mailvault (the event log and the
+// storage index each). Every interval this asks the kernel to page the
+// database's shared file mappings out (MADV_PAGEOUT): nothing is lost (dirty
+// pages are written back first, and a page touched again is faulted back
+// in), and should a range have been remapped in the meantime the advice is
+// harmless.
+func reclaimMapped(dir string, every time.Duration, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return
@@ -33,7 +34,7 @@ func (l *Log) reclaimMapped(dir string, every time.Duration) {
 	defer t.Stop()
 	for {
 		select {
-		case <-l.reclaimStop:
+		case <-stop:
 			return
 		case <-t.C:
 			pageOutMappings(prefix)
