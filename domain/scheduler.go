@@ -90,3 +90,16 @@ func PlanTick(jobs map[string]JobStatus, now time.Time) Plan {
 	}
 	return p
 }
+
+// JobState is a job's state as job list and the dashboard show it: a
+// phase, or after a cycle, that cycle's outcome (a RunState).
+type JobState string
+
+const (
+	JobInactive JobState = "inactive"
+	JobActive   JobState = "active"
+	JobRunning  JobState = "active (running)"
+)
+
+// JobStateAfter is a job's state once a cycle ended in s.
+func JobStateAfter(s RunState) JobState { return JobState(s) }

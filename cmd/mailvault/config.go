@@ -666,7 +666,7 @@ func daemonStatus(name string, r *jobRow) {
 		return
 	}
 	v := d.jobView(name)
-	r.State, r.Cycles, r.ItemsStored, r.ItemsScanned, r.ItemsPerS = v.state, v.cycles, v.stored, v.scanned, v.itemsPerS
+	r.State, r.Cycles, r.ItemsStored, r.ItemsScanned, r.ItemsPerS = string(v.state), v.cycles, v.stored, v.scanned, v.itemsPerS
 	if !v.lastCycle.IsZero() {
 		r.LastCycle = &v.lastCycle
 	}

@@ -239,7 +239,7 @@ type jobState struct {
 	historyEnd  time.Time // when the last cycle in the log ended, finished or not
 	windowStart time.Time // the window the last cycle ran in
 	cycles      int
-	state       string
+	state       domain.JobState
 	lastRun     string
 	currentRun  string    // the run of the cycle running now
 	next        time.Time // when the scheduler looks at the job again
@@ -415,7 +415,7 @@ func (d *daemon) restore() {
 			j.lastEnd = h.LastEnded
 		}
 		if j.active {
-			j.state = string(h.LastState)
+			j.state = domain.JobStateAfter(h.LastState)
 		}
 	}
 }
@@ -423,7 +423,7 @@ func (d *daemon) restore() {
 func (d *daemon) job(name string) *jobState {
 	j := d.jobs[name]
 	if j == nil {
-		j = &jobState{state: "inactive"}
+		j = &jobState{state: domain.JobInactive}
 		d.jobs[name] = j
 	}
 	return j
@@ -496,13 +496,13 @@ func (d *daemon) startCycle(ctx context.Context, name string, job domain.Job, c 
 	var conn connectionSpec
 	var stor storageSpec
 	if json.Unmarshal(c.Connections[job.Connection], &conn) != nil || json.Unmarshal(c.Storages[job.Storage], &stor) != nil {
-		st.state = "not finished"
+		st.state = domain.JobStateAfter(domain.StateNotFinished)
 		return
 	}
 	secret, err := secretStore(d.g).Get(job.Connection)
 	if err != nil {
 		d.log.Error().Err(err).Str("job", name).Msg("job cannot start")
-		st.state = "not finished"
+		st.state = domain.JobStateAfter(domain.StateNotFinished)
 		return
 	}
 	cctx, cancel := context.WithCancel(ctx)
@@ -510,7 +510,7 @@ func (d *daemon) startCycle(ctx context.Context, name string, job domain.Job, c 
 		cctx, cancel = context.WithDeadline(ctx, until)
 	}
 	st.running, st.cancel, st.windowStart = true, cancel, window
-	st.state = "active"
+	st.state = domain.JobActive
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -522,12 +522,12 @@ func (d *daemon) startCycle(ctx context.Context, name string, job domain.Job, c 
 		st.cycles++
 		switch {
 		case st.stopped:
-			st.state = "inactive" // stopped by hand: the interrupted cycle resumes at the next start
+			st.state = domain.JobInactive // stopped by hand: the interrupted cycle resumes at the next start
 		case err != nil:
-			st.state = "not finished"
+			st.state = domain.JobStateAfter(domain.StateNotFinished)
 			d.log.Warn().Err(err).Str("job", name).Msg("cycle ended with an error")
 		default:
-			st.state = string(state)
+			st.state = domain.JobStateAfter(state)
 		}
 		if job.Continuity.OneTime && job.Schedule.Pattern == domain.PatternNone && err == nil && state != domain.StateNotFinished && !st.stopped {
 			// A one-time job started by hand has done its cycle: record it
@@ -617,7 +617,7 @@ func (d *daemon) stopJob(name string) {
 	if j.cancel != nil {
 		j.cancel() // the cycle stops at a checkpoint and resumes at the next start
 	}
-	j.state = "inactive"
+	j.state = domain.JobInactive
 }
 
 // running counts the jobs with a cycle running now.
@@ -682,7 +682,8 @@ func (d *daemon) dailySummary(ctx context.Context, c *projections.Config, now ti
 // cycles plus, while a cycle runs, that cycle's live report. The dashboard
 // and job list both show it.
 type jobLive struct {
-	state, run                    string
+	state                         domain.JobState
+	run                           string
 	running                       bool
 	cycles, stored, scanned       int
 	itemsPerS, mbPerS             float64
@@ -691,20 +692,20 @@ type jobLive struct {
 }
 
 func (d *daemon) jobView(name string) jobLive {
-	v := jobLive{state: "inactive"}
+	v := jobLive{state: domain.JobInactive}
 	d.mu.Lock()
 	st := d.jobs[name]
 	var current string
 	if st != nil {
 		v.state, v.stored, v.scanned, v.itemsPerS, v.run, v.cycles = st.state, st.stored, st.scanned, st.speed, st.lastRun, st.cycles
 		if v.state == "" {
-			v.state = "inactive"
+			v.state = domain.JobInactive
 			if st.active {
-				v.state = "active"
+				v.state = domain.JobActive
 			}
 		}
 		if st.running {
-			v.state, v.running, current = "active (running)", true, st.currentRun
+			v.state, v.running, current = domain.JobRunning, true, st.currentRun
 		}
 		v.lastCycle, v.nextCycle = st.lastEnd, st.next
 		if v.lastCycle.Before(st.historyEnd) {

@@ -39,7 +39,7 @@ func (b dashboardBackend) Jobs() []dashboard.Job {
 			j.Type = "continuous"
 		}
 		v := d.jobView(name)
-		j.State, j.Running, j.Run = v.state, v.running, v.run
+		j.State, j.Running, j.Run = string(v.state), v.running, v.run
 		j.Stored, j.Scanned, j.ItemsPerS, j.MBPerS = v.stored, v.scanned, v.itemsPerS, v.mbPerS
 		j.CurrentMailbox, j.CurrentFolder = v.currentMailbox, v.currentFolder
 		j.Settings = jobSettings(s)
