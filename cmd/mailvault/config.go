@@ -247,13 +247,17 @@ func newConnectionCmd(g *globalFlags) *cobra.Command {
 					fmt.Fprintf(w, "FAILED  %s: %v\n", what, err)
 				}
 			}
-			switch spec.Type {
-			case "graph":
-				src, err := newGraphSource(cmd.Context(), log, graphSettings{tenantID: spec.TenantID, clientID: spec.ClientID, secret: secret,
-					graphURL: spec.GraphURL, betaURL: spec.BetaURL, tokenURL: spec.TokenURL, caCert: spec.CACert})
-				if err != nil {
-					return err
-				}
+			var scope connectionScope
+			if testMailbox != "" {
+				scope.mailboxes = []string{testMailbox}
+			}
+			client, err := openConnection(cmd.Context(), log, args[0], spec, secret, scope)
+			if err != nil {
+				return err
+			}
+			switch {
+			case client.graph != nil:
+				src := client.graph
 				mbx := testMailbox
 				if mbx == "" {
 					mbxs, err := src.Mailboxes(cmd.Context())
@@ -266,11 +270,8 @@ func newConnectionCmd(g *globalFlags) *cobra.Command {
 				for _, c := range src.Probe(cmd.Context(), mbx) {
 					report(c.What, c.Permission, c.Err, c.Permission == "MailboxItem.Export.All")
 				}
-			case "ews":
-				src, err := newEWSSource(ewsConfig(spec, secret, testMailbox, log), spec.CACert)
-				if err != nil {
-					return err
-				}
+			case client.ews != nil:
+				src := client.ews
 				if testMailbox == "" && !testPublic {
 					return usageErr("name a mailbox to open with --mailbox (and --public-folders to test those)")
 				}

@@ -555,22 +555,12 @@ func (d *daemon) cycle(ctx context.Context, name string, job domain.Job, conn co
 		storagePassword = []byte(pw.Reveal())
 	}
 	cfg := pipeline.DefaultConfig()
-	switch conn.Type {
-	case "graph":
-		mbxs := job.Mailboxes
-		src, err = newGraphSource(ctx, d.log, graphSettings{tenantID: conn.TenantID, clientID: conn.ClientID, secret: secret,
-			mailboxes: mbxs, graphURL: conn.GraphURL, betaURL: conn.BetaURL, tokenURL: conn.TokenURL, caCert: conn.CACert})
-	case "ews":
-		ec := ewsConfig(conn, secret, "", d.log)
-		ec.Mailboxes, ec.PublicFolders = job.Mailboxes, job.PublicFolders
-		src, err = newEWSSource(ec, conn.CACert)
-		cfg.Limits.AppMaxInFlight = 27
-	default:
-		err = fmt.Errorf("connection type %q", conn.Type)
-	}
+	client, err := openConnection(ctx, d.log, job.Connection, conn, secret, connectionScope{mailboxes: job.Mailboxes, publicFolders: job.PublicFolders})
 	if err != nil {
 		return "", err
 	}
+	src = client.source()
+	client.limit(&cfg)
 	cfg.Job, cfg.TimeFilter, cfg.FolderFilter, cfg.ExcludeMailboxes = name, job.TimeFilter, job.FolderFilter, job.ExcludeMailboxes
 	cfg.Run = newRunID(time.Now())
 	d.mu.Lock()

@@ -56,15 +56,6 @@ func (f *ewsFlags) source(mailboxes []string, caCert string, log zerolog.Logger)
 		Mailboxes: mailboxes, PublicFolders: f.publicFolders, Content: f.content, BatchSize: f.batch, Log: log}, caCert)
 }
 
-// ewsConfig is the source configuration of a stored EWS connection.
-func ewsConfig(spec connectionSpec, secret credential.Secret, mailbox string, log zerolog.Logger) ews.Config {
-	var mbxs []string
-	if mailbox != "" {
-		mbxs = []string{mailbox}
-	}
-	return ews.Config{URL: spec.EWSURL, Auth: spec.Auth, Username: spec.Username, Secret: secret, Impersonate: spec.Impersonate, Mailboxes: mbxs, Log: log}
-}
-
 func newEWSSource(cfg ews.Config, caCert string) (*ews.Source, error) {
 	hc, err := graph.HTTPClient(caCert, graph.DefaultTimeout)
 	if err != nil {

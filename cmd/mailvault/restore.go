@@ -89,19 +89,11 @@ an item already in the target (found by the restore's mark, its Message-ID or it
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			var target pipeline.RestoreTarget
-			switch conn.Type {
-			case "graph":
-				target, err = newGraphSource(ctx, logger, graphSettings{tenantID: conn.TenantID, clientID: conn.ClientID, secret: secret,
-					graphURL: conn.GraphURL, betaURL: conn.BetaURL, tokenURL: conn.TokenURL, caCert: conn.CACert})
-			case "ews":
-				target, err = newEWSSource(ewsConfig(conn, secret, "", logger), conn.CACert)
-			default:
-				err = usageErr("connection %s has type %q", to, conn.Type)
-			}
+			client, err := openConnection(ctx, logger, to, conn, secret, connectionScope{})
 			if err != nil {
 				return err
 			}
+			target := client.target()
 			ref.mode = storageRead
 			v, err := openStorage(ref)
 			if err != nil {
