@@ -29,21 +29,35 @@ type RunSummary struct {
 // has no run_finished event and is listed as not finished, with the counts
 // its events show.
 func ListRuns(log *eventlog.Log) ([]RunSummary, error) {
-	ids, err := Resume{Log: log}.RunIDs()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]RunSummary, 0, len(ids))
-	for _, id := range ids {
-		r, err := BuildReport(log, id)
-		if err != nil {
-			return nil, err
-		}
+	var out []RunSummary
+	err := eachRunReport(log, func(id string, r *Report) {
 		out = append(out, RunSummary{RunID: id, Job: r.Job, State: string(r.State), Started: r.Started.UTC().Format("2006-01-02 15:04:05"),
 			DurationS: r.DurationS, ItemsScanned: r.ItemsScanned, ItemsStored: r.ItemsStored,
 			ItemsQuarantined: r.ItemsQuarantined, Requests: r.Requests, FoldersSkipped: r.FoldersSkipped})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = []RunSummary{} // JSON: [], not null
 	}
 	return out, nil
+}
+
+// eachRunReport rebuilds every run's report, oldest first.
+func eachRunReport(log *eventlog.Log, fn func(id string, r *Report)) error {
+	ids, err := Resume{Log: log}.RunIDs()
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		r, err := BuildReport(log, id)
+		if err != nil {
+			return err
+		}
+		fn(id, r)
+	}
+	return nil
 }
 
 // WriteRunsText writes the runs as a table.
@@ -106,18 +120,10 @@ type JobHistory struct {
 // JobHistories rebuilds every job's history from its runs (runs started by
 // hand belong to no job and are left out).
 func JobHistories(log *eventlog.Log) (map[string]JobHistory, error) {
-	ids, err := Resume{Log: log}.RunIDs()
-	if err != nil {
-		return nil, err
-	}
 	out := map[string]JobHistory{}
-	for _, id := range ids {
-		r, err := BuildReport(log, id)
-		if err != nil {
-			return nil, err
-		}
+	err := eachRunReport(log, func(id string, r *Report) {
 		if r.Job == "" {
-			continue
+			return
 		}
 		h := out[r.Job]
 		h.Cycles++
@@ -131,6 +137,9 @@ func JobHistories(log *eventlog.Log) (map[string]JobHistory, error) {
 			h.LastRun, h.LastState, h.LastEnded, h.LastSpeed = id, r.State, ended, r.ItemsPerS
 		}
 		out[r.Job] = h
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -69,10 +70,7 @@ var sourceImpls = []sourceImpl{
 		}
 		t.Cleanup(func() { sim.Close() })
 		ep := sim.Endpoint
-		hc, err := graph.HTTPClient(ep.CACert, graph.DefaultTimeout)
-		if err != nil {
-			t.Fatal(err)
-		}
+		hc := simClient(t, ep.CACert)
 		tokens, err := graph.NewTokens(context.Background(), graph.AuthConfig{TenantID: ep.TenantID, ClientID: ep.ClientID,
 			Secret: graph.NewSecret(ep.ClientSecret), TokenURL: ep.TokenURL, HTTP: hc})
 		if err != nil {
@@ -92,10 +90,7 @@ var sourceImpls = []sourceImpl{
 		}
 		t.Cleanup(func() { sim.Close() })
 		ep := sim.Endpoint
-		hc, err := graph.HTTPClient(ep.CACert, graph.DefaultTimeout)
-		if err != nil {
-			t.Fatal(err)
-		}
+		hc := simClient(t, ep.CACert)
 		src, err := ews.NewSource(ews.Config{URL: ep.EWSURL, Auth: "ntlm", Username: ep.Username, Secret: graph.NewSecret(ep.Password),
 			Impersonate: true, Mailboxes: addresses(tenant), HTTP: hc, Log: zerolog.Nop()})
 		if err != nil {
@@ -103,6 +98,15 @@ var sourceImpls = []sourceImpl{
 		}
 		return src
 	}},
+}
+
+// simClient is the HTTP client the sources use, trusting a simulator's CA.
+func simClient(t *testing.T, caCert string) *http.Client {
+	hc, err := graph.HTTPClient(caCert, graph.DefaultTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hc
 }
 
 func addresses(t *simtenant.Tenant) []string {
