@@ -10,19 +10,6 @@ const (
 	StateNotFinished RunState = "not finished"
 )
 
-// ExitCode is the process exit code for a run state: 0 finished, 3 finished
-// with warnings, 1 not finished.
-func (s RunState) ExitCode() int {
-	switch s {
-	case StateFinished:
-		return 0
-	case StateWarnings:
-		return 3
-	default:
-		return 1
-	}
-}
-
 // JudgeRun decides a run's state from what happened in it.
 func JudgeRun(errors, quarantined, skippedThrottled int) RunState {
 	switch {

@@ -34,7 +34,7 @@ func Names(m map[string]json.RawMessage) []string {
 }
 
 // LoadConfig folds the configuration topic.
-func LoadConfig(l *eventlog.Log) (*Config, error) {
+func LoadConfig(l Scanner) (*Config, error) {
 	c := &Config{Jobs: map[string]json.RawMessage{}, Connections: map[string]json.RawMessage{}, Storages: map[string]json.RawMessage{}}
 	err := l.Scan(eventlog.Topic(ConfigTopic), 0, func(rec eventlog.Record) error {
 		var ch domain.ConfigChange
@@ -66,7 +66,7 @@ func LoadConfig(l *eventlog.Log) (*Config, error) {
 }
 
 // RecordChange appends one configuration change.
-func RecordChange(ctx context.Context, l *eventlog.Log, ch domain.ConfigChange) error {
+func RecordChange(ctx context.Context, l Appender, ch domain.ConfigChange) error {
 	ch.Schema = domain.SchemaVersion
 	b, err := json.Marshal(ch)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mailvault/mailvault/adapters/eventlog"
 	"github.com/mailvault/mailvault/domain"
 )
 
@@ -97,7 +96,7 @@ func (c *CSVLog) Flush() error {
 }
 
 // WriteRunCSV writes the CSV log of one run from the log.
-func WriteRunCSV(w io.Writer, l *eventlog.Log, run string) error {
+func WriteRunCSV(w io.Writer, l Scanner, run string) error {
 	c, err := NewCSVLog(w)
 	if err != nil {
 		return err

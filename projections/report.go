@@ -267,7 +267,7 @@ func Decode(rec eventlog.Record) (domain.Event, error) {
 }
 
 // ScanRun calls fn for every event of run, in log order.
-func ScanRun(log *eventlog.Log, run string, fn func(*domain.Event) error) error {
+func ScanRun(log Scanner, run string, fn func(*domain.Event) error) error {
 	return log.Scan(eventlog.Run(run), 0, func(rec eventlog.Record) error {
 		ev, err := Decode(rec)
 		if err != nil {
@@ -278,7 +278,7 @@ func ScanRun(log *eventlog.Log, run string, fn func(*domain.Event) error) error 
 }
 
 // BuildReport rebuilds a run's report from the log.
-func BuildReport(log *eventlog.Log, run string) (*Report, error) {
+func BuildReport(log Scanner, run string) (*Report, error) {
 	r := NewReport(run)
 	found := false
 	err := ScanRun(log, run, func(ev *domain.Event) error {
@@ -296,7 +296,7 @@ func BuildReport(log *eventlog.Log, run string) (*Report, error) {
 }
 
 // ResolveRun turns "last" or a run id prefix into a run id.
-func ResolveRun(log *eventlog.Log, run string) (string, error) {
+func ResolveRun(log Reader, run string) (string, error) {
 	ids, err := Resume{Log: log}.RunIDs()
 	if err != nil {
 		return "", err

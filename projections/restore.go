@@ -17,7 +17,7 @@ const RestoreTopic = "mailvault.restore"
 
 // RestoredByJob counts the items restores created, replaced or copied from
 // each job's storage (the job's "items restored").
-func RestoredByJob(l *eventlog.Log) (map[string]int, error) {
+func RestoredByJob(l Scanner) (map[string]int, error) {
 	jobOf := map[string]string{}
 	seen := map[string]bool{}
 	out := map[string]int{}
@@ -41,7 +41,7 @@ func RestoredByJob(l *eventlog.Log) (map[string]int, error) {
 }
 
 // ListRestores reports every restore run in the log, oldest first.
-func ListRestores(l *eventlog.Log) ([]*RestoreReport, error) {
+func ListRestores(l Scanner) ([]*RestoreReport, error) {
 	var runs []string
 	seen := map[string]bool{}
 	err := l.Scan(eventlog.Topic(RestoreTopic), 0, func(rec eventlog.Record) error {
@@ -166,7 +166,7 @@ func (r *RestoreReport) Apply(ev *domain.Event) {
 
 // LoadRestore folds the run's events from the log; found is false for a
 // run the log does not know.
-func LoadRestore(l *eventlog.Log, run string) (r *RestoreReport, found bool, err error) {
+func LoadRestore(l Scanner, run string) (r *RestoreReport, found bool, err error) {
 	r = NewRestoreReport(run)
 	err = l.Scan(eventlog.Run(run), 0, func(rec eventlog.Record) error {
 		ev, err := Decode(rec)

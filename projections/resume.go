@@ -199,7 +199,7 @@ const (
 
 // Resume reads the resume index of one scope (Quarantine lists them all).
 type Resume struct {
-	Log   *eventlog.Log
+	Log   ProjectionStore
 	Scope string
 }
 

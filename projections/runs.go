@@ -7,7 +7,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/mailvault/mailvault/adapters/eventlog"
 	"github.com/mailvault/mailvault/domain"
 )
 
@@ -28,7 +27,7 @@ type RunSummary struct {
 // ListRuns summarises every run, oldest first. A run whose process was killed
 // has no run_finished event and is listed as not finished, with the counts
 // its events show.
-func ListRuns(log *eventlog.Log) ([]RunSummary, error) {
+func ListRuns(log Reader) ([]RunSummary, error) {
 	var out []RunSummary
 	err := eachRunReport(log, func(id string, r *Report) {
 		out = append(out, RunSummary{RunID: id, Job: r.Job, State: string(r.State), Started: r.Started.UTC().Format("2006-01-02 15:04:05"),
@@ -45,7 +44,7 @@ func ListRuns(log *eventlog.Log) ([]RunSummary, error) {
 }
 
 // eachRunReport rebuilds every run's report, oldest first.
-func eachRunReport(log *eventlog.Log, fn func(id string, r *Report)) error {
+func eachRunReport(log Reader, fn func(id string, r *Report)) error {
 	ids, err := Resume{Log: log}.RunIDs()
 	if err != nil {
 		return err
@@ -119,7 +118,7 @@ type JobHistory struct {
 
 // JobHistories rebuilds every job's history from its runs (runs started by
 // hand belong to no job and are left out).
-func JobHistories(log *eventlog.Log) (map[string]JobHistory, error) {
+func JobHistories(log Reader) (map[string]JobHistory, error) {
 	out := map[string]JobHistory{}
 	err := eachRunReport(log, func(id string, r *Report) {
 		if r.Job == "" {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -14,10 +13,9 @@ import (
 	"github.com/mailvault/mailvault/adapters/eventlog"
 	"github.com/mailvault/mailvault/adapters/mailer"
 	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/internal/app"
 	"github.com/mailvault/mailvault/projections"
 )
-
-const alertsSecret = "alerts:smtp"
 
 func newAlertsCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "alerts", Short: "Mail about bad news (and good news, and a daily summary) over SMTP"}
@@ -32,26 +30,14 @@ the encrypted secret store.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s.On = splitList(s.On)
 			s.To = splitList(s.To)
-			if err := s.Validate(); err != nil {
-				return usageErr("%v", err)
-			}
 			var secret credential.Secret
 			if passwordFile != "" || passwordEnv != "" {
 				var err error
 				if secret, err = credential.Load("SMTP password", passwordFile, passwordEnv); err != nil {
 					return usageErr("%v", err)
 				}
-			} else if s.Username != "" {
-				return usageErr("--username needs --password-file or --password-env")
 			}
-			return withConfig(g, func(lg *eventlog.Log, _ *projections.Config) error {
-				if !secret.Empty() {
-					if err := secretStore(g).Put(alertsSecret, secret); err != nil {
-						return &exitError{code: exitErrors, err: fmt.Errorf("keep the SMTP password: %w", err)}
-					}
-				}
-				return change(cmd, lg, domain.AlertsSet, "alerts", s)
-			})
+			return withService(g, func(svc *app.Service) error { return svc.SetAlerts(cmd.Context(), s, secret) })
 		}}
 	f := set.Flags()
 	f.StringVar(&s.Host, "smtp-host", "", "SMTP server")
@@ -68,13 +54,15 @@ the encrypted secret store.`,
 
 	show := &cobra.Command{Use: "show", Short: "Show the alert settings (never the password)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withConfig(g, func(_ *eventlog.Log, c *projections.Config) error {
-				if c.Alerts == nil {
+			return withService(g, func(svc *app.Service) error {
+				s, _, ok, err := svc.Alerts()
+				if err != nil {
+					return err
+				}
+				if !ok {
 					fmt.Fprintln(cmd.OutOrStdout(), "alerts are off")
 					return nil
 				}
-				var s domain.AlertSettings
-				json.Unmarshal(c.Alerts, &s)
 				fmt.Fprintf(cmd.OutOrStdout(), "smtp %s:%d (starttls %s), from %s to %s, on %s, daily %s\n", s.Host, s.Port, s.TLS, s.From,
 					strings.Join(s.To, ", "), strings.Join(s.On, ", "), orNone(s.Daily))
 				return nil
@@ -82,8 +70,8 @@ the encrypted secret store.`,
 		}}
 	test := &cobra.Command{Use: "test", Short: "Send a test mail with the current settings", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withConfig(g, func(_ *eventlog.Log, c *projections.Config) error {
-				m, ok, err := loadMailer(g, c)
+			return withService(g, func(svc *app.Service) error {
+				m, ok, err := loadMailer(svc)
 				if err != nil || !ok {
 					return usageErr("alerts are not set (mailvault alerts set ...)%s", errSuffix(err))
 				}
@@ -96,10 +84,7 @@ the encrypted secret store.`,
 		}}
 	off := &cobra.Command{Use: "off", Short: "Send no more alerts", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withConfig(g, func(lg *eventlog.Log, _ *projections.Config) error {
-				_ = secretStore(g).Delete(alertsSecret)
-				return change(cmd, lg, domain.AlertsRemoved, "alerts", nil)
-			})
+			return withService(g, func(svc *app.Service) error { return svc.AlertsOff(cmd.Context()) })
 		}}
 	cmd.AddCommand(set, show, test, off)
 	return cmd
@@ -132,33 +117,15 @@ func errSuffix(err error) string {
 }
 
 // loadMailer reads the alert settings and their password.
-func loadMailer(g *globalFlags, c *projections.Config) (mailer.Mailer, bool, error) {
-	if c.Alerts == nil {
-		return mailer.Mailer{}, false, nil
-	}
-	var s domain.AlertSettings
-	if err := json.Unmarshal(c.Alerts, &s); err != nil {
-		return mailer.Mailer{}, false, err
-	}
-	m := mailer.Mailer{Settings: s}
-	if s.Username != "" {
-		pw, err := secretStore(g).Get(alertsSecret)
-		if err != nil {
-			return m, false, fmt.Errorf("the SMTP password is not in the secret store: %w", err)
-		}
-		m.Password = pw
-	}
-	return m, true, nil
+func loadMailer(svc *app.Service) (mailer.Mailer, bool, error) {
+	settings, pw, ok, err := svc.Alerts()
+	return mailer.Mailer{Settings: settings, Password: pw}, ok, err
 }
 
 // alertRun mails about a run that ended, if the settings ask for it, and
 // records the outcome in the log (recipients count and error, no secret).
 func alertRun(ctx context.Context, g *globalFlags, lg *eventlog.Log, log zerolog.Logger, rep *projections.Report) {
-	c, err := projections.LoadConfig(lg)
-	if err != nil {
-		return
-	}
-	m, ok, err := loadMailer(g, c)
+	m, ok, err := loadMailer(newService(g, lg))
 	if err != nil {
 		log.Error().Err(err).Msg("alert mail")
 		return

@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mailvault/mailvault/adapters/eventlog"
+	"github.com/mailvault/mailvault/domain"
 	"github.com/mailvault/mailvault/pipeline"
 	"github.com/mailvault/mailvault/projections"
 )
@@ -102,9 +103,23 @@ type runOptions struct {
 // runBackup runs one backup into the data directory, shows progress, prints
 // the report and maps the run state to the exit code.
 func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
-	logger, err := g.logger()
+	state, err := backup(ctx, g, o)
 	if err != nil {
 		return err
+	}
+	if code := exitCodeFor(state); code != exitOK {
+		return &exitError{code: code}
+	}
+	return nil
+}
+
+// backup runs one backup into the data directory, shows progress, prints
+// the report, and says how the run ended: finished, or finished with
+// warnings; a run that did not finish is an error saying why.
+func backup(ctx context.Context, g *globalFlags, o runOptions) (domain.RunState, error) {
+	logger, err := g.logger()
+	if err != nil {
+		return "", err
 	}
 	// A named storage is looked up in the configuration, which is in the
 	// log: resolve it before the log is held for the run.
@@ -113,7 +128,7 @@ func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
 		r := storageRef{dir: filepath.Join(g.data, "storage"), create: true}
 		if o.storageDir != "" {
 			if r, err = resolveStorage(g, o.storageDir, o.access); err != nil {
-				return err
+				return "", err
 			}
 			r.create = r.password == nil && r.recovery == ""
 		}
@@ -121,12 +136,12 @@ func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
 	}
 	lg, err := openLog(g.data)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer releaseLog(lg)
 	store, err := openStorage(*ref)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer closeStorage(store)
 	clock := pipeline.WallClock{}
@@ -189,25 +204,20 @@ func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
 		logger.Error().Err(err).Str("run", o.cfg.Run).Msg("write the run's CSV log")
 	}
 	if err := writeReport(o.out, lg, rep, o.format); err != nil {
-		return &exitError{code: exitErrors, err: err}
+		return "", &exitError{code: exitErrors, err: err}
 	}
 	if !errors.Is(runErr, pipeline.ErrInterrupted) {
 		alertRun(ctx, g, lg, logger, rep)
 	}
 	switch {
 	case runErr != nil && !errors.Is(runErr, pipeline.ErrInterrupted):
-		return &exitError{code: exitErrors, err: fmt.Errorf("run %s not finished: %w", o.cfg.Run, runErr)}
+		return "", &exitError{code: exitErrors, err: fmt.Errorf("run %s not finished: %w", o.cfg.Run, runErr)}
 	case runErr != nil:
-		return &exitError{code: exitErrors, err: fmt.Errorf("run %s interrupted; the next run continues where it stopped", o.cfg.Run)}
+		return "", &exitError{code: exitErrors, err: fmt.Errorf("run %s interrupted; the next run continues where it stopped", o.cfg.Run)}
+	case state == domain.StateNotFinished:
+		return "", &exitError{code: exitErrors, err: fmt.Errorf("run %s not finished: %s", o.cfg.Run, strings.Join(append(rep.Errors, "see 'mailvault report "+o.cfg.Run+"'"), "; "))}
 	}
-	switch code := state.ExitCode(); code {
-	case exitOK:
-		return nil
-	case exitErrors:
-		return &exitError{code: code, err: fmt.Errorf("run %s not finished: %s", o.cfg.Run, strings.Join(append(rep.Errors, "see 'mailvault report "+o.cfg.Run+"'"), "; "))}
-	default:
-		return &exitError{code: code}
-	}
+	return state, nil
 }
 
 func writeReport(w io.Writer, lg *eventlog.Log, r *projections.Report, format string) error {

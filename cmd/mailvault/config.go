@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,41 +14,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mailvault/mailvault/adapters/credential"
-	"github.com/mailvault/mailvault/adapters/eventlog"
 	"github.com/mailvault/mailvault/adapters/jobspec"
 	"github.com/mailvault/mailvault/domain"
-	"github.com/mailvault/mailvault/projections"
+	"github.com/mailvault/mailvault/internal/app"
+	"github.com/mailvault/mailvault/internal/daemon"
 )
 
-// storageSpec is a named storage as recorded in the log.
-type storageSpec struct {
-	Path      string `json:"path"`
-	Encrypted bool   `json:"encrypted,omitempty"`
-}
-
-// connectionSpec is a named server connection as recorded in the log; its
-// secret is in the encrypted secret store, never here.
-type connectionSpec struct {
-	Type        string `json:"type"` // graph | ews
-	TenantID    string `json:"tenant_id,omitempty"`
-	ClientID    string `json:"client_id,omitempty"`
-	GraphURL    string `json:"graph_url,omitempty"`
-	BetaURL     string `json:"beta_url,omitempty"`
-	TokenURL    string `json:"token_url,omitempty"`
-	EWSURL      string `json:"ews_url,omitempty"`
-	Username    string `json:"username,omitempty"`
-	Auth        string `json:"auth,omitempty"`
-	Impersonate bool   `json:"impersonate,omitempty"`
-	CACert      string `json:"ca_cert,omitempty"`
-}
-
-// identity is the source identity of the connection's server.
-func (c connectionSpec) identity() string {
-	if c.Type == "ews" {
-		return domain.SourceIdentity("ews", c.EWSURL)
-	}
-	return domain.SourceIdentity(c.Type, c.TenantID)
-}
+// The recorded definitions are the application's.
+type (
+	storageSpec    = app.StorageSpec
+	connectionSpec = app.ConnectionSpec
+)
 
 func actor() string {
 	if u, err := user.Current(); err == nil {
@@ -62,55 +37,6 @@ func secretStore(g *globalFlags) *credential.Store {
 	return credential.NewStore(filepath.Join(g.data, "secrets"))
 }
 
-// configCmd runs fn with the data directory's log and current configuration.
-func withConfig(g *globalFlags, fn func(lg *eventlog.Log, c *projections.Config) error) error {
-	lg, err := openLog(g.data)
-	if err != nil {
-		return err
-	}
-	defer releaseLog(lg)
-	c, err := projections.LoadConfig(lg)
-	if err != nil {
-		return &exitError{code: exitErrors, err: err}
-	}
-	return fn(lg, c)
-}
-
-func change(cmd *cobra.Command, lg *eventlog.Log, typ, name string, def any) error {
-	var raw json.RawMessage
-	if def != nil {
-		b, err := json.Marshal(def)
-		if err != nil {
-			return err
-		}
-		raw = b
-	}
-	now := time.Now().UTC()
-	ch := domain.ConfigChange{Type: typ, ID: domain.DeriveID("config", typ, name, now.Format(time.RFC3339Nano)), Time: now, Actor: actor(), Name: name, Definition: raw}
-	if err := projections.RecordChange(cmd.Context(), lg, ch); err != nil {
-		return &exitError{code: exitErrors, err: fmt.Errorf("record the change: %w", err)}
-	}
-	return nil
-}
-
-func validName(kind, name string) error {
-	if strings.TrimSpace(name) == "" || strings.ContainsAny(name, "/\\\x00") || len(name) > 100 {
-		return usageErr("%s name %q: give 1 to 100 characters without slashes", kind, name)
-	}
-	return nil
-}
-
-func jobsUsing(c *projections.Config, match func(jobspec.Spec) bool) []string {
-	var out []string
-	for _, n := range projections.Names(c.Jobs) {
-		var s jobspec.Spec
-		if json.Unmarshal(c.Jobs[n], &s) == nil && match(s) {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
 func newConnectionCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "connection", Short: "Named server connections (Graph or EWS); secrets are stored encrypted"}
 	var typ string
@@ -118,9 +44,6 @@ func newConnectionCmd(g *globalFlags) *cobra.Command {
 	var ef ewsFlags
 	add := &cobra.Command{Use: "add NAME --type graph|ews ...", Short: "Add a connection", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validName("connection", args[0]); err != nil {
-				return err
-			}
 			spec := connectionSpec{Type: typ, CACert: gf.caCert}
 			var secret credential.Secret
 			var err error
@@ -129,36 +52,27 @@ func newConnectionCmd(g *globalFlags) *cobra.Command {
 				if gf.secretValue != "" {
 					return usageErr("--client-secret is refused: use --client-secret-file or --client-secret-env")
 				}
-				if gf.tenantID == "" || gf.clientID == "" {
-					return usageErr("a graph connection needs --tenant-id, --client-id and --client-secret-file (or --client-secret-env)")
-				}
-				if secret, err = credential.Load("client secret", gf.secretFile, gf.secretEnv); err != nil {
-					return usageErr("%v", err)
-				}
 				spec.TenantID, spec.ClientID, spec.GraphURL, spec.BetaURL, spec.TokenURL = gf.tenantID, gf.clientID, gf.graphURL, gf.betaURL, gf.tokenURL
+				if err := spec.Validate(args[0]); err != nil {
+					return appExit(g, err)
+				}
+				secret, err = credential.Load("client secret", gf.secretFile, gf.secretEnv)
 			case "ews":
 				if ef.passwordValue != "" {
 					return usageErr("--password is refused: use --password-file or --password-env")
 				}
-				if ef.url == "" {
-					return usageErr("an ews connection needs --ews-url, --username and --password-file (or --password-env)")
-				}
-				if secret, err = credential.Load("password", ef.passwordFile, ef.passwordEnv); err != nil {
-					return usageErr("%v", err)
-				}
 				spec.EWSURL, spec.Username, spec.Auth, spec.Impersonate = ef.url, ef.username, ef.auth, ef.impersonate
+				if err := spec.Validate(args[0]); err != nil {
+					return appExit(g, err)
+				}
+				secret, err = credential.Load("password", ef.passwordFile, ef.passwordEnv)
 			default:
-				return usageErr("--type %q: use graph or ews", typ)
+				return appExit(g, spec.Validate(args[0]))
 			}
-			return withConfig(g, func(lg *eventlog.Log, c *projections.Config) error {
-				if _, ok := c.Connections[args[0]]; ok {
-					return usageErr("a connection named %q exists already", args[0])
-				}
-				if err := secretStore(g).Put(args[0], secret); err != nil {
-					return &exitError{code: exitErrors, err: err}
-				}
-				return change(cmd, lg, domain.ConnectionAdded, args[0], spec)
-			})
+			if err != nil {
+				return usageErr("%v", err)
+			}
+			return withService(g, func(s *app.Service) error { return s.AddConnection(cmd.Context(), args[0], spec, secret) })
 		}}
 	add.Flags().StringVar(&typ, "type", "", "graph (Exchange Online) or ews (Exchange Server)")
 	gf.register(add)
@@ -169,7 +83,7 @@ func newConnectionCmd(g *globalFlags) *cobra.Command {
 			if err := checkFormat(listFormat, listFormats...); err != nil {
 				return err
 			}
-			return withConfig(g, func(_ *eventlog.Log, c *projections.Config) error {
+			return withService(g, func(s *app.Service) error {
 				type connectionRow struct {
 					Name     string `json:"name"`
 					Type     string `json:"type"`
@@ -178,11 +92,13 @@ func newConnectionCmd(g *globalFlags) *cobra.Command {
 					Username string `json:"username,omitempty"`
 					Secret   string `json:"secret"`
 				}
+				conns, err := s.Connections()
+				if err != nil {
+					return err
+				}
 				var rows []connectionRow
-				for _, n := range projections.Names(c.Connections) {
-					var s connectionSpec
-					json.Unmarshal(c.Connections[n], &s)
-					rows = append(rows, connectionRow{Name: n, Type: s.Type, TenantID: s.TenantID, EWSURL: s.EWSURL, Username: s.Username, Secret: "stored encrypted"})
+				for _, c := range conns {
+					rows = append(rows, connectionRow{Name: c.Name, Type: c.Type, TenantID: c.TenantID, EWSURL: c.EWSURL, Username: c.Username, Secret: "stored encrypted"})
 				}
 				return writeList(cmd.OutOrStdout(), listFormat, rows, []string{"NAME", "TYPE", "TARGET", "SECRET"}, func(r connectionRow) []string {
 					target := r.TenantID
@@ -196,36 +112,19 @@ func newConnectionCmd(g *globalFlags) *cobra.Command {
 	list.Flags().StringVar(&listFormat, "format", "text", "output format: text or json")
 	remove := &cobra.Command{Use: "remove NAME", Short: "Remove a connection and its stored secret", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withConfig(g, func(lg *eventlog.Log, c *projections.Config) error {
-				if _, ok := c.Connections[args[0]]; !ok {
-					return usageErr("no connection named %q", args[0])
-				}
-				if users := jobsUsing(c, func(s jobspec.Spec) bool { return s.Connection == args[0] }); len(users) > 0 {
-					return usageErr("connection %q is used by jobs %s; delete or edit them first", args[0], strings.Join(users, ", "))
-				}
-				if err := secretStore(g).Delete(args[0]); err != nil {
-					return &exitError{code: exitErrors, err: err}
-				}
-				return change(cmd, lg, domain.ConnectionRemoved, args[0], nil)
-			})
+			return withService(g, func(s *app.Service) error { return s.RemoveConnection(cmd.Context(), args[0]) })
 		}}
 	var testMailbox string
 	var testPublic bool
 	test := &cobra.Command{Use: "test NAME [--mailbox ADDR]", Short: "Check a connection's credentials and permissions against the server", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var spec connectionSpec
-			if err := withConfig(g, func(_ *eventlog.Log, c *projections.Config) error {
-				raw, ok := c.Connections[args[0]]
-				if !ok {
-					return usageErr("no connection named %q", args[0])
-				}
-				return json.Unmarshal(raw, &spec)
+			var secret credential.Secret
+			if err := withService(g, func(s *app.Service) (err error) {
+				spec, secret, err = s.OpenConnection(args[0])
+				return err
 			}); err != nil {
 				return err
-			}
-			secret, err := secretStore(g).Get(args[0])
-			if err != nil {
-				return &exitError{code: exitErrors, err: err}
 			}
 			log, err := g.logger()
 			if err != nil {
@@ -413,30 +312,11 @@ func newJobCmd(g *globalFlags) *cobra.Command {
 	var jf jobFlags
 	// save validates a spec, its references and its name, then records it.
 	save := func(cmd *cobra.Command, spec jobspec.Spec, editing bool) error {
-		if _, err := spec.Job(); err != nil {
-			return usageErr("job %q: %v", spec.Name, err)
-		}
-		return withConfig(g, func(lg *eventlog.Log, c *projections.Config) error {
-			_, exists := c.Jobs[spec.Name]
-			switch {
-			case !editing && exists:
-				return usageErr("a job named %q exists already (job names are unique; use job edit)", spec.Name)
-			case editing && !exists:
-				return usageErr("no job named %q", spec.Name)
-			case editing && jobRunning(spec.Name):
-				return usageErr("job %q is running: stop it (mailvault job stop %s) before editing it", spec.Name, spec.Name)
-			}
-			if _, ok := c.Connections[spec.Connection]; !ok {
-				return usageErr("job %q: no connection named %q (see mailvault connection list)", spec.Name, spec.Connection)
-			}
-			if _, ok := c.Storages[spec.Storage]; !ok {
-				return usageErr("job %q: no storage named %q (see mailvault storage list)", spec.Name, spec.Storage)
-			}
-			typ := domain.JobCreated
+		return withService(g, func(s *app.Service) error {
 			if editing {
-				typ = domain.JobEdited
+				return s.EditJob(cmd.Context(), spec)
 			}
-			return change(cmd, lg, typ, spec.Name, spec)
+			return s.CreateJob(cmd.Context(), spec)
 		})
 	}
 	readSpec := func() (jobspec.Spec, error) {
@@ -490,12 +370,9 @@ func newJobCmd(g *globalFlags) *cobra.Command {
 				if s.Name != args[0] {
 					return usageErr("the file defines job %q, not %q (a job is renamed by delete and create)", s.Name, args[0])
 				}
-			} else if err := withConfig(g, func(_ *eventlog.Log, c *projections.Config) error {
-				raw, ok := c.Jobs[args[0]]
-				if !ok {
-					return usageErr("no job named %q", args[0])
-				}
-				return json.Unmarshal(raw, &s)
+			} else if err := withService(g, func(svc *app.Service) (err error) {
+				s, err = svc.JobSpec(args[0])
+				return err
 			}); err != nil {
 				return err
 			}
@@ -512,14 +389,10 @@ func newJobCmd(g *globalFlags) *cobra.Command {
 			if err := checkFormat(format, "yaml", "json"); err != nil {
 				return err
 			}
-			return withConfig(g, func(_ *eventlog.Log, c *projections.Config) error {
-				raw, ok := c.Jobs[args[0]]
-				if !ok {
-					return usageErr("no job named %q", args[0])
-				}
-				var s jobspec.Spec
-				if err := json.Unmarshal(raw, &s); err != nil {
-					return &exitError{code: exitErrors, err: err}
+			return withService(g, func(svc *app.Service) error {
+				s, err := svc.JobSpec(args[0])
+				if err != nil {
+					return err
 				}
 				if format == "json" {
 					enc := json.NewEncoder(cmd.OutOrStdout())
@@ -541,63 +414,52 @@ func newJobCmd(g *globalFlags) *cobra.Command {
 			if err := checkFormat(listFormat, listFormats...); err != nil {
 				return err
 			}
-			return withConfig(g, func(lg *eventlog.Log, c *projections.Config) error {
-				// Restores are counted from the log once for the whole list.
-				restored, err := projections.RestoredByJob(lg)
-				if err != nil {
-					return &exitError{code: exitErrors, err: err}
-				}
-				var rows []jobRow
-				for _, n := range projections.Names(c.Jobs) {
-					var s jobspec.Spec
-					json.Unmarshal(c.Jobs[n], &s)
-					r := jobRow{Name: n, Continuity: s.Continuity, Schedule: "no activity period (started by hand)", Connection: s.Connection, Storage: s.Storage, ItemsRestored: restored[n]}
-					if s.Schedule != nil {
-						r.Schedule = s.Schedule.Pattern
-					}
-					if r.Continuity == "" {
-						r.Continuity = "continuous"
-					}
-					daemonStatus(n, &r)
-					rows = append(rows, r)
-				}
-				return writeList(cmd.OutOrStdout(), listFormat, rows,
+			show := func(jobs []app.Job) error {
+				return writeList(cmd.OutOrStdout(), listFormat, jobs,
 					[]string{"NAME", "CONTINUITY", "SCHEDULE", "CONNECTION", "STORAGE", "STATE", "CYCLES", "STORED", "SCANNED", "RESTORED", "ITEMS/S", "LAST CYCLE (UTC)", "NEXT CYCLE (UTC)"},
-					jobRow.cells)
+					jobCells)
+			}
+			return withJobControl(g, func(s *app.Service) error {
+				jobs, err := s.ListJobs()
+				if err != nil {
+					return err
+				}
+				return show(jobs)
+			}, func(c daemon.Client) error {
+				jobs, err := c.Jobs(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return show(jobs)
 			})
 		}}
 	list.Flags().StringVar(&listFormat, "format", "text", "output format: text or json")
 	del := &cobra.Command{Use: "delete NAME", Short: "Delete a job (its backups stay in the storage)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withConfig(g, func(lg *eventlog.Log, c *projections.Config) error {
-				if _, ok := c.Jobs[args[0]]; !ok {
-					return usageErr("no job named %q", args[0])
-				}
-				return change(cmd, lg, domain.JobDeleted, args[0], nil)
-			})
+			return withService(g, func(s *app.Service) error { return s.DeleteJob(cmd.Context(), args[0]) })
 		}}
 	startStop := func(verb string) *cobra.Command {
 		return &cobra.Command{Use: verb + " NAME", Short: strings.ToUpper(verb[:1]) + verb[1:] + " a job (the daemon runs it)", Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				return withConfig(g, func(lg *eventlog.Log, c *projections.Config) error {
-					if _, ok := c.Jobs[args[0]]; !ok {
-						return usageErr("no job named %q", args[0])
+				done := map[string]string{"start": "started", "stop": "stopped"}[verb]
+				report := func(err error) error {
+					if err == nil {
+						fmt.Fprintf(cmd.OutOrStdout(), "job %s %s\n", args[0], done)
 					}
-					shared.Lock()
-					d := shared.d
-					shared.Unlock()
-					if d == nil {
-						return &exitError{code: exitErrors, err: errors.New("job " + verb + " needs the mailvault daemon: start it with mailvault daemon --data " + g.data)}
+					return err
+				}
+				return withJobControl(g, func(s *app.Service) error {
+					do := s.StartJob
+					if verb == "stop" {
+						do = s.StopJob
 					}
-					typ := domain.JobStarted
-					if verb == "start" {
-						d.startJob(cmd.Context(), args[0])
-					} else {
-						typ = domain.JobStopped
-						d.stopJob(args[0])
+					return report(do(cmd.Context(), args[0]))
+				}, func(c daemon.Client) error {
+					do := c.StartJob
+					if verb == "stop" {
+						do = c.StopJob
 					}
-					fmt.Fprintf(cmd.OutOrStdout(), "job %s %s\n", args[0], map[string]string{"start": "started", "stop": "stopped"}[verb])
-					return change(cmd, lg, typ, args[0], nil)
+					return report(do(cmd.Context(), args[0]))
 				})
 			}}
 	}
@@ -605,73 +467,17 @@ func newJobCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-// jobRunning says whether the daemon this command runs in has a cycle of
-// the job going.
-func jobRunning(name string) bool {
-	shared.Lock()
-	d := shared.d
-	shared.Unlock()
-	if d == nil {
-		return false
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	j := d.jobs[name]
-	return j != nil && (j.running || j.active)
-}
-
-// jobRow is one line of job list.
-type jobRow struct {
-	Name       string `json:"name"`
-	Continuity string `json:"continuity"`
-	Schedule   string `json:"schedule"`
-	Connection string `json:"connection"`
-	Storage    string `json:"storage"`
-	// State is the daemon's view: inactive, waiting, active (running),
-	// finished...; "daemon not running" when no daemon holds the data
-	// directory (the counters below are then unknown, and zero).
-	State         string     `json:"state"`
-	Cycles        int        `json:"cycles"`
-	ItemsStored   int        `json:"items_stored"`
-	ItemsScanned  int        `json:"items_scanned"`
-	ItemsRestored int        `json:"items_restored"`
-	ItemsPerS     float64    `json:"items_per_s"`
-	LastCycle     *time.Time `json:"last_cycle"`
-	NextCycle     *time.Time `json:"next_cycle"`
-}
-
-func (r jobRow) cells() []string {
+// jobCells is one row of job list.
+func jobCells(r app.Job) []string {
 	when := func(t *time.Time, none string) string {
 		if t == nil {
 			return none
 		}
 		return t.UTC().Format(time.DateTime)
 	}
-	if r.State == stateNoDaemon {
+	if r.State == app.StateNoDaemon {
 		return []string{r.Name, r.Continuity, r.Schedule, r.Connection, r.Storage, r.State, "-", "-", "-", strconv.Itoa(r.ItemsRestored), "-", "-", "-"}
 	}
 	return []string{r.Name, r.Continuity, r.Schedule, r.Connection, r.Storage, r.State, strconv.Itoa(r.Cycles), strconv.Itoa(r.ItemsStored),
 		strconv.Itoa(r.ItemsScanned), strconv.Itoa(r.ItemsRestored), fmt.Sprintf("%.1f", r.ItemsPerS), when(r.LastCycle, "never"), when(r.NextCycle, "-")}
-}
-
-const stateNoDaemon = "daemon not running"
-
-// daemonStatus fills in the job's state as the daemon this command runs in
-// sees it, live while a cycle runs.
-func daemonStatus(name string, r *jobRow) {
-	shared.Lock()
-	d := shared.d
-	shared.Unlock()
-	if d == nil {
-		r.State = stateNoDaemon
-		return
-	}
-	v := d.jobView(name)
-	r.State, r.Cycles, r.ItemsStored, r.ItemsScanned, r.ItemsPerS = string(v.state), v.cycles, v.stored, v.scanned, v.itemsPerS
-	if !v.lastCycle.IsZero() {
-		r.LastCycle = &v.lastCycle
-	}
-	if !v.nextCycle.IsZero() {
-		r.NextCycle = &v.nextCycle
-	}
 }

@@ -9,8 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/mailvault/mailvault/adapters/dashboard"
-	"github.com/mailvault/mailvault/adapters/promexport"
 	"io"
 	"net"
 	"net/http"
@@ -22,12 +20,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mailvault/mailvault/adapters/dashboard"
+	"github.com/mailvault/mailvault/adapters/promexport"
+	"github.com/mailvault/mailvault/internal/daemon"
+
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
-	"github.com/mailvault/mailvault/adapters/credential"
 	"github.com/mailvault/mailvault/adapters/eventlog"
-	"github.com/mailvault/mailvault/adapters/jobspec"
 	"github.com/mailvault/mailvault/domain"
 	"github.com/mailvault/mailvault/pipeline"
 	"github.com/mailvault/mailvault/projections"
@@ -40,7 +40,7 @@ var shared struct {
 	sync.Mutex
 	dir string
 	lg  *eventlog.Log
-	d   *daemon
+	d   *daemon.Daemon
 }
 
 func sharedLog(data string) *eventlog.Log {
@@ -229,39 +229,6 @@ func runCLI(ctx context.Context, args []string, stdin []byte) forwarded {
 	return forwarded{Stdout: out.Bytes(), Stderr: errb.Bytes(), Code: code}
 }
 
-// jobState is what the daemon knows of one job.
-type jobState struct {
-	active      bool // started (by hand or on schedule) and not stopped
-	stopped     bool // job stop: a cycle ending now leaves the job inactive
-	running     bool
-	cancel      context.CancelFunc
-	lastEnd     time.Time // the last cycle that ended in this daemon, or finished before it started
-	historyEnd  time.Time // when the last cycle in the log ended, finished or not
-	windowStart time.Time // the window the last cycle ran in
-	cycles      int
-	state       domain.JobState
-	lastRun     string
-	currentRun  string    // the run of the cycle running now
-	next        time.Time // when the scheduler looks at the job again
-	stored      int       // over all cycles
-	scanned     int
-	speed       float64 // items/s of the last cycle
-}
-
-type daemon struct {
-	g       *globalFlags
-	lg      *eventlog.Log
-	log     zerolog.Logger
-	token   string
-	metrics *projections.Metrics
-	// dailyTried is when the daily summary was last attempted.
-	dailyTried time.Time
-
-	mu   sync.Mutex
-	jobs map[string]*jobState
-	wg   sync.WaitGroup
-}
-
 func newDaemonCmd(g *globalFlags) *cobra.Command {
 	var listen string
 	cmd := &cobra.Command{
@@ -292,10 +259,18 @@ func newDaemonCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return &exitError{code: exitErrors, err: fmt.Errorf("listen on %s: %w", listen, err)}
 			}
-			d := &daemon{g: g, lg: lg, log: logger.With().Str("component", "daemon").Logger(), token: token, jobs: map[string]*jobState{}, metrics: metrics}
+			log := logger.With().Str("component", "daemon").Logger()
+			daily := &dailySummary{g: g, lg: lg, log: log}
+			d := daemon.New(daemon.Config{Log: lg, Reports: metrics.Report, RunCycle: cycleRunner(g, lg, log), NewRun: newRunID,
+				EveryTick: daily.maybeSend, Logger: log})
 			shared.Lock()
 			shared.dir, shared.lg, shared.d = abs, lg, d
 			shared.Unlock()
+			defer func() {
+				shared.Lock()
+				shared.dir, shared.lg, shared.d = "", nil, nil
+				shared.Unlock()
+			}()
 			ep, _ := json.Marshal(daemonEndpoint{Addr: ln.Addr().String(), PID: os.Getpid()})
 			if err := os.WriteFile(filepath.Join(g.data, "daemon.json"), ep, 0o600); err != nil {
 				return &exitError{code: exitErrors, err: err}
@@ -303,20 +278,17 @@ func newDaemonCmd(g *globalFlags) *cobra.Command {
 			defer os.Remove(filepath.Join(g.data, "daemon.json"))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			srv := &http.Server{Handler: d.api(ctx), ReadHeaderTimeout: 10 * time.Second}
+			srv := &http.Server{Handler: api(ctx, g, lg, d, metrics, token), ReadHeaderTimeout: 10 * time.Second}
 			go srv.Serve(ln)
-			d.log.Info().Str("listen", ln.Addr().String()).Msg("daemon running")
+			log.Info().Str("listen", ln.Addr().String()).Msg("daemon running")
 			fmt.Fprintf(cmd.OutOrStdout(), "mailvault daemon: listening on %s, data %s\n", ln.Addr(), abs)
-			d.restore()
-			d.loop(ctx)
-			// Stop at a checkpoint: cycles see their context end and finish
-			// what is in flight; give them 10 seconds.
-			done := make(chan struct{})
-			go func() { d.wg.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				d.log.Warn().Msg("cycles did not stop within 10 s; leaving them to resume next start")
+			if err := d.Restore(); err != nil {
+				log.Error().Err(err).Msg("read the jobs' configuration and history")
+			}
+			// At the end, cycles stop at a checkpoint: they see their
+			// context end and finish what is in flight; give them 10 s.
+			if !d.Run(ctx, time.Second, 10*time.Second) {
+				log.Warn().Msg("cycles did not stop within 10 s; leaving them to resume next start")
 			}
 			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
@@ -345,9 +317,12 @@ func daemonToken(data string) (string, error) {
 	return tok, nil
 }
 
-func (d *daemon) api(ctx context.Context) http.Handler {
+// api is the daemon's HTTP surface: the typed job API, the metrics, the
+// forwarded command lines of the other commands, and the dashboard.
+func api(ctx context.Context, g *globalFlags, lg *eventlog.Log, d *daemon.Daemon, metrics *projections.Metrics, token string) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promexport.Handler(promexport.Collector{Snapshot: d.metrics.Snapshot, LogSize: d.lg.Size, JobsRunning: d.running}))
+	mux.Handle("GET /metrics", promexport.Handler(promexport.Collector{Snapshot: metrics.Snapshot, LogSize: lg.Size, JobsRunning: d.Running}))
+	daemon.RegisterAPI(mux, newService(g, lg))
 	mux.HandleFunc("POST /v1/cli", func(w http.ResponseWriter, r *http.Request) {
 		var req forwarded
 		if err := json.NewDecoder(io.LimitReader(r.Body, 16<<20)).Decode(&req); err != nil {
@@ -362,7 +337,7 @@ func (d *daemon) api(ctx context.Context) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(out)
 	})
-	web := dashboard.New(dashboardBackend{d: d, ctx: ctx}, d.token)
+	web := dashboard.New(dashboardBackend{svc: newService(g, lg), lg: lg, metrics: metrics}, token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(r.URL.Path, "/v1/") && r.URL.Path != "/metrics" {
 			web.ServeHTTP(w, r) // the dashboard: its own login and session cookie
@@ -370,7 +345,7 @@ func (d *daemon) api(ctx context.Context) http.Handler {
 		}
 		h := r.Header.Get("Authorization")
 		tok, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(d.token)) != 1 {
+		if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(token)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mailvault"`)
 			http.Error(w, "the request needs the daemon's API token (DATA/daemon.token)", http.StatusUnauthorized)
 			return
@@ -379,255 +354,46 @@ func (d *daemon) api(ctx context.Context) http.Handler {
 	})
 }
 
-// restore makes active again the jobs that were active when the daemon
-// stopped or was killed: their cycles resume from the log.
-func (d *daemon) restore() {
-	c, err := projections.LoadConfig(d.lg)
-	if err != nil {
-		d.log.Error().Err(err).Msg("read the configuration")
-		return
-	}
-	history, err := projections.JobHistories(d.lg)
-	if err != nil {
-		d.log.Error().Err(err).Msg("read the jobs' history")
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, ch := range c.History {
-		switch ch.Type {
-		case domain.JobStarted:
-			d.job(ch.Name).active = true
-		case domain.JobStopped, domain.JobDeleted:
-			d.job(ch.Name).active = false
-		}
-	}
-	// Counters and the last cycle carry over a restart: they are the log's.
-	for name, h := range history {
-		if _, defined := c.Jobs[name]; !defined {
-			continue
-		}
-		j := d.job(name)
-		j.cycles, j.stored, j.scanned, j.speed = h.Cycles, h.ItemsStored, h.ItemsScanned, h.LastSpeed
-		j.lastRun, j.historyEnd = h.LastRun, h.LastEnded
-		if h.LastState != domain.StateNotFinished {
-			// The idle time counts from a finished cycle; a cycle the
-			// restart interrupted continues at once.
-			j.lastEnd = h.LastEnded
-		}
-		if j.active {
-			j.state = domain.JobStateAfter(h.LastState)
-		}
-	}
-}
-
-func (d *daemon) job(name string) *jobState {
-	j := d.jobs[name]
-	if j == nil {
-		j = &jobState{state: domain.JobInactive}
-		d.jobs[name] = j
-	}
-	return j
-}
-
-// loop decides, every second, which jobs run.
-func (d *daemon) loop(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		d.tick(ctx, time.Now())
-		select {
-		case <-ctx.Done():
-			d.mu.Lock()
-			for _, j := range d.jobs {
-				if j.cancel != nil {
-					j.cancel()
-				}
-			}
-			d.mu.Unlock()
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func (d *daemon) tick(ctx context.Context, now time.Time) {
-	c, err := projections.LoadConfig(d.lg)
-	if err != nil {
-		d.log.Error().Err(err).Msg("read the configuration")
-		return
-	}
-	d.dailySummary(ctx, c, now)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	specs := map[string]jobspec.Spec{}
-	jobs := map[string]domain.Job{}
-	for _, name := range projections.Names(c.Jobs) {
-		var s jobspec.Spec
-		if json.Unmarshal(c.Jobs[name], &s) != nil {
-			continue
-		}
-		j, err := s.Job()
+// cycleRunner runs a daemon job's cycle: the job's connection and storage
+// are opened through the application, and the backup is the one the
+// backup command runs.
+func cycleRunner(g *globalFlags, lg *eventlog.Log, log zerolog.Logger) daemon.CycleRunner {
+	return func(ctx context.Context, name string, job domain.Job, run string) (domain.RunState, error) {
+		svc := newService(g, lg)
+		conn, secret, err := svc.OpenConnection(job.Connection)
 		if err != nil {
-			continue
+			return domain.StateNotFinished, err
 		}
-		specs[name], jobs[name] = s, j
-	}
-	status := make(map[string]domain.JobStatus, len(jobs))
-	for name, job := range jobs {
-		st := d.job(name)
-		status[name] = domain.JobStatus{Job: job, Active: st.active, Running: st.running, LastEnd: st.lastEnd, WindowStart: st.windowStart}
-	}
-	plan := domain.PlanTick(status, now)
-	for name, next := range plan.Next {
-		d.job(name).next = next
-	}
-	for _, name := range plan.Done {
-		d.job(name).active = false
-	}
-	for _, start := range plan.Start {
-		d.startCycle(ctx, start.Name, jobs[start.Name], c, start.Until, start.Window)
-	}
-}
-
-// startCycle runs one backup cycle of a job in the background. Callers hold
-// d.mu.
-func (d *daemon) startCycle(ctx context.Context, name string, job domain.Job, c *projections.Config, until, window time.Time) {
-	st := d.job(name)
-	var conn connectionSpec
-	var stor storageSpec
-	if json.Unmarshal(c.Connections[job.Connection], &conn) != nil || json.Unmarshal(c.Storages[job.Storage], &stor) != nil {
-		st.state = domain.JobStateAfter(domain.StateNotFinished)
-		return
-	}
-	secret, err := secretStore(d.g).Get(job.Connection)
-	if err != nil {
-		d.log.Error().Err(err).Str("job", name).Msg("job cannot start")
-		st.state = domain.JobStateAfter(domain.StateNotFinished)
-		return
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	if !until.IsZero() {
-		cctx, cancel = context.WithDeadline(ctx, until)
-	}
-	st.running, st.cancel, st.windowStart = true, cancel, window
-	st.state = domain.JobActive
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		defer cancel()
-		state, err := d.cycle(cctx, name, job, conn, secret, stor)
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		st.running, st.cancel, st.lastEnd = false, nil, time.Now()
-		st.cycles++
-		switch {
-		case st.stopped:
-			st.state = domain.JobInactive // stopped by hand: the interrupted cycle resumes at the next start
-		case err != nil:
-			st.state = domain.JobStateAfter(domain.StateNotFinished)
-			d.log.Warn().Err(err).Str("job", name).Msg("cycle ended with an error")
-		default:
-			st.state = domain.JobStateAfter(state)
-		}
-		if job.Continuity.OneTime && job.Schedule.Pattern == domain.PatternNone && err == nil && state != domain.StateNotFinished && !st.stopped {
-			// A one-time job started by hand has done its cycle: record it
-			// now, so that a restart does not run it again.
-			st.active = false
-			now := time.Now().UTC()
-			ch := domain.ConfigChange{Type: domain.JobStopped, ID: domain.DeriveID("config", domain.JobStopped, name, now.Format(time.RFC3339Nano)),
-				Time: now, Actor: "mailvault daemon (one-time job finished)", Name: name}
-			if err := projections.RecordChange(context.WithoutCancel(ctx), d.lg, ch); err != nil {
-				d.log.Error().Err(err).Str("job", name).Msg("record the end of a one-time job")
-			}
-		}
-	}()
-}
-
-func (d *daemon) cycle(ctx context.Context, name string, job domain.Job, conn connectionSpec, secret credential.Secret, stor storageSpec) (domain.RunState, error) {
-	var src pipeline.Source
-	var err error
-	var storagePassword []byte
-	if stor.Encrypted {
-		pw, err := secretStore(d.g).Get(storageSecretName(job.Storage))
+		stor, storagePassword, err := svc.OpenStorage(job.Storage)
 		if err != nil {
-			return domain.StateNotFinished, fmt.Errorf("storage %s: its password is not in the secret store: %w", job.Storage, err)
+			return domain.StateNotFinished, err
 		}
-		storagePassword = []byte(pw.Reveal())
-	}
-	cfg := pipeline.DefaultConfig()
-	client, err := openConnection(ctx, d.log, job.Connection, conn, secret, connectionScope{mailboxes: job.Mailboxes, publicFolders: job.PublicFolders})
-	if err != nil {
-		return "", err
-	}
-	src = client.source()
-	client.limit(&cfg)
-	cfg.Job, cfg.TimeFilter, cfg.FolderFilter, cfg.ExcludeMailboxes = name, job.TimeFilter, job.FolderFilter, job.ExcludeMailboxes
-	cfg.Run = newRunID(time.Now())
-	d.mu.Lock()
-	d.job(name).currentRun = cfg.Run
-	d.mu.Unlock()
-	defer func() {
-		d.mu.Lock()
-		d.job(name).currentRun = ""
-		d.mu.Unlock()
-		if r, err := projections.BuildReport(d.lg, cfg.Run); err == nil {
-			d.mu.Lock()
-			st := d.job(name)
-			st.lastRun, st.stored, st.scanned, st.speed = cfg.Run, st.stored+r.ItemsStored, st.scanned+r.ItemsScanned, r.ItemsPerS
-			d.mu.Unlock()
+		cfg := pipeline.DefaultConfig()
+		client, err := openConnection(ctx, log, job.Connection, conn, secret, connectionScope{mailboxes: job.Mailboxes, publicFolders: job.PublicFolders})
+		if err != nil {
+			return domain.StateNotFinished, err
 		}
-	}()
-	o := runOptions{source: src, sourceName: conn.identity(), storage: &storageRef{dir: stor.Path, password: storagePassword}, cfg: cfg, progress: "none", format: "json",
-		out: io.Discard, errOut: io.Discard}
-	err = runBackup(ctx, d.g, o)
-	var ee *exitError
-	switch {
-	case err == nil:
-		return domain.StateFinished, nil
-	case errors.As(err, &ee) && ee.code == exitWarnings:
-		return domain.StateWarnings, nil
+		client.limit(&cfg)
+		cfg.Job, cfg.TimeFilter, cfg.FolderFilter, cfg.ExcludeMailboxes, cfg.Run = name, job.TimeFilter, job.FolderFilter, job.ExcludeMailboxes, run
+		o := runOptions{source: client.source(), sourceName: conn.Identity(), storage: &storageRef{dir: stor.Path, password: storagePassword}, cfg: cfg,
+			progress: "none", format: "json", out: io.Discard, errOut: io.Discard}
+		return backup(ctx, g, o)
 	}
-	return domain.StateNotFinished, nil
-}
-
-// startJob and stopJob are what job start and job stop do inside the daemon.
-func (d *daemon) startJob(ctx context.Context, name string) error {
-	d.mu.Lock()
-	j := d.job(name)
-	j.active, j.stopped = true, false
-	d.mu.Unlock()
-	return nil
-}
-
-func (d *daemon) stopJob(name string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	j := d.job(name)
-	j.active, j.stopped = false, true
-	if j.cancel != nil {
-		j.cancel() // the cycle stops at a checkpoint and resumes at the next start
-	}
-	j.state = domain.JobInactive
-}
-
-// running counts the jobs with a cycle running now.
-func (d *daemon) running() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	n := 0
-	for _, j := range d.jobs {
-		if j.running {
-			n++
-		}
-	}
-	return n
 }
 
 // dailySummary mails the last 24 hours' runs once a day, at the time the
 // alert settings name. Whether today's went out is in the log, so a restart
 // does not send it twice.
-func (d *daemon) dailySummary(ctx context.Context, c *projections.Config, now time.Time) {
-	m, ok, err := loadMailer(d.g, c)
+type dailySummary struct {
+	g   *globalFlags
+	lg  *eventlog.Log
+	log zerolog.Logger
+	// tried is when the summary was last attempted.
+	tried time.Time
+}
+
+func (d *dailySummary) maybeSend(ctx context.Context, now time.Time) {
+	m, ok, err := loadMailer(newService(d.g, d.lg))
 	if err != nil || !ok {
 		return
 	}
@@ -638,10 +404,10 @@ func (d *daemon) dailySummary(ctx context.Context, c *projections.Config, now ti
 	if sent, err := d.lg.Has(OpsTopic, domain.DeriveID("alert", "daily", day)); err != nil || sent {
 		return
 	}
-	if now.Sub(d.dailyTried) < 15*time.Minute {
+	if now.Sub(d.tried) < 15*time.Minute {
 		return // a failed send is tried again a quarter of an hour later, not every tick
 	}
-	d.dailyTried = now
+	d.tried = now
 	runs, err := projections.ListRuns(d.lg)
 	if err != nil {
 		return
@@ -666,55 +432,4 @@ func (d *daemon) dailySummary(ctx context.Context, c *projections.Config, now ti
 	if err != nil {
 		d.log.Error().Err(err).Msg("daily summary not sent")
 	}
-}
-
-// jobLive is a job as the daemon sees it now: the counters of its ended
-// cycles plus, while a cycle runs, that cycle's live report. The dashboard
-// and job list both show it.
-type jobLive struct {
-	state                         domain.JobState
-	run                           string
-	running                       bool
-	cycles, stored, scanned       int
-	itemsPerS, mbPerS             float64
-	currentMailbox, currentFolder string
-	lastCycle, nextCycle          time.Time
-}
-
-func (d *daemon) jobView(name string) jobLive {
-	v := jobLive{state: domain.JobInactive}
-	d.mu.Lock()
-	st := d.jobs[name]
-	var current string
-	if st != nil {
-		v.state, v.stored, v.scanned, v.itemsPerS, v.run, v.cycles = st.state, st.stored, st.scanned, st.speed, st.lastRun, st.cycles
-		if v.state == "" {
-			v.state = domain.JobInactive
-			if st.active {
-				v.state = domain.JobActive
-			}
-		}
-		if st.running {
-			v.state, v.running, current = domain.JobRunning, true, st.currentRun
-		}
-		v.lastCycle, v.nextCycle = st.lastEnd, st.next
-		if v.lastCycle.Before(st.historyEnd) {
-			v.lastCycle = st.historyEnd
-		}
-	}
-	d.mu.Unlock()
-	if current != "" {
-		if r := d.metrics.Report(current); r != nil {
-			v.stored += r.ItemsStored
-			v.scanned += r.ItemsScanned
-			v.itemsPerS, v.mbPerS = r.ItemsPerS, r.MBPerS
-			v.currentMailbox, v.currentFolder = r.CurrentMailbox, r.CurrentFolder
-		}
-		v.run = current
-	} else if v.run != "" {
-		if r := d.metrics.Report(v.run); r != nil {
-			v.mbPerS = r.MBPerS
-		}
-	}
-	return v
 }

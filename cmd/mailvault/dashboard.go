@@ -2,48 +2,43 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
 
 	"github.com/mailvault/mailvault/adapters/dashboard"
+	"github.com/mailvault/mailvault/adapters/eventlog"
 	"github.com/mailvault/mailvault/adapters/jobspec"
 	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/internal/app"
 	"github.com/mailvault/mailvault/projections"
 )
 
-// dashboardBackend gives the web pages the daemon's state, all of it from
-// the configuration, the jobs' states and the projections of the log.
+// dashboardBackend gives the web pages the daemon's state: the jobs from
+// the application (the same list job list prints), the rest from the
+// projections of the log. Its actions are the application's commands, so
+// the same rules hold as on the command line (editing a running job is
+// refused).
 type dashboardBackend struct {
-	d   *daemon
-	ctx context.Context
+	svc     *app.Service
+	lg      *eventlog.Log
+	metrics *projections.Metrics
 }
 
 var _ dashboard.Backend = dashboardBackend{}
 
 func (b dashboardBackend) Jobs() []dashboard.Job {
-	d := b.d
-	c, err := projections.LoadConfig(d.lg)
+	jobs, err := b.svc.ListJobs()
 	if err != nil {
 		return nil
 	}
-	restored, _ := projections.RestoredByJob(d.lg)
 	var out []dashboard.Job
-	for _, name := range projections.Names(c.Jobs) {
-		var s jobspec.Spec
-		json.Unmarshal(c.Jobs[name], &s)
-		j := dashboard.Job{Name: name, Type: s.Continuity, Storage: s.Storage, Connection: s.Connection, State: "inactive", Restored: restored[name]}
-		if j.Type == "" {
-			j.Type = "continuous"
-		}
-		v := d.jobView(name)
-		j.State, j.Running, j.Run = string(v.state), v.running, v.run
-		j.Stored, j.Scanned, j.ItemsPerS, j.MBPerS = v.stored, v.scanned, v.itemsPerS, v.mbPerS
-		j.CurrentMailbox, j.CurrentFolder = v.currentMailbox, v.currentFolder
-		j.Settings = jobSettings(s)
-		out = append(out, j)
+	for _, j := range jobs {
+		v := j.Live
+		out = append(out, dashboard.Job{Name: j.Name, Type: j.Continuity, Storage: j.Storage, Connection: j.Connection, Restored: j.ItemsRestored,
+			State: string(v.State), Running: v.Running, Run: v.Run, Stored: v.Stored, Scanned: v.Scanned, ItemsPerS: v.ItemsPerS, MBPerS: v.MBPerS,
+			CurrentMailbox: v.CurrentMailbox, CurrentFolder: v.CurrentFolder, Settings: jobSettings(j.Spec)})
 	}
 	return out
 }
@@ -90,12 +85,12 @@ func jobSettings(s jobspec.Spec) []dashboard.Setting {
 // quarantined items, folders skipped for throttling, storage problems),
 // newest first.
 func (b dashboardBackend) News() (good, bad []dashboard.News, err error) {
-	runs, err := projections.ListRuns(b.d.lg)
+	runs, err := projections.ListRuns(b.lg)
 	if err != nil {
 		return nil, nil, err
 	}
 	for i := len(runs) - 1; i >= 0 && len(good)+len(bad) < 60; i-- {
-		r := b.d.metrics.Report(runs[i].RunID)
+		r := b.metrics.Report(runs[i].RunID)
 		if r == nil || r.State == domain.StateRunning {
 			continue
 		}
@@ -132,43 +127,43 @@ func (b dashboardBackend) News() (good, bad []dashboard.News, err error) {
 }
 
 func (b dashboardBackend) Runs() ([]projections.RunSummary, error) {
-	return projections.ListRuns(b.d.lg)
+	return projections.ListRuns(b.lg)
 }
 
 func (b dashboardBackend) Report(run string) (*projections.Report, error) {
-	if r := b.d.metrics.Report(run); r != nil {
+	if r := b.metrics.Report(run); r != nil {
 		return r, nil
 	}
 	return nil, fmt.Errorf("no run %s", run)
 }
 
 func (b dashboardBackend) RunCSV(run string, w io.Writer) error {
-	if b.d.metrics.Report(run) == nil {
+	if b.metrics.Report(run) == nil {
 		return fmt.Errorf("no run %s", run)
 	}
-	return projections.WriteRunCSV(w, b.d.lg, run)
+	return projections.WriteRunCSV(w, b.lg, run)
 }
 
-// Do runs a job action the way the command line does, through the same
-// code (so the same checks apply: editing a running job is refused).
+// Do runs a job action through the application.
 func (b dashboardBackend) Do(action, job, idle string) error {
-	var args []string
+	ctx := context.Background()
 	switch action {
-	case "start", "stop":
-		args = []string{"job", action, job}
+	case "start":
+		return b.svc.StartJob(ctx, job)
+	case "stop":
+		return b.svc.StopJob(ctx, job)
 	case "edit":
 		if idle == "" {
 			return fmt.Errorf("give the new idle time (hh:mm:ss)")
 		}
-		args = []string{"job", "edit", job, "--idle", idle}
-	default:
-		return fmt.Errorf("unknown action %q", action)
+		spec, err := b.svc.JobSpec(job)
+		if err != nil {
+			return err
+		}
+		spec.Idle = idle
+		return b.svc.EditJob(ctx, spec)
 	}
-	out := runCLI(b.ctx, append(args, "--data", b.d.g.data), nil)
-	if out.Code != 0 {
-		return fmt.Errorf("%s", strings.TrimSpace(strings.TrimPrefix(string(out.Stderr), "mailvault: ")))
-	}
-	return nil
+	return fmt.Errorf("unknown action %q", action)
 }
 
-func (b dashboardBackend) Changed() <-chan struct{} { return b.d.lg.Changed() }
+func (b dashboardBackend) Changed() <-chan struct{} { return b.lg.Changed() }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailvault/mailvault/adapters/eventlog"
 	"github.com/mailvault/mailvault/adapters/vault"
+	"github.com/mailvault/mailvault/domain"
 )
 
 // Exit codes are a contract: 0 finished, 3 finished with warnings, 1 not
@@ -25,6 +26,17 @@ const (
 	exitUsage    = 2
 	exitWarnings = 3
 )
+
+// exitCodeFor is the exit code of a command whose run ended in s.
+func exitCodeFor(s domain.RunState) int {
+	switch s {
+	case domain.StateFinished:
+		return exitOK
+	case domain.StateWarnings:
+		return exitWarnings
+	}
+	return exitErrors
+}
 
 // exitError carries an exit code up to main.
 type exitError struct {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,10 +11,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mailvault/mailvault/adapters/credential"
 	"github.com/mailvault/mailvault/adapters/eventlog"
-	"github.com/mailvault/mailvault/adapters/jobspec"
 	"github.com/mailvault/mailvault/adapters/vault"
 	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/internal/app"
 	"github.com/mailvault/mailvault/pipeline"
 	"github.com/mailvault/mailvault/projections"
 )
@@ -66,26 +66,24 @@ an item already in the target (found by the restore's mark, its Message-ID or it
 				return err
 			}
 			var conn connectionSpec
-			err = withConfig(g, func(_ *eventlog.Log, c *projections.Config) error {
-				raw, ok := c.Connections[to]
-				if !ok {
-					return usageErr("no connection named %q (see mailvault connection list)", to)
+			var secret credential.Secret
+			err = withService(g, func(svc *app.Service) error {
+				_, agg, err := svc.Configuration()
+				if err != nil {
+					return err
 				}
 				if job != "" {
-					if _, ok := c.Jobs[job]; !ok {
-						return usageErr("no job named %q", job)
+					if err := agg.HasJob(job); err != nil {
+						return err
 					}
-				} else if users := jobsUsing(c, func(s jobspec.Spec) bool { return s.Storage == storage }); len(users) == 1 {
+				} else if users := agg.JobsUsingStorage(storage); len(users) == 1 {
 					job = users[0] // the one job backing up into this storage
 				}
-				return json.Unmarshal(raw, &conn)
+				conn, secret, err = svc.OpenConnection(to)
+				return err
 			})
 			if err != nil {
 				return err
-			}
-			secret, secretErr := secretStore(g).Get(to)
-			if secretErr != nil {
-				return &exitError{code: exitErrors, err: fmt.Errorf("connection %s: its secret is not in the secret store: %w", to, secretErr)}
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -123,7 +121,7 @@ an item already in the target (found by the restore's mark, its Message-ID or it
 			if len(multi) > 0 && f.source == "" {
 				// A mailbox backed up through two connections: restore the
 				// backup made through the server restored to, if there is one.
-				f.source = conn.identity()
+				f.source = conn.Identity()
 				if total, multi, err = sourcesOf(v, &f); err != nil {
 					return &exitError{code: exitErrors, err: err}
 				}
@@ -188,7 +186,7 @@ an item already in the target (found by the restore's mark, its Message-ID or it
 				}
 			}
 			if rep.Failed > 0 {
-				return &exitError{code: state.ExitCode()}
+				return &exitError{code: exitCodeFor(state)}
 			}
 			return nil
 		}}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,10 +14,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mailvault/mailvault/adapters/credential"
-	"github.com/mailvault/mailvault/adapters/eventlog"
-	"github.com/mailvault/mailvault/adapters/jobspec"
 	"github.com/mailvault/mailvault/adapters/vault"
 	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/internal/app"
 	"github.com/mailvault/mailvault/projections"
 )
 
@@ -44,9 +42,6 @@ func (a storageAccess) password() ([]byte, error) {
 	}
 	return []byte(s.Reveal()), nil
 }
-
-// storageSecretName is where a named storage's password is kept.
-func storageSecretName(name string) string { return "storage:" + name }
 
 // vaultPool shares open storages within the process: Badger allows one
 // opener per directory, and the daemon may run two jobs into one storage.
@@ -101,22 +96,17 @@ func resolveStorage(g *globalFlags, ref string, a storageAccess) (storageRef, er
 		r.recovery = string(b)
 	}
 	if !strings.ContainsAny(ref, `/\`) && !vault.Exists(ref) {
-		err := withConfig(g, func(_ *eventlog.Log, c *projections.Config) error {
-			raw, ok := c.Storages[ref]
-			if !ok {
+		err := withService(g, func(svc *app.Service) error {
+			spec, pw, err := svc.OpenStorage(ref)
+			if errors.Is(err, app.ErrNotFound) {
 				return usageErr("no storage named %q and no storage in a directory %q (see mailvault storage list)", ref, ref)
 			}
-			var spec storageSpec
-			if err := json.Unmarshal(raw, &spec); err != nil {
-				return err
+			if err != nil && r.password == nil && r.recovery == "" {
+				return fmt.Errorf("%w; give --storage-password-file", err)
 			}
 			r.dir = spec.Path
-			if spec.Encrypted && r.password == nil && r.recovery == "" {
-				s, err := secretStore(g).Get(storageSecretName(ref))
-				if err != nil {
-					return &exitError{code: exitErrors, err: fmt.Errorf("storage %s: its password is not in the secret store (%v); give --storage-password-file", ref, err)}
-				}
-				r.password = []byte(s.Reveal())
+			if r.password == nil && r.recovery == "" {
+				r.password = pw
 			}
 			return nil
 		})
@@ -244,9 +234,6 @@ A new password-protected storage prints its recovery key once: keep it somewhere
 the storage if the password is lost. The password is kept in the data directory's encrypted
 secret store, so scheduled jobs can open the storage.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validName("storage", args[0]); err != nil {
-				return err
-			}
 			if path == "" {
 				return usageErr("--path DIR is required")
 			}
@@ -265,27 +252,10 @@ secret store, so scheduled jobs can open the storage.`,
 			if err != nil {
 				return usageErr("--path: %v", err)
 			}
-			return withConfig(g, func(lg *eventlog.Log, c *projections.Config) error {
-				if _, ok := c.Storages[args[0]]; ok {
-					return usageErr("a storage named %q exists already", args[0])
-				}
-				var v *vault.Vault
-				var recovery string
-				if vault.Exists(abs) {
-					if v, err = vault.Open(abs, pw); err != nil {
-						return storageErrExit(err)
-					}
-				} else if v, recovery, err = vault.Create(abs, vault.CreateOptions{Password: pw, NoCompression: noCompression, Retention: ret}); err != nil {
-					return &exitError{code: exitErrors, err: err}
-				}
-				encrypted := v.Encrypted()
-				v.Close()
-				if encrypted {
-					if err := secretStore(g).Put(storageSecretName(args[0]), credential.New(string(pw))); err != nil {
-						return &exitError{code: exitErrors, err: fmt.Errorf("keep the storage password: %w", err)}
-					}
-				}
-				if err := change(cmd, lg, domain.StorageAdded, args[0], storageSpec{Path: abs, Encrypted: encrypted}); err != nil {
+			return withService(g, func(s *app.Service) error {
+				recovery, err := s.AddStorage(cmd.Context(), app.AddStorage{Name: args[0], Path: abs, Password: pw,
+					Options: app.StorageOptions{NoCompression: noCompression, Retention: ret}})
+				if err != nil {
 					return err
 				}
 				if recovery != "" {
@@ -307,19 +277,12 @@ secret store, so scheduled jobs can open the storage.`,
 			if err := checkFormat(listFormat, listFormats...); err != nil {
 				return err
 			}
-			return withConfig(g, func(_ *eventlog.Log, c *projections.Config) error {
-				type storageRow struct {
-					Name      string `json:"name"`
-					Path      string `json:"path"`
-					Encrypted bool   `json:"encrypted"`
+			return withService(g, func(s *app.Service) error {
+				rows, err := s.ListStorages()
+				if err != nil {
+					return err
 				}
-				var rows []storageRow
-				for _, n := range projections.Names(c.Storages) {
-					var s storageSpec
-					json.Unmarshal(c.Storages[n], &s)
-					rows = append(rows, storageRow{Name: n, Path: s.Path, Encrypted: s.Encrypted})
-				}
-				return writeList(cmd.OutOrStdout(), listFormat, rows, []string{"NAME", "PATH", "ENCRYPTION"}, func(r storageRow) []string {
+				return writeList(cmd.OutOrStdout(), listFormat, rows, []string{"NAME", "PATH", "ENCRYPTION"}, func(r app.Storage) []string {
 					enc := "unencrypted"
 					if r.Encrypted {
 						enc = "encrypted"
@@ -331,16 +294,7 @@ secret store, so scheduled jobs can open the storage.`,
 	list.Flags().StringVar(&listFormat, "format", "text", "output format: text or json")
 	remove := &cobra.Command{Use: "remove NAME", Short: "Remove a storage's name (its data stays on disk)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withConfig(g, func(lg *eventlog.Log, c *projections.Config) error {
-				if _, ok := c.Storages[args[0]]; !ok {
-					return usageErr("no storage named %q", args[0])
-				}
-				if users := jobsUsing(c, func(s jobspec.Spec) bool { return s.Storage == args[0] }); len(users) > 0 {
-					return usageErr("storage %q is used by jobs %s; delete or edit them first", args[0], strings.Join(users, ", "))
-				}
-				_ = secretStore(g).Delete(storageSecretName(args[0]))
-				return change(cmd, lg, domain.StorageRemoved, args[0], nil)
-			})
+			return withService(g, func(s *app.Service) error { return s.RemoveStorage(cmd.Context(), args[0]) })
 		}}
 
 	var statsAccess storageAccess
@@ -379,7 +333,7 @@ secret store, so scheduled jobs can open the storage.`,
 				return storageErrExit(err)
 			}
 			if !strings.ContainsAny(args[0], `/\`) && !vault.Exists(args[0]) {
-				if err := secretStore(g).Put(storageSecretName(args[0]), next); err != nil {
+				if err := secretStore(g).Put(app.StorageSecretName(args[0]), next); err != nil {
 					return &exitError{code: exitErrors, err: fmt.Errorf("the password changed, but keeping it in the secret store failed: %w", err)}
 				}
 			}

@@ -1,0 +1,54 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/mailvault/mailvault/adapters/credential"
+	"github.com/mailvault/mailvault/domain"
+)
+
+// AlertsSecretName is where the SMTP password is kept.
+const AlertsSecretName = "alerts:smtp"
+
+// SetAlerts records who gets alert mail and how; password (optional) is
+// the SMTP password, kept in the secret store.
+func (s *Service) SetAlerts(ctx context.Context, settings domain.AlertSettings, password credential.Secret) error {
+	if err := settings.Validate(); err != nil {
+		return invalid("alerts", "alerts", err.Error())
+	}
+	if settings.Username != "" && password.Empty() {
+		return invalid("alerts", "alerts", "--username needs --password-file or --password-env")
+	}
+	if !password.Empty() {
+		if err := s.Secrets.Put(AlertsSecretName, password); err != nil {
+			return fmt.Errorf("keep the SMTP password: %w", err)
+		}
+	}
+	return s.record(ctx, domain.AlertsSet, "alerts", settings)
+}
+
+// AlertsOff stops alert mail and forgets the SMTP password.
+func (s *Service) AlertsOff(ctx context.Context) error {
+	_ = s.Secrets.Delete(AlertsSecretName) // none when the relay needs no login
+	return s.record(ctx, domain.AlertsRemoved, "alerts", nil)
+}
+
+// Alerts are the alert settings with the SMTP password; ok is false when
+// alerts are off.
+func (s *Service) Alerts() (settings domain.AlertSettings, password credential.Secret, ok bool, err error) {
+	st, err := s.load()
+	if err != nil || st.raw.Alerts == nil {
+		return settings, password, false, err
+	}
+	if err := json.Unmarshal(st.raw.Alerts, &settings); err != nil {
+		return settings, password, false, fmt.Errorf("the recorded alert settings do not read: %w", err)
+	}
+	if settings.Username != "" {
+		if password, err = s.Secrets.Get(AlertsSecretName); err != nil {
+			return settings, password, false, fmt.Errorf("the SMTP password is not in the secret store: %w", err)
+		}
+	}
+	return settings, password, true, nil
+}
