@@ -95,6 +95,16 @@ mailboxes:
 	waitRuns(2)
 	res = run("job", "edit", "loop", "--idle", "00:00:02")
 	mustf(t, res.code == 2 && strings.Contains(res.stderr, "is running"), "editing a running job: %d %s", res.code, res.stderr)
+	// Configuration commands reach the daemon's application over its typed
+	// API, with the same rules and exit codes as without a daemon.
+	res = run("job", "delete", "loop")
+	mustf(t, res.code == 2 && strings.Contains(res.stderr, "before deleting it"), "deleting a running job: %d %s", res.code, res.stderr)
+	res = run("job", "start", "nope")
+	mustf(t, res.code == 2 && strings.Contains(res.stderr, `no job named "nope"`), "starting an unknown job: %d %s", res.code, res.stderr)
+	must(run("storage", "add", "tape", "--unencrypted", "--path", filepath.Join(dir, "tape")), "storage add through the daemon")
+	res = run("storage", "list", "--format", "json")
+	mustf(t, res.code == 0 && strings.Contains(res.stdout, `"name": "tape"`), "storage list through the daemon: %s", res.stdout)
+	must(run("storage", "remove", "tape"), "storage remove through the daemon")
 	n, stored := finished()
 	mustf(t, stored == 300, "after %d cycles %d items were stored, want 300 once", n, stored)
 	sim.control(t, "/_sim/mutate", map[string]any{"mailbox": "lou@contoso.test", "folder": "Inbox", "add": 1500, "modify": 10})
@@ -137,6 +147,13 @@ mailboxes:
 	tok, _ := os.ReadFile(filepath.Join(data, "daemon.token"))
 	info, _ := os.Stat(filepath.Join(data, "daemon.token"))
 	mustf(t, len(bytes.TrimSpace(tok)) >= 32 && info.Mode().Perm() == 0o600, "the token file: %d bytes, mode %v", len(tok), info.Mode().Perm())
+	req, _ = http.NewRequest(http.MethodGet, "http://"+d.addr+"/v1/jobs", nil)
+	req.Header.Set("Authorization", "Bearer "+string(bytes.TrimSpace(tok)))
+	resp, err = http.DefaultClient.Do(req)
+	mustf(t, err == nil && resp.StatusCode == http.StatusOK, "GET /v1/jobs with the token: %v %v", err, resp)
+	var typed []struct{ Name, State string }
+	mustf(t, json.NewDecoder(resp.Body).Decode(&typed) == nil && len(typed) == 1 && typed[0].Name == "loop", "GET /v1/jobs: %+v", typed)
+	resp.Body.Close()
 
 	// A restore from the job's storage, through the daemon, counts in the
 	// job's "items restored".

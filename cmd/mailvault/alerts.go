@@ -37,7 +37,7 @@ the encrypted secret store.`,
 					return usageErr("%v", err)
 				}
 			}
-			return withService(g, func(svc *app.Service) error { return svc.SetAlerts(cmd.Context(), s, secret) })
+			return withApp(g, func(svc application) error { return svc.SetAlerts(cmd.Context(), s, secret) })
 		}}
 	f := set.Flags()
 	f.StringVar(&s.Host, "smtp-host", "", "SMTP server")
@@ -54,8 +54,8 @@ the encrypted secret store.`,
 
 	show := &cobra.Command{Use: "show", Short: "Show the alert settings (never the password)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withService(g, func(svc *app.Service) error {
-				s, _, ok, err := svc.Alerts()
+			return withApp(g, func(svc application) error {
+				s, ok, err := svc.AlertSettings(cmd.Context())
 				if err != nil {
 					return err
 				}
@@ -84,7 +84,7 @@ the encrypted secret store.`,
 		}}
 	off := &cobra.Command{Use: "off", Short: "Send no more alerts", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withService(g, func(svc *app.Service) error { return svc.AlertsOff(cmd.Context()) })
+			return withApp(g, func(svc application) error { return svc.AlertsOff(cmd.Context()) })
 		}}
 	cmd.AddCommand(set, show, test, off)
 	return cmd

@@ -17,7 +17,6 @@ import (
 	"github.com/mailvault/mailvault/adapters/jobspec"
 	"github.com/mailvault/mailvault/domain"
 	"github.com/mailvault/mailvault/internal/app"
-	"github.com/mailvault/mailvault/internal/daemon"
 )
 
 // The recorded definitions are the application's.
@@ -72,7 +71,7 @@ func newConnectionCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return usageErr("%v", err)
 			}
-			return withService(g, func(s *app.Service) error { return s.AddConnection(cmd.Context(), args[0], spec, secret) })
+			return withApp(g, func(s application) error { return s.AddConnection(cmd.Context(), args[0], spec, secret) })
 		}}
 	add.Flags().StringVar(&typ, "type", "", "graph (Exchange Online) or ews (Exchange Server)")
 	gf.register(add)
@@ -83,7 +82,7 @@ func newConnectionCmd(g *globalFlags) *cobra.Command {
 			if err := checkFormat(listFormat, listFormats...); err != nil {
 				return err
 			}
-			return withService(g, func(s *app.Service) error {
+			return withApp(g, func(s application) error {
 				type connectionRow struct {
 					Name     string `json:"name"`
 					Type     string `json:"type"`
@@ -92,7 +91,7 @@ func newConnectionCmd(g *globalFlags) *cobra.Command {
 					Username string `json:"username,omitempty"`
 					Secret   string `json:"secret"`
 				}
-				conns, err := s.Connections()
+				conns, err := s.Connections(cmd.Context())
 				if err != nil {
 					return err
 				}
@@ -112,7 +111,7 @@ func newConnectionCmd(g *globalFlags) *cobra.Command {
 	list.Flags().StringVar(&listFormat, "format", "text", "output format: text or json")
 	remove := &cobra.Command{Use: "remove NAME", Short: "Remove a connection and its stored secret", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withService(g, func(s *app.Service) error { return s.RemoveConnection(cmd.Context(), args[0]) })
+			return withApp(g, func(s application) error { return s.RemoveConnection(cmd.Context(), args[0]) })
 		}}
 	var testMailbox string
 	var testPublic bool
@@ -312,7 +311,7 @@ func newJobCmd(g *globalFlags) *cobra.Command {
 	var jf jobFlags
 	// save validates a spec, its references and its name, then records it.
 	save := func(cmd *cobra.Command, spec jobspec.Spec, editing bool) error {
-		return withService(g, func(s *app.Service) error {
+		return withApp(g, func(s application) error {
 			if editing {
 				return s.EditJob(cmd.Context(), spec)
 			}
@@ -370,8 +369,8 @@ func newJobCmd(g *globalFlags) *cobra.Command {
 				if s.Name != args[0] {
 					return usageErr("the file defines job %q, not %q (a job is renamed by delete and create)", s.Name, args[0])
 				}
-			} else if err := withService(g, func(svc *app.Service) (err error) {
-				s, err = svc.JobSpec(args[0])
+			} else if err := withApp(g, func(svc application) (err error) {
+				s, err = svc.JobSpec(cmd.Context(), args[0])
 				return err
 			}); err != nil {
 				return err
@@ -389,8 +388,8 @@ func newJobCmd(g *globalFlags) *cobra.Command {
 			if err := checkFormat(format, "yaml", "json"); err != nil {
 				return err
 			}
-			return withService(g, func(svc *app.Service) error {
-				s, err := svc.JobSpec(args[0])
+			return withApp(g, func(svc application) error {
+				s, err := svc.JobSpec(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}
@@ -419,14 +418,8 @@ func newJobCmd(g *globalFlags) *cobra.Command {
 					[]string{"NAME", "CONTINUITY", "SCHEDULE", "CONNECTION", "STORAGE", "STATE", "CYCLES", "STORED", "SCANNED", "RESTORED", "ITEMS/S", "LAST CYCLE (UTC)", "NEXT CYCLE (UTC)"},
 					jobCells)
 			}
-			return withJobControl(g, func(s *app.Service) error {
-				jobs, err := s.ListJobs()
-				if err != nil {
-					return err
-				}
-				return show(jobs)
-			}, func(c daemon.Client) error {
-				jobs, err := c.Jobs(cmd.Context())
+			return withApp(g, func(s application) error {
+				jobs, err := s.ListJobs(cmd.Context())
 				if err != nil {
 					return err
 				}
@@ -436,7 +429,7 @@ func newJobCmd(g *globalFlags) *cobra.Command {
 	list.Flags().StringVar(&listFormat, "format", "text", "output format: text or json")
 	del := &cobra.Command{Use: "delete NAME", Short: "Delete a job (its backups stay in the storage)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withService(g, func(s *app.Service) error { return s.DeleteJob(cmd.Context(), args[0]) })
+			return withApp(g, func(s application) error { return s.DeleteJob(cmd.Context(), args[0]) })
 		}}
 	startStop := func(verb string) *cobra.Command {
 		return &cobra.Command{Use: verb + " NAME", Short: strings.ToUpper(verb[:1]) + verb[1:] + " a job (the daemon runs it)", Args: cobra.ExactArgs(1),
@@ -448,16 +441,10 @@ func newJobCmd(g *globalFlags) *cobra.Command {
 					}
 					return err
 				}
-				return withJobControl(g, func(s *app.Service) error {
+				return withApp(g, func(s application) error {
 					do := s.StartJob
 					if verb == "stop" {
 						do = s.StopJob
-					}
-					return report(do(cmd.Context(), args[0]))
-				}, func(c daemon.Client) error {
-					do := c.StartJob
-					if verb == "stop" {
-						do = c.StopJob
 					}
 					return report(do(cmd.Context(), args[0]))
 				})

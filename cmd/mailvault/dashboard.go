@@ -29,7 +29,7 @@ type dashboardBackend struct {
 var _ dashboard.Backend = dashboardBackend{}
 
 func (b dashboardBackend) Jobs() []dashboard.Job {
-	jobs, err := b.svc.ListJobs()
+	jobs, err := b.svc.ListJobs(context.Background())
 	if err != nil {
 		return nil
 	}
@@ -156,7 +156,7 @@ func (b dashboardBackend) Do(action, job, idle string) error {
 		if idle == "" {
 			return fmt.Errorf("give the new idle time (hh:mm:ss)")
 		}
-		spec, err := b.svc.JobSpec(job)
+		spec, err := b.svc.JobSpec(ctx, job)
 		if err != nil {
 			return err
 		}

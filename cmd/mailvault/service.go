@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
+	"github.com/mailvault/mailvault/adapters/credential"
+	"github.com/mailvault/mailvault/adapters/jobspec"
 	"github.com/mailvault/mailvault/adapters/vault"
 	"github.com/mailvault/mailvault/domain"
 	"github.com/mailvault/mailvault/internal/app"
@@ -68,14 +71,40 @@ func (vaultStorages) Provision(dir string, password []byte, opts app.StorageOpti
 	return v.Encrypted(), recovery, nil
 }
 
-// withJobControl runs local in this process, or, when a daemon holds the
-// data directory, remote against the daemon's typed API: job control is
-// the daemon's.
-func withJobControl(g *globalFlags, local func(*app.Service) error, remote func(daemon.Client) error) error {
-	err := withService(g, local)
+// application is what the configuration and job commands ask of
+// mailvault: the application in this process, or, while a daemon holds the
+// data directory, the same application in the daemon over its typed API.
+type application interface {
+	AddConnection(ctx context.Context, name string, spec app.ConnectionSpec, secret credential.Secret) error
+	RemoveConnection(ctx context.Context, name string) error
+	Connections(ctx context.Context) ([]app.Connection, error)
+	AddStorage(ctx context.Context, in app.AddStorage) (recoveryKey string, err error)
+	RemoveStorage(ctx context.Context, name string) error
+	ListStorages(ctx context.Context) ([]app.Storage, error)
+	CreateJob(ctx context.Context, spec jobspec.Spec) error
+	EditJob(ctx context.Context, spec jobspec.Spec) error
+	DeleteJob(ctx context.Context, name string) error
+	JobSpec(ctx context.Context, name string) (jobspec.Spec, error)
+	ListJobs(ctx context.Context) ([]app.Job, error)
+	StartJob(ctx context.Context, name string) error
+	StopJob(ctx context.Context, name string) error
+	SetAlerts(ctx context.Context, settings domain.AlertSettings, password credential.Secret) error
+	AlertsOff(ctx context.Context) error
+	AlertSettings(ctx context.Context) (domain.AlertSettings, bool, error)
+}
+
+var (
+	_ application = (*app.Service)(nil)
+	_ application = daemon.Client{}
+)
+
+// withApp runs fn with the application: here, or in the daemon that holds
+// the data directory.
+func withApp(g *globalFlags, fn func(application) error) error {
+	err := withService(g, func(s *app.Service) error { return fn(s) })
 	var dh *daemonHolds
 	if errors.As(err, &dh) {
-		return appExit(g, remote(daemon.Client{Addr: dh.ep.Addr, Token: dh.token}))
+		return appExit(g, fn(daemon.Client{Addr: dh.ep.Addr, Token: dh.token}))
 	}
 	return err
 }

@@ -252,7 +252,7 @@ secret store, so scheduled jobs can open the storage.`,
 			if err != nil {
 				return usageErr("--path: %v", err)
 			}
-			return withService(g, func(s *app.Service) error {
+			return withApp(g, func(s application) error {
 				recovery, err := s.AddStorage(cmd.Context(), app.AddStorage{Name: args[0], Path: abs, Password: pw,
 					Options: app.StorageOptions{NoCompression: noCompression, Retention: ret}})
 				if err != nil {
@@ -277,8 +277,8 @@ secret store, so scheduled jobs can open the storage.`,
 			if err := checkFormat(listFormat, listFormats...); err != nil {
 				return err
 			}
-			return withService(g, func(s *app.Service) error {
-				rows, err := s.ListStorages()
+			return withApp(g, func(s application) error {
+				rows, err := s.ListStorages(cmd.Context())
 				if err != nil {
 					return err
 				}
@@ -294,7 +294,7 @@ secret store, so scheduled jobs can open the storage.`,
 	list.Flags().StringVar(&listFormat, "format", "text", "output format: text or json")
 	remove := &cobra.Command{Use: "remove NAME", Short: "Remove a storage's name (its data stays on disk)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withService(g, func(s *app.Service) error { return s.RemoveStorage(cmd.Context(), args[0]) })
+			return withApp(g, func(s application) error { return s.RemoveStorage(cmd.Context(), args[0]) })
 		}}
 
 	var statsAccess storageAccess

@@ -35,15 +35,25 @@ func (s *Service) AlertsOff(ctx context.Context) error {
 	return s.record(ctx, domain.AlertsRemoved, "alerts", nil)
 }
 
-// Alerts are the alert settings with the SMTP password; ok is false when
-// alerts are off.
-func (s *Service) Alerts() (settings domain.AlertSettings, password credential.Secret, ok bool, err error) {
+// AlertSettings are the alert settings (never the password); ok is false
+// when alerts are off.
+func (s *Service) AlertSettings(_ context.Context) (settings domain.AlertSettings, ok bool, err error) {
 	st, err := s.load()
 	if err != nil || st.raw.Alerts == nil {
-		return settings, password, false, err
+		return settings, false, err
 	}
 	if err := json.Unmarshal(st.raw.Alerts, &settings); err != nil {
-		return settings, password, false, fmt.Errorf("the recorded alert settings do not read: %w", err)
+		return settings, false, fmt.Errorf("the recorded alert settings do not read: %w", err)
+	}
+	return settings, true, nil
+}
+
+// Alerts are the alert settings with the SMTP password, for the mailer;
+// ok is false when alerts are off.
+func (s *Service) Alerts() (settings domain.AlertSettings, password credential.Secret, ok bool, err error) {
+	settings, ok, err = s.AlertSettings(context.Background())
+	if err != nil || !ok {
+		return settings, password, false, err
 	}
 	if settings.Username != "" {
 		if password, err = s.Secrets.Get(AlertsSecretName); err != nil {

@@ -119,7 +119,7 @@ func TestServiceCommands(t *testing.T) {
 	refused("invalid definition", s.CreateJob(ctx, bad), app.ErrInvalid, `job "n3"`)
 	edited := job("nightly", "contoso", "plain")
 	ok("edit job", s.EditJob(ctx, edited))
-	spec, err := s.JobSpec("nightly")
+	spec, err := s.JobSpec(ctx, "nightly")
 	ok("job spec", err)
 	if spec.Storage != "plain" {
 		t.Fatalf("edit did not take: %+v", spec)
@@ -127,7 +127,7 @@ func TestServiceCommands(t *testing.T) {
 	refused("remove a storage in use", s.RemoveStorage(ctx, "plain"), app.ErrInUse, "used by jobs nightly")
 	refused("remove a connection in use", s.RemoveConnection(ctx, "contoso"), app.ErrInUse, "used by jobs nightly")
 	refused("start without a daemon", s.StartJob(ctx, "nightly"), app.ErrNoDaemon, "daemon")
-	list, err := s.ListJobs()
+	list, err := s.ListJobs(context.Background())
 	ok("list jobs", err)
 	if len(list) != 1 || list[0].State != app.StateNoDaemon || list[0].Continuity != "continuous" || list[0].Schedule != "no activity period (started by hand)" {
 		t.Fatalf("job list without a daemon: %+v", list)
@@ -146,7 +146,7 @@ func TestServiceCommands(t *testing.T) {
 	if !j.started["nightly"] || !j.stopped["nightly"] {
 		t.Fatalf("job control not reached: %+v", j)
 	}
-	list, err = s.ListJobs()
+	list, err = s.ListJobs(context.Background())
 	ok("list jobs", err)
 	if list[0].State != string(domain.JobActive) || list[0].Cycles != 2 || list[0].ItemsStored != 40 || list[0].NextCycle == nil || list[0].LastCycle != nil {
 		t.Fatalf("job list with a daemon: %+v", list[0])
@@ -161,9 +161,9 @@ func TestServiceCommands(t *testing.T) {
 	if _, has := sec[app.StorageSecretName("nas")]; has {
 		t.Fatal("the storage's password outlived it")
 	}
-	conns, err := s.Connections()
+	conns, err := s.Connections(ctx)
 	ok("connections", err)
-	stors, err := s.ListStorages()
+	stors, err := s.ListStorages(ctx)
 	ok("storages", err)
 	if len(conns) != 0 || len(stors) != 1 || stors[0].Name != "plain" {
 		t.Fatalf("left: %+v %+v", conns, stors)

@@ -50,7 +50,7 @@ func (s *Service) RemoveConnection(ctx context.Context, name string) error {
 }
 
 // Connections lists the connections by name.
-func (s *Service) Connections() ([]Connection, error) {
+func (s *Service) Connections(_ context.Context) ([]Connection, error) {
 	st, err := s.load()
 	if err != nil {
 		return nil, err
@@ -147,7 +147,7 @@ func (s *Service) RemoveStorage(ctx context.Context, name string) error {
 }
 
 // ListStorages lists the storages by name.
-func (s *Service) ListStorages() ([]Storage, error) {
+func (s *Service) ListStorages(_ context.Context) ([]Storage, error) {
 	st, err := s.load()
 	if err != nil {
 		return nil, err

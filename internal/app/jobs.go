@@ -136,7 +136,7 @@ func (s *Service) startStop(ctx context.Context, name string, start bool) error 
 func (s *Service) busy(name string) bool { return s.Jobs != nil && s.Jobs.Busy(name) }
 
 // JobSpec is a job's definition.
-func (s *Service) JobSpec(name string) (jobspec.Spec, error) {
+func (s *Service) JobSpec(_ context.Context, name string) (jobspec.Spec, error) {
 	st, err := s.load()
 	if err != nil {
 		return jobspec.Spec{}, err
@@ -153,7 +153,7 @@ func (s *Service) JobSpec(name string) (jobspec.Spec, error) {
 
 // ListJobs lists the jobs by name with their state; restores are counted from
 // the log once for the whole list.
-func (s *Service) ListJobs() ([]Job, error) {
+func (s *Service) ListJobs(_ context.Context) ([]Job, error) {
 	st, err := s.load()
 	if err != nil {
 		return nil, err

@@ -287,7 +287,7 @@ func TestAPIAndClient(t *testing.T) {
 	if !d.Busy("mail") {
 		t.Fatal("start did not reach the daemon")
 	}
-	jobs, err := c.Jobs(ctx)
+	jobs, err := c.ListJobs(ctx)
 	must(t, err)
 	if len(jobs) != 1 || jobs[0].Name != "mail" || jobs[0].State != string(domain.JobActive) || jobs[0].Connection != "contoso" {
 		t.Fatalf("jobs: %+v", jobs)
@@ -306,7 +306,7 @@ func TestAPIAndClient(t *testing.T) {
 		t.Fatalf("no daemon: %v", err)
 	}
 	srv.Close()
-	if _, err := c.Jobs(ctx); !errors.Is(err, daemon.ErrUnreachable) {
+	if _, err := c.ListJobs(ctx); !errors.Is(err, daemon.ErrUnreachable) {
 		t.Fatalf("daemon gone: %v", err)
 	}
 }
