@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mailvault/mailvault/adapters/credential"
 	"github.com/mailvault/mailvault/adapters/eventlog"
 	"github.com/mailvault/mailvault/adapters/simtenant"
 	"github.com/mailvault/mailvault/domain"
@@ -126,31 +127,28 @@ skipped folders), 1 not finished (errors), 2 usage or configuration error.`,
 				}
 				abs, _ := filepath.Abs(tenant)
 				o.source, o.sourceName = simtenant.NewSource(t, nil), domain.SourceIdentity("sim", abs)
-			case "graph":
+			case "graph", "ews":
+				var spec connectionSpec
+				var secret credential.Secret
+				var err error
+				if source == "graph" {
+					spec, secret, err = gf.spec()
+				} else {
+					spec, secret, err = ef.spec(gf.caCert)
+				}
+				if err != nil {
+					return err
+				}
 				log, err := g.logger()
 				if err != nil {
 					return err
 				}
-				src, err := gf.source(cmd.Context(), log)
+				client, err := openConnection(cmd.Context(), log, "--source "+source, spec, secret, connectionScope{mailboxes: gf.mailboxes, publicFolders: ef.publicFolders})
 				if err != nil {
 					return err
 				}
-				o.source, o.sourceName = src, domain.SourceIdentity("graph", gf.tenantID)
-			case "ews":
-				log, err := g.logger()
-				if err != nil {
-					return err
-				}
-				src, err := ef.source(gf.mailboxes, gf.caCert, log)
-				if err != nil {
-					return err
-				}
-				o.source, o.sourceName = src, domain.SourceIdentity("ews", ef.url)
-				// EWSMaxConcurrency counts the account's requests across
-				// all mailboxes: an app-wide limit.
-				if cfg.Limits.AppMaxInFlight == 0 || cfg.Limits.AppMaxInFlight > ef.maxConcurrency {
-					cfg.Limits.AppMaxInFlight = ef.maxConcurrency
-				}
+				o.source, o.sourceName = client.source(), spec.Identity()
+				client.limit(&cfg)
 			default:
 				return usageErr("--source %q: use sim, graph or ews", source)
 			}

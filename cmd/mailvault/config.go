@@ -43,33 +43,19 @@ func newConnectionCmd(g *globalFlags) *cobra.Command {
 	var ef ewsFlags
 	add := &cobra.Command{Use: "add NAME --type graph|ews ...", Short: "Add a connection", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			spec := connectionSpec{Type: typ, CACert: gf.caCert}
+			var spec connectionSpec
 			var secret credential.Secret
 			var err error
 			switch typ {
 			case "graph":
-				if gf.secretValue != "" {
-					return usageErr("--client-secret is refused: use --client-secret-file or --client-secret-env")
-				}
-				spec.TenantID, spec.ClientID, spec.GraphURL, spec.BetaURL, spec.TokenURL = gf.tenantID, gf.clientID, gf.graphURL, gf.betaURL, gf.tokenURL
-				if err := spec.Validate(args[0]); err != nil {
-					return appExit(g, err)
-				}
-				secret, err = credential.Load("client secret", gf.secretFile, gf.secretEnv)
+				spec, secret, err = gf.spec()
 			case "ews":
-				if ef.passwordValue != "" {
-					return usageErr("--password is refused: use --password-file or --password-env")
-				}
-				spec.EWSURL, spec.Username, spec.Auth, spec.Impersonate = ef.url, ef.username, ef.auth, ef.impersonate
-				if err := spec.Validate(args[0]); err != nil {
-					return appExit(g, err)
-				}
-				secret, err = credential.Load("password", ef.passwordFile, ef.passwordEnv)
+				spec, secret, err = ef.spec(gf.caCert)
 			default:
-				return appExit(g, spec.Validate(args[0]))
+				return appExit(g, connectionSpec{Type: typ}.Validate(args[0]))
 			}
 			if err != nil {
-				return usageErr("%v", err)
+				return err
 			}
 			return withApp(g, func(s application) error { return s.AddConnection(cmd.Context(), args[0], spec, secret) })
 		}}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/mailvault/mailvault/adapters/credential"
@@ -41,19 +40,21 @@ func (f *ewsFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.maxConcurrency, "ews-max-concurrency", ews.DefaultMaxConcurrency, "EWSMaxConcurrency of the account's throttling policy: requests in flight for the account")
 }
 
-func (f *ewsFlags) source(mailboxes []string, caCert string, log zerolog.Logger) (*ews.Source, error) {
+// spec is the connection the flags describe, with its secret.
+func (f *ewsFlags) spec(caCert string) (connectionSpec, credential.Secret, error) {
 	if f.passwordValue != "" {
-		return nil, usageErr("--password is refused: a password on the command line is visible to every local user; use --password-file or --password-env")
+		return connectionSpec{}, credential.Secret{}, usageErr("--password is refused: a password on the command line is visible to every local user; use --password-file or --password-env")
 	}
-	if f.url == "" {
-		return nil, usageErr("--source ews needs --ews-url, --username and --password-file (or --password-env)")
+	spec := connectionSpec{Type: "ews", EWSURL: f.url, Username: f.username, Auth: f.auth, Impersonate: f.impersonate, CACert: caCert,
+		Content: f.content, Batch: f.batch, MaxConcurrency: f.maxConcurrency}
+	if err := spec.Validate("--source ews"); err != nil {
+		return spec, credential.Secret{}, usageErr("%v", err)
 	}
 	secret, err := credential.Load("password", f.passwordFile, f.passwordEnv)
 	if err != nil {
-		return nil, usageErr("%v", err)
+		return spec, secret, usageErr("%v", err)
 	}
-	return newEWSSource(ews.Config{URL: f.url, Auth: f.auth, Username: f.username, Secret: secret, Impersonate: f.impersonate,
-		Mailboxes: mailboxes, PublicFolders: f.publicFolders, Content: f.content, BatchSize: f.batch, Log: log}, caCert)
+	return spec, secret, nil
 }
 
 func newEWSSource(cfg ews.Config, caCert string) (*ews.Source, error) {

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/mailvault/mailvault/adapters/credential"
 	"github.com/mailvault/mailvault/adapters/graph"
 	"github.com/mailvault/mailvault/adapters/graphsim"
 	"github.com/mailvault/mailvault/adapters/simtenant"
@@ -71,24 +72,25 @@ func parseContent(v string) (map[string]string, error) {
 	return out, nil
 }
 
-// source builds the Graph source from the flags.
-func (f *graphFlags) source(ctx context.Context, log zerolog.Logger) (*graph.Source, error) {
+// spec is the connection the flags describe, with its secret: a backup
+// given by flags opens it as a named connection is opened.
+func (f *graphFlags) spec() (connectionSpec, credential.Secret, error) {
 	if f.secretValue != "" {
-		return nil, usageErr("--client-secret is refused: a secret on the command line is visible to every local user; use --client-secret-file or --client-secret-env")
+		return connectionSpec{}, credential.Secret{}, usageErr("--client-secret is refused: a secret on the command line is visible to every local user; use --client-secret-file or --client-secret-env")
 	}
-	if f.tenantID == "" || f.clientID == "" {
-		return nil, usageErr("--source graph needs --tenant-id and --client-id, and --client-secret-file or --client-secret-env")
+	spec := connectionSpec{Type: "graph", TenantID: f.tenantID, ClientID: f.clientID, GraphURL: f.graphURL, BetaURL: f.betaURL, TokenURL: f.tokenURL,
+		CACert: f.caCert, Content: f.content, PageSize: f.pageSize}
+	if err := spec.Validate("--source graph"); err != nil {
+		return spec, credential.Secret{}, usageErr("%v", err)
 	}
-	secret, err := graph.LoadSecret(f.secretFile, f.secretEnv)
+	if _, err := parseContent(f.content); err != nil {
+		return spec, credential.Secret{}, usageErr("%v", err)
+	}
+	secret, err := credential.Load("client secret", f.secretFile, f.secretEnv)
 	if err != nil {
-		return nil, usageErr("%v", err)
+		return spec, secret, usageErr("%v", err)
 	}
-	content, err := parseContent(f.content)
-	if err != nil {
-		return nil, usageErr("%v", err)
-	}
-	return newGraphSource(ctx, log, graphSettings{tenantID: f.tenantID, clientID: f.clientID, secret: secret, mailboxes: f.mailboxes,
-		graphURL: f.graphURL, betaURL: f.betaURL, tokenURL: f.tokenURL, caCert: f.caCert, content: content, pageSize: f.pageSize})
+	return spec, secret, nil
 }
 
 type graphSettings struct {

@@ -94,6 +94,20 @@ type ConnectionSpec struct {
 	Auth        string `json:"auth,omitempty"`
 	Impersonate bool   `json:"impersonate,omitempty"`
 	CACert      string `json:"ca_cert,omitempty"`
+	// How the server is read: the same settings whether a connection is
+	// named (jobs, restore, connection test) or given as backup flags.
+	// Zero values are the source's defaults.
+	//
+	// Content is the content mode: graph auto|export|batch|get or
+	// KIND=MODE,...; ews export|mime.
+	Content string `json:"content,omitempty"`
+	// PageSize is Graph's delta page size (at most 500).
+	PageSize int `json:"page_size,omitempty"`
+	// Batch is items per EWS ExportItems or GetItem request.
+	Batch int `json:"batch,omitempty"`
+	// MaxConcurrency is the account's EWSMaxConcurrency: EWS requests in
+	// flight for the whole account, across mailboxes.
+	MaxConcurrency int `json:"max_concurrency,omitempty"`
 }
 
 // Identity is the source identity of the connection's server: what the
@@ -118,6 +132,9 @@ func (c ConnectionSpec) Validate(name string) error {
 		}
 	default:
 		return invalid("connection", name, fmt.Sprintf("--type %q: use graph or ews", c.Type))
+	}
+	if c.PageSize < 0 || c.PageSize > 500 || c.Batch < 0 || c.MaxConcurrency < 0 {
+		return invalid("connection", name, "--page-size must be 1 to 500, and --ews-batch and --ews-max-concurrency at least 1")
 	}
 	return nil
 }
