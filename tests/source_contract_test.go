@@ -56,14 +56,19 @@ type sourceImpl struct {
 	// tracked: the source's listings carry change tracking (a sync token
 	// on the last page); the in-process tenant lists from scratch.
 	tracked bool
-	open    func(t *testing.T, tenant *simtenant.Tenant) pipeline.Source
+	open    func(t *testing.T, tenant *simtenant.Tenant) (pipeline.Source, deleter)
 }
 
+// deleter deletes the first n live items of a folder on the server side,
+// as a user would while a backup runs.
+type deleter func(mailbox, path string, n int) error
+
 var sourceImpls = []sourceImpl{
-	{name: "in-process", open: func(t *testing.T, tenant *simtenant.Tenant) pipeline.Source {
-		return simtenant.NewSource(tenant, nil)
+	{name: "in-process", open: func(t *testing.T, tenant *simtenant.Tenant) (pipeline.Source, deleter) {
+		src := simtenant.NewSource(tenant, nil)
+		return src, src.Delete
 	}},
-	{name: "graph", tracked: true, open: func(t *testing.T, tenant *simtenant.Tenant) pipeline.Source {
+	{name: "graph", tracked: true, open: func(t *testing.T, tenant *simtenant.Tenant) (pipeline.Source, deleter) {
 		sim, err := graphsim.Start(tenant, graphsim.StartOptions{TLS: true, Dir: t.TempDir()})
 		if err != nil {
 			t.Fatal(err)
@@ -81,9 +86,11 @@ var sourceImpls = []sourceImpl{
 		if err != nil {
 			t.Fatal(err)
 		}
-		return src
+		return src, func(mailbox, path string, n int) error {
+			return sim.Server.Mutate(graphsim.MutateRequest{Mailbox: mailbox, Folder: path, Delete: n})
+		}
 	}},
-	{name: "ews", tracked: true, open: func(t *testing.T, tenant *simtenant.Tenant) pipeline.Source {
+	{name: "ews", tracked: true, open: func(t *testing.T, tenant *simtenant.Tenant) (pipeline.Source, deleter) {
 		sim, err := ewssim.Start(tenant, ewssim.StartOptions{TLS: true, Dir: t.TempDir()})
 		if err != nil {
 			t.Fatal(err)
@@ -96,7 +103,7 @@ var sourceImpls = []sourceImpl{
 		if err != nil {
 			t.Fatal(err)
 		}
-		return src
+		return src, func(mailbox, path string, n int) error { return sim.Server.Mutate(mailbox, path, 0, 0, n) }
 	}},
 }
 
@@ -117,7 +124,7 @@ func addresses(t *simtenant.Tenant) []string {
 	return out
 }
 
-func contractSource(t *testing.T, impl sourceImpl, model string) pipeline.Source {
+func contractSource(t *testing.T, impl sourceImpl, model string) (pipeline.Source, deleter) {
 	t.Helper()
 	tenant, err := simtenant.Parse([]byte(model))
 	if err != nil {
@@ -170,7 +177,7 @@ func TestSourceContract(t *testing.T) {
 	for _, impl := range sourceImpls {
 		t.Run(impl.name, func(t *testing.T) {
 			t.Parallel()
-			src := contractSource(t, impl, contractTenant)
+			src, deleteItems := contractSource(t, impl, contractTenant)
 			ctx := context.Background()
 
 			t.Run("mailboxes are the model's", func(t *testing.T) {
@@ -313,6 +320,60 @@ func TestSourceContract(t *testing.T) {
 					t.Fatalf("fetch of #7 alone: %v / %v, want a dirty failure", err, itemFailure)
 				}
 			})
+
+			t.Run("a batch as large as the source allows is served whole", func(t *testing.T) {
+				inbox := folderByPath(t, src, "ann@contoso.test", "Inbox")
+				items, _ := listAll(t, src, "ann@contoso.test", inbox.ID)
+				clean := items[7:] // after the dirty #7
+				n := len(clean)
+				if bl, ok := src.(pipeline.BatchLimit); ok && bl.MaxBatch() > 0 && bl.MaxBatch() < n {
+					n = bl.MaxBatch()
+				}
+				delivered := 0
+				err := src.Fetch(ctx, "ann@contoso.test", inbox.ID, clean[:n], func(it domain.Item) error {
+					if it.Failure != nil || len(it.Content) == 0 {
+						return fmt.Errorf("item #%d: %v", it.Ref.Position, it.Failure)
+					}
+					delivered++
+					return nil
+				})
+				if err != nil || delivered != n {
+					t.Fatalf("a batch of %d (the source's limit, or every clean item): %d delivered, %v", n, delivered, err)
+				}
+			})
+
+			// Last: it changes the folder. Items deleted at the source
+			// after the listing are gone, never dirty or fatal, so the
+			// pipeline records them as deleted and quarantines nothing.
+			t.Run("items deleted after the listing are gone", func(t *testing.T) {
+				projects := folderByPath(t, src, "ann@contoso.test", "Inbox/Projects")
+				listed, _ := listAll(t, src, "ann@contoso.test", projects.ID)
+				if len(listed) != 3 {
+					t.Fatalf("listed %d items of Inbox/Projects, want 3", len(listed))
+				}
+				if err := deleteItems("ann@contoso.test", "Inbox/Projects", 1); err != nil {
+					t.Fatal(err)
+				}
+				var itemFailure *domain.Failure
+				err := src.Fetch(ctx, "ann@contoso.test", projects.ID, listed[:1], func(it domain.Item) error {
+					if it.Failure == nil {
+						return errors.New("the deleted item was delivered")
+					}
+					itemFailure = it.Failure
+					return nil
+				})
+				fl := itemFailure
+				if err != nil {
+					fl = domain.AsFailure(err)
+				}
+				if fl == nil || fl.Class != domain.ClassGone {
+					t.Fatalf("fetch of a deleted item: %v / %v, want gone", err, itemFailure)
+				}
+				again, _ := listAll(t, src, "ann@contoso.test", projects.ID)
+				if len(again) != 2 || slices.ContainsFunc(again, func(r domain.ItemRef) bool { return r.ID == listed[0].ID }) {
+					t.Fatalf("a listing after the deletion: %d items, want the 2 left", len(again))
+				}
+			})
 		})
 	}
 }
@@ -324,7 +385,7 @@ func TestSourceContractThrottling(t *testing.T) {
 	for _, impl := range sourceImpls {
 		t.Run(impl.name, func(t *testing.T) {
 			t.Parallel()
-			src := contractSource(t, impl, model)
+			src, _ := contractSource(t, impl, model)
 			ctx := context.Background()
 			var fl *domain.Failure
 			folderID := ""

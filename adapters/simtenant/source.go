@@ -3,6 +3,7 @@ package simtenant
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,9 +44,12 @@ type simMailbox struct {
 }
 
 type simFolder struct {
-	f         *Folder
-	id        string
-	dirty     map[int]bool
+	f     *Folder
+	id    string
+	dirty map[int]bool
+	// deleted are positions a user deleted since the tenant was loaded:
+	// no longer listed, and gone when fetched.
+	deleted   map[int]bool
 	winStart  time.Time
 	delivered int
 	requests  int
@@ -70,7 +74,7 @@ func NewSource(t *Tenant, clock Clock) *Source {
 			window: domain.NewSlidingWindow(t.Limits.Requests, time.Duration(t.Limits.Window))}
 		for j := range m.Folders {
 			f := &m.Folders[j]
-			sf := &simFolder{f: f, id: FolderID(m.Address, f.Path), dirty: map[int]bool{}}
+			sf := &simFolder{f: f, id: FolderID(m.Address, f.Path), dirty: map[int]bool{}, deleted: map[int]bool{}}
 			for _, p := range f.Dirty {
 				sf.dirty[p] = true
 			}
@@ -82,6 +86,32 @@ func NewSource(t *Tenant, clock Clock) *Source {
 		s.order = append(s.order, key)
 	}
 	return s
+}
+
+// Delete deletes the first n live items of a folder, as a user would
+// between a listing and a fetch: they are no longer listed, and fetching
+// one fails gone.
+func (s *Source) Delete(mailbox, path string, n int) error {
+	m, err := s.mailbox(mailbox)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range m.order {
+		f := m.folders[id]
+		if !strings.EqualFold(f.f.Path, path) {
+			continue
+		}
+		for pos := 1; pos <= f.f.Items && n > 0; pos++ {
+			if !f.deleted[pos] {
+				f.deleted[pos] = true
+				n--
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("no folder %q in %s", path, mailbox)
 }
 
 // Stats returns the simulator's counts per mailbox address.
@@ -202,7 +232,13 @@ func (s *Source) List(ctx context.Context, mailbox, folderID, token string) (dom
 	}
 	end := min(offset+ListPageSize, f.f.Items)
 	page := domain.Page{Items: make([]domain.ItemRef, 0, end-offset)}
+	s.mu.Lock()
+	deleted := maps.Clone(f.deleted)
+	s.mu.Unlock()
 	for pos := offset + 1; pos <= end; pos++ {
+		if deleted[pos] {
+			continue
+		}
 		page.Items = append(page.Items, domain.ItemRef{
 			Position:  pos,
 			ID:        ItemID(s.t.Seed, m.address, f.f.Path, pos),
@@ -276,6 +312,12 @@ func (s *Source) Fetch(ctx context.Context, mailbox, folderID string, items []do
 			return &domain.Failure{Class: domain.ClassFatal, Code: "ErrorInvalidIdMalformed", Message: fmt.Sprintf("item id %q is not in the folder", it.ID)}
 		}
 		positions[i] = p
+	}
+	for _, p := range positions {
+		if f.deleted[p] {
+			s.mu.Unlock()
+			return &domain.Failure{Class: domain.ClassGone, Code: "ErrorItemNotFound", Message: "The specified object was not found in the store."}
+		}
 	}
 	for _, p := range positions {
 		if f.dirty[p] {
