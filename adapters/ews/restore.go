@@ -116,7 +116,28 @@ func (s *Source) Create(ctx context.Context, mailbox, folderID string, it pipeli
 	return pipeline.CreateResult{ID: msgs[0].ItemID.ID}, nil
 }
 
-// Delete implements pipeline.RestoreTarget; replacing over EWS is not built.
-func (s *Source) Delete(context.Context, string, string, string, string) error {
-	return &domain.Failure{Class: domain.ClassFatal, Code: "Unsupported", Message: "--collisions replace is not available over EWS yet"}
+// Delete implements pipeline.RestoreTarget with DeleteItem (restore
+// --collisions replace): a hard delete, since the restored copy replaces
+// it. Meeting cancellations are never sent and a recurring task loses
+// all its occurrences, as the item itself goes.
+func (s *Source) Delete(ctx context.Context, mailbox, _ string, itemID, _ string) error {
+	var id strings.Builder
+	xml.EscapeText(&id, []byte(itemID))
+	body := op("DeleteItem", ` DeleteType="HardDelete" SendMeetingCancellations="SendToNone" AffectedTaskOccurrences="AllOccurrences"`) +
+		`<m:ItemIds><t:ItemId Id="` + id.String() + `"/></m:ItemIds></m:DeleteItem>`
+	inner, err := s.t.call(ctx, s.impersonation(mailbox), body)
+	if err != nil {
+		return err
+	}
+	msgs, err := messagesOf[responseMessage](inner)
+	if err != nil {
+		return malformed("DeleteItem", err)
+	}
+	if len(msgs) != 1 {
+		return &domain.Failure{Class: domain.ClassTransient, Code: "MissingResponse", Message: "DeleteItem answered without a response message"}
+	}
+	if fl := messageFailure(msgs[0]); fl != nil {
+		return fl
+	}
+	return nil
 }

@@ -528,6 +528,50 @@ func (s *Server) uploadItems(c *opContext) (string, *throttle) {
 	return b.String(), nil
 }
 
+// deleteItem serves DeleteItem (a restore replacing an item): each item by
+// id, whatever the DeleteType (the simulator keeps no dumpster), answered
+// ErrorItemNotFound when it is not there.
+func (s *Server) deleteItem(c *opContext) (string, *throttle) {
+	var req struct {
+		DeleteType string `xml:"DeleteType,attr"`
+		itemsRequest
+	}
+	if !c.decode(&req) {
+		return "", nil
+	}
+	switch req.DeleteType {
+	case "HardDelete", "SoftDelete", "MoveToDeletedItems":
+	default:
+		c.fault = &faultReply{"ErrorSchemaValidation", "The request failed schema validation: DeleteType " + req.DeleteType + " is not valid."}
+		return "", nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.count = len(req.IDs.List)
+	const op = "DeleteItem"
+	var b strings.Builder
+	for _, r := range req.IDs.List {
+		var folder *simtenant.StoredFolder
+		var pos int
+		for _, box := range s.store.Boxes() {
+			if f, p, ok := box.Lookup(r.ID); ok {
+				folder, pos = f, p
+				break
+			}
+		}
+		if folder == nil {
+			b.WriteString(failure(op, "ErrorItemNotFound", "The specified object was not found in the store."))
+			continue
+		}
+		if t := s.admit(folder.Box); t != nil {
+			return "", t
+		}
+		s.store.Delete(folder, pos)
+		b.WriteString(success(op, ""))
+	}
+	return b.String(), nil
+}
+
 // control is the test API: change a folder, expire sync states, stats.
 func (s *Server) control(w http.ResponseWriter, r *http.Request) {
 	simtenant.Control{Secret: s.password, Stats: func() any { return s.Stats() },

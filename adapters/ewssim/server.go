@@ -432,6 +432,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, body []byte) {
 		out, busy = s.uploadItems(ctx)
 	case "CreateFolder":
 		out, busy = s.createFolder(ctx)
+	case "DeleteItem":
+		out, busy = s.deleteItem(ctx)
 	default:
 		s.writeFault(w, http.StatusInternalServerError, "ErrorInvalidRequest", "The request is invalid: operation "+req.op+" is not supported by this server.", 0)
 		return
