@@ -36,8 +36,8 @@ import (
 // writes the goldens of the read side, which then need a careful review.
 func TestCommittedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "histories", "*.jsonl"))
-	if err != nil || len(files) < 4 {
-		t.Fatalf("want at least 4 committed histories, found %d (%v)", len(files), err)
+	if err != nil || len(files) < 5 {
+		t.Fatalf("want at least 5 committed histories, found %d (%v)", len(files), err)
 	}
 	for _, file := range files {
 		name := strings.TrimSuffix(filepath.Base(file), ".jsonl")
