@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,6 +19,8 @@ import (
 	"github.com/mailvault/mailvault/adapters/eventlog"
 	"github.com/mailvault/mailvault/adapters/simtenant"
 	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/internal/app"
+	"github.com/mailvault/mailvault/internal/daemon"
 	"github.com/mailvault/mailvault/pipeline"
 	"github.com/mailvault/mailvault/projections"
 )
@@ -217,43 +221,47 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-// newReadCmd builds a command that reads the data directory: it checks the
-// format, opens the existing log, and hands both to run.
-func newReadCmd(g *globalFlags, use, short string, args cobra.PositionalArgs, formats []string,
-	run func(w io.Writer, lg *eventlog.Log, args []string, format string) error) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   use,
-		Short: short,
-		Args:  args,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkFormat(format, formats...); err != nil {
-				return err
-			}
-			lg, err := openExistingLog(g.data)
-			if err != nil {
-				return err
-			}
-			defer releaseLog(lg)
-			w := bufio.NewWriter(cmd.OutOrStdout())
-			defer w.Flush()
-			if err := run(w, lg, args, format); err != nil {
-				var ee *exitError
-				if errors.As(err, &ee) {
-					return err
-				}
-				return &exitError{code: exitErrors, err: err}
-			}
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&format, "format", formats[0], "output format: "+strings.Join(formats, ", "))
-	return cmd
+// readQuery is a command that reads the data directory's log and prints
+// it in one of its formats. It runs in this process, or, while a daemon
+// holds the data directory, at the daemon's endpoint for it: the run id and
+// the format are its whole input, the printed bytes its answer.
+type readQuery struct {
+	use, short string
+	args       cobra.PositionalArgs
+	formats    []string
+	// endpoint is the daemon's path for it; the command's arguments fill
+	// its {wildcards} in order.
+	endpoint string
+	run      func(w io.Writer, lg *eventlog.Log, args []string, format string) error
 }
 
-func newRunsCmd(g *globalFlags) *cobra.Command {
-	return newReadCmd(g, "runs", "List runs, oldest first", cobra.NoArgs, []string{"text", "json"},
-		func(w io.Writer, lg *eventlog.Log, _ []string, format string) error {
+// path is the endpoint with the arguments in it.
+func (q readQuery) path(args []string) string {
+	parts := strings.Split(q.endpoint, "/")
+	i := 0
+	for n, p := range parts {
+		if strings.HasPrefix(p, "{") && i < len(args) {
+			parts[n] = url.PathEscape(args[i])
+			i++
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+// wildcards are the names of the endpoint's {wildcards}, in order.
+func (q readQuery) wildcards() []string {
+	var out []string
+	for _, p := range strings.Split(q.endpoint, "/") {
+		if strings.HasPrefix(p, "{") {
+			out = append(out, strings.Trim(p, "{}"))
+		}
+	}
+	return out
+}
+
+var readQueries = []readQuery{
+	{use: "runs", short: "List runs, oldest first", args: cobra.NoArgs, formats: []string{"text", "json"}, endpoint: "/v1/runs",
+		run: func(w io.Writer, lg *eventlog.Log, _ []string, format string) error {
 			runs, err := projections.ListRuns(lg)
 			if err != nil {
 				return err
@@ -275,12 +283,10 @@ func newRunsCmd(g *globalFlags) *cobra.Command {
 				}
 			}
 			return nil
-		})
-}
-
-func newReplayCmd(g *globalFlags) *cobra.Command {
-	return newReadCmd(g, "replay RUN", "Show what happened in a run, from the log alone (RUN may be 'last')", cobra.ExactArgs(1),
-		[]string{"text", "jsonl"}, func(w io.Writer, lg *eventlog.Log, args []string, format string) error {
+		}},
+	{use: "replay RUN", short: "Show what happened in a run, from the log alone (RUN may be 'last')", args: cobra.ExactArgs(1),
+		formats: []string{"text", "jsonl"}, endpoint: "/v1/runs/{run}/replay",
+		run: func(w io.Writer, lg *eventlog.Log, args []string, format string) error {
 			run, err := projections.ResolveRun(lg, args[0])
 			if err != nil {
 				return err
@@ -297,12 +303,10 @@ func newReplayCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			return rp.WriteText(w)
-		})
-}
-
-func newReportCmd(g *globalFlags) *cobra.Command {
-	return newReadCmd(g, "report RUN", "Report on a run, rebuilt from the log (RUN may be 'last')", cobra.ExactArgs(1),
-		[]string{"text", "json", "csv"}, func(w io.Writer, lg *eventlog.Log, args []string, format string) error {
+		}},
+	{use: "report RUN", short: "Report on a run, rebuilt from the log (RUN may be 'last')", args: cobra.ExactArgs(1),
+		formats: []string{"text", "json", "csv"}, endpoint: "/v1/runs/{run}/report",
+		run: func(w io.Writer, lg *eventlog.Log, args []string, format string) error {
 			if strings.HasPrefix(args[0], "restore-") {
 				r, found, err := projections.LoadRestore(lg, args[0])
 				switch {
@@ -324,12 +328,10 @@ func newReportCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			return writeReport(w, lg, r, format)
-		})
-}
-
-func newQuarantineCmd(g *globalFlags) *cobra.Command {
-	return newReadCmd(g, "quarantine", "List the quarantined (dirty) items that backups leave out", cobra.NoArgs,
-		[]string{"text", "json"}, func(w io.Writer, lg *eventlog.Log, _ []string, format string) error {
+		}},
+	{use: "quarantine", short: "List the quarantined (dirty) items that backups leave out", args: cobra.NoArgs,
+		formats: []string{"text", "json"}, endpoint: "/v1/quarantine",
+		run: func(w io.Writer, lg *eventlog.Log, _ []string, format string) error {
 			items, err := projections.Resume{Log: lg}.Quarantine()
 			if err != nil {
 				return err
@@ -338,7 +340,67 @@ func newQuarantineCmd(g *globalFlags) *cobra.Command {
 				return projections.WriteQuarantineJSON(w, items)
 			}
 			return projections.WriteQuarantineText(w, items)
+		}},
+}
+
+// newReadCmd builds a read query's command: it checks the format, opens
+// the existing log and prints; when the daemon holds the log, it asks the
+// daemon.
+func newReadCmd(g *globalFlags, q readQuery) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   q.use,
+		Short: q.short,
+		Args:  q.args,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(format, q.formats...); err != nil {
+				return err
+			}
+			w := bufio.NewWriter(cmd.OutOrStdout())
+			defer w.Flush()
+			lg, err := openExistingLog(g.data)
+			var dh *daemonHolds
+			if errors.As(err, &dh) {
+				return appExit(g, daemon.Client{Addr: dh.ep.Addr, Token: dh.token}.Read(cmd.Context(), q.path(args), format, w))
+			}
+			if err != nil {
+				return err
+			}
+			defer releaseLog(lg)
+			if err := q.run(w, lg, args, format); err != nil {
+				var ee *exitError
+				if errors.As(err, &ee) {
+					return err
+				}
+				return &exitError{code: exitErrors, err: err}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", q.formats[0], "output format: "+strings.Join(q.formats, ", "))
+	return cmd
+}
+
+// registerReadQueries serves every read query at its endpoint in the
+// daemon, printing into the response as the command prints to a terminal.
+func registerReadQueries(mux *http.ServeMux, lg *eventlog.Log) {
+	for _, q := range readQueries {
+		mux.HandleFunc("GET "+q.endpoint, func(w http.ResponseWriter, r *http.Request) {
+			format := r.URL.Query().Get("format")
+			if format == "" {
+				format = q.formats[0]
+			}
+			if checkFormat(format, q.formats...) != nil {
+				daemon.WriteError(w, &domain.ConfigError{Err: app.ErrInvalid, Msg: fmt.Sprintf("format %q: use %s", format, strings.Join(q.formats, ", "))})
+				return
+			}
+			var args []string
+			for _, name := range q.wildcards() {
+				args = append(args, r.PathValue(name))
+			}
+			daemon.Stream(w, func(out io.Writer) error { return q.run(out, lg, args, format) })
 		})
+	}
 }
 
 // selfCommand is how the user can run mailvault again: the binary's name, or

@@ -323,6 +323,7 @@ func api(ctx context.Context, g *globalFlags, lg *eventlog.Log, d *daemon.Daemon
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promexport.Handler(promexport.Collector{Snapshot: metrics.Snapshot, LogSize: lg.Size, JobsRunning: d.Running}))
 	daemon.RegisterAPI(mux, newService(g, lg))
+	registerReadQueries(mux, lg)
 	mux.HandleFunc("POST /v1/cli", func(w http.ResponseWriter, r *http.Request) {
 		var req forwarded
 		if err := json.NewDecoder(io.LimitReader(r.Body, 16<<20)).Decode(&req); err != nil {

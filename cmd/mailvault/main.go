@@ -103,7 +103,10 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.data, "data", "./mailvault-data", "data directory (event log and default storage)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	root.PersistentFlags().BoolVar(&g.logJSON, "log-json", false, "write logs as JSON lines")
-	root.AddCommand(newBackupCmd(g), newDemoCmd(g), newRunsCmd(g), newReplayCmd(g), newReportCmd(g), newQuarantineCmd(g), newSimCmd(g),
+	for _, q := range readQueries {
+		root.AddCommand(newReadCmd(g, q))
+	}
+	root.AddCommand(newBackupCmd(g), newDemoCmd(g), newSimCmd(g),
 		newStorageCmd(g), newConnectionCmd(g), newJobCmd(g), newDaemonCmd(g),
 		newVerifyCmd(g), newRepairCmd(g), newLsCmd(g), newFindCmd(g), newPruneCmd(g), newExportCmd(g), newRestoreCmd(g), newAlertsCmd(g), newVersionCmd())
 	refuseUnknownSubcommands(root)

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -209,6 +210,27 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// errorTrailer carries the error of an answer that failed after its body
+// began: a streamed answer's status is sent before it is known.
+const errorTrailer = "Mailvault-Error"
+
+// Stream answers with what write writes, as text, as it writes it; an
+// error write returns arrives in the trailer, so the client reports it
+// after the output it printed.
+func Stream(w http.ResponseWriter, write func(io.Writer) error) {
+	w.Header().Set("Trailer", errorTrailer)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	err := write(bw)
+	bw.Flush()
+	if err != nil {
+		w.Header().Set(errorTrailer, strings.Join(strings.Fields(err.Error()), " "))
+	}
+}
+
+// WriteError answers a refusal with its kind.
+func WriteError(w http.ResponseWriter, err error) { writeError(w, err) }
+
 func writeError(w http.ResponseWriter, err error) {
 	for _, k := range errorKinds {
 		if errors.Is(err, k.err) {
@@ -305,6 +327,62 @@ func (c Client) AlertSettings(ctx context.Context) (domain.AlertSettings, bool, 
 	return out.Settings, out.On, err
 }
 
+// Read copies a streamed answer (a run list, report, replay, quarantine)
+// in format to w.
+func (c Client) Read(ctx context.Context, path, format string, w io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.Addr+path+"?format="+url.QueryEscape(format), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return refusal(resp.StatusCode, http.MethodGet, path, body)
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("read the daemon's answer: %w", err)
+	}
+	if e := resp.Trailer.Get(errorTrailer); e != "" {
+		return errors.New(e)
+	}
+	return nil
+}
+
+func (c Client) do(req *http.Request) (*http.Response, error) {
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	hc := c.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: 10 * time.Minute}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w at %s: %v", ErrUnreachable, c.Addr, err)
+	}
+	return resp, nil
+}
+
+// refusal turns a refused request's answer back into the application's
+// typed error.
+func refusal(status int, method, path string, body []byte) error {
+	var ae apiError
+	if json.Unmarshal(body, &ae) != nil || ae.Error == "" {
+		return fmt.Errorf("the daemon refused %s %s: HTTP %d %s", method, path, status, strings.TrimSpace(string(body)))
+	}
+	for _, k := range errorKinds {
+		if k.kind == ae.Kind {
+			if k.err == app.ErrNoDaemon {
+				return k.err
+			}
+			return &domain.ConfigError{Err: k.err, Msg: ae.Error}
+		}
+	}
+	return errors.New(ae.Error)
+}
+
 func (c Client) call(ctx context.Context, method, path string, in, out any) error {
 	var reqBody io.Reader
 	if in != nil {
@@ -321,14 +399,9 @@ func (c Client) call(ctx context.Context, method, path string, in, out any) erro
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: time.Minute}
-	}
-	resp, err := hc.Do(req)
+	resp, err := c.do(req)
 	if err != nil {
-		return fmt.Errorf("%w at %s: %v", ErrUnreachable, c.Addr, err)
+		return err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -336,19 +409,7 @@ func (c Client) call(ctx context.Context, method, path string, in, out any) erro
 		return fmt.Errorf("read the daemon's answer: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var ae apiError
-		if json.Unmarshal(body, &ae) != nil || ae.Error == "" {
-			return fmt.Errorf("the daemon refused %s %s: HTTP %d %s", method, path, resp.StatusCode, strings.TrimSpace(string(body)))
-		}
-		for _, k := range errorKinds {
-			if k.kind == ae.Kind {
-				if k.err == app.ErrNoDaemon {
-					return k.err
-				}
-				return &domain.ConfigError{Err: k.err, Msg: ae.Error}
-			}
-		}
-		return errors.New(ae.Error)
+		return refusal(resp.StatusCode, method, path, body)
 	}
 	if out == nil {
 		return nil
