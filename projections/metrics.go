@@ -139,6 +139,21 @@ func (s MetricsSnapshot) SortedRequestKeys() []RequestKey {
 	return keys
 }
 
+// JobHistories is what JobHistories rebuilds from the log, from the
+// reports this fold holds already: a daemon reads its log once at start,
+// for the metrics and the jobs' history both.
+func (m *Metrics) JobHistories() map[string]JobHistory {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]JobHistory{}
+	for _, run := range m.order {
+		r := *m.reports[run]
+		r.derive()
+		addToHistory(out, run, &r)
+	}
+	return out
+}
+
 // Report is the live report of one run (nil when the log has none yet).
 func (m *Metrics) Report(run string) *Report {
 	m.mu.Lock()

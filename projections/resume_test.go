@@ -3,6 +3,8 @@ package projections
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -57,5 +59,56 @@ func TestResumeStateIsKeptPerScope(t *testing.T) {
 		if got := look(c.scope); got != c.want {
 			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
 		}
+	}
+}
+
+// The jobs' histories are the same whether rebuilt from the log or taken
+// from the metrics fold: one fold serves both.
+func TestJobHistoriesFromTheLogAndFromTheMetrics(t *testing.T) {
+	lg, err := eventlog.Open(eventlog.Options{InMemory: true, Hooks: []eventlog.Hook{ResumeHook}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Close()
+	t0 := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+	var events []domain.Event
+	run := func(id, job string, start, stored int, finished bool) {
+		at := t0.Add(time.Duration(start) * time.Minute)
+		events = append(events, domain.Event{Type: domain.RunStarted, Run: id, Time: at, Config: &domain.RunConfig{Job: job}})
+		for i := range stored {
+			events = append(events, domain.Event{Type: domain.ItemStored, Run: id, Time: at.Add(time.Second), Outcome: domain.OutcomeStored,
+				Mailbox: "a@contoso.test", FolderID: "f", ItemID: fmt.Sprintf("%s-%d", id, i)})
+		}
+		if finished {
+			events = append(events, domain.Event{Type: domain.RunFinished, Run: id, Time: at.Add(time.Minute), State: string(domain.StateFinished)})
+		}
+	}
+	run("r1", "nightly", 0, 3, true)
+	run("r2", "", 5, 2, true) // by hand: no job
+	run("r3", "nightly", 10, 4, true)
+	run("r4", "hourly", 20, 1, false) // killed
+	m := NewMetrics()
+	var recs []eventlog.Record
+	for i, ev := range events {
+		ev.ID, ev.Schema = fmt.Sprintf("e%03d", i), domain.SchemaVersion
+		m.Apply(&ev)
+		b, _ := json.Marshal(ev)
+		recs = append(recs, eventlog.Record{Topic: "t", UUID: ev.ID, Payload: b, Metadata: map[string]string{eventlog.MetaType: string(ev.Type), eventlog.MetaRun: ev.Run}})
+	}
+	if _, err := lg.Append(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	fromLog, err := JobHistories(lg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromMetrics := m.JobHistories()
+	if !reflect.DeepEqual(fromLog, fromMetrics) {
+		t.Fatalf("from the log %+v\nfrom the metrics %+v", fromLog, fromMetrics)
+	}
+	n := fromLog["nightly"]
+	if len(fromLog) != 2 || n.Cycles != 2 || n.ItemsStored != 7 || n.LastRun != "r3" || n.LastState != domain.StateFinished ||
+		fromLog["hourly"].LastState != domain.StateNotFinished {
+		t.Fatalf("histories: %+v", fromLog)
 	}
 }

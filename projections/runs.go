@@ -120,25 +120,29 @@ type JobHistory struct {
 // hand belong to no job and are left out).
 func JobHistories(log Reader) (map[string]JobHistory, error) {
 	out := map[string]JobHistory{}
-	err := eachRunReport(log, func(id string, r *Report) {
-		if r.Job == "" {
-			return
-		}
-		h := out[r.Job]
-		h.Cycles++
-		h.ItemsStored += r.ItemsStored
-		h.ItemsScanned += r.ItemsScanned
-		ended := r.Ended
-		if ended.IsZero() { // killed: its last event is its end
-			ended = r.Started.Add(time.Duration(r.DurationS * float64(time.Second)))
-		}
-		if !ended.Before(h.LastEnded) {
-			h.LastRun, h.LastState, h.LastEnded, h.LastSpeed = id, r.State, ended, r.ItemsPerS
-		}
-		out[r.Job] = h
-	})
+	err := eachRunReport(log, func(id string, r *Report) { addToHistory(out, id, r) })
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// addToHistory folds one run's report into its job's history: the one
+// fold behind JobHistories and Metrics.JobHistories.
+func addToHistory(out map[string]JobHistory, id string, r *Report) {
+	if r.Job == "" {
+		return
+	}
+	h := out[r.Job]
+	h.Cycles++
+	h.ItemsStored += r.ItemsStored
+	h.ItemsScanned += r.ItemsScanned
+	ended := r.Ended
+	if ended.IsZero() { // killed: its last event is its end
+		ended = r.Started.Add(time.Duration(r.DurationS * float64(time.Second)))
+	}
+	if !ended.Before(h.LastEnded) {
+		h.LastRun, h.LastState, h.LastEnded, h.LastSpeed = id, r.State, ended, r.ItemsPerS
+	}
+	out[r.Job] = h
 }

@@ -3,8 +3,6 @@ package tests
 import (
 	"bufio"
 	"bytes"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -14,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailvault/mailvault/adapters/graph"
 )
 
 // graphSim is a `mailvault sim graph` process, started as other tools start
@@ -82,14 +82,14 @@ func (s *graphSim) args() []string {
 		"--graph-url", s.GraphURL, "--token-url", s.TokenURL, "--ca-cert", s.CACert}
 }
 
+// client is the HTTP client the Graph source itself uses, trusting the
+// simulator's CA.
 func (s *graphSim) client(t testing.TB) *http.Client {
-	pem, err := os.ReadFile(s.CACert)
+	hc, err := graph.HTTPClient(s.CACert, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	return hc
 }
 
 // control calls the simulator's test API.

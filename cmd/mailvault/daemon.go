@@ -261,7 +261,7 @@ func newDaemonCmd(g *globalFlags) *cobra.Command {
 			}
 			log := logger.With().Str("component", "daemon").Logger()
 			daily := &dailySummary{g: g, lg: lg, log: log}
-			d := daemon.New(daemon.Config{Log: lg, Reports: metrics.Report, RunCycle: cycleRunner(g, lg, log), NewRun: newRunID,
+			d := daemon.New(daemon.Config{Log: lg, Reports: metrics.Report, Histories: metrics.JobHistories, RunCycle: cycleRunner(g, lg, log), NewRun: newRunID,
 				EveryTick: daily.maybeSend, Logger: log})
 			shared.Lock()
 			shared.dir, shared.lg, shared.d = abs, lg, d

@@ -41,6 +41,9 @@ type Config struct {
 	Log Log
 	// Reports is the live report of a run (nil when it has none).
 	Reports func(run string) *projections.Report
+	// Histories, if set, gives the jobs' histories at start instead of a
+	// scan of the log (the metrics fold holds them already).
+	Histories func() map[string]projections.JobHistory
 	// RunCycle runs the cycles the scheduler starts.
 	RunCycle CycleRunner
 	// NewRun names a cycle's run.
@@ -101,8 +104,10 @@ func (d *Daemon) Restore() error {
 	if err != nil {
 		return err
 	}
-	history, err := projections.JobHistories(d.cfg.Log)
-	if err != nil {
+	var history map[string]projections.JobHistory
+	if d.cfg.Histories != nil {
+		history = d.cfg.Histories()
+	} else if history, err = projections.JobHistories(d.cfg.Log); err != nil {
 		return err
 	}
 	d.mu.Lock()
