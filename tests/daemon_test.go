@@ -140,7 +140,7 @@ mailboxes:
 	mustf(t, stored == 300+1500+10 && files == stored, "stored %d in the reports and %d files, want %d each: every item once", stored, files, 300+1500+10)
 
 	// The API takes only the daemon's token.
-	req, _ := http.NewRequest(http.MethodPost, "http://"+d.addr+"/v1/cli", strings.NewReader(`{"args":["job","list"]}`))
+	req, _ := http.NewRequest(http.MethodGet, "http://"+d.addr+"/v1/jobs", nil)
 	req.Header.Set("Authorization", "Bearer wrong")
 	resp, err := http.DefaultClient.Do(req)
 	mustf(t, err == nil && resp.StatusCode == http.StatusUnauthorized, "a wrong token was accepted: %v %v", err, resp)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -16,6 +17,20 @@ import (
 	"github.com/mailvault/mailvault/internal/app"
 	"github.com/mailvault/mailvault/projections"
 )
+
+var alertsTestOperation = operation("alerts-test", func(ctx context.Context, g *globalFlags, _ struct{}, out, _ io.Writer) error {
+	return withService(g, func(svc *app.Service) error {
+		m, ok, err := loadMailer(svc)
+		if err != nil || !ok {
+			return usageErr("alerts are not set (mailvault alerts set ...)%s", errSuffix(err))
+		}
+		if err := m.Send(ctx, "mailvault: test alert", "This is a test of mailvault's alert mail.\n"); err != nil {
+			return &exitError{code: exitErrors, err: err}
+		}
+		fmt.Fprintf(out, "sent to %s\n", strings.Join(m.Settings.To, ", "))
+		return nil
+	})
+})
 
 func newAlertsCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "alerts", Short: "Mail about bad news (and good news, and a daily summary) over SMTP"}
@@ -69,19 +84,7 @@ the encrypted secret store.`,
 			})
 		}}
 	test := &cobra.Command{Use: "test", Short: "Send a test mail with the current settings", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withService(g, func(svc *app.Service) error {
-				m, ok, err := loadMailer(svc)
-				if err != nil || !ok {
-					return usageErr("alerts are not set (mailvault alerts set ...)%s", errSuffix(err))
-				}
-				if err := m.Send(cmd.Context(), "mailvault: test alert", "This is a test of mailvault's alert mail.\n"); err != nil {
-					return &exitError{code: exitErrors, err: err}
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "sent to %s\n", strings.Join(m.Settings.To, ", "))
-				return nil
-			})
-		}}
+		RunE: func(cmd *cobra.Command, _ []string) error { return alertsTestOperation(cmd, g, struct{}{}) }}
 	off := &cobra.Command{Use: "off", Short: "Send no more alerts", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withApp(g, func(svc application) error { return svc.AlertsOff(cmd.Context()) })

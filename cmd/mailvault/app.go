@@ -90,8 +90,9 @@ func newRunID(now time.Time) string {
 type runOptions struct {
 	source      pipeline.Source
 	sourceName  string
-	storageDir  string // NAME or DIR from --storage; empty: DATA/storage
-	access      storageAccess
+	storageDir  string        // NAME or DIR from --storage; empty: DATA/storage
+	access      storageAccess // the flags; validateRun reads key from them
+	key         storageKey
 	storage     *storageRef // set by the daemon, which resolved the job's storage
 	cfg         pipeline.Config
 	progress    string
@@ -127,7 +128,7 @@ func backup(ctx context.Context, g *globalFlags, o runOptions) (domain.RunState,
 	if ref == nil {
 		r := storageRef{dir: filepath.Join(g.data, "storage"), create: true}
 		if o.storageDir != "" {
-			if r, err = resolveStorage(g, o.storageDir, o.access); err != nil {
+			if r, err = resolveStorage(g, o.storageDir, o.key); err != nil {
 				return "", err
 			}
 			r.create = r.password == nil && r.recovery == ""

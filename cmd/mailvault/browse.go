@@ -37,10 +37,51 @@ func appendOps(ctx context.Context, lg *eventlog.Log, evs ...domain.Event) error
 	return err
 }
 
+// verifyInput is the verify operation's input.
+type verifyInput struct {
+	Storage  string     `json:"storage"`
+	Key      storageKey `json:"key"`
+	ReadData bool       `json:"read_data,omitempty"`
+	Format   string     `json:"format"`
+}
+
+var verifyOperation = operation("verify", func(_ context.Context, g *globalFlags, in verifyInput, out, _ io.Writer) error {
+	return withStorage(g, in.Storage, in.Key, storageCheck, func(v *vault.Vault) error {
+		var problems []vault.Problem
+		res, err := v.Verify(in.ReadData, func(p vault.Problem) {
+			problems = append(problems, p)
+			if in.Format != "json" {
+				writeProblem(out, p)
+			}
+		})
+		if err != nil {
+			return &exitError{code: exitErrors, err: fmt.Errorf("verify: %w", err)}
+		}
+		if in.Format == "json" {
+			enc := json.NewEncoder(out)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(map[string]any{"result": res, "problems": problems}); err != nil {
+				return err
+			}
+		} else {
+			what := "settings, index and pack headers"
+			if in.ReadData {
+				what = "settings, index, pack headers and every byte of data"
+			}
+			fmt.Fprintf(out, "checked %s: %d item versions, %d chunks (%d read), %d packs; %d damaged items (content lost), %d damaged chunks, %d damaged packs; %d unreferenced packs, %s unreferenced in packs\n",
+				what, res.Versions, res.Chunks, res.ChunksRead, res.Packs, res.DamagedItems, res.DamagedChunks, res.DamagedPacks, res.Unreferenced, projections.HumanBytes(res.UnreferencedBytes))
+		}
+		if !res.Healthy() {
+			return &exitError{code: exitErrors, err: fmt.Errorf("storage %s is damaged: %d items lost, %d repairable, %d packs damaged, index damaged: %v, settings damaged: %v; run 'mailvault repair %s' (it keeps everything intact and names what it cannot)",
+				in.Storage, res.DamagedItems, res.RepairableItems, res.DamagedPacks, res.IndexDamaged, res.SettingsDamaged, in.Storage)}
+		}
+		return nil
+	})
+})
+
 func newVerifyCmd(g *globalFlags) *cobra.Command {
 	var access storageAccess
-	var readData bool
-	var format string
+	var in verifyInput
 	cmd := &cobra.Command{Use: "verify STORAGE [--read-data]", Short: "Check a storage: settings, index, packs and, with --read-data, every byte", Args: cobra.ExactArgs(1),
 		Long: `Check the whole storage: both copies of its settings; the index's files (byte for byte against
 the checksums recorded when it was last closed) and its records; that every pack the index knows
@@ -52,46 +93,19 @@ Each item whose content is lost is named (mailbox, folder, subject, id); each da
 how many item versions it takes with it. Exit code 1 when anything is damaged: then
 'mailvault repair STORAGE' makes the storage whole again where its data allows, and names what it
 could not keep. verify changes nothing in the storage.`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkFormat(format, "text", "json"); err != nil {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			if err := checkFormat(in.Format, "text", "json"); err != nil {
 				return err
 			}
-			return withStorage(g, args[0], access, storageCheck, func(v *vault.Vault) error {
-				out := cmd.OutOrStdout()
-				var problems []vault.Problem
-				res, err := v.Verify(readData, func(p vault.Problem) {
-					problems = append(problems, p)
-					if format != "json" {
-						writeProblem(out, p)
-					}
-				})
-				if err != nil {
-					return &exitError{code: exitErrors, err: fmt.Errorf("verify: %w", err)}
-				}
-				if format == "json" {
-					enc := json.NewEncoder(out)
-					enc.SetIndent("", "  ")
-					if err := enc.Encode(map[string]any{"result": res, "problems": problems}); err != nil {
-						return err
-					}
-				} else {
-					what := "settings, index and pack headers"
-					if readData {
-						what = "settings, index, pack headers and every byte of data"
-					}
-					fmt.Fprintf(out, "checked %s: %d item versions, %d chunks (%d read), %d packs; %d damaged items (content lost), %d damaged chunks, %d damaged packs; %d unreferenced packs, %s unreferenced in packs\n",
-						what, res.Versions, res.Chunks, res.ChunksRead, res.Packs, res.DamagedItems, res.DamagedChunks, res.DamagedPacks, res.Unreferenced, projections.HumanBytes(res.UnreferencedBytes))
-				}
-				if !res.Healthy() {
-					return &exitError{code: exitErrors, err: fmt.Errorf("storage %s is damaged: %d items lost, %d repairable, %d packs damaged, index damaged: %v, settings damaged: %v; run 'mailvault repair %s' (it keeps everything intact and names what it cannot)",
-						args[0], res.DamagedItems, res.RepairableItems, res.DamagedPacks, res.IndexDamaged, res.SettingsDamaged, args[0])}
-				}
-				return nil
-			})
+			if in.Key, err = access.key(); err != nil {
+				return err
+			}
+			in.Storage = nameOrPath(args[0])
+			return verifyOperation(cmd, g, in)
 		}}
 	access.register(cmd.Flags())
-	cmd.Flags().BoolVar(&readData, "read-data", false, "read and check every byte of data, not just the index and headers")
-	cmd.Flags().StringVar(&format, "format", "text", "text or json")
+	cmd.Flags().BoolVar(&in.ReadData, "read-data", false, "read and check every byte of data, not just the index and headers")
+	cmd.Flags().StringVar(&in.Format, "format", "text", "text or json")
 	return cmd
 }
 
@@ -115,13 +129,18 @@ func writeProblem(out io.Writer, p vault.Problem) {
 }
 
 // versionFilter selects stored versions for ls, find, export and restore.
+// Its exported fields are the selection as an operation's input carries it;
+// prepare derives the rest.
 type versionFilter struct {
-	mailbox, folder   string
-	source            string
-	subject, from     string
-	after, before     string
-	items             []string
-	allVersions       bool
+	Mailbox           string   `json:"mailbox,omitempty"`
+	Folder            string   `json:"folder,omitempty"`
+	Source            string   `json:"source,omitempty"`
+	Subject           string   `json:"subject,omitempty"`
+	From              string   `json:"from,omitempty"`
+	After             string   `json:"after,omitempty"`
+	Before            string   `json:"before,omitempty"`
+	Items             []string `json:"items,omitempty"`
+	AllVersions       bool     `json:"all_versions,omitempty"`
 	afterT, beforeT   time.Time
 	subjectLC, fromLC string
 	itemSet           map[string]bool
@@ -129,12 +148,12 @@ type versionFilter struct {
 
 func (f *versionFilter) registerSelection(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.mailbox, "mailbox", "", "only this mailbox")
-	fl.StringVar(&f.folder, "folder", "", "only this folder and its subfolders (path as ls shows it, as Inbox/Projects)")
-	fl.StringVar(&f.after, "after", "", "only items dated on or after this day or time (2025-06-01 or RFC 3339)")
-	fl.StringVar(&f.before, "before", "", "only items dated before this day or time")
-	fl.StringArrayVar(&f.items, "items", nil, "only these item ids (as ls and find print them; repeatable, or comma-separated)")
-	fl.StringVar(&f.source, "source", "", "only items backed up from this source (as ls prints it: graph:TENANT, ews:URL), when a mailbox was backed up through more than one")
+	fl.StringVar(&f.Mailbox, "mailbox", "", "only this mailbox")
+	fl.StringVar(&f.Folder, "folder", "", "only this folder and its subfolders (path as ls shows it, as Inbox/Projects)")
+	fl.StringVar(&f.After, "after", "", "only items dated on or after this day or time (2025-06-01 or RFC 3339)")
+	fl.StringVar(&f.Before, "before", "", "only items dated before this day or time")
+	fl.StringArrayVar(&f.Items, "items", nil, "only these item ids (as ls and find print them; repeatable, or comma-separated)")
+	fl.StringVar(&f.Source, "source", "", "only items backed up from this source (as ls prints it: graph:TENANT, ews:URL), when a mailbox was backed up through more than one")
 }
 
 // key names the selection, for an export that continues an interrupted one.
@@ -144,7 +163,7 @@ func (f *versionFilter) key() string {
 		items = append(items, id)
 	}
 	sort.Strings(items)
-	return strings.Join([]string{f.mailbox, f.folder, f.source, f.subject, f.from, f.after, f.before, strings.Join(items, ",")}, "\x00")
+	return strings.Join([]string{f.Mailbox, f.Folder, f.Source, f.Subject, f.From, f.After, f.Before, strings.Join(items, ",")}, "\x00")
 }
 
 // sourcesOf counts the selected items per mailbox and source; a mailbox
@@ -196,17 +215,17 @@ func parseWhen(flag, s string) (time.Time, error) {
 
 func (f *versionFilter) prepare() error {
 	var err error
-	if f.afterT, err = parseWhen("after", f.after); err != nil {
+	if f.afterT, err = parseWhen("after", f.After); err != nil {
 		return err
 	}
-	if f.beforeT, err = parseWhen("before", f.before); err != nil {
+	if f.beforeT, err = parseWhen("before", f.Before); err != nil {
 		return err
 	}
-	f.subjectLC, f.fromLC = strings.ToLower(f.subject), strings.ToLower(f.from)
-	f.folder = strings.Trim(f.folder, "/")
-	if len(f.items) > 0 {
+	f.subjectLC, f.fromLC = strings.ToLower(f.Subject), strings.ToLower(f.From)
+	f.Folder = strings.Trim(f.Folder, "/")
+	if len(f.Items) > 0 {
 		f.itemSet = map[string]bool{}
-		for _, arg := range f.items {
+		for _, arg := range f.Items {
 			for _, id := range strings.Split(arg, ",") {
 				if id = strings.ToLower(strings.TrimSpace(id)); id != "" {
 					f.itemSet[id] = true
@@ -230,13 +249,13 @@ func when(v vault.Version) time.Time {
 }
 
 func (f *versionFilter) match(v vault.Version) bool {
-	if f.mailbox != "" && !strings.EqualFold(f.mailbox, v.Mailbox) {
+	if f.Mailbox != "" && !strings.EqualFold(f.Mailbox, v.Mailbox) {
 		return false
 	}
-	if f.source != "" && !strings.EqualFold(f.source, v.Source) {
+	if f.Source != "" && !strings.EqualFold(f.Source, v.Source) {
 		return false
 	}
-	if f.folder != "" && v.FolderPath != f.folder && !strings.HasPrefix(v.FolderPath, f.folder+"/") {
+	if f.Folder != "" && v.FolderPath != f.Folder && !strings.HasPrefix(v.FolderPath, f.Folder+"/") {
 		return false
 	}
 	if f.itemSet != nil && !f.itemSet[v.ID] && !f.itemSet[strings.ToLower(v.ItemID)] {
@@ -274,8 +293,8 @@ func eachLatest(v *vault.Vault, f *versionFilter, fn func(vault.Version) error) 
 		}
 		return nil
 	}
-	err := v.Walk(f.mailbox, func(ver vault.Version) error {
-		if f.allVersions {
+	err := v.Walk(f.Mailbox, func(ver vault.Version) error {
+		if f.AllVersions {
 			if f.match(ver) {
 				return fn(ver)
 			}
@@ -347,32 +366,52 @@ func listed(v vault.Version) listedVersion {
 		ChangeKey: v.ChangeKey, Size: v.Size, Subject: v.Subject, From: v.From, Date: v.Date, StoredAt: v.StoredAt, DeletedAt: v.DeletedAt}
 }
 
+// browseInput is the input of ls and find.
+type browseInput struct {
+	Storage string        `json:"storage"`
+	Key     storageKey    `json:"key"`
+	Filter  versionFilter `json:"filter"`
+	Format  string        `json:"format"`
+	// Groups: ls without a folder lists mailboxes (or one mailbox's
+	// folders) with counts, not items.
+	Groups bool `json:"groups,omitempty"`
+}
+
+var browseOperation = operation("browse", func(_ context.Context, g *globalFlags, in browseInput, out, _ io.Writer) error {
+	if err := in.Filter.prepare(); err != nil {
+		return err
+	}
+	return withStorage(g, in.Storage, in.Key, storageRead, func(v *vault.Vault) error {
+		if in.Groups {
+			return listGroups(out, v, &in.Filter, in.Format)
+		}
+		return writeVersions(out, in.Format, func(fn func(vault.Version) error) error { return eachLatest(v, &in.Filter, fn) })
+	})
+})
+
 func newLsCmd(g *globalFlags) *cobra.Command {
 	var access storageAccess
-	var f versionFilter
-	var format string
+	var in browseInput
 	cmd := &cobra.Command{Use: "ls STORAGE [MAILBOX[/FOLDER]]", Short: "List what a storage holds, with ids for restore and export", Args: cobra.RangeArgs(1, 2),
 		Long: `Without MAILBOX, list the mailboxes with their item counts. With MAILBOX, list its folders;
 with MAILBOX/FOLDER, the newest version of each item in that folder and its subfolders
 (--versions: every version).`,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			if len(args) == 2 {
-				f.mailbox, f.folder, _ = strings.Cut(args[1], "/")
+				in.Filter.Mailbox, in.Filter.Folder, _ = strings.Cut(args[1], "/")
 			}
-			if err := f.prepare(); err != nil {
+			if err := in.Filter.prepare(); err != nil {
 				return err
 			}
-			return withStorage(g, args[0], access, storageRead, func(v *vault.Vault) error {
-				out := cmd.OutOrStdout()
-				if f.folder == "" {
-					return listGroups(out, v, &f, format)
-				}
-				return writeVersions(out, format, func(fn func(vault.Version) error) error { return eachLatest(v, &f, fn) })
-			})
+			if in.Key, err = access.key(); err != nil {
+				return err
+			}
+			in.Storage, in.Groups = nameOrPath(args[0]), in.Filter.Folder == ""
+			return browseOperation(cmd, g, in)
 		}}
 	access.register(cmd.Flags())
-	cmd.Flags().BoolVar(&f.allVersions, "versions", false, "list every stored version, not only the newest")
-	cmd.Flags().StringVar(&format, "format", "text", "text or json (one object per line)")
+	cmd.Flags().BoolVar(&in.Filter.AllVersions, "versions", false, "list every stored version, not only the newest")
+	cmd.Flags().StringVar(&in.Format, "format", "text", "text or json (one object per line)")
 	return cmd
 }
 
@@ -387,7 +426,7 @@ func listGroups(out io.Writer, v *vault.Vault, f *versionFilter, format string) 
 	groups := map[string]*group{}
 	err := eachLatest(v, f, func(ver vault.Version) error {
 		name := ver.Mailbox
-		if f.mailbox != "" {
+		if f.Mailbox != "" {
 			name = ver.Mailbox + "/" + ver.FolderPath
 		}
 		gr, ok := groups[name]
@@ -415,7 +454,7 @@ func listGroups(out io.Writer, v *vault.Vault, f *versionFilter, format string) 
 	}
 	tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', 0)
 	head := "MAILBOX"
-	if f.mailbox != "" {
+	if f.Mailbox != "" {
 		head = "FOLDER"
 	}
 	fmt.Fprintf(tw, "%s\tITEMS\tSIZE\n", head)
@@ -427,84 +466,99 @@ func listGroups(out io.Writer, v *vault.Vault, f *versionFilter, format string) 
 
 func newFindCmd(g *globalFlags) *cobra.Command {
 	var access storageAccess
-	var f versionFilter
-	var format string
+	var in browseInput
+	f := &in.Filter
 	cmd := &cobra.Command{Use: "find STORAGE [--subject S] [--from F] [--after D] [--before D]", Short: "Find stored items by subject, sender and date", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			if err := f.prepare(); err != nil {
 				return err
 			}
-			return withStorage(g, args[0], access, storageRead, func(v *vault.Vault) error {
-				return writeVersions(cmd.OutOrStdout(), format, func(fn func(vault.Version) error) error { return eachLatest(v, &f, fn) })
-			})
+			if in.Key, err = access.key(); err != nil {
+				return err
+			}
+			in.Storage = nameOrPath(args[0])
+			return browseOperation(cmd, g, in)
 		}}
 	access.register(cmd.Flags())
 	f.registerSelection(cmd)
-	cmd.Flags().StringVar(&f.subject, "subject", "", "subject contains this text (any case)")
-	cmd.Flags().StringVar(&f.from, "from", "", "sender (name or address) contains this text")
-	cmd.Flags().BoolVar(&f.allVersions, "versions", false, "search every stored version, not only the newest")
-	cmd.Flags().StringVar(&format, "format", "text", "text or json (one object per line)")
+	cmd.Flags().StringVar(&f.Subject, "subject", "", "subject contains this text (any case)")
+	cmd.Flags().StringVar(&f.From, "from", "", "sender (name or address) contains this text")
+	cmd.Flags().BoolVar(&f.AllVersions, "versions", false, "search every stored version, not only the newest")
+	cmd.Flags().StringVar(&in.Format, "format", "text", "text or json (one object per line)")
 	return cmd
 }
 
+// pruneInput is the prune operation's input.
+type pruneInput struct {
+	Storage string     `json:"storage"`
+	Key     storageKey `json:"key"`
+	DryRun  bool       `json:"dry_run,omitempty"`
+}
+
+var pruneOperation = operation("prune", func(ctx context.Context, g *globalFlags, in pruneInput, out, _ io.Writer) error {
+	ref, err := resolveStorage(g, in.Storage, in.Key)
+	if err != nil {
+		return err
+	}
+	ref.mode = storageWrite
+	lg, err := openLog(g.data)
+	if err != nil {
+		return err
+	}
+	defer releaseLog(lg)
+	return withResolved(ref, func(v *vault.Vault) error {
+		now := time.Now().UTC()
+		run := "prune-" + newRunID(now)
+		if !in.DryRun {
+			if err := appendOps(ctx, lg, domain.Event{Type: domain.PruneStarted, ID: domain.DeriveID(run, "start"), Run: run, Time: now, Reason: v.Retention().String()}); err != nil {
+				return &exitError{code: exitErrors, err: err}
+			}
+		}
+		verb := "pruned"
+		if in.DryRun {
+			verb = "would prune"
+		}
+		res, err := v.Prune(now, in.DryRun, func(p vault.Pruned) error {
+			fmt.Fprintf(out, "%s %s  %s/%s  %q (%s)\n", verb, p.Version.ID, p.Version.Mailbox, p.Version.FolderPath, p.Version.Subject, p.Reason)
+			if in.DryRun {
+				return nil
+			}
+			return appendOps(ctx, lg, domain.Event{Type: domain.VersionPruned, ID: domain.DeriveID(run, p.Version.ID), Run: run, Time: time.Now().UTC(),
+				Mailbox: p.Version.Mailbox, Folder: p.Version.FolderPath, FolderID: p.Version.FolderID, ItemID: p.Version.ItemID,
+				ChangeKey: p.Version.ChangeKey, Size: p.Version.Size, SHA256: p.Version.SHA256, Reason: p.Reason})
+		})
+		if err != nil {
+			return &exitError{code: exitErrors, err: fmt.Errorf("prune: %w", err)}
+		}
+		if !in.DryRun {
+			if err := appendOps(ctx, lg, domain.Event{Type: domain.PruneFinished, ID: domain.DeriveID(run, "end"), Run: run, Time: time.Now().UTC(),
+				Count: res.Versions, Bytes: res.FreedBytes}); err != nil {
+				return &exitError{code: exitErrors, err: err}
+			}
+		}
+		fmt.Fprintf(out, "%s %d versions (%s of items); %d chunks freed (%s); %d packs removed or rewritten, %s of disk reclaimed; policy: %s\n",
+			verb, res.Versions, projections.HumanBytes(res.Bytes), res.FreedChunks, projections.HumanBytes(res.FreedBytes), res.Unreferenced,
+			projections.HumanBytes(res.ReclaimedBytes), v.Retention())
+		return nil
+	})
+})
+
 func newPruneCmd(g *globalFlags) *cobra.Command {
 	var access storageAccess
-	var dryRun bool
+	var in pruneInput
 	cmd := &cobra.Command{Use: "prune STORAGE [--dry-run]", Short: "Remove what the storage's retention policy no longer keeps", Args: cobra.ExactArgs(1),
 		Long: `Apply the storage's retention policy (see mailvault storage retention): remove item versions
 beyond the last N, and items deleted at the source longer ago than the policy keeps them, then
 free the chunks nothing references. Every removed version is recorded as an event in the data
 directory's log before it goes; --dry-run lists what would go and changes nothing.`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ref, err := resolveStorage(g, args[0], access)
-			if err != nil {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			if in.Key, err = access.key(); err != nil {
 				return err
 			}
-			ref.mode = storageWrite
-			lg, err := openLog(g.data)
-			if err != nil {
-				return err
-			}
-			defer releaseLog(lg)
-			return withResolved(ref, func(v *vault.Vault) error {
-				ctx := cmd.Context()
-				now := time.Now().UTC()
-				run := "prune-" + newRunID(now)
-				out := cmd.OutOrStdout()
-				if !dryRun {
-					if err := appendOps(ctx, lg, domain.Event{Type: domain.PruneStarted, ID: domain.DeriveID(run, "start"), Run: run, Time: now, Reason: v.Retention().String()}); err != nil {
-						return &exitError{code: exitErrors, err: err}
-					}
-				}
-				verb := "pruned"
-				if dryRun {
-					verb = "would prune"
-				}
-				res, err := v.Prune(now, dryRun, func(p vault.Pruned) error {
-					fmt.Fprintf(out, "%s %s  %s/%s  %q (%s)\n", verb, p.Version.ID, p.Version.Mailbox, p.Version.FolderPath, p.Version.Subject, p.Reason)
-					if dryRun {
-						return nil
-					}
-					return appendOps(ctx, lg, domain.Event{Type: domain.VersionPruned, ID: domain.DeriveID(run, p.Version.ID), Run: run, Time: time.Now().UTC(),
-						Mailbox: p.Version.Mailbox, Folder: p.Version.FolderPath, FolderID: p.Version.FolderID, ItemID: p.Version.ItemID,
-						ChangeKey: p.Version.ChangeKey, Size: p.Version.Size, SHA256: p.Version.SHA256, Reason: p.Reason})
-				})
-				if err != nil {
-					return &exitError{code: exitErrors, err: fmt.Errorf("prune: %w", err)}
-				}
-				if !dryRun {
-					if err := appendOps(ctx, lg, domain.Event{Type: domain.PruneFinished, ID: domain.DeriveID(run, "end"), Run: run, Time: time.Now().UTC(),
-						Count: res.Versions, Bytes: res.FreedBytes}); err != nil {
-						return &exitError{code: exitErrors, err: err}
-					}
-				}
-				fmt.Fprintf(out, "%s %d versions (%s of items); %d chunks freed (%s); %d packs removed or rewritten, %s of disk reclaimed; policy: %s\n",
-					verb, res.Versions, projections.HumanBytes(res.Bytes), res.FreedChunks, projections.HumanBytes(res.FreedBytes), res.Unreferenced,
-					projections.HumanBytes(res.ReclaimedBytes), v.Retention())
-				return nil
-			})
+			in.Storage = nameOrPath(args[0])
+			return pruneOperation(cmd, g, in)
 		}}
 	access.register(cmd.Flags())
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list what would be removed; change nothing")
+	cmd.Flags().BoolVar(&in.DryRun, "dry-run", false, "list what would be removed; change nothing")
 	return cmd
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -86,8 +87,52 @@ func validateRun(cfg *pipeline.Config, o *runOptions) error {
 	if err := checkProgress(o.progress); err != nil {
 		return err
 	}
+	var err error
+	if o.key, err = o.access.key(); err != nil {
+		return err
+	}
 	return checkFormat(o.format, "text", "json", "csv")
 }
+
+// backupInput is the backup operation's input: the source as the flags
+// describe it (a tenant file, or a connection with its secret), the
+// engine's settings and the storage.
+type backupInput struct {
+	Source        string          `json:"source"` // sim | graph | ews
+	Tenant        string          `json:"tenant,omitempty"`
+	Connection    connectionSpec  `json:"connection"`
+	Secret        string          `json:"secret,omitempty"`
+	Mailboxes     []string        `json:"mailboxes,omitempty"`
+	PublicFolders []string        `json:"public_folders,omitempty"`
+	Config        pipeline.Config `json:"config"`
+	Storage       string          `json:"storage,omitempty"`
+	Key           storageKey      `json:"key"`
+	Progress      string          `json:"progress"`
+	Format        string          `json:"format"`
+}
+
+var backupOperation = operation("backup", func(ctx context.Context, g *globalFlags, in backupInput, out, errOut io.Writer) error {
+	o := runOptions{cfg: in.Config, storageDir: in.Storage, key: in.Key, progress: in.Progress, format: in.Format, out: out, errOut: errOut}
+	if in.Source == "sim" {
+		t, err := simtenant.Load(in.Tenant)
+		if err != nil {
+			return &exitError{code: exitUsage, err: err}
+		}
+		o.source, o.sourceName = simtenant.NewSource(t, nil), domain.SourceIdentity("sim", in.Tenant)
+		return runBackup(ctx, g, o)
+	}
+	log, err := g.logger()
+	if err != nil {
+		return err
+	}
+	client, err := openConnection(ctx, log, "--source "+in.Source, in.Connection, credential.New(in.Secret), connectionScope{mailboxes: in.Mailboxes, publicFolders: in.PublicFolders})
+	if err != nil {
+		return err
+	}
+	o.source, o.sourceName = client.source(), in.Connection.Identity()
+	client.limit(&o.cfg)
+	return runBackup(ctx, g, o)
+})
 
 func newBackupCmd(g *globalFlags) *cobra.Command {
 	cfg := pipeline.DefaultConfig()
@@ -120,44 +165,34 @@ skipped folders), 1 not finished (errors), 2 usage or configuration error.`,
 					source = "ews"
 				}
 			}
+			in := backupInput{Source: source, Config: cfg, Storage: o.storageDir, Key: o.key, Format: o.format,
+				Progress: progressFor(o.progress, cmd.ErrOrStderr()), Mailboxes: gf.mailboxes, PublicFolders: ef.publicFolders}
+			if in.Storage != "" {
+				in.Storage = nameOrPath(in.Storage)
+			}
+			var secret credential.Secret
+			var err error
 			switch source {
 			case "sim":
 				if tenant == "" {
 					return usageErr("--tenant FILE is required for --source sim (for Exchange Online use --source graph)")
 				}
-				t, err := simtenant.Load(tenant)
-				if err != nil {
-					return &exitError{code: exitUsage, err: err}
-				}
-				abs, _ := filepath.Abs(tenant)
-				o.source, o.sourceName = simtenant.NewSource(t, nil), domain.SourceIdentity("sim", abs)
-			case "graph", "ews":
-				var spec connectionSpec
-				var secret credential.Secret
-				var err error
-				if source == "graph" {
-					spec, secret, err = gf.spec()
-				} else {
-					spec, secret, err = ef.spec(gf.caCert)
-				}
-				if err != nil {
-					return err
-				}
-				log, err := g.logger()
-				if err != nil {
-					return err
-				}
-				client, err := openConnection(cmd.Context(), log, "--source "+source, spec, secret, connectionScope{mailboxes: gf.mailboxes, publicFolders: ef.publicFolders})
-				if err != nil {
-					return err
-				}
-				o.source, o.sourceName = client.source(), spec.Identity()
-				client.limit(&cfg)
+				in.Tenant, _ = filepath.Abs(tenant)
+			case "graph":
+				in.Connection, secret, err = gf.spec()
+			case "ews":
+				in.Connection, secret, err = ef.spec(gf.caCert)
 			default:
 				return usageErr("--source %q: use sim, graph or ews", source)
 			}
-			o.cfg, o.out, o.errOut = cfg, cmd.OutOrStdout(), cmd.ErrOrStderr()
-			return runBackup(cmd.Context(), g, o)
+			if err != nil {
+				return err
+			}
+			in.Secret = secret.Reveal()
+			if in.Connection.CACert != "" {
+				in.Connection.CACert, _ = filepath.Abs(in.Connection.CACert)
+			}
+			return backupOperation(cmd, g, in)
 		},
 	}
 	cmd.Flags().StringVar(&source, "source", "", "source: sim, graph or ews (default sim with --tenant, graph with --tenant-id, ews with --ews-url)")

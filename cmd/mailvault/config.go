@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -35,6 +36,79 @@ func actor() string {
 func secretStore(g *globalFlags) *credential.Store {
 	return credential.NewStore(filepath.Join(g.data, "secrets"))
 }
+
+// connectionTestInput is the connection test operation's input.
+type connectionTestInput struct {
+	Name          string `json:"name"`
+	Mailbox       string `json:"mailbox,omitempty"`
+	PublicFolders bool   `json:"public_folders,omitempty"`
+}
+
+var connectionTestOperation = operation("connection-test", func(ctx context.Context, g *globalFlags, in connectionTestInput, w, _ io.Writer) error {
+	var spec connectionSpec
+	var secret credential.Secret
+	if err := withService(g, func(s *app.Service) (err error) {
+		spec, secret, err = s.OpenConnection(in.Name)
+		return err
+	}); err != nil {
+		return err
+	}
+	log, err := g.logger()
+	if err != nil {
+		return err
+	}
+	failed := false
+	report := func(what, perm string, err error, optional bool) {
+		switch {
+		case err == nil:
+			fmt.Fprintf(w, "ok      %s\n", what)
+		case optional:
+			fmt.Fprintf(w, "warning %s: %v (needs %s)\n", what, err, perm)
+		case perm != "":
+			failed = true
+			fmt.Fprintf(w, "FAILED  %s: %v (needs the application permission %s, with admin consent)\n", what, err, perm)
+		default:
+			failed = true
+			fmt.Fprintf(w, "FAILED  %s: %v\n", what, err)
+		}
+	}
+	var scope connectionScope
+	if in.Mailbox != "" {
+		scope.mailboxes = []string{in.Mailbox}
+	}
+	client, err := openConnection(ctx, log, in.Name, spec, secret, scope)
+	if err != nil {
+		return err
+	}
+	switch {
+	case client.graph != nil:
+		src := client.graph
+		mbx := in.Mailbox
+		if mbx == "" {
+			mbxs, err := src.Mailboxes(ctx)
+			if err != nil || len(mbxs) == 0 {
+				report("list users", "User.Read.All", fmt.Errorf("%v (name a mailbox with --mailbox to test the rest)", err), false)
+				break
+			}
+			mbx = mbxs[0]
+		}
+		for _, c := range src.Probe(ctx, mbx) {
+			report(c.What, c.Permission, c.Err, c.Permission == "MailboxItem.Export.All")
+		}
+	case client.ews != nil:
+		src := client.ews
+		if in.Mailbox == "" && !in.PublicFolders {
+			return usageErr("name a mailbox to open with --mailbox (and --public-folders to test those)")
+		}
+		for _, c := range src.Probe(ctx, in.Mailbox, in.PublicFolders) {
+			report(c.What, "", c.Err, false)
+		}
+	}
+	if failed {
+		return &exitError{code: exitErrors, err: fmt.Errorf("connection %s is not ready for backups", in.Name)}
+	}
+	return nil
+})
 
 func newConnectionCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "connection", Short: "Named server connections (Graph or EWS); secrets are stored encrypted"}
@@ -99,77 +173,14 @@ func newConnectionCmd(g *globalFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withApp(g, func(s application) error { return s.RemoveConnection(cmd.Context(), args[0]) })
 		}}
-	var testMailbox string
-	var testPublic bool
+	var tin connectionTestInput
 	test := &cobra.Command{Use: "test NAME [--mailbox ADDR]", Short: "Check a connection's credentials and permissions against the server", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var spec connectionSpec
-			var secret credential.Secret
-			if err := withService(g, func(s *app.Service) (err error) {
-				spec, secret, err = s.OpenConnection(args[0])
-				return err
-			}); err != nil {
-				return err
-			}
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
-			w := cmd.OutOrStdout()
-			failed := false
-			report := func(what, perm string, err error, optional bool) {
-				switch {
-				case err == nil:
-					fmt.Fprintf(w, "ok      %s\n", what)
-				case optional:
-					fmt.Fprintf(w, "warning %s: %v (needs %s)\n", what, err, perm)
-				case perm != "":
-					failed = true
-					fmt.Fprintf(w, "FAILED  %s: %v (needs the application permission %s, with admin consent)\n", what, err, perm)
-				default:
-					failed = true
-					fmt.Fprintf(w, "FAILED  %s: %v\n", what, err)
-				}
-			}
-			var scope connectionScope
-			if testMailbox != "" {
-				scope.mailboxes = []string{testMailbox}
-			}
-			client, err := openConnection(cmd.Context(), log, args[0], spec, secret, scope)
-			if err != nil {
-				return err
-			}
-			switch {
-			case client.graph != nil:
-				src := client.graph
-				mbx := testMailbox
-				if mbx == "" {
-					mbxs, err := src.Mailboxes(cmd.Context())
-					if err != nil || len(mbxs) == 0 {
-						report("list users", "User.Read.All", fmt.Errorf("%v (name a mailbox with --mailbox to test the rest)", err), false)
-						break
-					}
-					mbx = mbxs[0]
-				}
-				for _, c := range src.Probe(cmd.Context(), mbx) {
-					report(c.What, c.Permission, c.Err, c.Permission == "MailboxItem.Export.All")
-				}
-			case client.ews != nil:
-				src := client.ews
-				if testMailbox == "" && !testPublic {
-					return usageErr("name a mailbox to open with --mailbox (and --public-folders to test those)")
-				}
-				for _, c := range src.Probe(cmd.Context(), testMailbox, testPublic) {
-					report(c.What, "", c.Err, false)
-				}
-			}
-			if failed {
-				return &exitError{code: exitErrors, err: fmt.Errorf("connection %s is not ready for backups", args[0])}
-			}
-			return nil
+			tin.Name = args[0]
+			return connectionTestOperation(cmd, g, tin)
 		}}
-	test.Flags().StringVar(&testMailbox, "mailbox", "", "mailbox to test with (graph: default the first user)")
-	test.Flags().BoolVar(&testPublic, "public-folders", false, "also test access to the public folders (ews)")
+	test.Flags().StringVar(&tin.Mailbox, "mailbox", "", "mailbox to test with (graph: default the first user)")
+	test.Flags().BoolVar(&tin.PublicFolders, "public-folders", false, "also test access to the public folders (ews)")
 	cmd.AddCommand(add, list, remove, test)
 	return cmd
 }

@@ -7,7 +7,6 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -72,7 +71,8 @@ type daemonEndpoint struct {
 	PID  int    `json:"pid"`
 }
 
-// daemonHolds says a daemon has the data directory: forward the command.
+// daemonHolds says a daemon has the data directory: the command asks the
+// daemon (its typed API) instead.
 type daemonHolds struct {
 	ep    daemonEndpoint
 	token string
@@ -98,18 +98,9 @@ func findDaemon(data string) *daemonHolds {
 	return &daemonHolds{ep: ep, token: strings.TrimSpace(string(tok))}
 }
 
-// pathFlags name flags whose values are paths: they are made absolute
-// before a command is forwarded, since the daemon runs elsewhere.
-var pathFlags = map[string]bool{"-f": true, "--file": true, "--path": true, "--client-secret-file": true, "--password-file": true,
-	"--ca-cert": true, "--data": true, "--tenant": true, "--out": true, "--storage-password-file": true, "--recovery-key-file": true,
-	"--new-password-file": true}
-
-// storageCommands are where a command takes a storage NAME or DIR: the flag
-// --storage, and the first argument of these commands.
-var storageCommands = map[string]bool{"ls": true, "find": true, "verify": true, "prune": true, "stats": true, "retention": true, "passwd": true}
-
 // nameOrPath makes a storage argument absolute when it is a path (it has a
-// separator, or names a directory here); a storage name stays as it is.
+// separator, or names a directory here); a storage name stays as it is. An
+// operation's input holds it so, since the daemon may run it elsewhere.
 func nameOrPath(v string) string {
 	if strings.ContainsAny(v, `/\`) {
 		if a, err := filepath.Abs(v); err == nil {
@@ -122,111 +113,6 @@ func nameOrPath(v string) string {
 		}
 	}
 	return v
-}
-
-func absArgs(args []string) []string {
-	out := append([]string(nil), args...)
-	storageCmd := false
-	for i := 0; i < len(out); i++ {
-		name, val, hasVal := strings.Cut(out[i], "=")
-		switch {
-		case name == "--storage" && hasVal:
-			out[i] = name + "=" + nameOrPath(val)
-			continue
-		case name == "--storage" && i+1 < len(out):
-			out[i+1] = nameOrPath(out[i+1])
-			i++
-			continue
-		case !strings.HasPrefix(out[i], "-"):
-			if storageCommands[out[i]] && !storageCmd {
-				storageCmd = true
-				continue
-			}
-			if storageCmd {
-				out[i] = nameOrPath(out[i])
-				storageCmd = false
-			}
-			continue
-		}
-		if !pathFlags[name] {
-			continue
-		}
-		if hasVal {
-			if val != "-" {
-				if a, err := filepath.Abs(val); err == nil {
-					out[i] = name + "=" + a
-				}
-			}
-			continue
-		}
-		if i+1 < len(out) && out[i+1] != "-" {
-			if a, err := filepath.Abs(out[i+1]); err == nil {
-				out[i+1] = a
-			}
-			i++
-		}
-	}
-	return out
-}
-
-type forwarded struct {
-	Args   []string `json:"args"`
-	Stdin  []byte   `json:"stdin,omitempty"`
-	Stdout []byte   `json:"stdout,omitempty"`
-	Stderr []byte   `json:"stderr,omitempty"`
-	Code   int      `json:"code"`
-}
-
-// forward runs the command line in the daemon and returns its exit code.
-func forward(dh *daemonHolds, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	req := forwarded{Args: absArgs(args)}
-	for _, a := range args {
-		if a == "-" { // a file given on standard input
-			req.Stdin, _ = io.ReadAll(stdin)
-		}
-	}
-	b, _ := json.Marshal(req)
-	hr, _ := http.NewRequest(http.MethodPost, "http://"+dh.ep.Addr+"/v1/cli", bytes.NewReader(b))
-	hr.Header.Set("Authorization", "Bearer "+dh.token)
-	resp, err := (&http.Client{Timeout: 10 * time.Minute}).Do(hr)
-	if err != nil {
-		fmt.Fprintf(stderr, "mailvault: the data directory is held by the daemon (pid %d), which does not answer at %s: %v\n", dh.ep.PID, dh.ep.Addr, err)
-		return exitErrors
-	}
-	defer resp.Body.Close()
-	var out forwarded
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&out) != nil {
-		fmt.Fprintf(stderr, "mailvault: the daemon refused the command (HTTP %d)\n", resp.StatusCode)
-		return exitErrors
-	}
-	stdout.Write(out.Stdout)
-	stderr.Write(out.Stderr)
-	return out.Code
-}
-
-// runCLI runs a command line in process, as main does, and returns its
-// output and exit code.
-func runCLI(ctx context.Context, args []string, stdin []byte) forwarded {
-	root := newRootCmd()
-	var out, errb bytes.Buffer
-	root.SetArgs(args)
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	root.SetIn(bytes.NewReader(stdin))
-	code := exitOK
-	if err := root.ExecuteContext(ctx); err != nil {
-		var ee *exitError
-		if errors.As(err, &ee) {
-			if ee.err != nil && ee.err.Error() != "" {
-				fmt.Fprintln(&errb, "mailvault:", ee.err)
-			}
-			code = ee.code
-		} else {
-			fmt.Fprintln(&errb, "mailvault:", err)
-			code = exitUsage
-		}
-	}
-	return forwarded{Stdout: out.Bytes(), Stderr: errb.Bytes(), Code: code}
 }
 
 func newDaemonCmd(g *globalFlags) *cobra.Command {
@@ -317,27 +203,14 @@ func daemonToken(data string) (string, error) {
 	return tok, nil
 }
 
-// api is the daemon's HTTP surface: the typed job API, the metrics, the
-// forwarded command lines of the other commands, and the dashboard.
+// api is the daemon's HTTP surface: the application's typed API, the read
+// queries, the operations, the metrics and the dashboard.
 func api(ctx context.Context, g *globalFlags, lg *eventlog.Log, d *daemon.Daemon, metrics *projections.Metrics, token string) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promexport.Handler(promexport.Collector{Snapshot: metrics.Snapshot, LogSize: lg.Size, JobsRunning: d.Running}))
 	daemon.RegisterAPI(mux, newService(g, lg))
 	registerReadQueries(mux, lg)
-	mux.HandleFunc("POST /v1/cli", func(w http.ResponseWriter, r *http.Request) {
-		var req forwarded
-		if err := json.NewDecoder(io.LimitReader(r.Body, 16<<20)).Decode(&req); err != nil {
-			http.Error(w, "bad request", http.StatusBadRequest)
-			return
-		}
-		if len(req.Args) > 0 && req.Args[0] == "daemon" {
-			http.Error(w, "a daemon runs already", http.StatusConflict)
-			return
-		}
-		out := runCLI(ctx, req.Args, req.Stdin)
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(out)
-	})
+	serveOperations(mux, ctx, g)
 	web := dashboard.New(dashboardBackend{svc: newService(g, lg), lg: lg, metrics: metrics}, token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(r.URL.Path, "/v1/") && r.URL.Path != "/metrics" {

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -15,10 +18,108 @@ import (
 	"github.com/mailvault/mailvault/projections"
 )
 
+// exportInput is the export operation's input.
+type exportInput struct {
+	Storage string        `json:"storage"`
+	Key     storageKey    `json:"key"`
+	Filter  versionFilter `json:"filter"`
+	Format  string        `json:"format"`
+	// Out is absolute: the daemon writes there.
+	Out      string `json:"out"`
+	Report   string `json:"report"`
+	Progress string `json:"progress"`
+}
+
+var exportOperation = operation("export", func(_ context.Context, g *globalFlags, in exportInput, stdout, errOut io.Writer) error {
+	if err := in.Filter.prepare(); err != nil {
+		return err
+	}
+	started := time.Now()
+	var res export.Result
+	// The storage first: an export refused because the storage is
+	// busy (or forwarded to the daemon that holds it) has created
+	// nothing.
+	err := withStorage(g, in.Storage, in.Key, storageRead, func(v *vault.Vault) error {
+		total, multi, err := sourcesOf(v, &in.Filter)
+		if err != nil {
+			return err
+		}
+		if len(multi) > 0 {
+			return ambiguousSources(multi)
+		}
+		ex, err := export.New(in.Format, in.Out, v.ID()+"\x00"+in.Filter.key())
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		prog := counter{total: int64(total)}
+		stopProgress := startProgress(in.Progress, errOut, prog.state)
+		defer stopProgress()
+		err = eachLatest(v, &in.Filter, func(ver vault.Version) error {
+			defer prog.add(ver.Size)
+			it := export.Item{ID: ver.ID, Subject: ver.Subject, Mailbox: ver.Mailbox, Folder: ver.FolderPath, FolderID: ver.FolderID,
+				Kind: ver.Kind, Format: ver.Format}
+			if !ex.Wanted(it) || ex.Exported(it) {
+				return nil
+			}
+			content, err := v.Read(ver)
+			if errors.Is(err, vault.ErrDamaged) {
+				ex.Damaged(it, err) // named in the report; the rest goes on
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			it.Content = content
+			return ex.Add(it)
+		})
+		if err != nil {
+			res = ex.Abort()
+			return err
+		}
+		res, err = ex.Close()
+		return err
+	})
+	if err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return err
+		}
+		return &exitError{code: exitErrors, err: fmt.Errorf("export: %w; run the same command again to continue", err)}
+	}
+	elapsed := time.Since(started).Seconds()
+	w := stdout
+	if in.Report == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			return err
+		}
+		return damagedExit(len(res.Damaged))
+	}
+	n := res.Messages + res.Events + res.Contacts
+	fmt.Fprintf(w, "exported %d messages, %d events, %d contacts as %s into %s (%d files, %s, %.0f items/s)\n",
+		res.Messages, res.Events, res.Contacts, in.Format, in.Out, res.Files, projections.HumanBytes(res.Bytes), float64(n)/max(elapsed, 1e-3))
+	for _, reason := range res.SkipReasons() {
+		fmt.Fprintf(w, "  left out: %d %s\n", res.Skipped[reason], reason)
+	}
+	if res.Resumed > 0 {
+		fmt.Fprintf(w, "  %d items were exported already by an interrupted export into %s\n", res.Resumed, in.Out)
+	}
+	if len(res.Failed) > 0 {
+		shown := res.Failed[:min(len(res.Failed), 10)]
+		fmt.Fprintf(w, "  could not convert (first %d; --report json lists up to 100):\n    %s\n", len(shown), strings.Join(shown, "\n    "))
+	}
+	if len(res.Damaged) > 0 {
+		fmt.Fprintf(w, "  damaged in the storage, not exported (%d; run mailvault verify %s --read-data):\n    %s\n", len(res.Damaged), in.Storage, strings.Join(res.Damaged, "\n    "))
+	}
+	return damagedExit(len(res.Damaged))
+})
+
 func newExportCmd(g *globalFlags) *cobra.Command {
 	var access storageAccess
-	var f versionFilter
-	var storage, format, out, reportFormat, progress string
+	var in exportInput
+	f := &in.Filter
+	var progress string
 	cmd := &cobra.Command{Use: "export --storage S --format eml|mbox|maildir|ics|vcf|zip --out PATH", Short: "Export stored items in standard formats", Args: cobra.ArbitraryArgs,
 		Long: `Export the newest stored version of each selected item:
   eml      one .eml file per message, in a folder tree per mailbox
@@ -32,12 +133,12 @@ Folder names are sanitised: nothing is written outside --out, whatever a folder 
 names and renamed when whole; the same command run again after an interruption continues the
 export in the same directory. Items the storage cannot give back intact are named and left out;
 the exit code is then 3 (finished with warnings).`,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			if len(args) > 0 && !cmd.Flags().Changed("items") {
 				return usageErr("unexpected arguments %q: item ids follow --items (--items ID1 ID2 ... or --items ID1,ID2)", args)
 			}
-			f.items = append(f.items, args...) // --items ID1 ID2 ...
-			if storage == "" || out == "" {
+			f.Items = append(f.Items, args...) // --items ID1 ID2 ...
+			if in.Storage == "" || in.Out == "" {
 				return usageErr("--storage and --out are required")
 			}
 			if err := f.prepare(); err != nil {
@@ -46,95 +147,24 @@ the exit code is then 3 (finished with warnings).`,
 			if err := checkProgress(progress); err != nil {
 				return err
 			}
-			if !slices.Contains(export.Formats, format) {
-				return usageErr("export format %q: use %s", format, strings.Join(export.Formats, ", "))
+			if !slices.Contains(export.Formats, in.Format) {
+				return usageErr("export format %q: use %s", in.Format, strings.Join(export.Formats, ", "))
 			}
-			started := time.Now()
-			var res export.Result
-			// The storage first: an export refused because the storage is
-			// busy (or forwarded to the daemon that holds it) has created
-			// nothing.
-			err := withStorage(g, storage, access, storageRead, func(v *vault.Vault) error {
-				total, multi, err := sourcesOf(v, &f)
-				if err != nil {
-					return err
-				}
-				if len(multi) > 0 {
-					return ambiguousSources(multi)
-				}
-				ex, err := export.New(format, out, v.ID()+"\x00"+f.key())
-				if err != nil {
-					return usageErr("%v", err)
-				}
-				prog := counter{total: int64(total)}
-				stopProgress := startProgress(progress, cmd.ErrOrStderr(), prog.state)
-				defer stopProgress()
-				err = eachLatest(v, &f, func(ver vault.Version) error {
-					defer prog.add(ver.Size)
-					it := export.Item{ID: ver.ID, Subject: ver.Subject, Mailbox: ver.Mailbox, Folder: ver.FolderPath, FolderID: ver.FolderID,
-						Kind: ver.Kind, Format: ver.Format}
-					if !ex.Wanted(it) || ex.Exported(it) {
-						return nil
-					}
-					content, err := v.Read(ver)
-					if errors.Is(err, vault.ErrDamaged) {
-						ex.Damaged(it, err) // named in the report; the rest goes on
-						return nil
-					}
-					if err != nil {
-						return err
-					}
-					it.Content = content
-					return ex.Add(it)
-				})
-				if err != nil {
-					res = ex.Abort()
-					return err
-				}
-				res, err = ex.Close()
+			if in.Key, err = access.key(); err != nil {
 				return err
-			})
-			if err != nil {
-				var ee *exitError
-				if errors.As(err, &ee) {
-					return err
-				}
-				return &exitError{code: exitErrors, err: fmt.Errorf("export: %w; run the same command again to continue", err)}
 			}
-			elapsed := time.Since(started).Seconds()
-			w := cmd.OutOrStdout()
-			if reportFormat == "json" {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(res); err != nil {
-					return err
-				}
-				return damagedExit(len(res.Damaged))
+			if in.Out, err = filepath.Abs(in.Out); err != nil {
+				return usageErr("--out: %v", err)
 			}
-			n := res.Messages + res.Events + res.Contacts
-			fmt.Fprintf(w, "exported %d messages, %d events, %d contacts as %s into %s (%d files, %s, %.0f items/s)\n",
-				res.Messages, res.Events, res.Contacts, format, out, res.Files, projections.HumanBytes(res.Bytes), float64(n)/max(elapsed, 1e-3))
-			for _, reason := range res.SkipReasons() {
-				fmt.Fprintf(w, "  left out: %d %s\n", res.Skipped[reason], reason)
-			}
-			if res.Resumed > 0 {
-				fmt.Fprintf(w, "  %d items were exported already by an interrupted export into %s\n", res.Resumed, out)
-			}
-			if len(res.Failed) > 0 {
-				shown := res.Failed[:min(len(res.Failed), 10)]
-				fmt.Fprintf(w, "  could not convert (first %d; --report json lists up to 100):\n    %s\n", len(shown), strings.Join(shown, "\n    "))
-			}
-			if len(res.Damaged) > 0 {
-				fmt.Fprintf(w, "  damaged in the storage, not exported (%d; run mailvault verify %s --read-data):\n    %s\n", len(res.Damaged), storage, strings.Join(res.Damaged, "\n    "))
-			}
-			return damagedExit(len(res.Damaged))
+			in.Storage, in.Progress = nameOrPath(in.Storage), progressFor(progress, cmd.ErrOrStderr())
+			return exportOperation(cmd, g, in)
 		}}
 	access.register(cmd.Flags())
 	f.registerSelection(cmd)
-	cmd.Flags().StringVar(&storage, "storage", "", "storage NAME or directory")
-	cmd.Flags().StringVar(&format, "format", "eml", "eml, mbox, maildir, ics, vcf or zip")
-	cmd.Flags().StringVar(&out, "out", "", "output directory (zip: output file)")
-	cmd.Flags().StringVar(&reportFormat, "report", "text", "summary format: text or json")
+	cmd.Flags().StringVar(&in.Storage, "storage", "", "storage NAME or directory")
+	cmd.Flags().StringVar(&in.Format, "format", "eml", "eml, mbox, maildir, ics, vcf or zip")
+	cmd.Flags().StringVar(&in.Out, "out", "", "output directory (zip: output file)")
+	cmd.Flags().StringVar(&in.Report, "report", "text", "summary format: text or json")
 	cmd.Flags().StringVar(&progress, "progress", "auto", "progress display: auto, bar, plain, none")
 	return cmd
 }

@@ -68,8 +68,9 @@ func main() {
 	}
 	var dh *daemonHolds
 	if errors.As(err, &dh) {
-		// The daemon holds the data directory: it runs the command.
-		os.Exit(forward(dh, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+		// A command the daemon has no endpoint for (demo).
+		fmt.Fprintf(os.Stderr, "mailvault: %v; stop it first, or use another --data\n", dh)
+		os.Exit(exitErrors)
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {
@@ -115,7 +116,10 @@ func newRootCmd() *cobra.Command {
 
 // advice says what to do about damage an error reports.
 func advice(err error) string {
+	var hinted interface{ Hint() string }
 	switch {
+	case errors.As(err, &hinted):
+		return hinted.Hint() // the daemon's advice, for an operation it ran
 	case errors.Is(err, eventlog.ErrDamaged):
 		return "the event log cannot be trusted, so nothing more is written to it: 'mailvault repair log' keeps every record that reads and marks the rest (the storages are not affected)"
 	case errors.Is(err, eventlog.ErrFull):

@@ -31,6 +31,18 @@ func checkProgress(mode string) error {
 	return usageErr("--progress %q: use auto, bar, plain or none", mode)
 }
 
+// progressFor settles auto for the terminal (or not) the command runs on:
+// an operation the daemon runs shows progress on the caller's terminal.
+func progressFor(mode string, w io.Writer) string {
+	if mode != "auto" {
+		return mode
+	}
+	if isTerminal(w) {
+		return "bar"
+	}
+	return "plain"
+}
+
 // counter is the progress of a command that walks the storage.
 type counter struct {
 	mu                 sync.Mutex

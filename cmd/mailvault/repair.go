@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,7 +41,7 @@ Every removed item is recorded in the event log. Exit code 3 when items were los
 repair index STORAGE rebuilds the index from the packs even when it looks sound.
 repair log salvages a damaged event log (see 'mailvault repair log --help').`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRepair(cmd, g, args[0], access, false, format)
+			return startRepair(cmd, g, args[0], access, false, format)
 		}}
 	access.register(cmd.Flags())
 	cmd.Flags().StringVar(&format, "format", "text", "text or json")
@@ -49,7 +50,7 @@ repair log salvages a damaged event log (see 'mailvault repair log --help').`,
 	var indexFormat string
 	index := &cobra.Command{Use: "index STORAGE", Short: "Rebuild a storage's index from its packs", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRepair(cmd, g, args[0], indexAccess, true, indexFormat)
+			return startRepair(cmd, g, args[0], indexAccess, true, indexFormat)
 		}}
 	indexAccess.register(index.Flags())
 	index.Flags().StringVar(&indexFormat, "format", "text", "text or json")
@@ -99,11 +100,29 @@ the backups in them are whole; at worst the next backup lists some folders again
 	return cmd
 }
 
-func runRepair(cmd *cobra.Command, g *globalFlags, storage string, access storageAccess, rebuild bool, format string) error {
+// repairInput is the repair operation's input.
+type repairInput struct {
+	Storage string     `json:"storage"`
+	Key     storageKey `json:"key"`
+	// Rebuild rebuilds the index from the packs even when it looks sound.
+	Rebuild bool   `json:"rebuild,omitempty"`
+	Format  string `json:"format"`
+}
+
+func startRepair(cmd *cobra.Command, g *globalFlags, storage string, access storageAccess, rebuild bool, format string) error {
 	if err := checkFormat(format, "text", "json"); err != nil {
 		return err
 	}
-	ref, err := resolveStorage(g, storage, access)
+	key, err := access.key()
+	if err != nil {
+		return err
+	}
+	return repairOperation(cmd, g, repairInput{Storage: nameOrPath(storage), Key: key, Rebuild: rebuild, Format: format})
+}
+
+var repairOperation = operation("repair", func(ctx context.Context, g *globalFlags, in repairInput, out, _ io.Writer) error {
+	rebuild, format := in.Rebuild, in.Format
+	ref, err := resolveStorage(g, in.Storage, in.Key)
 	if err != nil {
 		return err
 	}
@@ -114,8 +133,6 @@ func runRepair(cmd *cobra.Command, g *globalFlags, storage string, access storag
 	}
 	defer releaseLog(lg)
 	return withResolved(ref, func(v *vault.Vault) error {
-		ctx := cmd.Context()
-		out := cmd.OutOrStdout()
 		now := time.Now().UTC()
 		run := "repair-" + newRunID(now)
 		if err := appendOps(ctx, lg, domain.Event{Type: domain.RepairStarted, ID: domain.DeriveID(run, "start"), Run: run, Time: now, Reason: v.Dir()}); err != nil {
@@ -161,7 +178,7 @@ func runRepair(cmd *cobra.Command, g *globalFlags, storage string, access storag
 		}
 		return damagedExit(res.Lost)
 	})
-}
+})
 
 func writeRepair(out io.Writer, res vault.RepairResult) {
 	if res.SettingsRewritten {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,31 @@ func (a *storageAccess) register(f *pflag.FlagSet) {
 	f.StringVar(&a.passwordFile, "storage-password-file", "", "file holding the storage's password (for a storage given by path)")
 	f.StringVar(&a.passwordEnv, "storage-password-env", "", "environment variable holding the storage's password")
 	f.StringVar(&a.recoveryKeyFile, "recovery-key-file", "", "open the storage with its recovery key instead of its password")
+}
+
+// storageKey is what unlocks a storage given by path, read by the caller
+// (a file, or an environment variable of the caller's environment): an
+// operation the daemon runs gets the key, never a file name to read.
+type storageKey struct {
+	Password    []byte `json:"password,omitempty"`
+	RecoveryKey string `json:"recovery_key,omitempty"`
+}
+
+// key reads the password and the recovery key the flags name.
+func (a storageAccess) key() (storageKey, error) {
+	pw, err := a.password()
+	if err != nil {
+		return storageKey{}, err
+	}
+	k := storageKey{Password: pw}
+	if a.recoveryKeyFile != "" {
+		b, err := os.ReadFile(a.recoveryKeyFile)
+		if err != nil {
+			return k, usageErr("read the recovery key: %v", err)
+		}
+		k.RecoveryKey = string(b)
+	}
+	return k, nil
 }
 
 func (a storageAccess) password() ([]byte, error) {
@@ -82,19 +108,8 @@ type storageRef struct {
 }
 
 // resolveStorage turns a NAME or a PATH into what opens it.
-func resolveStorage(g *globalFlags, ref string, a storageAccess) (storageRef, error) {
-	pw, err := a.password()
-	if err != nil {
-		return storageRef{}, err
-	}
-	r := storageRef{dir: ref, password: pw}
-	if a.recoveryKeyFile != "" {
-		b, err := os.ReadFile(a.recoveryKeyFile)
-		if err != nil {
-			return r, usageErr("read the recovery key: %v", err)
-		}
-		r.recovery = string(b)
-	}
+func resolveStorage(g *globalFlags, ref string, k storageKey) (storageRef, error) {
+	r := storageRef{dir: ref, password: k.Password, recovery: k.RecoveryKey}
 	if !strings.ContainsAny(ref, `/\`) && !vault.Exists(ref) {
 		err := withService(g, func(svc *app.Service) error {
 			spec, pw, err := svc.OpenStorage(ref)
@@ -185,8 +200,8 @@ func storageErrExit(err error) error {
 }
 
 // withStorage opens the storage named by ref for one command.
-func withStorage(g *globalFlags, ref string, a storageAccess, mode storageMode, fn func(v *vault.Vault) error) error {
-	r, err := resolveStorage(g, ref, a)
+func withStorage(g *globalFlags, ref string, k storageKey, mode storageMode, fn func(v *vault.Vault) error) error {
+	r, err := resolveStorage(g, ref, k)
 	if err != nil {
 		return err
 	}
@@ -300,14 +315,11 @@ secret store, so scheduled jobs can open the storage.`,
 	var statsAccess storageAccess
 	stats := &cobra.Command{Use: "stats NAME|DIR", Short: "Items, versions, bytes and the deduplication saving", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStorage(g, args[0], statsAccess, storageRead, func(v *vault.Vault) error {
-				st, err := v.Stats()
-				if err != nil {
-					return &exitError{code: exitErrors, err: err}
-				}
-				writeStats(cmd.OutOrStdout(), v, st)
-				return nil
-			})
+			key, err := statsAccess.key()
+			if err != nil {
+				return err
+			}
+			return storageStatsOperation(cmd, g, storageInput{Storage: nameOrPath(args[0]), Key: key})
 		}}
 	statsAccess.register(stats.Flags())
 
@@ -319,26 +331,11 @@ secret store, so scheduled jobs can open the storage.`,
 			if err != nil {
 				return usageErr("%v", err)
 			}
-			r, err := resolveStorage(g, args[0], pwAccess)
+			key, err := pwAccess.key()
 			if err != nil {
 				return err
 			}
-			r.mode = storageRead // the key record changes, not the index
-			v, err := openStorage(r)
-			if err != nil {
-				return err
-			}
-			defer closeStorage(v)
-			if err := v.ChangePassword(r.password, []byte(next.Reveal())); err != nil {
-				return storageErrExit(err)
-			}
-			if !strings.ContainsAny(args[0], `/\`) && !vault.Exists(args[0]) {
-				if err := secretStore(g).Put(app.StorageSecretName(args[0]), next); err != nil {
-					return &exitError{code: exitErrors, err: fmt.Errorf("the password changed, but keeping it in the secret store failed: %w", err)}
-				}
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "password changed")
-			return nil
+			return storagePasswdOperation(cmd, g, passwdInput{storageInput: storageInput{Storage: nameOrPath(args[0]), Key: key}, NewPassword: next.Reveal()})
 		}}
 	pwAccess.register(passwd.Flags())
 	passwd.Flags().StringVar(&newFile, "new-password-file", "", "file holding the new password")
@@ -349,26 +346,18 @@ secret store, so scheduled jobs can open the storage.`,
 	var retDeleted string
 	retention := &cobra.Command{Use: "retention NAME|DIR [--keep-versions N] [--keep-deleted P|forever]", Short: "Show or set the retention policy that prune applies", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStorage(g, args[0], retAccess, storageWrite, func(v *vault.Vault) error {
-				if cmd.Flags().Changed("keep-versions") || cmd.Flags().Changed("keep-deleted") {
-					cur := v.Retention()
-					if !cmd.Flags().Changed("keep-versions") {
-						retVersions = cur.KeepVersions
-					}
-					if !cmd.Flags().Changed("keep-deleted") && cur.KeepDeletedFor != nil {
-						retDeleted = cur.KeepDeletedFor.String()
-					}
-					r, err := parseRetention(retVersions, retDeleted)
-					if err != nil {
-						return err
-					}
-					if err := v.SetRetention(r); err != nil {
-						return &exitError{code: exitErrors, err: err}
-					}
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), v.Retention().String())
-				return nil
-			})
+			key, err := retAccess.key()
+			if err != nil {
+				return err
+			}
+			in := retentionInput{storageInput: storageInput{Storage: nameOrPath(args[0]), Key: key}}
+			if cmd.Flags().Changed("keep-versions") {
+				in.KeepVersions = &retVersions
+			}
+			if cmd.Flags().Changed("keep-deleted") {
+				in.KeepDeleted = &retDeleted
+			}
+			return storageRetentionOperation(cmd, g, in)
 		}}
 	retAccess.register(retention.Flags())
 	retention.Flags().IntVar(&retVersions, "keep-versions", 0, "keep the last N versions of each item (0: all)")
@@ -377,6 +366,86 @@ secret store, so scheduled jobs can open the storage.`,
 	cmd.AddCommand(add, list, remove, stats, passwd, retention)
 	return cmd
 }
+
+// storageInput names a storage and holds its key.
+type storageInput struct {
+	Storage string     `json:"storage"`
+	Key     storageKey `json:"key"`
+}
+
+type passwdInput struct {
+	storageInput
+	NewPassword string `json:"new_password"`
+}
+
+// retentionInput sets what it holds (nil: keep the current setting) and
+// shows the policy.
+type retentionInput struct {
+	storageInput
+	KeepVersions *int    `json:"keep_versions,omitempty"`
+	KeepDeleted  *string `json:"keep_deleted,omitempty"`
+}
+
+var storageStatsOperation = operation("storage-stats", func(_ context.Context, g *globalFlags, in storageInput, out, _ io.Writer) error {
+	return withStorage(g, in.Storage, in.Key, storageRead, func(v *vault.Vault) error {
+		st, err := v.Stats()
+		if err != nil {
+			return &exitError{code: exitErrors, err: err}
+		}
+		writeStats(out, v, st)
+		return nil
+	})
+})
+
+var storagePasswdOperation = operation("storage-passwd", func(_ context.Context, g *globalFlags, in passwdInput, out, _ io.Writer) error {
+	r, err := resolveStorage(g, in.Storage, in.Key)
+	if err != nil {
+		return err
+	}
+	r.mode = storageRead // the key record changes, not the index
+	v, err := openStorage(r)
+	if err != nil {
+		return err
+	}
+	defer closeStorage(v)
+	if err := v.ChangePassword(r.password, []byte(in.NewPassword)); err != nil {
+		return storageErrExit(err)
+	}
+	if !strings.ContainsAny(in.Storage, `/\`) && !vault.Exists(in.Storage) {
+		if err := secretStore(g).Put(app.StorageSecretName(in.Storage), credential.New(in.NewPassword)); err != nil {
+			return &exitError{code: exitErrors, err: fmt.Errorf("the password changed, but keeping it in the secret store failed: %w", err)}
+		}
+	}
+	fmt.Fprintln(out, "password changed")
+	return nil
+})
+
+var storageRetentionOperation = operation("storage-retention", func(_ context.Context, g *globalFlags, in retentionInput, out, _ io.Writer) error {
+	return withStorage(g, in.Storage, in.Key, storageWrite, func(v *vault.Vault) error {
+		if in.KeepVersions != nil || in.KeepDeleted != nil {
+			cur := v.Retention()
+			versions, deleted := cur.KeepVersions, ""
+			if cur.KeepDeletedFor != nil {
+				deleted = cur.KeepDeletedFor.String()
+			}
+			if in.KeepVersions != nil {
+				versions = *in.KeepVersions
+			}
+			if in.KeepDeleted != nil {
+				deleted = *in.KeepDeleted
+			}
+			r, err := parseRetention(versions, deleted)
+			if err != nil {
+				return err
+			}
+			if err := v.SetRetention(r); err != nil {
+				return &exitError{code: exitErrors, err: err}
+			}
+		}
+		fmt.Fprintln(out, v.Retention().String())
+		return nil
+	})
+})
 
 func writeStats(w io.Writer, v *vault.Vault, st vault.Stats) {
 	enc := "unencrypted"
