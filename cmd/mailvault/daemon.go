@@ -21,6 +21,7 @@ import (
 
 	"github.com/mailvault/mailvault/adapters/dashboard"
 	"github.com/mailvault/mailvault/adapters/promexport"
+	"github.com/mailvault/mailvault/adapters/vault"
 	"github.com/mailvault/mailvault/internal/daemon"
 
 	"github.com/rs/zerolog"
@@ -99,7 +100,8 @@ func findDaemon(data string) *daemonHolds {
 }
 
 // nameOrPath makes a storage argument absolute when it is a path (it has a
-// separator, or names a directory here); a storage name stays as it is. An
+// separator, or a storage is in a directory of that name here); a storage
+// name stays as it is. An
 // operation's input holds it so, since the daemon may run it elsewhere.
 func nameOrPath(v string) string {
 	if strings.ContainsAny(v, `/\`) {
@@ -107,7 +109,7 @@ func nameOrPath(v string) string {
 			return a
 		}
 	}
-	if fi, err := os.Stat(v); err == nil && fi.IsDir() {
+	if vault.Exists(v) { // as resolveStorage decides: a storage here wins over a name
 		if a, err := filepath.Abs(v); err == nil {
 			return a
 		}
