@@ -344,3 +344,76 @@ func TestStreamedAnswers(t *testing.T) {
 		t.Fatal("a missing endpoint answered")
 	}
 }
+
+// Every configuration command over the API gives the application's result
+// or its typed error, as in process: the client is the application.
+func TestConfigurationOverTheAPI(t *testing.T) {
+	f := newFixture(t)
+	f.daemon()
+	mux := http.NewServeMux()
+	daemon.RegisterAPI(mux, f.svc)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	c := daemon.Client{Addr: strings.TrimPrefix(srv.URL, "http://")}
+	ctx := context.Background()
+	must(t, c.AddConnection(ctx, "exch", app.ConnectionSpec{Type: "ews", EWSURL: "https://mail.contoso.test/EWS/Exchange.asmx", Username: "svc"}, credential.New("pw")))
+	if err := c.AddConnection(ctx, "exch", app.ConnectionSpec{Type: "ews", EWSURL: "https://x"}, credential.New("pw")); !errors.Is(err, app.ErrExists) {
+		t.Fatalf("duplicate connection: %v", err)
+	}
+	conns, err := c.Connections(ctx)
+	must(t, err)
+	if len(conns) != 2 || conns[1].Name != "exch" || conns[1].Username != "svc" {
+		t.Fatalf("connections: %+v", conns)
+	}
+	if _, err := f.svc.Secrets.Get("exch"); err != nil {
+		t.Fatal("the secret did not reach the store")
+	}
+	key, err := c.AddStorage(ctx, app.AddStorage{Name: "tape", Path: "/tape"})
+	must(t, err)
+	stors, err := c.ListStorages(ctx)
+	must(t, err)
+	if key != "" || len(stors) != 2 {
+		t.Fatalf("storages: %q %+v", key, stors)
+	}
+	spec := jobspec.Spec{Name: "weekly", Connection: "exch", Storage: "tape", Continuity: "continuous", AllMailboxes: true}
+	must(t, c.CreateJob(ctx, spec))
+	got, err := c.JobSpec(ctx, "weekly")
+	must(t, err)
+	if got.Connection != "exch" || !got.AllMailboxes {
+		t.Fatalf("job spec: %+v", got)
+	}
+	spec.Idle = "00:10:00"
+	must(t, c.EditJob(ctx, spec))
+	if err := c.RemoveStorage(ctx, "tape"); !errors.Is(err, app.ErrInUse) {
+		t.Fatalf("a storage in use: %v", err)
+	}
+	bad := spec
+	bad.Idle = "soon"
+	if err := c.EditJob(ctx, bad); !errors.Is(err, app.ErrInvalid) {
+		t.Fatalf("an invalid job: %v", err)
+	}
+	if _, err := c.JobSpec(ctx, "nope"); !errors.Is(err, app.ErrNotFound) {
+		t.Fatalf("an unknown job: %v", err)
+	}
+	must(t, c.DeleteJob(ctx, "weekly"))
+	must(t, c.RemoveStorage(ctx, "tape"))
+	must(t, c.RemoveConnection(ctx, "exch"))
+	settings := domain.AlertSettings{Host: "smtp.contoso.test", Port: 587, From: "mv@contoso.test", To: []string{"ops@contoso.test"}, TLS: "mandatory", On: []string{domain.AlertBadNews}}
+	must(t, c.SetAlerts(ctx, settings, credential.Secret{}))
+	back, on, err := c.AlertSettings(ctx)
+	must(t, err)
+	if !on || back.Host != settings.Host {
+		t.Fatalf("alerts: %+v %v", back, on)
+	}
+	must(t, c.AlertsOff(ctx))
+	if _, on, _ := c.AlertSettings(ctx); on {
+		t.Fatal("alerts still on")
+	}
+	// A body that does not read is refused as invalid, never half applied.
+	resp, err := http.Post(srv.URL+"/v1/jobs", "application/json", strings.NewReader(`{"name": "x", "unknown_key": 1}`))
+	must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("an unknown key: HTTP %d", resp.StatusCode)
+	}
+}
