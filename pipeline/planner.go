@@ -92,7 +92,6 @@ type folderState struct {
 	outstanding map[string]*sentRequest
 	// failures counts the failed attempts of steps being retried.
 	failures    map[string]int
-	step        domain.FolderStep
 	requests    int
 	parkedUntil time.Time
 	dirtyCode   string

@@ -20,11 +20,8 @@ import (
 	"github.com/mailvault/mailvault/internal/app"
 )
 
-// The recorded definitions are the application's.
-type (
-	storageSpec    = app.StorageSpec
-	connectionSpec = app.ConnectionSpec
-)
+// connectionSpec is a connection's recorded definition: the application's.
+type connectionSpec = app.ConnectionSpec
 
 func actor() string {
 	if u, err := user.Current(); err == nil {

@@ -19,7 +19,6 @@ type ewsFlags struct {
 	auth                  string
 	impersonate           bool
 	publicFolders         []string
-	caCert                string
 	content               string
 	batch, maxConcurrency int
 }

@@ -19,7 +19,8 @@ type echoInput struct {
 	Code int    `json:"code"`
 }
 
-var echoOperation = operation("test-echo", func(ctx context.Context, _ *globalFlags, in echoInput, out, errOut io.Writer) error {
+// Registered for the daemon side of the test; the caller side is runInDaemon.
+var _ = operation("test-echo", func(ctx context.Context, _ *globalFlags, in echoInput, out, errOut io.Writer) error {
 	fmt.Fprintf(out, "out: %s\n", in.Text)
 	fmt.Fprintf(errOut, "progress 1/1\n")
 	switch in.Code {

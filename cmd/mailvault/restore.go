@@ -104,7 +104,7 @@ var restoreOperation = operation("restore", func(ctx context.Context, g *globalF
 		// A mailbox backed up through two connections: restore the
 		// backup made through the server restored to, if there is one.
 		in.Filter.Source = conn.Identity()
-		if total, multi, err = sourcesOf(v, &in.Filter); err != nil {
+		if total, _, err = sourcesOf(v, &in.Filter); err != nil {
 			return &exitError{code: exitErrors, err: err}
 		}
 		if total == 0 {
