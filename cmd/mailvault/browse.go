@@ -496,17 +496,7 @@ type pruneInput struct {
 }
 
 var pruneOperation = operation("prune", func(ctx context.Context, g *globalFlags, in pruneInput, out, _ io.Writer) error {
-	ref, err := resolveStorage(g, in.Storage, in.Key)
-	if err != nil {
-		return err
-	}
-	ref.mode = storageWrite
-	lg, err := openLog(g.data)
-	if err != nil {
-		return err
-	}
-	defer releaseLog(lg)
-	return withResolved(ref, func(v *vault.Vault) error {
+	return withStorageAndLog(g, in.Storage, in.Key, storageWrite, func(v *vault.Vault, lg *eventlog.Log) error {
 		now := time.Now().UTC()
 		run := "prune-" + newRunID(now)
 		if !in.DryRun {

@@ -122,17 +122,7 @@ func startRepair(cmd *cobra.Command, g *globalFlags, storage string, access stor
 
 var repairOperation = operation("repair", func(ctx context.Context, g *globalFlags, in repairInput, out, _ io.Writer) error {
 	rebuild, format := in.Rebuild, in.Format
-	ref, err := resolveStorage(g, in.Storage, in.Key)
-	if err != nil {
-		return err
-	}
-	ref.mode = storageRepair
-	lg, err := openLog(g.data)
-	if err != nil {
-		return err
-	}
-	defer releaseLog(lg)
-	return withResolved(ref, func(v *vault.Vault) error {
+	return withStorageAndLog(g, in.Storage, in.Key, storageRepair, func(v *vault.Vault, lg *eventlog.Log) error {
 		now := time.Now().UTC()
 		run := "repair-" + newRunID(now)
 		if err := appendOps(ctx, lg, domain.Event{Type: domain.RepairStarted, ID: domain.DeriveID(run, "start"), Run: run, Time: now, Reason: v.Dir()}); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mailvault/mailvault/adapters/credential"
+	"github.com/mailvault/mailvault/adapters/eventlog"
 	"github.com/mailvault/mailvault/adapters/vault"
 	"github.com/mailvault/mailvault/domain"
 	"github.com/mailvault/mailvault/internal/app"
@@ -207,6 +208,24 @@ func withStorage(g *globalFlags, ref string, k storageKey, mode storageMode, fn 
 	}
 	r.mode = mode
 	return withResolved(r, fn)
+}
+
+// withStorageAndLog opens a storage for an operation that records its work
+// in the log (prune, repair): the storage is resolved first, since a name
+// is looked up in the configuration, which is in the log; then the log is
+// held while fn runs.
+func withStorageAndLog(g *globalFlags, storage string, k storageKey, mode storageMode, fn func(v *vault.Vault, lg *eventlog.Log) error) error {
+	ref, err := resolveStorage(g, storage, k)
+	if err != nil {
+		return err
+	}
+	ref.mode = mode
+	lg, err := openLog(g.data)
+	if err != nil {
+		return err
+	}
+	defer releaseLog(lg)
+	return withResolved(ref, func(v *vault.Vault) error { return fn(v, lg) })
 }
 
 // withResolved opens a resolved storage for one command. Commands that
