@@ -18,15 +18,6 @@ const (
 	metaType     = "type"
 )
 
-// Topics. Requests and outcomes are per run, so a run's stages never read
-// another run's messages; stored items share one topic so that an item stored
-// in a pass is deduplicated across the runs of that pass.
-func requestsTopic(run string) string { return "mailvault.run." + run + ".requests" }
-func outcomesTopic(run string) string { return "mailvault.run." + run + ".outcomes" }
-
-// ItemsTopic receives item_stored events.
-const ItemsTopic = "mailvault.items"
-
 func encode(ev domain.Event) (*message.Message, error) {
 	ev.Schema = domain.SchemaVersion
 	b, err := json.Marshal(ev)

@@ -130,7 +130,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (domain.RunState, error) {
 		// The storage, not the log, says whether a version is stored.
 		d.Resume = storageConfirmed{ResumeIndex: d.Resume, storage: vc, source: cfg.SourceName}
 	}
-	reqT, outT := requestsTopic(cfg.Run), outcomesTopic(cfg.Run)
+	reqT, outT := domain.RunRequestsTopic(cfg.Run), domain.RunOutcomesTopic(cfg.Run)
 	fetcher := &Fetcher{Run: cfg.Run, SourceName: cfg.SourceName, FolderFilter: cfg.FolderFilter, ExcludeMailboxes: cfg.ExcludeMailboxes, Source: d.Source, Storage: d.Storage, Resume: d.Resume, Dedup: d.Dedup,
 		Items: d.Publisher, Clock: d.Clock, Log: d.Log}
 	wake := func(ev domain.Event) {

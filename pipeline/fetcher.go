@@ -15,7 +15,7 @@ import (
 
 // Fetcher is the stage that talks to the source and the storage. It consumes
 // request events (run_started, list_requested, batch_requested) and produces
-// their outcomes; stored items go to ItemsTopic before the outcome is
+// their outcomes; stored items go to domain.TopicItems before the outcome is
 // returned, so an outcome in the log implies its items are there too.
 type Fetcher struct {
 	Run string
@@ -61,7 +61,7 @@ func (f *Fetcher) Handle(msg *message.Message) ([]*message.Message, error) {
 		out = f.discover(msg.Context(), &ev)
 	case domain.ListRequested, domain.BatchRequested:
 		outID := domain.DeriveID(ev.ID, "outcome")
-		done, err := f.Dedup.Has(outcomesTopic(f.Run), outID)
+		done, err := f.Dedup.Has(domain.RunOutcomesTopic(f.Run), outID)
 		if err != nil {
 			return nil, err
 		}
@@ -260,7 +260,7 @@ func (f *Fetcher) fetch(ctx context.Context, req *domain.Event, outID string) (d
 		if encErr != nil {
 			return domain.Event{}, encErr
 		}
-		if pubErr := f.Items.Publish(ItemsTopic, msgs...); pubErr != nil {
+		if pubErr := f.Items.Publish(domain.TopicItems, msgs...); pubErr != nil {
 			return domain.Event{}, fmt.Errorf("record stored items: %w", pubErr)
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mailvault/mailvault/domain"
-	"github.com/mailvault/mailvault/projections"
 )
 
 // PlannerConfig are the run's scheduling settings.
@@ -268,7 +267,7 @@ func (p *Planner) apply(ev *domain.Event) []domain.Event {
 			// Throttled without a hint: back off as for a transient error.
 			wait = p.cfg.Backoff.Delay(req.attempt+1, p.jitter(ev.ID))
 		}
-		return []domain.Event{p.park(f, ev, wait, ReasonThrottledByServer)}
+		return []domain.Event{p.park(f, ev, wait, domain.ReasonThrottledByServer)}
 	}
 	return nil
 }
@@ -328,20 +327,14 @@ func (p *Planner) itemFailures(f *folderState, ev *domain.Event, req *sentReques
 		if wait == 0 {
 			wait = p.cfg.Backoff.Delay(f.itemRetries+1, p.jitter(ev.ID))
 		}
-		return append(out, p.park(f, ev, wait, ReasonThrottledByServer))
+		return append(out, p.park(f, ev, wait, domain.ReasonThrottledByServer))
 	case transient && f.itemRetries >= p.cfg.Backoff.MaxAttempts:
 		p.errors++
 		return append(out, p.skip(f, "error", ev.ItemFailures[0].Code, fmt.Sprintf("gave up after %d attempts: %s", f.itemRetries, ev.ItemFailures[0].Message)))
 	default:
-		return append(out, p.park(f, ev, p.cfg.Backoff.Delay(f.itemRetries+1, p.jitter(ev.ID)), ReasonBackoff))
+		return append(out, p.park(f, ev, p.cfg.Backoff.Delay(f.itemRetries+1, p.jitter(ev.ID)), domain.ReasonBackoff))
 	}
 }
-
-// Park reasons.
-const (
-	ReasonThrottledByServer = "throttled by the server"
-	ReasonBackoff           = "transient error, backing off"
-)
 
 func (p *Planner) addFolder(ev *domain.Event) []domain.Event {
 	m := p.mailboxes[ev.Mailbox]
@@ -390,7 +383,7 @@ func (p *Planner) disposition(f *folderState) func(domain.ItemRef) domain.Dispos
 				return domain.RetryQuarantined
 			}
 			lo := p.event(f, domain.ItemQuarantined, domain.DeriveID(p.cfg.Run, "left-out", f.mbx.addr, f.id, it.ID))
-			lo.Position, lo.ItemID, lo.Code, lo.Class, lo.Outcome = it.Position, it.ID, q.Code, domain.ClassDirty, projections.OutcomeLeftOut
+			lo.Position, lo.ItemID, lo.Code, lo.Class, lo.Outcome = it.Position, it.ID, q.Code, domain.ClassDirty, domain.OutcomeLeftOut
 			f.leftOut = append(f.leftOut, lo)
 			return domain.SkipQuarantined
 		}
@@ -413,7 +406,7 @@ func (p *Planner) failed(f *folderState, ev *domain.Event, req *sentRequest) []d
 		case domain.ClassGone:
 			// The folder was deleted since discovery: nothing left to
 			// back up, and nothing wrong with the run.
-			return []domain.Event{p.skip(f, projections.ReasonFolderGone, ev.Code, "the folder was deleted at the source during the run")}
+			return []domain.Event{p.skip(f, domain.ReasonFolderGone, ev.Code, "the folder was deleted at the source during the run")}
 		case domain.ClassDirty:
 			class = domain.ClassFatal // a listing has no items to isolate
 		}
@@ -451,7 +444,7 @@ func (p *Planner) failed(f *folderState, ev *domain.Event, req *sentRequest) []d
 		}
 		f.pass.Abandon(req.step)
 		f.failures[stepKey(req.step)] = req.attempt
-		return []domain.Event{p.park(f, ev, p.cfg.Backoff.Delay(req.attempt+1, p.jitter(ev.ID)), ReasonBackoff)}
+		return []domain.Event{p.park(f, ev, p.cfg.Backoff.Delay(req.attempt+1, p.jitter(ev.ID)), domain.ReasonBackoff)}
 	default:
 		p.errors++
 		if ev.Code == CodeStorage {
@@ -601,7 +594,7 @@ func (p *Planner) step(f *folderState, now time.Time) (out []domain.Event, sent,
 			it := st.Step.Items[0]
 			inf := p.event(f, domain.ItemInferredDirty, domain.DeriveID(p.cfg.Run, "inferred", f.mbx.addr, f.id, it.ID))
 			inf.Position, inf.ItemID = it.Position, it.ID
-			out = append(out, inf, p.quarantine(f, it, f.dirtyCode, inf.ID, projections.ReasonInferred))
+			out = append(out, inf, p.quarantine(f, it, f.dirtyCode, inf.ID, domain.ReasonInferred))
 			continue
 		case domain.FolderDone:
 			f.phase = phaseCompleted
@@ -736,7 +729,7 @@ func (p *Planner) checkEnd(now time.Time) []domain.Event {
 		sort.SliceStable(active, func(i, j int) bool { return active[i].parkedUntil.Before(active[j].parkedUntil) })
 		for _, f := range active {
 			p.skippedThr++
-			out = append(out, p.skip(f, projections.ReasonThrottled, "", fmt.Sprintf(
+			out = append(out, p.skip(f, domain.ReasonThrottled, "", fmt.Sprintf(
 				"The mailbox is throttled on folder '%s'. Skipping this folder - the backup will continue on the next run.", f.path)))
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/mailvault/mailvault/domain"
-	"github.com/mailvault/mailvault/projections"
 )
 
 // RestoreTarget is a mailbox server as a restore needs it.
@@ -104,7 +103,7 @@ func (r *Restorer) record(ev domain.Event) error {
 	if err != nil {
 		return err
 	}
-	if err := r.deps.Publisher.Publish(projections.RestoreTopic, msg); err != nil {
+	if err := r.deps.Publisher.Publish(domain.TopicRestore, msg); err != nil {
 		return fmt.Errorf("record %s: %w", ev.Type, err)
 	}
 	return nil

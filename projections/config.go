@@ -10,9 +10,6 @@ import (
 	"github.com/mailvault/mailvault/domain"
 )
 
-// ConfigTopic receives configuration changes.
-const ConfigTopic = "mailvault.config"
-
 // Config is the current configuration: the fold of every change.
 type Config struct {
 	Jobs        map[string]json.RawMessage
@@ -36,7 +33,7 @@ func Names(m map[string]json.RawMessage) []string {
 // LoadConfig folds the configuration topic.
 func LoadConfig(l Scanner) (*Config, error) {
 	c := &Config{Jobs: map[string]json.RawMessage{}, Connections: map[string]json.RawMessage{}, Storages: map[string]json.RawMessage{}}
-	err := l.Scan(eventlog.Topic(ConfigTopic), 0, func(rec eventlog.Record) error {
+	err := l.Scan(eventlog.Topic(domain.TopicConfig), 0, func(rec eventlog.Record) error {
 		var ch domain.ConfigChange
 		if err := json.Unmarshal(rec.Payload, &ch); err != nil {
 			return fmt.Errorf("configuration change %d is corrupt: %w", rec.Seq, err)
@@ -72,7 +69,7 @@ func RecordChange(ctx context.Context, l Appender, ch domain.ConfigChange) error
 	if err != nil {
 		return err
 	}
-	_, err = l.Append(ctx, []eventlog.Record{{Topic: ConfigTopic, UUID: ch.ID, Payload: b,
+	_, err = l.Append(ctx, []eventlog.Record{{Topic: domain.TopicConfig, UUID: ch.ID, Payload: b,
 		Metadata: map[string]string{eventlog.MetaType: ch.Type}}})
 	return err
 }

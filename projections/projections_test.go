@@ -27,7 +27,7 @@ func TestReportAndReplayFold(t *testing.T) {
 		f(domain.Event{Type: domain.ItemQuarantined, ItemID: "i6", Position: 6, Code: "ErrorCorruptData", Outcome: domain.OutcomeFailed, Time: at(3)}),
 		f(domain.Event{Type: domain.Throttled, Request: domain.RequestFetch, Code: "TooManyRequests", RetryAfterMS: 2500, Batch: b(7, 9, 3), Time: at(4)}),
 		f(domain.Event{Type: domain.BatchFailed, Request: domain.RequestFetch, Class: domain.ClassTransient, Code: "ServiceUnavailable", Batch: b(7, 9, 3), Time: at(5)}),
-		f(domain.Event{Type: domain.FolderSkipped, Reason: ReasonThrottled, Cursor: &domain.Cursor{Position: 7}, Time: at(6)}),
+		f(domain.Event{Type: domain.FolderSkipped, Reason: domain.ReasonThrottled, Cursor: &domain.Cursor{Position: 7}, Time: at(6)}),
 		{Type: domain.RunFinished, Run: "r", State: string(domain.StateWarnings), Time: at(10)},
 		{Type: domain.ItemStored, Run: "other", Outcome: domain.OutcomeStored, Time: at(11)},
 	}

@@ -122,7 +122,7 @@ func (r *Replay) Describe(ev *domain.Event) []string {
 		note("Item #%d is dirty by inference, not fetched", ev.Position)
 	case domain.ItemQuarantined:
 		switch ev.Outcome {
-		case OutcomeLeftOut:
+		case domain.OutcomeLeftOut:
 			note("Item #%d left out: quarantined (%s)", ev.Position, ev.Code)
 		default:
 			note("Item #%d quarantined (%s)", ev.Position, ev.Code)
@@ -138,7 +138,7 @@ func (r *Replay) Describe(ev *domain.Event) []string {
 	case domain.FolderResumed:
 		note("Folder resumed")
 	case domain.FolderSkipped:
-		if ev.Reason == ReasonThrottled {
+		if ev.Reason == domain.ReasonThrottled {
 			pos := 0
 			if ev.Cursor != nil {
 				pos = ev.Cursor.Position

@@ -164,8 +164,8 @@ func (r *Report) Apply(ev *domain.Event) {
 	case domain.ItemQuarantined:
 		key := itemOf(ev)
 		how := ev.Outcome
-		if ev.Reason == ReasonInferred {
-			how = ReasonInferred
+		if ev.Reason == domain.ReasonInferred {
+			how = domain.ReasonInferred
 		}
 		item := QuarantinedItem{Mailbox: ev.Mailbox, Folder: ev.Folder, Position: ev.Position, ItemID: ev.ItemID, Code: ev.Code, How: how}
 		if i, ok := r.quarSeen[key]; ok {
@@ -202,7 +202,7 @@ func (r *Report) Apply(ev *domain.Event) {
 			s.Resume = ev.Cursor.Position
 		}
 		r.Skipped = append(r.Skipped, s)
-		if ev.Reason != ReasonThrottled && ev.Reason != ReasonFolderGone {
+		if ev.Reason != domain.ReasonThrottled && ev.Reason != domain.ReasonFolderGone {
 			r.Errors = append(r.Errors, fmt.Sprintf("%s / %s: %s %s", ev.Mailbox, ev.Folder, ev.Code, ev.Message))
 		}
 	}
@@ -211,13 +211,6 @@ func (r *Report) Apply(ev *domain.Event) {
 
 // itemOf names the item an event is about, across mailboxes and folders.
 func itemOf(ev *domain.Event) string { return ev.Mailbox + "\x00" + ev.FolderID + "\x00" + ev.ItemID }
-
-// ReasonThrottled is the skip reason of a folder that continues next run.
-const ReasonThrottled = "throttled"
-
-// ReasonFolderGone is the skip reason of a folder deleted at the source
-// during the run: not an error.
-const ReasonFolderGone = "deleted at the source"
 
 func (r *Report) derive() {
 	end := r.Ended
@@ -360,7 +353,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	p("  duration           %.1fs, %.1f items/s, %.2f MB/s", r.DurationS, r.ItemsPerS, r.MBPerS)
 	p("  stalled            %.1fs on the source (server), %.1fs on the target (storage)", r.StallSourceS, r.StallTargetS)
 	for _, s := range r.Skipped {
-		if s.Reason == ReasonThrottled {
+		if s.Reason == domain.ReasonThrottled {
 			p("  skipped: %s / %s: throttled, continues next run at #%d", s.Mailbox, s.Folder, s.Resume)
 		} else {
 			p("  skipped: %s / %s: %s", s.Mailbox, s.Folder, s.Reason)

@@ -12,16 +12,13 @@ import (
 	"github.com/mailvault/mailvault/domain"
 )
 
-// RestoreTopic receives the events of restores.
-const RestoreTopic = "mailvault.restore"
-
 // RestoredByJob counts the items restores created, replaced or copied from
 // each job's storage (the job's "items restored").
 func RestoredByJob(l Scanner) (map[string]int, error) {
 	jobOf := map[string]string{}
 	seen := map[string]bool{}
 	out := map[string]int{}
-	err := l.Scan(eventlog.Topic(RestoreTopic), 0, func(rec eventlog.Record) error {
+	err := l.Scan(eventlog.Topic(domain.TopicRestore), 0, func(rec eventlog.Record) error {
 		ev, err := Decode(rec)
 		if err != nil {
 			return err
@@ -44,7 +41,7 @@ func RestoredByJob(l Scanner) (map[string]int, error) {
 func ListRestores(l Scanner) ([]*RestoreReport, error) {
 	var runs []string
 	seen := map[string]bool{}
-	err := l.Scan(eventlog.Topic(RestoreTopic), 0, func(rec eventlog.Record) error {
+	err := l.Scan(eventlog.Topic(domain.TopicRestore), 0, func(rec eventlog.Record) error {
 		if rec.Metadata[eventlog.MetaType] == string(domain.RestoreStarted) && !seen[rec.Metadata[eventlog.MetaRun]] {
 			seen[rec.Metadata[eventlog.MetaRun]] = true
 			runs = append(runs, rec.Metadata[eventlog.MetaRun])

@@ -147,7 +147,7 @@ func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
 		} else {
 			q = domain.QuarantineRecord{Scope: itemScope(scope), Mailbox: ev.Mailbox, Folder: ev.Folder, FolderID: ev.FolderID, ItemID: ev.ItemID, First: ev.Time}
 		}
-		if ev.Outcome == OutcomeLeftOut {
+		if ev.Outcome == domain.OutcomeLeftOut {
 			if old != nil {
 				return nil // a skip is not an attempt
 			}
@@ -156,7 +156,7 @@ func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
 			q.LastAttempt = ev.Time
 			q.Attempts++
 		}
-		q.Position, q.Code, q.Inferred = ev.Position, ev.Code, ev.Reason == ReasonInferred
+		q.Position, q.Code, q.Inferred = ev.Position, ev.Code, ev.Reason == domain.ReasonInferred
 		v, _ := json.Marshal(q)
 		return tx.Set(k, v)
 	case domain.ItemReleased:
@@ -188,14 +188,6 @@ func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
 	}
 	return nil
 }
-
-// Outcome and reason words the planner and the projections share.
-const (
-	// OutcomeLeftOut marks a known-dirty item left out of a batch.
-	OutcomeLeftOut = "left_out"
-	// ReasonInferred marks an item quarantined by inference, never fetched.
-	ReasonInferred = "inferred"
-)
 
 // Resume reads the resume index of one scope (Quarantine lists them all).
 type Resume struct {

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mailvault/mailvault/domain"
 )
 
 func fillLog(t *testing.T, dir string, n int) {
@@ -92,7 +94,7 @@ func TestDamagedRecordIsNamedAndStopsAppendsUntilSalvaged(t *testing.T) {
 	if err != nil || len(seqs) != 50 || seqs[49] != 50 {
 		t.Fatalf("salvaged log: %v %v", seqs, err)
 	}
-	if r, err := l.Get(17); err != nil || r.Topic != DamagedTopic {
+	if r, err := l.Get(17); err != nil || r.Topic != domain.TopicDamaged {
 		t.Fatalf("placeholder: %+v %v", r, err)
 	}
 	if r, err := l.Get(18); err != nil || r.UUID != "id-18" {

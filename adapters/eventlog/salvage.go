@@ -19,11 +19,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/mailvault/mailvault/adapters/badgerdb"
+	"github.com/mailvault/mailvault/domain"
 )
-
-// DamagedTopic holds the placeholders a salvage writes for records it could
-// not read, so that the history shows the gap instead of hiding it.
-const DamagedTopic = "mailvault.damaged"
 
 // TypeRecordDamaged is the type of those placeholders.
 const TypeRecordDamaged = "record_damaged"
@@ -41,7 +38,7 @@ type SalvageResult struct {
 // Salvage rebuilds a damaged log: every record that reads and matches its
 // checksum is copied, under its own sequence number, into a new log (the
 // projections rebuilt by hooks as the records go in); each record that does
-// not is replaced by a placeholder on DamagedTopic. When Badger cannot open
+// not is replaced by a placeholder on domain.TopicDamaged. When Badger cannot open
 // the old log at all, the records are read from its value-log files
 // directly. The old log is kept beside the new one (OldDir). The log must
 // not be open.
@@ -80,7 +77,7 @@ func Salvage(dir string, hooks []Hook) (SalvageResult, error) {
 	lost := func(seq uint64, why string) error {
 		res.Damaged = append(res.Damaged, seq)
 		payload, _ := json.Marshal(map[string]any{"type": TypeRecordDamaged, "schema": 1, "seq": seq, "reason": why})
-		return add(Record{Seq: seq, Topic: DamagedTopic, UUID: "damaged-" + strconv.FormatUint(seq, 10),
+		return add(Record{Seq: seq, Topic: domain.TopicDamaged, UUID: "damaged-" + strconv.FormatUint(seq, 10),
 			Metadata: map[string]string{MetaType: TypeRecordDamaged}, Payload: payload})
 	}
 	if usableIndex(dir) {

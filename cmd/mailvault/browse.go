@@ -19,9 +19,6 @@ import (
 	"github.com/mailvault/mailvault/projections"
 )
 
-// OpsTopic receives the events of storage operations: restores and prunes.
-const OpsTopic = "mailvault.ops"
-
 func appendOps(ctx context.Context, lg *eventlog.Log, evs ...domain.Event) error {
 	recs := make([]eventlog.Record, len(evs))
 	for i, ev := range evs {
@@ -30,7 +27,7 @@ func appendOps(ctx context.Context, lg *eventlog.Log, evs ...domain.Event) error
 		if err != nil {
 			return err
 		}
-		recs[i] = eventlog.Record{Topic: OpsTopic, UUID: ev.ID, Payload: b,
+		recs[i] = eventlog.Record{Topic: domain.TopicOps, UUID: ev.ID, Payload: b,
 			Metadata: map[string]string{eventlog.MetaType: string(ev.Type), eventlog.MetaRun: ev.Run}}
 	}
 	_, err := lg.Append(ctx, recs)

@@ -277,7 +277,7 @@ func (d *dailySummary) maybeSend(ctx context.Context, now time.Time) {
 	if !due {
 		return
 	}
-	if sent, err := d.lg.Has(OpsTopic, domain.DeriveID("alert", "daily", day)); err != nil || sent {
+	if sent, err := d.lg.Has(domain.TopicOps, domain.DeriveID("alert", "daily", day)); err != nil || sent {
 		return
 	}
 	if now.Sub(d.tried) < 15*time.Minute {

@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/mailvault/mailvault/adapters/eventlog"
+	"github.com/mailvault/mailvault/domain"
 	"github.com/mailvault/mailvault/projections"
 )
 
@@ -58,7 +59,7 @@ func (f *metricsFeed) apply(rec eventlog.Record) {
 		return
 	}
 	f.last = rec.Seq
-	if rec.Topic == projections.ConfigTopic {
+	if rec.Topic == domain.TopicConfig {
 		return
 	}
 	if ev, err := projections.Decode(rec); err == nil {
