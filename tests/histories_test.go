@@ -36,8 +36,8 @@ import (
 // writes the goldens of the read side, which then need a careful review.
 func TestCommittedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "histories", "*.jsonl"))
-	if err != nil || len(files) < 5 {
-		t.Fatalf("want at least 5 committed histories, found %d (%v)", len(files), err)
+	if err != nil || len(files) < 6 {
+		t.Fatalf("want at least 6 committed histories, found %d (%v)", len(files), err)
 	}
 	for _, file := range files {
 		name := strings.TrimSuffix(filepath.Base(file), ".jsonl")
@@ -160,6 +160,23 @@ func readSide(t *testing.T, events []domain.Event) string {
 			t.Fatal(err)
 		}
 		if err := rp.WriteText(&b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Restores: each restore run's report, rebuilt from its events.
+	var restores []string
+	for _, ev := range events {
+		if ev.Type == domain.RestoreStarted && !slices.Contains(restores, ev.Run) {
+			restores = append(restores, ev.Run)
+		}
+	}
+	for _, run := range restores {
+		r, found, err := projections.LoadRestore(lg, run)
+		if err != nil || !found {
+			t.Fatalf("restore report of %s: found %v, %v", run, found, err)
+		}
+		fmt.Fprintf(&b, "== restore %s: report\n", run)
+		if err := r.WriteJSON(&b); err != nil {
 			t.Fatal(err)
 		}
 	}

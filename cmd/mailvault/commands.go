@@ -322,9 +322,12 @@ var readQueries = []readQuery{
 	{use: "replay RUN", short: "Show what happened in a run, from the log alone (RUN may be 'last')", args: cobra.ExactArgs(1),
 		formats: []string{"text", "jsonl"}, endpoint: "/v1/runs/{run}/replay",
 		run: func(w io.Writer, lg *eventlog.Log, args []string, format string) error {
-			run, err := projections.ResolveRun(lg, args[0])
-			if err != nil {
-				return err
+			run := args[0]
+			var err error
+			if !strings.HasPrefix(run, "restore-") { // a restore is replayed by its full id
+				if run, err = projections.ResolveRun(lg, args[0]); err != nil {
+					return err
+				}
 			}
 			rp := projections.NewReplay()
 			err = projections.ScanRun(lg, run, func(ev *domain.Event) error {
