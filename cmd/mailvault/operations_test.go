@@ -81,3 +81,47 @@ func TestOperationsRunInTheDaemon(t *testing.T) {
 		t.Fatalf("bad input: %s", body)
 	}
 }
+
+var stoppedByCaller = make(chan struct{}, 1)
+
+var _ = operation("test-wait", func(ctx context.Context, _ *globalFlags, _ struct{}, out, _ io.Writer) error {
+	fmt.Fprintln(out, "waiting")
+	<-ctx.Done()
+	stoppedByCaller <- struct{}{}
+	return ctx.Err()
+})
+
+// When the caller goes (Ctrl-C), the operation in the daemon sees its
+// context end: a backup stops at a checkpoint instead of running on.
+func TestAnOperationStopsWhenItsCallerGoes(t *testing.T) {
+	mux := http.NewServeMux()
+	serveOperations(mux, context.Background(), &globalFlags{data: t.TempDir()})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	dh := &daemonHolds{ep: daemonEndpoint{Addr: strings.TrimPrefix(srv.URL, "http://"), PID: 1}}
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &notifyingBuffer{wrote: make(chan struct{}, 1)}
+	done := make(chan error, 1)
+	go func() { done <- runInDaemon(ctx, dh, "test-wait", struct{}{}, out, io.Discard) }()
+	<-out.wrote // the operation runs
+	cancel()
+	<-stoppedByCaller
+	if err := <-done; err == nil {
+		t.Fatal("the caller's cancel was reported as success")
+	}
+}
+
+// notifyingBuffer says when something was written to it (and has no
+// WriteString, so io.WriteString comes through Write).
+type notifyingBuffer struct {
+	buf   bytes.Buffer
+	wrote chan struct{}
+}
+
+func (b *notifyingBuffer) Write(p []byte) (int, error) {
+	select {
+	case b.wrote <- struct{}{}:
+	default:
+	}
+	return b.buf.Write(p)
+}
