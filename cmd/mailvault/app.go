@@ -40,16 +40,17 @@ func (g *globalFlags) logger() (zerolog.Logger, error) {
 }
 
 // openLog opens the event log of the data directory with the resume index.
-func openLog(data string) (*eventlog.Log, error) { return openLogObserved(data, nil) }
+func openLog(g *globalFlags) (*eventlog.Log, error) { return openLogObserved(g, nil) }
 
 // openLogObserved is openLog telling onCommit how long each commit took.
-func openLogObserved(data string, onCommit func(time.Duration, int)) (*eventlog.Log, error) {
+func openLogObserved(g *globalFlags, onCommit func(time.Duration, int)) (*eventlog.Log, error) {
+	data := g.data
 	dir := filepath.Join(data, "log")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, &exitError{code: exitErrors, err: fmt.Errorf("create data directory %s: %w", data, err)}
 	}
-	if lg := sharedLog(data); lg != nil {
-		return lg, nil // inside the daemon
+	if g.held != nil {
+		return g.held, nil // inside the daemon
 	}
 	l, err := eventlog.Open(eventlog.Options{Dir: dir, Hooks: []eventlog.Hook{projections.ResumeHook}, OnCommit: onCommit})
 	if errors.Is(err, eventlog.ErrLocked) {
@@ -66,11 +67,12 @@ func openLogObserved(data string, onCommit func(time.Duration, int)) (*eventlog.
 
 // openExistingLog is openLog for read commands: a missing data directory is
 // an error, not a reason to create one.
-func openExistingLog(data string) (*eventlog.Log, error) {
+func openExistingLog(g *globalFlags) (*eventlog.Log, error) {
+	data := g.data
 	if _, err := os.Stat(filepath.Join(data, "log")); err != nil {
 		return nil, &exitError{code: exitErrors, err: fmt.Errorf("no mailvault data in %s (run a backup first, or pass --data)", data)}
 	}
-	lg, err := openLog(data)
+	lg, err := openLog(g)
 	if errors.Is(err, eventlog.ErrFull) {
 		// Reading needs no room: open the log read-only.
 		if lg, err = eventlog.Open(eventlog.Options{Dir: filepath.Join(data, "log"), ReadOnly: true}); err != nil {
@@ -135,11 +137,11 @@ func backup(ctx context.Context, g *globalFlags, o runOptions) (domain.RunState,
 		}
 		ref = &r
 	}
-	lg, err := openLog(g.data)
+	lg, err := openLog(g)
 	if err != nil {
 		return "", err
 	}
-	defer releaseLog(lg)
+	defer releaseLog(g, lg)
 	store, err := openStorage(*ref)
 	if err != nil {
 		return "", err

@@ -396,7 +396,7 @@ func newReadCmd(g *globalFlags, q readQuery) *cobra.Command {
 			}
 			w := bufio.NewWriter(cmd.OutOrStdout())
 			defer w.Flush()
-			lg, err := openExistingLog(g.data)
+			lg, err := openExistingLog(g)
 			var dh *daemonHolds
 			if errors.As(err, &dh) {
 				return appExit(g, daemon.Client{Addr: dh.ep.Addr, Token: dh.token}.Read(cmd.Context(), q.path(args), format, w))
@@ -404,7 +404,7 @@ func newReadCmd(g *globalFlags, q readQuery) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer releaseLog(lg)
+			defer releaseLog(g, lg)
 			if err := q.run(w, lg, args, format); err != nil {
 				var ee *exitError
 				if errors.As(err, &ee) {

@@ -15,7 +15,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -33,35 +32,9 @@ import (
 	"github.com/mailvault/mailvault/projections"
 )
 
-// The daemon holds the data directory's log (Badger lets one process open
-// it): commands given while it runs are forwarded to it over its local API
-// and run there, on the open log, by the same code.
-var shared struct {
-	sync.Mutex
-	dir string
-	lg  *eventlog.Log
-	d   *daemon.Daemon
-}
-
-func sharedLog(data string) *eventlog.Log {
-	abs, err := filepath.Abs(data)
-	if err != nil {
-		return nil
-	}
-	shared.Lock()
-	defer shared.Unlock()
-	if shared.lg != nil && shared.dir == abs {
-		return shared.lg
-	}
-	return nil
-}
-
 // releaseLog closes a log opened for one command, not the daemon's.
-func releaseLog(lg *eventlog.Log) {
-	shared.Lock()
-	isShared := lg == shared.lg
-	shared.Unlock()
-	if !isShared {
+func releaseLog(g *globalFlags, lg *eventlog.Log) {
+	if lg != g.held {
 		lg.Close()
 	}
 }
@@ -128,7 +101,7 @@ func newDaemonCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			lg, err := openLogObserved(g.data, promexport.ObserveCommit)
+			lg, err := openLogObserved(g, promexport.ObserveCommit)
 			if err != nil {
 				return err
 			}
@@ -151,14 +124,10 @@ func newDaemonCmd(g *globalFlags) *cobra.Command {
 			daily := &dailySummary{g: g, lg: lg, log: log}
 			d := daemon.New(daemon.Config{Log: lg, Reports: metrics.Report, Histories: metrics.JobHistories, RunCycle: cycleRunner(g, lg, log), NewRun: newRunID,
 				EveryTick: daily.maybeSend, Logger: log})
-			shared.Lock()
-			shared.dir, shared.lg, shared.d = abs, lg, d
-			shared.Unlock()
-			defer func() {
-				shared.Lock()
-				shared.dir, shared.lg, shared.d = "", nil, nil
-				shared.Unlock()
-			}()
+			// Commands the daemon runs (its API, operations, cycles) use
+			// its open log and its job control: Badger lets one process
+			// open the log, and this is it.
+			g.held, g.daemon = lg, d
 			ep, _ := json.Marshal(daemonEndpoint{Addr: ln.Addr().String(), PID: os.Getpid()})
 			if err := os.WriteFile(filepath.Join(g.data, "daemon.json"), ep, 0o600); err != nil {
 				return &exitError{code: exitErrors, err: err}

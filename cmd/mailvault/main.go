@@ -16,6 +16,7 @@ import (
 	"github.com/mailvault/mailvault/adapters/eventlog"
 	"github.com/mailvault/mailvault/adapters/vault"
 	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/internal/daemon"
 )
 
 // Exit codes are a contract: 0 finished, 3 finished with warnings, 1 not
@@ -91,6 +92,10 @@ type globalFlags struct {
 	data     string
 	logLevel string
 	logJSON  bool
+	// In the daemon: its open log and its job control, which every
+	// command it runs uses (nil elsewhere).
+	held   *eventlog.Log
+	daemon *daemon.Daemon
 }
 
 func newRootCmd() *cobra.Command {

@@ -77,12 +77,12 @@ the backups in them are whole; at worst the next backup lists some folders again
 			if err != nil {
 				return &exitError{code: exitErrors, err: fmt.Errorf("salvage the event log: %w", err)}
 			}
-			if lg, err := openLog(g.data); err == nil {
+			if lg, err := openLog(g); err == nil {
 				now := time.Now().UTC()
 				run := "repair-" + newRunID(now)
 				_ = appendOps(cmd.Context(), lg, domain.Event{Type: domain.LogSalvaged, ID: domain.DeriveID(run, "salvaged"), Run: run, Time: now,
 					Count: res.Records, Reason: fmt.Sprintf("%d records lost; read through the %s", len(res.Damaged), res.From)})
-				releaseLog(lg)
+				releaseLog(g, lg)
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "event log salvaged (read through the %s): %d records kept, %d lost\n", res.From, res.Records-len(res.Damaged), len(res.Damaged))

@@ -80,11 +80,11 @@ var restoreOperation = operation("restore", func(ctx context.Context, g *globalF
 		return err
 	}
 	defer closeStorage(v)
-	lg, err := openLog(g.data)
+	lg, err := openLog(g)
 	if err != nil {
 		return err
 	}
-	defer releaseLog(lg)
+	defer releaseLog(g, lg)
 
 	key := domain.DeriveID("restore", v.Dir(), in.To, in.Filter.Mailbox, in.Filter.Folder, strings.Join(in.Filter.Items, ","), in.Filter.After, in.Filter.Before, in.TargetMailbox, in.Collisions, in.Into)
 	run, prior, err := restoreRun(lg, key[:12])

@@ -16,21 +16,19 @@ import (
 // withService runs fn with the application over the data directory's log:
 // inside the daemon, with the daemon's job control.
 func withService(g *globalFlags, fn func(s *app.Service) error) error {
-	lg, err := openLog(g.data)
+	lg, err := openLog(g)
 	if err != nil {
 		return err
 	}
-	defer releaseLog(lg)
+	defer releaseLog(g, lg)
 	return appExit(g, fn(newService(g, lg)))
 }
 
 func newService(g *globalFlags, lg app.Log) *app.Service {
 	s := &app.Service{Log: lg, Secrets: secretStore(g), Storages: vaultStorages{}, Actor: actor()}
-	shared.Lock()
-	if d := shared.d; d != nil {
-		s.Jobs = d
+	if g.daemon != nil {
+		s.Jobs = g.daemon
 	}
-	shared.Unlock()
 	return s
 }
 

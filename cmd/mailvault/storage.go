@@ -220,11 +220,11 @@ func withStorageAndLog(g *globalFlags, storage string, k storageKey, mode storag
 		return err
 	}
 	ref.mode = mode
-	lg, err := openLog(g.data)
+	lg, err := openLog(g)
 	if err != nil {
 		return err
 	}
-	defer releaseLog(lg)
+	defer releaseLog(g, lg)
 	return withResolved(ref, func(v *vault.Vault) error { return fn(v, lg) })
 }
 
