@@ -58,8 +58,10 @@ func operation[In any](name string, run func(ctx context.Context, g *globalFlags
 // frame is one line of an operation's answer: output as it is printed,
 // then the end.
 type frame struct {
-	Out  string `json:"out,omitempty"`
-	Err  string `json:"err,omitempty"`
+	// Out and Err are bytes as printed (base64 in JSON): a subject that is
+	// not UTF-8 arrives as it is.
+	Out  []byte `json:"out,omitempty"`
+	Err  []byte `json:"err,omitempty"`
 	End  bool   `json:"end,omitempty"`
 	Code int    `json:"code,omitempty"`
 	// Message and Hint are the error main prints, and its advice.
@@ -78,9 +80,9 @@ type frameWriter struct {
 func (w frameWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	f := frame{Out: string(p)}
+	f := frame{Out: p}
 	if w.stderr {
-		f = frame{Err: string(p)}
+		f = frame{Err: p}
 	}
 	if err := w.enc.Encode(f); err != nil {
 		return 0, err
@@ -190,7 +192,7 @@ func runInDaemon(ctx context.Context, dh *daemonHolds, name string, in any, stdo
 		case f.End:
 			return &exitError{code: f.Code, err: remoteError{message: f.Message, hint: f.Hint}}
 		}
-		io.WriteString(stdout, f.Out)
-		io.WriteString(stderr, f.Err)
+		stdout.Write(f.Out)
+		stderr.Write(f.Err)
 	}
 }

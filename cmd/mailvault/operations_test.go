@@ -21,7 +21,7 @@ type echoInput struct {
 
 // Registered for the daemon side of the test; the caller side is runInDaemon.
 var _ = operation("test-echo", func(ctx context.Context, _ *globalFlags, in echoInput, out, errOut io.Writer) error {
-	fmt.Fprintf(out, "out: %s\n", in.Text)
+	fmt.Fprintf(out, "out: %s\xff\n", in.Text) // not UTF-8: arrives as printed
 	fmt.Fprintf(errOut, "progress 1/1\n")
 	switch in.Code {
 	case exitOK:
@@ -52,7 +52,7 @@ func TestOperationsRunInTheDaemon(t *testing.T) {
 	} {
 		var out, errOut bytes.Buffer
 		err := runInDaemon(context.Background(), dh, "test-echo", tc.in, &out, &errOut)
-		if out.String() != "out: "+tc.in.Text+"\n" || errOut.String() != "progress 1/1\n" {
+		if out.String() != "out: "+tc.in.Text+"\xff\n" || errOut.String() != "progress 1/1\n" {
 			t.Fatalf("printed %q / %q", out.String(), errOut.String())
 		}
 		var ee *exitError

@@ -43,10 +43,15 @@ func (s *Service) RemoveConnection(ctx context.Context, name string) error {
 	if err := st.agg.RemoveConnection(name); err != nil {
 		return err
 	}
-	if err := s.Secrets.Delete(name); err != nil {
-		return fmt.Errorf("delete the connection's secret: %w", err)
+	// Recorded first: a secret left behind by a failure is harmless and
+	// overwritten by the next add; a connection without its secret is not.
+	if err := s.record(ctx, domain.ConnectionRemoved, name, nil); err != nil {
+		return err
 	}
-	return s.record(ctx, domain.ConnectionRemoved, name, nil)
+	if err := s.Secrets.Delete(name); err != nil {
+		return fmt.Errorf("connection %s is removed, but deleting its secret failed: %w", name, err)
+	}
+	return nil
 }
 
 // Connections lists the connections by name.
