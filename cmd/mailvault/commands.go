@@ -6,10 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,8 +19,6 @@ import (
 	"github.com/mailvault/mailvault/adapters/eventlog"
 	"github.com/mailvault/mailvault/adapters/simtenant"
 	"github.com/mailvault/mailvault/domain"
-	"github.com/mailvault/mailvault/internal/app"
-	"github.com/mailvault/mailvault/internal/daemon"
 	"github.com/mailvault/mailvault/pipeline"
 	"github.com/mailvault/mailvault/projections"
 )
@@ -257,45 +254,20 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 }
 
 // readQuery is a command that reads the data directory's log and prints
-// it in one of its formats. It runs in this process, or, while a daemon
-// holds the data directory, at the daemon's endpoint for it: the run id and
-// the format are its whole input, the printed bytes its answer.
+// it in one of its formats. All of them are one operation, "read", so they
+// run in the daemon as every operation does when it holds the log.
 type readQuery struct {
 	use, short string
 	args       cobra.PositionalArgs
 	formats    []string
-	// endpoint is the daemon's path for it; the command's arguments fill
-	// its {wildcards} in order.
-	endpoint string
-	run      func(w io.Writer, lg *eventlog.Log, args []string, format string) error
+	run        func(w io.Writer, lg *eventlog.Log, args []string, format string) error
 }
 
-// path is the endpoint with the arguments in it.
-func (q readQuery) path(args []string) string {
-	parts := strings.Split(q.endpoint, "/")
-	i := 0
-	for n, p := range parts {
-		if strings.HasPrefix(p, "{") && i < len(args) {
-			parts[n] = url.PathEscape(args[i])
-			i++
-		}
-	}
-	return strings.Join(parts, "/")
-}
-
-// wildcards are the names of the endpoint's {wildcards}, in order.
-func (q readQuery) wildcards() []string {
-	var out []string
-	for _, p := range strings.Split(q.endpoint, "/") {
-		if strings.HasPrefix(p, "{") {
-			out = append(out, strings.Trim(p, "{}"))
-		}
-	}
-	return out
-}
+// name is the query's command name.
+func (q readQuery) name() string { return strings.Fields(q.use)[0] }
 
 var readQueries = []readQuery{
-	{use: "runs", short: "List runs, oldest first", args: cobra.NoArgs, formats: []string{"text", "json"}, endpoint: "/v1/runs",
+	{use: "runs", short: "List runs, oldest first", args: cobra.NoArgs, formats: []string{"text", "json"},
 		run: func(w io.Writer, lg *eventlog.Log, _ []string, format string) error {
 			runs, err := projections.ListRuns(lg)
 			if err != nil {
@@ -320,7 +292,7 @@ var readQueries = []readQuery{
 			return nil
 		}},
 	{use: "replay RUN", short: "Show what happened in a run, from the log alone (RUN may be 'last')", args: cobra.ExactArgs(1),
-		formats: []string{"text", "jsonl"}, endpoint: "/v1/runs/{run}/replay",
+		formats: []string{"text", "jsonl"},
 		run: func(w io.Writer, lg *eventlog.Log, args []string, format string) error {
 			run := args[0]
 			var err error
@@ -343,7 +315,7 @@ var readQueries = []readQuery{
 			return rp.WriteText(w)
 		}},
 	{use: "report RUN", short: "Report on a run, rebuilt from the log (RUN may be 'last')", args: cobra.ExactArgs(1),
-		formats: []string{"text", "json", "csv"}, endpoint: "/v1/runs/{run}/report",
+		formats: []string{"text", "json", "csv"},
 		run: func(w io.Writer, lg *eventlog.Log, args []string, format string) error {
 			if strings.HasPrefix(args[0], "restore-") {
 				r, found, err := projections.LoadRestore(lg, args[0])
@@ -368,7 +340,7 @@ var readQueries = []readQuery{
 			return writeReport(w, lg, r, format)
 		}},
 	{use: "quarantine", short: "List the quarantined (dirty) items that backups leave out", args: cobra.NoArgs,
-		formats: []string{"text", "json"}, endpoint: "/v1/quarantine",
+		formats: []string{"text", "json"},
 		run: func(w io.Writer, lg *eventlog.Log, _ []string, format string) error {
 			items, err := projections.Resume{Log: lg}.Quarantine()
 			if err != nil {
@@ -381,9 +353,41 @@ var readQueries = []readQuery{
 		}},
 }
 
-// newReadCmd builds a read query's command: it checks the format, opens
-// the existing log and prints; when the daemon holds the log, it asks the
-// daemon.
+// readInput is the read operation's input: which query, its arguments
+// (run ids) and the format.
+type readInput struct {
+	Query  string   `json:"query"`
+	Args   []string `json:"args,omitempty"`
+	Format string   `json:"format"`
+}
+
+var readOperation = operation("read", func(_ context.Context, g *globalFlags, in readInput, out, _ io.Writer) error {
+	i := slices.IndexFunc(readQueries, func(q readQuery) bool { return q.name() == in.Query })
+	if i < 0 {
+		return usageErr("no query %q", in.Query)
+	}
+	q := readQueries[i]
+	if err := checkFormat(in.Format, q.formats...); err != nil {
+		return err
+	}
+	lg, err := openExistingLog(g)
+	if err != nil {
+		return err
+	}
+	defer releaseLog(g, lg)
+	w := bufio.NewWriter(out)
+	defer w.Flush()
+	if err := q.run(w, lg, in.Args, in.Format); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return err
+		}
+		return &exitError{code: exitErrors, err: err}
+	}
+	return nil
+})
+
+// newReadCmd builds a read query's command.
 func newReadCmd(g *globalFlags, q readQuery) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
@@ -394,51 +398,11 @@ func newReadCmd(g *globalFlags, q readQuery) *cobra.Command {
 			if err := checkFormat(format, q.formats...); err != nil {
 				return err
 			}
-			w := bufio.NewWriter(cmd.OutOrStdout())
-			defer w.Flush()
-			lg, err := openExistingLog(g)
-			var dh *daemonHolds
-			if errors.As(err, &dh) {
-				return appExit(g, daemon.Client{Addr: dh.ep.Addr, Token: dh.token}.Read(cmd.Context(), q.path(args), format, w))
-			}
-			if err != nil {
-				return err
-			}
-			defer releaseLog(g, lg)
-			if err := q.run(w, lg, args, format); err != nil {
-				var ee *exitError
-				if errors.As(err, &ee) {
-					return err
-				}
-				return &exitError{code: exitErrors, err: err}
-			}
-			return nil
+			return readOperation(cmd, g, readInput{Query: q.name(), Args: args, Format: format})
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", q.formats[0], "output format: "+strings.Join(q.formats, ", "))
 	return cmd
-}
-
-// registerReadQueries serves every read query at its endpoint in the
-// daemon, printing into the response as the command prints to a terminal.
-func registerReadQueries(mux *http.ServeMux, lg *eventlog.Log) {
-	for _, q := range readQueries {
-		mux.HandleFunc("GET "+q.endpoint, func(w http.ResponseWriter, r *http.Request) {
-			format := r.URL.Query().Get("format")
-			if format == "" {
-				format = q.formats[0]
-			}
-			if checkFormat(format, q.formats...) != nil {
-				daemon.WriteError(w, &domain.ConfigError{Err: app.ErrInvalid, Msg: fmt.Sprintf("format %q: use %s", format, strings.Join(q.formats, ", "))})
-				return
-			}
-			var args []string
-			for _, name := range q.wildcards() {
-				args = append(args, r.PathValue(name))
-			}
-			daemon.Stream(w, func(out io.Writer) error { return q.run(out, lg, args, format) })
-		})
-	}
 }
 
 // selfCommand is how the user can run mailvault again: the binary's name, or

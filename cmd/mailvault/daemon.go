@@ -174,13 +174,12 @@ func daemonToken(data string) (string, error) {
 	return tok, nil
 }
 
-// api is the daemon's HTTP surface: the application's typed API, the read
-// queries, the operations, the metrics and the dashboard.
+// api is the daemon's HTTP surface: the application's typed API, the
+// operations, the metrics and the dashboard.
 func api(ctx context.Context, g *globalFlags, lg *eventlog.Log, d *daemon.Daemon, metrics *projections.Metrics, token string) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promexport.Handler(promexport.Collector{Snapshot: metrics.Snapshot, LogSize: lg.Size, JobsRunning: d.Running}))
 	daemon.RegisterAPI(mux, newService(g, lg))
-	registerReadQueries(mux, lg)
 	serveOperations(mux, ctx, g)
 	web := dashboard.New(dashboardBackend{svc: newService(g, lg), lg: lg, metrics: metrics}, token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -210,27 +209,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// errorTrailer carries the error of an answer that failed after its body
-// began: a streamed answer's status is sent before it is known.
-const errorTrailer = "Mailvault-Error"
-
-// Stream answers with what write writes, as text, as it writes it; an
-// error write returns arrives in the trailer, so the client reports it
-// after the output it printed.
-func Stream(w http.ResponseWriter, write func(io.Writer) error) {
-	w.Header().Set("Trailer", errorTrailer)
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	bw := bufio.NewWriterSize(w, 64<<10)
-	err := write(bw)
-	bw.Flush()
-	if err != nil {
-		w.Header().Set(errorTrailer, strings.Join(strings.Fields(err.Error()), " "))
-	}
-}
-
-// WriteError answers a refusal with its kind.
-func WriteError(w http.ResponseWriter, err error) { writeError(w, err) }
-
 func writeError(w http.ResponseWriter, err error) {
 	for _, k := range errorKinds {
 		if errors.Is(err, k.err) {
@@ -325,31 +303,6 @@ func (c Client) AlertSettings(ctx context.Context) (domain.AlertSettings, bool, 
 	var out AlertsResponse
 	err := c.call(ctx, http.MethodGet, "/v1/alerts", nil, &out)
 	return out.Settings, out.On, err
-}
-
-// Read copies a streamed answer (a run list, report, replay, quarantine)
-// in format to w.
-func (c Client) Read(ctx context.Context, path, format string, w io.Writer) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.Addr+path+"?format="+url.QueryEscape(format), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return refusal(resp.StatusCode, http.MethodGet, path, body)
-	}
-	if _, err := io.Copy(w, resp.Body); err != nil {
-		return fmt.Errorf("read the daemon's answer: %w", err)
-	}
-	if e := resp.Trailer.Get(errorTrailer); e != "" {
-		return errors.New(e)
-	}
-	return nil
 }
 
 func (c Client) do(req *http.Request) (*http.Response, error) {

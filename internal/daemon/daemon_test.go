@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -309,39 +308,6 @@ func TestAPIAndClient(t *testing.T) {
 	srv.Close()
 	if _, err := c.ListJobs(ctx); !errors.Is(err, daemon.ErrUnreachable) {
 		t.Fatalf("daemon gone: %v", err)
-	}
-}
-
-// A streamed answer arrives whole, and an error met after the output began
-// still reaches the client (in the trailer).
-func TestStreamedAnswers(t *testing.T) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/ok", func(w http.ResponseWriter, r *http.Request) {
-		daemon.Stream(w, func(out io.Writer) error {
-			_, err := fmt.Fprintf(out, "format %s\n", r.URL.Query().Get("format"))
-			return err
-		})
-	})
-	mux.HandleFunc("GET /v1/broken", func(w http.ResponseWriter, _ *http.Request) {
-		daemon.Stream(w, func(out io.Writer) error {
-			fmt.Fprint(out, strings.Repeat("x", 200<<10))
-			return errors.New("event 7 is corrupt:\nstopped")
-		})
-	})
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	c := daemon.Client{Addr: strings.TrimPrefix(srv.URL, "http://")}
-	var b strings.Builder
-	if err := c.Read(context.Background(), "/v1/ok", "json", &b); err != nil || b.String() != "format json\n" {
-		t.Fatalf("read: %q %v", b.String(), err)
-	}
-	b.Reset()
-	err := c.Read(context.Background(), "/v1/broken", "text", &b)
-	if err == nil || err.Error() != "event 7 is corrupt: stopped" || b.Len() != 200<<10 {
-		t.Fatalf("broken: %d bytes, %v", b.Len(), err)
-	}
-	if err := c.Read(context.Background(), "/v1/nothing", "text", &b); err == nil {
-		t.Fatal("a missing endpoint answered")
 	}
 }
 
