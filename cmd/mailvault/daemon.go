@@ -21,6 +21,7 @@ import (
 	"github.com/mailvault/mailvault/adapters/dashboard"
 	"github.com/mailvault/mailvault/adapters/promexport"
 	"github.com/mailvault/mailvault/adapters/vault"
+	"github.com/mailvault/mailvault/internal/app"
 	"github.com/mailvault/mailvault/internal/daemon"
 
 	"github.com/rs/zerolog"
@@ -236,12 +237,14 @@ type dailySummary struct {
 	tried time.Time
 }
 
-func (d *dailySummary) maybeSend(ctx context.Context, now time.Time) {
-	m, ok, err := loadMailer(newService(d.g, d.lg))
+// maybeSend runs at every tick with the configuration the tick read; the
+// SMTP password is read only when a summary is due.
+func (d *dailySummary) maybeSend(ctx context.Context, now time.Time, c *projections.Config) {
+	settings, ok, err := app.AlertSettingsIn(c)
 	if err != nil || !ok {
 		return
 	}
-	day, due := m.Settings.DailyDue(now)
+	day, due := settings.DailyDue(now)
 	if !due {
 		return
 	}
@@ -252,6 +255,10 @@ func (d *dailySummary) maybeSend(ctx context.Context, now time.Time) {
 		return // a failed send is tried again a quarter of an hour later, not every tick
 	}
 	d.tried = now
+	m, ok, err := loadMailer(newService(d.g, d.lg))
+	if err != nil || !ok {
+		return
+	}
 	runs, err := projections.ListRuns(d.lg)
 	if err != nil {
 		return

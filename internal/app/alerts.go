@@ -7,6 +7,7 @@ import (
 
 	"github.com/mailvault/mailvault/adapters/credential"
 	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/projections"
 )
 
 // AlertsSecretName is where the SMTP password is kept.
@@ -39,10 +40,19 @@ func (s *Service) AlertsOff(ctx context.Context) error {
 // when alerts are off.
 func (s *Service) AlertSettings(_ context.Context) (settings domain.AlertSettings, ok bool, err error) {
 	st, err := s.load()
-	if err != nil || st.raw.Alerts == nil {
+	if err != nil {
 		return settings, false, err
 	}
-	if err := json.Unmarshal(st.raw.Alerts, &settings); err != nil {
+	return AlertSettingsIn(st.raw)
+}
+
+// AlertSettingsIn reads the alert settings from a configuration the caller
+// has read already (the daemon reads it once per tick).
+func AlertSettingsIn(c *projections.Config) (settings domain.AlertSettings, ok bool, err error) {
+	if c.Alerts == nil {
+		return settings, false, nil
+	}
+	if err := json.Unmarshal(c.Alerts, &settings); err != nil {
 		return settings, false, fmt.Errorf("the recorded alert settings do not read: %w", err)
 	}
 	return settings, true, nil

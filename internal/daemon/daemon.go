@@ -48,9 +48,9 @@ type Config struct {
 	RunCycle CycleRunner
 	// NewRun names a cycle's run.
 	NewRun func(now time.Time) string
-	// EveryTick, if set, is called at each tick before the plan (the
-	// daily summary mail).
-	EveryTick func(ctx context.Context, now time.Time)
+	// EveryTick, if set, is called at each tick before the plan, with the
+	// configuration the tick read (the daily summary mail).
+	EveryTick func(ctx context.Context, now time.Time, c *projections.Config)
 	Now       func() time.Time
 	Logger    zerolog.Logger
 }
@@ -189,7 +189,7 @@ func (d *Daemon) Tick(ctx context.Context, now time.Time) {
 		return
 	}
 	if d.cfg.EveryTick != nil {
-		d.cfg.EveryTick(ctx, now)
+		d.cfg.EveryTick(ctx, now, c)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
