@@ -102,10 +102,18 @@ func (c Configuration) AddStorage(name string) error {
 	return nil
 }
 
-// RemoveStorage refuses to leave a job without its storage.
-func (c Configuration) RemoveStorage(name string) error {
+// HasStorage is the lookup of a command naming a storage.
+func (c Configuration) HasStorage(name string) error {
 	if !c.Storages[name] {
 		return refuse("storage", name, ErrNotFound, "no storage named %q", name)
+	}
+	return nil
+}
+
+// RemoveStorage refuses to leave a job without its storage.
+func (c Configuration) RemoveStorage(name string) error {
+	if err := c.HasStorage(name); err != nil {
+		return err
 	}
 	if users := c.jobsUsing(func(r JobRefs) bool { return r.Storage == name }); len(users) > 0 {
 		return refuse("storage", name, ErrInUse, "storage %q is used by jobs %s; delete or edit them first", name, strings.Join(users, ", "))

@@ -175,12 +175,11 @@ func (s *Service) OpenStorage(name string) (StorageSpec, []byte, error) {
 	if err != nil {
 		return StorageSpec{}, nil, err
 	}
-	raw, ok := st.raw.Storages[name]
-	if !ok {
-		return StorageSpec{}, nil, &domain.ConfigError{Kind: "storage", Name: name, Err: domain.ErrNotFound, Msg: fmt.Sprintf("no storage named %q", name)}
+	if err := st.agg.HasStorage(name); err != nil {
+		return StorageSpec{}, nil, err
 	}
 	var spec StorageSpec
-	if err := json.Unmarshal(raw, &spec); err != nil {
+	if err := json.Unmarshal(st.raw.Storages[name], &spec); err != nil {
 		return spec, nil, fmt.Errorf("storage %s: its recorded definition does not read: %w", name, err)
 	}
 	if !spec.Encrypted {
