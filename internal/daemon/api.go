@@ -224,7 +224,9 @@ type Client struct {
 	// Addr is host:port of the daemon's listener (DATA/daemon.json).
 	Addr  string
 	Token string
-	HTTP  *http.Client
+	// HTTP, if set, sends the requests (default: a minute per call, and
+	// no limit on an operation's whole answer).
+	HTTP *http.Client
 }
 
 // ErrUnreachable: no daemon answers at the address it left.
@@ -305,12 +307,9 @@ func (c Client) AlertSettings(ctx context.Context) (domain.AlertSettings, bool, 
 	return out.Settings, out.On, err
 }
 
-func (c Client) do(req *http.Request) (*http.Response, error) {
+// do sends a request with the API token through hc.
+func (c Client) do(hc *http.Client, req *http.Request) (*http.Response, error) {
 	req.Header.Set("Authorization", "Bearer "+c.Token)
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: 10 * time.Minute}
-	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%w at %s: %v", ErrUnreachable, c.Addr, err)
@@ -352,7 +351,11 @@ func (c Client) call(ctx context.Context, method, path string, in, out any) erro
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.do(req)
+	hc := c.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: time.Minute}
+	}
+	resp, err := c.do(hc, req)
 	if err != nil {
 		return err
 	}
