@@ -73,3 +73,20 @@ func RecordChange(ctx context.Context, l Appender, ch domain.ConfigChange) error
 		Metadata: map[string]string{eventlog.MetaType: ch.Type}}})
 	return err
 }
+
+// RecordOps appends events of the ops topic: what maintenance (prune,
+// repair) and alerts did, outside any backup run.
+func RecordOps(ctx context.Context, l Appender, evs ...domain.Event) error {
+	recs := make([]eventlog.Record, len(evs))
+	for i, ev := range evs {
+		ev.Schema = domain.SchemaVersion
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		recs[i] = eventlog.Record{Topic: domain.TopicOps, UUID: ev.ID, Payload: b,
+			Metadata: map[string]string{eventlog.MetaType: string(ev.Type), eventlog.MetaRun: ev.Run}}
+	}
+	_, err := l.Append(ctx, recs)
+	return err
+}

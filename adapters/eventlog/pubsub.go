@@ -316,3 +316,12 @@ func (c *consumer) advance() {
 	}
 	c.floor = floor
 }
+
+// Transport is the log as a pipeline's watermill transport: its publisher,
+// and a subscriber per durable consumer group holding at most maxInFlight
+// unacknowledged messages.
+func (l *Log) Transport() (message.Publisher, func(group string, maxInFlight int) message.Subscriber) {
+	return l.Publisher(), func(group string, n int) message.Subscriber {
+		return l.Subscriber(SubscriberConfig{ConsumerGroup: group, MaxInFlight: n})
+	}
+}

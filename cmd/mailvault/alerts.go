@@ -161,5 +161,5 @@ func recordAlert(ctx context.Context, lg *eventlog.Log, run, what string, recipi
 	if err != nil {
 		ev.Type, ev.ID, ev.Message = domain.AlertFailed, domain.DeriveID("alert-failed", what, run, ev.Time.String()), domain.ShortMessage(err.Error())
 	}
-	_ = appendOps(context.WithoutCancel(ctx), lg, ev)
+	_ = projections.RecordOps(context.WithoutCancel(ctx), lg, ev)
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,16 +10,14 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/rs/zerolog"
 
 	"github.com/mailvault/mailvault/adapters/eventlog"
-	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/internal/app"
 	"github.com/mailvault/mailvault/pipeline"
 	"github.com/mailvault/mailvault/projections"
 )
@@ -82,20 +78,13 @@ func openExistingLog(g *globalFlags) (*eventlog.Log, error) {
 	return lg, err
 }
 
-func newRunID(now time.Time) string {
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	return now.UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
-}
-
 // runOptions are what a backup run needs from the command line.
 type runOptions struct {
 	source      pipeline.Source
 	sourceName  string
 	storageDir  string        // NAME or DIR from --storage; empty: DATA/storage
 	access      storageAccess // the flags; validateRun reads key from them
-	key         storageKey
-	storage     *storageRef // set by the daemon, which resolved the job's storage
+	key         app.StorageKey
 	cfg         pipeline.Config
 	progress    string
 	format      string
@@ -104,131 +93,62 @@ type runOptions struct {
 }
 
 // runBackup runs one backup into the data directory, shows progress, prints
-// the report and maps the run state to the exit code.
+// the report and maps how the run ended to the exit code.
 func runBackup(ctx context.Context, g *globalFlags, o runOptions) error {
-	state, err := backup(ctx, g, o)
-	if err != nil {
-		return err
-	}
-	if code := exitCodeFor(state); code != exitOK {
-		return &exitError{code: code}
-	}
-	return nil
-}
-
-// backup runs one backup into the data directory, shows progress, prints
-// the report, and says how the run ended: finished, or finished with
-// warnings; a run that did not finish is an error saying why.
-func backup(ctx context.Context, g *globalFlags, o runOptions) (domain.RunState, error) {
-	logger, err := g.logger()
-	if err != nil {
-		return "", err
-	}
-	// A named storage is looked up in the configuration, which is in the
-	// log: resolve it before the log is held for the run.
-	ref := o.storage
-	if ref == nil {
-		r := storageRef{dir: filepath.Join(g.data, "storage"), create: true}
-		if o.storageDir != "" {
-			if r, err = resolveStorage(g, o.storageDir, o.key); err != nil {
-				return "", err
-			}
-			r.create = r.password == nil && r.recovery == ""
-		}
-		ref = &r
-	}
-	lg, err := openLog(g)
-	if err != nil {
-		return "", err
-	}
-	defer releaseLog(g, lg)
-	store, err := openStorage(*ref)
-	if err != nil {
-		return "", err
-	}
-	defer closeStorage(store)
-	clock := pipeline.WallClock{}
-	if o.cfg.Run == "" {
-		o.cfg.Run = newRunID(clock.Now())
-	}
-	o.cfg.SourceName = o.sourceName
-	// What is stored, each folder's cursor and change-tracking state, and
-	// the quarantine belong to this storage and this source.
-	o.cfg.StorageID = store.ID()
-	o.cfg.Scope = projections.Scope(store.ID(), store.Generation(), o.sourceName)
-
-	live := projections.NewReport(o.cfg.Run)
-	var liveMu sync.Mutex
-	stopObserving := lg.Observe(func(recs []eventlog.Record) {
-		liveMu.Lock()
-		defer liveMu.Unlock()
-		for _, rec := range recs {
-			if rec.Metadata[eventlog.MetaRun] != o.cfg.Run {
-				continue
-			}
-			ev, err := projections.Decode(rec)
-			if err == nil {
-				live.Apply(&ev)
-			}
-		}
-	})
-	defer stopObserving()
-	snapshot := func() *projections.Report {
-		liveMu.Lock()
-		defer liveMu.Unlock()
-		return live.Live()
-	}
-	stopProgress := startProgress(o.progress, o.errOut, func() progressState {
-		r := snapshot()
-		return progressState{done: int64(r.ItemsStored + r.ItemsUnchanged + r.ItemsQuarantined), total: int64(r.ItemsScanned), bytes: r.BytesStored,
-			detail: fmt.Sprintf("folders %d/%d  quarantined %d  throttled %d  parked %d  skipped %d", r.FoldersCompleted+r.FoldersSkipped, r.FoldersTotal,
-				r.ItemsQuarantined, r.ThrottledRequests, r.Parked(), r.FoldersSkipped)}
-	})
-
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	deps := pipeline.Deps{
-		Publisher: lg.Publisher(),
-		Subscriber: func(group string, n int) message.Subscriber {
-			return lg.Subscriber(eventlog.SubscriberConfig{ConsumerGroup: group, MaxInFlight: n})
-		},
-		Source:  o.source,
-		Storage: store,
-		Resume:  projections.Resume{Log: lg, Scope: o.cfg.Scope},
-		Dedup:   lg,
-		Clock:   clock,
-		Log:     logger,
-	}
-	state, runErr := pipeline.Run(ctx, deps, o.cfg)
-	stopProgress()
-
-	rep := snapshot()
-	if err := writeRunLog(g.data, lg, o.cfg.Run); err != nil {
-		logger.Error().Err(err).Str("run", o.cfg.Run).Msg("write the run's CSV log")
-	}
-	if err := writeReport(o.out, lg, rep, o.format); err != nil {
-		return "", &exitError{code: exitErrors, err: err}
-	}
-	if !errors.Is(runErr, pipeline.ErrInterrupted) {
-		alertRun(ctx, g, lg, logger, rep)
-	}
-	switch {
-	case runErr != nil && !errors.Is(runErr, pipeline.ErrInterrupted):
-		return "", &exitError{code: exitErrors, err: fmt.Errorf("run %s not finished: %w", o.cfg.Run, runErr)}
-	case runErr != nil:
-		return "", &exitError{code: exitErrors, err: fmt.Errorf("run %s interrupted; the next run continues where it stopped", o.cfg.Run)}
-	case state == domain.StateNotFinished:
-		return "", &exitError{code: exitErrors, err: fmt.Errorf("run %s not finished: %s", o.cfg.Run, strings.Join(append(rep.Errors, "see 'mailvault report "+o.cfg.Run+"'"), "; "))}
-	}
-	return state, nil
+	return withService(g, func(s *app.Service) error {
+		run := app.BackupRun{Source: o.source, SourceName: o.sourceName, Config: o.cfg,
+			Watch: func(live func() *projections.Report) func() {
+				return startProgress(o.progress, o.errOut, func() progressState {
+					r := live()
+					return progressState{done: int64(r.ItemsStored + r.ItemsUnchanged + r.ItemsQuarantined), total: int64(r.ItemsScanned), bytes: r.BytesStored,
+						detail: fmt.Sprintf("folders %d/%d  quarantined %d  throttled %d  parked %d  skipped %d", r.FoldersCompleted+r.FoldersSkipped, r.FoldersTotal,
+							r.ItemsQuarantined, r.ThrottledRequests, r.Parked(), r.FoldersSkipped)}
+				})
+			}}
+		if o.storageDir != "" {
+			run.Storage = &app.StorageRef{Storage: o.storageDir, Key: o.key}
+		}
+		rep, runErr := s.Backup(ctx, run)
+		if rep != nil {
+			if err := writeReport(o.out, s, rep, o.format); err != nil {
+				return &exitError{code: exitErrors, err: err}
+			}
+		}
+		if runErr != nil {
+			return runErr
+		}
+		if code := exitCodeFor(rep.State); code != exitOK {
+			return &exitError{code: code}
+		}
+		return nil
+	})
 }
 
-func writeReport(w io.Writer, lg *eventlog.Log, r *projections.Report, format string) error {
+// runReporter writes what is kept about a backup run outside the log: the
+// run's CSV file, and the alert mail.
+type runReporter struct {
+	g   *globalFlags
+	lg  *eventlog.Log
+	log zerolog.Logger
+}
+
+func (r runReporter) RunEnded(ctx context.Context, rep *projections.Report, interrupted bool) {
+	if err := writeRunLog(r.g.data, r.lg, rep.RunID); err != nil {
+		r.log.Error().Err(err).Str("run", rep.RunID).Msg("write the run's CSV log")
+	}
+	if !interrupted {
+		alertRun(ctx, r.g, r.lg, r.log, rep)
+	}
+}
+
+func writeReport(w io.Writer, s *app.Service, r *projections.Report, format string) error {
 	switch format {
 	case "json":
 		return r.WriteJSON(w)
 	case "csv":
-		return projections.WriteRunCSV(w, lg, r.RunID)
+		return s.RunCSV(context.Background(), r.RunID, w)
 	default:
 		return r.WriteText(w)
 	}

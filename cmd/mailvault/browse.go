@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -13,51 +12,36 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mailvault/mailvault/adapters/eventlog"
 	"github.com/mailvault/mailvault/adapters/vault"
-	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/internal/app"
 	"github.com/mailvault/mailvault/projections"
 )
 
-func appendOps(ctx context.Context, lg *eventlog.Log, evs ...domain.Event) error {
-	recs := make([]eventlog.Record, len(evs))
-	for i, ev := range evs {
-		ev.Schema = domain.SchemaVersion
-		b, err := json.Marshal(ev)
+// verifyInput is the verify operation's input.
+type verifyInput struct {
+	app.StorageRef
+	ReadData bool   `json:"read_data,omitempty"`
+	Format   string `json:"format"`
+}
+
+var verifyOperation = operation("verify", func(ctx context.Context, g *globalFlags, in verifyInput, out, _ io.Writer) error {
+	return withService(g, func(s *app.Service) error {
+		show := func(p vault.Problem) { writeProblem(out, p) }
+		if in.Format == "json" {
+			show = nil
+		}
+		res, err := s.Verify(ctx, in.StorageRef, in.ReadData, show)
 		if err != nil {
 			return err
 		}
-		recs[i] = eventlog.Record{Topic: domain.TopicOps, UUID: ev.ID, Payload: b,
-			Metadata: map[string]string{eventlog.MetaType: string(ev.Type), eventlog.MetaRun: ev.Run}}
-	}
-	_, err := lg.Append(ctx, recs)
-	return err
-}
-
-// verifyInput is the verify operation's input.
-type verifyInput struct {
-	Storage  string     `json:"storage"`
-	Key      storageKey `json:"key"`
-	ReadData bool       `json:"read_data,omitempty"`
-	Format   string     `json:"format"`
-}
-
-var verifyOperation = operation("verify", func(_ context.Context, g *globalFlags, in verifyInput, out, _ io.Writer) error {
-	return withStorage(g, in.Storage, in.Key, storageCheck, func(v *vault.Vault) error {
-		var problems []vault.Problem
-		res, err := v.Verify(in.ReadData, func(p vault.Problem) {
-			problems = append(problems, p)
-			if in.Format != "json" {
-				writeProblem(out, p)
-			}
-		})
-		if err != nil {
-			return &exitError{code: exitErrors, err: fmt.Errorf("verify: %w", err)}
-		}
 		if in.Format == "json" {
+			problems := res.Problems
+			if problems == nil {
+				problems = []vault.Problem{}
+			}
 			enc := json.NewEncoder(out)
 			enc.SetIndent("", "  ")
-			if err := enc.Encode(map[string]any{"result": res, "problems": problems}); err != nil {
+			if err := enc.Encode(map[string]any{"result": res.VerifyResult, "problems": problems}); err != nil {
 				return err
 			}
 		} else {
@@ -125,25 +109,8 @@ func writeProblem(out io.Writer, p vault.Problem) {
 	}
 }
 
-// versionFilter selects stored versions for ls, find, export and restore.
-// Its exported fields are the selection as an operation's input carries it;
-// prepare derives the rest.
-type versionFilter struct {
-	Mailbox           string   `json:"mailbox,omitempty"`
-	Folder            string   `json:"folder,omitempty"`
-	Source            string   `json:"source,omitempty"`
-	Subject           string   `json:"subject,omitempty"`
-	From              string   `json:"from,omitempty"`
-	After             string   `json:"after,omitempty"`
-	Before            string   `json:"before,omitempty"`
-	Items             []string `json:"items,omitempty"`
-	AllVersions       bool     `json:"all_versions,omitempty"`
-	afterT, beforeT   time.Time
-	subjectLC, fromLC string
-	itemSet           map[string]bool
-}
-
-func (f *versionFilter) registerSelection(cmd *cobra.Command) {
+// registerSelection adds the flags that choose stored items.
+func registerSelection(cmd *cobra.Command, f *app.Selection) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.Mailbox, "mailbox", "", "only this mailbox")
 	fl.StringVar(&f.Folder, "folder", "", "only this folder and its subfolders (path as ls shows it, as Inbox/Projects)")
@@ -153,167 +120,8 @@ func (f *versionFilter) registerSelection(cmd *cobra.Command) {
 	fl.StringVar(&f.Source, "source", "", "only items backed up from this source (as ls prints it: graph:TENANT, ews:URL), when a mailbox was backed up through more than one")
 }
 
-// key names the selection, for an export that continues an interrupted one.
-func (f *versionFilter) key() string {
-	items := make([]string, 0, len(f.itemSet))
-	for id := range f.itemSet {
-		items = append(items, id)
-	}
-	sort.Strings(items)
-	return strings.Join([]string{f.Mailbox, f.Folder, f.Source, f.Subject, f.From, f.After, f.Before, strings.Join(items, ",")}, "\x00")
-}
-
-// sourcesOf counts the selected items per mailbox and source; a mailbox
-// backed up through two connections is two backups, and restoring or
-// exporting both would give every item twice.
-func sourcesOf(v *vault.Vault, f *versionFilter) (items int, multi map[string][]string, err error) {
-	seen := map[string]map[string]bool{}
-	err = eachLatest(v, f, func(ver vault.Version) error {
-		items++
-		if seen[ver.Mailbox] == nil {
-			seen[ver.Mailbox] = map[string]bool{}
-		}
-		seen[ver.Mailbox][ver.Source] = true
-		return nil
-	})
-	multi = map[string][]string{}
-	for mbx, set := range seen {
-		if len(set) > 1 {
-			for s := range set {
-				multi[mbx] = append(multi[mbx], s)
-			}
-			sort.Strings(multi[mbx])
-		}
-	}
-	return items, multi, err
-}
-
-// ambiguousSources is the usage error for a selection that spans sources.
-func ambiguousSources(multi map[string][]string) error {
-	var parts []string
-	for mbx, srcs := range multi {
-		parts = append(parts, fmt.Sprintf("%s (%s)", mbx, strings.Join(srcs, ", ")))
-	}
-	sort.Strings(parts)
-	return usageErr("the selection holds mailboxes backed up from more than one source: %s; choose one with --source", strings.Join(parts, "; "))
-}
-
-func parseWhen(flag, s string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04", "2006-01-02"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, usageErr("--%s %q: give a date (2025-06-01) or an RFC 3339 time", flag, s)
-}
-
-func (f *versionFilter) prepare() error {
-	var err error
-	if f.afterT, err = parseWhen("after", f.After); err != nil {
-		return err
-	}
-	if f.beforeT, err = parseWhen("before", f.Before); err != nil {
-		return err
-	}
-	f.subjectLC, f.fromLC = strings.ToLower(f.Subject), strings.ToLower(f.From)
-	f.Folder = strings.Trim(f.Folder, "/")
-	if len(f.Items) > 0 {
-		f.itemSet = map[string]bool{}
-		for _, arg := range f.Items {
-			for _, id := range strings.Split(arg, ",") {
-				if id = strings.ToLower(strings.TrimSpace(id)); id != "" {
-					f.itemSet[id] = true
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// when is the date an item is found by: its own date, else its
-// modification time, else when it was stored.
-func when(v vault.Version) time.Time {
-	switch {
-	case !v.Date.IsZero():
-		return v.Date
-	case !v.ItemTime.IsZero():
-		return v.ItemTime
-	}
-	return v.StoredAt
-}
-
-func (f *versionFilter) match(v vault.Version) bool {
-	if f.Mailbox != "" && !strings.EqualFold(f.Mailbox, v.Mailbox) {
-		return false
-	}
-	if f.Source != "" && !strings.EqualFold(f.Source, v.Source) {
-		return false
-	}
-	if f.Folder != "" && v.FolderPath != f.Folder && !strings.HasPrefix(v.FolderPath, f.Folder+"/") {
-		return false
-	}
-	if f.itemSet != nil && !f.itemSet[v.ID] && !f.itemSet[strings.ToLower(v.ItemID)] {
-		return false
-	}
-	if f.subjectLC != "" && !strings.Contains(strings.ToLower(v.Subject), f.subjectLC) {
-		return false
-	}
-	if f.fromLC != "" && !strings.Contains(strings.ToLower(v.From), f.fromLC) {
-		return false
-	}
-	t := when(v)
-	if !f.afterT.IsZero() && t.Before(f.afterT) {
-		return false
-	}
-	if !f.beforeT.IsZero() && !t.Before(f.beforeT) {
-		return false
-	}
-	return true
-}
-
-// eachLatest calls fn for the newest stored version of every item the
-// filter selects (every version with allVersions). It streams the index:
-// versions of one item are adjacent in it.
-func eachLatest(v *vault.Vault, f *versionFilter, fn func(vault.Version) error) error {
-	var latest *vault.Version
-	flush := func() error {
-		if latest == nil {
-			return nil
-		}
-		cur := *latest
-		latest = nil
-		if f.match(cur) {
-			return fn(cur)
-		}
-		return nil
-	}
-	err := v.Walk(f.Mailbox, func(ver vault.Version) error {
-		if f.AllVersions {
-			if f.match(ver) {
-				return fn(ver)
-			}
-			return nil
-		}
-		if latest != nil && (latest.Mailbox != ver.Mailbox || latest.Source != ver.Source || latest.FolderID != ver.FolderID || latest.ItemID != ver.ItemID) {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-		if latest == nil || ver.StoredAt.After(latest.StoredAt) {
-			c := ver
-			latest = &c
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return flush()
-}
-
+// writeVersions prints the versions list gives: a table, or one JSON
+// object per line.
 func writeVersions(out io.Writer, format string, list func(func(vault.Version) error) error) error {
 	if format == "json" {
 		enc := json.NewEncoder(out)
@@ -324,7 +132,7 @@ func writeVersions(out io.Writer, format string, list func(func(vault.Version) e
 	n := 0
 	err := list(func(v vault.Version) error {
 		n++
-		d := when(v).UTC().Format("2006-01-02 15:04")
+		d := app.When(v).UTC().Format("2006-01-02 15:04")
 		subj := v.Subject
 		if !v.DeletedAt.IsZero() {
 			subj += "  [deleted at source " + v.DeletedAt.UTC().Format("2006-01-02") + "]"
@@ -365,24 +173,24 @@ func listed(v vault.Version) listedVersion {
 
 // browseInput is the input of ls and find.
 type browseInput struct {
-	Storage string        `json:"storage"`
-	Key     storageKey    `json:"key"`
-	Filter  versionFilter `json:"filter"`
-	Format  string        `json:"format"`
+	app.StorageRef
+	Filter app.Selection `json:"filter"`
+	Format string        `json:"format"`
 	// Groups: ls without a folder lists mailboxes (or one mailbox's
 	// folders) with counts, not items.
 	Groups bool `json:"groups,omitempty"`
 }
 
-var browseOperation = operation("browse", func(_ context.Context, g *globalFlags, in browseInput, out, _ io.Writer) error {
-	if err := in.Filter.prepare(); err != nil {
-		return err
-	}
-	return withStorage(g, in.Storage, in.Key, storageRead, func(v *vault.Vault) error {
+var browseOperation = operation("browse", func(ctx context.Context, g *globalFlags, in browseInput, out, _ io.Writer) error {
+	return withService(g, func(s *app.Service) error {
 		if in.Groups {
-			return listGroups(out, v, &in.Filter, in.Format)
+			groups, err := s.Groups(ctx, in.StorageRef, in.Filter)
+			if err != nil {
+				return err
+			}
+			return writeGroups(out, groups, in.Filter.Mailbox != "", in.Format)
 		}
-		return writeVersions(out, in.Format, func(fn func(vault.Version) error) error { return eachLatest(v, &in.Filter, fn) })
+		return writeVersions(out, in.Format, func(fn func(vault.Version) error) error { return s.Browse(ctx, in.StorageRef, in.Filter, fn) })
 	})
 })
 
@@ -397,13 +205,13 @@ with MAILBOX/FOLDER, the newest version of each item in that folder and its subf
 			if len(args) == 2 {
 				in.Filter.Mailbox, in.Filter.Folder, _ = strings.Cut(args[1], "/")
 			}
-			if err := in.Filter.prepare(); err != nil {
+			if err := in.Filter.Check(); err != nil {
 				return err
 			}
 			if in.Key, err = access.key(); err != nil {
 				return err
 			}
-			in.Storage, in.Groups = nameOrPath(args[0]), in.Filter.Folder == ""
+			in.Storage, in.Groups = nameOrPath(args[0]), strings.Trim(in.Filter.Folder, "/") == ""
 			return browseOperation(cmd, g, in)
 		}}
 	access.register(cmd.Flags())
@@ -412,38 +220,13 @@ with MAILBOX/FOLDER, the newest version of each item in that folder and its subf
 	return cmd
 }
 
-// listGroups prints mailboxes (or, for one mailbox, its folders) with counts.
-func listGroups(out io.Writer, v *vault.Vault, f *versionFilter, format string) error {
-	type group struct {
-		Name  string `json:"name"`
-		Items int    `json:"items"`
-		Bytes int64  `json:"bytes"`
-	}
-	var order []string
-	groups := map[string]*group{}
-	err := eachLatest(v, f, func(ver vault.Version) error {
-		name := ver.Mailbox
-		if f.Mailbox != "" {
-			name = ver.Mailbox + "/" + ver.FolderPath
-		}
-		gr, ok := groups[name]
-		if !ok {
-			gr = &group{Name: name}
-			groups[name] = gr
-			order = append(order, name)
-		}
-		gr.Items++
-		gr.Bytes += ver.Size
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	sort.Strings(order)
+// writeGroups prints mailboxes (or, for one mailbox, its folders) with
+// counts.
+func writeGroups(out io.Writer, groups []app.Group, folders bool, format string) error {
 	if format == "json" {
 		enc := json.NewEncoder(out)
-		for _, n := range order {
-			if err := enc.Encode(groups[n]); err != nil {
+		for _, gr := range groups {
+			if err := enc.Encode(gr); err != nil {
 				return err
 			}
 		}
@@ -451,12 +234,12 @@ func listGroups(out io.Writer, v *vault.Vault, f *versionFilter, format string) 
 	}
 	tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', 0)
 	head := "MAILBOX"
-	if f.Mailbox != "" {
+	if folders {
 		head = "FOLDER"
 	}
 	fmt.Fprintf(tw, "%s\tITEMS\tSIZE\n", head)
-	for _, n := range order {
-		fmt.Fprintf(tw, "%s\t%d\t%s\n", n, groups[n].Items, projections.HumanBytes(groups[n].Bytes))
+	for _, gr := range groups {
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", gr.Name, gr.Items, projections.HumanBytes(gr.Bytes))
 	}
 	return tw.Flush()
 }
@@ -467,7 +250,7 @@ func newFindCmd(g *globalFlags) *cobra.Command {
 	f := &in.Filter
 	cmd := &cobra.Command{Use: "find STORAGE [--subject S] [--from F] [--after D] [--before D]", Short: "Find stored items by subject, sender and date", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			if err := f.prepare(); err != nil {
+			if err := f.Check(); err != nil {
 				return err
 			}
 			if in.Key, err = access.key(); err != nil {
@@ -477,7 +260,7 @@ func newFindCmd(g *globalFlags) *cobra.Command {
 			return browseOperation(cmd, g, in)
 		}}
 	access.register(cmd.Flags())
-	f.registerSelection(cmd)
+	registerSelection(cmd, f)
 	cmd.Flags().StringVar(&f.Subject, "subject", "", "subject contains this text (any case)")
 	cmd.Flags().StringVar(&f.From, "from", "", "sender (name or address) contains this text")
 	cmd.Flags().BoolVar(&f.AllVersions, "versions", false, "search every stored version, not only the newest")
@@ -487,45 +270,25 @@ func newFindCmd(g *globalFlags) *cobra.Command {
 
 // pruneInput is the prune operation's input.
 type pruneInput struct {
-	Storage string     `json:"storage"`
-	Key     storageKey `json:"key"`
-	DryRun  bool       `json:"dry_run,omitempty"`
+	app.StorageRef
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 var pruneOperation = operation("prune", func(ctx context.Context, g *globalFlags, in pruneInput, out, _ io.Writer) error {
-	return withStorageAndLog(g, in.Storage, in.Key, storageWrite, func(v *vault.Vault, lg *eventlog.Log) error {
-		now := time.Now().UTC()
-		run := "prune-" + newRunID(now)
-		if !in.DryRun {
-			if err := appendOps(ctx, lg, domain.Event{Type: domain.PruneStarted, ID: domain.DeriveID(run, "start"), Run: run, Time: now, Reason: v.Retention().String()}); err != nil {
-				return &exitError{code: exitErrors, err: err}
-			}
-		}
-		verb := "pruned"
-		if in.DryRun {
-			verb = "would prune"
-		}
-		res, err := v.Prune(now, in.DryRun, func(p vault.Pruned) error {
+	verb := "pruned"
+	if in.DryRun {
+		verb = "would prune"
+	}
+	return withService(g, func(s *app.Service) error {
+		res, err := s.Prune(ctx, in.StorageRef, in.DryRun, func(p vault.Pruned) {
 			fmt.Fprintf(out, "%s %s  %s/%s  %q (%s)\n", verb, p.Version.ID, p.Version.Mailbox, p.Version.FolderPath, p.Version.Subject, p.Reason)
-			if in.DryRun {
-				return nil
-			}
-			return appendOps(ctx, lg, domain.Event{Type: domain.VersionPruned, ID: domain.DeriveID(run, p.Version.ID), Run: run, Time: time.Now().UTC(),
-				Mailbox: p.Version.Mailbox, Folder: p.Version.FolderPath, FolderID: p.Version.FolderID, ItemID: p.Version.ItemID,
-				ChangeKey: p.Version.ChangeKey, Size: p.Version.Size, SHA256: p.Version.SHA256, Reason: p.Reason})
 		})
 		if err != nil {
-			return &exitError{code: exitErrors, err: fmt.Errorf("prune: %w", err)}
-		}
-		if !in.DryRun {
-			if err := appendOps(ctx, lg, domain.Event{Type: domain.PruneFinished, ID: domain.DeriveID(run, "end"), Run: run, Time: time.Now().UTC(),
-				Count: res.Versions, Bytes: res.FreedBytes}); err != nil {
-				return &exitError{code: exitErrors, err: err}
-			}
+			return err
 		}
 		fmt.Fprintf(out, "%s %d versions (%s of items); %d chunks freed (%s); %d packs removed or rewritten, %s of disk reclaimed; policy: %s\n",
 			verb, res.Versions, projections.HumanBytes(res.Bytes), res.FreedChunks, projections.HumanBytes(res.FreedBytes), res.Unreferenced,
-			projections.HumanBytes(res.ReclaimedBytes), v.Retention())
+			projections.HumanBytes(res.ReclaimedBytes), res.Policy)
 		return nil
 	})
 })

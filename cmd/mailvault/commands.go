@@ -16,9 +16,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mailvault/mailvault/adapters/credential"
-	"github.com/mailvault/mailvault/adapters/eventlog"
 	"github.com/mailvault/mailvault/adapters/simtenant"
 	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/internal/app"
+	"github.com/mailvault/mailvault/internal/connect"
 	"github.com/mailvault/mailvault/pipeline"
 	"github.com/mailvault/mailvault/projections"
 )
@@ -103,7 +104,7 @@ type backupInput struct {
 	PublicFolders []string        `json:"public_folders,omitempty"`
 	Config        pipeline.Config `json:"config"`
 	Storage       string          `json:"storage,omitempty"`
-	Key           storageKey      `json:"key"`
+	Key           app.StorageKey  `json:"key"`
 	Progress      string          `json:"progress"`
 	Format        string          `json:"format"`
 }
@@ -122,12 +123,12 @@ var backupOperation = operation("backup", func(ctx context.Context, g *globalFla
 	if err != nil {
 		return err
 	}
-	client, err := openConnection(ctx, log, "--source "+in.Source, in.Connection, credential.New(in.Secret), connectionScope{mailboxes: in.Mailboxes, publicFolders: in.PublicFolders})
+	srv, err := connect.Connector{Log: log}.Open(ctx, "--source "+in.Source, in.Connection, credential.New(in.Secret), app.Scope{Mailboxes: in.Mailboxes, PublicFolders: in.PublicFolders})
 	if err != nil {
-		return err
+		return appExit(g, err)
 	}
-	o.source, o.sourceName = client.source(), in.Connection.Identity()
-	client.limit(&o.cfg)
+	o.source, o.sourceName = srv.Source(), in.Connection.Identity()
+	srv.Limit(&o.cfg)
 	return runBackup(ctx, g, o)
 })
 
@@ -260,7 +261,7 @@ type readQuery struct {
 	use, short string
 	args       cobra.PositionalArgs
 	formats    []string
-	run        func(w io.Writer, lg *eventlog.Log, args []string, format string) error
+	run        func(ctx context.Context, w io.Writer, s *app.Service, args []string, format string) error
 }
 
 // name is the query's command name.
@@ -268,17 +269,13 @@ func (q readQuery) name() string { return strings.Fields(q.use)[0] }
 
 var readQueries = []readQuery{
 	{use: "runs", short: "List runs, oldest first", args: cobra.NoArgs, formats: []string{"text", "json"},
-		run: func(w io.Writer, lg *eventlog.Log, _ []string, format string) error {
-			runs, err := projections.ListRuns(lg)
+		run: func(ctx context.Context, w io.Writer, s *app.Service, _ []string, format string) error {
+			runs, restores, err := s.Runs(ctx)
 			if err != nil {
 				return err
 			}
 			if format == "json" {
 				return projections.WriteRunsJSON(w, runs) // backups; restores: report restore-... --format json
-			}
-			restores, err := projections.ListRestores(lg)
-			if err != nil {
-				return err
 			}
 			if err := projections.WriteRunsText(w, runs); err != nil {
 				return err
@@ -293,16 +290,9 @@ var readQueries = []readQuery{
 		}},
 	{use: "replay RUN", short: "Show what happened in a run, from the log alone (RUN may be 'last')", args: cobra.ExactArgs(1),
 		formats: []string{"text", "jsonl"},
-		run: func(w io.Writer, lg *eventlog.Log, args []string, format string) error {
-			run := args[0]
-			var err error
-			if !strings.HasPrefix(run, "restore-") { // a restore is replayed by its full id
-				if run, err = projections.ResolveRun(lg, args[0]); err != nil {
-					return err
-				}
-			}
+		run: func(ctx context.Context, w io.Writer, s *app.Service, args []string, format string) error {
 			rp := projections.NewReplay()
-			err = projections.ScanRun(lg, run, func(ev *domain.Event) error {
+			err := s.Replay(ctx, args[0], func(ev *domain.Event) error {
 				if format == "jsonl" {
 					return projections.WriteJSONL(w, ev)
 				}
@@ -316,33 +306,27 @@ var readQueries = []readQuery{
 		}},
 	{use: "report RUN", short: "Report on a run, rebuilt from the log (RUN may be 'last')", args: cobra.ExactArgs(1),
 		formats: []string{"text", "json", "csv"},
-		run: func(w io.Writer, lg *eventlog.Log, args []string, format string) error {
+		run: func(ctx context.Context, w io.Writer, s *app.Service, args []string, format string) error {
 			if strings.HasPrefix(args[0], "restore-") {
-				r, found, err := projections.LoadRestore(lg, args[0])
+				r, err := s.RestoreReport(ctx, args[0])
 				switch {
 				case err != nil:
 					return err
-				case !found:
-					return fmt.Errorf("no restore run %s in this data directory", args[0])
 				case format == "json":
 					return r.WriteJSON(w)
 				}
 				return r.WriteText(w)
 			}
-			run, err := projections.ResolveRun(lg, args[0])
+			r, err := s.Report(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			r, err := projections.BuildReport(lg, run)
-			if err != nil {
-				return err
-			}
-			return writeReport(w, lg, r, format)
+			return writeReport(w, s, r, format)
 		}},
 	{use: "quarantine", short: "List the quarantined (dirty) items that backups leave out", args: cobra.NoArgs,
 		formats: []string{"text", "json"},
-		run: func(w io.Writer, lg *eventlog.Log, _ []string, format string) error {
-			items, err := projections.Resume{Log: lg}.Quarantine()
+		run: func(ctx context.Context, w io.Writer, s *app.Service, _ []string, format string) error {
+			items, err := s.Quarantine(ctx)
 			if err != nil {
 				return err
 			}
@@ -361,7 +345,7 @@ type readInput struct {
 	Format string   `json:"format"`
 }
 
-var readOperation = operation("read", func(_ context.Context, g *globalFlags, in readInput, out, _ io.Writer) error {
+var readOperation = operation("read", func(ctx context.Context, g *globalFlags, in readInput, out, _ io.Writer) error {
 	i := slices.IndexFunc(readQueries, func(q readQuery) bool { return q.name() == in.Query })
 	if i < 0 {
 		return usageErr("no query %q", in.Query)
@@ -370,21 +354,11 @@ var readOperation = operation("read", func(_ context.Context, g *globalFlags, in
 	if err := checkFormat(in.Format, q.formats...); err != nil {
 		return err
 	}
-	lg, err := openExistingLog(g)
-	if err != nil {
-		return err
-	}
-	defer releaseLog(g, lg)
-	w := bufio.NewWriter(out)
-	defer w.Flush()
-	if err := q.run(w, lg, in.Args, in.Format); err != nil {
-		var ee *exitError
-		if errors.As(err, &ee) {
-			return err
-		}
-		return &exitError{code: exitErrors, err: err}
-	}
-	return nil
+	return withServiceOn(g, openExistingLog, func(s *app.Service) error {
+		w := bufio.NewWriter(out)
+		defer w.Flush()
+		return q.run(ctx, w, s, in.Args, in.Format)
+	})
 })
 
 // newReadCmd builds a read query's command.

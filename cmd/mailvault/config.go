@@ -42,69 +42,31 @@ type connectionTestInput struct {
 }
 
 var connectionTestOperation = operation("connection-test", func(ctx context.Context, g *globalFlags, in connectionTestInput, w, _ io.Writer) error {
-	var spec connectionSpec
-	var secret credential.Secret
-	if err := withService(g, func(s *app.Service) (err error) {
-		spec, secret, err = s.OpenConnection(in.Name)
-		return err
-	}); err != nil {
-		return err
-	}
-	log, err := g.logger()
-	if err != nil {
-		return err
-	}
-	failed := false
-	report := func(what, perm string, err error, optional bool) {
-		switch {
-		case err == nil:
-			fmt.Fprintf(w, "ok      %s\n", what)
-		case optional:
-			fmt.Fprintf(w, "warning %s: %v (needs %s)\n", what, err, perm)
-		case perm != "":
-			failed = true
-			fmt.Fprintf(w, "FAILED  %s: %v (needs the application permission %s, with admin consent)\n", what, err, perm)
-		default:
-			failed = true
-			fmt.Fprintf(w, "FAILED  %s: %v\n", what, err)
+	return withService(g, func(s *app.Service) error {
+		checks, err := s.TestConnection(ctx, in.Name, in.Mailbox, in.PublicFolders)
+		if err != nil {
+			return err
 		}
-	}
-	var scope connectionScope
-	if in.Mailbox != "" {
-		scope.mailboxes = []string{in.Mailbox}
-	}
-	client, err := openConnection(ctx, log, in.Name, spec, secret, scope)
-	if err != nil {
-		return err
-	}
-	switch {
-	case client.graph != nil:
-		src := client.graph
-		mbx := in.Mailbox
-		if mbx == "" {
-			mbxs, err := src.Mailboxes(ctx)
-			if err != nil || len(mbxs) == 0 {
-				report("list users", "User.Read.All", fmt.Errorf("%v (name a mailbox with --mailbox to test the rest)", err), false)
-				break
+		failed := false
+		for _, c := range checks {
+			switch {
+			case c.Err == nil:
+				fmt.Fprintf(w, "ok      %s\n", c.What)
+			case c.Optional:
+				fmt.Fprintf(w, "warning %s: %v (needs %s)\n", c.What, c.Err, c.Permission)
+			case c.Permission != "":
+				failed = true
+				fmt.Fprintf(w, "FAILED  %s: %v (needs the application permission %s, with admin consent)\n", c.What, c.Err, c.Permission)
+			default:
+				failed = true
+				fmt.Fprintf(w, "FAILED  %s: %v\n", c.What, c.Err)
 			}
-			mbx = mbxs[0]
 		}
-		for _, c := range src.Probe(ctx, mbx) {
-			report(c.What, c.Permission, c.Err, c.Permission == "MailboxItem.Export.All")
+		if failed {
+			return &exitError{code: exitErrors, err: fmt.Errorf("connection %s is not ready for backups", in.Name)}
 		}
-	case client.ews != nil:
-		src := client.ews
-		if in.Mailbox == "" && !in.PublicFolders {
-			return usageErr("name a mailbox to open with --mailbox (and --public-folders to test those)")
-		}
-		for _, c := range src.Probe(ctx, in.Mailbox, in.PublicFolders) {
-			report(c.What, "", c.Err, false)
-		}
-	}
-	if failed {
-		return &exitError{code: exitErrors, err: fmt.Errorf("connection %s is not ready for backups", in.Name)}
-	}
-	return nil
+		return nil
+	})
 })
 
 func newConnectionCmd(g *globalFlags) *cobra.Command {

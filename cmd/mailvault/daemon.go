@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -29,7 +28,6 @@ import (
 
 	"github.com/mailvault/mailvault/adapters/eventlog"
 	"github.com/mailvault/mailvault/domain"
-	"github.com/mailvault/mailvault/pipeline"
 	"github.com/mailvault/mailvault/projections"
 )
 
@@ -123,7 +121,7 @@ func newDaemonCmd(g *globalFlags) *cobra.Command {
 			}
 			log := logger.With().Str("component", "daemon").Logger()
 			daily := &dailySummary{g: g, lg: lg, log: log}
-			d := daemon.New(daemon.Config{Log: lg, Reports: metrics.Report, Histories: metrics.JobHistories, RunCycle: cycleRunner(g, lg, log), NewRun: newRunID,
+			d := daemon.New(daemon.Config{Log: lg, Reports: metrics.Report, Histories: metrics.JobHistories, RunCycle: cycleRunner(g, lg), NewRun: app.NewRunID,
 				EveryTick: daily.maybeSend, Logger: log})
 			// Commands the daemon runs (its API, operations, cycles) use
 			// its open log and its job control: Badger lets one process
@@ -199,30 +197,16 @@ func api(ctx context.Context, g *globalFlags, lg *eventlog.Log, d *daemon.Daemon
 	})
 }
 
-// cycleRunner runs a daemon job's cycle: the job's connection and storage
-// are opened through the application, and the backup is the one the
-// backup command runs.
-func cycleRunner(g *globalFlags, lg *eventlog.Log, log zerolog.Logger) daemon.CycleRunner {
+// cycleRunner runs a daemon job's cycle through the application: the
+// job's connection and storage as configured, the backup the backup
+// command runs.
+func cycleRunner(g *globalFlags, lg *eventlog.Log) daemon.CycleRunner {
 	return func(ctx context.Context, name string, job domain.Job, run string) (domain.RunState, error) {
-		svc := newService(g, lg)
-		conn, secret, err := svc.OpenConnection(job.Connection)
+		rep, err := newService(g, lg).RunJobCycle(ctx, name, job, run)
 		if err != nil {
 			return domain.StateNotFinished, err
 		}
-		stor, storagePassword, err := svc.OpenStorage(job.Storage)
-		if err != nil {
-			return domain.StateNotFinished, err
-		}
-		cfg := pipeline.DefaultConfig()
-		client, err := openConnection(ctx, log, job.Connection, conn, secret, connectionScope{mailboxes: job.Mailboxes, publicFolders: job.PublicFolders})
-		if err != nil {
-			return domain.StateNotFinished, err
-		}
-		client.limit(&cfg)
-		cfg.Job, cfg.TimeFilter, cfg.FolderFilter, cfg.ExcludeMailboxes, cfg.Run = name, job.TimeFilter, job.FolderFilter, job.ExcludeMailboxes, run
-		o := runOptions{source: client.source(), sourceName: conn.Identity(), storage: &storageRef{dir: stor.Path, password: storagePassword}, cfg: cfg,
-			progress: "none", format: "json", out: io.Discard, errOut: io.Discard}
-		return backup(ctx, g, o)
+		return rep.State, nil
 	}
 }
 

@@ -141,7 +141,7 @@ func (b dashboardBackend) RunCSV(run string, w io.Writer) error {
 	if b.metrics.Report(run) == nil {
 		return fmt.Errorf("no run %s", run)
 	}
-	return projections.WriteRunCSV(w, b.lg, run)
+	return b.svc.RunCSV(context.Background(), run, w)
 }
 
 // Do runs a job action through the application.

@@ -6,7 +6,6 @@ import (
 	"github.com/mailvault/mailvault/adapters/credential"
 	"github.com/mailvault/mailvault/adapters/ews"
 	"github.com/mailvault/mailvault/adapters/ewssim"
-	"github.com/mailvault/mailvault/adapters/graph"
 	"github.com/mailvault/mailvault/adapters/simtenant"
 )
 
@@ -54,19 +53,6 @@ func (f *ewsFlags) spec(caCert string) (connectionSpec, credential.Secret, error
 		return spec, secret, usageErr("%v", err)
 	}
 	return spec, secret, nil
-}
-
-func newEWSSource(cfg ews.Config, caCert string) (*ews.Source, error) {
-	hc, err := graph.HTTPClient(caCert, graph.DefaultTimeout)
-	if err != nil {
-		return nil, usageErr("%v", err)
-	}
-	cfg.HTTP = hc
-	src, err := ews.NewSource(cfg)
-	if err != nil {
-		return nil, usageErr("%v", err)
-	}
-	return src, nil
 }
 
 func newSimEWSCmd() *cobra.Command {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -14,111 +13,59 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mailvault/mailvault/adapters/export"
-	"github.com/mailvault/mailvault/adapters/vault"
+	"github.com/mailvault/mailvault/internal/app"
 	"github.com/mailvault/mailvault/projections"
 )
 
 // exportInput is the export operation's input.
 type exportInput struct {
-	Storage string        `json:"storage"`
-	Key     storageKey    `json:"key"`
-	Filter  versionFilter `json:"filter"`
-	Format  string        `json:"format"`
-	// Out is absolute: the daemon writes there.
-	Out      string `json:"out"`
+	app.ExportRun
+	// Report is the summary's format.
 	Report   string `json:"report"`
 	Progress string `json:"progress"`
 }
 
-var exportOperation = operation("export", func(_ context.Context, g *globalFlags, in exportInput, stdout, errOut io.Writer) error {
-	if err := in.Filter.prepare(); err != nil {
-		return err
-	}
+var exportOperation = operation("export", func(ctx context.Context, g *globalFlags, in exportInput, stdout, errOut io.Writer) error {
 	started := time.Now()
-	var res export.Result
-	// The storage first: an export refused because the storage is
-	// busy (or forwarded to the daemon that holds it) has created
-	// nothing.
-	err := withStorage(g, in.Storage, in.Key, storageRead, func(v *vault.Vault) error {
-		total, multi, err := sourcesOf(v, &in.Filter)
+	return withService(g, func(s *app.Service) error {
+		res, err := s.Export(ctx, in.ExportRun, newCounter(in.Progress, errOut))
 		if err != nil {
 			return err
 		}
-		if len(multi) > 0 {
-			return ambiguousSources(multi)
-		}
-		ex, err := export.New(in.Format, in.Out, v.ID()+"\x00"+in.Filter.key())
-		if err != nil {
-			return usageErr("%v", err)
-		}
-		prog := counter{total: int64(total)}
-		stopProgress := startProgress(in.Progress, errOut, prog.state)
-		defer stopProgress()
-		err = eachLatest(v, &in.Filter, func(ver vault.Version) error {
-			defer prog.add(ver.Size)
-			it := export.Item{ID: ver.ID, Subject: ver.Subject, Mailbox: ver.Mailbox, Folder: ver.FolderPath, FolderID: ver.FolderID,
-				Kind: ver.Kind, Format: ver.Format}
-			if !ex.Wanted(it) || ex.Exported(it) {
-				return nil
-			}
-			content, err := v.Read(ver)
-			if errors.Is(err, vault.ErrDamaged) {
-				ex.Damaged(it, err) // named in the report; the rest goes on
-				return nil
-			}
-			if err != nil {
+		elapsed := time.Since(started).Seconds()
+		w := stdout
+		if in.Report == "json" {
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(res); err != nil {
 				return err
 			}
-			it.Content = content
-			return ex.Add(it)
-		})
-		if err != nil {
-			res = ex.Abort()
-			return err
+			return damagedExit(len(res.Damaged))
 		}
-		res, err = ex.Close()
-		return err
-	})
-	if err != nil {
-		var ee *exitError
-		if errors.As(err, &ee) {
-			return err
+		n := res.Messages + res.Events + res.Contacts
+		fmt.Fprintf(w, "exported %d messages, %d events, %d contacts as %s into %s (%d files, %s, %.0f items/s)\n",
+			res.Messages, res.Events, res.Contacts, in.Format, in.Out, res.Files, projections.HumanBytes(res.Bytes), float64(n)/max(elapsed, 1e-3))
+		for _, reason := range res.SkipReasons() {
+			fmt.Fprintf(w, "  left out: %d %s\n", res.Skipped[reason], reason)
 		}
-		return &exitError{code: exitErrors, err: fmt.Errorf("export: %w; run the same command again to continue", err)}
-	}
-	elapsed := time.Since(started).Seconds()
-	w := stdout
-	if in.Report == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
-			return err
+		if res.Resumed > 0 {
+			fmt.Fprintf(w, "  %d items were exported already by an interrupted export into %s\n", res.Resumed, in.Out)
+		}
+		if len(res.Failed) > 0 {
+			shown := res.Failed[:min(len(res.Failed), 10)]
+			fmt.Fprintf(w, "  could not convert (first %d; --report json lists up to 100):\n    %s\n", len(shown), strings.Join(shown, "\n    "))
+		}
+		if len(res.Damaged) > 0 {
+			fmt.Fprintf(w, "  damaged in the storage, not exported (%d; run mailvault verify %s --read-data):\n    %s\n", len(res.Damaged), in.Storage, strings.Join(res.Damaged, "\n    "))
 		}
 		return damagedExit(len(res.Damaged))
-	}
-	n := res.Messages + res.Events + res.Contacts
-	fmt.Fprintf(w, "exported %d messages, %d events, %d contacts as %s into %s (%d files, %s, %.0f items/s)\n",
-		res.Messages, res.Events, res.Contacts, in.Format, in.Out, res.Files, projections.HumanBytes(res.Bytes), float64(n)/max(elapsed, 1e-3))
-	for _, reason := range res.SkipReasons() {
-		fmt.Fprintf(w, "  left out: %d %s\n", res.Skipped[reason], reason)
-	}
-	if res.Resumed > 0 {
-		fmt.Fprintf(w, "  %d items were exported already by an interrupted export into %s\n", res.Resumed, in.Out)
-	}
-	if len(res.Failed) > 0 {
-		shown := res.Failed[:min(len(res.Failed), 10)]
-		fmt.Fprintf(w, "  could not convert (first %d; --report json lists up to 100):\n    %s\n", len(shown), strings.Join(shown, "\n    "))
-	}
-	if len(res.Damaged) > 0 {
-		fmt.Fprintf(w, "  damaged in the storage, not exported (%d; run mailvault verify %s --read-data):\n    %s\n", len(res.Damaged), in.Storage, strings.Join(res.Damaged, "\n    "))
-	}
-	return damagedExit(len(res.Damaged))
+	})
 })
 
 func newExportCmd(g *globalFlags) *cobra.Command {
 	var access storageAccess
 	var in exportInput
-	f := &in.Filter
+	f := &in.Selection
 	var progress string
 	cmd := &cobra.Command{Use: "export --storage S --format eml|mbox|maildir|ics|vcf|zip --out PATH", Short: "Export stored items in standard formats", Args: cobra.ArbitraryArgs,
 		Long: `Export the newest stored version of each selected item:
@@ -141,7 +88,7 @@ the exit code is then 3 (finished with warnings).`,
 			if in.Storage == "" || in.Out == "" {
 				return usageErr("--storage and --out are required")
 			}
-			if err := f.prepare(); err != nil {
+			if err := f.Check(); err != nil {
 				return err
 			}
 			if err := checkProgress(progress); err != nil {
@@ -160,7 +107,7 @@ the exit code is then 3 (finished with warnings).`,
 			return exportOperation(cmd, g, in)
 		}}
 	access.register(cmd.Flags())
-	f.registerSelection(cmd)
+	registerSelection(cmd, f)
 	cmd.Flags().StringVar(&in.Storage, "storage", "", "storage NAME or directory")
 	cmd.Flags().StringVar(&in.Format, "format", "eml", "eml, mbox, maildir, ics, vcf or zip")
 	cmd.Flags().StringVar(&in.Out, "out", "", "output directory (zip: output file)")

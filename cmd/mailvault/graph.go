@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/mailvault/mailvault/adapters/graph"
 	"github.com/mailvault/mailvault/adapters/graphsim"
 	"github.com/mailvault/mailvault/adapters/simtenant"
+	"github.com/mailvault/mailvault/internal/connect"
 )
 
 // graphFlags are the Graph source's command-line settings.
@@ -49,29 +49,6 @@ func (f *graphFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.pageSize, "page-size", 500, "delta page size (Prefer: odata.maxpagesize, at most 500)")
 }
 
-// parseContent reads --graph-content.
-func parseContent(v string) (map[string]string, error) {
-	out := map[string]string{}
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return out, nil
-	}
-	if !strings.Contains(v, "=") {
-		for _, k := range []string{graph.KindMail, graph.KindCalendar, graph.KindContacts} {
-			out[k] = v
-		}
-		return out, nil
-	}
-	for _, part := range strings.Split(v, ",") {
-		k, m, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok {
-			return nil, fmt.Errorf("--graph-content %q: use MODE or KIND=MODE,KIND=MODE", v)
-		}
-		out[strings.TrimSpace(k)] = strings.TrimSpace(m)
-	}
-	return out, nil
-}
-
 // spec is the connection the flags describe, with its secret: a backup
 // given by flags opens it as a named connection is opened.
 func (f *graphFlags) spec() (connectionSpec, credential.Secret, error) {
@@ -83,7 +60,7 @@ func (f *graphFlags) spec() (connectionSpec, credential.Secret, error) {
 	if err := spec.Validate("--source graph"); err != nil {
 		return spec, credential.Secret{}, usageErr("%v", err)
 	}
-	if _, err := parseContent(f.content); err != nil {
+	if _, err := connect.ParseContent(f.content); err != nil {
 		return spec, credential.Secret{}, usageErr("%v", err)
 	}
 	secret, err := credential.Load("client secret", f.secretFile, f.secretEnv)
@@ -91,33 +68,6 @@ func (f *graphFlags) spec() (connectionSpec, credential.Secret, error) {
 		return spec, secret, usageErr("%v", err)
 	}
 	return spec, secret, nil
-}
-
-type graphSettings struct {
-	tenantID, clientID string
-	secret             graph.Secret
-	mailboxes          []string
-	graphURL, betaURL  string
-	tokenURL, caCert   string
-	content            map[string]string
-	pageSize           int
-}
-
-func newGraphSource(ctx context.Context, log zerolog.Logger, s graphSettings) (*graph.Source, error) {
-	hc, err := graph.HTTPClient(s.caCert, graph.DefaultTimeout)
-	if err != nil {
-		return nil, usageErr("%v", err)
-	}
-	tokens, err := graph.NewTokens(ctx, graph.AuthConfig{TenantID: s.tenantID, ClientID: s.clientID, Secret: s.secret, TokenURL: s.tokenURL, HTTP: hc})
-	if err != nil {
-		return nil, usageErr("%v", err)
-	}
-	src, err := graph.NewSource(graph.Config{GraphURL: s.graphURL, BetaURL: s.betaURL, HTTP: hc, Tokens: tokens,
-		Mailboxes: s.mailboxes, Content: s.content, PageSize: s.pageSize, Log: log})
-	if err != nil {
-		return nil, usageErr("%v", err)
-	}
-	return src, nil
 }
 
 // startDemoGraph serves a tenant over HTTPS in process and returns a Graph
@@ -128,8 +78,8 @@ func startDemoGraph(ctx context.Context, log zerolog.Logger, t *simtenant.Tenant
 		return nil, nil, fmt.Errorf("start the Graph simulator: %w", err)
 	}
 	ep := sim.Endpoint
-	src, err := newGraphSource(ctx, log, graphSettings{tenantID: ep.TenantID, clientID: ep.ClientID, secret: graph.NewSecret(ep.ClientSecret),
-		graphURL: ep.GraphURL, betaURL: ep.BetaURL, tokenURL: ep.TokenURL, caCert: ep.CACert})
+	src, err := connect.GraphSource(ctx, log, connect.GraphSettings{TenantID: ep.TenantID, ClientID: ep.ClientID, Secret: credential.New(ep.ClientSecret),
+		GraphURL: ep.GraphURL, BetaURL: ep.BetaURL, TokenURL: ep.TokenURL, CACert: ep.CACert})
 	if err != nil {
 		sim.Close()
 		return nil, nil, err

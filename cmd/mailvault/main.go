@@ -96,10 +96,13 @@ type globalFlags struct {
 	// command it runs uses (nil elsewhere).
 	held   *eventlog.Log
 	daemon *daemon.Daemon
+	// vaults are the storages this process has open: one pool per
+	// process, since Badger allows one opener per directory.
+	vaults *vault.Pool
 }
 
 func newRootCmd() *cobra.Command {
-	g := &globalFlags{}
+	g := &globalFlags{vaults: &vault.Pool{}}
 	root := &cobra.Command{
 		Use:           "mailvault",
 		Short:         "Back up Exchange Online and Exchange Server mailboxes into storage you own",

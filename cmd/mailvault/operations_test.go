@@ -36,7 +36,7 @@ var _ = operation("test-echo", func(ctx context.Context, _ *globalFlags, in echo
 // prints, and ends with its exit code, its error and the advice for it.
 func TestOperationsRunInTheDaemon(t *testing.T) {
 	mux := http.NewServeMux()
-	serveOperations(mux, context.Background(), &globalFlags{data: t.TempDir()})
+	serveOperations(mux, context.Background(), &globalFlags{data: t.TempDir(), vaults: &vault.Pool{}})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	dh := &daemonHolds{ep: daemonEndpoint{Addr: strings.TrimPrefix(srv.URL, "http://"), PID: 1}}
@@ -95,7 +95,7 @@ var _ = operation("test-wait", func(ctx context.Context, _ *globalFlags, _ struc
 // context end: a backup stops at a checkpoint instead of running on.
 func TestAnOperationStopsWhenItsCallerGoes(t *testing.T) {
 	mux := http.NewServeMux()
-	serveOperations(mux, context.Background(), &globalFlags{data: t.TempDir()})
+	serveOperations(mux, context.Background(), &globalFlags{data: t.TempDir(), vaults: &vault.Pool{}})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	dh := &daemonHolds{ep: daemonEndpoint{Addr: strings.TrimPrefix(srv.URL, "http://"), PID: 1}}

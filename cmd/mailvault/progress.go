@@ -43,10 +43,32 @@ func progressFor(mode string, w io.Writer) string {
 	return "plain"
 }
 
-// counter is the progress of a command that walks the storage.
+// counter is the progress of a command that walks the storage: the
+// application's Progress, shown in mode on w.
 type counter struct {
 	mu                 sync.Mutex
 	done, total, bytes int64
+	mode               string
+	w                  io.Writer
+	stop               func()
+}
+
+func newCounter(mode string, w io.Writer) *counter { return &counter{mode: mode, w: w} }
+
+func (c *counter) Start(total int) {
+	c.mu.Lock()
+	c.total = int64(total)
+	c.mu.Unlock()
+	c.stop = startProgress(c.mode, c.w, c.state)
+}
+
+func (c *counter) Add(bytes int64) { c.add(bytes) }
+
+func (c *counter) Stop() {
+	if c.stop != nil {
+		c.stop()
+		c.stop = nil
+	}
 }
 
 func (c *counter) add(bytes int64) {

@@ -18,6 +18,7 @@ import (
 	"github.com/mailvault/mailvault/adapters/eventlog"
 	"github.com/mailvault/mailvault/adapters/vault"
 	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/internal/app"
 	"github.com/mailvault/mailvault/projections"
 )
 
@@ -79,8 +80,8 @@ the backups in them are whole; at worst the next backup lists some folders again
 			}
 			if lg, err := openLog(g); err == nil {
 				now := time.Now().UTC()
-				run := "repair-" + newRunID(now)
-				_ = appendOps(cmd.Context(), lg, domain.Event{Type: domain.LogSalvaged, ID: domain.DeriveID(run, "salvaged"), Run: run, Time: now,
+				run := "repair-" + app.NewRunID(now)
+				_ = projections.RecordOps(cmd.Context(), lg, domain.Event{Type: domain.LogSalvaged, ID: domain.DeriveID(run, "salvaged"), Run: run, Time: now,
 					Count: res.Records, Reason: fmt.Sprintf("%d records lost; read through the %s", len(res.Damaged), res.From)})
 				releaseLog(g, lg)
 			}
@@ -102,8 +103,7 @@ the backups in them are whole; at worst the next backup lists some folders again
 
 // repairInput is the repair operation's input.
 type repairInput struct {
-	Storage string     `json:"storage"`
-	Key     storageKey `json:"key"`
+	app.StorageRef
 	// Rebuild rebuilds the index from the packs even when it looks sound.
 	Rebuild bool   `json:"rebuild,omitempty"`
 	Format  string `json:"format"`
@@ -117,36 +117,20 @@ func startRepair(cmd *cobra.Command, g *globalFlags, storage string, access stor
 	if err != nil {
 		return err
 	}
-	return repairOperation(cmd, g, repairInput{Storage: nameOrPath(storage), Key: key, Rebuild: rebuild, Format: format})
+	return repairOperation(cmd, g, repairInput{StorageRef: app.StorageRef{Storage: nameOrPath(storage), Key: key}, Rebuild: rebuild, Format: format})
 }
 
 var repairOperation = operation("repair", func(ctx context.Context, g *globalFlags, in repairInput, out, _ io.Writer) error {
-	rebuild, format := in.Rebuild, in.Format
-	return withStorageAndLog(g, in.Storage, in.Key, storageRepair, func(v *vault.Vault, lg *eventlog.Log) error {
-		now := time.Now().UTC()
-		run := "repair-" + newRunID(now)
-		if err := appendOps(ctx, lg, domain.Event{Type: domain.RepairStarted, ID: domain.DeriveID(run, "start"), Run: run, Time: now, Reason: v.Dir()}); err != nil {
-			return &exitError{code: exitErrors, err: err}
-		}
-		var lost []vault.Version
-		res, err := v.Repair(rebuild, func(ver vault.Version) error {
-			lost = append(lost, ver)
-			if format != "json" {
+	return withService(g, func(s *app.Service) error {
+		res, err := s.Repair(ctx, in.StorageRef, in.Rebuild, func(ver vault.Version) {
+			if in.Format != "json" {
 				fmt.Fprintf(out, "LOST item %s  %s/%s  %s (item id %s): its content cannot be read back\n", ver.ID, ver.Mailbox, ver.FolderPath, strconv.Quote(ver.Subject), ver.ItemID)
 			}
-			// Ids, sizes and hashes only: what was lost, never its content.
-			return appendOps(ctx, lg, domain.Event{Type: domain.VersionLost, ID: domain.DeriveID(run, ver.ID), Run: run, Time: time.Now().UTC(),
-				Mailbox: ver.Mailbox, Folder: ver.FolderPath, FolderID: ver.FolderID, ItemID: ver.ItemID, ChangeKey: ver.ChangeKey,
-				Size: ver.Size, SHA256: ver.SHA256, Reason: "damaged in the storage"})
 		})
 		if err != nil {
-			return &exitError{code: exitErrors, err: fmt.Errorf("repair: %w", err)}
+			return err
 		}
-		if err := appendOps(ctx, lg, domain.Event{Type: domain.RepairFinished, ID: domain.DeriveID(run, "end"), Run: run, Time: time.Now().UTC(),
-			Count: res.Lost, Reason: fmt.Sprintf("index rebuilt: %v; packs rewritten: %d; records rewritten: %d", res.IndexRebuilt, res.PacksRewritten, res.RecordsRewritten)}); err != nil {
-			return &exitError{code: exitErrors, err: err}
-		}
-		if format == "json" {
+		if in.Format == "json" {
 			enc := json.NewEncoder(out)
 			enc.SetIndent("", "  ")
 			type lostItem struct {
@@ -157,16 +141,16 @@ var repairOperation = operation("repair", func(ctx context.Context, g *globalFla
 				Subject string `json:"subject,omitempty"`
 			}
 			items := []lostItem{}
-			for _, l := range lost {
+			for _, l := range res.Lost {
 				items = append(items, lostItem{l.ID, l.Mailbox, l.FolderPath, l.ItemID, l.Subject})
 			}
-			if err := enc.Encode(map[string]any{"result": res, "lost": items}); err != nil {
+			if err := enc.Encode(map[string]any{"result": res.RepairResult, "lost": items}); err != nil {
 				return err
 			}
 		} else {
-			writeRepair(out, res)
+			writeRepair(out, res.RepairResult)
 		}
-		return damagedExit(res.Lost)
+		return damagedExit(res.RepairResult.Lost)
 	})
 })
 

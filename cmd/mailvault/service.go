@@ -4,19 +4,31 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	"github.com/mailvault/mailvault/adapters/credential"
+	"github.com/mailvault/mailvault/adapters/eventlog"
 	"github.com/mailvault/mailvault/adapters/jobspec"
 	"github.com/mailvault/mailvault/adapters/vault"
 	"github.com/mailvault/mailvault/domain"
 	"github.com/mailvault/mailvault/internal/app"
+	"github.com/mailvault/mailvault/internal/connect"
 	"github.com/mailvault/mailvault/internal/daemon"
 )
 
 // withService runs fn with the application over the data directory's log:
 // inside the daemon, with the daemon's job control.
 func withService(g *globalFlags, fn func(s *app.Service) error) error {
-	lg, err := openLog(g)
+	return withServiceOn(g, openLog, fn)
+}
+
+// withServiceOn is withService over a log opened by open: read queries
+// open an existing log, read-only when its disk is full.
+func withServiceOn(g *globalFlags, open func(*globalFlags) (*eventlog.Log, error), fn func(s *app.Service) error) error {
+	if _, err := g.logger(); err != nil {
+		return err
+	}
+	lg, err := open(g)
 	if err != nil {
 		return err
 	}
@@ -24,8 +36,13 @@ func withService(g *globalFlags, fn func(s *app.Service) error) error {
 	return appExit(g, fn(newService(g, lg)))
 }
 
-func newService(g *globalFlags, lg app.Log) *app.Service {
-	s := &app.Service{Log: lg, Secrets: secretStore(g), Storages: vaultStorages{}, Actor: actor()}
+// newService is the application over the data directory's log, wired to
+// this process's adapters.
+func newService(g *globalFlags, lg *eventlog.Log) *app.Service {
+	logger, _ := g.logger()
+	s := &app.Service{Log: lg, Secrets: secretStore(g), Storages: vaultStorages{}, Actor: actor(),
+		Vaults: g.vaults, Connector: connect.Connector{Log: logger}, DefaultStorage: filepath.Join(g.data, "storage"), Logger: logger,
+		Reporter: runReporter{g: g, lg: lg, log: logger}}
 	if g.daemon != nil {
 		s.Jobs = g.daemon
 	}
@@ -60,7 +77,7 @@ func (vaultStorages) Provision(dir string, password []byte, opts app.StorageOpti
 	var err error
 	if vault.Exists(dir) {
 		if v, err = vault.Open(dir, password); err != nil {
-			return false, "", storageErrExit(err)
+			return false, "", err
 		}
 	} else if v, recovery, err = vault.Create(dir, vault.CreateOptions{Password: password, NoCompression: opts.NoCompression, Retention: opts.Retention}); err != nil {
 		return false, "", err

@@ -2,22 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/mailvault/mailvault/adapters/credential"
-	"github.com/mailvault/mailvault/adapters/eventlog"
-	"github.com/mailvault/mailvault/adapters/vault"
-	"github.com/mailvault/mailvault/domain"
 	"github.com/mailvault/mailvault/internal/app"
 	"github.com/mailvault/mailvault/projections"
 )
@@ -34,21 +28,13 @@ func (a *storageAccess) register(f *pflag.FlagSet) {
 	f.StringVar(&a.recoveryKeyFile, "recovery-key-file", "", "open the storage with its recovery key instead of its password")
 }
 
-// storageKey is what unlocks a storage given by path, read by the caller
-// (a file, or an environment variable of the caller's environment): an
-// operation the daemon runs gets the key, never a file name to read.
-type storageKey struct {
-	Password    []byte `json:"password,omitempty"`
-	RecoveryKey string `json:"recovery_key,omitempty"`
-}
-
 // key reads the password and the recovery key the flags name.
-func (a storageAccess) key() (storageKey, error) {
+func (a storageAccess) key() (app.StorageKey, error) {
 	pw, err := a.password()
 	if err != nil {
-		return storageKey{}, err
+		return app.StorageKey{}, err
 	}
-	k := storageKey{Password: pw}
+	k := app.StorageKey{Password: pw}
 	if a.recoveryKeyFile != "" {
 		b, err := os.ReadFile(a.recoveryKeyFile)
 		if err != nil {
@@ -68,191 +54,6 @@ func (a storageAccess) password() ([]byte, error) {
 		return nil, usageErr("%v", err)
 	}
 	return []byte(s.Reveal()), nil
-}
-
-// vaultPool shares open storages within the process: Badger allows one
-// opener per directory, and the daemon may run two jobs into one storage.
-var vaultPool = struct {
-	sync.Mutex
-	open map[string]*pooledVault
-}{open: map[string]*pooledVault{}}
-
-type pooledVault struct {
-	v    *vault.Vault
-	refs int
-	mode storageMode
-}
-
-// storageMode is how a command uses a storage.
-type storageMode int
-
-const (
-	// storageWrite backs up, prunes: a damaged storage is refused.
-	storageWrite storageMode = iota
-	// storageRead lists, exports, restores: nothing in the storage changes.
-	storageRead
-	// storageCheck verifies: a damaged index is reported, not refused.
-	storageCheck
-	// storageRepair repairs: alone, writing, whatever the damage.
-	storageRepair
-)
-
-// storageRef is a storage to open: a name from `storage add` or a path.
-type storageRef struct {
-	dir      string
-	password []byte
-	recovery string
-	// create makes an unencrypted storage at dir when none is there (the
-	// default DATA/storage of plain backups).
-	create bool
-	mode   storageMode
-}
-
-// resolveStorage turns a NAME or a PATH into what opens it.
-func resolveStorage(g *globalFlags, ref string, k storageKey) (storageRef, error) {
-	r := storageRef{dir: ref, password: k.Password, recovery: k.RecoveryKey}
-	if !strings.ContainsAny(ref, `/\`) && !vault.Exists(ref) {
-		err := withService(g, func(svc *app.Service) error {
-			spec, pw, err := svc.OpenStorage(ref)
-			if errors.Is(err, app.ErrNotFound) {
-				return usageErr("no storage named %q and no storage in a directory %q (see mailvault storage list)", ref, ref)
-			}
-			if err != nil && r.password == nil && r.recovery == "" {
-				return fmt.Errorf("%w; give --storage-password-file", err)
-			}
-			r.dir = spec.Path
-			if r.password == nil && r.recovery == "" {
-				r.password = pw
-			}
-			return nil
-		})
-		if err != nil {
-			return r, err
-		}
-	}
-	return r, nil
-}
-
-// openStorage opens (or shares) the storage of r. A handle open for
-// writing serves readers and checks too; one open for reading cannot be
-// shared by a writer (Badger allows one writer per directory).
-func openStorage(r storageRef) (*vault.Vault, error) {
-	abs, err := filepath.Abs(r.dir)
-	if err != nil {
-		return nil, usageErr("storage %s: %v", r.dir, err)
-	}
-	vaultPool.Lock()
-	defer vaultPool.Unlock()
-	if p, ok := vaultPool.open[abs]; ok {
-		switch {
-		case r.mode == storageRepair:
-			return nil, &exitError{code: exitErrors, err: fmt.Errorf("storage %s is in use (a job or command has it open): stop it before repairing", r.dir)}
-		case r.mode == storageWrite && p.mode != storageWrite:
-			return nil, &exitError{code: exitErrors, err: fmt.Errorf("storage %s is open for reading by another command; try again when it has finished", r.dir)}
-		}
-		if p.v.Encrypted() && r.recovery == "" {
-			// Shared handles still need the right password.
-			if err := vault.CheckPassword(abs, r.password); err != nil {
-				return nil, storageErrExit(err)
-			}
-		}
-		p.refs++
-		return p.v, nil
-	}
-	var v *vault.Vault
-	if r.create && !vault.Exists(abs) {
-		v, _, err = vault.Create(abs, vault.CreateOptions{})
-	} else {
-		v, err = vault.OpenWith(abs, vault.OpenOptions{Password: r.password, RecoveryKey: r.recovery,
-			ReadOnly: r.mode == storageRead || r.mode == storageCheck, ForCheck: r.mode == storageCheck || r.mode == storageRepair})
-	}
-	if err != nil {
-		return nil, storageErrExit(err)
-	}
-	mode := r.mode
-	if r.create {
-		mode = storageWrite
-	}
-	vaultPool.open[abs] = &pooledVault{v: v, refs: 1, mode: mode}
-	return v, nil
-}
-
-func closeStorage(v *vault.Vault) {
-	vaultPool.Lock()
-	defer vaultPool.Unlock()
-	for dir, p := range vaultPool.open {
-		if p.v == v {
-			if p.refs--; p.refs == 0 {
-				delete(vaultPool.open, dir)
-				v.Close()
-			}
-			return
-		}
-	}
-}
-
-// storageErrExit makes a storage error the command's (exit 1); a storage
-// held by another process says what to do.
-func storageErrExit(err error) error {
-	if errors.Is(err, vault.ErrLocked) {
-		err = fmt.Errorf("%w: another mailvault process is using this storage; wait for it to finish", err)
-	}
-	return &exitError{code: exitErrors, err: err}
-}
-
-// withStorage opens the storage named by ref for one command.
-func withStorage(g *globalFlags, ref string, k storageKey, mode storageMode, fn func(v *vault.Vault) error) error {
-	r, err := resolveStorage(g, ref, k)
-	if err != nil {
-		return err
-	}
-	r.mode = mode
-	return withResolved(r, fn)
-}
-
-// withStorageAndLog opens a storage for an operation that records its work
-// in the log (prune, repair): the storage is resolved first, since a name
-// is looked up in the configuration, which is in the log; then the log is
-// held while fn runs.
-func withStorageAndLog(g *globalFlags, storage string, k storageKey, mode storageMode, fn func(v *vault.Vault, lg *eventlog.Log) error) error {
-	ref, err := resolveStorage(g, storage, k)
-	if err != nil {
-		return err
-	}
-	ref.mode = mode
-	lg, err := openLog(g)
-	if err != nil {
-		return err
-	}
-	defer releaseLog(g, lg)
-	return withResolved(ref, func(v *vault.Vault) error { return fn(v, lg) })
-}
-
-// withResolved opens a resolved storage for one command. Commands that
-// also hold the event log resolve first: resolving a storage by name reads
-// the configuration, which is in the log.
-func withResolved(r storageRef, fn func(v *vault.Vault) error) error {
-	v, err := openStorage(r)
-	if err != nil {
-		return err
-	}
-	defer closeStorage(v)
-	return fn(v)
-}
-
-func parseRetention(keepVersions int, keepDeleted string) (domain.Retention, error) {
-	r := domain.Retention{KeepVersions: keepVersions}
-	if keepDeleted != "" && keepDeleted != "forever" {
-		p, err := domain.ParsePeriod(keepDeleted)
-		if err != nil {
-			return r, usageErr("--keep-deleted: %v", err)
-		}
-		r.KeepDeletedFor = &p
-	}
-	if err := r.Validate(); err != nil {
-		return r, usageErr("%v", err)
-	}
-	return r, nil
 }
 
 func newStorageCmd(g *globalFlags) *cobra.Command {
@@ -278,7 +79,7 @@ secret store, so scheduled jobs can open the storage.`,
 			if pw == nil && !unencrypted {
 				return usageErr("give the storage a password (--storage-password-file or --storage-password-env), or say --unencrypted")
 			}
-			ret, err := parseRetention(keepVersions, keepDeleted)
+			ret, err := app.ParseRetention(keepVersions, keepDeleted)
 			if err != nil {
 				return err
 			}
@@ -338,7 +139,7 @@ secret store, so scheduled jobs can open the storage.`,
 			if err != nil {
 				return err
 			}
-			return storageStatsOperation(cmd, g, storageInput{Storage: nameOrPath(args[0]), Key: key})
+			return storageStatsOperation(cmd, g, app.StorageRef{Storage: nameOrPath(args[0]), Key: key})
 		}}
 	statsAccess.register(stats.Flags())
 
@@ -354,7 +155,7 @@ secret store, so scheduled jobs can open the storage.`,
 			if err != nil {
 				return err
 			}
-			return storagePasswdOperation(cmd, g, passwdInput{storageInput: storageInput{Storage: nameOrPath(args[0]), Key: key}, NewPassword: next.Reveal()})
+			return storagePasswdOperation(cmd, g, passwdInput{StorageRef: app.StorageRef{Storage: nameOrPath(args[0]), Key: key}, NewPassword: next.Reveal()})
 		}}
 	pwAccess.register(passwd.Flags())
 	passwd.Flags().StringVar(&newFile, "new-password-file", "", "file holding the new password")
@@ -369,7 +170,7 @@ secret store, so scheduled jobs can open the storage.`,
 			if err != nil {
 				return err
 			}
-			in := retentionInput{storageInput: storageInput{Storage: nameOrPath(args[0]), Key: key}}
+			in := retentionInput{StorageRef: app.StorageRef{Storage: nameOrPath(args[0]), Key: key}}
 			if cmd.Flags().Changed("keep-versions") {
 				in.KeepVersions = &retVersions
 			}
@@ -386,89 +187,53 @@ secret store, so scheduled jobs can open the storage.`,
 	return cmd
 }
 
-// storageInput names a storage and holds its key.
-type storageInput struct {
-	Storage string     `json:"storage"`
-	Key     storageKey `json:"key"`
-}
-
 type passwdInput struct {
-	storageInput
+	app.StorageRef
 	NewPassword string `json:"new_password"`
 }
 
 // retentionInput sets what it holds (nil: keep the current setting) and
 // shows the policy.
 type retentionInput struct {
-	storageInput
-	KeepVersions *int    `json:"keep_versions,omitempty"`
-	KeepDeleted  *string `json:"keep_deleted,omitempty"`
+	app.StorageRef
+	app.RetentionChange
 }
 
-var storageStatsOperation = operation("storage-stats", func(_ context.Context, g *globalFlags, in storageInput, out, _ io.Writer) error {
-	return withStorage(g, in.Storage, in.Key, storageRead, func(v *vault.Vault) error {
-		st, err := v.Stats()
+var storageStatsOperation = operation("storage-stats", func(ctx context.Context, g *globalFlags, in app.StorageRef, out, _ io.Writer) error {
+	return withService(g, func(s *app.Service) error {
+		st, err := s.StorageStats(ctx, in)
 		if err != nil {
-			return &exitError{code: exitErrors, err: err}
+			return err
 		}
-		writeStats(out, v, st)
+		writeStats(out, st)
 		return nil
 	})
 })
 
-var storagePasswdOperation = operation("storage-passwd", func(_ context.Context, g *globalFlags, in passwdInput, out, _ io.Writer) error {
-	r, err := resolveStorage(g, in.Storage, in.Key)
-	if err != nil {
-		return err
-	}
-	r.mode = storageRead // the key record changes, not the index
-	v, err := openStorage(r)
-	if err != nil {
-		return err
-	}
-	defer closeStorage(v)
-	if err := v.ChangePassword(r.password, []byte(in.NewPassword)); err != nil {
-		return storageErrExit(err)
-	}
-	if !strings.ContainsAny(in.Storage, `/\`) && !vault.Exists(in.Storage) {
-		if err := secretStore(g).Put(app.StorageSecretName(in.Storage), credential.New(in.NewPassword)); err != nil {
-			return &exitError{code: exitErrors, err: fmt.Errorf("the password changed, but keeping it in the secret store failed: %w", err)}
+var storagePasswdOperation = operation("storage-passwd", func(ctx context.Context, g *globalFlags, in passwdInput, out, _ io.Writer) error {
+	return withService(g, func(s *app.Service) error {
+		if err := s.ChangeStoragePassword(ctx, in.StorageRef, credential.New(in.NewPassword)); err != nil {
+			return err
 		}
-	}
-	fmt.Fprintln(out, "password changed")
-	return nil
-})
-
-var storageRetentionOperation = operation("storage-retention", func(_ context.Context, g *globalFlags, in retentionInput, out, _ io.Writer) error {
-	return withStorage(g, in.Storage, in.Key, storageWrite, func(v *vault.Vault) error {
-		if in.KeepVersions != nil || in.KeepDeleted != nil {
-			cur := v.Retention()
-			versions, deleted := cur.KeepVersions, ""
-			if cur.KeepDeletedFor != nil {
-				deleted = cur.KeepDeletedFor.String()
-			}
-			if in.KeepVersions != nil {
-				versions = *in.KeepVersions
-			}
-			if in.KeepDeleted != nil {
-				deleted = *in.KeepDeleted
-			}
-			r, err := parseRetention(versions, deleted)
-			if err != nil {
-				return err
-			}
-			if err := v.SetRetention(r); err != nil {
-				return &exitError{code: exitErrors, err: err}
-			}
-		}
-		fmt.Fprintln(out, v.Retention().String())
+		fmt.Fprintln(out, "password changed")
 		return nil
 	})
 })
 
-func writeStats(w io.Writer, v *vault.Vault, st vault.Stats) {
+var storageRetentionOperation = operation("storage-retention", func(ctx context.Context, g *globalFlags, in retentionInput, out, _ io.Writer) error {
+	return withService(g, func(s *app.Service) error {
+		r, err := s.StorageRetention(ctx, in.StorageRef, in.RetentionChange)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(out, r.String())
+		return nil
+	})
+})
+
+func writeStats(w io.Writer, st app.StorageStats) {
 	enc := "unencrypted"
-	if v.Encrypted() {
+	if st.Encrypted {
 		enc = "encrypted (AES-256-GCM)"
 	}
 	saved := 0.0
@@ -476,6 +241,6 @@ func writeStats(w io.Writer, v *vault.Vault, st vault.Stats) {
 		saved = 100 * (1 - float64(st.Stored)/float64(st.Logical))
 	}
 	fmt.Fprintf(w, "storage:       %s, %s\nitems:         %d (%d versions)\nitem bytes:    %s\nunique chunks: %d (%s)\non disk:       %s\ndedup ratio:   %s\nsaved:         %.1f%% (dedup and compression)\nretention:     %s\n",
-		v.Dir(), enc, st.Items, st.Versions, projections.HumanBytes(st.Logical), st.Chunks, projections.HumanBytes(st.Unique), projections.HumanBytes(st.Stored),
-		strconv.FormatFloat(st.DedupRatio(), 'f', 2, 64), saved, v.Retention())
+		st.Dir, enc, st.Items, st.Versions, projections.HumanBytes(st.Logical), st.Chunks, projections.HumanBytes(st.Unique), projections.HumanBytes(st.Stored),
+		strconv.FormatFloat(st.DedupRatio(), 'f', 2, 64), saved, st.Retention)
 }

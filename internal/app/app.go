@@ -17,9 +17,15 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/rs/zerolog"
+
 	"github.com/mailvault/mailvault/adapters/credential"
+	"github.com/mailvault/mailvault/adapters/eventlog"
 	"github.com/mailvault/mailvault/adapters/jobspec"
+	"github.com/mailvault/mailvault/adapters/vault"
 	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/pipeline"
 	"github.com/mailvault/mailvault/projections"
 )
 
@@ -36,11 +42,19 @@ var (
 	ErrNoDaemon = errors.New("no mailvault daemon runs on this data directory")
 )
 
-// Log is the data directory's event log, where the configuration lives as
-// a history of changes.
+// Log is the data directory's event log: the configuration lives in it as
+// a history of changes, backups and restores run on it as the pipeline's
+// transport, and the read side (runs, reports, quarantine) is projected
+// from it.
 type Log interface {
 	projections.Scanner
 	projections.Appender
+	projections.ProjectionStore
+	pipeline.Dedup
+	// Observe calls fn with every batch of records as it is committed.
+	Observe(fn func([]eventlog.Record)) (stop func())
+	// Transport is the log as the pipeline's publisher and subscribers.
+	Transport() (message.Publisher, func(group string, maxInFlight int) message.Subscriber)
 }
 
 // Secrets keeps connection and storage secrets encrypted beside the log;
@@ -75,7 +89,19 @@ type Service struct {
 	Secrets  Secrets
 	Storages Storages
 	Jobs     JobControl
-	Now      func() time.Time
+	// Vaults are the storages open in this process (Badger allows one
+	// opener per directory, so a process has one pool).
+	Vaults *vault.Pool
+	// Connector opens servers from connections.
+	Connector Connector
+	// DefaultStorage is the storage of a backup that names none: created
+	// unencrypted when absent.
+	DefaultStorage string
+	// Reporter hears of every backup run that ended (nil: nobody).
+	Reporter RunEnded
+	// Logger is the operations' diagnostic log (never secrets or content).
+	Logger zerolog.Logger
+	Now    func() time.Time
 	// Actor is recorded with every change (who made it).
 	Actor string
 }

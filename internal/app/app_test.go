@@ -54,7 +54,7 @@ func (j *jobs) Status(name string) app.JobStatus {
 
 func newService(t *testing.T) (*app.Service, *eventlog.Log, secrets) {
 	t.Helper()
-	lg, err := eventlog.Open(eventlog.Options{InMemory: true})
+	lg, err := eventlog.Open(eventlog.Options{InMemory: true, Hooks: []eventlog.Hook{projections.ResumeHook}})
 	if err != nil {
 		t.Fatal(err)
 	}
