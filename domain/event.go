@@ -14,7 +14,7 @@ import (
 
 // SchemaVersion is written into every event so that later readers can upgrade
 // old histories instead of guessing their shape.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // ErrFutureSchema marks an event written by a newer mailvault: this one
 // cannot know what it means, so it reads nothing rather than guess.
@@ -22,7 +22,10 @@ var ErrFutureSchema = errors.New("written by a newer mailvault")
 
 // Upgrade brings an event read from the log to the current schema. Events
 // of schema 0 (written before the field existed) mean what schema 1 means;
-// an event of a later schema is ErrFutureSchema. Event types this version
+// schema 2 added items_stored (a fetched batch's stored items in one
+// compact event; schema 1 has one item_stored per item, still read as it
+// was), so a mailvault that reads up to schema 1 refuses a log it would
+// undercount. An event of a later schema is ErrFutureSchema. Event types this version
 // does not know are kept as they are: projections ignore them.
 func Upgrade(ev *Event) error {
 	switch {
@@ -54,11 +57,14 @@ const (
 	ItemQuarantined    EventType = "item_quarantined"
 	ItemReleased       EventType = "item_released"
 	ItemStored         EventType = "item_stored"
-	Throttled          EventType = "throttled"
-	FolderParked       EventType = "folder_parked"
-	FolderResumed      EventType = "folder_resumed"
-	FolderSkipped      EventType = "folder_skipped"
-	FolderCompleted    EventType = "folder_completed"
+	// ItemsStored is what one fetched batch stored: the items in Stored.
+	// Readers see it as the item_stored events it stands for (Expand).
+	ItemsStored     EventType = "items_stored"
+	Throttled       EventType = "throttled"
+	FolderParked    EventType = "folder_parked"
+	FolderResumed   EventType = "folder_resumed"
+	FolderSkipped   EventType = "folder_skipped"
+	FolderCompleted EventType = "folder_completed"
 	// ParkExpired is the planner's own wake-up call, written to the log so that a
 	// replay shows when a parked folder became eligible again.
 	ParkExpired EventType = "park_expired"
@@ -192,6 +198,8 @@ type Event struct {
 	// ItemFailures are the items of a fetched batch that failed on their own
 	// (one status per item, as in Graph's $batch or EWS's ResponseMessages).
 	ItemFailures []ItemFailure `json:"item_failures,omitempty"`
+	// Stored are the items of an items_stored event.
+	Stored []StoredItem `json:"stored,omitempty"`
 	// Removed are item ids a change listing reported deleted.
 	Removed []string `json:"removed,omitempty"`
 	// SyncToken is where the next pass over a folder lists changes from
@@ -250,6 +258,41 @@ func DeriveID(parts ...string) string {
 // once.
 func StoredItemID(pass, mailbox, folderID, itemID, changeKey string) string {
 	return DeriveID("stored", pass, mailbox, folderID, itemID, changeKey)
+}
+
+// StoredItem is one item of an items_stored event: its position, ids,
+// size, hash and what the storage wrote for it. Names are short: a backup
+// writes one per item, and the log keeps them.
+type StoredItem struct {
+	Position  int    `json:"p,omitempty"`
+	ItemID    string `json:"i"`
+	ChangeKey string `json:"k,omitempty"`
+	Size      int64  `json:"s,omitempty"`
+	SHA256    string `json:"h,omitempty"`
+	NewBytes  int64  `json:"n,omitempty"`
+	// Unchanged: the storage and the log had this version already.
+	Unchanged bool `json:"u,omitempty"`
+}
+
+// Expand is the event as one event per item: an items_stored event
+// stands for one item_stored per item it holds (each with the id it has
+// had since schema 1); any other event stands for itself.
+func (e *Event) Expand() []Event {
+	if e.Type != ItemsStored {
+		return []Event{*e}
+	}
+	out := make([]Event, len(e.Stored))
+	for i, it := range e.Stored {
+		outcome := OutcomeStored
+		if it.Unchanged {
+			outcome = OutcomeUnchanged
+		}
+		out[i] = Event{Type: ItemStored, Schema: e.Schema, ID: StoredItemID(e.Pass, e.Mailbox, e.FolderID, it.ItemID, it.ChangeKey),
+			Cause: e.Cause, Run: e.Run, Time: e.Time, Mailbox: e.Mailbox, Folder: e.Folder, FolderID: e.FolderID, Kind: e.Kind,
+			Pass: e.Pass, Position: it.Position, ItemID: it.ItemID, ChangeKey: it.ChangeKey, Size: it.Size, SHA256: it.SHA256,
+			NewBytes: it.NewBytes, Outcome: outcome}
+	}
+	return out
 }
 
 // Folder is a folder as a source reports it.

@@ -66,6 +66,17 @@ func DefaultConfig() Config {
 		Limits: domain.DefaultLimits, Workers: 16, StopGrace: 30 * time.Second}
 }
 
+// discoveryParallelism is how many mailboxes discovery reads at once: as
+// many as requests may be in flight, and never more than the app may have
+// in flight (EWS counts an account's requests across its mailboxes).
+func discoveryParallelism(cfg Config) int {
+	n := max(1, cfg.Workers)
+	if cfg.Limits.AppMaxInFlight > 0 {
+		n = min(n, cfg.Limits.AppMaxInFlight)
+	}
+	return n
+}
+
 // ErrInterrupted is returned when a run was stopped before it finished.
 var ErrInterrupted = errors.New("run interrupted")
 
@@ -131,7 +142,8 @@ func Run(ctx context.Context, d Deps, cfg Config) (domain.RunState, error) {
 		d.Resume = storageConfirmed{ResumeIndex: d.Resume, storage: vc, source: cfg.SourceName}
 	}
 	reqT, outT := domain.RunRequestsTopic(cfg.Run), domain.RunOutcomesTopic(cfg.Run)
-	fetcher := &Fetcher{Run: cfg.Run, SourceName: cfg.SourceName, FolderFilter: cfg.FolderFilter, ExcludeMailboxes: cfg.ExcludeMailboxes, Source: d.Source, Storage: d.Storage, Resume: d.Resume, Dedup: d.Dedup,
+	fetcher := &Fetcher{Run: cfg.Run, SourceName: cfg.SourceName, FolderFilter: cfg.FolderFilter, ExcludeMailboxes: cfg.ExcludeMailboxes,
+		DiscoveryParallelism: discoveryParallelism(cfg), Source: d.Source, Storage: d.Storage, Resume: d.Resume, Dedup: d.Dedup,
 		Items: d.Publisher, Clock: d.Clock, Log: d.Log}
 	wake := func(ev domain.Event) {
 		m, err := encode(ev)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/rs/zerolog"
+	"github.com/sourcegraph/conc/iter"
 
 	"github.com/mailvault/mailvault/domain"
 )
@@ -24,13 +26,16 @@ type Fetcher struct {
 	// FolderFilter and ExcludeMailboxes narrow discovery.
 	FolderFilter     domain.FolderFilter
 	ExcludeMailboxes []string
-	Source           Source
-	Storage          Storage
-	Resume           ResumeIndex
-	Dedup            Dedup
-	Items            message.Publisher
-	Clock            Clock
-	Log              zerolog.Logger
+	// DiscoveryParallelism is how many mailboxes' folder trees are read at
+	// once (one request at a time per mailbox, as its budget allows).
+	DiscoveryParallelism int
+	Source               Source
+	Storage              Storage
+	Resume               ResumeIndex
+	Dedup                Dedup
+	Items                message.Publisher
+	Clock                Clock
+	Log                  zerolog.Logger
 }
 
 // storageError marks a failure of the target, not the source.
@@ -113,25 +118,71 @@ func (f *Fetcher) discover(ctx context.Context, start *domain.Event) []domain.Ev
 			Time: f.Clock.Now(), Outcome: domain.OutcomeFailed, Class: fl.Class, Code: fl.Code, Message: domain.ShortMessage(fl.Message)}}
 	}
 	mbxs = excluding(mbxs, f.ExcludeMailboxes)
-	for _, m := range mbxs {
-		folders, err := withRetries(ctx, func() ([]domain.Folder, error) { return f.Source.Folders(ctx, m) })
-		folders = f.FolderFilter.Apply(folders)
-		me := domain.Event{Type: domain.MailboxDiscovered, ID: domain.DeriveID(f.Run, "mailbox", m), Cause: start.ID, Run: f.Run,
-			Time: f.Clock.Now(), Mailbox: m, Count: len(folders), Outcome: domain.OutcomeSuccess}
-		if err != nil {
-			fl := domain.AsFailure(err)
-			me.Outcome, me.Class, me.Code, me.Message = domain.OutcomeFailed, fl.Class, fl.Code, domain.ShortMessage(fl.Message)
-			out = append(out, me)
-			continue
-		}
-		out = append(out, me)
-		for _, fd := range folders {
-			out = append(out, domain.Event{Type: domain.FolderDiscovered, ID: domain.DeriveID(f.Run, "folder", m, fd.ID), Cause: me.ID,
-				Run: f.Run, Time: f.Clock.Now(), Mailbox: m, Folder: fd.Path, FolderID: fd.ID, Kind: fd.Kind, WellKnown: fd.WellKnown})
-		}
+	// Mailboxes are read in parallel, each one request at a time: the
+	// server's limits are per mailbox, so a tenant's discovery takes the
+	// time of its slowest mailboxes, not the sum of all. The events keep
+	// the mailboxes' order, so a replay sees the same discovery.
+	perMailbox := iter.Mapper[string, []domain.Event]{MaxGoroutines: max(1, f.DiscoveryParallelism)}.Map(mbxs, func(m *string) []domain.Event {
+		return f.discoverMailbox(ctx, start, *m)
+	})
+	for _, evs := range perMailbox {
+		out = append(out, evs...)
 	}
 	out = append(out, domain.Event{Type: domain.DiscoveryCompleted, ID: domain.DeriveID(start.ID, "discovered"), Cause: start.ID,
 		Run: f.Run, Time: f.Clock.Now(), Count: len(mbxs), Outcome: domain.OutcomeSuccess})
+	return out
+}
+
+// storedPerEvent bounds an items_stored event, so that a batch of
+// thousands of items is not one huge record.
+const storedPerEvent = 1000
+
+// storedEvents records what a batch stored: one compact event per
+// storedPerEvent items, ids derived from the request, so a request
+// answered again after a crash records nothing twice.
+func (f *Fetcher) storedEvents(req *domain.Event, stored []domain.StoredItem) []domain.Event {
+	var out []domain.Event
+	for i := 0; i < len(stored); i += storedPerEvent {
+		out = append(out, domain.Event{Type: domain.ItemsStored, ID: domain.DeriveID(req.ID, "stored", strconv.Itoa(i)), Cause: req.ID,
+			Run: f.Run, Time: f.Clock.Now(), Mailbox: req.Mailbox, Folder: req.Folder, FolderID: req.FolderID, Kind: req.Kind, Pass: req.Pass,
+			Stored: stored[i:min(i+storedPerEvent, len(stored))]})
+	}
+	return out
+}
+
+// putAll stores items in one commit where the storage can, else one by one.
+func putAll(st Storage, keys []domain.ItemKey, contents [][]byte) ([]domain.PutResult, error) {
+	if bs, ok := st.(BatchStorage); ok {
+		return bs.PutBatch(keys, contents)
+	}
+	out := make([]domain.PutResult, 0, len(keys))
+	for i, k := range keys {
+		r, err := st.Put(k, contents[i])
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// discoverMailbox reads one mailbox's folder tree: the mailbox's event,
+// then one per folder the filter keeps.
+func (f *Fetcher) discoverMailbox(ctx context.Context, start *domain.Event, m string) []domain.Event {
+	folders, err := withRetries(ctx, func() ([]domain.Folder, error) { return f.Source.Folders(ctx, m) })
+	folders = f.FolderFilter.Apply(folders)
+	me := domain.Event{Type: domain.MailboxDiscovered, ID: domain.DeriveID(f.Run, "mailbox", m), Cause: start.ID, Run: f.Run,
+		Time: f.Clock.Now(), Mailbox: m, Count: len(folders), Outcome: domain.OutcomeSuccess}
+	if err != nil {
+		fl := domain.AsFailure(err)
+		me.Outcome, me.Class, me.Code, me.Message = domain.OutcomeFailed, fl.Class, fl.Code, domain.ShortMessage(fl.Message)
+		return []domain.Event{me}
+	}
+	out := []domain.Event{me}
+	for _, fd := range folders {
+		out = append(out, domain.Event{Type: domain.FolderDiscovered, ID: domain.DeriveID(f.Run, "folder", m, fd.ID), Cause: me.ID,
+			Run: f.Run, Time: f.Clock.Now(), Mailbox: m, Folder: fd.Path, FolderID: fd.ID, Kind: fd.Kind, WellKnown: fd.WellKnown})
+	}
 	return out
 }
 
@@ -210,11 +261,51 @@ func (f *Fetcher) list(ctx context.Context, req *domain.Event, outID string) dom
 	return res
 }
 
+// flushBytes is how much fetched content waits for one storage commit;
+// a batch of large items commits in several.
+const flushBytes = 16 << 20
+
 func (f *Fetcher) fetch(ctx context.Context, req *domain.Event, outID string) (domain.Event, error) {
-	var stored []domain.Event
+	var stored []domain.StoredItem
 	var itemFailures []domain.ItemFailure
 	var target time.Duration
 	var bytes int64
+	var keys []domain.ItemKey
+	var refs []domain.ItemRef
+	var contents [][]byte
+	var waiting int
+	// flush stores the items fetched so far in one commit and records the
+	// outcome of each.
+	flush := func() error {
+		if len(keys) == 0 {
+			return nil
+		}
+		ts := time.Now()
+		puts, err := putAll(f.Storage, keys, contents)
+		if err != nil {
+			return &storageError{err}
+		}
+		_, tracks := f.Storage.(VersionChecker)
+		for i, put := range puts {
+			ref := refs[i]
+			// Unchanged only when the storage held this version already and
+			// the log knew it: an item written just before a crash, whose
+			// event never made it, is counted once, as new, by the run that
+			// records it; and whatever a new or repaired storage lacked is
+			// new to it.
+			prev, known, err := f.Resume.Stored(req.Mailbox, req.FolderID, ref.ID)
+			if err != nil {
+				return &internalError{fmt.Errorf("read the resume index: %w", err)}
+			}
+			bytes += put.Size
+			stored = append(stored, domain.StoredItem{Position: ref.Position, ItemID: ref.ID, ChangeKey: ref.ChangeKey,
+				Size: put.Size, SHA256: put.SHA256, NewBytes: put.NewBytes,
+				Unchanged: (put.Existed || !tracks) && known && prev.ChangeKey == ref.ChangeKey})
+		}
+		target += time.Since(ts)
+		keys, refs, contents, waiting = keys[:0], refs[:0], contents[:0], 0
+		return nil
+	}
 	t0 := time.Now()
 	err := f.Source.Fetch(ctx, req.Mailbox, req.FolderID, req.Items, func(it domain.Item) error {
 		if fl := it.Failure; fl != nil {
@@ -222,41 +313,25 @@ func (f *Fetcher) fetch(ctx context.Context, req *domain.Event, outID string) (d
 				Message: domain.ShortMessage(fl.Message), RetryAfterMS: fl.RetryAfter.Milliseconds()})
 			return nil
 		}
-		ts := time.Now()
 		format := it.Format
 		if format == "" {
 			format = domain.FormatMIME
 		}
-		key := domain.ItemKey{Source: f.SourceName, Mailbox: req.Mailbox, FolderPath: req.Folder, FolderID: req.FolderID, ItemID: it.Ref.ID, ChangeKey: it.Ref.ChangeKey,
-			Kind: req.Kind, Format: format, Time: it.Ref.Time}
-		put, err := f.Storage.Put(key, it.Content)
-		if err != nil {
-			return &storageError{err}
+		keys = append(keys, domain.ItemKey{Source: f.SourceName, Mailbox: req.Mailbox, FolderPath: req.Folder, FolderID: req.FolderID, ItemID: it.Ref.ID, ChangeKey: it.Ref.ChangeKey,
+			Kind: req.Kind, Format: format, Time: it.Ref.Time})
+		refs, contents = append(refs, it.Ref), append(contents, it.Content)
+		if waiting += len(it.Content); waiting >= flushBytes {
+			return flush()
 		}
-		// Unchanged only when the storage held this version already and the
-		// log knew it: an item written just before a crash, whose event never
-		// made it, is counted once, as new, by the run that records it; and
-		// whatever a new or repaired storage lacked is new to it.
-		prev, known, err := f.Resume.Stored(req.Mailbox, req.FolderID, it.Ref.ID)
-		if err != nil {
-			return &internalError{fmt.Errorf("read the resume index: %w", err)}
-		}
-		outcome := domain.OutcomeStored
-		_, tracks := f.Storage.(VersionChecker)
-		if (put.Existed || !tracks) && known && prev.ChangeKey == it.Ref.ChangeKey {
-			outcome = domain.OutcomeUnchanged
-		}
-		target += time.Since(ts)
-		bytes += put.Size
-		stored = append(stored, domain.Event{Type: domain.ItemStored,
-			ID:    domain.StoredItemID(req.Pass, req.Mailbox, req.FolderID, it.Ref.ID, it.Ref.ChangeKey),
-			Cause: req.ID, Run: f.Run, Time: f.Clock.Now(), Mailbox: req.Mailbox, Folder: req.Folder, FolderID: req.FolderID,
-			Pass: req.Pass, Position: it.Ref.Position, ItemID: it.Ref.ID, ChangeKey: it.Ref.ChangeKey,
-			Size: put.Size, SHA256: put.SHA256, NewBytes: put.NewBytes, Outcome: outcome})
 		return nil
 	})
+	// What was fetched before a failure is stored too: the isolation that
+	// follows asks only for what is missing.
+	if ferr := flush(); ferr != nil && (err == nil || errors.As(ferr, new(*internalError))) {
+		err = ferr
+	}
 	if len(stored) > 0 {
-		msgs, encErr := encodeAll(stored)
+		msgs, encErr := encodeAll(f.storedEvents(req, stored))
 		if encErr != nil {
 			return domain.Event{}, encErr
 		}

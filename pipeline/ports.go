@@ -29,6 +29,13 @@ type Storage interface {
 	Put(key domain.ItemKey, content []byte) (domain.PutResult, error)
 }
 
+// BatchStorage stores the items of one fetched batch in one commit. A
+// Storage that has it is given whole batches; results are in the order of
+// keys, and an error means none of the batch may be counted as stored.
+type BatchStorage interface {
+	PutBatch(keys []domain.ItemKey, contents [][]byte) ([]domain.PutResult, error)
+}
+
 // DeletionRecorder is implemented by storages that keep items after the
 // source deletes them and count their retention from the deletion.
 type DeletionRecorder interface {

@@ -20,6 +20,7 @@ import (
 
 type contractStorage interface {
 	pipeline.Storage
+	pipeline.BatchStorage
 	pipeline.VersionChecker
 	pipeline.DeletionRecorder
 }
@@ -130,6 +131,31 @@ func TestStorageContract(t *testing.T) {
 				t.Fatalf("8 concurrent puts of one version stored it %d times, want once", stored)
 			}
 
+			// A fetched batch in one commit: results in the order given;
+			// what is stored already, and a version given twice, are
+			// stored once; shared content costs its bytes once.
+			shared := contractContent(40)
+			batch := []domain.ItemKey{contractKey("b1", "ck1"), contractKey("i1", "ck1"), contractKey("b2", "ck1"), contractKey("b1", "ck1"), contractKey("b3", "ck1")}
+			contents := [][]byte{contractContent(41), content, shared, contractContent(41), shared}
+			puts, err := s.PutBatch(batch, contents)
+			if err != nil || len(puts) != len(batch) {
+				t.Fatalf("batch: %d results, %v", len(puts), err)
+			}
+			for i, want := range []bool{false, true, false, true, false} {
+				sum := sha256.Sum256(contents[i])
+				if puts[i].Existed != want || puts[i].SHA256 != hex.EncodeToString(sum[:]) || puts[i].Size != int64(len(contents[i])) {
+					t.Fatalf("batch item %d: %+v, want existed %v", i, puts[i], want)
+				}
+			}
+			if puts[0].NewBytes <= 0 || puts[2].NewBytes <= 0 || puts[4].NewBytes != 0 || puts[1].NewBytes != 0 {
+				t.Fatalf("batch new bytes: %+v", puts)
+			}
+			for _, key := range batch {
+				if has, err := s.Has(key); err != nil || !has {
+					t.Fatalf("after the batch, Has(%s) = %v, %v", key.ItemID, has, err)
+				}
+			}
+
 			if err := s.MarkDeleted(contractKey("i9", "ck1"), time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)); err != nil {
 				t.Fatalf("mark deleted: %v", err)
 			}
@@ -137,7 +163,7 @@ func TestStorageContract(t *testing.T) {
 			// What was stored is there after the storage is closed and
 			// opened again, and stays out of reach of a second put.
 			s = reopen()
-			for _, key := range []domain.ItemKey{contractKey("i1", "ck1"), contractKey("i3", "ck1"), contractKey("i9", "ck1")} {
+			for _, key := range []domain.ItemKey{contractKey("i1", "ck1"), contractKey("i3", "ck1"), contractKey("i9", "ck1"), contractKey("b3", "ck1")} {
 				if has, err := s.Has(key); err != nil || !has {
 					t.Fatalf("after reopening, Has(%s) = %v, %v", key.ItemID, has, err)
 				}

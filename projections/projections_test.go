@@ -23,6 +23,8 @@ func TestReportAndReplayFold(t *testing.T) {
 		f(domain.Event{Type: domain.BatchFetched, Request: domain.RequestFetch, Batch: b(1, 5, 5), SourceMS: 1500, TargetMS: 500, Time: at(2)}),
 		f(domain.Event{Type: domain.ItemStored, Outcome: domain.OutcomeStored, Size: 2_000_000, Time: at(2)}),
 		f(domain.Event{Type: domain.ItemStored, Outcome: domain.OutcomeUnchanged, Time: at(2)}),
+		// schema 2: a batch's items in one event
+		f(domain.Event{Type: domain.ItemsStored, Time: at(2), Stored: []domain.StoredItem{{ItemID: "i3", Size: 1_000_000, NewBytes: 10}, {ItemID: "i4", Unchanged: true}, {ItemID: "i5", Unchanged: true}}}),
 		f(domain.Event{Type: domain.BatchFailed, Request: domain.RequestFetch, Class: domain.ClassDirty, Code: "ErrorCorruptData", Batch: b(6, 6, 1), Time: at(3)}),
 		f(domain.Event{Type: domain.ItemQuarantined, ItemID: "i6", Position: 6, Code: "ErrorCorruptData", Outcome: domain.OutcomeFailed, Time: at(3)}),
 		f(domain.Event{Type: domain.Throttled, Request: domain.RequestFetch, Code: "TooManyRequests", RetryAfterMS: 2500, Batch: b(7, 9, 3), Time: at(4)}),
@@ -43,8 +45,8 @@ func TestReportAndReplayFold(t *testing.T) {
 	}{
 		{"state", r.State, domain.StateWarnings},
 		{"scanned", r.ItemsScanned, 5},
-		{"stored", r.ItemsStored, 1},
-		{"unchanged", r.ItemsUnchanged, 1},
+		{"stored", r.ItemsStored, 2},
+		{"unchanged", r.ItemsUnchanged, 3},
 		{"quarantined", r.ItemsQuarantined, 1},
 		{"requests", r.Requests, 4},
 		{"listing", r.ListRequests, 1},
@@ -52,7 +54,7 @@ func TestReportAndReplayFold(t *testing.T) {
 		{"throttled", r.ThrottledRequests, 1},
 		{"skipped", r.FoldersSkipped, 1},
 		{"duration", r.DurationS, 10.0},
-		{"MB/s", r.MBPerS, 0.2},
+		{"MB/s", r.MBPerS, 0.3},
 		{"stall source", r.StallSourceS, 1.5},
 		{"stall target", r.StallTargetS, 0.5},
 	}

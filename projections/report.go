@@ -107,6 +107,12 @@ func (r *Report) Apply(ev *domain.Event) {
 	if ev.Run != r.RunID {
 		return
 	}
+	if ev.Type == domain.ItemsStored {
+		for _, it := range ev.Expand() {
+			r.Apply(&it)
+		}
+		return
+	}
 	if ev.Time.After(r.last) {
 		r.last = ev.Time
 	}

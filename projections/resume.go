@@ -98,7 +98,7 @@ func rememberScope(run, scope string) {
 // relevant lists the event types the resume index reads; other records are
 // not even decoded.
 var relevant = map[string]bool{
-	string(domain.ItemStored): true, string(domain.ItemQuarantined): true, string(domain.ItemReleased): true,
+	string(domain.ItemStored): true, string(domain.ItemsStored): true, string(domain.ItemQuarantined): true, string(domain.ItemReleased): true,
 	string(domain.BatchRequested): true, string(domain.ListRequested): true, string(domain.FolderSkipped): true,
 	string(domain.FolderCompleted): true, string(domain.RunStarted): true,
 	string(domain.ItemRemoved): true, string(domain.ListingRestarted): true,
@@ -130,9 +130,14 @@ func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
 		return err
 	}
 	switch ev.Type {
-	case domain.ItemStored:
-		v, _ := json.Marshal(domain.StoredVersion{ChangeKey: ev.ChangeKey, Pass: ev.Pass})
-		return tx.Set(itemKey(storedPrefix, itemScope(scope), ev.Mailbox, ev.FolderID, ev.ItemID), v)
+	case domain.ItemStored, domain.ItemsStored:
+		for _, it := range ev.Expand() {
+			v, _ := json.Marshal(domain.StoredVersion{ChangeKey: it.ChangeKey, Pass: it.Pass})
+			if err := tx.Set(itemKey(storedPrefix, itemScope(scope), it.Mailbox, it.FolderID, it.ItemID), v); err != nil {
+				return err
+			}
+		}
+		return nil
 	case domain.ItemQuarantined:
 		k := itemKey(quarPrefix, itemScope(scope), ev.Mailbox, ev.FolderID, ev.ItemID)
 		var q domain.QuarantineRecord

@@ -13,7 +13,9 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mailvault/mailvault/adapters/vault"
 )
@@ -52,6 +54,10 @@ func TestMain(m *testing.M) {
 type result struct {
 	stdout, stderr string
 	code           int
+	// cpu is the process's user and system time; maxRSS its peak resident
+	// memory in bytes (for benchmarks).
+	cpu    time.Duration
+	maxRSS int64
 }
 
 func mailvault(t testing.TB, args ...string) result {
@@ -104,7 +110,14 @@ func runBinary(t testing.TB, bin string, args ...string) result {
 	} else if err != nil {
 		t.Fatalf("run mailvault %v: %v", args, err)
 	}
-	return result{stdout: out.String(), stderr: errb.String(), code: code}
+	res := result{stdout: out.String(), stderr: errb.String(), code: code}
+	if ps := cmd.ProcessState; ps != nil {
+		res.cpu = ps.UserTime() + ps.SystemTime()
+		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+			res.maxRSS = ru.Maxrss * 1024
+		}
+	}
+	return res
 }
 
 func writeTenant(t testing.TB, dir, yaml string) string {

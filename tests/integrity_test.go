@@ -596,7 +596,9 @@ func TestEventLogDiskFull(t *testing.T) {
 		t.Skipf("cannot mount tmpfs here: %v %s", err, out)
 	}
 	defer exec.Command("umount", data).Run()
-	const items = 6000
+	// Enough items that their compact records (about 150 bytes each, batches
+	// compressed) outgrow the room left.
+	const items = 20000
 	tenant := writeTenant(t, dir, fmt.Sprintf("mailboxes:\n  - address: a@contoso.test\n    folders:\n      - path: Inbox\n        items: %d\n        size: {min: 1KB, max: 1KB}\n", items))
 	store := filepath.Join(dir, "store")
 	// Leave the log a few MiB above the free space it keeps.
@@ -604,7 +606,7 @@ func TestEventLogDiskFull(t *testing.T) {
 	syscall.Statfs(data, &st)
 	free := int64(st.Bavail) * int64(st.Bsize)
 	filler := filepath.Join(data, "filler")
-	mustf(t, exec.Command("fallocate", "-l", fmt.Sprint(free-(208<<20)-(3<<20)), filler).Run() == nil, "fallocate")
+	mustf(t, exec.Command("fallocate", "-l", fmt.Sprint(free-(208<<20)-(1<<20)), filler).Run() == nil, "fallocate")
 	r, res := backup(t, data, tenant, "--storage", store, "--batch-size", "50")
 	mustf(t, res.code == 1, "exit %d, want 1 (not finished): %s", res.code, res.stderr)
 	mustf(t, strings.Contains(res.stderr, "disk holding the event log is full") && strings.Contains(res.stderr, "free space"), "stderr: %s", res.stderr)

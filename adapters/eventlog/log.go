@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,6 +31,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -653,7 +656,25 @@ func (l *Log) tryCommit(group []*appendReq) ([]Record, []appendResult, error) {
 // checksums start with '{'.)
 const recordMark = 0x01
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// recordMarkZstd starts a record stored compressed: the mark, the CRC-32C
+// of the compressed bytes, then the record (header and payload) in zstd.
+// Large records (a fetched batch's stored items) are mostly ids and hashes
+// repeated in the same shape, and shrink several times; small ones are
+// kept as they are.
+const recordMarkZstd = 0x02
+
+// compressAbove is the record size from which a record is compressed.
+const compressAbove = 1024
+
+// maxRecordSize bounds what a compressed record may expand to.
+const maxRecordSize = 64 << 20
+
+var (
+	castagnoli = crc32.MakeTable(crc32.Castagnoli)
+	// Both are safe for concurrent use through EncodeAll and DecodeAll.
+	zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	zstdDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxRecordSize))
+)
 
 func encodeRecord(rec *Record) ([]byte, error) {
 	out := make([]byte, 5, 133+len(rec.Payload))
@@ -683,6 +704,13 @@ func encodeRecord(rec *Record) ([]byte, error) {
 	}
 	out = append(out, "}\n"...)
 	out = append(out, rec.Payload...)
+	if len(out) > compressAbove {
+		z := zstdEncoder.EncodeAll(out[5:], make([]byte, 5, 5+len(out)/3))
+		if len(z) < len(out) {
+			out = z
+			out[0] = recordMarkZstd
+		}
+	}
 	binary.BigEndian.PutUint32(out[1:5], crc32.Checksum(out[5:], castagnoli))
 	return out, nil
 }
@@ -709,11 +737,19 @@ func decodeRecord(key, val []byte) (Record, error) {
 	corrupt := func(err error) (Record, error) {
 		return Record{}, &CorruptError{Key: append([]byte(nil), key...), Seq: seq, Err: err}
 	}
-	if len(val) > 0 && val[0] == recordMark {
+	if len(val) > 0 && (val[0] == recordMark || val[0] == recordMarkZstd) {
 		if len(val) < 5 || crc32.Checksum(val[5:], castagnoli) != binary.BigEndian.Uint32(val[1:5]) {
 			return corrupt(errors.New("its checksum does not match its content"))
 		}
-		val = val[5:]
+		if val[0] == recordMarkZstd {
+			plain, err := zstdDecoder.DecodeAll(val[5:], nil)
+			if err != nil {
+				return corrupt(fmt.Errorf("it does not decompress: %w", err))
+			}
+			val = plain
+		} else {
+			val = val[5:]
+		}
 	}
 	nl := bytes.IndexByte(val, '\n')
 	if nl < 0 {

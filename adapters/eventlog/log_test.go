@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"testing"
@@ -106,4 +107,60 @@ func TestOpenAfterKillLeavesEmptyMemtable(t *testing.T) {
 		t.Fatalf("open with a torn memtable: %v", err)
 	}
 	l.Close()
+}
+
+// A large record (a batch's stored items) is kept compressed and reads
+// back as written, across a reopen; a compressed record that is damaged,
+// in its bytes or in what they expand to, is named, never guessed at.
+func TestLargeRecordsAreCompressedAndChecked(t *testing.T) {
+	dir := t.TempDir()
+	lg, err := eventlog.Open(eventlog.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var payload []byte
+	payload = append(payload, `{"stored":[`...)
+	for i := range 500 {
+		if i > 0 {
+			payload = append(payload, ',')
+		}
+		payload = fmt.Appendf(payload, `{"p":%d,"i":"AAMkAGI2THVSAAA%06d","h":"%064x","s":%d}`, i+1, i, i*7919, 1000+i)
+	}
+	payload = append(payload, `]}`...)
+	r := rec("big", "r1", "m", "f")
+	r.Payload = payload
+	if _, err := lg.Append(context.Background(), []eventlog.Record{r, rec("small", "r1", "m", "f")}); err != nil {
+		t.Fatal(err)
+	}
+	lg.Close()
+	lg, err = eventlog.Open(eventlog.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Close()
+	got, err := lg.Get(1)
+	if err != nil || got.UUID != "big" || string(got.Payload) != string(payload) || got.Metadata[eventlog.MetaRun] != "r1" {
+		t.Fatalf("read back: %s, %d bytes, %v", got.UUID, len(got.Payload), err)
+	}
+	if size := lg.Size(); size <= 0 {
+		t.Fatalf("size %d", size)
+	}
+
+	for name, raw := range map[string][]byte{
+		"checksum":   {0x02, 0, 0, 0, 0, 0x28, 0xb5, 0x2f, 0xfd},
+		"decompress": append([]byte{0x02, 0xab, 0x6e, 0x3b, 0x8e}, []byte("not zstd at all")...),
+	} {
+		if name == "decompress" {
+			sum := crc32.Checksum(raw[5:], crc32.MakeTable(crc32.Castagnoli))
+			raw[1], raw[2], raw[3], raw[4] = byte(sum>>24), byte(sum>>16), byte(sum>>8), byte(sum)
+		}
+		if err := lg.CorruptForTest(1, raw); err != nil {
+			t.Fatal(err)
+		}
+		_, err := lg.Get(1)
+		var ce *eventlog.CorruptError
+		if !errors.As(err, &ce) || ce.Seq != 1 {
+			t.Fatalf("%s: %v, want the record named as corrupt", name, err)
+		}
+	}
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/mailvault/mailvault/domain"
 )
 
@@ -68,6 +70,9 @@ type Source struct {
 	kinds    map[string]string // mailbox\x00folder id -> kind
 	exchange map[string]string // mailbox -> exchange mailbox id
 	imports  map[string]importSession
+	// exchangeCalls makes the export requests of one mailbox that start
+	// together ask settings/exchange once between them.
+	exchangeCalls singleflight.Group
 
 	exportDenied atomic.Bool
 }
@@ -633,7 +638,8 @@ func subBody(r batchResponse) ([]byte, *domain.Failure) {
 	return b, nil
 }
 
-// exchangeID is the mailbox id exportItems addresses (settings/exchange).
+// exchangeID is the mailbox id exportItems addresses (settings/exchange),
+// asked once per mailbox per run.
 func (s *Source) exchangeID(ctx context.Context, mailbox string) (string, error) {
 	s.mu.Lock()
 	id, ok := s.exchange[mailbox]
@@ -641,19 +647,31 @@ func (s *Source) exchangeID(ctx context.Context, mailbox string) (string, error)
 	if ok {
 		return id, nil
 	}
-	var st struct {
-		PrimaryMailboxID string `json:"primaryMailboxId"`
-	}
-	if err := s.getJSON(ctx, s.c.url(true, "users", mailbox, "settings", "exchange"), nil, &st); err != nil {
+	v, err, _ := s.exchangeCalls.Do(mailbox, func() (any, error) {
+		s.mu.Lock()
+		id, ok := s.exchange[mailbox]
+		s.mu.Unlock()
+		if ok {
+			return id, nil
+		}
+		var st struct {
+			PrimaryMailboxID string `json:"primaryMailboxId"`
+		}
+		if err := s.getJSON(ctx, s.c.url(true, "users", mailbox, "settings", "exchange"), nil, &st); err != nil {
+			return "", err
+		}
+		if st.PrimaryMailboxID == "" {
+			return "", &domain.Failure{Class: domain.ClassFatal, Code: "NoMailboxID", Message: "settings/exchange has no primaryMailboxId"}
+		}
+		s.mu.Lock()
+		s.exchange[mailbox] = st.PrimaryMailboxID
+		s.mu.Unlock()
+		return st.PrimaryMailboxID, nil
+	})
+	if err != nil {
 		return "", err
 	}
-	if st.PrimaryMailboxID == "" {
-		return "", &domain.Failure{Class: domain.ClassFatal, Code: "NoMailboxID", Message: "settings/exchange has no primaryMailboxId"}
-	}
-	s.mu.Lock()
-	s.exchange[mailbox] = st.PrimaryMailboxID
-	s.mu.Unlock()
-	return st.PrimaryMailboxID, nil
+	return v.(string), nil
 }
 
 type exportResponse struct {

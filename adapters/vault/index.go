@@ -142,111 +142,203 @@ func (v *Vault) split(content []byte) ([]piece, error) {
 	}
 }
 
-// Has tells whether the storage holds this version of the item.
+// Has tells whether the storage holds this version of the item. The
+// version's record is not read: a key lookup answers.
 func (v *Vault) Has(k domain.ItemKey) (bool, error) {
-	_, ok, err := v.get(versionKey(k.Source, k.Mailbox, k.FolderID, k.ItemID, k.ChangeKey))
+	var ok bool
+	err := v.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(versionKey(k.Source, k.Mailbox, k.FolderID, k.ItemID, k.ChangeKey))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		ok = err == nil
+		return err
+	})
 	return ok, err
 }
 
 // Put stores one item version unless it is stored already (then Existed is
-// set and nothing is written). The chunks and the version's record go into
-// the pack before the index entry that references them commits, so a
-// crash leaves at worst entries nothing references (prune reclaims them),
-// never an index entry without its data.
+// set and nothing is written); see PutBatch.
 func (v *Vault) Put(k domain.ItemKey, content []byte) (domain.PutResult, error) {
-	sum := sha256.Sum256(content)
-	res := domain.PutResult{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(content))}
+	res, err := v.PutBatch([]domain.ItemKey{k}, [][]byte{content})
+	return res[0], err
+}
+
+// maxSetsPerCommit bounds one index transaction well below what Badger
+// accepts in one (a fraction of a memtable).
+const maxSetsPerCommit = 2000
+
+// PutBatch stores item versions unless they are stored already (then
+// Existed is set and nothing is written for them): a fetched batch costs
+// one lookup transaction, one pass over the pack, and one index commit,
+// however many items it holds. The chunks and the versions' records go
+// into the pack before the index entries that reference them commit, so a
+// crash leaves at worst entries nothing references (prune reclaims them),
+// never an index entry without its data. Results are in the order of keys.
+func (v *Vault) PutBatch(keys []domain.ItemKey, contents [][]byte) ([]domain.PutResult, error) {
+	res := make([]domain.PutResult, len(keys))
+	for i, content := range contents {
+		sum := sha256.Sum256(content)
+		res[i] = domain.PutResult{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(content))}
+	}
 	if v.readOnly {
 		return res, ErrReadOnly
 	}
-	vk := versionKey(k.Source, k.Mailbox, k.FolderID, k.ItemID, k.ChangeKey)
-	if _, ok, err := v.get(vk); err != nil || ok {
-		res.Existed = ok
+	type pending struct {
+		i      int
+		vk     []byte
+		pieces []piece
+		ver    Version
+		body   []byte
+	}
+	var todo []*pending
+	var total int64
+	seen := map[string]bool{} // the same version twice in one batch is stored once
+	err := v.db.View(func(txn *badger.Txn) error {
+		for i, k := range keys {
+			vk := versionKey(k.Source, k.Mailbox, k.FolderID, k.ItemID, k.ChangeKey)
+			switch _, err := txn.Get(vk); {
+			case err == nil || seen[string(vk)]:
+				res[i].Existed = true
+				continue
+			case !errors.Is(err, badger.ErrKeyNotFound):
+				return err
+			}
+			seen[string(vk)] = true
+			todo = append(todo, &pending{i: i, vk: vk})
+			total += res[i].Size
+		}
+		return nil
+	})
+	if err != nil || len(todo) == 0 {
 		return res, err
 	}
-	if free, ok := v.space.Free(2*res.Size, MinFree); ok && free < MinFree+2*res.Size {
+	if free, ok := v.space.Free(2*total, MinFree); ok && free < MinFree+2*total {
 		// Badger writes its index through memory-mapped files, and a write
 		// into a mapping on a full disk kills the process (SIGBUS) instead
 		// of returning an error: stop while there is room to stop cleanly.
 		return res, fmt.Errorf("store item in %s: %w: %s free, mailvault keeps %s for the index", v.dir, ErrFull, mib(free), mib(MinFree))
 	}
-	pieces, err := v.split(content)
-	if err != nil {
-		return res, fmt.Errorf("split item: %w", err)
+	// Which chunks the storage has: asked once per chunk, in one view.
+	stored := map[string]location{} // a zero location: stored before
+	for _, p := range todo {
+		if p.pieces, err = v.split(contents[p.i]); err != nil {
+			return res, fmt.Errorf("split item: %w", err)
+		}
 	}
-	stored := make(map[string]location, len(pieces))
-	for _, p := range pieces {
-		if _, done := stored[p.id]; done {
-			continue
-		}
-		known, err := v.chunkKnown(p.id)
-		if err != nil {
-			return res, err
-		}
-		if known {
-			stored[p.id] = location{}
-			continue
-		}
-		raw, err := v.codec.encode(p.id, p.data)
-		if err != nil {
-			return res, err
-		}
-		loc, err := v.appendEntry(entryChunk, p.id, len(p.data), raw)
-		if err != nil {
-			return res, err
-		}
-		stored[p.id] = loc
-	}
-	ver := Version{ID: VersionID(k.Source, k.Mailbox, k.FolderID, k.ItemID, k.ChangeKey), Source: k.Source, Mailbox: k.Mailbox,
-		FolderPath: k.FolderPath, FolderID: k.FolderID, ItemID: k.ItemID, ChangeKey: k.ChangeKey, Kind: k.Kind, Format: k.Format,
-		Size: res.Size, SHA256: res.SHA256, StoredAt: time.Now().UTC(), ItemTime: k.Time, Summary: itemformat.Summarize(k.Format, content)}
-	for _, p := range pieces {
-		ver.Chunks = append(ver.Chunks, p.id)
-	}
-	if ver.Record, err = v.writeRecord(entryItem, ver.ID, itemRecordName(ver.ID), ver); err != nil {
-		return res, err
-	}
-	body, err := json.Marshal(ver)
-	if err != nil {
-		return res, err
-	}
-	err = v.update(func(txn *badger.Txn) error {
-		res.Existed, res.NewBytes = false, 0
-		if _, err := txn.Get(vk); err == nil {
-			res.Existed = true // stored by a concurrent Put meanwhile
-			return nil
-		} else if !errors.Is(err, badger.ErrKeyNotFound) {
-			return err
-		}
-		for _, p := range pieces {
-			rec, _, err := getChunk(txn, p.id)
-			if err != nil {
-				return err
-			}
-			if rec.Refs == 0 {
-				loc := stored[p.id]
-				if loc.Pack == "" {
-					// Known when checked, pruned since: its entry is gone.
-					return errRetryPut
+	err = v.db.View(func(txn *badger.Txn) error {
+		for _, p := range todo {
+			for _, pc := range p.pieces {
+				if _, asked := stored[pc.id]; asked {
+					continue
 				}
-				rec.Size, rec.location = int64(len(p.data)), loc
-				res.NewBytes += loc.Length
-			}
-			rec.Refs++
-			if err := putJSON(txn, []byte(prefixChunk+p.id), rec); err != nil {
-				return err
+				rec, ok, err := getChunk(txn, pc.id)
+				if err != nil {
+					return err
+				}
+				if ok && rec.Refs > 0 {
+					stored[pc.id] = location{}
+				}
 			}
 		}
-		if err := txn.Set(vk, body); err != nil {
-			return err
-		}
-		return txn.Set([]byte(prefixID+ver.ID), vk)
+		return nil
 	})
-	if errors.Is(err, errRetryPut) {
-		return v.Put(k, content)
-	}
 	if err != nil {
-		return res, storageErr("record item in the index", v.dir, err)
+		return res, err
+	}
+	now := time.Now().UTC()
+	for _, p := range todo {
+		for _, pc := range p.pieces {
+			if _, done := stored[pc.id]; done {
+				continue
+			}
+			raw, err := v.codec.encode(pc.id, pc.data)
+			if err != nil {
+				return res, err
+			}
+			loc, err := v.appendEntry(entryChunk, pc.id, len(pc.data), raw)
+			if err != nil {
+				return res, err
+			}
+			stored[pc.id] = loc
+		}
+		k, r := keys[p.i], res[p.i]
+		p.ver = Version{ID: VersionID(k.Source, k.Mailbox, k.FolderID, k.ItemID, k.ChangeKey), Source: k.Source, Mailbox: k.Mailbox,
+			FolderPath: k.FolderPath, FolderID: k.FolderID, ItemID: k.ItemID, ChangeKey: k.ChangeKey, Kind: k.Kind, Format: k.Format,
+			Size: r.Size, SHA256: r.SHA256, StoredAt: now, ItemTime: k.Time, Summary: itemformat.Summarize(k.Format, contents[p.i])}
+		for _, pc := range p.pieces {
+			p.ver.Chunks = append(p.ver.Chunks, pc.id)
+		}
+		if p.ver.Record, err = v.writeRecord(entryItem, p.ver.ID, itemRecordName(p.ver.ID), p.ver); err != nil {
+			return res, err
+		}
+		if p.body, err = json.Marshal(p.ver); err != nil {
+			return res, err
+		}
+	}
+	// Commit: one transaction for the batch (more only for a batch too
+	// large for one).
+	for start := 0; start < len(todo); {
+		end, sets := start, 0
+		for end < len(todo) && (end == start || sets+len(todo[end].pieces)+2 <= maxSetsPerCommit) {
+			sets += len(todo[end].pieces) + 2
+			end++
+		}
+		group := todo[start:end]
+		err = v.update(func(txn *badger.Txn) error {
+			for _, p := range group {
+				r := &res[p.i]
+				r.Existed, r.NewBytes = false, 0
+				if _, err := txn.Get(p.vk); err == nil {
+					r.Existed = true // stored by a concurrent Put meanwhile
+					continue
+				} else if !errors.Is(err, badger.ErrKeyNotFound) {
+					return err
+				}
+				for _, pc := range p.pieces {
+					rec, _, err := getChunk(txn, pc.id)
+					if err != nil {
+						return err
+					}
+					if rec.Refs == 0 {
+						loc := stored[pc.id]
+						if loc.Pack == "" {
+							// Known when checked, pruned since: its entry is gone.
+							return errRetryPut
+						}
+						rec.Size, rec.location = int64(len(pc.data)), loc
+						r.NewBytes += loc.Length
+					}
+					rec.Refs++
+					if err := putJSON(txn, []byte(prefixChunk+pc.id), rec); err != nil {
+						return err
+					}
+				}
+				if err := txn.Set(p.vk, p.body); err != nil {
+					return err
+				}
+				if err := txn.Set([]byte(prefixID+p.ver.ID), p.vk); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if errors.Is(err, errRetryPut) {
+			// A prune raced the batch: store what is left item by item,
+			// each asking again what the storage has.
+			for _, p := range todo[start:] {
+				r, err := v.PutBatch(keys[p.i:p.i+1], contents[p.i:p.i+1])
+				res[p.i] = r[0]
+				if err != nil {
+					return res, err
+				}
+			}
+			return res, nil
+		}
+		if err != nil {
+			return res, storageErr("record item in the index", v.dir, err)
+		}
+		start = end
 	}
 	return res, nil
 }

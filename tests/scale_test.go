@@ -1,0 +1,46 @@
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A thousand mailboxes in one daemon job: discovery reads them in
+// parallel, the cycle completes, and every item is stored once, in the
+// storage and in the report.
+func TestThousandMailboxesInOneDaemonJob(t *testing.T) {
+	t.Parallel() // waits on the daemon more than it computes
+	const mailboxes, items = 1000, 3
+	var tenant strings.Builder
+	tenant.WriteString("seed: 11\nmailboxes:\n")
+	for i := 0; i < mailboxes; i++ {
+		fmt.Fprintf(&tenant, "  - address: u%04d@contoso.test\n    folders:\n      - path: Inbox\n        items: %d\n", i, items)
+	}
+	sim := startGraphSim(t, tenant.String())
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	run := jobSetup(t, sim, dir, "everyone", "--all-mailboxes", "--one-time")
+	d := startDaemon(t, data)
+	res := run("job", "start", "everyone")
+	mustf(t, res.code == 0, "job start: %s", res.stderr)
+	// Not a timing assertion: the deadline only ends a test that hangs.
+	deadline := time.Now().Add(10 * time.Minute)
+	for jobsListed(t, run("job", "list", "--format", "json").stdout)["everyone"].State != "finished" {
+		mustf(t, time.Now().Before(deadline), "the job did not finish: %s", run("job", "list").stdout)
+		time.Sleep(200 * time.Millisecond)
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.cmd.Wait()
+	runs := listRuns(t, data)
+	mustf(t, len(runs) == 1 && runs[0].ItemsStored == mailboxes*items, "runs: %+v", runs)
+	var r report
+	out := mailvault(t, "report", "last", "--data", data, "--format", "json").stdout
+	mustf(t, json.Unmarshal([]byte(out), &r) == nil, "report: %q", out)
+	mustf(t, r.ItemsStored == mailboxes*items && r.ItemsQuarantined == 0, "report: %+v", r)
+	mustf(t, storedCount(t, filepath.Join(dir, "store")) == mailboxes*items, "the storage holds %d items, want %d", storedCount(t, filepath.Join(dir, "store")), mailboxes*items)
+}
