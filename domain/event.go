@@ -57,8 +57,8 @@ const (
 	ItemQuarantined    EventType = "item_quarantined"
 	ItemReleased       EventType = "item_released"
 	ItemStored         EventType = "item_stored"
-	// ItemsStored is what one fetched batch stored: the items in Stored.
-	// Readers see it as the item_stored events it stands for (Expand).
+	// ItemsStored is what one fetched batch stored: the items in Stored,
+	// each what an item_stored event of schema 1 said of one item.
 	ItemsStored     EventType = "items_stored"
 	Throttled       EventType = "throttled"
 	FolderParked    EventType = "folder_parked"
@@ -274,25 +274,12 @@ type StoredItem struct {
 	Unchanged bool `json:"u,omitempty"`
 }
 
-// Expand is the event as one event per item: an items_stored event
-// stands for one item_stored per item it holds (each with the id it has
-// had since schema 1); any other event stands for itself.
-func (e *Event) Expand() []Event {
-	if e.Type != ItemsStored {
-		return []Event{*e}
+// Outcome is the item's outcome as an item_stored event of schema 1 had it.
+func (it StoredItem) Outcome() string {
+	if it.Unchanged {
+		return OutcomeUnchanged
 	}
-	out := make([]Event, len(e.Stored))
-	for i, it := range e.Stored {
-		outcome := OutcomeStored
-		if it.Unchanged {
-			outcome = OutcomeUnchanged
-		}
-		out[i] = Event{Type: ItemStored, Schema: e.Schema, ID: StoredItemID(e.Pass, e.Mailbox, e.FolderID, it.ItemID, it.ChangeKey),
-			Cause: e.Cause, Run: e.Run, Time: e.Time, Mailbox: e.Mailbox, Folder: e.Folder, FolderID: e.FolderID, Kind: e.Kind,
-			Pass: e.Pass, Position: it.Position, ItemID: it.ItemID, ChangeKey: it.ChangeKey, Size: it.Size, SHA256: it.SHA256,
-			NewBytes: it.NewBytes, Outcome: outcome}
-	}
-	return out
+	return OutcomeStored
 }
 
 // Folder is a folder as a source reports it.

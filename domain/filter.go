@@ -87,6 +87,10 @@ func (f FolderFilter) Validate() error {
 	return nil
 }
 
+// NeedsWellKnown says the filter names folders by their well-known names,
+// which a source may resolve with requests of their own.
+func (f FolderFilter) NeedsWellKnown() bool { return len(f.Exclude) > 0 }
+
 // Apply returns the folders to back up: those not excluded and not inside an
 // excluded one (a subfolder of Deleted Items is deleted mail too).
 func (f FolderFilter) Apply(folders []Folder) []Folder {

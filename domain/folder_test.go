@@ -2,6 +2,7 @@ package domain
 
 import (
 	"fmt"
+	"math/rand"
 	"testing"
 	"time"
 )
@@ -136,6 +137,42 @@ func TestSlidingWindow(t *testing.T) {
 	}
 	if d := w.Wait(t0.Add(10 * time.Second)); d != 0 {
 		t.Fatalf("after the oldest expired: %v", d)
+	}
+}
+
+// The window's ring grows as requests come and wraps as they leave: its
+// answers stay those of a plain list of every request in the window.
+func TestSlidingWindowGrowsAndWrapsLikeAList(t *testing.T) {
+	rng := rand.New(rand.NewSource(5))
+	for _, limit := range []int{1, 7, 100} {
+		w := NewSlidingWindow(limit, 10*time.Second)
+		var list []time.Time // the model: every request still in the window
+		now := time.Unix(1_000, 0)
+		for step := 0; step < 3000; step++ {
+			now = now.Add(time.Duration(rng.Intn(400)) * time.Millisecond)
+			kept := list[:0]
+			for _, at := range list {
+				if at.Add(10 * time.Second).After(now) {
+					kept = append(kept, at)
+				}
+			}
+			list = kept
+			n := 1 + rng.Intn(3)
+			want := time.Duration(0)
+			if need := min(n, limit); len(list)+need > limit {
+				want = list[len(list)+need-limit-1].Add(10 * time.Second).Sub(now)
+			}
+			if got := w.WaitN(now, n); got != want {
+				t.Fatalf("limit %d step %d: WaitN(%d) = %v, want %v (%d in the window)", limit, step, n, got, want, len(list))
+			}
+			if want == 0 {
+				w.Add(now)
+				list = append(list, now)
+			}
+		}
+		if len(w.times) > limit {
+			t.Fatalf("limit %d: the ring holds %d slots", limit, len(w.times))
+		}
 	}
 }
 

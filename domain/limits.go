@@ -45,11 +45,14 @@ var UnitCost = RequestCost{Budget: 1, Concurrency: 1}
 var DefaultLimits = Limits{MaxInFlight: 4, WindowRequests: 10000, Window: 10 * time.Minute}
 
 // SlidingWindow counts requests in the last Window. It keeps one timestamp per
-// request in the window, which is bounded by WindowRequests.
+// request in the window, which is bounded by WindowRequests, in a ring that
+// grows as requests come (a mailbox that sends ten requests costs ten
+// slots, not WindowRequests: a thousand mailboxes are a thousand windows).
+// Timestamps are nanoseconds, so the garbage collector has nothing to scan.
 type SlidingWindow struct {
 	limit  int
 	window time.Duration
-	times  []time.Time // ring, oldest at head
+	times  []int64 // ring of Unix nanoseconds, oldest at head
 	head   int
 	n      int
 }
@@ -59,7 +62,7 @@ func NewSlidingWindow(limit int, window time.Duration) *SlidingWindow {
 	if limit < 1 {
 		limit = 1
 	}
-	return &SlidingWindow{limit: limit, window: window, times: make([]time.Time, limit)}
+	return &SlidingWindow{limit: limit, window: window}
 }
 
 // Wait returns how long to wait before another request fits in the window.
@@ -76,8 +79,8 @@ func (w *SlidingWindow) WaitN(now time.Time, n int) time.Duration {
 		return 0
 	}
 	// The (n-free)-th oldest request must leave the window first.
-	oldest := w.times[(w.head+n-free-1)%w.limit]
-	return oldest.Add(w.window).Sub(now)
+	oldest := w.times[(w.head+n-free-1)%len(w.times)]
+	return time.Duration(oldest + int64(w.window) - now.UnixNano())
 }
 
 // AddN records n requests sent at now.
@@ -91,16 +94,29 @@ func (w *SlidingWindow) AddN(now time.Time, n int) {
 func (w *SlidingWindow) Add(now time.Time) {
 	w.expire(now)
 	if w.n == w.limit { // caller ignored Wait; forget the oldest
-		w.head = (w.head + 1) % w.limit
+		w.head = (w.head + 1) % len(w.times)
 		w.n--
 	}
-	w.times[(w.head+w.n)%w.limit] = now
+	if w.n == len(w.times) {
+		w.grow()
+	}
+	w.times[(w.head+w.n)%len(w.times)] = now.UnixNano()
 	w.n++
 }
 
+// grow doubles the ring (up to the limit), oldest first.
+func (w *SlidingWindow) grow() {
+	next := make([]int64, min(max(2*len(w.times), 8), w.limit))
+	for i := range w.n {
+		next[i] = w.times[(w.head+i)%len(w.times)]
+	}
+	w.times, w.head = next, 0
+}
+
 func (w *SlidingWindow) expire(now time.Time) {
-	for w.n > 0 && !w.times[w.head].Add(w.window).After(now) {
-		w.head = (w.head + 1) % w.limit
+	cutoff := now.UnixNano() - int64(w.window)
+	for w.n > 0 && w.times[w.head] <= cutoff {
+		w.head = (w.head + 1) % len(w.times)
 		w.n--
 	}
 }

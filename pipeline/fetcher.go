@@ -170,6 +170,16 @@ func putAll(st Storage, keys []domain.ItemKey, contents [][]byte) ([]domain.PutR
 // then one per folder the filter keeps.
 func (f *Fetcher) discoverMailbox(ctx context.Context, start *domain.Event, m string) []domain.Event {
 	folders, err := withRetries(ctx, func() ([]domain.Folder, error) { return f.Source.Folders(ctx, m) })
+	if namer, ok := f.Source.(WellKnownNamer); ok && err == nil && f.FolderFilter.NeedsWellKnown() {
+		var names map[string]string
+		if names, err = withRetries(ctx, func() (map[string]string, error) { return namer.WellKnown(ctx, m) }); err == nil {
+			for i := range folders {
+				if folders[i].WellKnown == "" {
+					folders[i].WellKnown = names[folders[i].ID]
+				}
+			}
+		}
+	}
 	folders = f.FolderFilter.Apply(folders)
 	me := domain.Event{Type: domain.MailboxDiscovered, ID: domain.DeriveID(f.Run, "mailbox", m), Cause: start.ID, Run: f.Run,
 		Time: f.Clock.Now(), Mailbox: m, Count: len(folders), Outcome: domain.OutcomeSuccess}

@@ -24,6 +24,13 @@ type Source interface {
 	Fetch(ctx context.Context, mailbox, folderID string, items []domain.ItemRef, deliver func(domain.Item) error) error
 }
 
+// WellKnownNamer is a source whose folders' well-known names (inbox,
+// deleteditems, ...) cost requests of their own: discovery asks for them
+// only when a folder filter needs them. It maps folder ids to names.
+type WellKnownNamer interface {
+	WellKnown(ctx context.Context, mailbox string) (map[string]string, error)
+}
+
 // Storage is the backup target.
 type Storage interface {
 	Put(key domain.ItemKey, content []byte) (domain.PutResult, error)

@@ -107,12 +107,7 @@ func (r *Report) Apply(ev *domain.Event) {
 	if ev.Run != r.RunID {
 		return
 	}
-	if ev.Type == domain.ItemsStored {
-		for _, it := range ev.Expand() {
-			r.Apply(&it)
-		}
-		return
-	}
+
 	if ev.Time.After(r.last) {
 		r.last = ev.Time
 	}
@@ -160,12 +155,10 @@ func (r *Report) Apply(ev *domain.Event) {
 	case domain.ListingRestarted:
 		r.ListingRestarts++
 	case domain.ItemStored:
-		if ev.Outcome == domain.OutcomeStored {
-			r.ItemsStored++
-			r.BytesStored += ev.Size
-			r.BytesWritten += ev.NewBytes
-		} else {
-			r.ItemsUnchanged++
+		r.itemStored(ev.Outcome, ev.Size, ev.NewBytes)
+	case domain.ItemsStored:
+		for _, it := range ev.Stored {
+			r.itemStored(it.Outcome(), it.Size, it.NewBytes)
 		}
 	case domain.ItemQuarantined:
 		key := itemOf(ev)
@@ -249,6 +242,17 @@ func (r *Report) Live() *Report {
 }
 
 func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
+
+// itemStored counts one item a fetched batch stored, or found unchanged.
+func (r *Report) itemStored(outcome string, size, newBytes int64) {
+	if outcome != domain.OutcomeStored {
+		r.ItemsUnchanged++
+		return
+	}
+	r.ItemsStored++
+	r.BytesStored += size
+	r.BytesWritten += newBytes
+}
 
 // Decode reads a domain event from a log record.
 func Decode(rec eventlog.Record) (domain.Event, error) {

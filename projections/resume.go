@@ -130,10 +130,13 @@ func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
 		return err
 	}
 	switch ev.Type {
-	case domain.ItemStored, domain.ItemsStored:
-		for _, it := range ev.Expand() {
-			v, _ := json.Marshal(domain.StoredVersion{ChangeKey: it.ChangeKey, Pass: it.Pass})
-			if err := tx.Set(itemKey(storedPrefix, itemScope(scope), it.Mailbox, it.FolderID, it.ItemID), v); err != nil {
+	case domain.ItemStored:
+		v, _ := json.Marshal(domain.StoredVersion{ChangeKey: ev.ChangeKey, Pass: ev.Pass})
+		return tx.Set(itemKey(storedPrefix, itemScope(scope), ev.Mailbox, ev.FolderID, ev.ItemID), v)
+	case domain.ItemsStored:
+		for _, it := range ev.Stored {
+			v, _ := json.Marshal(domain.StoredVersion{ChangeKey: it.ChangeKey, Pass: ev.Pass})
+			if err := tx.Set(itemKey(storedPrefix, itemScope(scope), ev.Mailbox, ev.FolderID, it.ItemID), v); err != nil {
 				return err
 			}
 		}

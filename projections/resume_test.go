@@ -28,6 +28,8 @@ func TestResumeStateIsKeptPerScope(t *testing.T) {
 		{Type: domain.ItemStored, ID: "2", Run: "r1", Mailbox: "m", FolderID: "f", ItemID: "i", ChangeKey: "ck", Pass: "r1"},
 		{Type: domain.ItemQuarantined, ID: "3", Run: "r1", Mailbox: "m", FolderID: "f", ItemID: "q", Code: "ErrorCorruptData"},
 		{Type: domain.FolderCompleted, ID: "4", Run: "r1", Mailbox: "m", FolderID: "f", SyncToken: "delta"},
+		// schema 2: a batch's items in one event
+		{Type: domain.ItemsStored, ID: "5", Run: "r1", Mailbox: "m", FolderID: "f", Pass: "r1", Stored: []domain.StoredItem{{ItemID: "b1", ChangeKey: "c1"}, {ItemID: "b2", ChangeKey: "c2", Unchanged: true}}},
 	}
 	var recs []eventlog.Record
 	for _, ev := range events {
@@ -42,6 +44,8 @@ func TestResumeStateIsKeptPerScope(t *testing.T) {
 	look := func(scope string) view {
 		r := Resume{Log: lg, Scope: scope}
 		_, st, _ := r.Stored("m", "f", "i")
+		b2, st2, _ := r.Stored("m", "f", "b2")
+		st = st && st2 && b2.ChangeKey == "c2"
 		_, q, _ := r.Quarantined("m", "f", "q")
 		_, sy, _ := r.SyncToken("m", "f")
 		return view{st, q, sy}

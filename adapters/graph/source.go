@@ -246,10 +246,6 @@ type graphFolder struct {
 // calendars and the contact folders of a mailbox, parents first.
 func (s *Source) Folders(ctx context.Context, mailbox string) ([]domain.Folder, error) {
 	var out []domain.Folder
-	wellKnown, err := s.wellKnown(ctx, mailbox)
-	if err != nil {
-		return nil, err
-	}
 	var walk func(kind, collection, link, parent string) error
 	walk = func(kind, collection, link, parent string) error {
 		list, err := all[graphFolder](ctx, s, link)
@@ -265,7 +261,7 @@ func (s *Source) Folders(ctx context.Context, mailbox string) ([]domain.Folder, 
 			if parent != "" {
 				path = parent + "/" + name
 			}
-			out = append(out, domain.Folder{ID: f.ID, Path: path, Kind: kind, WellKnown: wellKnown[f.ID]})
+			out = append(out, domain.Folder{ID: f.ID, Path: path, Kind: kind})
 			s.mu.Lock()
 			s.kinds[mailbox+"\x00"+f.ID] = kind
 			s.mu.Unlock()
@@ -294,12 +290,15 @@ func (s *Source) Folders(ctx context.Context, mailbox string) ([]domain.Folder, 
 }
 
 // wellKnownNames are resolved in one $batch so that folder filters can name
-// folders the same way in every language.
+// folders the same way in every language. The $batch costs a budget unit
+// per name, so Folders does not ask: discovery asks WellKnown when a job's
+// folder filter needs the names.
 var wellKnownNames = []string{"inbox", "sentitems", "deleteditems", "drafts", "junkemail", "outbox", "archive",
 	"conversationhistory", "syncissues", "clutter", "scheduled", "searchfolders", "conflicts", "localfailures",
 	"serverfailures", "recoverableitemsdeletions"}
 
-func (s *Source) wellKnown(ctx context.Context, mailbox string) (map[string]string, error) {
+// WellKnown maps the mailbox's well-known folders' ids to their names.
+func (s *Source) WellKnown(ctx context.Context, mailbox string) (map[string]string, error) {
 	reqs := make([]batchRequest, len(wellKnownNames))
 	for i, n := range wellKnownNames {
 		reqs[i] = batchRequest{ID: strconv.Itoa(i), Method: http.MethodGet, URL: "/users/" + url.PathEscape(mailbox) + "/mailFolders/" + n + "?$select=id"}

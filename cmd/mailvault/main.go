@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 
@@ -63,7 +64,7 @@ func main() {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
 	root := newRootCmd()
-	err := root.Execute()
+	err := profiled(root.Execute)
 	if err == nil {
 		os.Exit(exitOK)
 	}
@@ -86,6 +87,26 @@ func main() {
 	// Anything else cobra returns is a flag or argument problem.
 	fmt.Fprintln(os.Stderr, "mailvault:", err)
 	os.Exit(exitUsage)
+}
+
+// profiled runs fn with a CPU profile written to the file
+// MAILVAULT_CPUPROFILE names, when it names one: how the benchmarks' cost
+// per item is looked into (docs/BENCHMARKS.md).
+func profiled(fn func() error) error {
+	path := os.Getenv("MAILVAULT_CPUPROFILE")
+	if path == "" {
+		return fn()
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("MAILVAULT_CPUPROFILE: %w", err)
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return fmt.Errorf("MAILVAULT_CPUPROFILE: %w", err)
+	}
+	defer pprof.StopCPUProfile()
+	return fn()
 }
 
 type globalFlags struct {
