@@ -36,6 +36,11 @@ func TestThousandMailboxesInOneDaemonJob(t *testing.T) {
 	}
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	d.cmd.Wait()
+	// The daemon's peak memory, for docs/BENCHMARKS.md (not asserted: a
+	// race-enabled build uses several times more).
+	if ru, ok := d.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		t.Logf("daemon peak RSS %.1f MB, CPU %s, for %d mailboxes", float64(ru.Maxrss)/1024, d.cmd.ProcessState.UserTime()+d.cmd.ProcessState.SystemTime(), mailboxes)
+	}
 	runs := listRuns(t, data)
 	mustf(t, len(runs) == 1 && runs[0].ItemsStored == mailboxes*items, "runs: %+v", runs)
 	var r report

@@ -4,6 +4,7 @@ package main
 import (
 	// Job schedules name time zones; a server without a zone database
 	// still knows them.
+	"time"
 	_ "time/tzdata"
 
 	"errors"
@@ -90,9 +91,21 @@ func main() {
 }
 
 // profiled runs fn with a CPU profile written to the file
-// MAILVAULT_CPUPROFILE names, when it names one: how the benchmarks' cost
-// per item is looked into (docs/BENCHMARKS.md).
+// MAILVAULT_CPUPROFILE names, and a heap profile rewritten every 10 s to
+// the file MAILVAULT_MEMPROFILE names, when they name one: how the
+// benchmarks' cost per item and memory are looked into
+// (docs/BENCHMARKS.md).
 func profiled(fn func() error) error {
+	if heap := os.Getenv("MAILVAULT_MEMPROFILE"); heap != "" {
+		go func() {
+			for range time.Tick(10 * time.Second) {
+				if f, err := os.Create(heap); err == nil {
+					_ = pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+			}
+		}()
+	}
 	path := os.Getenv("MAILVAULT_CPUPROFILE")
 	if path == "" {
 		return fn()
