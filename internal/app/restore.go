@@ -190,12 +190,15 @@ func (s *Service) Export(_ context.Context, in ExportRun, progress Progress) (ex
 		return res, err
 	}
 	sel := &in.Selection
+	// Whatever stops an export midway is fixed by running it again: it
+	// continues where it stopped.
+	unfinished := func(err error) error { return fmt.Errorf("export: %w; run the same command again to continue", err) }
 	// The storage first: an export refused because the storage is busy
 	// has created nothing.
 	err := s.withStorage(in.StorageRef, vault.ModeRead, func(v *vault.Vault) error {
 		total, multi, err := sourcesOf(v, sel)
 		if err != nil {
-			return fmt.Errorf("export: %w; run the same command again to continue", err)
+			return unfinished(err)
 		}
 		if len(multi) > 0 {
 			return ambiguousSources(multi)
@@ -226,10 +229,10 @@ func (s *Service) Export(_ context.Context, in ExportRun, progress Progress) (ex
 		})
 		if err != nil {
 			res = ex.Abort()
-			return fmt.Errorf("export: %w; run the same command again to continue", err)
+			return unfinished(err)
 		}
 		if res, err = ex.Close(); err != nil {
-			return fmt.Errorf("export: %w; run the same command again to continue", err)
+			return unfinished(err)
 		}
 		return nil
 	})
