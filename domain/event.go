@@ -220,6 +220,8 @@ type Event struct {
 	State     string `json:"state,omitempty"`
 
 	Config *RunConfig `json:"config,omitempty"`
+	// Compaction is what a run_compacted event summarises.
+	Compaction *Compaction `json:"compaction,omitempty"`
 }
 
 // RunConfig is recorded in run_started so that a replay knows the settings

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/mailvault/mailvault/domain"
@@ -14,9 +16,12 @@ import (
 // wording of the reference product ("1. Fetch 400 items (#1 - #400) – failed"),
 // and unnumbered, indented lines for everything else that is not a fetch.
 type Replay struct {
-	order   []string
-	folders map[string]*replayFolder
-	pending map[string]*domain.Event // request id -> batch_requested
+	// notes are about the run as a whole (its compaction), shown first.
+	notes     []string
+	compacted bool
+	order     []string
+	folders   map[string]*replayFolder
+	pending   map[string]*domain.Event // request id -> batch_requested
 }
 
 type replayFolder struct {
@@ -56,6 +61,10 @@ func retryAfter(ms int64) string {
 
 // Apply adds one event.
 func (r *Replay) Apply(ev *domain.Event) {
+	if ev.Type == domain.RunCompacted {
+		r.notes = append(r.notes, r.Describe(ev)...)
+		return
+	}
 	if lines := r.Describe(ev); len(lines) > 0 {
 		f := r.folder(ev)
 		f.lines = append(f.lines, lines...)
@@ -67,7 +76,11 @@ func (r *Replay) Apply(ev *domain.Event) {
 // reader need not see. Fetch requests are numbered per folder, so events
 // must come in log order. The CSV log uses the same lines.
 func (r *Replay) Describe(ev *domain.Event) []string {
-	if ev.FolderID == "" {
+	if ev.Type == domain.RunCompacted {
+		r.compacted = true
+		return describeCompaction(ev.Compaction)
+	}
+	if ev.FolderID == "" || r.compacted && domain.IsRunDetail(ev) {
 		return nil
 	}
 	f := r.folder(ev)
@@ -153,8 +166,48 @@ func (r *Replay) Describe(ev *domain.Event) []string {
 	return out
 }
 
-// WriteText writes the replay, folders in the order they first appeared.
+// describeCompaction says what a compaction removed from the run and that
+// its counts are kept.
+func describeCompaction(c *domain.Compaction) []string {
+	if c == nil {
+		return []string{"The run's per-request detail was compacted"}
+	}
+	types := make([]string, 0, len(c.ByType))
+	for t := range c.ByType {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	parts := make([]string, len(types))
+	for i, t := range types {
+		parts[i] = fmt.Sprintf("%s %d", t, c.ByType[t])
+	}
+	return []string{
+		fmt.Sprintf("Compacted %s (per-request detail kept %s): %d events from %s to %s removed (%s)",
+			c.At.UTC().Format("2006-01-02 15:04"), c.Retention, c.Events,
+			c.First.UTC().Format("2006-01-02 15:04:05"), c.Last.UTC().Format("2006-01-02 15:04:05"), strings.Join(parts, ", ")),
+		fmt.Sprintf("   Kept: the run's counts (%d items stored, %d unchanged, %d requests), its quarantine, skipped folders and errors; the requests below are no longer listed",
+			c.Counts.ItemsStored, c.Counts.ItemsUnchanged, c.Counts.Requests),
+	}
+}
+
+// WriteText writes the replay: notes on the run first, then the folders in
+// the order they first appeared.
 func (r *Replay) WriteText(w io.Writer) error {
+	if len(r.notes) > 0 {
+		if _, err := fmt.Fprintln(w, "Run"); err != nil {
+			return err
+		}
+		for _, l := range r.notes {
+			if _, err := fmt.Fprintln(w, "   "+l); err != nil {
+				return err
+			}
+		}
+		if len(r.order) > 0 {
+			if _, err := fmt.Fprintln(w); err != nil {
+				return err
+			}
+		}
+	}
 	for i, key := range r.order {
 		f := r.folders[key]
 		if i > 0 {

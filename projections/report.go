@@ -33,41 +33,21 @@ type SkippedFolder struct {
 // Report is the summary of one run. It is a fold over the run's events: the
 // same code builds it live, event by event, and afterwards from the log.
 type Report struct {
-	RunID            string          `json:"run_id"`
-	Job              string          `json:"job,omitempty"` // "" for a run started by hand
-	State            domain.RunState `json:"state"`
-	Started          time.Time       `json:"started"`
-	Ended            time.Time       `json:"ended"`
-	ItemsScanned     int             `json:"items_scanned"`
-	ItemsStored      int             `json:"items_stored"`
-	ItemsUnchanged   int             `json:"items_unchanged"`
-	ItemsQuarantined int             `json:"items_quarantined"`
-	ItemsReleased    int             `json:"items_released"`
-	ItemsRemoved     int             `json:"items_removed"`
-	ItemsGone        int             `json:"items_gone"`
-	ListingRestarts  int             `json:"listing_restarts"`
-	// ThrottledItems are items a batch answered throttled on their own
-	// (a $batch sub-request's 429); they are fetched again.
-	ThrottledItems int   `json:"throttled_items"`
-	BytesStored    int64 `json:"bytes_stored"`
-	// BytesWritten is what the storage wrote for the stored items after
-	// deduplication and compression.
-	BytesWritten      int64             `json:"bytes_written"`
-	Requests          int               `json:"requests"`
-	RequestsByOutcome map[string]int    `json:"requests_by_outcome"`
-	ListRequests      int               `json:"list_requests"`
-	ThrottledRequests int               `json:"throttled_requests"`
-	FoldersTotal      int               `json:"folders_total"`
-	FoldersCompleted  int               `json:"folders_completed"`
-	FoldersSkipped    int               `json:"folders_skipped"`
-	Skipped           []SkippedFolder   `json:"skipped_folders"`
-	DurationS         float64           `json:"duration_s"`
-	ItemsPerS         float64           `json:"items_per_s"`
-	MBPerS            float64           `json:"mb_per_s"`
-	StallSourceS      float64           `json:"stall_source_s"`
-	StallTargetS      float64           `json:"stall_target_s"`
-	Quarantined       []QuarantinedItem `json:"quarantined"`
-	Errors            []string          `json:"errors"`
+	RunID   string          `json:"run_id"`
+	Job     string          `json:"job,omitempty"` // "" for a run started by hand
+	State   domain.RunState `json:"state"`
+	Started time.Time       `json:"started"`
+	Ended   time.Time       `json:"ended"`
+	// RunCounts are the counters, embedded so that the JSON stays flat.
+	domain.RunCounts
+	Skipped      []SkippedFolder   `json:"skipped_folders"`
+	DurationS    float64           `json:"duration_s"`
+	ItemsPerS    float64           `json:"items_per_s"`
+	MBPerS       float64           `json:"mb_per_s"`
+	StallSourceS float64           `json:"stall_source_s"`
+	StallTargetS float64           `json:"stall_target_s"`
+	Quarantined  []QuarantinedItem `json:"quarantined"`
+	Errors       []string          `json:"errors"`
 	// CurrentMailbox and CurrentFolder are where the run last fetched.
 	CurrentMailbox string `json:"current_mailbox,omitempty"`
 	CurrentFolder  string `json:"current_folder,omitempty"`
@@ -78,11 +58,14 @@ type Report struct {
 	stallSource time.Duration
 	stallTarget time.Duration
 	finished    bool
+	// compacted: the run's detail was replaced by a summary, which already
+	// counts whatever detail a compaction cut short left behind.
+	compacted bool
 }
 
 // NewReport starts an empty report for run.
 func NewReport(run string) *Report {
-	return &Report{RunID: run, State: domain.StateRunning, RequestsByOutcome: map[string]int{},
+	return &Report{RunID: run, State: domain.StateRunning, RunCounts: domain.RunCounts{RequestsByOutcome: map[string]int{}},
 		Quarantined: []QuarantinedItem{}, Skipped: []SkippedFolder{}, Errors: []string{}, quarSeen: map[string]int{}, parked: map[string]bool{}}
 }
 
@@ -104,7 +87,7 @@ func requestOutcome(ev *domain.Event) string {
 
 // Apply folds one event into the report.
 func (r *Report) Apply(ev *domain.Event) {
-	if ev.Run != r.RunID {
+	if ev.Run != r.RunID || r.compacted && domain.IsRunDetail(ev) {
 		return
 	}
 
@@ -123,6 +106,16 @@ func (r *Report) Apply(ev *domain.Event) {
 		r.State = domain.RunState(ev.State)
 		r.Ended = ev.Time
 		r.finished = true
+	case domain.RunCompacted:
+		if c := ev.Compaction; c != nil {
+			r.compacted = true
+			r.RunCounts.Add(c.Counts)
+			r.stallSource += time.Duration(c.StallSourceMS) * time.Millisecond
+			r.stallTarget += time.Duration(c.StallTargetMS) * time.Millisecond
+			if c.CurrentMailbox != "" {
+				r.CurrentMailbox, r.CurrentFolder = c.CurrentMailbox, c.CurrentFolder
+			}
+		}
 	case domain.FolderDiscovered:
 		r.FoldersTotal++
 	case domain.MailboxDiscovered, domain.DiscoveryCompleted:

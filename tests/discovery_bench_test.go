@@ -12,7 +12,7 @@ import (
 // then runs again with nothing changed, and reports that second run: its
 // time, and the budget units it spent per mailbox on discovery (what the
 // server counted, less the one delta request per folder that finds nothing
-// new) and in all.
+// new) and in all, and what it added to the event log.
 //
 //	go test -run '^$' -bench BenchmarkGraphDiscovery -benchtime 1x -timeout 30m ./tests/
 func BenchmarkGraphDiscovery(b *testing.B) {
@@ -30,6 +30,7 @@ func BenchmarkGraphDiscovery(b *testing.B) {
 			b.Fatalf("first run: exit %d, stored %d: %s", res.code, first.ItemsStored, res.stderr)
 		}
 		before := sim.stats(b)
+		logBefore := dirSize(b, filepath.Join(data, "log"))
 		again, res := graphBackup(b, sim, data, "--graph-content", "export")
 		if res.code != 0 || again.ItemsStored != 0 {
 			b.Fatalf("no-change run: exit %d, stored %d: %s", res.code, again.ItemsStored, res.stderr)
@@ -40,5 +41,6 @@ func BenchmarkGraphDiscovery(b *testing.B) {
 		b.ReportMetric(float64(units-again.ListRequests)/mailboxes, "discovery-units/mailbox")
 		b.ReportMetric(float64(units)/mailboxes, "units/mailbox")
 		b.ReportMetric(first.DurationS, "first-run-s")
+		b.ReportMetric(float64(dirSize(b, filepath.Join(data, "log"))-logBefore)/1e3, "log-KB-added")
 	}
 }

@@ -134,7 +134,13 @@ func historyLog(t *testing.T, events []domain.Event) *eventlog.Log {
 // report (JSON) and replay (text), then the resume state of each scope.
 func readSide(t *testing.T, events []domain.Event) string {
 	t.Helper()
-	lg := historyLog(t, events)
+	return readSideOf(t, historyLog(t, events), events, true)
+}
+
+// readSideOf renders the read side of a log holding events; without the
+// replays when withReplay is false.
+func readSideOf(t *testing.T, lg *eventlog.Log, events []domain.Event, withReplay bool) string {
+	t.Helper()
 	var b bytes.Buffer
 	var runs, scopes []string
 	for _, ev := range events {
@@ -153,6 +159,9 @@ func readSide(t *testing.T, events []domain.Event) string {
 		fmt.Fprintf(&b, "== run %s: report\n", run)
 		if err := r.WriteJSON(&b); err != nil {
 			t.Fatal(err)
+		}
+		if !withReplay {
+			continue
 		}
 		fmt.Fprintf(&b, "== run %s: replay\n", run)
 		rp := projections.NewReplay()

@@ -14,6 +14,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -90,15 +92,19 @@ func nameOrPath(v string) string {
 }
 
 func newDaemonCmd(g *globalFlags) *cobra.Command {
-	var listen string
+	var listen, retention string
 	cmd := &cobra.Command{
-		Use:   "daemon [--listen 127.0.0.1:7070]",
+		Use:   "daemon [--listen 127.0.0.1:7070] [--log-retention 90d|forever]",
 		Short: "Run the backup jobs on their schedules, with a local API for the other commands",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logger, err := g.logger()
 			if err != nil {
 				return err
+			}
+			compaction := &logCompaction{g: g, log: logger.With().Str("component", "log-compaction").Logger()}
+			if compaction.keep, err = parseDetailRetention(retention); err != nil {
+				return usageErr("--log-retention: %v", err)
 			}
 			lg, err := openLogObserved(g, promexport.ObserveCommit)
 			if err != nil {
@@ -122,7 +128,10 @@ func newDaemonCmd(g *globalFlags) *cobra.Command {
 			log := logger.With().Str("component", "daemon").Logger()
 			daily := &dailySummary{g: g, lg: lg, log: log}
 			d := daemon.New(daemon.Config{Log: lg, Reports: metrics.Report, Histories: metrics.JobHistories, RunCycle: cycleRunner(g, lg), NewRun: app.NewRunID,
-				EveryTick: daily.maybeSend, Logger: log})
+				EveryTick: func(ctx context.Context, now time.Time, c *projections.Config) {
+					daily.maybeSend(ctx, now, c)
+					compaction.maybeRun(ctx, now, lg)
+				}, Logger: log})
 			// Commands the daemon runs (its API, operations, cycles) use
 			// its open log and its job control: Badger lets one process
 			// open the log, and this is it.
@@ -146,6 +155,7 @@ func newDaemonCmd(g *globalFlags) *cobra.Command {
 			if !d.Run(ctx, time.Second, 10*time.Second) {
 				log.Warn().Msg("cycles did not stop within 10 s; leaving them to resume next start")
 			}
+			compaction.wait()
 			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			srv.Shutdown(sctx)
@@ -153,8 +163,46 @@ func newDaemonCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7070", "address of the local API (keep it on loopback)")
+	cmd.Flags().StringVar(&retention, "log-retention", domain.DefaultDetailRetention.String(),
+		"keep backup runs' per-request detail in the event log this long, then compact it once a day (as 90d, 12w, 1y; 0: none; forever: never compact)")
 	return cmd
 }
+
+// logCompaction is the daemon's retention policy for the event log: once a
+// day, in the background, runs older than the retention period are reduced
+// to their summaries (see 'mailvault log compact').
+type logCompaction struct {
+	g    *globalFlags
+	keep *domain.Period // nil: keep everything
+	log  zerolog.Logger
+	last time.Time
+	wg   sync.WaitGroup
+	busy atomic.Bool
+}
+
+func (c *logCompaction) maybeRun(ctx context.Context, now time.Time, lg *eventlog.Log) {
+	if c.keep == nil || now.Sub(c.last) < 24*time.Hour || !c.busy.CompareAndSwap(false, true) {
+		return
+	}
+	c.last = now
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer c.busy.Store(false)
+		res, err := newService(c.g, lg).CompactLog(ctx, *c.keep, now)
+		if err != nil {
+			c.log.Warn().Err(err).Msg("compaction of the event log did not finish; the next one continues it")
+			return
+		}
+		if res.Events > 0 {
+			c.log.Info().Int("runs", len(res.Runs)).Int("events_removed", res.Events).Int64("bytes_before", res.SizeBefore).
+				Int64("bytes_after", res.SizeAfter).Str("retention", res.Retention).Msg("event log compacted")
+		}
+	}()
+}
+
+// wait lets a compaction under way reach a checkpoint before the log closes.
+func (c *logCompaction) wait() { c.wg.Wait() }
 
 // daemonToken returns the API token, creating it (mode 0600) at first start.
 func daemonToken(data string) (string, error) {

@@ -151,7 +151,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(newBackupCmd(g), newDemoCmd(g), newSimCmd(g),
 		newStorageCmd(g), newConnectionCmd(g), newJobCmd(g), newDaemonCmd(g),
-		newVerifyCmd(g), newRepairCmd(g), newLsCmd(g), newFindCmd(g), newPruneCmd(g), newExportCmd(g), newRestoreCmd(g), newAlertsCmd(g), newVersionCmd())
+		newVerifyCmd(g), newRepairCmd(g), newLogCmd(g), newLsCmd(g), newFindCmd(g), newPruneCmd(g), newExportCmd(g), newRestoreCmd(g), newAlertsCmd(g), newVersionCmd())
 	refuseUnknownSubcommands(root)
 	return root
 }
