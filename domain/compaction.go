@@ -40,9 +40,13 @@ type RunCounts struct {
 	RequestsByOutcome map[string]int `json:"requests_by_outcome"`
 	ListRequests      int            `json:"list_requests"`
 	ThrottledRequests int            `json:"throttled_requests"`
-	FoldersTotal      int            `json:"folders_total"`
-	FoldersCompleted  int            `json:"folders_completed"`
-	FoldersSkipped    int            `json:"folders_skipped"`
+	// DiscoveryRequests are the budget units discovery spent reading
+	// mailboxes' folder trees (absent from logs written before they were
+	// counted).
+	DiscoveryRequests int `json:"discovery_requests,omitempty"`
+	FoldersTotal      int `json:"folders_total"`
+	FoldersCompleted  int `json:"folders_completed"`
+	FoldersSkipped    int `json:"folders_skipped"`
 }
 
 // Add adds o's counters to c.
@@ -67,6 +71,7 @@ func (c *RunCounts) Add(o RunCounts) {
 	}
 	c.ListRequests += o.ListRequests
 	c.ThrottledRequests += o.ThrottledRequests
+	c.DiscoveryRequests += o.DiscoveryRequests
 	c.FoldersTotal += o.FoldersTotal
 	c.FoldersCompleted += o.FoldersCompleted
 	c.FoldersSkipped += o.FoldersSkipped

@@ -214,6 +214,11 @@ type Event struct {
 	PageToken string `json:"page_token,omitempty"`
 	NextPage  string `json:"next_page,omitempty"`
 	Count     int    `json:"count,omitempty"`
+	// Requests is the budget units discovery spent: a mailbox's folder
+	// tree on mailbox_discovered, the list of mailboxes on
+	// discovery_completed (requests, each sub-request of a Graph $batch
+	// counted).
+	Requests int `json:"requests,omitempty"`
 	Bytes     int64  `json:"bytes,omitempty"`
 	SourceMS  int64  `json:"source_ms,omitempty"`
 	TargetMS  int64  `json:"target_ms,omitempty"`

@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -260,5 +261,96 @@ func TestPlannerReplaysItsHistory(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("decision %d: replay %s, history %s", i, got[i], want[i])
 		}
+	}
+}
+
+// slowDiscovery holds back the second mailbox's discovery until the first
+// mailbox's folder has been listed, and spends three budget units per
+// mailbox's folder tree.
+type slowDiscovery struct {
+	pipeline.Source
+	first, late string
+	listed      chan struct{}
+	once        sync.Once
+}
+
+func (s *slowDiscovery) Folders(ctx context.Context, mailbox string) ([]domain.Folder, error) {
+	pipeline.SpendBudget(ctx, 3)
+	if mailbox == s.late {
+		select {
+		case <-s.listed:
+		case <-time.After(20 * time.Second):
+			return nil, fmt.Errorf("%s: the first mailbox was not listed while discovery went on", mailbox)
+		}
+	}
+	return s.Source.Folders(ctx, mailbox)
+}
+
+func (s *slowDiscovery) List(ctx context.Context, mailbox, folderID, pageToken string) (domain.Page, error) {
+	if mailbox == s.first {
+		s.once.Do(func() { close(s.listed) })
+	}
+	return s.Source.List(ctx, mailbox, folderID, pageToken)
+}
+
+// A mailbox's folders are listed as soon as it is discovered, not when the
+// whole tenant is; the log keeps the mailboxes in their order all the same;
+// and what discovery spent is charged to each mailbox's budget window (with
+// 4 requests per window, a mailbox whose discovery spent 3 lists once, then
+// waits for the window).
+func TestListingStartsWhileDiscoveryGoesOn(t *testing.T) {
+	h := newHarness(t, `mailboxes:
+  - address: a@contoso.test
+    folders:
+      - path: Inbox
+        items: 10
+  - address: b@contoso.test
+    folders:
+      - path: Inbox
+        items: 10
+`)
+	h.deps.Source = &slowDiscovery{Source: h.deps.Source, first: "a@contoso.test", late: "b@contoso.test", listed: make(chan struct{})}
+	h.cfg.Limits.WindowRequests, h.cfg.Limits.Window = 4, time.Minute
+	h.cfg.BatchSize = 10
+	done := make(chan domain.RunState, 1)
+	go func() {
+		st, err := pipeline.Run(context.Background(), h.deps, h.cfg)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- st
+	}()
+	h.waitFor(t, domain.DiscoveryCompleted)
+	var order []string
+	spent := 0
+	for _, ev := range h.events(t) {
+		if ev.Type == domain.MailboxDiscovered {
+			order = append(order, ev.Mailbox)
+			spent += ev.Requests
+			if ev.Outcome != domain.OutcomeSuccess {
+				t.Fatalf("discovery of %s: %s %s", ev.Mailbox, ev.Code, ev.Message)
+			}
+		}
+	}
+	if fmt.Sprint(order) != "[a@contoso.test b@contoso.test]" || spent != 6 {
+		t.Fatalf("mailboxes discovered %v spending %d units; want a then b, 6 units", order, spent)
+	}
+	start := h.clock.Now()
+	h.waitFor(t, domain.ItemsListed)
+	h.clock.Advance(time.Minute + time.Second)
+	if st := <-done; st != domain.StateFinished {
+		t.Fatalf("state %s", st)
+	}
+	rep, err := projections.BuildReport(h.log, h.cfg.Run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The window: 3 discovery units + 1 listing fill it; each fetch waited
+	// for the window to move (the clock moved once, by a minute).
+	for _, ev := range h.events(t) {
+		mustNot(t, ev.Type == domain.BatchRequested && ev.Time.Before(start.Add(time.Minute)), "a fetch was sent with the mailbox's window full")
+	}
+	if rep.ItemsStored != 20 || rep.DiscoveryRequests != 6 {
+		t.Fatalf("report: stored %d, discovery requests %d; want 20 and 6", rep.ItemsStored, rep.DiscoveryRequests)
 	}
 }

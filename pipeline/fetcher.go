@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/rs/zerolog"
-	"github.com/sourcegraph/conc/iter"
+	"github.com/sourcegraph/conc/pool"
 
 	"github.com/mailvault/mailvault/domain"
 )
@@ -63,7 +64,9 @@ func (f *Fetcher) Handle(msg *message.Message) ([]*message.Message, error) {
 	var out []domain.Event
 	switch ev.Type {
 	case domain.RunStarted:
-		out = f.discover(msg.Context(), &ev)
+		if out, err = f.discover(msg.Context(), &ev); err != nil {
+			return nil, err
+		}
 	case domain.ListRequested, domain.BatchRequested:
 		outID := domain.DeriveID(ev.ID, "outcome")
 		done, err := f.Dedup.Has(domain.RunOutcomesTopic(f.Run), outID)
@@ -107,30 +110,60 @@ func failureEvent(ev domain.Event, fl *domain.Failure) domain.Event {
 	return ev
 }
 
-// discover enumerates mailboxes and folders. Every fact is one event; they are
-// returned together so the planner sees discovery as one atomic step.
-func (f *Fetcher) discover(ctx context.Context, start *domain.Event) []domain.Event {
-	var out []domain.Event
-	mbxs, err := withRetries(ctx, func() ([]string, error) { return f.Source.Mailboxes(ctx) })
+// discover enumerates mailboxes and folders. Mailboxes are read in
+// parallel, each one request at a time: the server's limits are per
+// mailbox, so a tenant's discovery takes the time of its slowest mailboxes,
+// not the sum of all. Each mailbox's events are published as soon as it and
+// every mailbox before it are read, so folders are listed while discovery
+// goes on, and the log holds the mailboxes in the same order every run (a
+// replay sees the same discovery). What is returned is the closing event.
+func (f *Fetcher) discover(ctx context.Context, start *domain.Event) ([]domain.Event, error) {
+	listCtx, spent := CountingBudget(ctx)
+	mbxs, err := withRetries(listCtx, func() ([]string, error) { return f.Source.Mailboxes(listCtx) })
 	if err != nil {
 		fl := domain.AsFailure(err)
 		return []domain.Event{{Type: domain.DiscoveryCompleted, ID: domain.DeriveID(start.ID, "discovered"), Cause: start.ID, Run: f.Run,
-			Time: f.Clock.Now(), Outcome: domain.OutcomeFailed, Class: fl.Class, Code: fl.Code, Message: domain.ShortMessage(fl.Message)}}
+			Time: f.Clock.Now(), Outcome: domain.OutcomeFailed, Class: fl.Class, Code: fl.Code, Message: domain.ShortMessage(fl.Message),
+			Requests: int(spent.Load())}}, nil
 	}
 	mbxs = excluding(mbxs, f.ExcludeMailboxes)
-	// Mailboxes are read in parallel, each one request at a time: the
-	// server's limits are per mailbox, so a tenant's discovery takes the
-	// time of its slowest mailboxes, not the sum of all. The events keep
-	// the mailboxes' order, so a replay sees the same discovery.
-	perMailbox := iter.Mapper[string, []domain.Event]{MaxGoroutines: max(1, f.DiscoveryParallelism)}.Map(mbxs, func(m *string) []domain.Event {
-		return f.discoverMailbox(ctx, start, *m)
-	})
-	for _, evs := range perMailbox {
-		out = append(out, evs...)
+	var (
+		mu      sync.Mutex
+		read    = make([][]domain.Event, len(mbxs))
+		next    int
+		pubErr  error
+		workers = pool.New().WithMaxGoroutines(max(1, f.DiscoveryParallelism))
+	)
+	topic := domain.RunOutcomesTopic(f.Run)
+	for i := range mbxs {
+		workers.Go(func() {
+			evs := f.discoverMailbox(ctx, start, mbxs[i])
+			mu.Lock()
+			defer mu.Unlock()
+			read[i] = evs
+			for ; next < len(mbxs) && read[next] != nil; next++ {
+				if pubErr == nil {
+					pubErr = f.publish(topic, read[next])
+				}
+				read[next] = nil
+			}
+		})
 	}
-	out = append(out, domain.Event{Type: domain.DiscoveryCompleted, ID: domain.DeriveID(start.ID, "discovered"), Cause: start.ID,
-		Run: f.Run, Time: f.Clock.Now(), Count: len(mbxs), Outcome: domain.OutcomeSuccess})
-	return out
+	workers.Wait()
+	if pubErr != nil {
+		return nil, fmt.Errorf("publish discovery: %w", pubErr)
+	}
+	return []domain.Event{{Type: domain.DiscoveryCompleted, ID: domain.DeriveID(start.ID, "discovered"), Cause: start.ID,
+		Run: f.Run, Time: f.Clock.Now(), Count: len(mbxs), Outcome: domain.OutcomeSuccess, Requests: int(spent.Load())}}, nil
+}
+
+// publish sends events to topic, in order, in one publish.
+func (f *Fetcher) publish(topic string, evs []domain.Event) error {
+	msgs, err := encodeAll(evs)
+	if err != nil {
+		return err
+	}
+	return f.Items.Publish(topic, msgs...)
 }
 
 // storedPerEvent bounds an items_stored event, so that a batch of
@@ -169,6 +202,7 @@ func putAll(st Storage, keys []domain.ItemKey, contents [][]byte) ([]domain.PutR
 // discoverMailbox reads one mailbox's folder tree: the mailbox's event,
 // then one per folder the filter keeps.
 func (f *Fetcher) discoverMailbox(ctx context.Context, start *domain.Event, m string) []domain.Event {
+	ctx, spent := CountingBudget(ctx)
 	folders, err := withRetries(ctx, func() ([]domain.Folder, error) { return f.Source.Folders(ctx, m) })
 	if namer, ok := f.Source.(WellKnownNamer); ok && err == nil && f.FolderFilter.NeedsWellKnown() {
 		var names map[string]string
@@ -182,7 +216,7 @@ func (f *Fetcher) discoverMailbox(ctx context.Context, start *domain.Event, m st
 	}
 	folders = f.FolderFilter.Apply(folders)
 	me := domain.Event{Type: domain.MailboxDiscovered, ID: domain.DeriveID(f.Run, "mailbox", m), Cause: start.ID, Run: f.Run,
-		Time: f.Clock.Now(), Mailbox: m, Count: len(folders), Outcome: domain.OutcomeSuccess}
+		Time: f.Clock.Now(), Mailbox: m, Count: len(folders), Outcome: domain.OutcomeSuccess, Requests: int(spent.Load())}
 	if err != nil {
 		fl := domain.AsFailure(err)
 		me.Outcome, me.Class, me.Code, me.Message = domain.OutcomeFailed, fl.Class, fl.Code, domain.ShortMessage(fl.Message)

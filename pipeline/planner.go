@@ -192,6 +192,9 @@ func (p *Planner) apply(ev *domain.Event) []domain.Event {
 		return nil
 	case domain.DiscoveryCompleted:
 		p.discoveryDone = true
+		if p.appWindow != nil && ev.Requests > 0 {
+			p.appWindow.AddN(p.clock.Now(), ev.Requests) // the tenant's mailbox list
+		}
 		if ev.Outcome == domain.OutcomeFailed {
 			p.errors++
 		}
@@ -201,10 +204,21 @@ func (p *Planner) apply(ev *domain.Event) []domain.Event {
 			p.errors++
 			return nil
 		}
-		if _, ok := p.mailboxes[ev.Mailbox]; !ok {
-			p.mailboxes[ev.Mailbox] = &mailboxState{addr: ev.Mailbox,
+		m, ok := p.mailboxes[ev.Mailbox]
+		if !ok {
+			m = &mailboxState{addr: ev.Mailbox,
 				window: domain.NewSlidingWindow(p.cfg.Limits.WindowRequests, domain.SafeWindow(p.cfg.Limits.Window))}
+			p.mailboxes[ev.Mailbox] = m
 			p.mbxOrder = append(p.mbxOrder, ev.Mailbox)
+		}
+		if ev.Requests > 0 {
+			// Discovery spent these before the planner knew the mailbox:
+			// they count against its window and the app's like any other.
+			now := p.clock.Now()
+			m.window.AddN(now, ev.Requests)
+			if p.appWindow != nil {
+				p.appWindow.AddN(now, ev.Requests)
+			}
 		}
 		return nil
 	case domain.FolderDiscovered:

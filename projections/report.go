@@ -119,6 +119,7 @@ func (r *Report) Apply(ev *domain.Event) {
 	case domain.FolderDiscovered:
 		r.FoldersTotal++
 	case domain.MailboxDiscovered, domain.DiscoveryCompleted:
+		r.DiscoveryRequests += ev.Requests
 		if ev.Outcome == domain.OutcomeFailed {
 			r.Errors = append(r.Errors, fmt.Sprintf("%s: discovery failed: %s %s", ev.Mailbox, ev.Code, ev.Message))
 		}
@@ -346,7 +347,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.ListingRestarts > 0 {
 		p("  listing restarts   %d (the server discarded a delta state)", r.ListingRestarts)
 	}
-	p("  requests           %d fetch (%s), %d listing", r.Requests, outcomes(r.RequestsByOutcome), r.ListRequests)
+	if r.DiscoveryRequests > 0 {
+		p("  requests           %d fetch (%s), %d listing, %d discovery", r.Requests, outcomes(r.RequestsByOutcome), r.ListRequests, r.DiscoveryRequests)
+	} else {
+		p("  requests           %d fetch (%s), %d listing", r.Requests, outcomes(r.RequestsByOutcome), r.ListRequests)
+	}
 	if r.ThrottledItems > 0 {
 		p("  throttled requests %d (+%d items inside batches)", r.ThrottledRequests, r.ThrottledItems)
 	} else {

@@ -40,6 +40,7 @@ func BenchmarkGraphDiscovery(b *testing.B) {
 		b.ReportMetric(again.DurationS, "no-change-run-s")
 		b.ReportMetric(float64(units-again.ListRequests)/mailboxes, "discovery-units/mailbox")
 		b.ReportMetric(float64(units)/mailboxes, "units/mailbox")
+		b.ReportMetric(float64(again.DiscoveryRequests)/mailboxes, "discovery-units-counted/mailbox")
 		b.ReportMetric(first.DurationS, "first-run-s")
 		b.ReportMetric(float64(dirSize(b, filepath.Join(data, "log"))-logBefore)/1e3, "log-KB-added")
 	}

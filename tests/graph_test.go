@@ -140,14 +140,15 @@ func (s *graphSim) stats(t testing.TB) simStats {
 // graphReport is the JSON report with the incremental fields.
 type graphReport struct {
 	report
-	ItemsUnchanged  int      `json:"items_unchanged"`
-	ItemsRemoved    int      `json:"items_removed"`
-	ItemsGone       int      `json:"items_gone"`
-	ListingRestarts int      `json:"listing_restarts"`
-	ListRequests    int      `json:"list_requests"`
-	ThrottledItems  int      `json:"throttled_items"`
-	DurationS       float64  `json:"duration_s"`
-	Errors          []string `json:"errors"`
+	ItemsUnchanged    int      `json:"items_unchanged"`
+	ItemsRemoved      int      `json:"items_removed"`
+	ItemsGone         int      `json:"items_gone"`
+	ListingRestarts   int      `json:"listing_restarts"`
+	ListRequests      int      `json:"list_requests"`
+	DiscoveryRequests int      `json:"discovery_requests"`
+	ThrottledItems    int      `json:"throttled_items"`
+	DurationS         float64  `json:"duration_s"`
+	Errors            []string `json:"errors"`
 }
 
 func graphBackup(t testing.TB, s *graphSim, data string, extra ...string) (graphReport, result) {

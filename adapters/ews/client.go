@@ -17,6 +17,7 @@ import (
 
 	"github.com/mailvault/mailvault/adapters/credential"
 	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/pipeline"
 )
 
 // Auth methods.
@@ -98,6 +99,7 @@ func (t *transport) call(ctx context.Context, impersonate, body string) ([]byte,
 		}
 		return nil, &domain.Failure{Class: domain.ClassTransient, Code: "TransportError", Message: err.Error()}
 	}
+	pipeline.SpendBudget(ctx, 1)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, t.maxReply+1))
 	if err != nil {

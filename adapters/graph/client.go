@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/pipeline"
 )
 
 // Defaults of the global cloud.
@@ -117,6 +118,7 @@ func (c *client) do(ctx context.Context, method, rawURL string, header http.Head
 	if err != nil {
 		return nil, transportFailure(ctx, err)
 	}
+	pipeline.SpendBudget(ctx, 1)
 	defer resp.Body.Close()
 	b, err := ReadCapped(resp.Body, c.maxReply)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/pipeline"
 )
 
 // Content modes: how items are fetched.
@@ -550,6 +551,7 @@ func (s *Source) batch(ctx context.Context, reqs []batchRequest) (map[string]bat
 	if err != nil {
 		return nil, err
 	}
+	pipeline.SpendBudget(ctx, len(reqs)-1) // each sub-request is counted; do counted one
 	var out struct {
 		Responses []batchResponse `json:"responses"`
 	}

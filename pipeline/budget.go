@@ -1,0 +1,30 @@
+package pipeline
+
+import (
+	"context"
+	"sync/atomic"
+)
+
+// Discovery's requests go to the server outside the planner (which only
+// knows a mailbox once it is discovered), yet they spend the same budgets.
+// A source counts what it sends under a context that carries a counter, so
+// that discovery can say what it spent and the planner can charge it to
+// the mailbox's and the app's windows.
+
+type budgetCounterKey struct{}
+
+// CountingBudget returns ctx carrying a counter of the budget units sources
+// spend under it.
+func CountingBudget(ctx context.Context) (context.Context, *atomic.Int64) {
+	n := new(atomic.Int64)
+	return context.WithValue(ctx, budgetCounterKey{}, n), n
+}
+
+// SpendBudget records units spent by a request sent under ctx (a Graph
+// $batch spends one per sub-request). Sources call it for every request
+// the server counts; without a counter in ctx it does nothing.
+func SpendBudget(ctx context.Context, units int) {
+	if n, ok := ctx.Value(budgetCounterKey{}).(*atomic.Int64); ok && units > 0 {
+		n.Add(int64(units))
+	}
+}
