@@ -218,11 +218,11 @@ type Event struct {
 	// tree on mailbox_discovered, the list of mailboxes on
 	// discovery_completed (requests, each sub-request of a Graph $batch
 	// counted).
-	Requests int `json:"requests,omitempty"`
-	Bytes     int64  `json:"bytes,omitempty"`
-	SourceMS  int64  `json:"source_ms,omitempty"`
-	TargetMS  int64  `json:"target_ms,omitempty"`
-	State     string `json:"state,omitempty"`
+	Requests int    `json:"requests,omitempty"`
+	Bytes    int64  `json:"bytes,omitempty"`
+	SourceMS int64  `json:"source_ms,omitempty"`
+	TargetMS int64  `json:"target_ms,omitempty"`
+	State    string `json:"state,omitempty"`
 
 	Config *RunConfig `json:"config,omitempty"`
 	// Compaction is what a run_compacted event summarises.
