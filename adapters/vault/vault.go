@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/restic/chunker"
 
 	"github.com/mailvault/mailvault/adapters/badgerdb"
@@ -364,6 +365,10 @@ func (v *Vault) openIndex(dataKey []byte, readOnly, create bool) error {
 		WithValueThreshold(256).
 		WithValueLogFileSize(32 << 20).
 		WithNumCompactors(2).
+		// No block compression: the LSM tree holds keys and value
+		// pointers, which compress little, and a compressing table
+		// builder holds each block twice until its table is written.
+		WithCompression(options.None).
 		WithReadOnly(readOnly)
 	if dataKey != nil {
 		// Badger's own encryption at rest: the index holds folder names,
