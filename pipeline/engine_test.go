@@ -119,6 +119,19 @@ func (h *harness) events(t *testing.T) []domain.Event {
 	return out
 }
 
+// start runs the pipeline in the background; the channel gets its state.
+func (h *harness) start(t *testing.T) <-chan domain.RunState {
+	done := make(chan domain.RunState, 1)
+	go func() {
+		st, err := pipeline.Run(context.Background(), h.deps, h.cfg)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- st
+	}()
+	return done
+}
+
 // waitFor blocks until an event of type typ is in the log.
 func (h *harness) waitFor(t *testing.T, typ domain.EventType) domain.Event {
 	t.Helper()
@@ -160,14 +173,7 @@ const parkTenant = `mailboxes:
 // accounted as a stall on the source.
 func TestThrottledFolderIsParkedUntilRetryAfterExactly(t *testing.T) {
 	h := newHarness(t, parkTenant)
-	done := make(chan domain.RunState, 1)
-	go func() {
-		st, err := pipeline.Run(context.Background(), h.deps, h.cfg)
-		if err != nil {
-			t.Error(err)
-		}
-		done <- st
-	}()
+	done := h.start(t)
 	thr := h.waitFor(t, domain.Throttled)
 	parked := h.waitFor(t, domain.FolderParked)
 	if want := thr.Time.Add(time.Duration(thr.RetryAfterMS) * time.Millisecond); !parked.Until.Equal(want) || thr.RetryAfterMS != 90_000 {
@@ -312,14 +318,7 @@ func TestListingStartsWhileDiscoveryGoesOn(t *testing.T) {
 	h.deps.Source = &slowDiscovery{Source: h.deps.Source, first: "a@contoso.test", late: "b@contoso.test", listed: make(chan struct{})}
 	h.cfg.Limits.WindowRequests, h.cfg.Limits.Window = 4, time.Minute
 	h.cfg.BatchSize = 10
-	done := make(chan domain.RunState, 1)
-	go func() {
-		st, err := pipeline.Run(context.Background(), h.deps, h.cfg)
-		if err != nil {
-			t.Error(err)
-		}
-		done <- st
-	}()
+	done := h.start(t)
 	h.waitFor(t, domain.DiscoveryCompleted)
 	var order []string
 	spent := 0

@@ -606,7 +606,7 @@ func TestEventLogDiskFull(t *testing.T) {
 	syscall.Statfs(data, &st)
 	free := int64(st.Bavail) * int64(st.Bsize)
 	filler := filepath.Join(data, "filler")
-	mustf(t, exec.Command("fallocate", "-l", fmt.Sprint(free-(208<<20)-(1<<20)), filler).Run() == nil, "fallocate")
+	mustf(t, exec.Command("fallocate", "-l", fmt.Sprint(free-(176<<20)-(1<<20)), filler).Run() == nil, "fallocate")
 	r, res := backup(t, data, tenant, "--storage", store, "--batch-size", "50")
 	mustf(t, res.code == 1, "exit %d, want 1 (not finished): %s", res.code, res.stderr)
 	mustf(t, strings.Contains(res.stderr, "disk holding the event log is full") && strings.Contains(res.stderr, "free space"), "stderr: %s", res.stderr)

@@ -52,7 +52,7 @@ type DB struct {
 }
 
 // reclaimEvery is how often a database's file mappings are paged out.
-const reclaimEvery = time.Second
+const reclaimEvery = 500 * time.Millisecond
 
 // Open checks the files of bo.Dir and opens the database. Damage (a file
 // that is not byte for byte what the last clean close left, a table whose

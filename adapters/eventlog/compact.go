@@ -60,19 +60,8 @@ func (l *Log) RunCompaction(run string) (summary uint64, done, found bool, err e
 // has none).
 func (l *Log) RunSpan(run string) (first, last uint64, err error) {
 	err = l.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get([]byte("r/" + run))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		v, err := it.ValueCopy(nil)
-		if err != nil || len(v) != 16 {
-			return &CorruptError{Key: []byte("r/" + run), Err: fmt.Errorf("run index entry: %v", err)}
-		}
-		first, last = binary.BigEndian.Uint64(v[:8]), binary.BigEndian.Uint64(v[8:])
-		return nil
+		first, last, err = runSpan(txn, run)
+		return err
 	})
 	return first, last, err
 }

@@ -181,7 +181,7 @@ func badgerOptions(opts Options) badger.Options {
 		WithSyncWrites(opts.SyncWrites).
 		// Sized for a small daemon, not a database server: memory must stay
 		// bounded while a million-item mailbox streams through.
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(8 << 20).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(4).
 		WithNumLevelZeroTablesStall(8).
@@ -960,20 +960,29 @@ func scanEvents(txn *badger.Txn, from, to uint64, fn func(Record) error) error {
 	return nil
 }
 
-func (l *Log) scanRun(txn *badger.Txn, run string, after uint64, fn func(Record) error) error {
+// runSpan reads the run index: the first and last seq of run's records
+// (0, 0 when the log has none).
+func runSpan(txn *badger.Txn, run string) (first, last uint64, err error) {
 	key := []byte("r/" + run)
 	it, err := txn.Get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil
+		return 0, 0, nil
 	}
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	v, err := it.ValueCopy(nil)
 	if err != nil || len(v) != 16 {
-		return &CorruptError{Key: key, Err: fmt.Errorf("run index entry: %v", err)}
+		return 0, 0, &CorruptError{Key: key, Err: fmt.Errorf("run index entry: %v", err)}
 	}
-	first, last := binary.BigEndian.Uint64(v[:8]), binary.BigEndian.Uint64(v[8:])
+	return binary.BigEndian.Uint64(v[:8]), binary.BigEndian.Uint64(v[8:]), nil
+}
+
+func (l *Log) scanRun(txn *badger.Txn, run string, after uint64, fn func(Record) error) error {
+	first, last, err := runSpan(txn, run)
+	if err != nil || last == 0 {
+		return err
+	}
 	return scanEvents(txn, max(first, after+1), last, func(rec Record) error {
 		if rec.Metadata[MetaRun] != run {
 			return nil
