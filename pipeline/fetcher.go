@@ -34,9 +34,12 @@ type Fetcher struct {
 	Storage              Storage
 	Resume               ResumeIndex
 	Dedup                Dedup
-	Items                message.Publisher
-	Clock                Clock
-	Log                  zerolog.Logger
+	// Items is where the fetcher publishes on its own, outside a
+	// handler's return: stored items to domain.TopicItems, and each
+	// mailbox's discovery to the run's outcomes as soon as it is read.
+	Items message.Publisher
+	Clock Clock
+	Log   zerolog.Logger
 }
 
 // storageError marks a failure of the target, not the source.

@@ -26,8 +26,8 @@ const (
 	compactBegun byte = 0
 	compactDone  byte = 1
 	// removeBatch bounds the records removed in one transaction (each has
-	// four or five keys).
-	removeBatch = 1000
+	// four or five keys: well inside Badger's limit on a transaction).
+	removeBatch = 500
 )
 
 func compactKey(run string) []byte { return []byte("x/" + run) }

@@ -134,13 +134,16 @@ type Options struct {
 
 // Log is the event log. It is safe for concurrent use.
 type Log struct {
-	db       *badgerdb.DB
-	dir      string
-	reserve  int64 // free space appends keep on the log's disk
-	space    badgerdb.SpaceGauge
-	readOnly bool
-	hooks    []Hook
-	onCommit func(time.Duration, int)
+	db      *badgerdb.DB
+	dir     string
+	reserve int64 // free space appends keep on the log's disk
+	// valueThreshold is the value size from which Badger keeps a value in
+	// its value log, not in the transaction's memtable entry.
+	valueThreshold int
+	space          badgerdb.SpaceGauge
+	readOnly       bool
+	hooks          []Hook
+	onCommit       func(time.Duration, int)
 
 	damagedMu sync.Mutex
 	damaged   error // set once the log is known damaged: appends refuse
@@ -225,17 +228,18 @@ func Open(opts Options) (*Log, error) {
 		return nil, fmt.Errorf("open event log: %w", err)
 	}
 	l := &Log{
-		db:        db,
-		dir:       opts.Dir,
-		reserve:   reserve,
-		space:     badgerdb.SpaceGauge{Dir: opts.Dir, Recheck: 8 << 20},
-		readOnly:  opts.ReadOnly,
-		hooks:     opts.Hooks,
-		onCommit:  opts.OnCommit,
-		appends:   make(chan *appendReq, 256),
-		done:      make(chan struct{}),
-		changed:   make(chan struct{}),
-		consumers: map[string]*consumer{},
+		db:             db,
+		dir:            opts.Dir,
+		reserve:        reserve,
+		valueThreshold: int(bo.ValueThreshold),
+		space:          badgerdb.SpaceGauge{Dir: opts.Dir, Recheck: 8 << 20},
+		readOnly:       opts.ReadOnly,
+		hooks:          opts.Hooks,
+		onCommit:       opts.OnCommit,
+		appends:        make(chan *appendReq, 256),
+		done:           make(chan struct{}),
+		changed:        make(chan struct{}),
+		consumers:      map[string]*consumer{},
 	}
 	if l.last, err = l.findLast(); err != nil {
 		db.Close()
@@ -490,8 +494,8 @@ func (h hookTx) Get(key []byte) ([]byte, error) {
 func (h hookTx) Set(key, value []byte) error { return h.txn.Set(pkey(key), value) }
 func (h hookTx) Delete(key []byte) error     { return h.txn.Delete(pkey(key)) }
 
-// Limits of one append transaction, well inside Badger's (about 15% of the
-// memtable, and a count of entries derived from it). Records are never split
+// Limits of one append transaction, well inside Badger's (15 % of the 8 MB
+// memtable, 1.26 MB, and a count of entries derived from it). Records are never split
 // across transactions; a request larger than this spans several, which the
 // id deduplication makes safe to retry.
 const (
@@ -513,13 +517,20 @@ func (a *appendTxn) Get(key []byte) ([]byte, error) { return hookTx{a.txn}.Get(k
 func (a *appendTxn) Set(key, value []byte) error    { return a.set(pkey(key), value) }
 func (a *appendTxn) Delete(key []byte) error {
 	a.entries++
-	a.bytes += len(key) + 16
+	a.bytes += len(key) + 20
 	return a.txn.Delete(pkey(key))
 }
 
 func (a *appendTxn) set(key, value []byte) error {
 	a.entries++
-	a.bytes += len(key) + min(len(value), 64) + 16
+	// What Badger counts against the transaction: the key, its version,
+	// and the value where it stays inline (a pointer to the value log
+	// otherwise), plus a few bytes of its own.
+	v := len(value)
+	if v >= a.l.valueThreshold {
+		v = 12
+	}
+	a.bytes += len(key) + v + 20
 	if err := a.txn.Set(key, value); err != nil {
 		return conciseErr{err}
 	}
