@@ -143,11 +143,15 @@ func compactRun(ctx context.Context, lg Compactor, run string, resumed bool, sum
 		detail.Apply(&ev)
 		return nil
 	})
-	if err != nil || len(seqs) == 0 {
+	if err != nil {
 		return 0, err
 	}
 	if resumed {
+		// Even with nothing left, this marks the compaction finished.
 		return len(seqs), lg.CompactRun(ctx, run, seqs, nil)
+	}
+	if len(seqs) == 0 {
+		return 0, nil
 	}
 	c.Counts = detail.RunCounts
 	c.StallSourceMS, c.StallTargetMS = detail.stallSource.Milliseconds(), detail.stallTarget.Milliseconds()
