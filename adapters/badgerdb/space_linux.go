@@ -28,25 +28,12 @@ func ProbeLock(dir string) error {
 	return syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 }
 
-// DiskUsage is the space the files directly in dir take on disk: the
-// blocks allocated, not the sizes (Badger's memory-mapped files are sized
-// in advance and mostly holes until written).
-func DiskUsage(dir string) int64 {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return 0
+// allocated is the space a file takes on disk: its blocks, not its size
+// (Badger's memory-mapped files are sized in advance and mostly holes
+// until written).
+func allocated(info os.FileInfo) int64 {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return st.Blocks * 512
 	}
-	var n int64
-	for _, e := range entries {
-		info, err := e.Info()
-		if err != nil || !info.Mode().IsRegular() {
-			continue
-		}
-		if st, ok := info.Sys().(*syscall.Stat_t); ok {
-			n += st.Blocks * 512
-		} else {
-			n += info.Size()
-		}
-	}
-	return n
+	return info.Size()
 }
