@@ -218,11 +218,14 @@ type Event struct {
 	// tree on mailbox_discovered, the list of mailboxes on
 	// discovery_completed (requests, each sub-request of a Graph $batch
 	// counted).
-	Requests int    `json:"requests,omitempty"`
-	Bytes    int64  `json:"bytes,omitempty"`
-	SourceMS int64  `json:"source_ms,omitempty"`
-	TargetMS int64  `json:"target_ms,omitempty"`
-	State    string `json:"state,omitempty"`
+	Requests int `json:"requests,omitempty"`
+	// Tree is what a source that tracks folder hierarchies reported on
+	// mailbox_discovered: the changes since the tree the run started from.
+	Tree     *FolderChanges `json:"tree,omitempty"`
+	Bytes    int64          `json:"bytes,omitempty"`
+	SourceMS int64          `json:"source_ms,omitempty"`
+	TargetMS int64          `json:"target_ms,omitempty"`
+	State    string         `json:"state,omitempty"`
 
 	Config *RunConfig `json:"config,omitempty"`
 	// Compaction is what a run_compacted event summarises.

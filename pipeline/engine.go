@@ -137,13 +137,14 @@ func Run(ctx context.Context, d Deps, cfg Config) (domain.RunState, error) {
 	// that fails it would redeliver forever, so a failed publish aborts too.
 	d.Publisher = abortingPublisher{Publisher: d.Publisher, abort: abort}
 
+	trees, _ := d.Resume.(FolderTrees)
 	if vc, ok := d.Storage.(VersionChecker); ok {
 		// The storage, not the log, says whether a version is stored.
 		d.Resume = storageConfirmed{ResumeIndex: d.Resume, storage: vc, source: cfg.SourceName}
 	}
 	reqT, outT := domain.RunRequestsTopic(cfg.Run), domain.RunOutcomesTopic(cfg.Run)
 	fetcher := &Fetcher{Run: cfg.Run, SourceName: cfg.SourceName, FolderFilter: cfg.FolderFilter, ExcludeMailboxes: cfg.ExcludeMailboxes,
-		DiscoveryParallelism: discoveryParallelism(cfg), Source: d.Source, Storage: d.Storage, Resume: d.Resume, Dedup: d.Dedup,
+		DiscoveryParallelism: discoveryParallelism(cfg), Source: d.Source, Storage: d.Storage, Resume: d.Resume, Trees: trees, Dedup: d.Dedup,
 		Items: d.Publisher, Clock: d.Clock, Log: d.Log}
 	wake := func(ev domain.Event) {
 		m, err := encode(ev)

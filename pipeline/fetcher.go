@@ -33,7 +33,10 @@ type Fetcher struct {
 	Source               Source
 	Storage              Storage
 	Resume               ResumeIndex
-	Dedup                Dedup
+	// Trees holds the folder trees a FolderTracker source's changes apply
+	// to; without it such a source's trees are walked in full.
+	Trees FolderTrees
+	Dedup Dedup
 	// Items is where the fetcher publishes on its own, outside a
 	// handler's return: stored items to domain.TopicItems, and each
 	// mailbox's discovery to the run's outcomes as soon as it is read.
@@ -206,6 +209,49 @@ func putAll(st Storage, keys []domain.ItemKey, contents [][]byte) ([]domain.PutR
 // then one per folder the filter keeps.
 func (f *Fetcher) discoverMailbox(ctx context.Context, start *domain.Event, m string) []domain.Event {
 	ctx, spent := CountingBudget(ctx)
+	folders, changes, err := f.readFolders(ctx, m)
+	folders = f.FolderFilter.Apply(folders)
+	me := domain.Event{Type: domain.MailboxDiscovered, ID: domain.DeriveID(f.Run, "mailbox", m), Cause: start.ID, Run: f.Run,
+		Time: f.Clock.Now(), Mailbox: m, Count: len(folders), Outcome: domain.OutcomeSuccess, Requests: int(spent.Load()), Tree: changes}
+	if err != nil {
+		fl := domain.AsFailure(err)
+		me.Outcome, me.Class, me.Code, me.Message = domain.OutcomeFailed, fl.Class, fl.Code, domain.ShortMessage(fl.Message)
+		me.Count, me.Tree = 0, nil
+		return []domain.Event{me}
+	}
+	out := []domain.Event{me}
+	for _, fd := range folders {
+		out = append(out, domain.Event{Type: domain.FolderDiscovered, ID: domain.DeriveID(f.Run, "folder", m, fd.ID), Cause: me.ID,
+			Run: f.Run, Time: f.Clock.Now(), Mailbox: m, Folder: fd.Path, FolderID: fd.ID, Kind: fd.Kind, WellKnown: fd.WellKnown})
+	}
+	return out
+}
+
+// readFolders reads a mailbox's folders: as the changes since the tree the
+// resume state holds when the source tracks hierarchies (the changes are
+// returned to be recorded), else by walking the tree, with the well-known
+// names asked separately when the folder filter needs them.
+func (f *Fetcher) readFolders(ctx context.Context, m string) ([]domain.Folder, *domain.FolderChanges, error) {
+	if tracker, ok := f.Source.(FolderTracker); ok && f.Trees != nil {
+		prev, _, err := f.Trees.FolderTree(m)
+		if err != nil {
+			// Unreadable resume state costs a full listing, nothing more.
+			f.Log.Warn().Err(err).Str("mailbox", m).Msg("the folder tree of the last discovery is unreadable: listing it again in full")
+			prev = domain.FolderTree{}
+		}
+		changes, err := withRetries(ctx, func() (domain.FolderChanges, error) { return tracker.FolderChanges(ctx, m, prev) })
+		if err == nil {
+			tree, ok := prev.Apply(changes)
+			if !ok {
+				return nil, nil, &domain.Failure{Class: domain.ClassTransient, Code: "FolderChangesOutOfStep",
+					Message: "the source reported folder changes since another state than the one it was given"}
+			}
+			return tree.Folders(), &changes, nil
+		}
+		if !errors.Is(err, ErrFolderTrackingUnavailable) {
+			return nil, nil, err
+		}
+	}
 	folders, err := withRetries(ctx, func() ([]domain.Folder, error) { return f.Source.Folders(ctx, m) })
 	if namer, ok := f.Source.(WellKnownNamer); ok && err == nil && f.FolderFilter.NeedsWellKnown() {
 		var names map[string]string
@@ -217,20 +263,7 @@ func (f *Fetcher) discoverMailbox(ctx context.Context, start *domain.Event, m st
 			}
 		}
 	}
-	folders = f.FolderFilter.Apply(folders)
-	me := domain.Event{Type: domain.MailboxDiscovered, ID: domain.DeriveID(f.Run, "mailbox", m), Cause: start.ID, Run: f.Run,
-		Time: f.Clock.Now(), Mailbox: m, Count: len(folders), Outcome: domain.OutcomeSuccess, Requests: int(spent.Load())}
-	if err != nil {
-		fl := domain.AsFailure(err)
-		me.Outcome, me.Class, me.Code, me.Message = domain.OutcomeFailed, fl.Class, fl.Code, domain.ShortMessage(fl.Message)
-		return []domain.Event{me}
-	}
-	out := []domain.Event{me}
-	for _, fd := range folders {
-		out = append(out, domain.Event{Type: domain.FolderDiscovered, ID: domain.DeriveID(f.Run, "folder", m, fd.ID), Cause: me.ID,
-			Run: f.Run, Time: f.Clock.Now(), Mailbox: m, Folder: fd.Path, FolderID: fd.ID, Kind: fd.Kind, WellKnown: fd.WellKnown})
-	}
-	return out
+	return folders, nil, err
 }
 
 // excluding drops the excluded addresses (any case) from a mailbox list.

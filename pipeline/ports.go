@@ -8,6 +8,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -29,6 +30,27 @@ type Source interface {
 // only when a folder filter needs them. It maps folder ids to names.
 type WellKnownNamer interface {
 	WellKnown(ctx context.Context, mailbox string) (map[string]string, error)
+}
+
+// FolderTracker is a source that reports a mailbox's folder hierarchy as
+// the changes since the tree it last reported (Graph's mailbox folder
+// delta): discovering an unchanged mailbox costs one request instead of a
+// walk of its tree. prev is that tree with its token (the zero tree for a
+// first discovery); the source keeps what it needs of it (folder kinds).
+// It returns ErrFolderTrackingUnavailable, wrapped, when it cannot track
+// this mailbox (a permission missing): discovery then reads the tree with
+// Folders.
+type FolderTracker interface {
+	FolderChanges(ctx context.Context, mailbox string, prev domain.FolderTree) (domain.FolderChanges, error)
+}
+
+// ErrFolderTrackingUnavailable: see FolderTracker.
+var ErrFolderTrackingUnavailable = errors.New("the source cannot track this mailbox's folder hierarchy")
+
+// FolderTrees is the resume state's side of FolderTracker: each mailbox's
+// folder tree as last discovered in the run's scope.
+type FolderTrees interface {
+	FolderTree(mailbox string) (domain.FolderTree, bool, error)
 }
 
 // Storage is the backup target.

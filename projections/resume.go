@@ -30,7 +30,8 @@ const (
 	runPrefix      = "run/"
 	syncPrefix     = "sync/"
 	removedPrefix  = "rm/"
-	runScopePrefix = "rs/" // run -> its scope
+	treePrefix     = "tree/" // a mailbox's folder tree (FolderTracker sources)
+	runScopePrefix = "rs/"   // run -> its scope
 )
 
 // Scope names the state one backup resumes from: the storage (its id and
@@ -101,7 +102,7 @@ var relevant = map[string]bool{
 	string(domain.ItemStored): true, string(domain.ItemsStored): true, string(domain.ItemQuarantined): true, string(domain.ItemReleased): true,
 	string(domain.BatchRequested): true, string(domain.ListRequested): true, string(domain.FolderSkipped): true,
 	string(domain.FolderCompleted): true, string(domain.RunStarted): true,
-	string(domain.ItemRemoved): true, string(domain.ListingRestarted): true,
+	string(domain.ItemRemoved): true, string(domain.ListingRestarted): true, string(domain.MailboxDiscovered): true,
 }
 
 // ResumeHook keeps the resume index in step with the log. Pass it to
@@ -184,6 +185,11 @@ func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
 			return err
 		}
 		return tx.Delete(folderKey(scope, ev.Mailbox, ev.FolderID))
+	case domain.MailboxDiscovered:
+		if ev.Tree == nil || ev.Outcome != domain.OutcomeSuccess {
+			return nil
+		}
+		return applyFolderChanges(tx, treeKey(scope, ev.Mailbox), *ev.Tree)
 	case domain.ItemRemoved:
 		// The stored versions stay in the storage (retention decides);
 		// the index forgets the item so that a re-appearing id is stored
@@ -195,6 +201,35 @@ func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
 		return tx.Set(itemKey(removedPrefix, itemScope(scope), ev.Mailbox, ev.FolderID, ev.ItemID), t)
 	}
 	return nil
+}
+
+func treeKey(scope, mailbox string) []byte {
+	return []byte(treePrefix + scope + "\x00" + mailbox)
+}
+
+// applyFolderChanges moves a mailbox's folder tree on by the changes its
+// discovery recorded. Changes that do not continue the tree held (its
+// earlier changes were compacted away before the index was rebuilt) drop
+// it: the next discovery lists the hierarchy in full.
+func applyFolderChanges(tx eventlog.Tx, key []byte, ch domain.FolderChanges) error {
+	var tree domain.FolderTree
+	if !ch.Full {
+		old, err := tx.Get(key)
+		if err != nil {
+			return err
+		}
+		if old != nil {
+			if err := json.Unmarshal(old, &tree); err != nil {
+				return fmt.Errorf("resume index: folder tree %q: %w", key, err)
+			}
+		}
+	}
+	next, ok := tree.Apply(ch)
+	if !ok || next.Token == "" {
+		return tx.Delete(key)
+	}
+	v, _ := json.Marshal(next)
+	return tx.Set(key, v)
 }
 
 // Resume reads the resume index of one scope (Quarantine lists them all).
@@ -242,6 +277,14 @@ func (r Resume) SyncToken(mailbox, folderID string) (string, bool, error) {
 		return "", false, err
 	}
 	return string(b), true, nil
+}
+
+// FolderTree returns a mailbox's folder tree as last discovered, for a
+// source that reports hierarchy changes (pipeline.FolderTrees).
+func (r Resume) FolderTree(mailbox string) (domain.FolderTree, bool, error) {
+	var t domain.FolderTree
+	ok, err := r.get(treeKey(r.Scope, mailbox), &t)
+	return t, ok, err
 }
 
 // Quarantine lists every quarantined item of every scope.

@@ -116,3 +116,64 @@ func TestJobHistoriesFromTheLogAndFromTheMetrics(t *testing.T) {
 		t.Fatalf("histories: %+v", fromLog)
 	}
 }
+
+// A mailbox's folder tree follows its discoveries' changes; changes that do
+// not continue the tree held (a log rebuilt after the full listing was
+// compacted away) drop it, so that the next discovery lists it in full.
+func TestFolderTreeFollowsDiscoveries(t *testing.T) {
+	lg, err := eventlog.Open(eventlog.Options{InMemory: true, Hooks: []eventlog.Hook{ResumeHook}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Close()
+	scope := Scope("store-a", "gen1", "graph:t")
+	seq := 0
+	appendEvents := func(events ...domain.Event) {
+		t.Helper()
+		var recs []eventlog.Record
+		for _, ev := range events {
+			seq++
+			ev.ID, ev.Time = fmt.Sprint("e", seq), time.Now()
+			b, _ := json.Marshal(ev)
+			recs = append(recs, eventlog.Record{Topic: "t", UUID: ev.ID, Payload: b, Metadata: map[string]string{eventlog.MetaType: string(ev.Type), eventlog.MetaRun: ev.Run}})
+		}
+		if _, err := lg.Append(context.Background(), recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	discovered := func(run string, ch domain.FolderChanges) domain.Event {
+		return domain.Event{Type: domain.MailboxDiscovered, Run: run, Mailbox: "m", Outcome: domain.OutcomeSuccess, Tree: &ch}
+	}
+	r := Resume{Log: lg, Scope: scope}
+	paths := func() []string {
+		tree, ok, err := r.FolderTree("m")
+		if err != nil || !ok {
+			return nil
+		}
+		var out []string
+		for _, f := range tree.Folders() {
+			out = append(out, f.Path)
+		}
+		return append(out, tree.Token)
+	}
+	appendEvents(domain.Event{Type: domain.RunStarted, Run: "r1", Config: &domain.RunConfig{Scope: scope}},
+		discovered("r1", domain.FolderChanges{Full: true, Token: "t1", Changed: []domain.FolderNode{{ID: "i", Parent: "root", Name: "Inbox", Kind: "mail"}}}))
+	if got := paths(); !reflect.DeepEqual(got, []string{"Inbox", "t1"}) {
+		t.Fatalf("after a full listing: %v", got)
+	}
+	appendEvents(domain.Event{Type: domain.RunStarted, Run: "r2", Config: &domain.RunConfig{Scope: scope}},
+		discovered("r2", domain.FolderChanges{From: domain.TokenDigest("t1"), Token: "t2", Changed: []domain.FolderNode{{ID: "n", Parent: "i", Name: "New", Kind: "mail"}}}),
+		// a failed discovery records no changes and leaves the tree alone
+		domain.Event{Type: domain.MailboxDiscovered, Run: "r2", Mailbox: "m", Outcome: domain.OutcomeFailed})
+	if got := paths(); !reflect.DeepEqual(got, []string{"Inbox", "Inbox/New", "t2"}) {
+		t.Fatalf("after a change: %v", got)
+	}
+	if other, ok, _ := (Resume{Log: lg, Scope: Scope("store-b", "gen1", "graph:t")}).FolderTree("m"); ok {
+		t.Fatalf("another storage sees the tree: %+v", other)
+	}
+	appendEvents(domain.Event{Type: domain.RunStarted, Run: "r3", Config: &domain.RunConfig{Scope: scope}},
+		discovered("r3", domain.FolderChanges{From: domain.TokenDigest("t-compacted"), Token: "t4"}))
+	if got := paths(); got != nil {
+		t.Fatalf("changes from another state were applied: %v", got)
+	}
+}

@@ -64,10 +64,13 @@ func TestHistoryFromTheFuture(t *testing.T) {
 		t.Fatalf("an unknown event type changed the read side:\n%s\nwant\n%s", got, want)
 	}
 
+	// A newer event that only the read side reads (the resume index refuses
+	// one it keeps state from when it is appended).
 	future := slices.Clone(events)
-	future[1].Schema = domain.SchemaVersion + 1
+	i := slices.IndexFunc(future, func(ev domain.Event) bool { return ev.Type == domain.FolderDiscovered })
+	future[i].Schema = domain.SchemaVersion + 1
 	lg := historyLog(t, future)
-	_, err := projections.BuildReport(lg, future[1].Run)
+	_, err := projections.BuildReport(lg, future[i].Run)
 	if !errors.Is(err, domain.ErrFutureSchema) || !strings.Contains(err.Error(), "upgrade mailvault") {
 		t.Fatalf("report over a future schema: %v, want ErrFutureSchema saying to upgrade", err)
 	}

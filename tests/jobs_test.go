@@ -97,7 +97,7 @@ func TestJobDefinitions(t *testing.T) {
 // connection test checks the stored credentials and permissions against the
 // server and says precisely what is missing.
 func TestConnectionTest(t *testing.T) {
-	sim := startGraphSim(t, "seed: 1\ngraph: {export_items: false}\nmailboxes:\n  - address: zed@contoso.test\n    folders:\n      - path: Inbox\n        items: 3\n")
+	sim := startGraphSim(t, "seed: 1\ngraph: {export_items: false, mailbox_folders: false}\nmailboxes:\n  - address: zed@contoso.test\n    folders:\n      - path: Inbox\n        items: 3\n")
 	data := filepath.Join(t.TempDir(), "data")
 	run := func(args ...string) result { return mailvault(t, append(args, "--data", data)...) }
 	res := run(sim.connectionArgs()...)
@@ -105,7 +105,8 @@ func TestConnectionTest(t *testing.T) {
 	res = run("connection", "test", "online")
 	mustf(t, res.code == 0, "test: exit %d %s %s", res.code, res.stdout, res.stderr)
 	for _, want := range []string{"ok      list users", "ok      read mail folders of zed@contoso.test", "ok      read calendars", "ok      read contact folders",
-		"warning export items of zed@contoso.test (full fidelity; optional)", "MailboxItem.Export.All"} {
+		"warning export items of zed@contoso.test (full fidelity; optional)", "MailboxItem.Export.All",
+		"warning track the folder tree of zed@contoso.test (one request per unchanged mailbox; optional)", "MailboxFolder.Read.All"} {
 		mustf(t, strings.Contains(res.stdout, want), "connection test output lacks %q:\n%s", want, res.stdout)
 	}
 	wrong := filepath.Join(t.TempDir(), "wrong")

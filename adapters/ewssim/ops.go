@@ -575,7 +575,7 @@ func (s *Server) deleteItem(c *opContext) (string, *throttle) {
 // control is the test API: change a folder, expire sync states, stats.
 func (s *Server) control(w http.ResponseWriter, r *http.Request) {
 	simtenant.Control{Secret: s.password, Stats: func() any { return s.Stats() },
-		Mutate:     func(m simtenant.MutateRequest) error { return s.Mutate(m.Mailbox, m.Folder, m.Add, m.Modify, m.Delete) },
+		Mutate:     s.mutate,
 		ExpirePath: "/_sim/expire-syncstates", Expire: s.ExpireSyncStates}.ServeHTTP(w, r)
 }
 

@@ -135,9 +135,13 @@ func (s *Server) ExpireSyncStates() {
 
 // Mutate changes a folder ("" mailbox: a public folder).
 func (s *Server) Mutate(mailbox, folder string, add, modify, del int) error {
+	return s.mutate(simtenant.MutateRequest{Mailbox: mailbox, Folder: folder, Add: add, Modify: modify, Delete: del})
+}
+
+func (s *Server) mutate(req simtenant.MutateRequest) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.store.MutateByPath(mailbox, folder, add, modify, del)
+	return s.store.MutateByPath(req)
 }
 
 // connState is what the server remembers of one TCP connection: NTLM

@@ -19,8 +19,9 @@ type Check struct {
 // Probe tries each thing a backup needs, once, and says which permission is
 // missing where one is: User.Read.All to list mailboxes, Mail.Read,
 // Calendars.Read, Contacts.Read for the folders of mailbox, and
-// MailboxItem.Export.All for full-fidelity export (optional: without it
-// backups fall back to MIME).
+// MailboxFolder.Read.All to track folder trees (optional: without it each
+// run walks every folder list), MailboxItem.Export.All for full-fidelity
+// export (optional: without it backups fall back to MIME).
 func (s *Source) Probe(ctx context.Context, mailbox string) []Check {
 	var out []Check
 	try := func(what, perm, url string) {
@@ -31,10 +32,16 @@ func (s *Source) Probe(ctx context.Context, mailbox string) []Check {
 	try("read mail folders of "+mailbox, "Mail.Read", s.c.url(false, "users", mailbox, "mailFolders")+"?$top=1")
 	try("read calendars of "+mailbox, "Calendars.Read", s.c.url(false, "users", mailbox, "calendars")+"?$top=1")
 	try("read contact folders of "+mailbox, "Contacts.Read", s.c.url(false, "users", mailbox, "contactFolders")+"?$top=1")
+	mbx, err := s.exchangeID(ctx, mailbox)
+	tree := Check{What: "track the folder tree of " + mailbox + " (one request per unchanged mailbox; optional)", Permission: "MailboxFolder.Read.All", Err: err}
+	if err == nil {
+		var v collection[json.RawMessage]
+		tree.Err = s.getJSON(ctx, s.c.url(false, "admin", "exchange", "mailboxes", mbx, "folders", "delta"), http.Header{"Prefer": {"odata.maxpagesize=1"}}, &v)
+	}
+	out = append(out, tree)
 	// exportItems with an id that does not exist: a per-item error means the
 	// permission is there, ErrorAccessDenied means it is not.
 	exp := Check{What: "export items of " + mailbox + " (full fidelity; optional)", Permission: "MailboxItem.Export.All"}
-	mbx, err := s.exchangeID(ctx, mailbox)
 	if err == nil {
 		body, _ := json.Marshal(map[string]any{"itemIds": []string{"AAMkAIprobe000000000000000000000"}})
 		_, err = s.c.do(ctx, http.MethodPost, s.c.url(true, "admin", "exchange", "mailboxes", mbx, "exportItems"), nil, body)

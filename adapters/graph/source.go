@@ -76,6 +76,8 @@ type Source struct {
 	exchangeCalls singleflight.Group
 
 	exportDenied atomic.Bool
+	// folderAPIDenied: the mailbox API's folder routes answered 403.
+	folderAPIDenied atomic.Bool
 }
 
 // MaxItemsPerRequest is Graph's limit for $batch and exportItems.

@@ -116,6 +116,12 @@ func (s *Server) dispatch(c *call) *reply {
 		if len(seg) == 5 && seg[2] == "mailboxes" && seg[4] == "createImportSession" && c.method == http.MethodPost {
 			return s.createImportSession(c, seg[3])
 		}
+		if len(seg) == 6 && seg[2] == "mailboxes" && seg[4] == "folders" && seg[5] == "delta" {
+			if c.method != http.MethodGet {
+				return methodNotAllowed()
+			}
+			return s.folderDelta(c, seg[3])
+		}
 		return notFound(c)
 	}
 	if len(seg) == 0 || seg[0] != "users" {
@@ -136,14 +142,7 @@ func (s *Server) dispatch(c *call) *reply {
 		return rep
 	}
 	defer release()
-	if d := time.Duration(s.t.Latency); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-c.ctx.Done():
-			t.Stop()
-		}
-	}
+	s.delay(c)
 	rest := seg[2:]
 	if len(rest) == 0 {
 		return jsonReply(http.StatusOK, s.userJSON(m, c))
@@ -173,6 +172,18 @@ func (s *Server) dispatch(c *call) *reply {
 		}
 	}
 	return notFound(c)
+}
+
+// delay answers after the tenant's latency, as a remote server would.
+func (s *Server) delay(c *call) {
+	if d := time.Duration(s.t.Latency); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			t.Stop()
+		}
+	}
 }
 
 func notFound(c *call) *reply {

@@ -305,7 +305,7 @@ func (s *Server) createFolder(c *call, m *mailbox, kind string, parent *folder) 
 	if m.Folder(path, kind) != nil {
 		return errorReply(http.StatusConflict, "ErrorFolderExists", "A folder with the specified name already exists.")
 	}
-	f := m.Ensure(path, kind)
+	f := s.store.CreateFolder(m.Box, path, kind)
 	return jsonReply(http.StatusCreated, s.folderJSON(c, f))
 }
 

@@ -75,6 +75,8 @@ type Server struct {
 	stats     Stats
 	export    bool
 	resync    string
+	// mailboxFolders: the app holds MailboxFolder.Read.All.
+	mailboxFolders bool
 
 	restored map[string]*restoredMessage // messages created from JSON, by id
 	uploads  map[string]*uploadSession
@@ -101,11 +103,14 @@ func New(t *simtenant.Tenant, o Options) *Server {
 	}
 	s := &Server{t: t, creds: c, ttl: o.TokenTTL, now: o.Now, tokens: map[string]time.Time{}, byKey: map[string]*mailbox{},
 		byBox: map[*simtenant.Box]*mailbox{}, store: simtenant.NewStore(t), faults: simtenant.NewFaultPlan(t.Faults),
-		export: true, resync: "SyncStateNotFound", stats: Stats{ByStatus: map[string]int{}},
+		export: true, mailboxFolders: true, resync: "SyncStateNotFound", stats: Stats{ByStatus: map[string]int{}},
 		restored: map[string]*restoredMessage{}, uploads: map[string]*uploadSession{}, imports: map[string]importTarget{}}
 	if g := t.Graph; g != nil {
 		if g.ExportItems != nil {
 			s.export = *g.ExportItems
+		}
+		if g.MailboxFolders != nil {
+			s.mailboxFolders = *g.MailboxFolders
 		}
 		if g.ResyncCode != "" {
 			s.resync = g.ResyncCode
@@ -542,7 +547,7 @@ func (s *Server) Mutate(req MutateRequest) error {
 	if s.byKey[strings.ToLower(req.Mailbox)] == nil {
 		return fmt.Errorf("no mailbox %s", req.Mailbox)
 	}
-	return s.store.MutateByPath(req.Mailbox, req.Folder, req.Add, req.Modify, req.Delete)
+	return s.store.MutateByPath(req)
 }
 
 // ExpireDeltas invalidates every delta and skip token handed out so far.

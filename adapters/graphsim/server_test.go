@@ -306,3 +306,59 @@ func TestUtilisationCountsWholeWindowsOnly(t *testing.T) {
 		t.Fatalf("within one window: %v, want -1", u)
 	}
 }
+
+func TestFolderHierarchyDelta(t *testing.T) {
+	h := newHarness(t, tenantYAML)
+	m := h.srv.mailboxes[0]
+	type folderPage struct {
+		Value []map[string]any `json:"value"`
+		Next  string           `json:"@odata.nextLink"`
+		Delta string           `json:"@odata.deltaLink"`
+	}
+	round := func(link string, header ...string) (folders []map[string]any, delta string) {
+		t.Helper()
+		for pages := 0; link != ""; pages++ {
+			resp, b := h.do("GET", strings.TrimPrefix(link, h.http.URL), nil, header...)
+			var p folderPage
+			if resp.StatusCode != 200 || json.Unmarshal(b, &p) != nil || pages > 10 {
+				t.Fatalf("folder delta: %d %s", resp.StatusCode, b)
+			}
+			folders = append(folders, p.Value...)
+			link, delta = p.Next, p.Delta
+		}
+		return folders, delta
+	}
+	first, delta := round("/v1.0/admin/exchange/mailboxes/"+m.exchangeID+"/folders/delta", "Prefer", "odata.maxpagesize=1")
+	if len(first) != 2 || delta == "" {
+		t.Fatalf("first round: %d folders, deltaLink %q", len(first), delta)
+	}
+	byName := map[string]map[string]any{}
+	for _, f := range first {
+		byName[f["displayName"].(string)] = f
+	}
+	inbox, cal := byName["Inbox"], byName["Calendar"]
+	if inbox == nil || cal == nil || inbox["type"] != "IPF.Note" || cal["type"] != "IPF.Appointment" || inbox["wellKnownName"] != "inbox" ||
+		inbox["parentFolderId"] != m.Root.ID || inbox["@odata.type"] != "#microsoft.graph.mailboxFolder" ||
+		!strings.HasSuffix(inbox["parentMailboxUrl"].(string), "/v1.0/admin/exchange/mailboxes/"+m.exchangeID) {
+		t.Fatalf("folders: %+v", first)
+	}
+	if again, next := round(delta); len(again) != 0 || next == "" {
+		t.Fatalf("an unchanged hierarchy reported %+v", again)
+	}
+	if err := h.srv.Mutate(MutateRequest{Mailbox: "lee@contoso.test", Folder: "Inbox/Receipts/2026", Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	changed, _ := round(delta)
+	if len(changed) != 2 || changed[0]["displayName"] != "Receipts" || changed[1]["displayName"] != "2026" ||
+		changed[0]["parentFolderId"] != inbox["id"] || changed[1]["parentFolderId"] != changed[0]["id"] || changed[1]["wellKnownName"] != nil {
+		t.Fatalf("created folders: %+v", changed)
+	}
+	h.srv.ExpireDeltas()
+	if resp, b := h.do("GET", strings.TrimPrefix(delta, h.http.URL), nil); resp.StatusCode != 410 || errorCode(b) != "SyncStateNotFound" {
+		t.Fatalf("expired token: %d %s", resp.StatusCode, b)
+	}
+	h.srv.mailboxFolders = false
+	if resp, b := h.do("GET", "/v1.0/admin/exchange/mailboxes/"+m.exchangeID+"/folders/delta", nil); resp.StatusCode != 403 || errorCode(b) != "ErrorAccessDenied" {
+		t.Fatalf("without MailboxFolder.Read.All: %d %s", resp.StatusCode, b)
+	}
+}

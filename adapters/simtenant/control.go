@@ -13,6 +13,8 @@ type MutateRequest struct {
 	Add     int    `json:"add"`
 	Modify  int    `json:"modify"`
 	Delete  int    `json:"delete"`
+	// Create makes the folder (a mail folder) first if it does not exist.
+	Create bool `json:"create,omitempty"`
 }
 
 // Control is the wire simulators' test API, under /_sim/: GET stats, POST

@@ -64,6 +64,10 @@ type GraphOptions struct {
 	// ExportItems grants MailboxItem.Export.All: without it exportItems is
 	// answered 403 and clients fall back to MIME. Default true.
 	ExportItems *bool `yaml:"export_items"`
+	// MailboxFolders grants MailboxFolder.Read.All: without it the mailbox
+	// API's folder routes (folders/delta) are answered 403 and clients walk
+	// the per-kind folder lists. Default true.
+	MailboxFolders *bool `yaml:"mailbox_folders"`
 	// ResyncCode is the error a stale delta token gets (SyncStateNotFound,
 	// ResyncRequired or SyncStateInvalid). Default SyncStateNotFound.
 	ResyncCode string `yaml:"resync_code"`

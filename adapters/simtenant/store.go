@@ -52,8 +52,11 @@ type StoredFolder struct {
 	WellKnown   string
 	Items       []StoredItem
 	ChangesDone bool // the folder's Changes have happened
-	winStart    time.Time
-	delivered   int
+	// Seq is the change sequence of the folder's creation through the API
+	// (0: in the tenant file): hierarchy deltas report folders after it.
+	Seq       uint64
+	winStart  time.Time
+	delivered int
 }
 
 // StoredItem is the server's record of one item.
@@ -381,22 +384,38 @@ func (s *Store) ApplyChanges(f *StoredFolder, page int) bool {
 	return true
 }
 
-// MutateByPath is Mutate for a mailbox address (or "" for public folders)
-// and a folder path.
-func (s *Store) MutateByPath(mailbox, path string, add, modify, del int) error {
+// MutateByPath applies req to the folder at req.Folder of a mailbox (or of
+// the public folders for ""), creating it first, with any missing parents,
+// as a user would when req.Create asks and it does not exist.
+func (s *Store) MutateByPath(req MutateRequest) error {
 	b := s.Public
-	if mailbox != "" {
-		b = s.Box(mailbox)
+	if req.Mailbox != "" {
+		b = s.Box(req.Mailbox)
 	}
 	if b == nil {
-		return fmt.Errorf("no mailbox %q", mailbox)
+		return fmt.Errorf("no mailbox %q", req.Mailbox)
 	}
-	f := b.Folder(path, "")
+	f := b.Folder(req.Folder, "")
+	if f == nil && req.Create && req.Folder != "" {
+		f = s.CreateFolder(b, req.Folder, KindMail)
+	}
 	if f == nil {
-		return fmt.Errorf("no folder %q in %s", path, mailbox)
+		return fmt.Errorf("no folder %q in %s", req.Folder, req.Mailbox)
 	}
-	s.Mutate(f, add, modify, del)
+	s.Mutate(f, req.Add, req.Modify, req.Delete)
 	return nil
+}
+
+// CreateFolder creates the folder at path, and any missing parents, each
+// with a change sequence of its own, so that hierarchy deltas report them.
+func (s *Store) CreateFolder(b *Box, path, kind string) *StoredFolder {
+	before := len(b.Folders)
+	f := b.Ensure(path, kind)
+	for _, created := range b.Folders[before:] {
+		s.Seq++
+		created.Seq = s.Seq
+	}
+	return f
 }
 
 // Delete removes the item at pos (a DELETE through the API).

@@ -147,8 +147,10 @@ func (s graphServer) Probe(ctx context.Context, mailbox string, _ bool) ([]app.C
 	}
 	var out []app.Check
 	for _, c := range s.src.Probe(ctx, mailbox) {
-		// The export permission is the best route, not the only one.
-		out = append(out, app.Check{What: c.What, Permission: c.Permission, Err: c.Err, Optional: c.Permission == "MailboxItem.Export.All"})
+		// The export and folder permissions are the best routes, not the
+		// only ones.
+		optional := c.Permission == "MailboxItem.Export.All" || c.Permission == "MailboxFolder.Read.All"
+		out = append(out, app.Check{What: c.What, Permission: c.Permission, Err: c.Err, Optional: optional})
 	}
 	return out, nil
 }
