@@ -221,11 +221,15 @@ type Event struct {
 	Requests int `json:"requests,omitempty"`
 	// Tree is what a source that tracks folder hierarchies reported on
 	// mailbox_discovered: the changes since the tree the run started from.
-	Tree     *FolderChanges `json:"tree,omitempty"`
-	Bytes    int64          `json:"bytes,omitempty"`
-	SourceMS int64          `json:"source_ms,omitempty"`
-	TargetMS int64          `json:"target_ms,omitempty"`
-	State    string         `json:"state,omitempty"`
+	Tree *FolderChanges `json:"tree,omitempty"`
+	// PaceRPS is the pace (budget units per second) a throttle left the
+	// mailbox at, or the app at when PaceApp: what the next run starts from.
+	PaceRPS  float64 `json:"pace_rps,omitempty"`
+	PaceApp  bool    `json:"pace_app,omitempty"`
+	Bytes    int64   `json:"bytes,omitempty"`
+	SourceMS int64   `json:"source_ms,omitempty"`
+	TargetMS int64   `json:"target_ms,omitempty"`
+	State    string  `json:"state,omitempty"`
 
 	Config *RunConfig `json:"config,omitempty"`
 	// Compaction is what a run_compacted event summarises.
@@ -247,6 +251,8 @@ type RunConfig struct {
 	MaxInFlight       int    `json:"max_in_flight"`
 	WindowRequests    int    `json:"window_requests"`
 	WindowS           int64  `json:"window_s"`
+	// Pace: requests were held to the pace the server grants.
+	Pace bool `json:"pace,omitempty"`
 }
 
 // DeriveID returns a deterministic event id from the facts that caused the

@@ -65,6 +65,10 @@ func NewSlidingWindow(limit int, window time.Duration) *SlidingWindow {
 	return &SlidingWindow{limit: limit, window: window}
 }
 
+// SetLimit changes the requests allowed per window (a simulated server
+// whose capacity changes with its load).
+func (w *SlidingWindow) SetLimit(limit int) { w.limit = max(limit, 1) }
+
 // Wait returns how long to wait before another request fits in the window.
 func (w *SlidingWindow) Wait(now time.Time) time.Duration { return w.WaitN(now, 1) }
 
@@ -93,7 +97,7 @@ func (w *SlidingWindow) AddN(now time.Time, n int) {
 // Add records a request sent at now.
 func (w *SlidingWindow) Add(now time.Time) {
 	w.expire(now)
-	if w.n == w.limit { // caller ignored Wait; forget the oldest
+	for w.n > 0 && w.n >= w.limit { // caller ignored Wait; forget the oldest
 		w.head = (w.head + 1) % len(w.times)
 		w.n--
 	}
@@ -106,7 +110,7 @@ func (w *SlidingWindow) Add(now time.Time) {
 
 // grow doubles the ring (up to the limit), oldest first.
 func (w *SlidingWindow) grow() {
-	next := make([]int64, min(max(2*len(w.times), 8), w.limit))
+	next := make([]int64, max(min(max(2*len(w.times), 8), w.limit), w.n+1))
 	for i := range w.n {
 		next[i] = w.times[(w.head+i)%len(w.times)]
 	}

@@ -58,12 +58,16 @@ type Config struct {
 	Workers int
 	// StopGrace is how long a stop waits for in-flight requests.
 	StopGrace time.Duration
+	// Pace holds each mailbox's requests, and the app's, to the pace the
+	// server grants (see Pacer); without it only the limits above pace the
+	// run.
+	Pace bool
 }
 
 // DefaultConfig holds the documented defaults.
 func DefaultConfig() Config {
 	return Config{BatchSize: 400, ThrottlePatience: 5 * time.Minute, QuarantineRetry: 24 * time.Hour,
-		Limits: domain.DefaultLimits, Workers: 16, StopGrace: 30 * time.Second}
+		Limits: domain.DefaultLimits, Workers: 16, StopGrace: 30 * time.Second, Pace: true}
 }
 
 // discoveryParallelism is how many mailboxes discovery reads at once: as
@@ -138,6 +142,11 @@ func Run(ctx context.Context, d Deps, cfg Config) (domain.RunState, error) {
 	d.Publisher = abortingPublisher{Publisher: d.Publisher, abort: abort}
 
 	trees, _ := d.Resume.(FolderTrees)
+	var pacer *Pacer
+	if cfg.Pace {
+		memory, _ := d.Resume.(PaceMemory)
+		pacer = NewPacer(d.Clock, memory)
+	}
 	if vc, ok := d.Storage.(VersionChecker); ok {
 		// The storage, not the log, says whether a version is stored.
 		d.Resume = storageConfirmed{ResumeIndex: d.Resume, storage: vc, source: cfg.SourceName}
@@ -145,7 +154,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (domain.RunState, error) {
 	reqT, outT := domain.RunRequestsTopic(cfg.Run), domain.RunOutcomesTopic(cfg.Run)
 	fetcher := &Fetcher{Run: cfg.Run, SourceName: cfg.SourceName, FolderFilter: cfg.FolderFilter, ExcludeMailboxes: cfg.ExcludeMailboxes,
 		DiscoveryParallelism: discoveryParallelism(cfg), Source: d.Source, Storage: d.Storage, Resume: d.Resume, Trees: trees, Dedup: d.Dedup,
-		Items: d.Publisher, Clock: d.Clock, Log: d.Log}
+		Pacer: pacer, Items: d.Publisher, Clock: d.Clock, Log: d.Log}
 	wake := func(ev domain.Event) {
 		m, err := encode(ev)
 		if err == nil {
@@ -190,7 +199,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (domain.RunState, error) {
 	start := domain.Event{Type: domain.RunStarted, ID: domain.DeriveID("run", cfg.Run), Run: cfg.Run, Time: d.Clock.Now(),
 		Config: &domain.RunConfig{Source: cfg.SourceName, Storage: cfg.StorageID, Scope: cfg.Scope, Job: cfg.Job, BatchSize: cfg.BatchSize, ThrottlePatienceS: int64(cfg.ThrottlePatience.Seconds()),
 			QuarantineRetryS: int64(cfg.QuarantineRetry.Seconds()), MaxInFlight: cfg.Limits.MaxInFlight,
-			WindowRequests: cfg.Limits.WindowRequests, WindowS: int64(cfg.Limits.Window.Seconds())}}
+			WindowRequests: cfg.Limits.WindowRequests, WindowS: int64(cfg.Limits.Window.Seconds()), Pace: cfg.Pace}}
 	if err := publish(d.Publisher, reqT, start); err != nil {
 		cancelRouter()
 		<-runErr

@@ -98,6 +98,10 @@ func newHarness(t *testing.T, tenantYAML string) *harness {
 	clock := &fakeClock{now: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
 	cfg := pipeline.DefaultConfig()
 	cfg.Run = "run-1"
+	// These tests move the clock themselves to check the planner's parks
+	// and windows; the pacer, which waits on the same clock between
+	// requests, is tested on its own (pace_test.go).
+	cfg.Pace = false
 	return &harness{log: lg, clock: clock, cfg: cfg, deps: pipeline.Deps{
 		Publisher: lg.Publisher(),
 		Subscriber: func(group string, n int) message.Subscriber {

@@ -41,8 +41,56 @@ type Fetcher struct {
 	// handler's return: stored items to domain.TopicItems, and each
 	// mailbox's discovery to the run's outcomes as soon as it is read.
 	Items message.Publisher
+	// Pacer, when set, holds each request to the pace found for its
+	// mailbox and the app.
+	Pacer *Pacer
 	Clock Clock
 	Log   zerolog.Logger
+}
+
+// longestPaceWait is the longest a request waits at the pacer while
+// holding a worker; a longer hold (a Retry-After) goes back to the planner.
+const longestPaceWait = 2 * time.Second
+
+// admit waits at the pacer, if any, before req is sent. held is a throttle
+// the server never saw: the pace holds the mailbox (or the app) longer than
+// a worker should wait, and the planner parks the folder meanwhile.
+func (f *Fetcher) admit(ctx context.Context, req *domain.Event) (sentAt time.Time, units int, held *domain.Failure, err error) {
+	if f.Pacer == nil {
+		return time.Time{}, 0, nil, nil
+	}
+	units = 1
+	if cm, ok := f.Source.(CostModel); ok {
+		units = max(1, cm.RequestCost(req.Request, req.Kind, len(req.Items)).Budget)
+	}
+	sentAt, wait, err := f.Pacer.Wait(ctx, req.Mailbox, units, longestPaceWait)
+	if err != nil || wait == 0 {
+		return sentAt, units, nil, err
+	}
+	return sentAt, units, &domain.Failure{Class: domain.ClassThrottled, Code: domain.CodePaceHold, RetryAfter: wait,
+		Message: "held by the pace of this mailbox (the server throttled it) without asking the server"}, nil
+}
+
+// paced tells the pacer how a request sent at sentAt was answered, and
+// records on res what the pace became if a throttle cut it.
+func (f *Fetcher) paced(res *domain.Event, sentAt time.Time, units int, latency time.Duration, fl *domain.Failure) {
+	if f.Pacer == nil {
+		return
+	}
+	po := f.Pacer.Done(res.Mailbox, sentAt, units, latency, fl)
+	res.PaceRPS, res.PaceApp = po.Rate, po.App
+}
+
+// itemThrottle is the throttle among a batch's item failures, if any: a
+// $batch answers each sub-request on its own, and one 429 inside it is the
+// server's limit as much as a 429 for the whole request.
+func itemThrottle(failures []domain.ItemFailure) *domain.Failure {
+	for _, it := range failures {
+		if it.Class == domain.ClassThrottled {
+			return &domain.Failure{Class: it.Class, Code: it.Code, Message: it.Message, RetryAfter: time.Duration(it.RetryAfterMS) * time.Millisecond}
+		}
+	}
+	return nil
 }
 
 // storageError marks a failure of the target, not the source.
@@ -311,13 +359,25 @@ func withRetries[T any](ctx context.Context, call func() (T, error)) (T, error) 
 }
 
 func (f *Fetcher) list(ctx context.Context, req *domain.Event, outID string) domain.Event {
+	res := f.base(req, domain.ItemsListed, outID)
+	res.PageToken = req.PageToken
+	sentAt, units, held, err := f.admit(ctx, req)
+	if held != nil || err != nil {
+		if held == nil {
+			held = domain.AsFailure(err)
+		}
+		return failureEvent(res, held)
+	}
 	t0 := time.Now()
 	page, err := f.Source.List(ctx, req.Mailbox, req.FolderID, req.PageToken)
-	res := f.base(req, domain.ItemsListed, outID)
 	res.SourceMS = time.Since(t0).Milliseconds()
-	res.PageToken = req.PageToken
+	var fl *domain.Failure
 	if err != nil {
-		return failureEvent(res, domain.AsFailure(err))
+		fl = domain.AsFailure(err)
+	}
+	f.paced(&res, sentAt, units, time.Since(t0), fl)
+	if fl != nil {
+		return failureEvent(res, fl)
 	}
 	if dr, ok := f.Storage.(DeletionRecorder); ok {
 		for _, id := range page.Removed {
@@ -386,8 +446,15 @@ func (f *Fetcher) fetch(ctx context.Context, req *domain.Event, outID string) (d
 		keys, refs, contents, waiting = keys[:0], refs[:0], contents[:0], 0
 		return nil
 	}
+	sentAt, units, held, err := f.admit(ctx, req)
+	if err != nil {
+		return domain.Event{}, err // shutting down: leave the request unanswered
+	}
+	if held != nil {
+		return failureEvent(f.base(req, domain.BatchFetched, outID), held), nil
+	}
 	t0 := time.Now()
-	err := f.Source.Fetch(ctx, req.Mailbox, req.FolderID, req.Items, func(it domain.Item) error {
+	err = f.Source.Fetch(ctx, req.Mailbox, req.FolderID, req.Items, func(it domain.Item) error {
 		if fl := it.Failure; fl != nil {
 			itemFailures = append(itemFailures, domain.ItemFailure{Item: it.Ref, Class: fl.Class, Code: fl.Code,
 				Message: domain.ShortMessage(fl.Message), RetryAfterMS: fl.RetryAfter.Milliseconds()})
@@ -425,6 +492,16 @@ func (f *Fetcher) fetch(ctx context.Context, req *domain.Event, outID string) (d
 	res.Bytes = bytes
 	res.Count = len(stored)
 	res.ItemFailures = itemFailures
+	// The pacer learns from the server's answers only: not from a failure
+	// of the storage or of mailvault, nor from a request cut short.
+	if !errors.As(err, new(*storageError)) && !errors.As(err, new(*internalError)) && ctx.Err() == nil {
+		fl := itemThrottle(itemFailures)
+		if err != nil {
+			fl = domain.AsFailure(err)
+		}
+		// The source's time, less the storage's: the server's latency.
+		f.paced(&res, sentAt, units, time.Since(t0)-target, fl)
+	}
 	if err != nil {
 		var ie *internalError
 		if errors.As(err, &ie) {

@@ -73,6 +73,9 @@ func (m *Metrics) Apply(ev *domain.Event) {
 	r.Apply(ev)
 	switch ev.Type {
 	case domain.ItemsListed, domain.BatchFetched, domain.BatchFailed, domain.Throttled:
+		if ev.Code == domain.CodePaceHold {
+			break // held by the pace: never sent
+		}
 		request := ev.Request
 		if ev.Type == domain.ItemsListed {
 			request = domain.RequestList

@@ -90,6 +90,16 @@ func (r *Replay) Describe(ev *domain.Event) []string {
 	case domain.BatchRequested:
 		r.pending[ev.ID] = ev
 	case domain.BatchFetched, domain.BatchFailed, domain.Throttled:
+		if ev.Code == domain.CodePaceHold {
+			// Not a request: the pace held it back before the server saw it.
+			what := "list page " + fmt.Sprint(ev.Page)
+			if ev.Batch != nil {
+				what = fmt.Sprintf("items #%d–#%d", ev.Batch.First, ev.Batch.Last)
+			}
+			note("Held by the mailbox's pace, not sent: %s, again after %s", what, retryAfter(ev.RetryAfterMS))
+			delete(r.pending, ev.Cause)
+			break
+		}
 		if ev.Request == domain.RequestList {
 			if ev.Type == domain.Throttled {
 				note("List page %d – throttled (%s), retry after %s", ev.Page, ev.Code, retryAfter(ev.RetryAfterMS))

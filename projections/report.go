@@ -40,14 +40,21 @@ type Report struct {
 	Ended   time.Time       `json:"ended"`
 	// RunCounts are the counters, embedded so that the JSON stays flat.
 	domain.RunCounts
-	Skipped      []SkippedFolder   `json:"skipped_folders"`
-	DurationS    float64           `json:"duration_s"`
-	ItemsPerS    float64           `json:"items_per_s"`
-	MBPerS       float64           `json:"mb_per_s"`
-	StallSourceS float64           `json:"stall_source_s"`
-	StallTargetS float64           `json:"stall_target_s"`
-	Quarantined  []QuarantinedItem `json:"quarantined"`
-	Errors       []string          `json:"errors"`
+	Skipped []SkippedFolder `json:"skipped_folders"`
+	// Paces are the paces (budget units per second) throttles left
+	// mailboxes at, "(app)" for a tenant-wide limit: what the next run
+	// starts from. PaceHolds are requests mailvault's pace held back
+	// without asking the server (counted neither as requests nor as
+	// throttled).
+	Paces        map[string]float64 `json:"paces,omitempty"`
+	PaceHolds    int                `json:"pace_holds,omitempty"`
+	DurationS    float64            `json:"duration_s"`
+	ItemsPerS    float64            `json:"items_per_s"`
+	MBPerS       float64            `json:"mb_per_s"`
+	StallSourceS float64            `json:"stall_source_s"`
+	StallTargetS float64            `json:"stall_target_s"`
+	Quarantined  []QuarantinedItem  `json:"quarantined"`
+	Errors       []string           `json:"errors"`
 	// CurrentMailbox and CurrentFolder are where the run last fetched.
 	CurrentMailbox string `json:"current_mailbox,omitempty"`
 	CurrentFolder  string `json:"current_folder,omitempty"`
@@ -128,6 +135,20 @@ func (r *Report) Apply(ev *domain.Event) {
 		r.ListRequests++
 	case domain.BatchFetched, domain.BatchFailed, domain.Throttled:
 		r.CurrentMailbox, r.CurrentFolder = ev.Mailbox, ev.Folder
+		if ev.PaceRPS > 0 {
+			who := ev.Mailbox
+			if ev.PaceApp {
+				who = "(app)"
+			}
+			if r.Paces == nil {
+				r.Paces = map[string]float64{}
+			}
+			r.Paces[who] = round3(ev.PaceRPS)
+		}
+		if ev.Code == domain.CodePaceHold {
+			r.PaceHolds++
+			break
+		}
 		if ev.Type == domain.Throttled {
 			r.ThrottledRequests++
 		}
@@ -229,6 +250,12 @@ func (r *Report) Parked() int { return len(r.parked) }
 // not finished.
 func (r *Report) Live() *Report {
 	c := *r
+	if r.Paces != nil {
+		c.Paces = make(map[string]float64, len(r.Paces))
+		for k, v := range r.Paces {
+			c.Paces[k] = v
+		}
+	}
 	if !r.finished {
 		c.State = domain.StateRunning
 	}
@@ -357,6 +384,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	} else {
 		p("  throttled requests %d", r.ThrottledRequests)
 	}
+	if len(r.Paces) > 0 || r.PaceHolds > 0 {
+		p("  pace               %s", paceLine(r.Paces, r.PaceHolds))
+	}
 	p("  folders            %d completed, %d skipped, of %d", r.FoldersCompleted, r.FoldersSkipped, r.FoldersTotal)
 	p("  duration           %.1fs, %.1f items/s, %.2f MB/s", r.DurationS, r.ItemsPerS, r.MBPerS)
 	p("  stalled            %.1fs on the source (server), %.1fs on the target (storage)", r.StallSourceS, r.StallTargetS)
@@ -403,4 +433,35 @@ func HumanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// paceLine says where throttling held the pace: the slowest mailboxes
+// first, at most five, and the requests held back without asking.
+func paceLine(paces map[string]float64, holds int) string {
+	who := make([]string, 0, len(paces))
+	for k := range paces {
+		who = append(who, k)
+	}
+	sort.Slice(who, func(i, j int) bool {
+		if paces[who[i]] != paces[who[j]] {
+			return paces[who[i]] < paces[who[j]]
+		}
+		return who[i] < who[j]
+	})
+	var parts []string
+	for i, k := range who {
+		if i == 5 {
+			parts = append(parts, fmt.Sprintf("and %d more", len(who)-5))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s %.1f/s", k, paces[k]))
+	}
+	line := "held by throttling: " + strings.Join(parts, ", ")
+	if len(who) == 0 {
+		line = "not held by throttling"
+	}
+	if holds > 0 {
+		line += fmt.Sprintf("; %d requests waited for the pace without asking the server", holds)
+	}
+	return line
 }

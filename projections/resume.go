@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -31,6 +32,7 @@ const (
 	syncPrefix     = "sync/"
 	removedPrefix  = "rm/"
 	treePrefix     = "tree/" // a mailbox's folder tree (FolderTracker sources)
+	pacePrefix     = "pace/" // the pace a source's throttle left a mailbox (or the app) at
 	runScopePrefix = "rs/"   // run -> its scope
 )
 
@@ -103,6 +105,7 @@ var relevant = map[string]bool{
 	string(domain.BatchRequested): true, string(domain.ListRequested): true, string(domain.FolderSkipped): true,
 	string(domain.FolderCompleted): true, string(domain.RunStarted): true,
 	string(domain.ItemRemoved): true, string(domain.ListingRestarted): true, string(domain.MailboxDiscovered): true,
+	string(domain.Throttled): true,
 }
 
 // ResumeHook keeps the resume index in step with the log. Pass it to
@@ -185,6 +188,15 @@ func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
 			return err
 		}
 		return tx.Delete(folderKey(scope, ev.Mailbox, ev.FolderID))
+	case domain.Throttled:
+		if ev.PaceRPS <= 0 {
+			return nil
+		}
+		mailbox := ev.Mailbox
+		if ev.PaceApp {
+			mailbox = ""
+		}
+		return tx.Set(paceKey(scope, mailbox), []byte(strconv.FormatFloat(ev.PaceRPS, 'g', -1, 64)))
 	case domain.MailboxDiscovered:
 		if ev.Tree == nil || ev.Outcome != domain.OutcomeSuccess {
 			return nil
@@ -201,6 +213,23 @@ func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
 		return tx.Set(itemKey(removedPrefix, itemScope(scope), ev.Mailbox, ev.FolderID, ev.ItemID), t)
 	}
 	return nil
+}
+
+// paceKey is where a mailbox's pace is kept ("" for the app's): per source,
+// whatever the storage, since the server's limits are the source's.
+func paceKey(scope, mailbox string) []byte {
+	return []byte(pacePrefix + sourceOf(scope) + "\x00" + mailbox)
+}
+
+// sourceOf is the source part of a scope (see Scope).
+func sourceOf(scope string) string {
+	if i := strings.IndexByte(scope, '/'); i >= 0 {
+		scope = scope[i+1:]
+	}
+	if i := strings.IndexByte(scope, '\x01'); i >= 0 {
+		scope = scope[:i]
+	}
+	return scope
 }
 
 func treeKey(scope, mailbox string) []byte {
@@ -285,6 +314,20 @@ func (r Resume) FolderTree(mailbox string) (domain.FolderTree, bool, error) {
 	var t domain.FolderTree
 	ok, err := r.get(treeKey(r.Scope, mailbox), &t)
 	return t, ok, err
+}
+
+// Pace returns the pace a throttle last left a mailbox at ("" for the
+// app), for the source of the scope (pipeline.PaceMemory).
+func (r Resume) Pace(mailbox string) (float64, bool, error) {
+	b, err := r.Log.ReadProjection(paceKey(r.Scope, mailbox))
+	if err != nil || b == nil {
+		return 0, false, err
+	}
+	v, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("resume index: pace of %q is corrupt: %w", mailbox, err)
+	}
+	return v, true, nil
 }
 
 // Quarantine lists every quarantined item of every scope.

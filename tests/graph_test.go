@@ -114,14 +114,15 @@ func (s *graphSim) control(t testing.TB, path string, body any) []byte {
 }
 
 type simStats struct {
-	Invitations int            `json:"invitations_sent"`
-	Requests    int            `json:"requests"`
-	Subrequests int            `json:"subrequests"`
-	Units       int            `json:"budget_units"`
-	Throttled   int            `json:"throttled"`
-	ByStatus    map[string]int `json:"by_status"`
-	Tokens      int            `json:"tokens_issued"`
-	Mailboxes   map[string]struct {
+	Invitations    int            `json:"invitations_sent"`
+	Requests       int            `json:"requests"`
+	Subrequests    int            `json:"subrequests"`
+	Units          int            `json:"budget_units"`
+	Throttled      int            `json:"throttled"`
+	ByStatus       map[string]int `json:"by_status"`
+	Tokens         int            `json:"tokens_issued"`
+	AppUtilisation float64        `json:"app_utilisation"`
+	Mailboxes      map[string]struct {
 		Units       int     `json:"budget_units"`
 		Throttled   int     `json:"throttled"`
 		Items       int     `json:"items_served"`

@@ -44,6 +44,9 @@ type Stats struct {
 	// sent each attendee an invitation.
 	Invitations int                     `json:"invitations_sent"`
 	Mailboxes   map[string]MailboxStats `json:"mailboxes"`
+	// AppUtilisation is Utilisation for the tenant-wide (global) limit,
+	// when there is one.
+	AppUtilisation float64 `json:"app_utilisation,omitempty"`
 }
 
 // MailboxStats count per mailbox.
@@ -77,6 +80,11 @@ type Server struct {
 	resync    string
 	// mailboxFolders: the app holds MailboxFolder.Read.All.
 	mailboxFolders bool
+	// firstAdmitted starts the tenant's load curve; capacity is the share
+	// of the limits it grants now.
+	firstAdmitted time.Time
+	capacity      float64
+	admittedApp   []time.Time // budget units admitted under a global limit
 
 	restored map[string]*restoredMessage // messages created from JSON, by id
 	uploads  map[string]*uploadSession
@@ -139,6 +147,24 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
+// applyLoad scales the request limits to the tenant's load curve at now.
+func (s *Server) applyLoad(now time.Time) {
+	c := 1.0
+	if !s.firstAdmitted.IsZero() {
+		c = s.t.Capacity(now.Sub(s.firstAdmitted))
+	}
+	if c == s.capacity {
+		return
+	}
+	s.capacity = c
+	for _, m := range s.mailboxes {
+		m.window.SetLimit(int(float64(s.t.Limits.Requests) * c))
+	}
+	if s.global != nil {
+		s.global.SetLimit(int(float64(s.t.Global.Requests) * c))
+	}
+}
+
 // Stats returns a snapshot of the counts.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
@@ -150,9 +176,12 @@ func (s *Server) Stats() Stats {
 	}
 	st.Mailboxes = map[string]MailboxStats{}
 	limit, window := s.t.Limits.Requests, time.Duration(s.t.Limits.Window)
+	if s.global != nil {
+		st.AppUtilisation = s.utilisation(s.admittedApp, s.t.Global.Requests, time.Duration(s.t.Global.Window))
+	}
 	for _, m := range s.mailboxes {
 		ms := m.stats
-		ms.Utilisation = utilisation(m.admitted, limit, window)
+		ms.Utilisation = s.utilisation(m.admitted, limit, window)
 		st.Mailboxes[m.Address] = ms
 	}
 	return st
@@ -162,7 +191,9 @@ func (s *Server) Stats() Stats {
 // whole windows between the first admitted request and the last one (the
 // last, partial window is when the work ran out). -1 when everything fitted
 // in one window, so the budget never was the limit.
-func utilisation(admitted []time.Time, limit int, window time.Duration) float64 {
+// With a load curve the budget of each stretch of time is the capacity
+// granted then.
+func (s *Server) utilisation(admitted []time.Time, limit int, window time.Duration) float64 {
 	if len(admitted) == 0 {
 		return -1
 	}
@@ -178,7 +209,15 @@ func utilisation(admitted []time.Time, limit int, window time.Duration) float64 
 			n++
 		}
 	}
-	return float64(n) / float64(k*limit)
+	budget := float64(k * limit)
+	if len(s.t.Load) > 0 && !s.firstAdmitted.IsZero() {
+		budget = 0
+		step := window / 100
+		for t := first; t.Before(end); t = t.Add(step) {
+			budget += float64(limit) * s.t.Capacity(t.Sub(s.firstAdmitted)) / 100
+		}
+	}
+	return float64(n) / budget
 }
 
 // ServeHTTP implements http.Handler.
@@ -493,6 +532,7 @@ func (s *Server) admit(m *mailbox) (release func(), rep *reply) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
+	s.applyLoad(now)
 	reject := func(r *reply) (func(), *reply) {
 		if m != nil {
 			m.stats.Throttled++
@@ -518,6 +558,10 @@ func (s *Server) admit(m *mailbox) (release func(), rep *reply) {
 	}
 	if s.global != nil {
 		s.global.Add(now)
+		s.admittedApp = append(s.admittedApp, now)
+	}
+	if s.firstAdmitted.IsZero() {
+		s.firstAdmitted = now
 	}
 	s.stats.Units++
 	return func() {

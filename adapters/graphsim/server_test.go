@@ -299,10 +299,10 @@ func TestUtilisationCountsWholeWindowsOnly(t *testing.T) {
 		at = append(at, t0.Add(time.Duration(i)*100*time.Millisecond)) // 10 in the first second
 	}
 	at = append(at, t0.Add(1500*time.Millisecond)) // the work ran out in the second window
-	if u := utilisation(at, 10, time.Second); u != 1 {
+	if u := (&Server{t: &simtenant.Tenant{}}).utilisation(at, 10, time.Second); u != 1 {
 		t.Fatalf("utilisation %v, want 1", u)
 	}
-	if u := utilisation(at[:5], 10, time.Second); u != -1 {
+	if u := (&Server{t: &simtenant.Tenant{}}).utilisation(at[:5], 10, time.Second); u != -1 {
 		t.Fatalf("within one window: %v, want -1", u)
 	}
 }

@@ -29,6 +29,11 @@ type Tenant struct {
 	// Global limits the app across all mailboxes (Graph's per-app limit);
 	// nil means none.
 	Global *Limits `yaml:"global"`
+	// Load changes the server's capacity during a run, as Exchange's
+	// resource-based throttling does under load: each step scales the
+	// request limits (per mailbox and global) for a while, counted from the
+	// first request the server admits.
+	Load []LoadStep `yaml:"load"`
 	// Faults are injected by the wire simulators (Graph, EWS).
 	Faults *Faults `yaml:"faults"`
 	// Graph are settings of the Graph simulator only.
@@ -104,6 +109,26 @@ type Slow struct {
 // Every is a fault that hits every Every-th request.
 type Every struct {
 	Every int `yaml:"every"`
+}
+
+// LoadStep scales the request limits to Capacity (0 to 1) from At after
+// the first admitted request, for For.
+type LoadStep struct {
+	At       Duration `yaml:"at"`
+	For      Duration `yaml:"for"`
+	Capacity float64  `yaml:"capacity"`
+}
+
+// Capacity is the share of its limits the server grants at since after its
+// first admitted request: the lowest of the load steps in force, else 1.
+func (t *Tenant) Capacity(since time.Duration) float64 {
+	c := 1.0
+	for _, st := range t.Load {
+		if since >= time.Duration(st.At) && since < time.Duration(st.At+st.For) {
+			c = min(c, st.Capacity)
+		}
+	}
+	return c
 }
 
 // Limits are enforced per mailbox by the simulator.
@@ -337,6 +362,14 @@ func (t *Tenant) validate(root *yaml.Node) error {
 	}
 	if t.Limits.Concurrency < 1 {
 		return bad("limits.concurrency must be at least 1", "limits", "concurrency")
+	}
+	for i, st := range t.Load {
+		switch {
+		case st.At < 0 || st.For <= 0:
+			return bad("load steps need at: 0 or later and for: a positive duration", "load", i)
+		case st.Capacity <= 0 || st.Capacity > 1:
+			return bad("a load step's capacity is a share of the limits, above 0 and at most 1", "load", i, "capacity")
+		}
 	}
 	if t.Limits.Requests < 1 {
 		return bad("limits.requests must be at least 1", "limits", "requests")

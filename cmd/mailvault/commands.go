@@ -38,6 +38,7 @@ func addRunFlags(cmd *cobra.Command, cfg *pipeline.Config, o *runOptions) {
 	f.DurationVar(&cfg.Limits.AppWindow, "app-window", time.Minute, "length of the app request window")
 	f.IntVar(&cfg.FolderParallelism, "folder-parallelism", 0, "requests one folder may have out at once (0: the source's default: 4 for graph, 1 for sim)")
 	f.IntVar(&cfg.Workers, "workers", cfg.Workers, "requests in flight across all mailboxes")
+	f.BoolVar(&cfg.Pace, "pace", cfg.Pace, "hold each mailbox's requests, and the app's, to the pace the server grants, found from its throttling (--pace=false: only the limits above)")
 	f.StringVar(&o.timeFilter, "time-filter", "all", "back up items by age: all, older:N:UNIT or not_older:N:UNIT (UNIT days, weeks, months, years)")
 	f.BoolVar(&cfg.TimeFilter.KeepContacts, "keep-contacts", false, "with --time-filter, keep every contact whatever its age")
 	f.StringArrayVar(&cfg.FolderFilter.Exclude, "exclude-folder", nil, "leave out a special folder and its subfolders by well-known name (deleteditems, junkemail, drafts, sentitems, ...; repeatable)")

@@ -1,0 +1,139 @@
+package pipeline
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mailvault/mailvault/domain"
+)
+
+// PaceMemory is where the paces learned by earlier runs are kept (the
+// resume state): per mailbox, and for the whole app under "".
+type PaceMemory interface {
+	Pace(mailbox string) (float64, bool, error)
+}
+
+// Pacer holds every request to the pace domain.Pace finds for its mailbox
+// and for the whole app: the server's limits need not be known, and
+// configured limits (the planner's windows) stay ceilings. A request waits
+// at the pacer after the planner has sent it, so a folder released from a
+// park leaves at the pace found, not in a burst, and the planner's
+// decisions (and the replays of recorded histories) do not change.
+type Pacer struct {
+	clock  Clock
+	memory PaceMemory
+
+	mu        sync.Mutex
+	app       *domain.Pace
+	mailboxes map[string]*domain.Pace
+}
+
+// NewPacer returns a pacer on clock, seeded from memory (nil: nothing
+// learned).
+func NewPacer(clock Clock, memory PaceMemory) *Pacer {
+	p := &Pacer{clock: clock, memory: memory, mailboxes: map[string]*domain.Pace{}}
+	p.app = domain.NewPace(p.learned(""))
+	return p
+}
+
+func (p *Pacer) learned(mailbox string) float64 {
+	if p.memory == nil {
+		return 0
+	}
+	r, ok, err := p.memory.Pace(mailbox)
+	if err != nil || !ok {
+		return 0 // unreadable memory costs a slow start, nothing more
+	}
+	return r
+}
+
+func (p *Pacer) mailbox(m string) *domain.Pace {
+	pc := p.mailboxes[m]
+	if pc == nil {
+		pc = domain.NewPace(p.learned(m))
+		p.mailboxes[m] = pc
+	}
+	return pc
+}
+
+// Wait blocks until units of mailbox's may be sent by both its pace and the
+// app's, takes them, and returns when. A wait longer than longest is not
+// waited: it is returned (with a zero time) for the caller to hand back to
+// the planner, so that a worker is not held while a mailbox's Retry-After
+// runs.
+func (p *Pacer) Wait(ctx context.Context, mailbox string, units int, longest time.Duration) (time.Time, time.Duration, error) {
+	for {
+		p.mu.Lock()
+		now := p.clock.Now()
+		m := p.mailbox(mailbox)
+		wait := max(m.Wait(now, units), p.app.Wait(now, units))
+		if wait <= 0 {
+			m.Take(now, units)
+			p.app.Take(now, units)
+			p.mu.Unlock()
+			return now, 0, nil
+		}
+		p.mu.Unlock()
+		if wait > longest {
+			return time.Time{}, wait, nil
+		}
+		woken := make(chan struct{})
+		stop := p.clock.AfterFunc(wait, func() { close(woken) })
+		select {
+		case <-woken:
+		case <-ctx.Done():
+			stop()
+			return time.Time{}, 0, ctx.Err()
+		}
+	}
+}
+
+// PaceOutcome is what the pacer learned from one answer: the pace after it,
+// and whether it is the app's (a tenant-wide limit) rather than the
+// mailbox's. Zero when nothing was cut.
+type PaceOutcome struct {
+	Rate float64
+	App  bool
+}
+
+// Done records the answer to units sent at sentAt: throttled (fl of
+// ClassThrottled, with its Retry-After), or answered after latency (0: not
+// measured). A throttle that names a tenant-wide limit cuts the app's pace,
+// any other the mailbox's.
+func (p *Pacer) Done(mailbox string, sentAt time.Time, units int, latency time.Duration, fl *domain.Failure) PaceOutcome {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := p.mailbox(mailbox)
+	if fl == nil || fl.Class != domain.ClassThrottled {
+		if fl == nil || fl.Class != domain.ClassTransient {
+			m.Succeeded(units, latency)
+			p.app.Succeeded(units, latency)
+		}
+		return PaceOutcome{}
+	}
+	now := p.clock.Now()
+	if tenantWide(fl) {
+		if p.app.Throttled(now, sentAt, fl.RetryAfter) {
+			return PaceOutcome{Rate: p.app.Rate(), App: true}
+		}
+		return PaceOutcome{}
+	}
+	if m.Throttled(now, sentAt, fl.RetryAfter) {
+		return PaceOutcome{Rate: m.Rate()}
+	}
+	return PaceOutcome{}
+}
+
+// tenantWide says whether a throttle is the app's rather than a mailbox's:
+// Graph's tenant-wide limit ("Application is over its tenant-wide request
+// limit"), or EWS's ErrorServerBusy and ErrorExceededConnectionCount, which
+// Exchange charges to the account's budget whatever mailbox it opens.
+func tenantWide(fl *domain.Failure) bool {
+	switch fl.Code {
+	case "ErrorServerBusy", "ErrorExceededConnectionCount":
+		return true
+	}
+	return strings.Contains(strings.ToLower(fl.Message), "tenant")
+}

@@ -1,0 +1,84 @@
+package pipeline_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/pipeline"
+)
+
+type learned map[string]float64
+
+func (l learned) Pace(mailbox string) (float64, bool, error) { r, ok := l[mailbox]; return r, ok, nil }
+
+// The pacer: a learned pace spaces requests from the start; a throttle cuts
+// the mailbox's pace (or the app's, for a tenant-wide limit) once per
+// event and holds it for the Retry-After, which a request does not wait
+// out on a worker; a waiter wakes when the clock says so.
+func TestPacerHoldsMailboxesAndTheApp(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	p := pipeline.NewPacer(clock, learned{"a@x": 10})
+
+	// 10 a second with a tenth of a second of burst: two go at once, the
+	// third waits for the clock.
+	for i := range 2 {
+		if _, wait, err := p.Wait(ctx, "a@x", 1, time.Second); wait != 0 || err != nil {
+			t.Fatalf("request %d: waits %v, %v", i, wait, err)
+		}
+	}
+	got := make(chan time.Time, 1)
+	go func() {
+		at, _, _ := p.Wait(ctx, "a@x", 1, time.Second)
+		got <- at
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		clock.mu.Lock()
+		n := len(clock.timers)
+		clock.mu.Unlock()
+		if n > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case <-got:
+		t.Fatal("the third request did not wait for its turn")
+	default:
+	}
+	clock.Advance(100 * time.Millisecond)
+	if at := <-got; !at.Equal(clock.Now()) {
+		t.Fatalf("sent at %v, want %v", at, clock.Now())
+	}
+	// Another mailbox has a pace of its own.
+	if _, wait, _ := p.Wait(ctx, "b@x", 1, time.Second); wait != 0 {
+		t.Fatalf("another mailbox waits %v", wait)
+	}
+
+	// A throttle cuts a@x's pace and holds it: the hold is handed back.
+	sent := clock.Now()
+	out := p.Done("a@x", sent, 1, 0, &domain.Failure{Class: domain.ClassThrottled, Message: "Application is over its MailboxRequestRate limit.", RetryAfter: 30 * time.Second})
+	if out.App || out.Rate != 10*domain.PaceBeta {
+		t.Fatalf("first throttle: %+v", out)
+	}
+	if echo := p.Done("a@x", sent, 1, 0, &domain.Failure{Class: domain.ClassThrottled, RetryAfter: 30 * time.Second}); echo.Rate != 0 {
+		t.Fatalf("a throttle of a request sent before the cut cut again: %+v", echo)
+	}
+	if _, wait, _ := p.Wait(ctx, "a@x", 1, 2*time.Second); wait != 30*time.Second {
+		t.Fatalf("during the Retry-After a request is handed back after %v, want 30s", wait)
+	}
+	if _, wait, _ := p.Wait(ctx, "b@x", 1, time.Second); wait != 0 {
+		t.Fatalf("a mailbox's throttle held another mailbox for %v", wait)
+	}
+
+	// A tenant-wide throttle holds every mailbox.
+	out = p.Done("b@x", clock.Now(), 1, 0, &domain.Failure{Class: domain.ClassThrottled, Message: "Application is over its tenant-wide request limit.", RetryAfter: 5 * time.Second})
+	if !out.App || out.Rate <= 0 {
+		t.Fatalf("tenant-wide throttle: %+v", out)
+	}
+	if _, wait, _ := p.Wait(ctx, "c@x", 1, time.Second); wait != 5*time.Second {
+		t.Fatalf("after a tenant-wide throttle a new mailbox waits %v, want 5s", wait)
+	}
+}
