@@ -19,10 +19,12 @@ import (
 //     Wmax. A server that never throttles is never slowed down.
 //   - A throttle cuts the rate to Beta (0.75) of the rate it was met at
 //     (Wmax), once per congestion event: throttles of requests sent before
-//     the cut, or before any request succeeded at the new rate, are that
-//     same event's echo (a server whose window is full refuses everything
-//     until it drains) and only extend the hold. Until the Retry-After has
-//     passed nothing is sent.
+//     the cut, before any request succeeded at the new rate, or within 2 s
+//     of the cut are that same event's echo (a server whose window filled
+//     refuses much until it drains) and only extend the hold, unless more
+//     than a fifth of the requests since the cut were refused: then the
+//     new rate is still over the limit and is cut again at once. Until the
+//     Retry-After has passed nothing is sent.
 //   - Then the rate follows the cubic Wmax * (1 + c (n - K)^3) in the units
 //     n sent since the cut: fast back towards Wmax, flat near it (where most
 //     of the time is spent, so the average stays above 90 % of the limit),

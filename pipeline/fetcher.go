@@ -68,7 +68,7 @@ func (f *Fetcher) admit(ctx context.Context, req *domain.Event) (sentAt time.Tim
 		return sentAt, units, nil, err
 	}
 	return sentAt, units, &domain.Failure{Class: domain.ClassThrottled, Code: domain.CodePaceHold, RetryAfter: wait,
-		Message: "held by the pace of this mailbox (the server throttled it) without asking the server"}, nil
+		Message: "held by the pace of this mailbox or of the app (the server throttled it), not sent"}, nil
 }
 
 // paced tells the pacer how a request sent at sentAt was answered, and

@@ -460,7 +460,10 @@ func paceLine(paces map[string]float64, holds int) string {
 	if len(who) == 0 {
 		line = "not held by throttling"
 	}
-	if holds > 0 {
+	switch {
+	case holds == 1:
+		line += "; 1 request waited for the pace without asking the server"
+	case holds > 1:
 		line += fmt.Sprintf("; %d requests waited for the pace without asking the server", holds)
 	}
 	return line
