@@ -79,7 +79,10 @@ const (
 	paceMax           = 1e6
 	paceBurst         = 100 * time.Millisecond
 	paceMeasure       = time.Second
-	latencyHold       = 50 * time.Millisecond
+	// paceFirstCut is the least rate a first throttle is taken to have
+	// been met at.
+	paceFirstCut = 4.0
+	latencyHold  = 50 * time.Millisecond
 	// paceEventSpan: throttles this soon after a cut are the same event: a
 	// server whose window filled with a ramp admits little until the ramp
 	// has left it, whatever the new rate.
@@ -196,8 +199,11 @@ func (p *Pace) Throttled(now, sentAt time.Time, retryAfter time.Duration) bool {
 	}
 	p.wmax = p.rate
 	if p.slowStart && p.sending > 0 {
-		// Unpaced until now: the limit was met at the rate measured.
-		p.wmax = p.sending
+		// Unpaced until now: the limit was met at the rate measured, but
+		// not below paceFirstCut: a server busy at the first request (an
+		// EWS ErrorServerBusy) would otherwise leave the run crawling at
+		// the rate of one request.
+		p.wmax = max(p.sending, paceFirstCut)
 	}
 	p.rate = clampRate(p.wmax * PaceBeta)
 	p.sinceCut = 0

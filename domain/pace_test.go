@@ -162,3 +162,15 @@ func TestPaceSlowStartIsUnpaced(t *testing.T) {
 		t.Fatalf("the Retry-After holds for %v more, want 1s", w)
 	}
 }
+
+// A server busy at the very first request does not leave the run crawling
+// at the rate of that one request.
+func TestPaceFirstThrottleAtTheFirstRequest(t *testing.T) {
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	p := NewPace(0)
+	p.Admit(now, 1)
+	p.Throttled(now.Add(50*time.Millisecond), now, time.Minute)
+	if r := p.Rate(); r != paceFirstCut*PaceBeta {
+		t.Fatalf("paced at %.2f after a throttle of the first request, want %.2f", r, paceFirstCut*PaceBeta)
+	}
+}
