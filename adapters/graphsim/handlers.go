@@ -10,8 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/mailvault/mailvault/adapters/itemformat"
-	"github.com/mailvault/mailvault/domain"
 	"io"
 	"net/http"
 	"net/url"
@@ -19,6 +17,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mailvault/mailvault/adapters/itemformat"
+	"github.com/mailvault/mailvault/domain"
 )
 
 // call is one request, top level or a $batch sub-request.
@@ -447,29 +448,56 @@ func encodeState(st deltaState) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// delta serves a message, event or contact delta round for one folder.
-func (s *Server) delta(c *call, f *folder) *reply {
-	var st deltaState
+// deltaRound reads the state a delta request carries for a collection (a
+// folder's id, or a mailbox's folder hierarchy): the page a nextLink
+// continues, the round of changes since its snapshot a deltaLink starts,
+// or a first round. s.mu must be held.
+func (s *Server) deltaRound(c *call, collection, what string) (deltaState, *reply) {
 	tok := c.query.Get("$skiptoken")
 	if tok == "" {
 		tok = c.query.Get("$deltatoken")
 	}
+	if tok == "" {
+		return deltaState{Folder: collection, Snap: s.store.Seq, Epoch: s.epoch, Select: c.query.Get("$select")}, nil
+	}
+	var st deltaState
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || json.Unmarshal(b, &st) != nil || st.Folder != collection {
+		return st, errorReply(http.StatusBadRequest, "SyncStateInvalid", "The sync state is invalid or was created for another "+what+".")
+	}
+	if st.Epoch != s.epoch {
+		return st, errorReply(http.StatusGone, s.resync, "The sync state generation was not found. Start a new synchronization.")
+	}
+	if st.Final {
+		st = deltaState{Folder: collection, Since: st.Snap, Round: true, Snap: s.store.Seq, Epoch: s.epoch, Select: st.Select}
+	}
+	return st, nil
+}
+
+// deltaPage is a page of a delta round (st, its page counted) of
+// entities: value, and the nextLink to the page from off when more remain,
+// else the deltaLink that starts the next round.
+func (s *Server) deltaPage(c *call, st deltaState, off int, more bool, entity string, value []map[string]any) map[string]any {
+	out := map[string]any{"@odata.context": s.baseURL(c) + "/" + c.version + "/$metadata#Collection(" + entity + ")", "value": value}
+	link := s.baseURL(c) + "/" + c.version + "/" + strings.TrimPrefix(c.path, "/") + "?"
+	next := st
+	next.Off = off
+	if more {
+		out["@odata.nextLink"] = link + "$skiptoken=" + encodeState(next)
+	} else {
+		next.Final = true
+		out["@odata.deltaLink"] = link + "$deltatoken=" + encodeState(next)
+	}
+	return out
+}
+
+// delta serves a message, event or contact delta round for one folder.
+func (s *Server) delta(c *call, f *folder) *reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if tok != "" {
-		b, err := base64.RawURLEncoding.DecodeString(tok)
-		if err != nil || json.Unmarshal(b, &st) != nil || st.Folder != f.ID {
-			return errorReply(http.StatusBadRequest, "SyncStateInvalid", "The sync state is invalid or was created for another folder.")
-		}
-		if st.Epoch != s.epoch {
-			return errorReply(http.StatusGone, s.resync, "The sync state generation was not found. Start a new synchronization.")
-		}
-		if st.Final {
-			// A deltaLink starts a new round of changes since its snapshot.
-			st = deltaState{Folder: f.ID, Since: st.Snap, Round: true, Snap: s.store.Seq, Epoch: s.epoch, Select: st.Select}
-		}
-	} else {
-		st = deltaState{Folder: f.ID, Snap: s.store.Seq, Epoch: s.epoch, Select: c.query.Get("$select")}
+	st, rep := s.deltaRound(c, f.ID, "folder")
+	if rep != nil {
+		return rep
 	}
 	size, applied := maxPageSize(c, 10, 1000)
 	imm := immutable(c)
@@ -489,21 +517,12 @@ func (s *Server) delta(c *call, f *folder) *reply {
 		value = append(value, selectFields(s.itemJSON(c, f, off, imm, false), st.Select))
 	}
 	st.Page++
-	next := st
-	next.Off = off
-	out := map[string]any{"@odata.context": s.baseURL(c) + "/" + c.version + "/$metadata#Collection(" + odataType(f.Kind) + ")", "value": value}
-	link := s.baseURL(c) + "/" + c.version + "/" + strings.TrimPrefix(c.path, "/") + "?"
-	if off < len(f.Items) {
-		out["@odata.nextLink"] = link + "$skiptoken=" + encodeState(next)
-	} else {
-		next.Final = true
-		out["@odata.deltaLink"] = link + "$deltatoken=" + encodeState(next)
-	}
+	out := s.deltaPage(c, st, off, off < len(f.Items), odataType(f.Kind), value)
 	if ch := f.Spec; ch != nil && ch.Changes != nil && !f.ChangesDone && st.Page == ch.Changes.AfterPage {
 		f.ChangesDone = true
 		s.store.Mutate(f, ch.Changes.Add, ch.Changes.Modify, ch.Changes.Delete)
 	}
-	rep := jsonReply(http.StatusOK, out)
+	rep = jsonReply(http.StatusOK, out)
 	var prefs []string
 	if applied {
 		prefs = append(prefs, "odata.maxpagesize="+strconv.Itoa(size))

@@ -1,11 +1,8 @@
 package graphsim
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"strconv"
-	"strings"
 )
 
 // folderClass is a folder's class as the mailbox API's type property
@@ -57,27 +54,11 @@ func (s *Server) folderDelta(c *call, mailboxID string) *reply {
 	}
 	defer release()
 	s.delay(c)
-	collection := "folders:" + m.exchangeID
-	var st deltaState
-	tok := c.query.Get("$skiptoken")
-	if tok == "" {
-		tok = c.query.Get("$deltatoken")
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if tok != "" {
-		b, err := base64.RawURLEncoding.DecodeString(tok)
-		if err != nil || json.Unmarshal(b, &st) != nil || st.Folder != collection {
-			return errorReply(http.StatusBadRequest, "SyncStateInvalid", "The sync state is invalid or was created for another folder collection.")
-		}
-		if st.Epoch != s.epoch {
-			return errorReply(http.StatusGone, s.resync, "The sync state generation was not found. Start a new synchronization.")
-		}
-		if st.Final {
-			st = deltaState{Folder: collection, Since: st.Snap, Round: true, Snap: s.store.Seq, Epoch: s.epoch, Select: st.Select}
-		}
-	} else {
-		st = deltaState{Folder: collection, Snap: s.store.Seq, Epoch: s.epoch, Select: c.query.Get("$select")}
+	st, rep := s.deltaRound(c, "folders:"+m.exchangeID, "folder collection")
+	if rep != nil {
+		return rep
 	}
 	size, applied := maxPageSize(c, 10, 1000)
 	value := make([]map[string]any, 0, min(size, len(m.Folders)))
@@ -93,17 +74,7 @@ func (s *Server) folderDelta(c *call, mailboxID string) *reply {
 		value = append(value, obj)
 	}
 	st.Page++
-	next := st
-	next.Off = off
-	out := map[string]any{"@odata.context": s.baseURL(c) + "/" + c.version + "/$metadata#Collection(mailboxFolder)", "value": value}
-	link := s.baseURL(c) + "/" + c.version + "/" + strings.TrimPrefix(c.path, "/") + "?"
-	if off < len(m.Folders) {
-		out["@odata.nextLink"] = link + "$skiptoken=" + encodeState(next)
-	} else {
-		next.Final = true
-		out["@odata.deltaLink"] = link + "$deltatoken=" + encodeState(next)
-	}
-	rep = jsonReply(http.StatusOK, out)
+	rep = jsonReply(http.StatusOK, s.deltaPage(c, st, off, off < len(m.Folders), "mailboxFolder", value))
 	if applied {
 		rep.header.Set("Preference-Applied", "odata.maxpagesize="+strconv.Itoa(size))
 	}
