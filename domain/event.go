@@ -224,12 +224,15 @@ type Event struct {
 	Tree *FolderChanges `json:"tree,omitempty"`
 	// PaceRPS is the pace (budget units per second) a throttle left the
 	// mailbox at, or the app at when PaceApp: what the next run starts from.
-	PaceRPS  float64 `json:"pace_rps,omitempty"`
-	PaceApp  bool    `json:"pace_app,omitempty"`
-	Bytes    int64   `json:"bytes,omitempty"`
-	SourceMS int64   `json:"source_ms,omitempty"`
-	TargetMS int64   `json:"target_ms,omitempty"`
-	State    string  `json:"state,omitempty"`
+	PaceRPS float64 `json:"pace_rps,omitempty"`
+	PaceApp bool    `json:"pace_app,omitempty"`
+	// PaceCostly: the server's back-off was costly (minutes), so the next
+	// run approaches the limit from below (domain.LearnedPace).
+	PaceCostly bool   `json:"pace_costly,omitempty"`
+	Bytes      int64  `json:"bytes,omitempty"`
+	SourceMS   int64  `json:"source_ms,omitempty"`
+	TargetMS   int64  `json:"target_ms,omitempty"`
+	State      string `json:"state,omitempty"`
 
 	Config *RunConfig `json:"config,omitempty"`
 	// Compaction is what a run_compacted event summarises.

@@ -40,7 +40,19 @@ type Failure struct {
 	// RetryAfter is the server's hint (Retry-After, BackOffMilliseconds); zero
 	// when none was given.
 	RetryAfter time.Duration
+	// Budget says whose budget a throttle was charged to, when the source
+	// knows (BudgetMailbox, BudgetApp); empty: judged from the code.
+	Budget string
 }
+
+// Budgets a throttle can be charged to.
+const (
+	// BudgetMailbox: the mailbox's own (EWS application impersonation
+	// charges the target mailbox, not the service account).
+	BudgetMailbox = "mailbox"
+	// BudgetApp: the app's or service account's, whatever mailbox.
+	BudgetApp = "app"
+)
 
 func (f *Failure) Error() string {
 	s := fmt.Sprintf("%s failure", f.Class)

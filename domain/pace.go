@@ -14,9 +14,13 @@ import (
 // clock counted in budget units sent rather than in seconds, so that the
 // time between two probes of the limit scales with the server's own rate:
 //
-//   - Until the first throttle nothing is paced (slow start): the rate
-//     requests leave at is measured, and the first throttle takes it as
-//     Wmax. A server that never throttles is never slowed down.
+//   - Until the first throttle nothing is paced (slow start). A server that
+//     never throttles is never slowed down. The first throttle estimates
+//     the limit as what the server admitted since the first request over
+//     that time and the Retry-After (a window-based limit answers with the
+//     time until its window has room, so this is the window's own rate)
+//     and the pace starts at nine tenths of it; without a Retry-After the
+//     rate requests left at is taken as Wmax.
 //   - A throttle cuts the rate to Beta (0.75) of the rate it was met at
 //     (Wmax), once per congestion event: throttles of requests sent before
 //     the cut, before any request succeeded at the new rate, or within 2 s
@@ -33,6 +37,16 @@ import (
 //   - Latency that grows to twice its minimum (and 50 ms more) while the
 //     rate rises is the server queueing: the rate stops growing until it
 //     falls again (Vegas's early signal).
+//   - A back-off of 30 s or more (EWS's ErrorServerBusy costs minutes) makes
+//     the limit costly: it is never probed for again by crossing it. The
+//     first estimate is then a floor (what was admitted, spread over the
+//     penalty), and the rate ramps up from it by a tenth of itself per
+//     second until the server's answers slow down (Exchange delays the
+//     answers of a budget in debt before it refuses it: micro-delays, heeded
+//     from 10 ms more than twice the minimum). Each such slowdown cuts the
+//     rate by Beta, and again only when the delays grow past those of the
+//     last cut; the rate grows again once they are gone. Whether a limit
+//     was costly is remembered with the pace.
 //
 // Requests are spaced 1/rate apart (a GCRA with a tenth of a second of
 // burst), so work released at once, after a park, leaves at the rate found,
@@ -57,9 +71,22 @@ type Pace struct {
 	// what the limit was met at when nothing paced the requests yet.
 	sending  float64
 	lastTake time.Time
+	// firstTake and succeeded: when slow start began and the units
+	// answered since, for the first throttle's estimate of the limit.
+	firstTake time.Time
+	succeeded float64
 
 	minLatency time.Duration
 	avgLatency time.Duration
+	samples    int // latencies observed since the average was reset
+
+	// costly: a throttle's back-off was long (EWS's ErrorServerBusy of
+	// minutes), so the limit is found from below, by latency, never again
+	// by crossing it. ramping: the rate grows by paceRampGain of itself
+	// per second sent, until the server queues.
+	costly, ramping bool
+	lastEase        time.Time
+	easedLatency    time.Duration // the average latency at the last ease
 }
 
 // CodePaceHold is the code of a throttle the server never saw: mailvault's
@@ -83,22 +110,47 @@ const (
 	// been met at.
 	paceFirstCut = 4.0
 	latencyHold  = 50 * time.Millisecond
+	// latencyHoldCostly is latencyHold near a costly limit.
+	latencyHoldCostly = 10 * time.Millisecond
 	// paceEventSpan: throttles this soon after a cut are the same event: a
 	// server whose window filled with a ramp admits little until the ramp
 	// has left it, whatever the new rate.
 	paceEventSpan = 2 * time.Second
+	// paceStart is the share of the first throttle's estimate of the
+	// limit the pace starts at.
+	paceStart = 0.9
+	// paceCostly is the back-off from which a throttle is a penalty to be
+	// avoided rather than a signal to be probed for.
+	paceCostly = 30 * time.Second
+	// paceRampGain: while ramping up to a costly limit, the rate grows by
+	// this share of itself per second.
+	paceRampGain = 0.1
+	// paceWarmup is the answers whose latency only sets the baseline.
+	paceWarmup = 4
 )
+
+// LearnedPace is what a pace leaves for the next run: the rate its last
+// throttle left it at, and whether the server's back-off was costly (then
+// the limit is approached from below, by latency).
+type LearnedPace struct {
+	Rate   float64
+	Costly bool
+}
 
 // NewPace starts a pace unpaced (slow start), or at a rate learned before
 // (a remembered pace is where the last throttle left it, so the cycle
-// resumes as after that cut).
-func NewPace(learned float64) *Pace {
-	if learned > 0 {
-		r := clampRate(learned)
-		return &Pace{rate: r, wmax: r / PaceBeta}
+// resumes as after that cut; a costly one ramps up from it until the
+// server's answers slow down).
+func NewPace(learned LearnedPace) *Pace {
+	if learned.Rate > 0 {
+		r := clampRate(learned.Rate)
+		return &Pace{rate: r, wmax: r / PaceBeta, costly: learned.Costly, ramping: learned.Costly}
 	}
 	return &Pace{rate: paceMax, slowStart: true}
 }
+
+// Learned is what the pace leaves for the next run.
+func (p *Pace) Learned() LearnedPace { return LearnedPace{Rate: p.rate, Costly: p.costly} }
 
 func clampRate(r float64) float64 { return math.Min(math.Max(r, paceFloor), paceMax) }
 
@@ -128,6 +180,9 @@ func (p *Pace) Take(now time.Time, units int) {
 	}
 	p.sending += float64(units) / paceMeasure.Seconds()
 	p.lastTake = now
+	if p.firstTake.IsZero() {
+		p.firstTake = now
+	}
 	if p.tat.Before(now) {
 		p.tat = now
 	}
@@ -148,8 +203,38 @@ func (p *Pace) Admit(now time.Time, units int) time.Duration {
 func (p *Pace) Succeeded(units int, latency time.Duration) {
 	p.triedSinceCut = true
 	p.admittedSinceCut += units
+	p.succeeded += float64(units)
+	if p.lastTake.Before(p.holdUntil) {
+		// An answer to a request sent before the hold began: its latency
+		// is the old rate's.
+		latency = 0
+	}
 	queueing := p.observe(latency)
 	if p.slowStart {
+		return
+	}
+	if p.costly {
+		p.sinceCut += float64(units)
+		switch {
+		case queueing:
+			// The server slows its answers as the budget runs into debt:
+			// the limit is near, and an overrun would cost minutes. The
+			// debt is paid only below the limit: cut as for a throttle,
+			// and again only once the delays grow past what they were at
+			// the last cut (a debt being paid delays answers too). The
+			// rate grows again once the delays are gone.
+			p.ramping = false
+			if p.lastTake.Sub(p.lastEase) >= paceEventSpan && p.avgLatency > p.easedLatency {
+				p.wmax = p.rate
+				p.rate = clampRate(p.rate * PaceBeta)
+				p.sinceCut = 0
+				p.lastEase, p.easedLatency = p.lastTake, p.avgLatency
+			}
+		case p.ramping:
+			p.rate = clampRate(p.rate + paceRampGain*float64(units))
+		default:
+			p.rate = clampRate(p.cubic())
+		}
 		return
 	}
 	p.sinceCut += float64(units)
@@ -158,6 +243,13 @@ func (p *Pace) Succeeded(units int, latency time.Duration) {
 		return
 	}
 	p.rate = clampRate(next)
+}
+
+// unitsTo is the units sent since a cut after which CUBIC's curve is at
+// share of Wmax.
+func (p *Pace) unitsTo(share float64) float64 {
+	c := (1 - PaceBeta) / math.Pow(PaceRecoveryUnits, 3)
+	return PaceRecoveryUnits - math.Cbrt((1-share)/c)
 }
 
 // cubic is the rate CUBIC gives after sinceCut units.
@@ -176,12 +268,24 @@ func (p *Pace) observe(latency time.Duration) bool {
 	if p.minLatency == 0 || latency < p.minLatency {
 		p.minLatency = latency
 	}
+	if p.samples++; p.samples <= paceWarmup {
+		// The first answers of a run, or after a cut, carry new
+		// connections' handshakes (NTLM's three legs) or the old rate's
+		// queue: they set the baseline only.
+		return false
+	}
 	if p.avgLatency == 0 {
 		p.avgLatency = latency
 	} else {
 		p.avgLatency += (latency - p.avgLatency) / 8
 	}
-	return p.avgLatency > 2*p.minLatency+latencyHold
+	hold := latencyHold
+	if p.costly {
+		// Near a costly limit the server's micro-delays are the only
+		// warning: heed small ones.
+		hold = latencyHoldCostly
+	}
+	return p.avgLatency > 2*p.minLatency+hold
 }
 
 // Throttled records a throttle of a request sent at sentAt, with the
@@ -197,18 +301,38 @@ func (p *Pace) Throttled(now, sentAt time.Time, retryAfter time.Duration) bool {
 	if !p.cutAt.IsZero() && (sentAt.Before(p.cutAt) || !p.triedSinceCut || now.Sub(p.cutAt) < paceEventSpan) && !stillOver {
 		return false
 	}
+	p.ramping = false
 	p.wmax = p.rate
-	if p.slowStart && p.sending > 0 {
+	p.rate = clampRate(p.wmax * PaceBeta)
+	p.sinceCut = 0
+	switch {
+	case p.slowStart && retryAfter > 0 && p.succeeded > 0:
+		// Unpaced until now, so the server took what it admitted since
+		// the first request over that time and until it admits again:
+		// with a window the exact size of the limit, a Retry-After longer
+		// only makes it an underestimate.
+		p.wmax = clampRate(p.succeeded / (now.Sub(p.firstTake) + retryAfter).Seconds())
+		p.rate = clampRate(p.wmax * paceStart)
+		p.sinceCut = p.unitsTo(paceStart)
+	case p.slowStart && p.sending > 0:
 		// Unpaced until now: the limit was met at the rate measured, but
 		// not below paceFirstCut: a server busy at the first request (an
 		// EWS ErrorServerBusy) would otherwise leave the run crawling at
 		// the rate of one request.
 		p.wmax = max(p.sending, paceFirstCut)
+		p.rate = clampRate(p.wmax * PaceBeta)
 	}
-	p.rate = clampRate(p.wmax * PaceBeta)
-	p.sinceCut = 0
+	if retryAfter >= paceCostly {
+		// A back-off of minutes: the limit is not to be probed for again,
+		// and an estimate taken over the back-off spread what was admitted
+		// far too thin: it is a floor to ramp up from.
+		p.costly = true
+		p.ramping = p.slowStart
+	}
 	p.slowStart = false
 	p.cutAt, p.triedSinceCut = now, false
+	p.avgLatency, p.samples = 0, 0 // the queue the old rate built says nothing of the new
+	p.easedLatency = 0
 	p.refusedSinceCut, p.admittedSinceCut = 0, 0
 	// What was admitted at the old rate is spread anew at the new one,
 	// without a burst.

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"container/heap"
+	"math"
 	"testing"
 	"time"
 )
@@ -15,22 +16,74 @@ type paceServer struct {
 	concurrency int
 	latency     time.Duration
 	admitted    []time.Duration
+	admittedAll []time.Duration
 	inFlight    int
+
+	// budget, when set, replaces the window with Exchange Server's
+	// throttling budget.
+	budget       *bucket
+	blockedUntil time.Duration
+	blocks       [][2]time.Duration
+	// handshake is added to the first answers (one per worker): new
+	// connections' handshakes.
+	handshake time.Duration
 }
 
-func (s *paceServer) admit(t time.Duration) (ok bool, retryAfter time.Duration) {
+// bucket is Exchange Server's budget (EwsMaxBurst, EwsRechargeRate,
+// EwsCutoffBalance, counted in requests): a balance that recharges at
+// recharge a second up to burst; below zero answers are delayed (micro-
+// delays, up to maxDelay at the cutoff); at -cutoff requests are refused
+// with ErrorServerBusy and nothing is admitted for penalty.
+type bucket struct {
+	recharge, burst, cutoff float64
+	maxDelay, penalty       time.Duration
+	balance                 float64
+	at                      time.Duration
+}
+
+func (s *paceServer) admit(t time.Duration) (ok bool, retryAfter, latency time.Duration) {
 	for len(s.admitted) > 0 && s.admitted[0] <= t-s.window {
 		s.admitted = s.admitted[1:]
 	}
-	if s.inFlight >= s.concurrency {
-		return false, time.Second
+	if t < s.blockedUntil {
+		return false, s.blockedUntil - t, s.latency
 	}
-	if len(s.admitted) >= s.limit(t) {
-		return false, s.admitted[len(s.admitted)-s.limit(t)] + s.window - t
+	if s.inFlight >= s.concurrency {
+		return false, time.Second, s.latency
+	}
+	latency = s.latency
+	if b := s.budget; b != nil {
+		b.balance = min(b.burst, b.balance+(t-b.at).Seconds()*b.recharge)
+		b.at = t
+		if b.balance <= -b.cutoff {
+			s.blockedUntil = t + b.penalty
+			s.blocks = append(s.blocks, [2]time.Duration{t, s.blockedUntil})
+			return false, b.penalty, s.latency
+		}
+		b.balance--
+		if b.balance < 0 {
+			latency += time.Duration(-b.balance / b.cutoff * float64(b.maxDelay))
+		}
+	} else if len(s.admitted) >= s.limit(t) {
+		return false, s.admitted[len(s.admitted)-s.limit(t)] + s.window - t, s.latency
+	}
+	if len(s.admittedAll) < 4 {
+		latency += s.handshake
 	}
 	s.admitted = append(s.admitted, t)
+	s.admittedAll = append(s.admittedAll, t)
 	s.inFlight++
-	return true, 0
+	return true, 0, latency
+}
+
+// blocked says whether t is inside a penalty.
+func (s *paceServer) blocked(t time.Duration) bool {
+	for _, b := range s.blocks {
+		if t >= b[0] && t < b[1] {
+			return true
+		}
+	}
+	return false
 }
 
 type simEvent struct {
@@ -39,6 +92,7 @@ type simEvent struct {
 	sentAt time.Duration
 	ok     bool
 	ra     time.Duration
+	lat    time.Duration
 }
 type simQueue []simEvent
 
@@ -52,6 +106,11 @@ type paceResult struct {
 	throttledShare float64 // of all requests sent
 	capacityUsed   float64 // admitted over what the server allowed while work remained
 	duration       time.Duration
+	// penalties the server imposed after its first, and the capacity used
+	// after the first penalty ended (the time under penalties granted
+	// nothing).
+	laterPenalties int
+	usedAfterFirst float64
 }
 
 // runPace sends work requests through a Pace from workers concurrent
@@ -74,7 +133,7 @@ func runPace(s *paceServer, pace *Pace, work, workers int) paceResult {
 			if ev.ok {
 				s.inFlight--
 				done++
-				pace.Succeeded(1, s.latency)
+				pace.Succeeded(1, ev.lat)
 			} else {
 				throttled++
 				pace.Throttled(epoch.Add(now), epoch.Add(ev.sentAt), ev.ra)
@@ -89,17 +148,39 @@ func runPace(s *paceServer, pace *Pace, work, workers int) paceResult {
 		}
 		sent++
 		out++
-		ok, ra := s.admit(now)
-		heap.Push(q, simEvent{at: now + s.latency, sentAt: now, ok: ok, ra: ra})
+		ok, ra, lat := s.admit(now)
+		heap.Push(q, simEvent{at: now + lat, sentAt: now, ok: ok, ra: ra, lat: lat})
 	}
 	// What the server would have taken while work remained: its limit per
 	// window, integrated over the run.
 	var allowed float64
 	step := s.window / 50
-	for t := time.Duration(0); t < now; t += step {
+	if s.budget != nil {
+		step = 100 * time.Millisecond
+	}
+	for t := time.Duration(0); t < now && s.budget == nil; t += step {
 		allowed += float64(s.limit(t)) * float64(step) / float64(s.window)
 	}
-	return paceResult{throttledShare: float64(throttled) / float64(sent), capacityUsed: float64(done) / allowed, duration: now}
+	r := paceResult{throttledShare: float64(throttled) / float64(sent), capacityUsed: float64(done) / allowed, duration: now}
+	if s.budget != nil {
+		from := time.Duration(0)
+		if len(s.blocks) > 0 {
+			r.laterPenalties = len(s.blocks) - 1
+			from = s.blocks[0][1]
+		}
+		allowed = 0
+		for t := from; t < now; t += step {
+			allowed += s.budget.recharge * step.Seconds()
+		}
+		admittedAfter := 0
+		for _, a := range s.admittedAll {
+			if a >= from {
+				admittedAfter++
+			}
+		}
+		r.usedAfterFirst = float64(admittedAfter) / allowed
+	}
+	return r
 }
 
 func TestPaceFindsAndHoldsTheLimit(t *testing.T) {
@@ -127,7 +208,7 @@ func TestPaceFindsAndHoldsTheLimit(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := c.server
-			r := runPace(&s, NewPace(c.learned), c.work, 4)
+			r := runPace(&s, NewPace(LearnedPace{Rate: c.learned}), c.work, 4)
 			t.Logf("%.2f %% throttled, %.1f %% of capacity, %v", 100*r.throttledShare, 100*r.capacityUsed, r.duration)
 			if r.throttledShare > 0.01 || r.capacityUsed < c.minUsed {
 				t.Errorf("%.2f %% throttled (at most 1 %%), %.1f %% of capacity used (at least %.0f %%)", 100*r.throttledShare, 100*r.capacityUsed, 100*c.minUsed)
@@ -141,7 +222,7 @@ func TestPaceFindsAndHoldsTheLimit(t *testing.T) {
 // lift the hold early.
 func TestPaceSlowStartIsUnpaced(t *testing.T) {
 	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-	p := NewPace(0)
+	p := NewPace(LearnedPace{})
 	for i := range 1000 {
 		if w := p.Admit(now.Add(time.Duration(i)*time.Millisecond), 1); w != 0 {
 			t.Fatalf("request %d waited %v before any throttle", i, w)
@@ -152,8 +233,10 @@ func TestPaceSlowStartIsUnpaced(t *testing.T) {
 	if !p.Throttled(at, at, 2*time.Second) {
 		t.Fatal("the first throttle did not cut")
 	}
-	if r := p.Rate(); r < 0.6*1000*PaceBeta || r > 1000*PaceBeta {
-		t.Fatalf("cut to %.0f after sending 1,000 a second", r)
+	// 1,000 admitted over the second they took and the 2 s until the
+	// server admits again.
+	if r, want := p.Rate(), paceStart*1000/3; math.Abs(r-want) > 1 {
+		t.Fatalf("cut to %.0f after sending 1,000 in a second and a Retry-After of 2 s, want %.0f", r, want)
 	}
 	if p.Throttled(at.Add(10*time.Millisecond), at.Add(-time.Millisecond), time.Second) {
 		t.Fatal("a request sent before the cut cut again")
@@ -167,10 +250,92 @@ func TestPaceSlowStartIsUnpaced(t *testing.T) {
 // at the rate of that one request.
 func TestPaceFirstThrottleAtTheFirstRequest(t *testing.T) {
 	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-	p := NewPace(0)
+	p := NewPace(LearnedPace{})
 	p.Admit(now, 1)
 	p.Throttled(now.Add(50*time.Millisecond), now, time.Minute)
 	if r := p.Rate(); r != paceFirstCut*PaceBeta {
 		t.Fatalf("paced at %.2f after a throttle of the first request, want %.2f", r, paceFirstCut*PaceBeta)
+	}
+	if !p.Learned().Costly {
+		t.Fatal("a back-off of a minute did not make the limit costly")
+	}
+}
+
+// The first throttle's estimate of the limit: what was admitted since the
+// first request, over that time and the Retry-After; a back-off of minutes
+// makes it a floor to ramp up from, remembered for the next run.
+func TestPaceFirstThrottleEstimate(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		admitted   int
+		over       time.Duration
+		retryAfter time.Duration
+		want       float64
+		costly     bool
+	}{
+		{"a window's worth at once", 50, 200 * time.Millisecond, 4800 * time.Millisecond, paceStart * 10, false},
+		{"over a whole window", 100, 10 * time.Second, time.Second, paceStart * 100 / 11, false},
+		{"a penalty of a minute", 150, 5 * time.Second, time.Minute, paceStart * 150 / 65, true},
+		// The rate measured decays over a second.
+		{"no Retry-After", 100, time.Second, 0, 100 * (1 - 1/math.E) * PaceBeta, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+			p := NewPace(LearnedPace{})
+			for i := range c.admitted {
+				p.Admit(now.Add(c.over*time.Duration(i)/time.Duration(c.admitted)), 1)
+				p.Succeeded(1, 10*time.Millisecond)
+			}
+			at := now.Add(c.over)
+			p.Throttled(at, at, c.retryAfter)
+			got := p.Learned()
+			if math.Abs(got.Rate-c.want) > 0.02*c.want || got.Costly != c.costly {
+				t.Errorf("paced at %.2f (costly %v), want %.2f (costly %v)", got.Rate, got.Costly, c.want, c.costly)
+			}
+			again := NewPace(got)
+			if again.Rate() != got.Rate || again.Learned().Costly != c.costly {
+				t.Errorf("the next run starts at %.2f (costly %v), want %.2f", again.Rate(), again.Learned().Costly, got.Rate)
+			}
+		})
+	}
+}
+
+// Exchange Server's throttling: a budget that recharges, answers that slow
+// down (micro-delays) as it runs into debt, and an ErrorServerBusy of
+// minutes at the cutoff. After the first penalty, which finds the limit,
+// no other may come, and the capacity granted (the recharge) must still be
+// used.
+func TestPaceAvoidsPenaltiesAfterTheFirst(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		server  paceServer
+		work    int
+		learned LearnedPace
+	}{
+		{"10 a second, a minute's penalty", paceServer{concurrency: 27, latency: 20 * time.Millisecond,
+			budget: &bucket{recharge: 10, burst: 50, cutoff: 100, maxDelay: 200 * time.Millisecond, penalty: time.Minute}}, 6000, LearnedPace{}},
+		{"20 a second, 3 minutes' penalty", paceServer{concurrency: 27, latency: 30 * time.Millisecond,
+			budget: &bucket{recharge: 20, burst: 300, cutoff: 600, maxDelay: 100 * time.Millisecond, penalty: 3 * time.Minute}}, 12000, LearnedPace{}},
+		{"40 a second, 2 minutes' penalty, fast server", paceServer{concurrency: 27, latency: 5 * time.Millisecond,
+			budget: &bucket{recharge: 40, burst: 100, cutoff: 400, maxDelay: 50 * time.Millisecond, penalty: 2 * time.Minute}}, 20000, LearnedPace{}},
+		{"5 a second, long delays, 5 minutes' penalty", paceServer{concurrency: 27, latency: 20 * time.Millisecond,
+			budget: &bucket{recharge: 5, burst: 30, cutoff: 60, maxDelay: 300 * time.Millisecond, penalty: 5 * time.Minute}}, 4000, LearnedPace{}},
+		{"learned before: no penalty at all", paceServer{concurrency: 27, latency: 20 * time.Millisecond,
+			budget: &bucket{recharge: 10, burst: 50, cutoff: 100, maxDelay: 200 * time.Millisecond, penalty: time.Minute}}, 6000, LearnedPace{Rate: 4.5, Costly: true}},
+		{"learned before, slow handshakes", paceServer{concurrency: 27, latency: 5 * time.Millisecond, handshake: 300 * time.Millisecond,
+			budget: &bucket{recharge: 10, burst: 50, cutoff: 100, maxDelay: 200 * time.Millisecond, penalty: time.Minute}}, 6000, LearnedPace{Rate: 1.5, Costly: true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := c.server
+			s.budget.balance = s.budget.burst
+			r := runPace(&s, NewPace(c.learned), c.work, 4)
+			t.Logf("%d penalties, %.1f %% of capacity used after the first, %v", len(s.blocks), 100*r.usedAfterFirst, r.duration)
+			if c.learned.Costly && len(s.blocks) > 0 {
+				t.Errorf("%d penalties with a costly limit learned before", len(s.blocks))
+			}
+			if r.laterPenalties > 0 || r.usedAfterFirst < 0.85 {
+				t.Errorf("%d penalties after the first (want 0), %.1f %% of capacity used after it (at least 85 %%)", r.laterPenalties, 100*r.usedAfterFirst)
+			}
+		})
 	}
 }

@@ -78,7 +78,7 @@ func (f *Fetcher) paced(res *domain.Event, sentAt time.Time, units int, latency 
 		return
 	}
 	po := f.Pacer.Done(res.Mailbox, sentAt, units, latency, fl)
-	res.PaceRPS, res.PaceApp = po.Rate, po.App
+	res.PaceRPS, res.PaceApp, res.PaceCostly = po.Rate, po.App, po.Costly
 }
 
 // itemThrottle is the throttle among a batch's item failures, if any: a
@@ -375,7 +375,10 @@ func (f *Fetcher) list(ctx context.Context, req *domain.Event, outID string) dom
 	if err != nil {
 		fl = domain.AsFailure(err)
 	}
-	f.paced(&res, sentAt, units, time.Since(t0), fl)
+	// A page's time says more of the page (its size, the server's work to
+	// build it) than of the server's queue: the pace reads latency from
+	// fetches only, whose batches are alike.
+	f.paced(&res, sentAt, units, 0, fl)
 	if fl != nil {
 		return failureEvent(res, fl)
 	}

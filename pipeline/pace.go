@@ -12,7 +12,7 @@ import (
 // PaceMemory is where the paces learned by earlier runs are kept (the
 // resume state): per mailbox, and for the whole app under "".
 type PaceMemory interface {
-	Pace(mailbox string) (float64, bool, error)
+	Pace(mailbox string) (domain.LearnedPace, bool, error)
 }
 
 // Pacer holds every request to the pace domain.Pace finds for its mailbox
@@ -38,15 +38,15 @@ func NewPacer(clock Clock, memory PaceMemory) *Pacer {
 	return p
 }
 
-func (p *Pacer) learned(mailbox string) float64 {
+func (p *Pacer) learned(mailbox string) domain.LearnedPace {
 	if p.memory == nil {
-		return 0
+		return domain.LearnedPace{}
 	}
-	r, ok, err := p.memory.Pace(mailbox)
+	l, ok, err := p.memory.Pace(mailbox)
 	if err != nil || !ok {
-		return 0 // unreadable memory costs a slow start, nothing more
+		return domain.LearnedPace{} // unreadable memory costs a slow start, nothing more
 	}
-	return r
+	return l
 }
 
 func (p *Pacer) mailbox(m string) *domain.Pace {
@@ -94,8 +94,9 @@ func (p *Pacer) Wait(ctx context.Context, mailbox string, units int, longest tim
 // and whether it is the app's (a tenant-wide limit) rather than the
 // mailbox's. Zero when nothing was cut.
 type PaceOutcome struct {
-	Rate float64
-	App  bool
+	Rate   float64
+	App    bool
+	Costly bool // the server's back-off was costly: see domain.LearnedPace
 }
 
 // Done records the answer to units sent at sentAt: throttled (fl of
@@ -116,21 +117,31 @@ func (p *Pacer) Done(mailbox string, sentAt time.Time, units int, latency time.D
 	now := p.clock.Now()
 	if tenantWide(fl) {
 		if p.app.Throttled(now, sentAt, fl.RetryAfter) {
-			return PaceOutcome{Rate: p.app.Rate(), App: true}
+			l := p.app.Learned()
+			return PaceOutcome{Rate: l.Rate, App: true, Costly: l.Costly}
 		}
 		return PaceOutcome{}
 	}
 	if m.Throttled(now, sentAt, fl.RetryAfter) {
-		return PaceOutcome{Rate: m.Rate()}
+		l := m.Learned()
+		return PaceOutcome{Rate: l.Rate, Costly: l.Costly}
 	}
 	return PaceOutcome{}
 }
 
 // tenantWide says whether a throttle is the app's rather than a mailbox's:
-// Graph's tenant-wide limit ("Application is over its tenant-wide request
-// limit"), or EWS's ErrorServerBusy and ErrorExceededConnectionCount, which
-// Exchange charges to the account's budget whatever mailbox it opens.
+// as the source says when it knows (EWS with impersonation charges the
+// target mailbox), else Graph's tenant-wide limit ("Application is over its
+// tenant-wide request limit"), or EWS's ErrorServerBusy and
+// ErrorExceededConnectionCount, which Exchange charges to the account's
+// budget whatever mailbox it opens.
 func tenantWide(fl *domain.Failure) bool {
+	switch fl.Budget {
+	case domain.BudgetMailbox:
+		return false
+	case domain.BudgetApp:
+		return true
+	}
 	switch fl.Code {
 	case "ErrorServerBusy", "ErrorExceededConnectionCount":
 		return true

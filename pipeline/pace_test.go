@@ -11,7 +11,10 @@ import (
 
 type learned map[string]float64
 
-func (l learned) Pace(mailbox string) (float64, bool, error) { r, ok := l[mailbox]; return r, ok, nil }
+func (l learned) Pace(mailbox string) (domain.LearnedPace, bool, error) {
+	r, ok := l[mailbox]
+	return domain.LearnedPace{Rate: r}, ok, nil
+}
 
 // The pacer: a learned pace spaces requests from the start; a throttle cuts
 // the mailbox's pace (or the app's, for a tenant-wide limit) once per
@@ -80,5 +83,26 @@ func TestPacerHoldsMailboxesAndTheApp(t *testing.T) {
 	}
 	if _, wait, _ := p.Wait(ctx, "c@x", 1, time.Second); wait != 5*time.Second {
 		t.Fatalf("after a tenant-wide throttle a new mailbox waits %v, want 5s", wait)
+	}
+}
+
+// A throttle whose source says whose budget it was charged to cuts that
+// pace: EWS's ErrorServerBusy under impersonation is the mailbox's, without
+// it the app's; a back-off of minutes makes the limit costly.
+func TestPacerFollowsTheBudgetCharged(t *testing.T) {
+	for _, c := range []struct {
+		budget string
+		app    bool
+	}{{domain.BudgetMailbox, false}, {domain.BudgetApp, true}, {"", true}} {
+		clock := &fakeClock{now: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+		p := pipeline.NewPacer(clock, learned{"a@x": 10, "": 100})
+		out := p.Done("a@x", clock.Now(), 1, 0, &domain.Failure{Class: domain.ClassThrottled, Code: "ErrorServerBusy", RetryAfter: 5 * time.Minute, Budget: c.budget})
+		if out.App != c.app || out.Rate <= 0 || !out.Costly {
+			t.Errorf("budget %q: %+v, want the app's %v and costly", c.budget, out, c.app)
+		}
+		_, wait, _ := p.Wait(context.Background(), "b@x", 1, time.Second)
+		if held := wait > 0; held != c.app {
+			t.Errorf("budget %q: another mailbox waits %v", c.budget, wait)
+		}
 	}
 }

@@ -91,3 +91,27 @@ func TestKilledRunIsNotFinished(t *testing.T) {
 		t.Fatal("a live view of an open run says running")
 	}
 }
+
+// The report keeps the pace each throttle left a mailbox (or the app) at,
+// and what held it back; the text says both.
+func TestReportPaces(t *testing.T) {
+	r := NewReport("r")
+	r.Apply(&domain.Event{Type: domain.RunStarted, Run: "r", Time: time.Unix(100, 0)})
+	r.Apply(&domain.Event{Type: domain.Throttled, Run: "r", Mailbox: "a@x", Code: "ApplicationThrottled", PaceRPS: 9.1234, Time: time.Unix(101, 0)})
+	r.Apply(&domain.Event{Type: domain.Throttled, Run: "r", Mailbox: "b@x", Code: "ErrorServerBusy", PaceRPS: 1.5, PaceApp: true, PaceCostly: true, Time: time.Unix(102, 0)})
+	r.Apply(&domain.Event{Type: domain.Throttled, Run: "r", Mailbox: "a@x", Code: domain.CodePaceHold, Time: time.Unix(103, 0)})
+	if r.Paces["a@x"] != 9.123 || r.Paces["(app)"] != 1.5 || r.PaceHolds != 1 {
+		t.Fatalf("paces %v, holds %d", r.Paces, r.PaceHolds)
+	}
+	if r.PaceLimits["a@x"] != "ApplicationThrottled" || r.PaceLimits["(app)"] != "ErrorServerBusy, costly" {
+		t.Fatalf("pace limits %v", r.PaceLimits)
+	}
+	var b strings.Builder
+	if err := r.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	want := "pace               held by throttling: (app) 1.5/s (ErrorServerBusy, costly), a@x 9.1/s (ApplicationThrottled); 1 request waited for the pace without asking the server"
+	if !strings.Contains(b.String(), want) {
+		t.Fatalf("text report lacks %q:\n%s", want, b.String())
+	}
+}

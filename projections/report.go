@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"sort"
 	"strings"
 	"time"
@@ -46,15 +47,19 @@ type Report struct {
 	// starts from. PaceHolds are requests mailvault's pace held back
 	// without asking the server (counted neither as requests nor as
 	// throttled).
-	Paces        map[string]float64 `json:"paces,omitempty"`
-	PaceHolds    int                `json:"pace_holds,omitempty"`
-	DurationS    float64            `json:"duration_s"`
-	ItemsPerS    float64            `json:"items_per_s"`
-	MBPerS       float64            `json:"mb_per_s"`
-	StallSourceS float64            `json:"stall_source_s"`
-	StallTargetS float64            `json:"stall_target_s"`
-	Quarantined  []QuarantinedItem  `json:"quarantined"`
-	Errors       []string           `json:"errors"`
+	Paces map[string]float64 `json:"paces,omitempty"`
+	// PaceLimits say what held each pace back: the server's throttle
+	// code, and ", costly" when its back-off made the limit one to
+	// approach from below (domain.LearnedPace).
+	PaceLimits   map[string]string `json:"pace_limits,omitempty"`
+	PaceHolds    int               `json:"pace_holds,omitempty"`
+	DurationS    float64           `json:"duration_s"`
+	ItemsPerS    float64           `json:"items_per_s"`
+	MBPerS       float64           `json:"mb_per_s"`
+	StallSourceS float64           `json:"stall_source_s"`
+	StallTargetS float64           `json:"stall_target_s"`
+	Quarantined  []QuarantinedItem `json:"quarantined"`
+	Errors       []string          `json:"errors"`
 	// CurrentMailbox and CurrentFolder are where the run last fetched.
 	CurrentMailbox string `json:"current_mailbox,omitempty"`
 	CurrentFolder  string `json:"current_folder,omitempty"`
@@ -141,9 +146,14 @@ func (r *Report) Apply(ev *domain.Event) {
 				who = "(app)"
 			}
 			if r.Paces == nil {
-				r.Paces = map[string]float64{}
+				r.Paces, r.PaceLimits = map[string]float64{}, map[string]string{}
 			}
 			r.Paces[who] = round3(ev.PaceRPS)
+			limit := ev.Code
+			if ev.PaceCostly {
+				limit += ", costly"
+			}
+			r.PaceLimits[who] = limit
 		}
 		if ev.Code == domain.CodePaceHold {
 			r.PaceHolds++
@@ -251,10 +261,7 @@ func (r *Report) Parked() int { return len(r.parked) }
 func (r *Report) Live() *Report {
 	c := *r
 	if r.Paces != nil {
-		c.Paces = make(map[string]float64, len(r.Paces))
-		for k, v := range r.Paces {
-			c.Paces[k] = v
-		}
+		c.Paces, c.PaceLimits = maps.Clone(r.Paces), maps.Clone(r.PaceLimits)
 	}
 	if !r.finished {
 		c.State = domain.StateRunning
@@ -385,7 +392,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		p("  throttled requests %d", r.ThrottledRequests)
 	}
 	if len(r.Paces) > 0 || r.PaceHolds > 0 {
-		p("  pace               %s", paceLine(r.Paces, r.PaceHolds))
+		p("  pace               %s", paceLine(r.Paces, r.PaceLimits, r.PaceHolds))
 	}
 	p("  folders            %d completed, %d skipped, of %d", r.FoldersCompleted, r.FoldersSkipped, r.FoldersTotal)
 	p("  duration           %.1fs, %.1f items/s, %.2f MB/s", r.DurationS, r.ItemsPerS, r.MBPerS)
@@ -437,7 +444,7 @@ func HumanBytes(n int64) string {
 
 // paceLine says where throttling held the pace: the slowest mailboxes
 // first, at most five, and the requests held back without asking.
-func paceLine(paces map[string]float64, holds int) string {
+func paceLine(paces map[string]float64, limits map[string]string, holds int) string {
 	who := make([]string, 0, len(paces))
 	for k := range paces {
 		who = append(who, k)
@@ -454,7 +461,11 @@ func paceLine(paces map[string]float64, holds int) string {
 			parts = append(parts, fmt.Sprintf("and %d more", len(who)-5))
 			break
 		}
-		parts = append(parts, fmt.Sprintf("%s %.1f/s", k, paces[k]))
+		part := fmt.Sprintf("%s %.1f/s", k, paces[k])
+		if l := limits[k]; l != "" {
+			part += " (" + l + ")"
+		}
+		parts = append(parts, part)
 	}
 	line := "held by throttling: " + strings.Join(parts, ", ")
 	if len(who) == 0 {

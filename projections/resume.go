@@ -196,7 +196,11 @@ func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
 		if ev.PaceApp {
 			mailbox = ""
 		}
-		return tx.Set(paceKey(scope, mailbox), []byte(strconv.FormatFloat(ev.PaceRPS, 'g', -1, 64)))
+		v := strconv.FormatFloat(ev.PaceRPS, 'g', -1, 64)
+		if ev.PaceCostly {
+			v += costlySuffix
+		}
+		return tx.Set(paceKey(scope, mailbox), []byte(v))
 	case domain.MailboxDiscovered:
 		if ev.Tree == nil || ev.Outcome != domain.OutcomeSuccess {
 			return nil
@@ -318,17 +322,21 @@ func (r Resume) FolderTree(mailbox string) (domain.FolderTree, bool, error) {
 
 // Pace returns the pace a throttle last left a mailbox at ("" for the
 // app), for the source of the scope (pipeline.PaceMemory).
-func (r Resume) Pace(mailbox string) (float64, bool, error) {
+func (r Resume) Pace(mailbox string) (domain.LearnedPace, bool, error) {
 	b, err := r.Log.ReadProjection(paceKey(r.Scope, mailbox))
 	if err != nil || b == nil {
-		return 0, false, err
+		return domain.LearnedPace{}, false, err
 	}
-	v, err := strconv.ParseFloat(string(b), 64)
+	s, costly := strings.CutSuffix(string(b), costlySuffix)
+	v, err := strconv.ParseFloat(s, 64)
 	if err != nil {
-		return 0, false, fmt.Errorf("resume index: pace of %q is corrupt: %w", mailbox, err)
+		return domain.LearnedPace{}, false, fmt.Errorf("resume index: pace of %q is corrupt: %w", mailbox, err)
 	}
-	return v, true, nil
+	return domain.LearnedPace{Rate: v, Costly: costly}, true, nil
 }
+
+// costlySuffix marks a kept pace whose limit was costly to cross.
+const costlySuffix = " costly"
 
 // Quarantine lists every quarantined item of every scope.
 func (r Resume) Quarantine() ([]domain.QuarantineRecord, error) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,17 +60,36 @@ func (s *ewsSim) backup(t testing.TB, data string, extra ...string) (graphReport
 	return r, res
 }
 
-func (s *ewsSim) control(t testing.TB, path string, body any) {
+// control calls the simulator's control API (GET without a body).
+func (s *ewsSim) control(t testing.TB, path string, body any) []byte {
 	t.Helper()
-	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest(http.MethodPost, strings.TrimSuffix(s.EWSURL, "/EWS/Exchange.asmx")+path, bytes.NewReader(b))
-	req.Header.Set("X-Sim-Secret", s.Password)
-	resp, err := (&graphSim{CACert: s.CACert}).client(t).Do(req)
-	if err != nil {
+	g := graphSim{GraphURL: strings.TrimSuffix(s.EWSURL, "/EWS/Exchange.asmx") + "/v1.0", ClientSecret: s.Password, CACert: s.CACert}
+	return g.control(t, path, body)
+}
+
+// ewsStats are the simulator's counts.
+type ewsStats struct {
+	Requests  int                       `json:"requests"`
+	Throttled int                       `json:"throttled"`
+	Penalties int                       `json:"penalties"`
+	ByCode    map[string]int            `json:"by_code"`
+	Mailboxes map[string]ewsMailboxStat `json:"mailboxes"`
+}
+
+type ewsMailboxStat struct {
+	Requests    int     `json:"requests"`
+	Throttled   int     `json:"throttled"`
+	Penalties   int     `json:"penalties"`
+	Utilisation float64 `json:"utilisation"`
+}
+
+func (s *ewsSim) stats(t testing.TB) ewsStats {
+	t.Helper()
+	var st ewsStats
+	if err := json.Unmarshal(s.control(t, "/_sim/stats", nil), &st); err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	mustf(t, resp.StatusCode < 300, "control %s: %d", path, resp.StatusCode)
+	return st
 }
 
 // validateRecorded runs every request and response the simulator saw

@@ -79,3 +79,47 @@ func BenchmarkAdaptivePace(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEWSPace backs up one mailbox through the real binary against
+// `mailvault sim ews` under Exchange Server's throttling budget (10
+// requests a second of recharge, micro-delays in debt, a minute of
+// ErrorServerBusy at the cutoff), which mailvault is not told, and reports
+// the penalties after the first and the share of the recharge used after
+// the first penalty; then a second run (another storage) from the pace the
+// first learned. Cases: fixed capacity, and the capacity halved for 30 s
+// after the first penalty.
+//
+//	go test -run '^$' -bench BenchmarkEWSPace -benchtime 1x -timeout 30m ./tests/
+func BenchmarkEWSPace(b *testing.B) {
+	const budget = "{recharge: 10, burst: 50, cutoff: 100, max_delay: 200ms, penalty: 60s}"
+	for _, c := range []struct{ name, extra string }{
+		{"fixed", ""},
+		{"halved", "load: [{at: 75s, for: 30s, capacity: 0.5}]\n"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				sim := startEWSSim(b, ewsBudgetTenant(budget, c.extra, 6000))
+				data := filepath.Join(b.TempDir(), "data")
+				r, res := sim.backup(b, data, "--mailbox", "sam@contoso.test", "--ews-batch", "10")
+				if res.code != 0 || r.ItemsStored != 6000 {
+					b.Fatalf("exit %d, stored %d: %s", res.code, r.ItemsStored, res.stderr)
+				}
+				st := sim.stats(b)
+				m := st.Mailboxes["sam@contoso.test"]
+				b.ReportMetric(float64(st.Penalties-1), "penalties-after-first")
+				b.ReportMetric(100*m.Utilisation, "capacity-used-%")
+				b.ReportMetric(r.DurationS, "run-s")
+
+				again, res := sim.backup(b, data, "--mailbox", "sam@contoso.test", "--ews-batch", "10", "--storage", filepath.Join(b.TempDir(), "second"))
+				if res.code != 0 || again.ItemsStored != 6000 {
+					b.Fatalf("next run: exit %d, stored %d: %s", res.code, again.ItemsStored, res.stderr)
+				}
+				st2 := sim.stats(b)
+				requests := st2.Mailboxes["sam@contoso.test"].Requests - m.Requests
+				b.ReportMetric(float64(st2.Penalties-st.Penalties), "penalties-next-run")
+				b.ReportMetric(100*float64(requests)/(10*again.DurationS), "capacity-used-%-next-run")
+				b.ReportMetric(again.DurationS, "next-run-s")
+			}
+		})
+	}
+}

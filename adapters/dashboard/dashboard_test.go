@@ -30,6 +30,7 @@ func (f *fakeBackend) Runs() ([]projections.RunSummary, error) { return nil, nil
 func (f *fakeBackend) Report(run string) (*projections.Report, error) {
 	r := projections.NewReport(run)
 	r.ThrottledRequests, r.StallSourceS, r.StallTargetS = 3, 1, 9
+	r.Paces, r.PaceLimits = map[string]float64{"a@x": 2.5}, map[string]string{"a@x": "ErrorServerBusy, costly"}
 	return r, nil
 }
 func (f *fakeBackend) RunCSV(run string, w io.Writer) error {
@@ -81,7 +82,8 @@ func TestLoginSessionAndCSRF(t *testing.T) {
 	}
 	resp, _ = c.Get(srv.URL + "/runs/r1")
 	body, _ = io.ReadAll(resp.Body)
-	if !strings.Contains(string(body), "Fetch 400 items (#1 - #400) – failed") || !strings.Contains(string(body), "Waiting for storage") || !strings.Contains(string(body), "Throttled by the server") {
+	if !strings.Contains(string(body), "Fetch 400 items (#1 - #400) – failed") || !strings.Contains(string(body), "Waiting for storage") || !strings.Contains(string(body), "Throttled by the server") ||
+		!strings.Contains(string(body), "<td>a@x</td><td>2.5 requests/s</td><td>ErrorServerBusy, costly</td>") {
 		t.Fatalf("run page:\n%s", body)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

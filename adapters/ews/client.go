@@ -74,7 +74,22 @@ func newTransport(rawURL string, hc *http.Client, auth, username string, secret 
 
 // call posts one SOAP request and returns the inner XML of the reply body,
 // or a *domain.Failure.
+// call sends one request, as the impersonated mailbox when impersonate is
+// set. A throttle says whose budget it was charged to: with application
+// impersonation Exchange charges (a copy of) the target mailbox's budget,
+// without it the service account's.
 func (t *transport) call(ctx context.Context, impersonate, body string) ([]byte, error) {
+	b, err := t.send(ctx, impersonate, body)
+	if f := (*domain.Failure)(nil); errors.As(err, &f) && f.Class == domain.ClassThrottled {
+		f.Budget = domain.BudgetApp
+		if impersonate != "" {
+			f.Budget = domain.BudgetMailbox
+		}
+	}
+	return b, err
+}
+
+func (t *transport) send(ctx context.Context, impersonate, body string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url.String(), bytes.NewReader(envelope(impersonate, body)))
 	if err != nil {
 		return nil, &domain.Failure{Class: domain.ClassFatal, Code: "BadRequest", Message: err.Error()}

@@ -2,6 +2,9 @@ package ews
 
 import (
 	"context"
+	"errors"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -184,4 +187,33 @@ mailboxes:
 		}
 	}
 	t.Fatal("the run did not finish")
+}
+
+// A throttle says whose budget it was charged to: the target mailbox's
+// with application impersonation, the service account's without.
+func TestServerBusySaysWhoseBudget(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, `<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault>`+
+			`<faultcode xmlns:a="http://schemas.microsoft.com/exchange/services/2006/types">a:ErrorServerBusy</faultcode><faultstring xml:lang="en-US">The server cannot service this request right now. Try again later.</faultstring>`+
+			`<detail><e:ResponseCode xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">ErrorServerBusy</e:ResponseCode><e:Message xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">The server cannot service this request right now. Try again later.</e:Message>`+
+			`<t:MessageXml xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><t:Value Name="BackOffMilliseconds">297749</t:Value></t:MessageXml></detail></s:Fault></s:Body></s:Envelope>`)
+	}))
+	defer srv.Close()
+	for _, c := range []struct {
+		impersonate bool
+		want        string
+	}{{true, domain.BudgetMailbox}, {false, domain.BudgetApp}} {
+		src, err := NewSource(Config{URL: srv.URL + "/EWS/Exchange.asmx", Auth: AuthBasic, Username: "svc@contoso.test", Secret: credential.New("pw"),
+			Mailboxes: []string{"nina@contoso.test"}, Impersonate: c.impersonate, HTTP: srv.Client()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = src.t.call(context.Background(), src.impersonation("nina@contoso.test"), getFolderRequest(nil))
+		var f *domain.Failure
+		if !errors.As(err, &f) || f.Class != domain.ClassThrottled || f.RetryAfter != 297749*time.Millisecond || f.Budget != c.want {
+			t.Errorf("impersonating %v: %#v, want a throttle of %s's budget", c.impersonate, err, c.want)
+		}
+	}
 }

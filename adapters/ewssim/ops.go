@@ -126,7 +126,7 @@ func (s *Server) getFolder(c *opContext) (string, *throttle) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c.count = len(req.IDs.List)
-	if t := s.admit(c.box("")); t != nil {
+	if t := c.admit(c.box("")); t != nil {
 		return "", t
 	}
 	var b strings.Builder
@@ -161,7 +161,7 @@ func (s *Server) syncFolderHierarchy(c *opContext) (string, *throttle) {
 	if root == nil {
 		return failure("SyncFolderHierarchy", "ErrorFolderNotFound", "The specified folder could not be found in the store."), nil
 	}
-	if t := s.admit(root.Box); t != nil {
+	if t := c.admit(root.Box); t != nil {
 		return "", t
 	}
 	var changes strings.Builder
@@ -215,7 +215,7 @@ func (s *Server) findFolder(c *opContext) (string, *throttle) {
 			b.WriteString(failure("FindFolder", "ErrorFolderNotFound", "The specified folder could not be found in the store."))
 			continue
 		}
-		if t := s.admit(f.Box); t != nil {
+		if t := c.admit(f.Box); t != nil {
 			return "", t
 		}
 		if req.Traversal == "Deep" && f.Box == s.store.Public {
@@ -301,7 +301,7 @@ func (s *Server) syncFolderItems(c *opContext) (string, *throttle) {
 	if f == nil {
 		return failure(op, "ErrorFolderNotFound", "The specified folder could not be found in the store."), nil
 	}
-	if t := s.admit(f.Box); t != nil {
+	if t := c.admit(f.Box); t != nil {
 		return "", t
 	}
 	if req.Max < 1 || req.Max > 512 {
@@ -413,7 +413,7 @@ func (s *Server) serve(c *opContext, op string, ids []itemRefXML, render func(sn
 			}
 		}
 		for b := range boxes {
-			if t := s.admit(b); t != nil {
+			if t := c.admit(b); t != nil {
 				return t
 			}
 		}
@@ -517,7 +517,7 @@ func (s *Server) uploadItems(c *opContext) (string, *throttle) {
 		case err != nil || !strings.HasPrefix(string(data), ExportPrefix):
 			b.WriteString(failure(op, "ErrorInvalidArgument", "The data is not an exported item."))
 		default:
-			if t := s.admit(f.Box); t != nil {
+			if t := c.admit(f.Box); t != nil {
 				return "", t
 			}
 			pos := s.store.Create(f, data[len(ExportPrefix):])
@@ -563,7 +563,7 @@ func (s *Server) deleteItem(c *opContext) (string, *throttle) {
 			b.WriteString(failure(op, "ErrorItemNotFound", "The specified object was not found in the store."))
 			continue
 		}
-		if t := s.admit(folder.Box); t != nil {
+		if t := c.admit(folder.Box); t != nil {
 			return "", t
 		}
 		s.store.Delete(folder, pos)
@@ -605,7 +605,7 @@ func (s *Server) createFolder(c *opContext) (string, *throttle) {
 	if parent == nil {
 		return failure(op, "ErrorParentFolderNotFound", "The parent folder could not be found."), nil
 	}
-	if t := s.admit(parent.Box); t != nil {
+	if t := c.admit(parent.Box); t != nil {
 		return "", t
 	}
 	var b strings.Builder

@@ -54,6 +54,21 @@ type Stats struct {
 	ByCode       map[string]int `json:"by_code"`
 	AuthFailures int            `json:"auth_failures"`
 	NTLMLogons   int            `json:"ntlm_logons"`
+	// Penalties counts the blocks a throttling budget imposed (its
+	// cutoff reached), across mailboxes.
+	Penalties int                     `json:"penalties"`
+	Mailboxes map[string]MailboxStats `json:"mailboxes,omitempty"`
+}
+
+// MailboxStats count per mailbox.
+type MailboxStats struct {
+	Requests  int `json:"requests"` // admitted against its budget
+	Throttled int `json:"throttled"`
+	Penalties int `json:"penalties"`
+	// Utilisation is the share of the budget's recharge used while work
+	// remained, after the first penalty (simtenant.Budget.Utilisation);
+	// -1 when not measurable. Only with a budget.
+	Utilisation float64 `json:"utilisation"`
 }
 
 // Server is the simulated Exchange Server. It implements http.Handler.
@@ -68,13 +83,18 @@ type Server struct {
 	shape    string
 	backoff  time.Duration
 
-	mu       sync.Mutex
-	store    *simtenant.Store
-	windows  map[*simtenant.Box]*domain.SlidingWindow
-	inFlight int
-	epoch    int
-	recN     int
-	stats    Stats
+	mu      sync.Mutex
+	store   *simtenant.Store
+	windows map[*simtenant.Box]*domain.SlidingWindow
+	budgets map[*simtenant.Box]*boxBudget
+	// firstAdmitted starts the tenant's load curve; capacity is the share
+	// of the limits it grants now.
+	firstAdmitted time.Time
+	capacity      float64
+	inFlight      int
+	epoch         int
+	recN          int
+	stats         Stats
 }
 
 // New builds a server for tenant t.
@@ -94,7 +114,7 @@ func New(t *simtenant.Tenant, o Options) *Server {
 	}
 	s := &Server{t: t, username: o.Username, password: o.Password, now: o.Now, record: o.RecordDir,
 		faults: simtenant.NewFaultPlan(t.Faults), maxConc: 27, shape: simtenant.ShapeServerBusy,
-		store: simtenant.NewStore(t), windows: map[*simtenant.Box]*domain.SlidingWindow{},
+		store: simtenant.NewStore(t), windows: map[*simtenant.Box]*domain.SlidingWindow{}, budgets: map[*simtenant.Box]*boxBudget{}, capacity: 1,
 		stats: Stats{ByOperation: map[string]int{}, ByCode: map[string]int{}}}
 	if e := t.EWS; e != nil {
 		if e.MaxConcurrency > 0 {
@@ -104,8 +124,37 @@ func New(t *simtenant.Tenant, o Options) *Server {
 	}
 	for _, b := range s.store.Boxes() {
 		s.windows[b] = domain.NewSlidingWindow(t.Limits.Requests, time.Duration(t.Limits.Window))
+		s.budgets[b] = &boxBudget{}
 	}
 	return s
+}
+
+// boxBudget is what a mailbox has spent.
+type boxBudget struct {
+	state     simtenant.BudgetState
+	admitted  []time.Time
+	throttled int
+}
+
+// budget is the tenant's throttling budget, nil for a request window.
+func (s *Server) budget() *simtenant.Budget {
+	if s.t.EWS == nil {
+		return nil
+	}
+	return s.t.EWS.Budget
+}
+
+// applyLoad scales the request windows to the tenant's load curve at now
+// (a budget reads the capacity as it recharges).
+func (s *Server) applyLoad(now time.Time) {
+	c := s.t.CapacityAt(s.firstAdmitted)(now)
+	if c == s.capacity {
+		return
+	}
+	s.capacity = c
+	for _, w := range s.windows {
+		w.SetLimit(int(float64(s.t.Limits.Requests) * c))
+	}
 }
 
 // Account is the service account the server accepts.
@@ -122,6 +171,22 @@ func (s *Server) Stats() Stats {
 	}
 	for k, v := range s.stats.ByCode {
 		st.ByCode[k] = v
+	}
+	st.Mailboxes = map[string]MailboxStats{}
+	for _, b := range s.store.Boxes() {
+		bb := s.budgets[b]
+		if len(bb.admitted) == 0 && bb.throttled == 0 {
+			continue
+		}
+		ms := MailboxStats{Requests: len(bb.admitted), Throttled: bb.throttled, Penalties: bb.state.Penalties, Utilisation: -1}
+		if bu := s.budget(); bu != nil {
+			ms.Utilisation = bu.Utilisation(&bb.state, bb.admitted, s.t.CapacityAt(s.firstAdmitted))
+		}
+		name := b.Address
+		if name == "" {
+			name = "(public folders)"
+		}
+		st.Mailboxes[name] = ms
 	}
 	return st
 }
@@ -450,6 +515,14 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, body []byte) {
 		s.writeThrottled(w, req.op, busy.wait, ctx.count)
 		return
 	}
+	if ctx.delay > 0 {
+		// A budget in debt: Exchange answers, but late.
+		select {
+		case <-time.After(ctx.delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
 	s.writeBody(w, http.StatusOK, req.op, out)
 }
 
@@ -464,23 +537,47 @@ type opContext struct {
 	req   *request
 	count int // response messages the operation would have had
 	fault *faultReply
+	delay time.Duration // micro-delay before the answer
 }
 
-// admit charges one request to the target mailbox's budget.
-func (s *Server) admit(b *simtenant.Box) *throttle {
+// admit charges one request to the target mailbox's budget (its window,
+// or its throttling budget). Called with s.mu held.
+func (c *opContext) admit(b *simtenant.Box) *throttle {
+	s := c.s
 	if b == nil {
 		return nil
 	}
-	w := s.windows[b]
 	now := s.now()
-	if wait := w.Wait(now); wait > 0 {
+	s.applyLoad(now)
+	bb := s.budgets[b]
+	refuse := func(wait time.Duration) *throttle {
 		s.stats.Throttled++
-		if s.backoff > 0 {
-			wait = s.backoff
-		}
+		bb.throttled++
 		return &throttle{wait: wait}
 	}
-	w.Add(now)
+	if bu := s.budget(); bu != nil {
+		delay, refused, penalty := bu.Admit(&bb.state, now, s.capacity)
+		if penalty {
+			s.stats.Penalties++
+		}
+		if refused > 0 {
+			return refuse(refused)
+		}
+		c.delay = max(c.delay, delay)
+	} else {
+		w := s.windows[b]
+		if wait := w.Wait(now); wait > 0 {
+			if s.backoff > 0 {
+				wait = s.backoff
+			}
+			return refuse(wait)
+		}
+		w.Add(now)
+	}
+	bb.admitted = append(bb.admitted, now)
+	if s.firstAdmitted.IsZero() {
+		s.firstAdmitted = now
+	}
 	return nil
 }
 

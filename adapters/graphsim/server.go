@@ -210,12 +210,8 @@ func (s *Server) utilisation(admitted []time.Time, limit int, window time.Durati
 		}
 	}
 	budget := float64(k * limit)
-	if len(s.t.Load) > 0 && !s.firstAdmitted.IsZero() {
-		budget = 0
-		step := window / 100
-		for t := first; t.Before(end); t = t.Add(step) {
-			budget += float64(limit) * s.t.Capacity(t.Sub(s.firstAdmitted)) / 100
-		}
+	if len(s.t.Load) > 0 {
+		budget = simtenant.Granted(first, end, float64(limit)/window.Seconds(), s.t.CapacityAt(s.firstAdmitted))
 	}
 	return float64(n) / budget
 }
@@ -225,6 +221,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/token"):
 		s.token(w, r)
+		return
+	case r.Method == http.MethodGet && s.entraRoute(w, r):
 		return
 	case strings.HasPrefix(r.URL.Path, "/_sim/"):
 		s.control(w, r)
@@ -501,7 +499,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		id, secret = u, p
 	}
 	switch {
-	case !strings.EqualFold(tenant, s.creds.TenantID):
+	case !s.knownTenant(tenant):
 		entra(http.StatusBadRequest, "invalid_request", 90002, fmt.Sprintf("Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", tenant))
 	case r.PostForm.Get("grant_type") != "client_credentials":
 		entra(http.StatusBadRequest, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.")
@@ -509,7 +507,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		entra(http.StatusBadRequest, "unauthorized_client", 700016, fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'.", id, s.creds.TenantID))
 	case secret != s.creds.ClientSecret:
 		entra(http.StatusUnauthorized, "invalid_client", 7000215, fmt.Sprintf("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", s.creds.ClientID))
-	case !strings.HasSuffix(r.PostForm.Get("scope"), "/.default"):
+	case clientCredentialsScope(r.PostForm.Get("scope")) == "":
 		entra(http.StatusBadRequest, "invalid_scope", 1002012, fmt.Sprintf("The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", r.PostForm.Get("scope")))
 	default:
 		b := make([]byte, 48)
@@ -524,6 +522,14 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store, no-cache")
 		_ = json.NewEncoder(w).Encode(map[string]any{"token_type": "Bearer", "expires_in": secs, "ext_expires_in": secs, "access_token": tok})
 	}
+}
+
+// throttlePush is graph.throttle_push (0: off).
+func (s *Server) throttlePush() time.Duration {
+	if s.t.Graph == nil {
+		return 0
+	}
+	return time.Duration(s.t.Graph.ThrottlePush)
 }
 
 // admit applies the app+mailbox limits (and the global one) to one unit of
@@ -545,10 +551,17 @@ func (s *Server) admit(m *mailbox) (release func(), rep *reply) {
 		}
 	}
 	if m != nil {
+		if push := s.throttlePush(); push > 0 && now.Before(m.blockedUntil) {
+			m.blockedUntil = m.blockedUntil.Add(push)
+			return reject(throttled("ApplicationThrottled", "Application is over its MailboxRequestRate limit.", m.blockedUntil.Sub(now)))
+		}
 		if m.inFlight >= s.t.Limits.Concurrency {
 			return reject(throttled("ApplicationThrottled", "Application is over its MailboxConcurrency limit.", time.Second))
 		}
 		if wait := m.window.Wait(now); wait > 0 {
+			if until := now.Add(wait); until.After(m.blockedUntil) {
+				m.blockedUntil = until
+			}
 			return reject(throttled("ApplicationThrottled", "Application is over its MailboxRequestRate limit.", wait))
 		}
 		m.window.Add(now)

@@ -121,6 +121,7 @@ func TestTokenEndpointRejectsAsEntra(t *testing.T) {
 		{"unknown client", "/" + c.TenantID + "/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"x"}, "client_secret": {c.ClientSecret}, "scope": {"https://graph.microsoft.com/.default"}}, 400, "unauthorized_client", "AADSTS700016"},
 		{"unknown tenant", "/other/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}}, 400, "invalid_request", "AADSTS90002"},
 		{"bad scope", "/" + c.TenantID + "/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {c.ClientID}, "client_secret": {c.ClientSecret}, "scope": {"Mail.Read"}}, 400, "invalid_scope", "AADSTS1002012"},
+		{"two resources", "/" + c.TenantID + "/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {c.ClientID}, "client_secret": {c.ClientSecret}, "scope": {"https://graph.microsoft.com/.default https://outlook.office365.com/.default"}}, 400, "invalid_scope", "AADSTS1002012"},
 		{"grant type", "/" + c.TenantID + "/oauth2/v2.0/token", url.Values{"grant_type": {"password"}}, 400, "unsupported_grant_type", "AADSTS70003"},
 	} {
 		resp, body := h.postForm(tc.path, tc.form)
@@ -138,6 +139,45 @@ func TestTokenEndpointRejectsAsEntra(t *testing.T) {
 	h.token = ""
 	if resp, b := h.do("GET", "/v1.0/users", nil); resp.StatusCode != 401 || errorCode(b) != "InvalidAuthenticationToken" || resp.Header.Get("WWW-Authenticate") == "" {
 		t.Fatalf("no token: %d %s", resp.StatusCode, b)
+	}
+}
+
+// What MSAL and azidentity do before and for a client-credentials token:
+// the authority's instance discovery, the tenant's OpenID configuration
+// (by id or by a domain of the tenant), and a token request whose scope
+// carries the OpenID scopes beside the resource's /.default.
+func TestEntraDiscoveryAndMSALScopes(t *testing.T) {
+	h := newHarness(t, tenantYAML)
+	c := h.srv.Credentials()
+	host := strings.TrimPrefix(h.http.URL, "http://")
+	get := func(path string) (int, map[string]any) {
+		resp, b := h.do("GET", path, nil)
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
+		}
+		return resp.StatusCode, m
+	}
+	for _, tenant := range []string{c.TenantID, "contoso.test"} {
+		status, m := get("/" + tenant + "/v2.0/.well-known/openid-configuration")
+		base := "https://" + host + "/" + c.TenantID
+		if status != 200 || m["token_endpoint"] != base+"/oauth2/v2.0/token" || m["issuer"] != base+"/v2.0" || m["authorization_endpoint"] != base+"/oauth2/v2.0/authorize" {
+			t.Fatalf("openid-configuration of %s: %d %v", tenant, status, m)
+		}
+	}
+	if status, m := get("/fabrikam.test/v2.0/.well-known/openid-configuration"); status != 400 || m["error"] != "invalid_tenant" {
+		t.Fatalf("an unknown tenant's configuration: %d %v", status, m)
+	}
+	status, m := get("/common/discovery/instance?api-version=1.1&authorization_endpoint=" + url.QueryEscape("https://"+host+"/"+c.TenantID+"/oauth2/v2.0/authorize"))
+	if status != 200 || m["tenant_discovery_endpoint"] != "https://"+host+"/"+c.TenantID+"/v2.0/.well-known/openid-configuration" || len(m["metadata"].([]any)) != 1 {
+		t.Fatalf("instance discovery: %d %v", status, m)
+	}
+	for _, scope := range []string{"https://graph.microsoft.com/.default offline_access openid profile", "openid https://graph.microsoft.com/.default"} {
+		resp, body := h.postForm("/contoso.test/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {c.ClientID},
+			"client_secret": {c.ClientSecret}, "scope": {scope}, "client_info": {"1"}})
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `"access_token"`) {
+			t.Fatalf("scope %q: %d %s", scope, resp.StatusCode, body)
+		}
 	}
 }
 
@@ -162,6 +202,32 @@ func TestLimitsAnswer429WithRetryAfter(t *testing.T) {
 	st := h.srv.Stats()
 	if st.Throttled != 1 || st.Mailboxes["lee@contoso.test"].Units != 31 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// With graph.throttle_push, a client that sends before its Retry-After has
+// passed is refused and waits longer; one that waits it out is served.
+func TestThrottlePushLengthensTheWait(t *testing.T) {
+	h := newHarness(t, strings.Replace(tenantYAML, "limits:", "graph: {throttle_push: 2s}\nlimits:", 1))
+	for i := 0; i < 30; i++ {
+		h.do("GET", "/v1.0/users/lee@contoso.test/mailFolders/inbox", nil)
+		h.clock.add(100 * time.Millisecond)
+	}
+	for _, c := range []struct {
+		after      time.Duration
+		status     int
+		retryAfter string
+	}{
+		{0, 429, "7"},               // the window is full for 7 s
+		{time.Second, 429, "8"},     // 6 s were left; pushing adds 2
+		{3 * time.Second, 429, "7"}, // 5 left, and 2 more
+		{7 * time.Second, 200, ""},  // waited out
+	} {
+		h.clock.add(c.after)
+		resp, b := h.do("GET", "/v1.0/users/lee@contoso.test/mailFolders/inbox", nil)
+		if resp.StatusCode != c.status || resp.Header.Get("Retry-After") != c.retryAfter {
+			t.Fatalf("after %v more: %d Retry-After %q, want %d %q: %s", c.after, resp.StatusCode, resp.Header.Get("Retry-After"), c.status, c.retryAfter, b)
+		}
 	}
 }
 

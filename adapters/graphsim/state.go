@@ -43,6 +43,9 @@ type mailbox struct {
 	window     *domain.SlidingWindow
 	stats      MailboxStats
 	admitted   []time.Time // budget units admitted, for utilisation
+	// blockedUntil is when the last Retry-After given ends: with
+	// graph.throttle_push, a request sent before then lengthens it.
+	blockedUntil time.Time
 }
 
 func newMailbox(t *simtenant.Tenant, b *simtenant.Box) *mailbox {

@@ -55,6 +55,9 @@ type EWSOptions struct {
 	// BackOff fixes the BackOffMilliseconds sent; default the exact time
 	// until the request window has room again.
 	BackOff Duration `yaml:"backoff"`
+	// Budget, when set, replaces the request window with Exchange
+	// Server's throttling budget (see Budget).
+	Budget *Budget `yaml:"budget"`
 }
 
 // EWS throttle shapes.
@@ -76,6 +79,11 @@ type GraphOptions struct {
 	// ResyncCode is the error a stale delta token gets (SyncStateNotFound,
 	// ResyncRequired or SyncStateInvalid). Default SyncStateNotFound.
 	ResyncCode string `yaml:"resync_code"`
+	// ThrottlePush punishes a client that keeps pushing: a request to a
+	// mailbox sent before the Retry-After it was given has passed is
+	// refused, and lengthens that wait by this much. Default 0: such a
+	// request is judged by the limits alone.
+	ThrottlePush Duration `yaml:"throttle_push"`
 }
 
 // Faults make the server misbehave on purpose. Every counts requests that
@@ -129,6 +137,17 @@ func (t *Tenant) Capacity(since time.Duration) float64 {
 		}
 	}
 	return c
+}
+
+// CapacityAt is Capacity as a function of the time, for a server whose
+// first request was admitted at first (zero: none yet, all is granted).
+func (t *Tenant) CapacityAt(first time.Time) func(time.Time) float64 {
+	return func(at time.Time) float64 {
+		if first.IsZero() {
+			return 1
+		}
+		return t.Capacity(at.Sub(first))
+	}
 }
 
 // Limits are enforced per mailbox by the simulator.
@@ -398,6 +417,9 @@ func (t *Tenant) validate(root *yaml.Node) error {
 		}
 	}
 	if g := t.Graph; g != nil {
+		if g.ThrottlePush < 0 || time.Duration(g.ThrottlePush) > time.Hour {
+			return bad("graph.throttle_push must be between 0 and 1h", "graph", "throttle_push")
+		}
 		switch g.ResyncCode {
 		case "", "SyncStateNotFound", "ResyncRequired", "SyncStateInvalid":
 		default:
@@ -414,6 +436,11 @@ func (t *Tenant) validate(root *yaml.Node) error {
 		}
 		if e.MaxConcurrency < 0 || e.BackOff < 0 {
 			return bad("ews.max_concurrency and ews.backoff must not be negative", "ews")
+		}
+		if b := e.Budget; b != nil {
+			if problem, field := b.validate(); problem != "" {
+				return bad("ews.budget: "+problem, "ews", "budget", field)
+			}
 		}
 	}
 	if len(t.Mailboxes) == 0 && len(t.PublicFolders) == 0 {

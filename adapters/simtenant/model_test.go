@@ -26,6 +26,8 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		{"bad size", "mailboxes:\n  - address: a@b.test\n    folders:\n      - path: X\n        size: {min: 2KB, max: 1KB}\n", "5:"},
 		{"empty", "", "1: the tenant file is empty"},
 		{"empty level", "mailboxes:\n  - address: a@b.test\n    folders:\n      - path: Inbox//x\n", "4:"},
+		{"budget without recharge", "ews:\n  budget: {burst: 10, cutoff: 5}\nmailboxes:\n  - address: a@b.test\n", "2: ews.budget: recharge"},
+		{"budget's absurd penalty", "ews:\n  budget:\n    recharge: 5\n    cutoff: 5\n    penalty: 9000h\nmailboxes:\n  - address: a@b.test\n", "5: ews.budget: penalty"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
