@@ -19,7 +19,7 @@ import (
 //     the limit as what the server admitted since the first request over
 //     that time and the Retry-After (a window-based limit answers with the
 //     time until its window has room, so this is the window's own rate)
-//     and the pace starts at nine tenths of it; without a Retry-After the
+//     and the pace starts at 95 % of it; without a Retry-After the
 //     rate requests left at is taken as Wmax.
 //   - A throttle cuts the rate to Beta (0.75) of the rate it was met at
 //     (Wmax), once per congestion event: throttles of requests sent before
@@ -118,7 +118,7 @@ const (
 	paceEventSpan = 2 * time.Second
 	// paceStart is the share of the first throttle's estimate of the
 	// limit the pace starts at.
-	paceStart = 0.9
+	paceStart = 0.95
 	// paceCostly is the back-off from which a throttle is a penalty to be
 	// avoided rather than a signal to be probed for.
 	paceCostly = 30 * time.Second

@@ -39,6 +39,15 @@ type bucket struct {
 	maxDelay, penalty       time.Duration
 	balance                 float64
 	at                      time.Duration
+	// halved: the recharge is halved from halved[0] to halved[1].
+	halved [2]time.Duration
+}
+
+func (b *bucket) rechargeAt(t time.Duration) float64 {
+	if t >= b.halved[0] && t < b.halved[1] {
+		return b.recharge / 2
+	}
+	return b.recharge
 }
 
 func (s *paceServer) admit(t time.Duration) (ok bool, retryAfter, latency time.Duration) {
@@ -53,7 +62,7 @@ func (s *paceServer) admit(t time.Duration) (ok bool, retryAfter, latency time.D
 	}
 	latency = s.latency
 	if b := s.budget; b != nil {
-		b.balance = min(b.burst, b.balance+(t-b.at).Seconds()*b.recharge)
+		b.balance = min(b.burst, b.balance+(t-b.at).Seconds()*b.rechargeAt(t))
 		b.at = t
 		if b.balance <= -b.cutoff {
 			s.blockedUntil = t + b.penalty
@@ -170,7 +179,7 @@ func runPace(s *paceServer, pace *Pace, work, workers int) paceResult {
 		}
 		allowed = 0
 		for t := from; t < now; t += step {
-			allowed += s.budget.recharge * step.Seconds()
+			allowed += s.budget.rechargeAt(t) * step.Seconds()
 		}
 		admittedAfter := 0
 		for _, a := range s.admittedAll {
@@ -311,19 +320,25 @@ func TestPaceAvoidsPenaltiesAfterTheFirst(t *testing.T) {
 		server  paceServer
 		work    int
 		learned LearnedPace
+		minUsed float64
 	}{
 		{"10 a second, a minute's penalty", paceServer{concurrency: 27, latency: 20 * time.Millisecond,
-			budget: &bucket{recharge: 10, burst: 50, cutoff: 100, maxDelay: 200 * time.Millisecond, penalty: time.Minute}}, 6000, LearnedPace{}},
+			budget: &bucket{recharge: 10, burst: 50, cutoff: 100, maxDelay: 200 * time.Millisecond, penalty: time.Minute}}, 6000, LearnedPace{}, 0.85},
 		{"20 a second, 3 minutes' penalty", paceServer{concurrency: 27, latency: 30 * time.Millisecond,
-			budget: &bucket{recharge: 20, burst: 300, cutoff: 600, maxDelay: 100 * time.Millisecond, penalty: 3 * time.Minute}}, 12000, LearnedPace{}},
+			budget: &bucket{recharge: 20, burst: 300, cutoff: 600, maxDelay: 100 * time.Millisecond, penalty: 3 * time.Minute}}, 12000, LearnedPace{}, 0.85},
 		{"40 a second, 2 minutes' penalty, fast server", paceServer{concurrency: 27, latency: 5 * time.Millisecond,
-			budget: &bucket{recharge: 40, burst: 100, cutoff: 400, maxDelay: 50 * time.Millisecond, penalty: 2 * time.Minute}}, 20000, LearnedPace{}},
+			budget: &bucket{recharge: 40, burst: 100, cutoff: 400, maxDelay: 50 * time.Millisecond, penalty: 2 * time.Minute}}, 20000, LearnedPace{}, 0.85},
 		{"5 a second, long delays, 5 minutes' penalty", paceServer{concurrency: 27, latency: 20 * time.Millisecond,
-			budget: &bucket{recharge: 5, burst: 30, cutoff: 60, maxDelay: 300 * time.Millisecond, penalty: 5 * time.Minute}}, 4000, LearnedPace{}},
+			budget: &bucket{recharge: 5, burst: 30, cutoff: 60, maxDelay: 300 * time.Millisecond, penalty: 5 * time.Minute}}, 4000, LearnedPace{}, 0.85},
 		{"learned before: no penalty at all", paceServer{concurrency: 27, latency: 20 * time.Millisecond,
-			budget: &bucket{recharge: 10, burst: 50, cutoff: 100, maxDelay: 200 * time.Millisecond, penalty: time.Minute}}, 6000, LearnedPace{Rate: 4.5, Costly: true}},
+			budget: &bucket{recharge: 10, burst: 50, cutoff: 100, maxDelay: 200 * time.Millisecond, penalty: time.Minute}}, 6000, LearnedPace{Rate: 4.5, Costly: true}, 0.85},
+		// Not yet 85 %: after the capacity returns, CUBIC's clock in
+		// requests (600) takes a minute and more to climb back at a few
+		// requests a second (docs/BENCHMARKS.md).
+		{"10 a second, halved for 30 s after the penalty", paceServer{concurrency: 27, latency: 20 * time.Millisecond,
+			budget: &bucket{recharge: 10, burst: 50, cutoff: 100, maxDelay: 200 * time.Millisecond, penalty: time.Minute, halved: [2]time.Duration{75 * time.Second, 105 * time.Second}}}, 6000, LearnedPace{}, 0.75},
 		{"learned before, slow handshakes", paceServer{concurrency: 27, latency: 5 * time.Millisecond, handshake: 300 * time.Millisecond,
-			budget: &bucket{recharge: 10, burst: 50, cutoff: 100, maxDelay: 200 * time.Millisecond, penalty: time.Minute}}, 6000, LearnedPace{Rate: 1.5, Costly: true}},
+			budget: &bucket{recharge: 10, burst: 50, cutoff: 100, maxDelay: 200 * time.Millisecond, penalty: time.Minute}}, 6000, LearnedPace{Rate: 1.5, Costly: true}, 0.85},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := c.server
@@ -333,8 +348,8 @@ func TestPaceAvoidsPenaltiesAfterTheFirst(t *testing.T) {
 			if c.learned.Costly && len(s.blocks) > 0 {
 				t.Errorf("%d penalties with a costly limit learned before", len(s.blocks))
 			}
-			if r.laterPenalties > 0 || r.usedAfterFirst < 0.85 {
-				t.Errorf("%d penalties after the first (want 0), %.1f %% of capacity used after it (at least 85 %%)", r.laterPenalties, 100*r.usedAfterFirst)
+			if r.laterPenalties > 0 || r.usedAfterFirst < c.minUsed {
+				t.Errorf("%d penalties after the first (want 0), %.1f %% of capacity used after it (at least %.0f %%)", r.laterPenalties, 100*r.usedAfterFirst, 100*c.minUsed)
 			}
 		})
 	}

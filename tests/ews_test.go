@@ -4,20 +4,29 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/Azure/go-ntlmssp"
 )
 
 // ewsSim is a `mailvault sim ews` process started through its JSON line.
 type ewsSim struct {
-	EWSURL   string `json:"ews_url"`
-	Username string `json:"username"`
-	Password string `json:"password"`
-	CACert   string `json:"ca_cert"`
+	EWSURL       string `json:"ews_url"`
+	Username     string `json:"username"`
+	Password     string `json:"password"`
+	CACert       string `json:"ca_cert"`
+	TenantID     string `json:"tenant_id"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+	TokenURL     string `json:"token_url"`
 
 	passwordFile, record string
 }
@@ -286,5 +295,84 @@ func TestEWSMIMEContent(t *testing.T) {
 	mustf(t, n == 120, "%d MIME files", n)
 	if msg := validateRecorded(t, sim.record); msg != "" {
 		t.Fatalf("schema validation failed:\n%s", msg)
+	}
+}
+
+// The service account by each of its names (its user principal name, the
+// down-level logon name the README uses, CONTOSO\svc-backup, and the same
+// with the DNS domain), over NTLM and Basic; and an NTLM handshake carried
+// by a GET, then a SOAP POST on the same connection, as some clients do.
+func TestEWSAccountNamesAndGETHandshake(t *testing.T) {
+	t.Parallel()
+	sim := startEWSSim(t, ewsTenant)
+	local, _, _ := strings.Cut(sim.Username, "@")
+	for _, name := range []string{`CONTOSO\` + local, `contoso.test\` + local, sim.Username} {
+		for _, auth := range []string{"ntlm", "basic"} {
+			res := mailvault(t, "backup", "--source", "ews", "--ews-url", sim.EWSURL, "--username", name, "--password-file", sim.passwordFile,
+				"--ca-cert", sim.CACert, "--data", filepath.Join(t.TempDir(), "data"), "--progress", "none", "--format", "json",
+				"--auth", auth, "--mailbox", "olga@contoso.test")
+			var r graphReport
+			mustf(t, json.Unmarshal([]byte(res.stdout), &r) == nil && res.code != 1 && r.ItemsStored > 0, "%s over %s: exit %d: %s", name, auth, res.code, res.stderr)
+		}
+	}
+
+	hc := (&graphSim{CACert: sim.CACert}).client(t)
+	hc.Transport = ntlmssp.Negotiator{RoundTripper: hc.Transport}
+	get, _ := http.NewRequest(http.MethodGet, sim.EWSURL, nil)
+	get.SetBasicAuth(`CONTOSO\`+local, sim.Password) // the Negotiator turns these into NTLM
+	resp, err := hc.Do(get)
+	mustf(t, err == nil, "GET: %v", err)
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	mustf(t, resp.StatusCode == 200 && strings.Contains(string(page), "Services.wsdl"), "GET after NTLM: %d %s", resp.StatusCode, page)
+	soap := `<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages">` +
+		`<soap:Header><t:RequestServerVersion Version="Exchange2016"/></soap:Header><soap:Body><m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape>` +
+		`<m:FolderIds><t:DistinguishedFolderId Id="inbox"><t:Mailbox><t:EmailAddress>olga@contoso.test</t:EmailAddress></t:Mailbox></t:DistinguishedFolderId></m:FolderIds></m:GetFolder></soap:Body></soap:Envelope>`
+	post, _ := http.NewRequest(http.MethodPost, sim.EWSURL, strings.NewReader(soap))
+	post.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	post.SetBasicAuth(`CONTOSO\`+local, sim.Password)
+	resp, err = hc.Do(post)
+	mustf(t, err == nil, "POST: %v", err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	mustf(t, resp.StatusCode == 200 && strings.Contains(string(body), `ResponseClass="Success"`), "POST after the GET: %d %s", resp.StatusCode, body)
+}
+
+// OAuth, as Exchange Online's EWS takes it: a client-credentials token for
+// https://outlook.office365.com/.default from the simulator's Entra, given
+// to `--auth oauth` in the password file, backs up with impersonation; a
+// token for another resource (Graph's) is refused with a clear error.
+func TestEWSOAuthBearerTokens(t *testing.T) {
+	t.Parallel()
+	sim := startEWSSim(t, ewsTenant)
+	hc := (&graphSim{CACert: sim.CACert}).client(t)
+	token := func(scope string) string {
+		resp, err := hc.PostForm(sim.TokenURL, url.Values{"grant_type": {"client_credentials"}, "client_id": {sim.ClientID},
+			"client_secret": {sim.ClientSecret}, "scope": {scope}})
+		mustf(t, err == nil, "token: %v", err)
+		defer resp.Body.Close()
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		mustf(t, resp.StatusCode == 200 && json.NewDecoder(resp.Body).Decode(&tok) == nil && tok.AccessToken != "", "token for %s: %d", scope, resp.StatusCode)
+		return tok.AccessToken
+	}
+	for _, c := range []struct {
+		scope string
+		ok    bool
+	}{{"https://outlook.office365.com/.default", true}, {"https://graph.microsoft.com/.default", false}} {
+		file, tok := filepath.Join(t.TempDir(), "token"), token(c.scope)
+		os.WriteFile(file, []byte(tok), 0o600)
+		res := mailvault(t, "backup", "--source", "ews", "--ews-url", sim.EWSURL, "--auth", "oauth", "--password-file", file,
+			"--ca-cert", sim.CACert, "--data", filepath.Join(t.TempDir(), "data"), "--progress", "none", "--format", "json",
+			"--impersonate", "--mailbox", "olga@contoso.test")
+		var r graphReport
+		json.Unmarshal([]byte(res.stdout), &r)
+		mustf(t, !strings.Contains(res.stdout+res.stderr, tok), "the token was printed")
+		if c.ok {
+			mustf(t, res.code != 1 && r.ItemsStored > 0, "a token for EWS: exit %d, stored %d: %s", res.code, r.ItemsStored, res.stderr)
+		} else {
+			mustf(t, res.code == 1 && r.ItemsStored == 0 && strings.Contains(res.stderr, "refused the OAuth token (HTTP 401: 2000001;reason=\"The audience claim value is invalid"), "a token for Graph: exit %d, stored %d: %s", res.code, r.ItemsStored, res.stderr)
+		}
 	}
 }

@@ -132,6 +132,15 @@ func (t *transport) reply(resp *http.Response, b []byte) ([]byte, error) {
 	status := resp.StatusCode
 	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	switch {
+	case status == http.StatusUnauthorized && t.auth == AuthOAuth:
+		// Exchange Online says why in x-ms-diagnostics ("The token has
+		// expired.", "The audience claim value is invalid...").
+		why := "HTTP 401"
+		if d := resp.Header.Get("x-ms-diagnostics"); d != "" {
+			why += ": " + domain.ShortMessage(d)
+		}
+		return nil, &domain.Failure{Class: domain.ClassFatal, Code: "Unauthorized", Message: "the server refused the OAuth token (" + why +
+			"); it must be an app token for https://outlook.office365.com/.default (or the server's own URL, on premises), not expired"}
 	case status == http.StatusUnauthorized:
 		return nil, &domain.Failure{Class: domain.ClassFatal, Code: "Unauthorized", Message: fmt.Sprintf(
 			"the server refused the %s credentials of %s (it offers: %s)", t.auth, t.username, strings.Join(resp.Header.Values("WWW-Authenticate"), ", "))}

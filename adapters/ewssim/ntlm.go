@@ -29,7 +29,6 @@ const (
 	flag128               = 0x20000000
 	flag56                = 0x80000000
 	ntlmSignature         = "NTLMSSP\x00"
-	simDomain             = "CONTOSO"
 	simServer             = "EXCH01"
 	avEOL, avNbComputer   = 0, 1
 	avNbDomain, avTimeKey = 2, 7
@@ -54,16 +53,16 @@ func fromUTF16le(b []byte) string {
 
 // challenge builds a CHALLENGE message (type 2) with a fresh server
 // challenge.
-func challenge() (msg []byte, server [8]byte) {
+func challenge(netbiosDomain string) (msg []byte, server [8]byte) {
 	_, _ = rand.Read(server[:])
-	target := utf16le(simDomain)
+	target := utf16le(netbiosDomain)
 	var info bytes.Buffer
 	av := func(id uint16, v []byte) {
 		binary.Write(&info, binary.LittleEndian, id)
 		binary.Write(&info, binary.LittleEndian, uint16(len(v)))
 		info.Write(v)
 	}
-	av(avNbDomain, utf16le(simDomain))
+	av(avNbDomain, utf16le(netbiosDomain))
 	av(avNbComputer, utf16le(simServer))
 	av(avEOL, nil)
 	const header = 48
@@ -106,7 +105,9 @@ func field(msg []byte, at int) ([]byte, error) {
 
 // verify checks an AUTHENTICATE message (type 3) against the account: the
 // user name (with or without a domain) and the NTLMv2 proof of the password.
-func verify(msg []byte, server [8]byte, username, password string) error {
+// verify checks an NTLMv2 AUTHENTICATE message against the challenge, for a
+// user and domain (as the client sent them) that account accepts.
+func verify(msg []byte, server [8]byte, account func(user, domain string) bool, password string) error {
 	if messageType(msg) != 3 {
 		return errors.New("not an NTLM AUTHENTICATE message")
 	}
@@ -123,11 +124,7 @@ func verify(msg []byte, server [8]byte, username, password string) error {
 		return err
 	}
 	user, domain := fromUTF16le(userB), fromUTF16le(domainB)
-	want := username
-	if i := strings.IndexByte(want, '\\'); i >= 0 {
-		want = want[i+1:]
-	}
-	if !strings.EqualFold(user, want) {
+	if !account(user, domain) {
 		return errors.New("unknown user " + user)
 	}
 	if len(nt) < 16+28 {

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailvault/mailvault/adapters/simentra"
 	"github.com/mailvault/mailvault/adapters/simtenant"
 	"github.com/mailvault/mailvault/domain"
 )
@@ -74,6 +75,7 @@ type MailboxStats struct {
 // Server is the simulated Exchange Server. It implements http.Handler.
 type Server struct {
 	t        *simtenant.Tenant
+	entra    *simentra.Entra // OAuth: Exchange Online's, or hybrid modern authentication
 	username string
 	password string
 	now      func() time.Time
@@ -112,7 +114,7 @@ func New(t *simtenant.Tenant, o Options) *Server {
 	if o.Password == "" {
 		o.Password = simtenant.GUID("password", time.Now().String())[:23]
 	}
-	s := &Server{t: t, username: o.Username, password: o.Password, now: o.Now, record: o.RecordDir,
+	s := &Server{t: t, entra: simentra.New(simentra.Credentials{}, 0, o.Now, t.Domains()), username: o.Username, password: o.Password, now: o.Now, record: o.RecordDir,
 		faults: simtenant.NewFaultPlan(t.Faults), maxConc: 27, shape: simtenant.ShapeServerBusy,
 		store: simtenant.NewStore(t), windows: map[*simtenant.Box]*domain.SlidingWindow{}, budgets: map[*simtenant.Box]*boxBudget{}, capacity: 1,
 		stats: Stats{ByOperation: map[string]int{}, ByCode: map[string]int{}}}
@@ -231,15 +233,28 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(r.URL.Path, "/_sim/"):
 		s.control(w, r)
 		return
+	case s.entra.Route(w, r):
+		return
 	case !strings.EqualFold(r.URL.Path, "/EWS/Exchange.asmx"):
 		http.NotFound(w, r)
 		return
-	case r.Method != http.MethodPost:
-		w.Header().Set("Allow", "POST")
-		http.Error(w, "EWS takes SOAP requests by POST", http.StatusMethodNotAllowed)
+	}
+	// IIS authenticates before anything else, whatever the method: some
+	// clients carry NTLM's handshake on a GET and then POST on the same
+	// connection.
+	if !s.authenticate(w, r) {
 		return
 	}
-	if !s.authenticate(w, r) {
+	switch r.Method {
+	case http.MethodPost:
+	case http.MethodGet, http.MethodHead:
+		// An ASMX service answers a GET with its description page.
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, `<html><head><title>Service</title></head><body><p>You have created a service. The service description is at <a href="Services.wsdl">Services.wsdl</a>.</p></body></html>`)
+		return
+	default:
+		w.Header().Set("Allow", "POST, GET")
+		http.Error(w, "EWS takes SOAP requests by POST", http.StatusMethodNotAllowed)
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
@@ -340,9 +355,11 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) bool {
 	switch {
 	case h == "" && cs.authenticated:
 		return true
+	case strings.HasPrefix(h, "Bearer "):
+		return s.bearer(w, r, strings.TrimPrefix(h, "Bearer "), drain)
 	case strings.HasPrefix(h, "Basic "):
 		u, p, ok := r.BasicAuth()
-		if ok && strings.EqualFold(u, s.username) && p == s.password {
+		if ok && s.isAccount(u, "") && p == s.password {
 			return true
 		}
 		s.count(func() { s.stats.AuthFailures++ })
@@ -356,13 +373,13 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) bool {
 		switch messageType(msg) {
 		case 1:
 			drain()
-			chal, server := challenge()
+			chal, server := challenge(s.netbiosDomain())
 			cs.challenge, cs.challenged, cs.authenticated = server, true, false
 			w.Header().Set("WWW-Authenticate", scheme+" "+base64.StdEncoding.EncodeToString(chal))
 			w.WriteHeader(http.StatusUnauthorized)
 			return false
 		case 3:
-			if cs.challenged && verify(msg, cs.challenge, s.username, s.password) == nil {
+			if cs.challenged && verify(msg, cs.challenge, s.isAccount, s.password) == nil {
 				cs.authenticated, cs.challenged = true, false
 				s.count(func() { s.stats.NTLMLogons++ })
 				return true
@@ -374,6 +391,60 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) bool {
 		return refuse()
 	}
 	return refuse()
+}
+
+// ewsResources are the resources an EWS token may be issued for: Exchange
+// Online's, or (hybrid modern authentication) the server's own URL.
+func ewsResources(r *http.Request) []string {
+	return []string{"https://outlook.office365.com", "https://" + r.Host}
+}
+
+// bearer accepts an OAuth token the simulator's Entra issued for EWS; a
+// bad one is answered as Exchange Online does: 401 with the reason in
+// x-ms-diagnostics.
+func (s *Server) bearer(w http.ResponseWriter, r *http.Request, tok string, drain func()) bool {
+	problem := simentra.TokenUnknown
+	for _, res := range ewsResources(r) {
+		if p := s.entra.Check(tok, res); p == simentra.TokenValid || p > problem {
+			problem = p
+		}
+		if problem == simentra.TokenValid {
+			return true
+		}
+	}
+	drain()
+	reason := map[simentra.TokenProblem]string{simentra.TokenUnknown: "The token is invalid.", simentra.TokenWrongAudience: "The audience claim value is invalid for current resource.",
+		simentra.TokenExpired: "The token has expired."}[problem]
+	s.count(func() { s.stats.AuthFailures++ })
+	w.Header().Set("WWW-Authenticate", `Bearer client_id="00000002-0000-0ff1-ce00-000000000000", token_types="app_asserted_user_v1 service_asserted_app_v1", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", error="invalid_token"`)
+	w.Header().Set("x-ms-diagnostics", `2000001;reason="`+reason+`";error_category="invalid_token"`)
+	w.WriteHeader(http.StatusUnauthorized)
+	return false
+}
+
+// netbiosDomain is the account's domain as Windows names it down-level: the
+// first label of its DNS domain, in capitals (contoso.test: CONTOSO).
+func (s *Server) netbiosDomain() string {
+	_, dns, _ := strings.Cut(s.username, "@")
+	label, _, _ := strings.Cut(dns, ".")
+	if label == "" {
+		return "CONTOSO"
+	}
+	return strings.ToUpper(label)
+}
+
+// isAccount says whether a logon name (and the domain a client sent apart,
+// as NTLM does) is the service account's: its user principal name
+// (svc-backup@contoso.test), or the down-level logon name Windows clients
+// and the README use (CONTOSO\svc-backup, the domain in its NetBIOS or DNS
+// form), or the bare user name.
+func (s *Server) isAccount(user, domain string) bool {
+	if d, u, ok := strings.Cut(user, `\`); ok && domain == "" {
+		domain, user = d, u
+	}
+	local, dns, _ := strings.Cut(s.username, "@")
+	domainOK := domain == "" || strings.EqualFold(domain, dns) || strings.EqualFold(domain, s.netbiosDomain())
+	return domainOK && (strings.EqualFold(user, s.username) || strings.EqualFold(user, local))
 }
 
 func (s *Server) count(f func()) {

@@ -12,6 +12,13 @@ type Endpoint struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
 	CACert   string `json:"ca_cert"`
+	// The app registration for OAuth (client credentials for
+	// https://outlook.office365.com/.default, as Exchange Online's EWS
+	// takes them), and its token endpoint.
+	TenantID     string `json:"tenant_id"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+	TokenURL     string `json:"token_url"`
 }
 
 // StartOptions configure a listening simulator.
@@ -37,7 +44,9 @@ func Start(t *simtenant.Tenant, o StartOptions) (*Running, error) {
 		return nil, err
 	}
 	user, pass := srv.Account()
-	return &Running{Server: srv, listener: l, Endpoint: Endpoint{EWSURL: l.Base + "/EWS/Exchange.asmx", Username: user, Password: pass, CACert: l.CACert}}, nil
+	app := srv.entra.Credentials()
+	return &Running{Server: srv, listener: l, Endpoint: Endpoint{EWSURL: l.Base + "/EWS/Exchange.asmx", Username: user, Password: pass, CACert: l.CACert,
+		TenantID: app.TenantID, ClientID: app.ClientID, ClientSecret: app.ClientSecret, TokenURL: l.Base + "/" + app.TenantID + "/oauth2/v2.0/token"}}, nil
 }
 
 // Close stops serving.

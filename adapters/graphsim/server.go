@@ -1,9 +1,6 @@
 package graphsim
 
 import (
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,16 +10,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailvault/mailvault/adapters/simentra"
 	"github.com/mailvault/mailvault/adapters/simtenant"
 	"github.com/mailvault/mailvault/domain"
 )
 
 // Credentials are the app registration the simulator accepts.
-type Credentials struct {
-	TenantID     string
-	ClientID     string
-	ClientSecret string
-}
+type Credentials = simentra.Credentials
+
+// graphResource is the resource Graph's tokens must be issued for.
+const graphResource = "https://graph.microsoft.com"
 
 // Options configure a Server.
 type Options struct {
@@ -62,12 +59,11 @@ type MailboxStats struct {
 // Server is the simulated Graph service. It implements http.Handler.
 type Server struct {
 	t     *simtenant.Tenant
+	entra *simentra.Entra
 	creds Credentials
-	ttl   time.Duration
 	now   func() time.Time
 
 	mu        sync.Mutex
-	tokens    map[string]time.Time
 	store     *simtenant.Store
 	mailboxes []*mailbox
 	byKey     map[string]*mailbox
@@ -96,20 +92,8 @@ func New(t *simtenant.Tenant, o Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.TokenTTL <= 0 {
-		o.TokenTTL = 3599 * time.Second
-	}
-	c := o.Credentials
-	if c.TenantID == "" {
-		c.TenantID = simtenant.GUID("tenant", randomHex(8))
-	}
-	if c.ClientID == "" {
-		c.ClientID = simtenant.GUID("client", randomHex(8))
-	}
-	if c.ClientSecret == "" {
-		c.ClientSecret = randomHex(4) + "~" + randomHex(18)
-	}
-	s := &Server{t: t, creds: c, ttl: o.TokenTTL, now: o.Now, tokens: map[string]time.Time{}, byKey: map[string]*mailbox{},
+	entra := simentra.New(o.Credentials, o.TokenTTL, o.Now, t.Domains())
+	s := &Server{t: t, entra: entra, creds: entra.Credentials(), now: o.Now, byKey: map[string]*mailbox{},
 		byBox: map[*simtenant.Box]*mailbox{}, store: simtenant.NewStore(t), faults: simtenant.NewFaultPlan(t.Faults),
 		export: true, mailboxFolders: true, resync: "SyncStateNotFound", stats: Stats{ByStatus: map[string]int{}},
 		restored: map[string]*restoredMessage{}, uploads: map[string]*uploadSession{}, imports: map[string]importTarget{}}
@@ -141,11 +125,7 @@ func New(t *simtenant.Tenant, o Options) *Server {
 // Credentials returns the app registration the server accepts.
 func (s *Server) Credentials() Credentials { return s.creds }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
+func randomHex(n int) string { return simentra.RandomHex(n) }
 
 // applyLoad scales the request limits to the tenant's load curve at now.
 func (s *Server) applyLoad(now time.Time) {
@@ -170,6 +150,7 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stats
+	st.Tokens = s.entra.Issued()
 	st.ByStatus = map[string]int{}
 	for k, v := range s.stats.ByStatus {
 		st.ByStatus[k] = v
@@ -219,10 +200,7 @@ func (s *Server) utilisation(admitted []time.Time, limit int, window time.Durati
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
-	case strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/token"):
-		s.token(w, r)
-		return
-	case r.Method == http.MethodGet && s.entraRoute(w, r):
+	case s.entra.Route(w, r):
 		return
 	case strings.HasPrefix(r.URL.Path, "/_sim/"):
 		s.control(w, r)
@@ -446,13 +424,12 @@ func (s *Server) authenticate(r *http.Request) *reply {
 	case !ok:
 		rep = errorReply(http.StatusUnauthorized, "InvalidAuthenticationToken", "IDX14100: JWT is not well formed, there are no dots (.).")
 	default:
-		s.mu.Lock()
-		exp, known := s.tokens[tok]
-		s.mu.Unlock()
-		switch {
-		case !known:
+		switch s.entra.Check(tok, graphResource) {
+		case simentra.TokenUnknown:
+			rep = errorReply(http.StatusUnauthorized, "InvalidAuthenticationToken", "IDX10511: Signature validation failed.")
+		case simentra.TokenWrongAudience:
 			rep = errorReply(http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
-		case !s.now().Before(exp):
+		case simentra.TokenExpired:
 			rep = errorReply(http.StatusUnauthorized, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
 		default:
 			return nil
@@ -463,66 +440,7 @@ func (s *Server) authenticate(r *http.Request) *reply {
 }
 
 // ExpireTokens makes every issued token expired (tests of the 401 path).
-func (s *Server) ExpireTokens() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k := range s.tokens {
-		s.tokens[k] = time.Time{}
-	}
-}
-
-// token is the Entra v2 token endpoint for client credentials.
-func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	entra := func(status int, code string, num int, desc string) {
-		now := time.Now().UTC()
-		trace := simtenant.GUID("trace", randomHex(4))
-		full := fmt.Sprintf("AADSTS%d: %s\r\nTrace ID: %s\r\nCorrelation ID: %s\r\nTimestamp: %s", num, desc, trace, simtenant.GUID("corr", randomHex(4)), now.Format("2006-01-02 15:04:05Z"))
-		b, _ := json.Marshal(map[string]any{"error": code, "error_description": full, "error_codes": []int{num},
-			"timestamp": now.Format("2006-01-02 15:04:05Z"), "trace_id": trace, "correlation_id": simtenant.GUID("corr", randomHex(4)),
-			"error_uri": fmt.Sprintf("https://login.microsoftonline.com/error?code=%d", num)})
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store, no-cache")
-		w.WriteHeader(status)
-		_, _ = w.Write(b)
-	}
-	if r.Method != http.MethodPost {
-		entra(http.StatusBadRequest, "invalid_request", 900561, "The endpoint only accepts POST requests.")
-		return
-	}
-	tenant := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/"), "/oauth2/v2.0/token")
-	if err := r.ParseForm(); err != nil {
-		entra(http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'.")
-		return
-	}
-	id, secret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	if u, p, ok := r.BasicAuth(); ok {
-		id, secret = u, p
-	}
-	switch {
-	case !s.knownTenant(tenant):
-		entra(http.StatusBadRequest, "invalid_request", 90002, fmt.Sprintf("Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", tenant))
-	case r.PostForm.Get("grant_type") != "client_credentials":
-		entra(http.StatusBadRequest, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.")
-	case id != s.creds.ClientID:
-		entra(http.StatusBadRequest, "unauthorized_client", 700016, fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'.", id, s.creds.TenantID))
-	case secret != s.creds.ClientSecret:
-		entra(http.StatusUnauthorized, "invalid_client", 7000215, fmt.Sprintf("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", s.creds.ClientID))
-	case clientCredentialsScope(r.PostForm.Get("scope")) == "":
-		entra(http.StatusBadRequest, "invalid_scope", 1002012, fmt.Sprintf("The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", r.PostForm.Get("scope")))
-	default:
-		b := make([]byte, 48)
-		_, _ = rand.Read(b)
-		tok := "eyJ0eXAiOiJKV1QiLCJzaW0iOnRydWV9." + base64.RawURLEncoding.EncodeToString(b) + ".sim"
-		s.mu.Lock()
-		s.tokens[tok] = s.now().Add(s.ttl)
-		s.stats.Tokens++
-		s.mu.Unlock()
-		secs := int(s.ttl.Seconds())
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store, no-cache")
-		_ = json.NewEncoder(w).Encode(map[string]any{"token_type": "Bearer", "expires_in": secs, "ext_expires_in": secs, "access_token": tok})
-	}
-}
+func (s *Server) ExpireTokens() { s.entra.Expire() }
 
 // throttlePush is graph.throttle_push (0: off).
 func (s *Server) throttlePush() time.Duration {

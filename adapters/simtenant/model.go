@@ -139,6 +139,23 @@ func (t *Tenant) Capacity(since time.Duration) float64 {
 	return c
 }
 
+// Domains are the domains of the tenant's mailboxes, as Entra knows the
+// tenant by them too.
+func (t *Tenant) Domains() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, m := range t.Mailboxes {
+		if at := strings.LastIndexByte(m.Address, '@'); at >= 0 {
+			d := strings.ToLower(m.Address[at+1:])
+			if !seen[d] {
+				seen[d] = true
+				out = append(out, d)
+			}
+		}
+	}
+	return out
+}
+
 // CapacityAt is Capacity as a function of the time, for a server whose
 // first request was admitted at first (zero: none yet, all is granted).
 func (t *Tenant) CapacityAt(first time.Time) func(time.Time) float64 {
