@@ -44,10 +44,16 @@ func (c *opContext) resolve(r folderRefXML) *simtenant.StoredFolder {
 		if b == nil {
 			return nil
 		}
-		return b.WellKnownFolder(r.ID)
+		if f := b.WellKnownFolder(r.ID); f != nil {
+			return f
+		}
+		return c.s.storeFolder(b, "", strings.ToLower(r.ID))
 	}
 	for _, b := range st.Boxes() {
 		if f := b.ByID[r.ID]; f != nil {
+			return f
+		}
+		if f := c.s.storeFolder(b, r.ID, ""); f != nil {
 			return f
 		}
 	}
@@ -100,25 +106,69 @@ func idXML(el, id, ck string) string {
 	return `<t:` + el + ` Id="` + esc(id) + `" ChangeKey="` + esc(ck) + `"/>`
 }
 
-func folderXML(f *simtenant.StoredFolder, full bool) string {
+// folderShape is the properties a request asks for: its base shape's and
+// the additional ones (field URIs without the "folder:" prefix).
+type folderShape struct {
+	Base       string `xml:"BaseShape"`
+	Additional []struct {
+		URI string `xml:"FieldURI,attr"`
+	} `xml:"AdditionalProperties>FieldURI"`
+}
+
+// wants says whether the shape asks for a folder property.
+func (sh folderShape) wants(prop string) bool {
+	switch sh.Base {
+	case "AllProperties":
+		return true
+	case "Default":
+		switch prop {
+		case "DisplayName", "TotalCount", "ChildFolderCount", "UnreadCount":
+			return true
+		}
+	}
+	for _, a := range sh.Additional {
+		if a.URI == "folder:"+prop {
+			return true
+		}
+	}
+	return false
+}
+
+// folderXML renders a folder with the properties the shape asks for, and
+// only those, in the schema's order.
+func folderXML(f *simtenant.StoredFolder, sh folderShape) string {
 	el, class := folderClass(f.Kind)
 	s := `<t:` + el + `>` + idXML("FolderId", f.ID, "AQAAABYAAA"+f.ID[6:12])
-	if full {
-		if f.Parent != nil {
-			s += idXML("ParentFolderId", f.Parent.ID, "")
-		}
-		s += `<t:FolderClass>` + class + `</t:FolderClass><t:DisplayName>` + esc(f.Name) + `</t:DisplayName><t:TotalCount>` +
-			strconv.Itoa(f.Live()) + `</t:TotalCount><t:ChildFolderCount>` + strconv.Itoa(len(f.Children)) + `</t:ChildFolderCount>`
+	if f.Parent != nil && sh.wants("ParentFolderId") {
+		s += idXML("ParentFolderId", f.Parent.ID, "")
+	}
+	if sh.wants("FolderClass") && f.WellKnown != "root" {
+		s += `<t:FolderClass>` + class + `</t:FolderClass>`
+	}
+	if sh.wants("DisplayName") {
+		s += `<t:DisplayName>` + esc(f.Name) + `</t:DisplayName>`
+	}
+	if sh.wants("TotalCount") {
+		s += `<t:TotalCount>` + strconv.Itoa(f.Live()) + `</t:TotalCount>`
+	}
+	if sh.wants("ChildFolderCount") {
+		s += `<t:ChildFolderCount>` + strconv.Itoa(len(children(f))) + `</t:ChildFolderCount>`
+	}
+	if sh.wants("EffectiveRights") {
+		s += `<t:EffectiveRights><t:CreateAssociated>true</t:CreateAssociated><t:CreateContents>true</t:CreateContents><t:CreateHierarchy>true</t:CreateHierarchy>` +
+			`<t:Delete>true</t:Delete><t:Modify>true</t:Modify><t:Read>true</t:Read><t:ViewPrivateItems>true</t:ViewPrivateItems></t:EffectiveRights>`
+	}
+	if el == "Folder" && sh.wants("UnreadCount") {
+		// As the Graph rendering: every third message is unread.
+		s += `<t:UnreadCount>` + strconv.Itoa(f.Live()/3) + `</t:UnreadCount>`
 	}
 	return s + `</t:` + el + `>`
 }
 
 func (s *Server) getFolder(c *opContext) (string, *throttle) {
 	var req struct {
-		Shape struct {
-			Base string `xml:"BaseShape"`
-		} `xml:"FolderShape"`
-		IDs refList `xml:"FolderIds"`
+		Shape folderShape `xml:"FolderShape"`
+		IDs   refList     `xml:"FolderIds"`
 	}
 	if !c.decode(&req) {
 		return "", nil
@@ -136,15 +186,16 @@ func (s *Server) getFolder(c *opContext) (string, *throttle) {
 			b.WriteString(failure("GetFolder", "ErrorFolderNotFound", "The specified folder could not be found in the store."))
 			continue
 		}
-		b.WriteString(success("GetFolder", `<m:Folders>`+folderXML(f, req.Shape.Base != "IdOnly")+`</m:Folders>`))
+		b.WriteString(success("GetFolder", `<m:Folders>`+folderXML(s.presented(f), req.Shape)+`</m:Folders>`))
 	}
 	return b.String(), nil
 }
 
 func (s *Server) syncFolderHierarchy(c *opContext) (string, *throttle) {
 	var req struct {
-		Root      refList `xml:"SyncFolderId"`
-		SyncState string  `xml:"SyncState"`
+		Shape     folderShape `xml:"FolderShape"`
+		Root      refList     `xml:"SyncFolderId"`
+		SyncState string      `xml:"SyncState"`
 	}
 	if !c.decode(&req) {
 		return "", nil
@@ -164,24 +215,31 @@ func (s *Server) syncFolderHierarchy(c *opContext) (string, *throttle) {
 	if t := c.admit(root.Box); t != nil {
 		return "", t
 	}
-	var changes strings.Builder
-	if req.SyncState == "" { // the first sync reports every folder; nothing changes after
-		var walk func(f *simtenant.StoredFolder)
-		walk = func(f *simtenant.StoredFolder) {
-			for _, ch := range f.Children {
-				changes.WriteString(`<t:Create>` + folderXML(ch, true) + `</t:Create>`)
-				walk(ch)
-			}
+	// The state is the store's change sequence when the last sync ended:
+	// the first sync reports every folder, later ones the folders created
+	// since (through the API, or the simulator's mutate control).
+	var since uint64
+	if req.SyncState != "" {
+		b, err := base64.StdEncoding.DecodeString(req.SyncState)
+		st := strings.TrimPrefix(string(b), "H4sI-hierarchy-"+root.ID+"-")
+		n, perr := strconv.ParseUint(st, 10, 64)
+		if err != nil || perr != nil || st == string(b) {
+			return failure("SyncFolderHierarchy", "ErrorInvalidSyncStateData", "Synchronization state data is corrupt or otherwise invalid."), nil
 		}
-		walk(root)
-		for _, f := range root.Box.Folders {
-			if f.Parent == nil { // calendars and contact folders hang off the mailbox
-				changes.WriteString(`<t:Create>` + folderXML(withParent(f, root), true) + `</t:Create>`)
-				walk(f)
+		since = n
+	}
+	var changes strings.Builder
+	var walk func(f *simtenant.StoredFolder)
+	walk = func(f *simtenant.StoredFolder) {
+		for _, ch := range children(f) {
+			if req.SyncState == "" || ch.Seq > since {
+				changes.WriteString(`<t:Create>` + folderXML(ch, req.Shape) + `</t:Create>`)
 			}
+			walk(ch)
 		}
 	}
-	state := base64.StdEncoding.EncodeToString([]byte("H4sI-hierarchy-" + root.ID))
+	walk(root)
+	state := base64.StdEncoding.EncodeToString([]byte("H4sI-hierarchy-" + root.ID + "-" + strconv.FormatUint(s.store.Seq, 10)))
 	return success("SyncFolderHierarchy", `<m:SyncState>`+state+`</m:SyncState><m:IncludesLastFolderInRange>true</m:IncludesLastFolderInRange><m:Changes>`+changes.String()+`</m:Changes>`), nil
 }
 
@@ -195,7 +253,8 @@ func withParent(f, root *simtenant.StoredFolder) *simtenant.StoredFolder {
 
 func (s *Server) findFolder(c *opContext) (string, *throttle) {
 	var req struct {
-		Traversal string `xml:"Traversal,attr"`
+		Traversal string      `xml:"Traversal,attr"`
+		Shape     folderShape `xml:"FolderShape"`
 		View      struct {
 			Max    int `xml:"MaxEntriesReturned,attr"`
 			Offset int `xml:"Offset,attr"`
@@ -225,7 +284,7 @@ func (s *Server) findFolder(c *opContext) (string, *throttle) {
 		var list []*simtenant.StoredFolder
 		var walk func(f *simtenant.StoredFolder)
 		walk = func(f *simtenant.StoredFolder) {
-			for _, ch := range f.Children {
+			for _, ch := range children(f) {
 				list = append(list, ch)
 				if req.Traversal == "Deep" {
 					walk(ch)
@@ -241,7 +300,7 @@ func (s *Server) findFolder(c *opContext) (string, *throttle) {
 		end := min(off+maxN, len(list))
 		var fs strings.Builder
 		for _, ch := range list[off:end] {
-			fs.WriteString(folderXML(ch, true))
+			fs.WriteString(folderXML(ch, req.Shape))
 		}
 		b.WriteString(success("FindFolder", `<m:RootFolder IndexedPagingOffset="`+strconv.Itoa(end)+`" TotalItemsInView="`+strconv.Itoa(len(list))+
 			`" IncludesLastItemInRange="`+strconv.FormatBool(end == len(list))+`"><t:Folders>`+fs.String()+`</t:Folders></m:RootFolder>`))
@@ -472,20 +531,13 @@ func (s *Server) exportItems(c *opContext) (string, *throttle) {
 func (s *Server) getItem(c *opContext) (string, *throttle) {
 	var req struct {
 		itemsRequest
-		Shape struct {
-			MIME bool `xml:"IncludeMimeContent"`
-		} `xml:"ItemShape"`
+		Shape itemShape `xml:"ItemShape"`
 	}
 	if !c.decode(&req) {
 		return "", nil
 	}
 	return s.serve(c, "GetItem", req.IDs.List, func(sn simtenant.Snapshot, kind, id string) string {
-		el := itemElement(kind)
-		mime := ""
-		if req.Shape.MIME {
-			mime = `<t:MimeContent CharacterSet="UTF-8">` + base64.StdEncoding.EncodeToString(sn.Content()) + `</t:MimeContent>`
-		}
-		return `<m:Items><t:` + el + `>` + mime + idXML("ItemId", id, sn.ChangeKey) + `</t:` + el + `></m:Items>`
+		return `<m:Items>` + itemXML(sn, id, req.Shape) + `</m:Items>`
 	})
 }
 

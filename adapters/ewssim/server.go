@@ -89,6 +89,8 @@ type Server struct {
 	store   *simtenant.Store
 	windows map[*simtenant.Box]*domain.SlidingWindow
 	budgets map[*simtenant.Box]*boxBudget
+	// storeRoots are the folders above each mailbox's tree (tree.go).
+	storeRoots map[*simtenant.Box]*storeRoots
 	// firstAdmitted starts the tenant's load curve; capacity is the share
 	// of the limits it grants now.
 	firstAdmitted time.Time
@@ -116,7 +118,7 @@ func New(t *simtenant.Tenant, o Options) *Server {
 	}
 	s := &Server{t: t, entra: simentra.New(simentra.Credentials{}, 0, o.Now, t.Domains()), username: o.Username, password: o.Password, now: o.Now, record: o.RecordDir,
 		faults: simtenant.NewFaultPlan(t.Faults), maxConc: 27, shape: simtenant.ShapeServerBusy,
-		store: simtenant.NewStore(t), windows: map[*simtenant.Box]*domain.SlidingWindow{}, budgets: map[*simtenant.Box]*boxBudget{}, capacity: 1,
+		store: simtenant.NewStore(t), windows: map[*simtenant.Box]*domain.SlidingWindow{}, budgets: map[*simtenant.Box]*boxBudget{}, storeRoots: map[*simtenant.Box]*storeRoots{}, capacity: 1,
 		stats: Stats{ByOperation: map[string]int{}, ByCode: map[string]int{}}}
 	if e := t.EWS; e != nil {
 		if e.MaxConcurrency > 0 {
@@ -574,6 +576,10 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, body []byte) {
 		out, busy = s.createFolder(ctx)
 	case "DeleteItem":
 		out, busy = s.deleteItem(ctx)
+	case "ConvertId":
+		out, busy = s.convertId(ctx)
+	case "FindItem":
+		out, busy = s.findItem(ctx)
 	default:
 		s.writeFault(w, http.StatusInternalServerError, "ErrorInvalidRequest", "The request is invalid: operation "+req.op+" is not supported by this server.", 0)
 		return

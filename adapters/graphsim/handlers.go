@@ -160,10 +160,22 @@ func (s *Server) dispatch(c *call) *reply {
 		return s.folders(c, m, kindCalendar, rest[1:])
 	case "contactFolders":
 		return s.folders(c, m, kindContacts, rest[1:])
+	case "calendar":
+		// The default calendar: /calendar, /calendar/events...
+		if f := s.folderOf(m, kindCalendar, "calendar"); f != nil {
+			return s.folders(c, m, kindCalendar, append([]string{f.ID}, rest[1:]...))
+		}
 	case "messages", "events", "contacts":
 		kind := map[string]string{"messages": kindMail, "events": kindCalendar, "contacts": kindContacts}[rest[0]]
 		if len(rest) == 1 && c.method == http.MethodPost {
 			return s.createItem(c, m, nil, kind)
+		}
+		if len(rest) == 1 && c.method == http.MethodGet && kind != kindMail {
+			// The default calendar's events, the default contacts
+			// folder's contacts.
+			if f := s.folderOf(m, kind, map[string]string{kindCalendar: "calendar", kindContacts: "contacts"}[kind]); f != nil {
+				return s.folders(c, m, kind, []string{f.ID, rest[0]})
+			}
 		}
 		if len(rest) == 4 && kind == kindMail && rest[2] == "attachments" && rest[3] == "createUploadSession" && c.method == http.MethodPost {
 			return s.createUploadSession(c, m, rest[1])
@@ -291,11 +303,11 @@ func decodeOffset(tok string) (int, error) {
 }
 
 func (s *Server) folderOf(m *mailbox, kind, key string) *folder {
-	if kind == kindMail {
-		for _, f := range append([]*folder{m.Root}, m.Folders...) {
-			if f.Kind == kind && strings.EqualFold(f.WellKnown, key) && f.WellKnown != "" {
-				return f
-			}
+	// Well-known names: mail's (inbox, sentitems...), and the default
+	// calendar's and contacts folder's (calendar, contacts).
+	for _, f := range append([]*folder{m.Root}, m.Folders...) {
+		if f.Kind == kind && strings.EqualFold(f.WellKnown, key) && f.WellKnown != "" {
+			return f
 		}
 	}
 	f := m.ByID[key]
@@ -571,17 +583,43 @@ func (s *Server) itemJSON(c *call, f *folder, pos int, imm, full bool) map[strin
 		}
 		return stored
 	}
+	// What the item's MIME says, so that the JSON and MIME renderings of
+	// one item agree: sender, recipients, subject, dates, text.
+	facts := s.store.Facts(f, pos)
+	created := modified
+	if f.Kind == kindCalendar {
+		created = modified.Add(-time.Hour) // created, then the invitation accepted
+	}
 	obj := map[string]any{"@odata.type": "#microsoft.graph." + odataType(f.Kind), "@odata.etag": `W/"` + ck + `"`,
-		"id": s.itemID(f, pos, imm), "changeKey": ck, "createdDateTime": "2025-06-01T08:00:00Z",
-		"lastModifiedDateTime": modified.Format(time.RFC3339)}
+		"id": s.itemID(f, pos, imm), "changeKey": ck, "createdDateTime": created.Format(time.RFC3339),
+		"lastModifiedDateTime": modified.Format(time.RFC3339), "categories": []string{}}
+	from := map[string]any{"emailAddress": map[string]string{"name": facts.FromName, "address": facts.FromAddress}}
+	owner := map[string]any{"emailAddress": map[string]string{"name": facts.To, "address": facts.To}}
 	switch f.Kind {
 	case kindMail:
 		obj["parentFolderId"] = f.ID
-		obj["subject"] = fmt.Sprintf("Message #%d", pos)
-		obj["receivedDateTime"] = "2025-06-01T08:00:00Z"
+		obj["subject"] = facts.Subject
+		obj["receivedDateTime"] = when.Format(time.RFC3339)
+		obj["sentDateTime"] = when.Format(time.RFC3339)
 		obj["isRead"] = pos%3 != 0
+		obj["from"], obj["sender"] = from, from
+		obj["toRecipients"] = []any{owner}
+		obj["ccRecipients"], obj["bccRecipients"], obj["replyTo"] = []any{}, []any{}, []any{}
+		obj["internetMessageId"] = facts.MessageID
+		obj["conversationId"] = "AAQkA" + strings.TrimSuffix(strings.TrimPrefix(facts.MessageID, "<"), "@sim.contoso.test>")
+		obj["bodyPreview"] = strings.Join(strings.Fields(facts.Text), " ")
+		obj["importance"], obj["inferenceClassification"] = "normal", "focused"
+		obj["isDraft"], obj["isReadReceiptRequested"], obj["isDeliveryReceiptRequested"] = false, false, false
+		obj["flag"] = map[string]string{"flagStatus": "notFlagged"}
 	case kindCalendar:
-		obj["subject"] = fmt.Sprintf("Meeting #%d", pos)
+		obj["subject"] = facts.Subject
+		obj["organizer"] = from
+		obj["attendees"] = []any{map[string]any{"type": "required", "status": map[string]string{"response": "accepted", "time": modified.Format(time.RFC3339)},
+			"emailAddress": owner["emailAddress"]}}
+		obj["isAllDay"], obj["isCancelled"], obj["isOrganizer"] = false, false, false
+		obj["showAs"], obj["importance"], obj["sensitivity"] = "busy", "normal", "normal"
+		obj["originalStartTimeZone"], obj["originalEndTimeZone"] = "UTC", "UTC"
+		obj["location"] = map[string]any{"displayName": ""}
 		obj["iCalUId"] = fmt.Sprintf("040000008200E00074C5B7101A82E008%024x", pos)
 		obj["type"] = "singleInstance"
 		start := when
@@ -595,7 +633,12 @@ func (s *Server) itemJSON(c *call, f *folder, pos int, imm, full bool) map[strin
 				"range":   map[string]any{"type": "numbered", "startDate": start.Format("2006-01-02"), "numberOfOccurrences": 8, "recurrenceTimeZone": "UTC"}}
 		}
 	case kindContacts:
-		obj["displayName"] = fmt.Sprintf("Contact #%d", pos)
+		obj["displayName"] = facts.FromName
+		obj["givenName"] = facts.FromName
+		obj["surname"] = ""
+		obj["emailAddresses"] = []any{map[string]string{"name": facts.FromName, "address": facts.FromAddress}}
+		obj["businessPhones"] = []string{facts.Phone}
+		obj["homePhones"] = []string{}
 		obj["parentFolderId"] = f.ID
 	}
 	if it := f.Items[pos-1]; it.Content != nil {
@@ -618,7 +661,17 @@ func (s *Server) itemJSON(c *call, f *folder, pos int, imm, full bool) map[strin
 		}
 	}
 	if full {
-		obj["body"] = map[string]string{"contentType": "text", "content": string(s.store.Content(f, pos))}
+		switch {
+		case f.Kind == kindContacts:
+			obj["personalNotes"] = ""
+		case f.Items[pos-1].Content != nil:
+			// Restored from MIME: the body as given.
+			obj["body"] = map[string]string{"contentType": "text", "content": string(f.Items[pos-1].Content)}
+		case f.Kind == kindCalendar:
+			obj["body"] = map[string]string{"contentType": "text", "content": "Notes for " + facts.Subject + "."}
+		default:
+			obj["body"] = map[string]string{"contentType": "text", "content": facts.Text}
+		}
 		expand := c.query.Get("$expand")
 		if strings.Contains(expand, "exceptionOccurrences") {
 			obj["exceptionOccurrences"] = []any{}

@@ -5,8 +5,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"mime"
 	"net/http"
 	"net/http/httptest"
+	"net/mail"
 	"net/url"
 	"strings"
 	"sync"
@@ -426,5 +428,70 @@ func TestFolderHierarchyDelta(t *testing.T) {
 	h.srv.mailboxFolders = false
 	if resp, b := h.do("GET", "/v1.0/admin/exchange/mailboxes/"+m.exchangeID+"/folders/delta", nil); resp.StatusCode != 403 || errorCode(b) != "ErrorAccessDenied" {
 		t.Fatalf("without MailboxFolder.Read.All: %d %s", resp.StatusCode, b)
+	}
+}
+
+// Graph's JSON carries what the item's MIME says, as Exchange's renderings
+// of one item agree: sender, recipients, subject, Message-ID and date of a
+// message (each its own), an event's organizer, attendees and time zones,
+// a contact's names, addresses and phone; nothing modified before it was
+// created.
+func TestJSONAgreesWithTheMIME(t *testing.T) {
+	h := newHarness(t, tenantYAML+`  - address: kim@contoso.test
+    folders:
+      - path: Contacts
+        kind: contacts
+        items: 2
+`)
+	resp, b := h.do("GET", "/v1.0/users/lee@contoso.test/mailFolders/inbox/messages?$top=2", nil)
+	var list struct {
+		Value []map[string]any `json:"value"`
+	}
+	if err := json.Unmarshal(b, &list); err != nil || resp.StatusCode != 200 || len(list.Value) != 2 {
+		t.Fatalf("messages: %d %s", resp.StatusCode, b)
+	}
+	for _, m := range list.Value {
+		_, raw := h.do("GET", "/v1.0/users/lee@contoso.test/messages/"+m["id"].(string)+"/$value", nil)
+		msg, err := mail.ReadMessage(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		from, _ := mail.ParseAddress(msg.Header.Get("From"))
+		subject, _ := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+		date, _ := msg.Header.Date()
+		jf := m["from"].(map[string]any)["emailAddress"].(map[string]any)
+		to := m["toRecipients"].([]any)[0].(map[string]any)["emailAddress"].(map[string]any)
+		if jf["address"] != from.Address || jf["name"] != from.Name || to["address"] != msg.Header.Get("To") || m["subject"] != subject ||
+			m["internetMessageId"] != msg.Header.Get("Message-ID") || m["receivedDateTime"] != date.UTC().Format(time.RFC3339) ||
+			m["createdDateTime"].(string) > m["lastModifiedDateTime"].(string) {
+			t.Errorf("JSON %v does not agree with the MIME %v", m, msg.Header)
+		}
+	}
+	if list.Value[0]["receivedDateTime"] == list.Value[1]["receivedDateTime"] {
+		t.Error("two messages received at the same instant")
+	}
+	list.Value = nil
+	resp, b = h.do("GET", "/v1.0/users/lee@contoso.test/events?$top=1", nil)
+	if json.Unmarshal(b, &list); resp.StatusCode != 200 || len(list.Value) != 1 {
+		t.Fatalf("the default calendar's events: %d %s", resp.StatusCode, b)
+	}
+	ev := list.Value[0]
+	if ev["organizer"] == nil || len(ev["attendees"].([]any)) != 1 || ev["start"].(map[string]any)["timeZone"] != "UTC" || ev["createdDateTime"].(string) > ev["lastModifiedDateTime"].(string) {
+		t.Errorf("event %v", ev)
+	}
+	list.Value = nil
+	resp, b = h.do("GET", "/v1.0/users/kim@contoso.test/contacts?$top=1", nil)
+	if json.Unmarshal(b, &list); resp.StatusCode != 200 || len(list.Value) != 1 {
+		t.Fatalf("the default contacts folder's contacts: %d %s", resp.StatusCode, b)
+	}
+	c := list.Value[0]
+	if resp, b := h.do("GET", "/v1.0/users/kim@contoso.test/contactFolders/contacts", nil); resp.StatusCode != 200 {
+		t.Fatalf("contactFolders/contacts: %d %s", resp.StatusCode, b)
+	}
+	if resp, b := h.do("GET", "/v1.0/users/lee@contoso.test/calendar/events?$top=1", nil); resp.StatusCode != 200 {
+		t.Fatalf("calendar/events: %d %s", resp.StatusCode, b)
+	}
+	if c["givenName"] == "" || c["givenName"] != c["displayName"] || len(c["emailAddresses"].([]any)) != 1 || len(c["businessPhones"].([]any)) != 1 {
+		t.Errorf("contact %v", c)
 	}
 }

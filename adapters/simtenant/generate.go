@@ -101,6 +101,34 @@ func ItemTime(seed int64, mailbox string, f *Folder, pos int) time.Time {
 	return date
 }
 
+// Facts are what an item's generated content says, for the renderings
+// that are not MIME (Graph's JSON): the same sender, recipients, subject,
+// dates and text, without generating the content.
+type Facts struct {
+	FromName, FromAddress string
+	To                    string // the mailbox the item belongs to
+	Subject               string // as the MIME's Subject (SUMMARY for events)
+	Date                  time.Time
+	MessageID             string
+	Text                  string // the message's text part
+	Phone                 string // a contact's telephone number
+}
+
+// ItemFacts returns the facts of the item at pos (see Facts).
+func ItemFacts(seed int64, mailbox string, f *Folder, pos int) Facts {
+	r, from, subject, date := itemBasics(seed, mailbox, f, pos)
+	fc := Facts{FromName: from, FromAddress: strings.ToLower(asciiName(from)) + "@contoso.test", To: contentOwner(mailbox, f),
+		Subject: fmt.Sprintf("%s #%d", subject, pos), Date: date, MessageID: fmt.Sprintf("<%016x@sim.contoso.test>", itemSeed(seed, contentOwner(mailbox, f), f.Path, pos)),
+		Text: fmt.Sprintf("Hello,\r\n\r\nplease find the notes for %s below. Grüße, %s\r\n", subject, from)}
+	switch f.Kind {
+	case KindCalendar:
+		fc.Subject = subject
+	case KindContacts:
+		fc.Phone = fmt.Sprintf("+1-555-%04d", r.IntN(10000))
+	}
+	return fc
+}
+
 // Content generates the MIME of the item at pos, exactly ItemSize bytes long
 // when that size exceeds the headers (otherwise as small as possible).
 func Content(seed int64, mailbox string, f *Folder, pos int) []byte {
@@ -109,11 +137,12 @@ func Content(seed int64, mailbox string, f *Folder, pos int) []byte {
 	var b bytes.Buffer
 	b.Grow(int(size) + 256)
 	hdr := func(k, v string) { fmt.Fprintf(&b, "%s: %s\r\n", k, v) }
-	hdr("From", fmt.Sprintf("%s <%s@contoso.test>", mime.QEncoding.Encode("utf-8", from), strings.ToLower(asciiName(from))))
-	hdr("To", contentOwner(mailbox, f))
+	facts := ItemFacts(seed, mailbox, f, pos)
+	hdr("From", fmt.Sprintf("%s <%s>", mime.QEncoding.Encode("utf-8", from), facts.FromAddress))
+	hdr("To", facts.To)
 	hdr("Subject", mime.QEncoding.Encode("utf-8", fmt.Sprintf("%s #%d", subject, pos)))
 	hdr("Date", date.Format(time.RFC1123Z))
-	hdr("Message-ID", fmt.Sprintf("<%016x@sim.contoso.test>", itemSeed(seed, contentOwner(mailbox, f), f.Path, pos)))
+	hdr("Message-ID", facts.MessageID)
 	hdr("MIME-Version", "1.0")
 	switch f.Kind {
 	case KindCalendar:
@@ -126,7 +155,7 @@ func Content(seed int64, mailbox string, f *Folder, pos int) []byte {
 	_ = mw.SetBoundary(boundary)
 	hdr("Content-Type", fmt.Sprintf("multipart/mixed; boundary=%q", boundary))
 	b.WriteString("\r\n")
-	text := fmt.Sprintf("Hello,\r\n\r\nplease find the notes for %s below. Grüße, %s\r\n", subject, from)
+	text := facts.Text
 	pw, _ := mw.CreatePart(textproto.MIMEHeader{
 		"Content-Type":              {"text/plain; charset=utf-8"},
 		"Content-Transfer-Encoding": {"quoted-printable"},

@@ -245,6 +245,12 @@ func (s *Store) Content(f *StoredFolder, pos int) []byte {
 	return Content(s.Tenant.Seed, f.Box.key, f.versionSpec(it.Version), pos)
 }
 
+// Facts are what the item's generated content says (see ItemFacts), in its
+// current version.
+func (s *Store) Facts(f *StoredFolder, pos int) Facts {
+	return ItemFacts(s.Tenant.Seed, f.Box.key, f.versionSpec(f.Items[pos-1].Version), pos)
+}
+
 // Time is the item's date (see ItemTime) in its current version.
 func (s *Store) Time(f *StoredFolder, pos int) time.Time {
 	return ItemTime(s.Tenant.Seed, f.Box.key, f.versionSpec(f.Items[pos-1].Version), pos)
@@ -264,6 +270,9 @@ func (s *Store) Size(f *StoredFolder, pos int) int64 {
 // without holding its lock: generating megabytes of MIME takes a while.
 type Snapshot struct {
 	ChangeKey string
+	FolderID  string
+	Kind      string
+	Unread    bool // as the Graph rendering: every third item
 	content   []byte
 	seed      int64
 	key       string
@@ -274,8 +283,20 @@ type Snapshot struct {
 // Snapshot of the item at pos; the caller holds its lock for this call only.
 func (s *Store) Snapshot(f *StoredFolder, pos int) Snapshot {
 	it := f.Items[pos-1]
-	return Snapshot{ChangeKey: s.ChangeKey(f, pos), content: it.Content, seed: s.Tenant.Seed, key: f.Box.key,
+	return Snapshot{ChangeKey: s.ChangeKey(f, pos), FolderID: f.ID, Kind: f.Kind, Unread: pos%3 == 0, content: it.Content, seed: s.Tenant.Seed, key: f.Box.key,
 		spec: f.versionSpec(it.Version), pos: pos}
+}
+
+// Facts are what the snapshot's content says (see ItemFacts); no lock
+// needed.
+func (sn Snapshot) Facts() Facts { return ItemFacts(sn.seed, sn.key, sn.spec, sn.pos) }
+
+// Size is the snapshot's size; no lock needed.
+func (sn Snapshot) Size() int64 {
+	if sn.content != nil {
+		return int64(len(sn.content))
+	}
+	return ItemSize(sn.seed, sn.key, sn.spec, sn.pos)
 }
 
 // Content generates the snapshot's content; no lock needed.
