@@ -149,6 +149,10 @@ func (s *Server) dispatch(c *call) *reply {
 		return jsonReply(http.StatusOK, s.userJSON(m, c))
 	}
 	switch rest[0] {
+	case "mailboxSettings":
+		if len(rest) == 1 && c.method == http.MethodGet {
+			return jsonReply(http.StatusOK, s.mailboxSettings(c, m))
+		}
 	case "settings":
 		if len(rest) == 2 && rest[1] == "exchange" {
 			return jsonReply(http.StatusOK, map[string]any{"@odata.context": s.baseURL(c) + "/" + c.version + "/$metadata#users('" + m.ID + "')/settings/exchange/$entity",
@@ -404,6 +408,24 @@ func (s *Server) folders(c *call, m *mailbox, kind string, rest []string) *reply
 		}
 	}
 	return notFound(c)
+}
+
+// mailboxSettings are a mailbox's settings as Graph returns them: time
+// zone, language, working hours, automatic replies (off).
+func (s *Server) mailboxSettings(c *call, m *mailbox) map[string]any {
+	day := map[string]string{"dateTime": "2026-12-01T00:00:00.0000000", "timeZone": "UTC"}
+	var archive any
+	if f := s.folderOf(m, kindMail, "archive"); f != nil {
+		archive = f.ID
+	}
+	return map[string]any{"@odata.context": s.baseURL(c) + "/" + c.version + "/$metadata#users('" + m.ID + "')/mailboxSettings",
+		"archiveFolder": archive, "timeZone": "UTC",
+		"automaticRepliesSetting": map[string]any{"status": "disabled", "externalAudience": "all", "internalReplyMessage": "", "externalReplyMessage": "",
+			"scheduledStartDateTime": day, "scheduledEndDateTime": day},
+		"language":   map[string]string{"locale": "en-US", "displayName": "English (United States)"},
+		"dateFormat": "M/d/yyyy", "timeFormat": "h:mm tt", "userPurpose": "user", "delegateMeetingMessageDeliveryOptions": "sendToDelegateOnly",
+		"workingHours": map[string]any{"daysOfWeek": []string{"monday", "tuesday", "wednesday", "thursday", "friday"},
+			"startTime": "08:00:00.0000000", "endTime": "17:00:00.0000000", "timeZone": map[string]string{"name": "UTC"}}}
 }
 
 func withContext(obj map[string]any, ctx string) map[string]any {

@@ -10,7 +10,9 @@ import (
 	"io"
 	"net/http"
 	"net/mail"
+	"net/url"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -271,16 +273,54 @@ func (s *Server) listItems(c *call, m *mailbox, f *folder, kind string) *reply {
 	if v, err := strconv.Atoi(c.query.Get("$top")); err == nil && v > 0 {
 		top = min(v, 1000)
 	}
+	skip, _ := strconv.Atoi(c.query.Get("$skip"))
+	skip = max(skip, 0)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	value := []map[string]any{}
-	for pos := 1; pos <= len(f.Items) && len(value) < top; pos++ {
-		if f.Items[pos-1].Deleted || !match(pos) {
-			continue
+	var all []int
+	for pos := 1; pos <= len(f.Items); pos++ {
+		if !f.Items[pos-1].Deleted && match(pos) {
+			all = append(all, pos)
 		}
+	}
+	// $orderby on the dates and the subject, as clients list a folder
+	// newest first; anything else keeps the store's order.
+	if ob := strings.Fields(c.query.Get("$orderby")); len(ob) > 0 {
+		desc := len(ob) > 1 && strings.EqualFold(ob[1], "desc")
+		key := func(pos int) string {
+			switch ob[0] {
+			case "receivedDateTime", "sentDateTime", "createdDateTime", "lastModifiedDateTime", "start/dateTime":
+				return s.store.Time(f, pos).UTC().Format(time.RFC3339)
+			case "subject", "displayName":
+				return s.store.Facts(f, pos).Subject
+			}
+			return ""
+		}
+		sort.SliceStable(all, func(a, b int) bool {
+			if desc {
+				return key(all[a]) > key(all[b])
+			}
+			return key(all[a]) < key(all[b])
+		})
+	}
+	value := []map[string]any{}
+	end := min(skip+top, len(all))
+	for _, pos := range all[min(skip, end):end] {
 		value = append(value, selectFields(s.itemJSON(c, f, pos, immutable(c), false), c.query.Get("$select")))
 	}
-	return jsonReply(http.StatusOK, map[string]any{"@odata.context": s.baseURL(c) + "/" + c.version + "/$metadata#Collection", "value": value})
+	out := map[string]any{"@odata.context": s.baseURL(c) + "/" + c.version + "/$metadata#Collection", "value": value}
+	if strings.EqualFold(c.query.Get("$count"), "true") {
+		out["@odata.count"] = len(all)
+	}
+	if end < len(all) {
+		q := url.Values{}
+		for k, v := range c.query {
+			q[k] = v
+		}
+		q.Set("$skip", strconv.Itoa(end))
+		out["@odata.nextLink"] = s.baseURL(c) + "/" + c.version + "/" + strings.TrimPrefix(c.path, "/") + "?" + q.Encode()
+	}
+	return jsonReply(http.StatusOK, out)
 }
 
 // createFolder serves POST of a folder collection or childFolders.

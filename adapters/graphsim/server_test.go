@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/mail"
 	"net/url"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -485,13 +486,45 @@ func TestJSONAgreesWithTheMIME(t *testing.T) {
 		t.Fatalf("the default contacts folder's contacts: %d %s", resp.StatusCode, b)
 	}
 	c := list.Value[0]
+	if c["givenName"] == "" || c["givenName"] != c["displayName"] || len(c["emailAddresses"].([]any)) != 1 || len(c["businessPhones"].([]any)) != 1 {
+		t.Errorf("contact %v", c)
+	}
 	if resp, b := h.do("GET", "/v1.0/users/kim@contoso.test/contactFolders/contacts", nil); resp.StatusCode != 200 {
 		t.Fatalf("contactFolders/contacts: %d %s", resp.StatusCode, b)
 	}
 	if resp, b := h.do("GET", "/v1.0/users/lee@contoso.test/calendar/events?$top=1", nil); resp.StatusCode != 200 {
 		t.Fatalf("calendar/events: %d %s", resp.StatusCode, b)
 	}
-	if c["givenName"] == "" || c["givenName"] != c["displayName"] || len(c["emailAddresses"].([]any)) != 1 || len(c["businessPhones"].([]any)) != 1 {
-		t.Errorf("contact %v", c)
+	if resp, b := h.do("GET", "/v1.0/users/lee@contoso.test/mailboxSettings", nil); resp.StatusCode != 200 || !strings.Contains(string(b), `"timeZone":"UTC"`) {
+		t.Fatalf("mailboxSettings: %d %s", resp.StatusCode, b)
+	}
+}
+
+// A folder's items are listed page by page (nextLink), counted ($count) and
+// ordered ($orderby), as clients list a folder newest first.
+func TestListItemsPagesCountsAndOrders(t *testing.T) {
+	h := newHarness(t, tenantYAML)
+	path := "/v1.0/users/lee@contoso.test/mailFolders/inbox/messages?$top=10&$count=true&$orderby=receivedDateTime%20desc&$select=receivedDateTime"
+	var times []string
+	for page := 0; path != ""; page++ {
+		resp, b := h.do("GET", path, nil)
+		var p struct {
+			Count int              `json:"@odata.count"`
+			Next  string           `json:"@odata.nextLink"`
+			Value []map[string]any `json:"value"`
+		}
+		if json.Unmarshal(b, &p) != nil || resp.StatusCode != 200 || p.Count != 25 || page > 3 {
+			t.Fatalf("page %d: %d %s", page, resp.StatusCode, b)
+		}
+		for _, v := range p.Value {
+			times = append(times, v["receivedDateTime"].(string))
+		}
+		path = strings.TrimPrefix(p.Next, h.http.URL)
+		if p.Next != "" && path == p.Next {
+			path = p.Next[strings.Index(p.Next, "/v1.0/"):]
+		}
+	}
+	if len(times) != 25 || !sort.SliceIsSorted(times, func(a, b int) bool { return times[a] > times[b] }) {
+		t.Fatalf("listed %d, newest first %v: %v", len(times), sort.SliceIsSorted(times, func(a, b int) bool { return times[a] > times[b] }), times)
 	}
 }
