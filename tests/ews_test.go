@@ -336,6 +336,24 @@ func TestEWSAccountNamesAndGETHandshake(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	mustf(t, resp.StatusCode == 200 && strings.Contains(string(body), `ResponseClass="Success"`), "POST after the GET: %d %s", resp.StatusCode, body)
+
+	// An error reply is schema-valid too: GetItem of an id the store never
+	// had answers ErrorItemNotFound with its (empty) Items.
+	getItem := strings.Replace(strings.Replace(soap, `<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape>`,
+		`<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>`, 1),
+		`<m:FolderIds><t:DistinguishedFolderId Id="inbox"><t:Mailbox><t:EmailAddress>olga@contoso.test</t:EmailAddress></t:Mailbox></t:DistinguishedFolderId></m:FolderIds></m:GetFolder>`,
+		`<m:ItemIds><t:ItemId Id="AAMkAGnever00000000000000000000000001"/></m:ItemIds></m:GetItem>`, 1)
+	post, _ = http.NewRequest(http.MethodPost, sim.EWSURL, strings.NewReader(getItem))
+	post.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	post.SetBasicAuth(`CONTOSO\`+local, sim.Password)
+	resp, err = hc.Do(post)
+	mustf(t, err == nil, "GetItem: %v", err)
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	mustf(t, strings.Contains(string(body), `ResponseClass="Error"`) && strings.Contains(string(body), "<m:Items/>"), "GetItem of a missing id: %d %s", resp.StatusCode, body)
+	if msg := validateRecorded(t, sim.record); msg != "" {
+		t.Fatalf("schema validation failed:\n%s", msg)
+	}
 }
 
 // OAuth, as Exchange Online's EWS takes it: a client-credentials token for

@@ -85,8 +85,14 @@ func success(op, inner string) string {
 }
 
 func failure(op, code, text string) string {
+	// The schema requires GetItem's response message to hold Items, empty
+	// on an error, as Exchange sends it.
+	tail := ""
+	if op == "GetItem" {
+		tail = `<m:Items/>`
+	}
 	return `<m:` + op + `ResponseMessage ResponseClass="Error"><m:MessageText>` + esc(text) + `</m:MessageText><m:ResponseCode>` + code +
-		`</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey></m:` + op + `ResponseMessage>`
+		`</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>` + tail + `</m:` + op + `ResponseMessage>`
 }
 
 func folderClass(kind string) (element, class string) {
