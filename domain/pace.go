@@ -16,11 +16,11 @@ import (
 //
 //   - Until the first throttle nothing is paced (slow start). A server that
 //     never throttles is never slowed down. The first throttle estimates
-//     the limit as what the server admitted since the first request over
-//     that time and the Retry-After (a window-based limit answers with the
-//     time until its window has room, so this is the window's own rate)
-//     and the pace starts at 95 % of it; without a Retry-After the
-//     rate requests left at is taken as Wmax.
+//     the limit from the Retry-After (a window-based limit answers with the
+//     time until its oldest request leaves the window, so the requests sent
+//     since that one, over the time until the server admits again, are the
+//     window's own rate; see windowEstimate) and the pace starts at 95 % of
+//     it; without a Retry-After the rate requests left at is taken as Wmax.
 //   - A throttle cuts the rate to Beta (0.75) of the rate it was met at
 //     (Wmax), once per congestion event: throttles of requests sent before
 //     the cut, before any request succeeded at the new rate, or within 2 s
@@ -71,10 +71,10 @@ type Pace struct {
 	// what the limit was met at when nothing paced the requests yet.
 	sending  float64
 	lastTake time.Time
-	// firstTake and succeeded: when slow start began and the units
-	// answered since, for the first throttle's estimate of the limit.
-	firstTake time.Time
-	succeeded float64
+	// takes are the last paceHistory takes of slow start (a ring from
+	// next), for the first throttle's estimate of the limit; dropped after.
+	takes    []paceTake
+	nextTake int
 
 	minLatency time.Duration
 	avgLatency time.Duration
@@ -127,6 +127,9 @@ const (
 	paceRampGain = 0.1
 	// paceWarmup is the answers whose latency only sets the baseline.
 	paceWarmup = 4
+	// paceHistory is how many takes of slow start are kept for the first
+	// throttle's estimate: a window's worth at the rates Exchange grants.
+	paceHistory = 1024
 )
 
 // LearnedPace is what a pace leaves for the next run: the rate its last
@@ -180,8 +183,14 @@ func (p *Pace) Take(now time.Time, units int) {
 	}
 	p.sending += float64(units) / paceMeasure.Seconds()
 	p.lastTake = now
-	if p.firstTake.IsZero() {
-		p.firstTake = now
+	if p.slowStart {
+		t := paceTake{at: now.UnixNano(), units: int32(units)}
+		if len(p.takes) < paceHistory {
+			p.takes = append(p.takes, t)
+		} else {
+			p.takes[p.nextTake] = t
+			p.nextTake = (p.nextTake + 1) % paceHistory
+		}
 	}
 	if p.tat.Before(now) {
 		p.tat = now
@@ -203,7 +212,6 @@ func (p *Pace) Admit(now time.Time, units int) time.Duration {
 func (p *Pace) Succeeded(units int, latency time.Duration) {
 	p.triedSinceCut = true
 	p.admittedSinceCut += units
-	p.succeeded += float64(units)
 	if p.lastTake.Before(p.holdUntil) {
 		// An answer to a request sent before the hold began: its latency
 		// is the old rate's.
@@ -243,6 +251,36 @@ func (p *Pace) Succeeded(units int, latency time.Duration) {
 		return
 	}
 	p.rate = clampRate(next)
+}
+
+// paceTake is one take of slow start: when, and how many units.
+type paceTake struct {
+	at    int64 // unix nanoseconds
+	units int32
+}
+
+// windowEstimate is the first throttle's estimate of the limit, for a
+// request sent at sentAt refused with retryAfter: a window-based server
+// admits until its window is full and answers with the time until the
+// oldest request in it leaves, so for the take that was that oldest one,
+// the units taken since, over the time from it to when the server admits
+// again, are the window's own rate. Which take it was is not known, but
+// every other gives less (fewer units, or as many over a longer time), so
+// the highest of these rates is taken. A server whose Retry-After is a
+// penalty longer than its window gives an underestimate, never more.
+func (p *Pace) windowEstimate(sentAt time.Time, retryAfter time.Duration) float64 {
+	end := sentAt.UnixNano()
+	best, units := 0.0, 0.0
+	n := len(p.takes)
+	for i := 1; i <= n; i++ {
+		t := p.takes[(p.nextTake-i+n)%n]
+		if t.at >= end {
+			continue // the refused request, or sent after it
+		}
+		units += float64(t.units)
+		best = max(best, units/(time.Duration(end-t.at)+retryAfter).Seconds())
+	}
+	return best
 }
 
 // unitsTo is the units sent since a cut after which CUBIC's curve is at
@@ -305,13 +343,14 @@ func (p *Pace) Throttled(now, sentAt time.Time, retryAfter time.Duration) bool {
 	p.wmax = p.rate
 	p.rate = clampRate(p.wmax * PaceBeta)
 	p.sinceCut = 0
+	est := 0.0
+	if p.slowStart && retryAfter > 0 {
+		est = p.windowEstimate(sentAt, retryAfter)
+	}
+	p.takes = nil // slow start is over
 	switch {
-	case p.slowStart && retryAfter > 0 && p.succeeded > 0:
-		// Unpaced until now, so the server took what it admitted since
-		// the first request over that time and until it admits again:
-		// with a window the exact size of the limit, a Retry-After longer
-		// only makes it an underestimate.
-		p.wmax = clampRate(p.succeeded / (now.Sub(p.firstTake) + retryAfter).Seconds())
+	case est > 0:
+		p.wmax = clampRate(est)
 		p.rate = clampRate(p.wmax * paceStart)
 		p.sinceCut = p.unitsTo(paceStart)
 	case p.slowStart && p.sending > 0:

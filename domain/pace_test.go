@@ -309,6 +309,28 @@ func TestPaceFirstThrottleEstimate(t *testing.T) {
 	}
 }
 
+// A mailbox that sent a little, then nothing for a minute (its turn had
+// not come), then a window's worth: the estimate is the window's rate, not
+// what was sent since the first request spread over the minute.
+func TestPaceFirstThrottleAfterAPause(t *testing.T) {
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	p := NewPace(LearnedPace{})
+	for i := range 5 {
+		p.Admit(now.Add(time.Duration(i)*time.Second), 1)
+		p.Succeeded(1, 10*time.Millisecond)
+	}
+	burst := now.Add(time.Minute)
+	for i := range 50 {
+		p.Admit(burst.Add(time.Duration(i)*4*time.Millisecond), 1)
+		p.Succeeded(1, 10*time.Millisecond)
+	}
+	at := burst.Add(200 * time.Millisecond)
+	p.Throttled(at, at, 4800*time.Millisecond)
+	if r, want := p.Rate(), paceStart*10; math.Abs(r-want) > 0.02*want {
+		t.Fatalf("paced at %.2f after a pause and a burst of a window's worth, want %.2f", r, want)
+	}
+}
+
 // Exchange Server's throttling: a budget that recharges, answers that slow
 // down (micro-delays) as it runs into debt, and an ErrorServerBusy of
 // minutes at the cutoff. After the first penalty, which finds the limit,

@@ -18,6 +18,7 @@ package eventlog
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -674,8 +675,29 @@ const recordMark = 0x01
 // kept as they are.
 const recordMarkZstd = 0x02
 
+// recordMarkZstdDict starts a record stored compressed against the
+// built-in dictionary of event records (recordDictionary): the mark, the
+// CRC-32C of the compressed bytes, then the record in zstd. Most records
+// are a few hundred bytes of JSON whose keys and shapes repeat from one to
+// the next: alone they hardly compress, against the dictionary several
+// times. Records are written this way since the dictionary was added;
+// the older marks stay readable.
+const recordMarkZstdDict = 0x03
+
+// recordDictionary is zstd's raw-content dictionary of typical records
+// (header and payload of each kind of event). Its bytes are part of the
+// log's format: a record written against them needs exactly them to be
+// read, so they never change (a test holds their hash); a better one
+// would be a new mark and id beside this one.
+//
+//go:embed records.zdict
+var recordDictionary []byte
+
+// recordDictionaryID is the zstd dictionary id of recordDictionary.
+const recordDictionaryID = 1
+
 // compressAbove is the record size from which a record is compressed.
-const compressAbove = 1024
+const compressAbove = 64
 
 // maxRecordSize bounds what a compressed record may expand to.
 const maxRecordSize = 64 << 20
@@ -683,8 +705,11 @@ const maxRecordSize = 64 << 20
 var (
 	castagnoli = crc32.MakeTable(crc32.Castagnoli)
 	// Both are safe for concurrent use through EncodeAll and DecodeAll.
-	zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
 	zstdDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxRecordSize))
+	zstdDictEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderDictRaw(recordDictionaryID, recordDictionary))
+	zstdDictDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxRecordSize),
+		zstd.WithDecoderDictRaw(recordDictionaryID, recordDictionary))
 )
 
 func encodeRecord(rec *Record) ([]byte, error) {
@@ -716,10 +741,10 @@ func encodeRecord(rec *Record) ([]byte, error) {
 	out = append(out, "}\n"...)
 	out = append(out, rec.Payload...)
 	if len(out) > compressAbove {
-		z := zstdEncoder.EncodeAll(out[5:], make([]byte, 5, 5+len(out)/3))
+		z := zstdDictEncoder.EncodeAll(out[5:], make([]byte, 5, 5+len(out)/3))
 		if len(z) < len(out) {
 			out = z
-			out[0] = recordMarkZstd
+			out[0] = recordMarkZstdDict
 		}
 	}
 	binary.BigEndian.PutUint32(out[1:5], crc32.Checksum(out[5:], castagnoli))
@@ -748,17 +773,22 @@ func decodeRecord(key, val []byte) (Record, error) {
 	corrupt := func(err error) (Record, error) {
 		return Record{}, &CorruptError{Key: append([]byte(nil), key...), Seq: seq, Err: err}
 	}
-	if len(val) > 0 && (val[0] == recordMark || val[0] == recordMarkZstd) {
+	if len(val) > 0 && (val[0] == recordMark || val[0] == recordMarkZstd || val[0] == recordMarkZstdDict) {
 		if len(val) < 5 || crc32.Checksum(val[5:], castagnoli) != binary.BigEndian.Uint32(val[1:5]) {
 			return corrupt(errors.New("its checksum does not match its content"))
 		}
-		if val[0] == recordMarkZstd {
-			plain, err := zstdDecoder.DecodeAll(val[5:], nil)
+		switch val[0] {
+		case recordMarkZstd, recordMarkZstdDict:
+			dec := zstdDecoder
+			if val[0] == recordMarkZstdDict {
+				dec = zstdDictDecoder
+			}
+			plain, err := dec.DecodeAll(val[5:], nil)
 			if err != nil {
 				return corrupt(fmt.Errorf("it does not decompress: %w", err))
 			}
 			val = plain
-		} else {
+		default:
 			val = val[5:]
 		}
 	}
