@@ -195,7 +195,7 @@ func badgerOptions(opts Options) badger.Options {
 		// stay there (the log is append-only, nothing to collect); the LSM
 		// tree holds keys and small projection values only, so compactions
 		// move little data and need little memory.
-		WithValueThreshold(64).
+		WithValueThreshold(compressAbove).
 		WithBaseTableSize(2 << 20).
 		WithBaseLevelSize(8 << 20).
 		WithValueLogFileSize(64 << 20).
@@ -696,7 +696,10 @@ var recordDictionary []byte
 // recordDictionaryID is the zstd dictionary id of recordDictionary.
 const recordDictionaryID = 1
 
-// compressAbove is the record size from which a record is compressed.
+// compressAbove is the record size from which a record is compressed,
+// and the least it is compressed to: the log's value threshold, so that
+// every record lives in the value log, where Salvage finds it when
+// Badger's own index is gone.
 const compressAbove = 64
 
 // maxRecordSize bounds what a compressed record may expand to.
@@ -742,7 +745,7 @@ func encodeRecord(rec *Record) ([]byte, error) {
 	out = append(out, rec.Payload...)
 	if len(out) > compressAbove {
 		z := zstdDictEncoder.EncodeAll(out[5:], make([]byte, 5, 5+len(out)/3))
-		if len(z) < len(out) {
+		if len(z) < len(out) && len(z) > compressAbove {
 			out = z
 			out[0] = recordMarkZstdDict
 		}
