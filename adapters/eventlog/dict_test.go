@@ -33,7 +33,7 @@ func TestSmallRecordsCompressAgainstTheDictionary(t *testing.T) {
 		t.Fatal(err)
 	}
 	plain := len(rec.Payload) + 100
-	if enc[0] != recordMarkZstdDict || len(enc)*2 > plain {
+	if enc[0] != recordMarkS2Dict || len(enc)*2 > plain {
 		t.Fatalf("a %d-byte record is stored in %d bytes (mark %d)", plain, len(enc), enc[0])
 	}
 	back, err := decodeRecord(eventKey(rec.Seq), enc)
@@ -47,7 +47,7 @@ func TestSmallRecordsCompressAgainstTheDictionary(t *testing.T) {
 // records of each kind of event, spread over each log, with the
 // simulators' loopback hosts written as Graph's. It is how the dictionary
 // was made; running it again makes a different one, which needs a new
-// mark and id (see recordMarkZstdDict).
+// mark (see recordMarkS2Dict).
 func TestBuildRecordDictionary(t *testing.T) {
 	from := os.Getenv("MAILVAULT_RECORD_DICT_FROM")
 	if from == "" {
@@ -66,8 +66,11 @@ func TestBuildRecordDictionary(t *testing.T) {
 				return err
 			}
 			plain := enc[5:]
-			if enc[0] != recordMark {
-				plain, _ = zstdDictDecoder.DecodeAll(enc[5:], nil)
+			switch enc[0] {
+			case recordMarkS2Dict:
+				plain, _ = s2Dict.Decode(nil, enc[5:])
+			case recordMarkZstd:
+				plain, _ = zstdDecoder.DecodeAll(enc[5:], nil)
 			}
 			m := typeOf.FindSubmatch(r.Payload)
 			if m == nil {

@@ -33,6 +33,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/dgraph-io/badger/v4"
@@ -675,26 +676,30 @@ const recordMark = 0x01
 // kept as they are.
 const recordMarkZstd = 0x02
 
-// recordMarkZstdDict starts a record stored compressed against the
-// built-in dictionary of event records (recordDictionary): the mark, the
-// CRC-32C of the compressed bytes, then the record in zstd. Most records
-// are a few hundred bytes of JSON whose keys and shapes repeat from one to
-// the next: alone they hardly compress, against the dictionary several
-// times. Records are written this way since the dictionary was added;
-// the older marks stay readable.
-const recordMarkZstdDict = 0x03
+// recordMarkS2Dict starts a record stored compressed against the built-in
+// dictionary of event records (recordDictionary): the mark, the CRC-32C of
+// the compressed bytes, then the record in S2 (the Snappy extension of
+// klauspost/compress) with that dictionary. Most records are a few hundred
+// bytes of JSON whose keys and shapes repeat from one to the next: alone
+// they hardly compress, against the dictionary four times or more. S2
+// rather than zstd: with a dictionary both shrink such a record about as
+// much, and S2 does it in under a microsecond where zstd's per-frame setup
+// costs five. Records up to compressDictBelow bytes are written this way
+// since the dictionary was added; the older marks stay readable.
+const recordMarkS2Dict = 0x03
 
-// recordDictionary is zstd's raw-content dictionary of typical records
-// (header and payload of each kind of event). Its bytes are part of the
-// log's format: a record written against them needs exactly them to be
-// read, so they never change (a test holds their hash); a better one
-// would be a new mark and id beside this one.
+// compressDictBelow: larger records (a batch's stored items) are mostly
+// their own repetitions and compress better with zstd alone.
+const compressDictBelow = 2048
+
+// recordDictionary is a raw dictionary of typical records (header and
+// payload of each kind of event). Its bytes are part of the log's format:
+// a record written against them needs exactly them to be read, so they
+// never change (a test holds their hash); a better one would be a new
+// mark beside this one.
 //
 //go:embed records.zdict
 var recordDictionary []byte
-
-// recordDictionaryID is the zstd dictionary id of recordDictionary.
-const recordDictionaryID = 1
 
 // compressAbove is the record size from which a record is compressed,
 // and the least it is compressed to: the log's value threshold, so that
@@ -709,10 +714,9 @@ var (
 	castagnoli = crc32.MakeTable(crc32.Castagnoli)
 	// Both are safe for concurrent use through EncodeAll and DecodeAll.
 	zstdDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxRecordSize))
-	zstdDictEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
-		zstd.WithEncoderDictRaw(recordDictionaryID, recordDictionary))
-	zstdDictDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxRecordSize),
-		zstd.WithDecoderDictRaw(recordDictionaryID, recordDictionary))
+	zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	// Safe for concurrent use.
+	s2Dict = s2.MakeDict(recordDictionary, nil)
 )
 
 func encodeRecord(rec *Record) ([]byte, error) {
@@ -743,11 +747,18 @@ func encodeRecord(rec *Record) ([]byte, error) {
 	}
 	out = append(out, "}\n"...)
 	out = append(out, rec.Payload...)
-	if len(out) > compressAbove {
-		z := zstdDictEncoder.EncodeAll(out[5:], make([]byte, 5, 5+len(out)/3))
+	switch {
+	case len(out) > compressDictBelow:
+		z := zstdEncoder.EncodeAll(out[5:], make([]byte, 5, 5+len(out)/3))
+		if len(z) < len(out) {
+			out = z
+			out[0] = recordMarkZstd
+		}
+	case len(out) > compressAbove:
+		z := append(make([]byte, 5, 5+s2.MaxEncodedLen(len(out))), s2Dict.Encode(nil, out[5:])...)
 		if len(z) < len(out) && len(z) > compressAbove {
 			out = z
-			out[0] = recordMarkZstdDict
+			out[0] = recordMarkS2Dict
 		}
 	}
 	binary.BigEndian.PutUint32(out[1:5], crc32.Checksum(out[5:], castagnoli))
@@ -776,17 +787,22 @@ func decodeRecord(key, val []byte) (Record, error) {
 	corrupt := func(err error) (Record, error) {
 		return Record{}, &CorruptError{Key: append([]byte(nil), key...), Seq: seq, Err: err}
 	}
-	if len(val) > 0 && (val[0] == recordMark || val[0] == recordMarkZstd || val[0] == recordMarkZstdDict) {
+	if len(val) > 0 && (val[0] == recordMark || val[0] == recordMarkZstd || val[0] == recordMarkS2Dict) {
 		if len(val) < 5 || crc32.Checksum(val[5:], castagnoli) != binary.BigEndian.Uint32(val[1:5]) {
 			return corrupt(errors.New("its checksum does not match its content"))
 		}
 		switch val[0] {
-		case recordMarkZstd, recordMarkZstdDict:
-			dec := zstdDecoder
-			if val[0] == recordMarkZstdDict {
-				dec = zstdDictDecoder
+		case recordMarkZstd:
+			plain, err := zstdDecoder.DecodeAll(val[5:], nil)
+			if err != nil {
+				return corrupt(fmt.Errorf("it does not decompress: %w", err))
 			}
-			plain, err := dec.DecodeAll(val[5:], nil)
+			val = plain
+		case recordMarkS2Dict:
+			if n, err := s2.DecodedLen(val[5:]); err != nil || n > maxRecordSize {
+				return corrupt(fmt.Errorf("it does not decompress: length %d, %v", n, err))
+			}
+			plain, err := s2Dict.Decode(nil, val[5:])
 			if err != nil {
 				return corrupt(fmt.Errorf("it does not decompress: %w", err))
 			}
