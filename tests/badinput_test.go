@@ -20,6 +20,11 @@ func TestMalformedTenantNamesTheLine(t *testing.T) {
 		{"dirty outside the folder", "mailboxes:\n  - address: a@contoso.test\n    folders:\n      - path: Inbox\n        items: 10\n        dirty: [11]\n", "tenant.yaml:6: folder \"Inbox\": dirty position 11 is outside 1..10"},
 		{"not yaml", "mailboxes: [\n", "tenant.yaml:"},
 		{"bad window", "limits: {concurrency: 4, requests: 10, window: soon}\nmailboxes:\n  - address: a@contoso.test\n", "tenant.yaml:1:"},
+		// Numbers no simulator can hold: an error naming the line, not a
+		// panic, a machine out of memory or a hang.
+		{"absurd items", "mailboxes:\n  - address: a@contoso.test\n    folders:\n      - path: Inbox\n        items: 9999999999999\n", "tenant.yaml:5: folder \"Inbox\": items must be between 0 and"},
+		{"two billion items", "mailboxes:\n  - address: a@contoso.test\n    folders:\n      - path: Inbox\n        items: 2000000000\n", "tenant.yaml:5:"},
+		{"900 GB items", "mailboxes:\n  - address: a@contoso.test\n    folders:\n      - path: Inbox\n        size: {min: 900GB}\n", "tenant.yaml:5: folder \"Inbox\": an item's size must be at most 150MB"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -30,6 +35,10 @@ func TestMalformedTenantNamesTheLine(t *testing.T) {
 			mustf(t, strings.Contains(res.stderr, c.want), "stderr %q does not name %q", res.stderr, c.want)
 			_, err := os.Stat(filepath.Join(dir, "data"))
 			mustf(t, os.IsNotExist(err), "a bad tenant file still created the data directory")
+			for _, sim := range []string{"graph", "ews"} {
+				res := mailvault(t, "sim", sim, "--tenant", tenant, "--dir", dir)
+				mustf(t, res.code == 2 && strings.Contains(res.stderr, c.want), "sim %s: exit %d, stderr %q does not name %q", sim, res.code, res.stderr, c.want)
+			}
 		})
 	}
 }

@@ -413,9 +413,32 @@ func (t *Tenant) validate(root *yaml.Node) error {
 	if t.Limits.Window <= 0 {
 		return bad("limits.window must be a positive duration", "limits", "window")
 	}
-	if t.Latency < 0 {
-		return bad("latency must not be negative", "latency")
+	if t.Latency < 0 || time.Duration(t.Latency) > time.Minute {
+		return bad("latency must be between 0 and 1m", "latency")
 	}
+	if t.Limits.Requests > maxRequests || t.Limits.Concurrency > maxConcurrency || time.Duration(t.Limits.Window) > 24*time.Hour {
+		return bad(fmt.Sprintf("limits must stay within %d requests, %d concurrent and a window of 24h", maxRequests, maxConcurrency), "limits")
+	}
+	if g := t.Global; g != nil && (g.Requests > maxRequests || g.Concurrency > maxConcurrency || time.Duration(g.Window) > 24*time.Hour) {
+		return bad(fmt.Sprintf("global must stay within %d requests, %d concurrent and a window of 24h", maxRequests, maxConcurrency), "global")
+	}
+	if len(t.Mailboxes) > maxMailboxes {
+		return bad(fmt.Sprintf("the tenant has more than %d mailboxes", maxMailboxes), "mailboxes")
+	}
+	for i, st := range t.Load {
+		if time.Duration(st.At) > 24*time.Hour || time.Duration(st.For) > 24*time.Hour {
+			return bad("load steps must start and last within 24h", "load", i)
+		}
+	}
+	if fs := t.Faults; fs != nil {
+		if st := fs.Storm; st != nil && (st.Every > maxEvery || st.Length > maxEvery || time.Duration(st.RetryAfter) > 24*time.Hour) {
+			return bad("faults.storm must stay within every and length of 1,000,000,000 and a retry_after of 24h", "faults", "storm")
+		}
+		if sl := fs.Slow; sl != nil && (sl.Every > maxEvery || time.Duration(sl.Delay) > 10*time.Minute) {
+			return bad("faults.slow must stay within every of 1,000,000,000 and a delay of 10m", "faults", "slow")
+		}
+	}
+	total := 0
 	if g := t.Global; g != nil && (g.Requests < 1 || g.Window <= 0) {
 		return bad("global needs requests >= 1 and a positive window", "global")
 	}
@@ -493,8 +516,11 @@ func (t *Tenant) validate(root *yaml.Node) error {
 			default:
 				return bad(fmt.Sprintf("folder %q: kind %q is not mail, calendar or contacts", f.Path, f.Kind), at("kind")...)
 			}
-			if f.Items < 0 {
-				return bad(fmt.Sprintf("folder %q: items must not be negative", f.Path), at("items")...)
+			if problem, field := f.bounds(); problem != "" {
+				return bad(fmt.Sprintf("folder %q: %s", f.Path, problem), at(field)...)
+			}
+			if total += f.Items; total > MaxTenantItems {
+				return bad(fmt.Sprintf("the tenant holds more than %d items (the simulators keep every item's state in memory)", MaxTenantItems), at("items")...)
 			}
 			dirty := map[int]bool{}
 			for k, p := range f.Dirty {
@@ -538,11 +564,50 @@ func (t *Tenant) validate(root *yaml.Node) error {
 			return bad(fmt.Sprintf("public folder %q is listed twice", f.Path), at("path")...)
 		}
 		pub[strings.ToLower(f.Path)] = true
+		if problem, field := f.bounds(); problem != "" {
+			return bad(fmt.Sprintf("public folder %q: %s", f.Path, problem), at(field)...)
+		}
+		if total += f.Items; total > MaxTenantItems {
+			return bad(fmt.Sprintf("the tenant holds more than %d items (the simulators keep every item's state in memory)", MaxTenantItems), at("items")...)
+		}
 		if err := f.validate(); err != "" {
 			return bad("public folder "+err, at("path")...)
 		}
 	}
 	return nil
+}
+
+// The bounds of a tenant file's numbers: what a simulator can hold in
+// memory and serve, and what Exchange itself allows (a message of at most
+// 150 MB). A number beyond them is a typo, and an error naming its line,
+// not a panic or a machine out of memory.
+const (
+	// MaxTenantItems bounds the items of a tenant; each item's state is
+	// kept in memory (some 50 bytes).
+	MaxTenantItems = 20_000_000
+	maxItemSize    = 150 << 20
+	maxRequests    = 10_000_000
+	maxConcurrency = 10_000
+	maxMailboxes   = 100_000
+	maxEvery       = 1_000_000_000
+)
+
+// bounds checks a folder's numbers; it returns what is wrong and the
+// field it is in, or "".
+func (f *Folder) bounds() (problem, field string) {
+	switch {
+	case f.Items < 0 || f.Items > MaxTenantItems:
+		return fmt.Sprintf("items must be between 0 and %d", MaxTenantItems), "items"
+	case f.Size != nil && (f.Size.Min > maxItemSize || f.Size.Max > maxItemSize):
+		return "an item's size must be at most 150MB (Exchange's largest message)", "size"
+	case f.Throttle != nil && (f.Throttle.Items > maxEvery || time.Duration(f.Throttle.Window) > 24*time.Hour):
+		return "throttle must stay within 1,000,000,000 items and a window of 24h", "throttle"
+	case f.Transient != nil && f.Transient.Every > maxEvery:
+		return "transient.every must be at most 1,000,000,000", "transient"
+	case f.Changes != nil && (f.Changes.Add > MaxTenantItems || f.Changes.AfterPage > maxEvery):
+		return fmt.Sprintf("changes must add at most %d items", MaxTenantItems), "changes"
+	}
+	return "", ""
 }
 
 // validate checks and defaults the settings a public folder shares with a

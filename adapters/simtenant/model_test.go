@@ -26,6 +26,13 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		{"bad size", "mailboxes:\n  - address: a@b.test\n    folders:\n      - path: X\n        size: {min: 2KB, max: 1KB}\n", "5:"},
 		{"empty", "", "1: the tenant file is empty"},
 		{"empty level", "mailboxes:\n  - address: a@b.test\n    folders:\n      - path: Inbox//x\n", "4:"},
+		{"absurd items", "mailboxes:\n  - address: a@b.test\n    folders:\n      - path: Inbox\n        items: 9999999999999\n", "5: folder \"Inbox\": items must be between 0 and"},
+		{"two billion items", "mailboxes:\n  - address: a@b.test\n    folders:\n      - path: Inbox\n        items: 2000000000\n", "5: folder \"Inbox\": items must be"},
+		{"items over all folders", "mailboxes:\n  - address: a@b.test\n    folders:\n      - path: A\n        items: 15000000\n      - path: B\n        items: 15000000\n", "7: the tenant holds more than"},
+		{"900 GB items", "mailboxes:\n  - address: a@b.test\n    folders:\n      - path: Inbox\n        size: {min: 900GB}\n", "5: folder \"Inbox\": an item's size must be at most 150MB"},
+		{"public folder items", "public_folders:\n  - path: P\n    items: 9999999999999\n", "3: public folder \"P\": items must be"},
+		{"latency of an hour", "latency: 1h\nmailboxes:\n  - address: a@b.test\n", "1: latency must be between 0 and 1m"},
+		{"absurd limits", "limits: {concurrency: 4, requests: 1000000000000, window: 10s}\nmailboxes:\n  - address: a@b.test\n", "1: limits must stay within"},
 		{"budget without recharge", "ews:\n  budget: {burst: 10, cutoff: 5}\nmailboxes:\n  - address: a@b.test\n", "2: ews.budget: recharge"},
 		{"budget's absurd penalty", "ews:\n  budget:\n    recharge: 5\n    cutoff: 5\n    penalty: 9000h\nmailboxes:\n  - address: a@b.test\n", "5: ews.budget: penalty"},
 	}
