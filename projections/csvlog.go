@@ -81,7 +81,7 @@ func (c *CSVLog) Apply(ev *domain.Event) error {
 		lines = c.replay.Describe(ev)
 	}
 	for _, l := range lines {
-		row := []string{ev.Time.UTC().Format(time.RFC3339Nano), c.job, ev.Run, ev.Mailbox, ev.Folder, strconv.Itoa(worker), string(ev.Type), strings.TrimSpace(l)}
+		row := []string{ev.Time.UTC().Format(time.RFC3339Nano), c.job, ev.Run, Printable(ev.Mailbox), Printable(ev.Folder), strconv.Itoa(worker), string(ev.Type), Printable(strings.TrimSpace(l))}
 		if err := c.w.Write(row); err != nil {
 			return err
 		}

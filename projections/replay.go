@@ -39,7 +39,7 @@ func (r *Replay) folder(ev *domain.Event) *replayFolder {
 	key := ev.Mailbox + "\x00" + ev.FolderID
 	f, ok := r.folders[key]
 	if !ok {
-		f = &replayFolder{header: fmt.Sprintf("%s / %s", ev.Mailbox, ev.Folder)}
+		f = &replayFolder{header: fmt.Sprintf("%s / %s", Printable(ev.Mailbox), Printable(ev.Folder))}
 		r.folders[key] = f
 		r.order = append(r.order, key)
 	}
@@ -102,9 +102,9 @@ func (r *Replay) Describe(ev *domain.Event) []string {
 		}
 		if ev.Request == domain.RequestList {
 			if ev.Type == domain.Throttled {
-				note("List page %d – throttled (%s), retry after %s", ev.Page, ev.Code, retryAfter(ev.RetryAfterMS))
+				note("List page %d – throttled (%s), retry after %s", ev.Page, Printable(ev.Code), retryAfter(ev.RetryAfterMS))
 			} else {
-				note("List page %d – error (%s %s)", ev.Page, ev.Code, ev.Message)
+				note("List page %d – error (%s %s)", ev.Page, Printable(ev.Code), Printable(ev.Message))
 			}
 			break
 		}
@@ -116,7 +116,7 @@ func (r *Replay) Describe(ev *domain.Event) []string {
 		line := fmt.Sprintf("%d. %s – %s", f.n, FetchLine(b), requestOutcome(ev))
 		switch {
 		case ev.Type == domain.BatchFailed && ev.Class != domain.ClassDirty:
-			line += fmt.Sprintf(" (%s %s)", ev.Class, ev.Code)
+			line += fmt.Sprintf(" (%s %s)", ev.Class, Printable(ev.Code))
 		}
 		out = append(out, line)
 		for _, it := range ev.ItemFailures {
@@ -128,7 +128,7 @@ func (r *Replay) Describe(ev *domain.Event) []string {
 			}
 		}
 		if ev.Type == domain.Throttled {
-			note("Throttled by the server (%s), retry after %s", ev.Code, retryAfter(ev.RetryAfterMS))
+			note("Throttled by the server (%s), retry after %s", Printable(ev.Code), retryAfter(ev.RetryAfterMS))
 		}
 		delete(r.pending, ev.Cause)
 	case domain.ItemsListed:
@@ -138,17 +138,17 @@ func (r *Replay) Describe(ev *domain.Event) []string {
 			note("Listed %d items (page %d)", len(ev.Items), ev.Page)
 		}
 	case domain.ItemGone:
-		note("Item #%d was deleted at the source while being fetched (%s)", ev.Position, ev.Code)
+		note("Item #%d was deleted at the source while being fetched (%s)", ev.Position, Printable(ev.Code))
 	case domain.ListingRestarted:
-		note("The server discarded the listing state (%s): listing the folder again from the start", ev.Code)
+		note("The server discarded the listing state (%s): listing the folder again from the start", Printable(ev.Code))
 	case domain.ItemInferredDirty:
 		note("Item #%d is dirty by inference, not fetched", ev.Position)
 	case domain.ItemQuarantined:
 		switch ev.Outcome {
 		case domain.OutcomeLeftOut:
-			note("Item #%d left out: quarantined (%s)", ev.Position, ev.Code)
+			note("Item #%d left out: quarantined (%s)", ev.Position, Printable(ev.Code))
 		default:
-			note("Item #%d quarantined (%s)", ev.Position, ev.Code)
+			note("Item #%d quarantined (%s)", ev.Position, Printable(ev.Code))
 		}
 	case domain.ItemReleased:
 		note("Item #%d released from quarantine: readable again", ev.Position)
@@ -166,9 +166,9 @@ func (r *Replay) Describe(ev *domain.Event) []string {
 			if ev.Cursor != nil {
 				pos = ev.Cursor.Position
 			}
-			note("The mailbox is throttled on folder '%s'. Skipping this folder – the backup will continue on the next run (from #%d).", ev.Folder, pos)
+			note("The mailbox is throttled on folder '%s'. Skipping this folder – the backup will continue on the next run (from #%d).", Printable(ev.Folder), pos)
 		} else {
-			note("Folder skipped: %s (%s %s)", ev.Reason, ev.Code, ev.Message)
+			note("Folder skipped: %s (%s %s)", ev.Reason, Printable(ev.Code), Printable(ev.Message))
 		}
 	case domain.FolderCompleted:
 		note("Folder completed")

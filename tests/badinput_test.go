@@ -155,3 +155,26 @@ func TestFullStorage(t *testing.T) {
 	mustf(t, res2.code == 0, "after freeing space: exit %d %s", res2.code, res2.stderr)
 	mustf(t, r.ItemsStored+r2.ItemsStored == 200 && storedCount(t, store) == 200, "stored %d + %d", r.ItemsStored, r2.ItemsStored)
 }
+
+// A folder named by the server with terminal escape sequences, a newline
+// and a tab: ls, find, replay and the CSV log print them escaped, so the
+// name can neither recolour the screen nor split or shift a row.
+func TestServerTextIsPrintedEscaped(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tenant := writeTenant(t, dir, "seed: 3\nmailboxes:\n  - address: a@contoso.test\n    folders:\n      - path: \"Inbox/\\e[2J\\e[31mRed\\nRow\\tShift\"\n        items: 3\n")
+	data := filepath.Join(dir, "data")
+	res := mailvault(t, "backup", "--tenant", tenant, "--data", data, "--progress", "none")
+	mustf(t, res.code == 0, "backup: exit %d: %s", res.code, res.stderr)
+	escaped := `\x1b[2J\x1b[31mRed\nRow\tShift`
+	for _, args := range [][]string{
+		{"ls", filepath.Join(data, "storage"), "a@contoso.test"},
+		{"ls", filepath.Join(data, "storage"), "a@contoso.test/Inbox"},
+		{"find", filepath.Join(data, "storage"), "--folder", "Inbox"},
+		{"replay", "last", "--data", data},
+	} {
+		res := mailvault(t, args...)
+		mustf(t, res.code == 0, "%v: exit %d: %s", args, res.code, res.stderr)
+		mustf(t, !strings.ContainsAny(res.stdout, "\x1b\t") && strings.Contains(res.stdout, escaped), "%v printed the server's text raw:\n%q", args, res.stdout)
+	}
+}

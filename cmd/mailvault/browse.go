@@ -133,11 +133,14 @@ func writeVersions(out io.Writer, format string, list func(func(vault.Version) e
 	err := list(func(v vault.Version) error {
 		n++
 		d := app.When(v).UTC().Format("2006-01-02 15:04")
-		subj := v.Subject
+		// What the server named goes through Printable: a subject or a
+		// folder name must not move the cursor or split a row.
+		subj := projections.Printable(v.Subject)
 		if !v.DeletedAt.IsZero() {
 			subj += "  [deleted at source " + v.DeletedAt.UTC().Format("2006-01-02") + "]"
 		}
-		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", v.ID, v.Mailbox, v.FolderPath, v.Kind, d, v.Size, v.From, subj)
+		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", v.ID, projections.Printable(v.Mailbox), projections.Printable(v.FolderPath), v.Kind, d, v.Size,
+			projections.Printable(v.From), subj)
 		return err
 	})
 	if err != nil {
@@ -239,7 +242,7 @@ func writeGroups(out io.Writer, groups []app.Group, folders bool, format string)
 	}
 	fmt.Fprintf(tw, "%s\tITEMS\tSIZE\n", head)
 	for _, gr := range groups {
-		fmt.Fprintf(tw, "%s\t%d\t%s\n", gr.Name, gr.Items, projections.HumanBytes(gr.Bytes))
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", projections.Printable(gr.Name), gr.Items, projections.HumanBytes(gr.Bytes))
 	}
 	return tw.Flush()
 }
