@@ -8,6 +8,7 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/emersion/go-ical"
 	"github.com/emersion/go-message"
@@ -169,7 +170,7 @@ func veventFromGraph(r Resource) (*ical.Component, error) {
 	if uid == "" {
 		uid = r.ID
 	}
-	c.Props.SetText(ical.PropUID, uid)
+	c.Props.SetText(ical.PropUID, icalText(uid))
 	stamp := time.Now().UTC()
 	if t, err := time.Parse(time.RFC3339, r.LastModified); err == nil {
 		stamp = t.UTC()
@@ -191,27 +192,27 @@ func veventFromGraph(r Resource) (*ical.Component, error) {
 		c.Props.SetDateTime(ical.PropDateTimeEnd, end.UTC())
 	}
 	if r.Subject != "" {
-		c.Props.SetText(ical.PropSummary, r.Subject)
+		c.Props.SetText(ical.PropSummary, icalText(r.Subject))
 	}
 	if r.Body != nil && r.Body.Content != "" {
-		c.Props.SetText(ical.PropDescription, r.Body.Content)
+		c.Props.SetText(ical.PropDescription, icalText(r.Body.Content))
 	}
 	if r.Location != nil && r.Location.DisplayName != "" {
-		c.Props.SetText(ical.PropLocation, r.Location.DisplayName)
+		c.Props.SetText(ical.PropLocation, icalText(r.Location.DisplayName))
 	}
 	if r.Organizer != nil && r.Organizer.EmailAddress.Address != "" {
 		p := ical.NewProp(ical.PropOrganizer)
-		p.Value = "mailto:" + r.Organizer.EmailAddress.Address
+		p.Value = "mailto:" + icalParam(r.Organizer.EmailAddress.Address)
 		if r.Organizer.EmailAddress.Name != "" {
-			p.Params.Set(ical.ParamCommonName, r.Organizer.EmailAddress.Name)
+			p.Params.Set(ical.ParamCommonName, icalParam(r.Organizer.EmailAddress.Name))
 		}
 		c.Props.Set(p)
 	}
 	for _, a := range r.Attendees {
 		p := ical.NewProp(ical.PropAttendee)
-		p.Value = "mailto:" + a.EmailAddress.Address
+		p.Value = "mailto:" + icalParam(a.EmailAddress.Address)
 		if a.EmailAddress.Name != "" {
-			p.Params.Set(ical.ParamCommonName, a.EmailAddress.Name)
+			p.Params.Set(ical.ParamCommonName, icalParam(a.EmailAddress.Name))
 		}
 		if a.Type == "optional" {
 			p.Params.Set(ical.ParamRole, "OPT-PARTICIPANT")
@@ -345,4 +346,29 @@ func MessageInfo(raw []byte) (from string, date time.Time) {
 		date = time.Unix(0, 0).UTC()
 	}
 	return from, date
+}
+
+// icalText makes text from Exchange fit an iCalendar TEXT value (RFC 5545
+// 3.3.11): Exchange's CRLF and lone CR line breaks become the LF the
+// encoder writes as "\n", and other control characters (tab aside) are
+// dropped, since TEXT cannot carry them.
+func icalText(s string) string {
+	s = strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
+	return strings.Map(func(r rune) rune {
+		if r != '\n' && r != '\t' && unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// icalParam makes text fit a parameter value (a name, an address): no
+// control characters and no double quotes (RFC 5545 3.1, QSAFE-CHAR).
+func icalParam(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '"' || unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
 }

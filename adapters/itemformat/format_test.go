@@ -109,3 +109,32 @@ func TestMIMEOfExportStreams(t *testing.T) {
 		t.Errorf("summary %+v", s)
 	}
 }
+
+// Exchange's bodies break lines with CRLF; names may hold quotes and
+// control characters. The event still encodes, as RFC 5545 text.
+func TestCalendarFromGraphJSONWithCRLF(t *testing.T) {
+	ev := `{"id":"AAMkEv1","iCalUId":"uid-1","subject":"Plan\r\nreview","start":{"dateTime":"2026-01-05T08:00:00.0000000","timeZone":"UTC"},` +
+		`"end":{"dateTime":"2026-01-05T09:00:00.0000000","timeZone":"UTC"},"body":{"contentType":"text","content":"Line one\r\nLine two\rLine three\u0007"},` +
+		`"organizer":{"emailAddress":{"name":"Ann \"the\" Boss\r\n","address":"ann@contoso.test"}}}`
+	comps, err := CalendarComponents(domain.FormatGraphJSON, []byte(ev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cal := ical.NewCalendar()
+	cal.Props.SetText(ical.PropVersion, "2.0")
+	cal.Props.SetText(ical.PropProductID, "-//test//EN")
+	cal.Children = comps
+	var b strings.Builder
+	if err := ical.NewEncoder(&b).Encode(cal); err != nil {
+		t.Fatalf("encode: %v", err)
+	}
+	back, err := ical.NewDecoder(strings.NewReader(b.String())).Decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, _ := back.Children[0].Props.Text(ical.PropDescription)
+	sum, _ := back.Children[0].Props.Text(ical.PropSummary)
+	if desc != "Line one\nLine two\nLine three" || sum != "Plan\nreview" {
+		t.Fatalf("description %q, summary %q", desc, sum)
+	}
+}
