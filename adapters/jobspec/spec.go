@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"regexp"
 	"strings"
 	"time"
 
@@ -73,9 +75,74 @@ func Parse(data []byte) (Spec, error) {
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
 		msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
 		msg = strings.TrimPrefix(msg, "line ")
-		return s, errors.New(strings.ReplaceAll(msg, "\n  line ", "; "))
+		msg = strings.ReplaceAll(msg, "\n  line ", "; ")
+		// yaml names Go types ("field all_mailbox not found in type
+		// jobspec.Spec"); an administrator wants the key and the one meant.
+		msg = unknownField.ReplaceAllStringFunc(msg, func(m string) string {
+			sub := unknownField.FindStringSubmatch(m)
+			out := "unknown key " + sub[1]
+			if near := nearestKey(sub[1], keysOf[sub[2]]); near != "" {
+				out += " (did you mean " + near + "?)"
+			}
+			return out
+		})
+		return s, errors.New(msg)
 	}
 	return s, nil
+}
+
+var unknownField = regexp.MustCompile(`field (\S+) not found in type jobspec\.(\w+)`)
+
+// keysOf are the YAML keys of each type of the job file.
+var keysOf = map[string][]string{
+	"Spec": yamlKeys(Spec{}), "Schedule": yamlKeys(Schedule{}), "Period": yamlKeys(Period{}), "Age": yamlKeys(Age{}),
+}
+
+func yamlKeys(v any) []string {
+	t := reflect.TypeOf(v)
+	var out []string
+	for i := range t.NumField() {
+		if k, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); k != "" {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// nearestKey is the key closest to a mistyped one, if it is close: a
+// prefix of it, or at most two edits away.
+func nearestKey(typo string, keys []string) string {
+	best, bestD := "", 3
+	for _, k := range keys {
+		if strings.HasPrefix(k, typo) || strings.HasPrefix(typo, k) {
+			return k
+		}
+		if d := editDistance(typo, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is Levenshtein's distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // YAML renders a spec; Parse reads it back to the same spec.
@@ -92,88 +159,120 @@ func (s Spec) YAML() ([]byte, error) {
 var weekdays = map[string]time.Weekday{"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday, "wed": time.Wednesday,
 	"thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday}
 
-// Job converts a spec to a validated domain job.
+// Job converts a spec to a validated domain job. Every problem is
+// reported, not only the first.
 func (s Spec) Job() (domain.Job, error) {
 	j := domain.Job{Name: s.Name, Connection: s.Connection, Storage: s.Storage, Mailboxes: s.Mailboxes, AllMailboxes: s.AllMailboxes,
 		ExcludeMailboxes: s.ExcludeMailboxes, PublicFolders: s.PublicFolders, FolderFilter: domain.FolderFilter{Exclude: s.ExcludeFolders}}
+	var errs []error
+	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	switch s.Continuity {
 	case "", "continuous":
 		j.Continuity.Idle = domain.DefaultIdle
 		if s.Idle != "" {
 			d, err := parseHMS(s.Idle)
-			if err != nil {
-				return j, err
+			switch {
+			case err != nil:
+				errs = append(errs, err)
+			case d <= 0:
+				fail("idle %q: a continuous job waits at least 00:00:01 between runs", s.Idle)
+			default:
+				j.Continuity.Idle = d
 			}
-			j.Continuity.Idle = d
 		}
 	case "one-time":
 		j.Continuity.OneTime = true
 		if s.Idle != "" {
-			return j, errors.New("a one-time job has no idle time")
+			fail("a one-time job has no idle time")
 		}
 	default:
-		return j, fmt.Errorf("continuity %q: use continuous or one-time", s.Continuity)
+		fail("continuity %q: use continuous or one-time", s.Continuity)
 	}
 	if sc := s.Schedule; sc != nil {
-		zone, err := time.LoadLocation(sc.TimeZone)
-		if err != nil || sc.TimeZone == "" {
-			return j, fmt.Errorf("time zone %q is not a zone name such as Europe/Berlin or UTC", sc.TimeZone)
-		}
-		out := domain.Schedule{Pattern: sc.Pattern, AllDay: sc.AllDay == nil || *sc.AllDay, MonthDays: sc.MonthDays, Zone: zone}
-		if sc.From != "" || sc.To != "" {
-			if sc.AllDay != nil && *sc.AllDay {
-				return j, errors.New("give either all_day or from/to, not both")
-			}
-			out.AllDay = false
-			if out.From, err = domain.ParseClock(sc.From); err != nil {
-				return j, fmt.Errorf("schedule from: %v", err)
-			}
-			if out.To, err = domain.ParseClock(sc.To); err != nil {
-				return j, fmt.Errorf("schedule to: %v", err)
-			}
-		}
-		for _, w := range sc.Weekdays {
-			d, ok := weekdays[strings.ToLower(w)[:min(3, len(w))]]
-			if !ok {
-				return j, fmt.Errorf("%q is not a day of the week (mon, tue, ...)", w)
-			}
-			out.Weekdays = append(out.Weekdays, d)
-		}
-		for i, p := range sc.Periods {
-			a, err1 := time.ParseInLocation("2006-01-02 15:04", p.Start, zone)
-			b, err2 := time.ParseInLocation("2006-01-02 15:04", p.End, zone)
-			if err1 != nil || err2 != nil {
-				return j, fmt.Errorf("period %d: dates are \"YYYY-MM-DD hh:mm\"", i+1)
-			}
-			out.Custom = append(out.Custom, domain.DateRange{Start: a, End: b})
-		}
-		if sc.Pattern != domain.PatternCustom {
-			if sc.StartDate == "" {
-				return j, errors.New("the schedule needs a start_date (YYYY-MM-DD)")
-			}
-			if out.RangeStart, err = time.ParseInLocation(time.DateOnly, sc.StartDate, zone); err != nil {
-				return j, fmt.Errorf("start_date %q is not YYYY-MM-DD", sc.StartDate)
-			}
-			if sc.EndDate != "" {
-				e, err := time.ParseInLocation(time.DateOnly, sc.EndDate, zone)
-				if err != nil {
-					return j, fmt.Errorf("end_date %q is not YYYY-MM-DD", sc.EndDate)
-				}
-				out.RangeEnd = &e
-			}
-		}
-		j.Schedule = out
+		j.Schedule = s.schedule(sc, fail)
 	}
 	if a := s.TimeFilter; a != nil {
 		j.TimeFilter = domain.TimeFilter{Mode: a.Mode, N: a.N, Unit: a.Unit, KeepContacts: a.KeepContacts}
 	}
-	return j, j.Validate()
+	if err := j.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return j, errors.Join(errs...)
 }
+
+// schedule converts the activity periods, reporting each problem to fail.
+func (s Spec) schedule(sc *Schedule, fail func(string, ...any)) domain.Schedule {
+	zone := time.UTC // as the flag form: a schedule without a zone is in UTC
+	if sc.TimeZone != "" {
+		z, err := time.LoadLocation(sc.TimeZone)
+		if err != nil {
+			fail("time zone %q is not a zone name such as Europe/Berlin or UTC", sc.TimeZone)
+		} else {
+			zone = z
+		}
+	}
+	out := domain.Schedule{Pattern: sc.Pattern, AllDay: sc.AllDay == nil || *sc.AllDay, MonthDays: sc.MonthDays, Zone: zone}
+	if sc.From != "" || sc.To != "" {
+		if sc.AllDay != nil && *sc.AllDay {
+			fail("give either all_day or from/to, not both")
+		}
+		out.AllDay = false
+		var err error
+		if out.From, err = domain.ParseClock(sc.From); err != nil {
+			fail("schedule from: %v", err)
+		}
+		if out.To, err = domain.ParseClock(sc.To); err != nil {
+			fail("schedule to: %v", err)
+		}
+	}
+	for _, w := range sc.Weekdays {
+		d, ok := weekdays[strings.ToLower(w)[:min(3, len(w))]]
+		if !ok {
+			fail("%q is not a day of the week (mon, tue, ...)", w)
+			continue
+		}
+		out.Weekdays = append(out.Weekdays, d)
+	}
+	for i, p := range sc.Periods {
+		a, err1 := time.ParseInLocation("2006-01-02 15:04", p.Start, zone)
+		b, err2 := time.ParseInLocation("2006-01-02 15:04", p.End, zone)
+		if err1 != nil || err2 != nil {
+			fail("period %d: dates are \"YYYY-MM-DD hh:mm\"", i+1)
+			continue
+		}
+		out.Custom = append(out.Custom, domain.DateRange{Start: a, End: b})
+	}
+	if sc.Pattern != domain.PatternCustom {
+		switch start, err := time.ParseInLocation(time.DateOnly, sc.StartDate, zone); {
+		case sc.StartDate == "":
+			fail("the schedule needs a start_date (YYYY-MM-DD)")
+		case err != nil:
+			fail("start_date %q is not YYYY-MM-DD", sc.StartDate)
+		default:
+			out.RangeStart = start
+		}
+		if sc.EndDate != "" {
+			e, err := time.ParseInLocation(time.DateOnly, sc.EndDate, zone)
+			if err != nil {
+				fail("end_date %q is not YYYY-MM-DD", sc.EndDate)
+			} else {
+				out.RangeEnd = &e
+			}
+		}
+	}
+	return out
+}
+
+// hms is hh:mm:ss, digits only: no sign.
+var hms = regexp.MustCompile(`^[0-9]{2,}:[0-9]{2}:[0-9]{2}$`)
 
 // parseHMS reads hh:mm:ss.
 func parseHMS(s string) (time.Duration, error) {
 	var h, m, sec int
-	if _, err := fmt.Sscanf(s, "%d:%d:%d", &h, &m, &sec); err != nil || len(s) < 8 || m > 59 || sec > 59 || h < 0 || m < 0 || sec < 0 {
+	if !hms.MatchString(s) {
+		return 0, fmt.Errorf("idle %q is not hh:mm:ss", s)
+	}
+	if _, err := fmt.Sscanf(s, "%d:%d:%d", &h, &m, &sec); err != nil || m > 59 || sec > 59 {
 		return 0, fmt.Errorf("idle %q is not hh:mm:ss", s)
 	}
 	return time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(sec)*time.Second, nil

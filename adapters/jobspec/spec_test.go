@@ -58,6 +58,11 @@ func TestSpecErrors(t *testing.T) {
 		{base + "schedule: {pattern: weekly, weekdays: [funday], start_date: 2026-01-01, time_zone: UTC}\n", "day of the week"},
 		{"name: j\nconnection: c\nstorage: s\n", "backs up nothing"},
 		{base + "all_mailboxes: true\n", "not both"},
+		{base + "idle: \"-00:00:01\"\n", `idle "-00:00:01" is not hh:mm:ss`},
+		{base + "idle: \"00:00:00\"\n", "waits at least 00:00:01"},
+		{base + "all_mailbox: true\n", "5: unknown key all_mailbox (did you mean all_mailboxes?)"},
+		{base + "schedule: {pattern: daily, start_date: 2026-01-01, tim_zone: UTC}\n", "unknown key tim_zone (did you mean time_zone?)"},
+		{base + "frobnicate: 1\n", "5: unknown key frobnicate"},
 	} {
 		s, err := Parse([]byte(c.doc))
 		if err == nil {
@@ -65,6 +70,30 @@ func TestSpecErrors(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: %v, want %q", c.doc, err, c.want)
+		}
+	}
+}
+
+// A schedule without a time zone is in UTC, as the flag form; every
+// problem of a job file is reported, not only the first.
+func TestSpecDefaultsAndAllErrors(t *testing.T) {
+	base := "name: j\nconnection: c\nstorage: s\nmailboxes: [a@x]\n"
+	s, err := Parse([]byte(base + "schedule: {pattern: daily, start_date: 2026-01-01}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := s.Job()
+	if err != nil || j.Schedule.Zone != time.UTC {
+		t.Fatalf("a schedule without time_zone: %v, zone %v", err, j.Schedule.Zone)
+	}
+	s, err = Parse([]byte(base + "continuity: sometimes\nschedule: {pattern: weekly, weekdays: [funday], start_date: 2026-13-01, time_zone: Mars/Base}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Job()
+	for _, want := range []string{"continuity", "funday", "start_date", "Mars/Base"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("the errors %v do not name %s", err, want)
 		}
 	}
 }
