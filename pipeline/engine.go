@@ -54,7 +54,8 @@ type Config struct {
 	TimeFilter       domain.TimeFilter
 	FolderFilter     domain.FolderFilter
 	ExcludeMailboxes []string
-	// Workers bounds the requests in flight across all mailboxes.
+	// Workers bounds the requests in flight across all mailboxes (with
+	// Pace, pacedHandlersPerWorker times as many may wait for their pace).
 	Workers int
 	// StopGrace is how long a stop waits for in-flight requests.
 	StopGrace time.Duration
@@ -65,6 +66,11 @@ type Config struct {
 }
 
 // DefaultConfig holds the documented defaults.
+// pacedHandlersPerWorker is how many fetcher handlers there are per
+// worker when requests are paced: enough for a hundred mailboxes held to
+// their paces while sixteen requests are in flight.
+const pacedHandlersPerWorker = 8
+
 func DefaultConfig() Config {
 	return Config{BatchSize: 400, ThrottlePatience: 5 * time.Minute, QuarantineRetry: 24 * time.Hour,
 		Limits: domain.DefaultLimits, Workers: 16, StopGrace: 30 * time.Second, Pace: true}
@@ -170,7 +176,16 @@ func Run(ctx context.Context, d Deps, cfg Config) (domain.RunState, error) {
 	defer planner.Close()
 
 	group := func(stage string) string { return "run/" + cfg.Run + "/" + stage }
-	router.AddHandler("fetcher", reqT, d.Subscriber(group("fetcher"), max(1, cfg.Workers)), outT, d.Publisher, fetcher.Handle)
+	handlers := max(1, cfg.Workers)
+	if pacer != nil {
+		// Requests wait for their mailbox's pace in the handlers, so there
+		// are more handlers than requests may be in flight: Workers bounds
+		// those through InFlight, and a mailbox held to its pace does not
+		// hold a worker from another.
+		fetcher.InFlight = make(chan struct{}, handlers)
+		handlers *= pacedHandlersPerWorker
+	}
+	router.AddHandler("fetcher", reqT, d.Subscriber(group("fetcher"), handlers), outT, d.Publisher, fetcher.Handle)
 	router.AddHandler("planner", outT, d.Subscriber(group("planner"), 1), reqT, d.Publisher, planner.Handle)
 	finished := make(chan domain.RunState, 1)
 	router.AddNoPublisherHandler("finisher", reqT, d.Subscriber(group("finisher"), 1), func(msg *message.Message) error {

@@ -44,6 +44,10 @@ type Fetcher struct {
 	// Pacer, when set, holds each request to the pace found for its
 	// mailbox and the app.
 	Pacer *Pacer
+	// InFlight, when set, bounds the requests in flight once their pace
+	// lets them go: a request waiting for its mailbox's pace is not in
+	// flight, so the handlers that wait may outnumber the requests sent.
+	InFlight chan struct{}
 	Clock Clock
 	Log   zerolog.Logger
 }
@@ -69,6 +73,20 @@ func (f *Fetcher) admit(ctx context.Context, req *domain.Event) (sentAt time.Tim
 	}
 	return sentAt, units, &domain.Failure{Class: domain.ClassThrottled, Code: domain.CodePaceHold, RetryAfter: wait,
 		Message: "held by the pace of this mailbox or of the app (the server throttled it), not sent"}, nil
+}
+
+// sending takes one of the InFlight slots for a request its pace let go,
+// and returns its release.
+func (f *Fetcher) sending(ctx context.Context) (func(), error) {
+	if f.InFlight == nil {
+		return func() {}, nil
+	}
+	select {
+	case f.InFlight <- struct{}{}:
+		return func() { <-f.InFlight }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // paced tells the pacer how a request sent at sentAt was answered, and
@@ -368,6 +386,11 @@ func (f *Fetcher) list(ctx context.Context, req *domain.Event, outID string) dom
 		}
 		return failureEvent(res, held)
 	}
+	release, err := f.sending(ctx)
+	if err != nil {
+		return failureEvent(res, domain.AsFailure(err))
+	}
+	defer release()
 	t0 := time.Now()
 	page, err := f.Source.List(ctx, req.Mailbox, req.FolderID, req.PageToken)
 	res.SourceMS = time.Since(t0).Milliseconds()
@@ -456,6 +479,11 @@ func (f *Fetcher) fetch(ctx context.Context, req *domain.Event, outID string) (d
 	if held != nil {
 		return failureEvent(f.base(req, domain.BatchFetched, outID), held), nil
 	}
+	release, err := f.sending(ctx)
+	if err != nil {
+		return domain.Event{}, err // shutting down: leave the request unanswered
+	}
+	defer release()
 	t0 := time.Now()
 	err = f.Source.Fetch(ctx, req.Mailbox, req.FolderID, req.Items, func(it domain.Item) error {
 		if fl := it.Failure; fl != nil {

@@ -433,6 +433,17 @@ func withContext(obj map[string]any, ctx string) map[string]any {
 	return obj
 }
 
+// skipLink is the nextLink of a page that ends at end: the request again,
+// its other query options kept, with $skip moved on.
+func (s *Server) skipLink(c *call, end int) string {
+	q := url.Values{}
+	for k, v := range c.query {
+		q[k] = v
+	}
+	q.Set("$skip", strconv.Itoa(end))
+	return s.baseURL(c) + "/" + c.version + "/" + strings.TrimPrefix(c.path, "/") + "?" + q.Encode()
+}
+
 func (s *Server) folderPage(c *call, m *mailbox, collection string, list []*folder) *reply {
 	top := 10
 	if v := c.query.Get("$top"); v != "" {
@@ -453,12 +464,7 @@ func (s *Server) folderPage(c *call, m *mailbox, collection string, list []*fold
 	}
 	out := map[string]any{"@odata.context": s.baseURL(c) + "/" + c.version + "/$metadata#users('" + m.ID + "')/" + collection, "value": value}
 	if end < len(list) {
-		q := url.Values{}
-		for k, v := range c.query {
-			q[k] = v
-		}
-		q.Set("$skip", strconv.Itoa(end))
-		out["@odata.nextLink"] = s.baseURL(c) + "/" + c.version + "/" + strings.TrimPrefix(c.path, "/") + "?" + q.Encode()
+		out["@odata.nextLink"] = s.skipLink(c, end)
 	}
 	return jsonReply(http.StatusOK, out)
 }

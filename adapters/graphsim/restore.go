@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/mail"
-	"net/url"
 	"regexp"
 	"sort"
 	"strconv"
@@ -313,12 +312,7 @@ func (s *Server) listItems(c *call, m *mailbox, f *folder, kind string) *reply {
 		out["@odata.count"] = len(all)
 	}
 	if end < len(all) {
-		q := url.Values{}
-		for k, v := range c.query {
-			q[k] = v
-		}
-		q.Set("$skip", strconv.Itoa(end))
-		out["@odata.nextLink"] = s.baseURL(c) + "/" + c.version + "/" + strings.TrimPrefix(c.path, "/") + "?" + q.Encode()
+		out["@odata.nextLink"] = s.skipLink(c, end)
 	}
 	return jsonReply(http.StatusOK, out)
 }
