@@ -48,8 +48,8 @@ type Fetcher struct {
 	// lets them go: a request waiting for its mailbox's pace is not in
 	// flight, so the handlers that wait may outnumber the requests sent.
 	InFlight chan struct{}
-	Clock Clock
-	Log   zerolog.Logger
+	Clock    Clock
+	Log      zerolog.Logger
 }
 
 // longestPaceWait is the longest a request waits at the pacer while
