@@ -284,7 +284,7 @@ func TestPaceFirstThrottleEstimate(t *testing.T) {
 	}{
 		{"a window's worth at once", 50, 200 * time.Millisecond, 4800 * time.Millisecond, paceStart * 10, false},
 		{"over a whole window", 100, 10 * time.Second, time.Second, paceStart * 100 / 11, false},
-		{"a penalty of a minute", 150, 5 * time.Second, time.Minute, paceStart * 150 / 65, true},
+		{"a penalty of a minute", 150, 5 * time.Second, time.Minute, paceStart * paceFirstCut, true}, // 150/65 a second, floored
 		// The rate measured decays over a second.
 		{"no Retry-After", 100, time.Second, 0, 100 * (1 - 1/math.E) * PaceBeta, false},
 	} {

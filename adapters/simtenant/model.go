@@ -600,8 +600,8 @@ func (f *Folder) bounds() (problem, field string) {
 		return fmt.Sprintf("items must be between 0 and %d", MaxTenantItems), "items"
 	case f.Size != nil && (f.Size.Min > maxItemSize || f.Size.Max > maxItemSize):
 		return "an item's size must be at most 150MB (Exchange's largest message)", "size"
-	case f.Throttle != nil && (f.Throttle.Items > maxEvery || time.Duration(f.Throttle.Window) > 24*time.Hour):
-		return "throttle must stay within 1,000,000,000 items and a window of 24h", "throttle"
+	case f.Throttle != nil && f.Throttle.Items > maxEvery:
+		return "throttle must stay within 1,000,000,000 items", "throttle"
 	case f.Transient != nil && f.Transient.Every > maxEvery:
 		return "transient.every must be at most 1,000,000,000", "transient"
 	case f.Changes != nil && (f.Changes.Add > MaxTenantItems || f.Changes.AfterPage > maxEvery):
