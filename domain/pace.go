@@ -350,11 +350,15 @@ func (p *Pace) Throttled(now, sentAt time.Time, retryAfter time.Duration) bool {
 	p.takes = nil // slow start is over
 	switch {
 	case est > 0:
-		// Not below paceFirstCut: a Retry-After of minutes (a folder's
-		// delivery limit, a penalty) spreads what was admitted so thin
-		// that the mailbox's other folders would crawl; a costly limit
-		// is ramped up to from here, and a throttle below it cuts further.
-		p.wmax = clampRate(max(est, paceFirstCut))
+		if retryAfter >= paceCostly {
+			// Not below paceFirstCut: a Retry-After of minutes (a
+			// folder's delivery limit, a penalty) spreads what was
+			// admitted so thin that the mailbox's other folders would
+			// crawl; a costly limit is ramped up to from here, and a
+			// throttle below it cuts further.
+			est = max(est, paceFirstCut)
+		}
+		p.wmax = clampRate(est)
 		p.rate = clampRate(p.wmax * paceStart)
 		p.sinceCut = p.unitsTo(paceStart)
 	case p.slowStart && p.sending > 0:
