@@ -176,6 +176,14 @@ func (p *Pace) Wait(now time.Time, units int) time.Duration {
 	return 0
 }
 
+// Held is what remains at now of a Retry-After in force (0: none).
+func (p *Pace) Held(now time.Time) time.Duration {
+	if p.holdUntil.After(now) {
+		return p.holdUntil.Sub(now)
+	}
+	return 0
+}
+
 // Take counts units sent at now.
 func (p *Pace) Take(now time.Time, units int) {
 	if !p.lastTake.IsZero() && now.After(p.lastTake) {

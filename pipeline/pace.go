@@ -69,6 +69,7 @@ func (p *Pacer) Wait(ctx context.Context, mailbox string, units int, longest tim
 		now := p.clock.Now()
 		m := p.mailbox(mailbox)
 		wait := max(m.Wait(now, units), p.app.Wait(now, units))
+		held := max(m.Held(now), p.app.Held(now))
 		if wait <= 0 {
 			m.Take(now, units)
 			p.app.Take(now, units)
@@ -76,8 +77,12 @@ func (p *Pacer) Wait(ctx context.Context, mailbox string, units int, longest tim
 			return now, 0, nil
 		}
 		p.mu.Unlock()
-		if wait > longest {
-			return time.Time{}, wait, nil
+		// A Retry-After in force goes back to the planner, which works
+		// elsewhere meanwhile; the spacing of a pace is waited out here,
+		// however long a queue of requests makes it, since a request
+		// waiting for its pace holds no worker (Fetcher.InFlight).
+		if held > longest {
+			return time.Time{}, held, nil
 		}
 		woken := make(chan struct{})
 		stop := p.clock.AfterFunc(wait, func() { close(woken) })
