@@ -59,10 +59,10 @@ func (p *Pacer) mailbox(m string) *domain.Pace {
 }
 
 // Wait blocks until units of mailbox's may be sent by both its pace and the
-// app's, takes them, and returns when. A wait longer than longest is not
-// waited: it is returned (with a zero time) for the caller to hand back to
-// the planner, so that a worker is not held while a mailbox's Retry-After
-// runs.
+// app's, takes them, and returns when. A Retry-After in force for longer
+// than longest is not waited: it is returned (with a zero time) for the
+// caller to hand back to the planner, which works elsewhere meanwhile; the
+// spacing of a pace is waited out, however long.
 func (p *Pacer) Wait(ctx context.Context, mailbox string, units int, longest time.Duration) (time.Time, time.Duration, error) {
 	for {
 		p.mu.Lock()
