@@ -168,9 +168,9 @@ func TestServerTextIsPrintedEscaped(t *testing.T) {
 	mustf(t, res.code == 0, "backup: exit %d: %s", res.code, res.stderr)
 	escaped := `\x1b[2J\x1b[31mRed\nRow\tShift`
 	for _, args := range [][]string{
-		{"ls", filepath.Join(data, "storage"), "a@contoso.test"},
-		{"ls", filepath.Join(data, "storage"), "a@contoso.test/Inbox"},
-		{"find", filepath.Join(data, "storage"), "--folder", "Inbox"},
+		{"ls", filepath.Join(data, "storage"), "a@contoso.test", "--data", data},
+		{"ls", filepath.Join(data, "storage"), "a@contoso.test/Inbox", "--data", data},
+		{"find", filepath.Join(data, "storage"), "--folder", "Inbox", "--data", data},
 		{"replay", "last", "--data", data},
 	} {
 		res := mailvault(t, args...)
