@@ -35,11 +35,19 @@ func TestEWSBudgetPenaltyOnlyOnce(t *testing.T) {
 	r, res := sim.backup(t, data, "--mailbox", "sam@contoso.test", "--ews-batch", "10")
 	mustf(t, res.code == 0 && r.ItemsStored == 1000, "first run: exit %d, stored %d: %s %v", res.code, r.ItemsStored, res.stderr, r.Errors)
 	st := sim.stats(t)
-	mustf(t, st.Penalties == 1, "first run: %d penalties, want the one that finds the limit: %+v", st.Penalties, st)
+	// One penalty finds the limit; a slow machine (the race detector, a
+	// busy CI) may be held below it by the micro-delays alone and meet none.
+	mustf(t, st.Penalties <= 1, "first run: %d penalties, want at most the one that finds the limit: %+v", st.Penalties, st)
 
 	again, res := sim.backup(t, data, "--mailbox", "sam@contoso.test", "--ews-batch", "10", "--storage", filepath.Join(t.TempDir(), "second"))
 	mustf(t, res.code == 0 && again.ItemsStored == 1000, "next run: exit %d, stored %d: %s %v", res.code, again.ItemsStored, res.stderr, again.Errors)
 	st2 := sim.stats(t)
-	mustf(t, st2.Penalties == 1 && again.ThrottledRequests == 0, "next run: %d more penalties, %d throttled requests", st2.Penalties-1, again.ThrottledRequests)
+	if st.Penalties == 1 {
+		// The limit was found: the next run starts from the pace kept.
+		mustf(t, st2.Penalties == 1 && again.ThrottledRequests == 0, "next run: %d more penalties, %d throttled requests", st2.Penalties-1, again.ThrottledRequests)
+	} else {
+		// Nothing was learned: the next run may meet the limit once.
+		mustf(t, st2.Penalties <= 1, "next run: %d penalties", st2.Penalties)
+	}
 	mustf(t, !strings.Contains(res.stderr, "ErrorServerBusy"), "next run: %s", res.stderr)
 }
