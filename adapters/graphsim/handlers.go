@@ -590,7 +590,11 @@ func odataType(kind string) string {
 // events the expansions asked for).
 func (s *Server) itemJSON(c *call, f *folder, pos int, imm, full bool) map[string]any {
 	ck := s.store.ChangeKey(f, pos)
-	when := s.store.Time(f, pos)
+	// What the item's MIME says, so that the JSON and MIME renderings of
+	// one item agree: sender, recipients, subject, dates, text. Its date
+	// is the item's time (Store.Time), drawn once here.
+	facts := s.store.Facts(f, pos)
+	when := facts.Date
 	modified := when
 	if f.Kind == kindCalendar {
 		modified = when.Add(-30 * 24 * time.Hour) // invited a month ahead
@@ -611,9 +615,6 @@ func (s *Server) itemJSON(c *call, f *folder, pos int, imm, full bool) map[strin
 		}
 		return stored
 	}
-	// What the item's MIME says, so that the JSON and MIME renderings of
-	// one item agree: sender, recipients, subject, dates, text.
-	facts := s.store.Facts(f, pos)
 	created := modified
 	if f.Kind == kindCalendar {
 		created = modified.Add(-time.Hour) // created, then the invitation accepted
