@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -72,6 +73,9 @@ func needPythonModules(t *testing.T, modules ...string) {
 
 type readCounts struct {
 	Messages, Files, Events, Recurring, Exceptions, Contacts, Folders int
+	CardVersions                                                      []string `json:"card_versions"`
+	CardsWithoutN                                                     int      `json:"cards_without_n"`
+	MaxCardsPerFile                                                   int      `json:"max_cards_per_file"`
 }
 
 func readExport(t *testing.T, kind, path string) readCounts {
@@ -144,7 +148,9 @@ func TestExportFormatsReadByOtherTools(t *testing.T) {
 
 	out, _ = export("vcf")
 	c = readExport(t, "vcf", out)
-	mustf(t, c.Contacts == 15, "vcf: %+v", c)
+	// The simulator's contacts are vCard 4.0 with FN only, as Exchange's
+	// often are: written as 3.0, each with an N.
+	mustf(t, c.Contacts == 15 && slices.Equal(c.CardVersions, []string{"3.0"}) && c.CardsWithoutN == 0, "vcf: %+v", c)
 
 	out, stdout := export("zip")
 	c = readExport(t, "zip", out)
@@ -297,4 +303,45 @@ print(seen, file=sys.stderr)
 	var n int
 	json.Unmarshal(out, &n)
 	return n
+}
+
+// Contacts backed up as Graph JSON export as the vCards Outlook imports:
+// 3.0 by default, each with FN and N, one file per folder or per contact;
+// 4.0 on request. Python's vobject reads every one.
+func TestVCardExportForOutlook(t *testing.T) {
+	t.Parallel()
+	needPythonModules(t, "vobject")
+	sim := startGraphSim(t, `seed: 5
+mailboxes:
+  - address: gwen@contoso.test
+    folders:
+      - path: Contacts
+        kind: contacts
+        items: 12
+      - path: Contacts/Suppliers
+        kind: contacts
+        items: 5
+`)
+	data := filepath.Join(t.TempDir(), "data")
+	r, res := graphBackup(t, sim, data, "--graph-content", "batch")
+	mustf(t, res.code == 0 && r.ItemsStored == 17, "backup: exit %d stored %d: %s", res.code, r.ItemsStored, res.stderr)
+	store := filepath.Join(data, "storage")
+	for _, c := range []struct {
+		args           []string
+		version        string
+		files, perFile int
+	}{
+		{nil, "3.0", 2, 12},
+		{[]string{"--vcard-files", "contact"}, "3.0", 17, 1},
+		{[]string{"--vcard-version", "4.0"}, "4.0", 2, 12},
+	} {
+		out := filepath.Join(t.TempDir(), "out")
+		res := mailvault(t, append([]string{"export", "--storage", store, "--data", data, "--format", "vcf", "--out", out}, c.args...)...)
+		mustf(t, res.code == 0, "export %v: exit %d %s", c.args, res.code, res.stderr)
+		got := readExport(t, "vcf", out)
+		mustf(t, got.Contacts == 17 && got.Files == c.files && got.MaxCardsPerFile == c.perFile &&
+			slices.Equal(got.CardVersions, []string{c.version}) && got.CardsWithoutN == 0, "export %v: %+v", c.args, got)
+	}
+	res = mailvault(t, "export", "--storage", store, "--data", data, "--format", "vcf", "--out", filepath.Join(t.TempDir(), "o"), "--vcard-version", "2.1")
+	mustf(t, res.code == 2 && strings.Contains(res.stderr, `--vcard-version "2.1": use 3.0 or 4.0`), "vCard 2.1: exit %d %s", res.code, res.stderr)
 }

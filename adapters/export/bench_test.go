@@ -22,7 +22,7 @@ func BenchmarkExport(b *testing.B) {
 				if format == "zip" {
 					out += ".zip"
 				}
-				e, err := New(format, out, "bench")
+				e, err := New(format, out, "bench", Options{})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"unicode"
@@ -27,7 +28,6 @@ import (
 
 	"github.com/emersion/go-ical"
 	"github.com/emersion/go-mbox"
-	"github.com/emersion/go-vcard"
 
 	"github.com/mailvault/mailvault/adapters/itemformat"
 )
@@ -73,11 +73,25 @@ type sink interface {
 	close() error
 }
 
+// Options shape the contacts an export writes.
+type Options struct {
+	// CardVersion is the vCard version written: "3.0" (the default: what
+	// Outlook imports) or "4.0".
+	CardVersion string `json:"vcard_version,omitempty"`
+	// CardPerContact writes one .vcf file per contact instead of one per
+	// contacts folder (Outlook imports only a file's first contact).
+	CardPerContact bool `json:"vcard_per_contact,omitempty"`
+}
+
+// CardFiles names the two ways of filing contacts.
+var CardFiles = []string{"folder", "contact"}
+
 // Exporter writes items in one format. Items of one folder must come
 // together (the storage index orders them so); a folder file is open only
 // while its items arrive, so memory does not grow with the export.
 type Exporter struct {
 	format string
+	opts   Options
 	out    string
 	sink   sink
 	res    Result
@@ -94,7 +108,6 @@ type folderFile struct {
 	rel  string
 	w    io.WriteCloser
 	mbox *mbox.Writer
-	vcf  *vcard.Encoder
 	ics  bool
 }
 
@@ -110,8 +123,16 @@ const stateFile = ".mailvault-export"
 // exist, or hold an interrupted export of the same selection (key names it:
 // the storage and the filters), which is continued; for zip a file that
 // must not exist (an interrupted zip is written again from the start).
-func New(format, out, key string) (*Exporter, error) {
-	e := &Exporter{format: format, out: out, claimed: map[string]string{}, paths: map[string]string{}, done: map[string]bool{},
+func New(format, out, key string, opts Options) (*Exporter, error) {
+	if opts.CardVersion == "" {
+		opts.CardVersion = "3.0"
+	}
+	if !slices.Contains(itemformat.CardVersions, opts.CardVersion) {
+		return nil, fmt.Errorf("vCard version %q: use %s", opts.CardVersion, strings.Join(itemformat.CardVersions, " or "))
+	}
+	// Contacts filed another way make another export: the state names it.
+	key += fmt.Sprintf("\x00vcard %s per-contact=%t", opts.CardVersion, opts.CardPerContact)
+	e := &Exporter{format: format, opts: opts, out: out, claimed: map[string]string{}, paths: map[string]string{}, done: map[string]bool{},
 		res: Result{Skipped: map[string]int{}}}
 	switch format {
 	case "zip":
@@ -234,6 +255,13 @@ func (e *Exporter) Exported(it Item) bool {
 		return false
 	case "eml":
 		done = e.sink.exists(e.itemPath(it))
+	case "vcf":
+		if e.opts.CardPerContact {
+			done = e.sink.exists(e.cardPath(it))
+			break
+		}
+		e.folderRel(it, ".vcf")
+		done = e.done[it.Mailbox+"\x00"+it.FolderID]
 	case "maildir":
 		rel := e.folderRel(it, "")
 		done = e.sink.exists(rel+"/new/"+maildirName(it)) || e.sink.exists(rel+"/cur/"+maildirName(it))
@@ -257,6 +285,10 @@ func (e *Exporter) Damaged(it Item, err error) {
 
 func (e *Exporter) itemPath(it Item) string {
 	return path.Join(e.folderRel(it, ""), SafeName(it.ID)+".eml")
+}
+
+func (e *Exporter) cardPath(it Item) string {
+	return path.Join(e.folderRel(it, ""), SafeName(it.ID)+".vcf")
 }
 
 func maildirName(it Item) string { return SafeName(it.ID) + ".mailvault" }
@@ -416,15 +448,33 @@ func (e *Exporter) addContact(it Item) error {
 	if err != nil {
 		return &conversionError{"contacts without vCard data", err}
 	}
-	f, err := e.folder(it, ".vcf")
-	if err != nil {
+	if card, err = itemformat.CardAs(card, e.opts.CardVersion); err != nil {
 		return err
 	}
-	if card.Value(vcard.FieldVersion) == "" {
-		card.SetValue(vcard.FieldVersion, "4.0")
-	}
-	if err := f.vcf.Encode(card); err != nil {
+	b, err := itemformat.EncodeCard(card)
+	if err != nil {
 		return &conversionError{"contacts without vCard data", err}
+	}
+	if e.opts.CardPerContact {
+		// In a zip only one entry is open at a time.
+		if err := e.closeFolder(); err != nil {
+			return err
+		}
+		w, err := e.sink.create(e.cardPath(it))
+		if err != nil {
+			return err
+		}
+		if err := e.write(w, b); err != nil {
+			return err
+		}
+	} else {
+		f, err := e.folder(it, ".vcf")
+		if err != nil {
+			return err
+		}
+		if _, err := f.w.Write(b); err != nil {
+			return fmt.Errorf("write vcf: %w", err)
+		}
 	}
 	e.res.Contacts++
 	return nil
@@ -489,8 +539,6 @@ func (e *Exporter) folder(it Item, ext string) (*folderFile, error) {
 	switch ext {
 	case ".mbox":
 		f.mbox = mbox.NewWriter(w)
-	case ".vcf":
-		f.vcf = vcard.NewEncoder(w)
 	case ".ics":
 		f.ics = true
 		e.tzids = map[string]bool{}

@@ -35,7 +35,7 @@ func TestExportDoesNotFollowPlantedSymlinks(t *testing.T) {
 	out := filepath.Join(dir, "out")
 	outside := filepath.Join(dir, "outside")
 	os.MkdirAll(outside, 0o700)
-	e, err := New("eml", out, "k")
+	e, err := New("eml", out, "k", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestInterruptedExportContinues(t *testing.T) {
 			for i := range 30 {
 				items = append(items, mailItem(i, []string{"Inbox", "Sent", "Archive"}[i/10]))
 			}
-			e, err := New(format, out, "sel")
+			e, err := New(format, out, "sel", Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,10 +79,10 @@ func TestInterruptedExportContinues(t *testing.T) {
 				}
 			}
 			e.Abort()
-			if _, err := New(format, out, "another selection"); err == nil || !strings.Contains(err.Error(), "another format or selection") {
+			if _, err := New(format, out, "another selection", Options{}); err == nil || !strings.Contains(err.Error(), "another format or selection") {
 				t.Fatalf("a different export into the same directory: %v", err)
 			}
-			e, err = New(format, out, "sel")
+			e, err = New(format, out, "sel", Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -127,7 +127,7 @@ func TestInterruptedExportContinues(t *testing.T) {
 // nothing, and damaged items are named in the result.
 func TestZipIsAtomicAndDamageIsNamed(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "x.zip")
-	e, err := New("zip", out, "")
+	e, err := New("zip", out, "", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestZipIsAtomicAndDamageIsNamed(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Dir(out)); len(entries) != 0 {
 		t.Fatalf("an aborted zip left %v", entries)
 	}
-	e, err = New("zip", out, "")
+	e, err = New("zip", out, "", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,6 +78,7 @@ func Card(format string, content []byte) (vcard.Card, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vCard part: %w", err)
 	}
+	unescapeText(card)
 	return card, nil
 }
 
@@ -278,56 +279,6 @@ func rruleOf(rec Recurrence) (string, error) {
 		parts = append(parts, "UNTIL="+d.Add(24*time.Hour-time.Second).Format(icalStamp))
 	}
 	return strings.Join(parts, ";"), nil
-}
-
-func cardFromGraph(r Resource) vcard.Card {
-	card := vcard.Card{}
-	card.SetValue(vcard.FieldVersion, "4.0")
-	fn := r.DisplayName
-	if fn == "" {
-		fn = strings.TrimSpace(r.GivenName + " " + r.Surname)
-	}
-	card.SetValue(vcard.FieldFormattedName, fn)
-	card.SetName(&vcard.Name{GivenName: r.GivenName, FamilyName: r.Surname, AdditionalName: r.MiddleName})
-	for _, e := range r.EmailAddresses {
-		card.Add(vcard.FieldEmail, &vcard.Field{Value: e.Address, Params: vcard.Params{}})
-	}
-	phone := func(number, typ string) {
-		if number != "" {
-			card.Add(vcard.FieldTelephone, &vcard.Field{Value: number, Params: vcard.Params{vcard.ParamType: {typ}}})
-		}
-	}
-	for _, p := range r.BusinessPhones {
-		phone(p, vcard.TypeWork)
-	}
-	for _, p := range r.HomePhones {
-		phone(p, vcard.TypeHome)
-	}
-	phone(r.MobilePhone, vcard.TypeCell)
-	if r.CompanyName != "" {
-		card.SetValue(vcard.FieldOrganization, r.CompanyName)
-	}
-	if r.JobTitle != "" {
-		card.SetValue(vcard.FieldTitle, r.JobTitle)
-	}
-	addr := func(a *Address, typ string) {
-		if a == nil || *a == (Address{}) {
-			return
-		}
-		card.AddAddress(&vcard.Address{Field: &vcard.Field{Params: vcard.Params{vcard.ParamType: {typ}}},
-			StreetAddress: a.Street, Locality: a.City, Region: a.State, PostalCode: a.PostalCode, Country: a.CountryOrRegion})
-	}
-	addr(r.BusinessAddress, vcard.TypeWork)
-	addr(r.HomeAddress, vcard.TypeHome)
-	if r.PersonalNotes != "" {
-		card.SetValue(vcard.FieldNote, r.PersonalNotes)
-	}
-	if r.Birthday != "" {
-		if t, err := time.Parse(time.RFC3339, r.Birthday); err == nil {
-			card.SetValue(vcard.FieldBirthday, t.Format("20060102"))
-		}
-	}
-	return card
 }
 
 // MessageInfo is what export needs to file a message: its sender and date

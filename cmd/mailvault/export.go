@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mailvault/mailvault/adapters/export"
+	"github.com/mailvault/mailvault/adapters/itemformat"
 	"github.com/mailvault/mailvault/internal/app"
 	"github.com/mailvault/mailvault/projections"
 )
@@ -66,14 +67,15 @@ func newExportCmd(g *globalFlags) *cobra.Command {
 	var access storageAccess
 	var in exportInput
 	f := &in.Selection
-	var progress string
+	var progress, cardFiles string
 	cmd := &cobra.Command{Use: "export --storage S --format eml|mbox|maildir|ics|vcf|zip --out PATH", Short: "Export stored items in standard formats", Args: cobra.ArbitraryArgs,
 		Long: `Export the newest stored version of each selected item:
   eml      one .eml file per message, in a folder tree per mailbox
   mbox     one mbox file per mail folder (mboxrd quoting)
   maildir  a Maildir tree per mailbox, one directory per folder (Dovecot LAYOUT=fs)
   ics      one iCalendar file per calendar folder (recurrence and exceptions kept)
-  vcf      one vCard file per contacts folder
+  vcf      one vCard file per contacts folder, or per contact with --vcard-files contact
+           (vCard 3.0, which Outlook imports, unless --vcard-version 4.0)
   zip      a zip file holding mail as EML, calendars as ICS and contacts as VCF
 Folder names are sanitised: nothing is written outside --out, whatever a folder is called.
 --out must be a new or empty directory (for zip: a new file). Files are written under temporary
@@ -97,6 +99,13 @@ the exit code is then 3 (finished with warnings).`,
 			if !slices.Contains(export.Formats, in.Format) {
 				return usageErr("export format %q: use %s", in.Format, strings.Join(export.Formats, ", "))
 			}
+			if !slices.Contains(itemformat.CardVersions, in.Contacts.CardVersion) {
+				return usageErr("--vcard-version %q: use %s", in.Contacts.CardVersion, strings.Join(itemformat.CardVersions, " or "))
+			}
+			if !slices.Contains(export.CardFiles, cardFiles) {
+				return usageErr("--vcard-files %q: use %s", cardFiles, strings.Join(export.CardFiles, " or "))
+			}
+			in.Contacts.CardPerContact = cardFiles == "contact"
 			if in.Key, err = access.key(); err != nil {
 				return err
 			}
@@ -111,6 +120,8 @@ the exit code is then 3 (finished with warnings).`,
 	cmd.Flags().StringVar(&in.Storage, "storage", "", "storage NAME or directory")
 	cmd.Flags().StringVar(&in.Format, "format", "eml", "eml, mbox, maildir, ics, vcf or zip")
 	cmd.Flags().StringVar(&in.Out, "out", "", "output directory (zip: output file)")
+	cmd.Flags().StringVar(&in.Contacts.CardVersion, "vcard-version", "3.0", "vCard version of exported contacts: 3.0 (Outlook) or 4.0")
+	cmd.Flags().StringVar(&cardFiles, "vcard-files", "folder", "one .vcf file per contacts folder (folder) or per contact (contact)")
 	cmd.Flags().StringVar(&in.Report, "report", "text", "summary format: text or json")
 	cmd.Flags().StringVar(&progress, "progress", "auto", "progress display: auto, bar, plain, none")
 	return cmd

@@ -179,6 +179,8 @@ type ExportRun struct {
 	Format    string    `json:"format"`
 	// Out is where the export is written (a directory, or a zip file).
 	Out string `json:"out"`
+	// Contacts says how contacts are written (vCard version, files).
+	Contacts export.Options `json:"contacts"`
 }
 
 // Export writes stored items out in a standard format. It continues an
@@ -203,7 +205,7 @@ func (s *Service) Export(_ context.Context, in ExportRun, progress Progress) (ex
 		if len(multi) > 0 {
 			return ambiguousSources(multi)
 		}
-		ex, err := export.New(in.Format, in.Out, v.ID()+"\x00"+sel.key())
+		ex, err := export.New(in.Format, in.Out, v.ID()+"\x00"+sel.key(), in.Contacts)
 		if err != nil {
 			return Invalid("%v", err)
 		}

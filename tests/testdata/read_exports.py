@@ -41,13 +41,17 @@ def events_in(data):
     return len(events), recurring, exceptions
 
 
-def cards_in(text):
+def cards_in(text, out):
     n = 0
     for card in vobject.readComponents(text):
         if not card.fn.value:
             raise SystemExit("contact without FN")
+        if "n" not in card.contents:
+            out["cards_without_n"] += 1
+        out["card_versions"] = sorted(set(out["card_versions"]) | {card.version.value})
         n += 1
-    return n
+    out["contacts"] += n
+    out["max_cards_per_file"] = max(out["max_cards_per_file"], n)
 
 
 def walk(root, ext):
@@ -59,7 +63,8 @@ def walk(root, ext):
 
 def main():
     kind, path = sys.argv[1], sys.argv[2]
-    out = {"messages": 0, "files": 0, "events": 0, "recurring": 0, "exceptions": 0, "contacts": 0, "folders": 0}
+    out = {"messages": 0, "files": 0, "events": 0, "recurring": 0, "exceptions": 0, "contacts": 0, "folders": 0,
+           "card_versions": [], "cards_without_n": 0, "max_cards_per_file": 0}
     if kind == "mbox":
         for f in walk(path, ".mbox"):
             out["files"] += 1
@@ -82,7 +87,7 @@ def main():
     elif kind == "vcf":
         for f in walk(path, ".vcf"):
             out["files"] += 1
-            out["contacts"] += cards_in(open(f, encoding="utf-8").read())
+            cards_in(open(f, encoding="utf-8").read(), out)
     elif kind == "zip":
         with zipfile.ZipFile(path) as z:
             for info in z.infolist():
@@ -97,7 +102,7 @@ def main():
                     n, r, x = events_in(data)
                     out["events"] += n; out["recurring"] += r; out["exceptions"] += x
                 elif name.endswith(".vcf"):
-                    out["contacts"] += cards_in(data.decode("utf-8"))
+                    cards_in(data.decode("utf-8"), out)
     else:
         raise SystemExit("unknown kind " + kind)
     print(json.dumps(out))
