@@ -119,6 +119,17 @@ const partialSuffix = ".mailvault-partial"
 // a second run continues the same export and refuses any other.
 const stateFile = ".mailvault-export"
 
+// ErrRefused marks an export refused for what it was asked (a format, an
+// --out that holds something else), as opposed to one the system failed.
+var ErrRefused = errors.New("export refused")
+
+type refusal struct{ msg string }
+
+func (r refusal) Error() string        { return r.msg }
+func (r refusal) Is(target error) bool { return target == ErrRefused }
+
+func refused(format string, a ...any) error { return refusal{fmt.Sprintf(format, a...)} }
+
 // New starts an export into out: a directory that must be empty, not
 // exist, or hold an interrupted export of the same selection (key names it:
 // the storage and the filters), which is continued; for zip a file that
@@ -128,7 +139,7 @@ func New(format, out, key string, opts Options) (*Exporter, error) {
 		opts.CardVersion = "3.0"
 	}
 	if !slices.Contains(itemformat.CardVersions, opts.CardVersion) {
-		return nil, fmt.Errorf("vCard version %q: use %s", opts.CardVersion, strings.Join(itemformat.CardVersions, " or "))
+		return nil, refused("vCard version %q: use %s", opts.CardVersion, strings.Join(itemformat.CardVersions, " or "))
 	}
 	// Contacts filed another way make another export: the state names it.
 	key += fmt.Sprintf("\x00vcard %s per-contact=%t", opts.CardVersion, opts.CardPerContact)
@@ -137,7 +148,7 @@ func New(format, out, key string, opts Options) (*Exporter, error) {
 	switch format {
 	case "zip":
 		if _, err := os.Lstat(out); err == nil {
-			return nil, fmt.Errorf("%s exists: export into a new file", out)
+			return nil, refused("%s exists: export into a new file", out)
 		}
 		f, err := os.OpenFile(out+partialSuffix, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
@@ -157,7 +168,7 @@ func New(format, out, key string, opts Options) (*Exporter, error) {
 		}
 		e.sink = &dirSink{root: root, maildir: format == "maildir"}
 	default:
-		return nil, fmt.Errorf("export format %q: use %s", format, strings.Join(Formats, ", "))
+		return nil, refused("export format %q: use %s", format, strings.Join(Formats, ", "))
 	}
 	return e, nil
 }
@@ -180,10 +191,10 @@ func claimDir(out, format, key string) error {
 		b, err := os.ReadFile(filepath.Join(out, stateFile))
 		var got exportState
 		if err != nil || json.Unmarshal(b, &got) != nil {
-			return fmt.Errorf("%s is not empty: export into a new or empty directory", out)
+			return refused("%s is not empty: export into a new or empty directory", out)
 		}
 		if got != want {
-			return fmt.Errorf("%s holds an export of another format or selection: export into a new or empty directory", out)
+			return refused("%s holds an export of another format or selection: export into a new or empty directory", out)
 		}
 		return filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
 			if err == nil && !d.IsDir() && strings.HasSuffix(d.Name(), partialSuffix) {

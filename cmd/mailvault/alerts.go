@@ -48,7 +48,7 @@ the encrypted secret store.`,
 			var secret credential.Secret
 			if passwordFile != "" || passwordEnv != "" {
 				var err error
-				if secret, err = credential.Load("SMTP password", passwordFile, passwordEnv); err != nil {
+				if secret, err = loadSecret("SMTP password", passwordFile, passwordEnv); err != nil {
 					return usageErr("%v", err)
 				}
 			}

@@ -30,8 +30,43 @@ func actor() string {
 	return "unknown"
 }
 
-func secretStore(g *globalFlags) *credential.Store {
-	return credential.NewStore(filepath.Join(g.data, "secrets"))
+// secretStore is the data directory's secret store, under the key from
+// outside the directory when one is given (--secrets-key-file,
+// $MAILVAULT_SECRETS_KEY_FILE, $MAILVAULT_SECRETS_KEY or the systemd
+// credential mailvault-secrets-key). A key that cannot be read fails every
+// use of a secret with the reason, not the commands that need none.
+func secretStore(g *globalFlags) app.Secrets {
+	key, err := credential.FindKey(g.secretsKeyFile, os.Getenv)
+	if err != nil {
+		return unavailableSecrets{err}
+	}
+	st := credential.NewStore(filepath.Join(g.data, "secrets"), key)
+	warn(st.KeyFileWarning())
+	return st
+}
+
+// unavailableSecrets stands for a secret store whose key could not be read.
+type unavailableSecrets struct{ err error }
+
+func (u unavailableSecrets) Put(string, credential.Secret) error   { return u.err }
+func (u unavailableSecrets) Get(string) (credential.Secret, error) { return credential.Secret{}, u.err }
+func (u unavailableSecrets) Delete(string) error                   { return u.err }
+
+// loadSecret reads a secret from its file or environment variable, warning
+// when the file can be read by other users.
+func loadSecret(what, file, envVar string) (credential.Secret, error) {
+	s, err := credential.Load(what, file, envVar)
+	if err == nil && file != "" {
+		warn(credential.ModeWarning(file))
+	}
+	return s, err
+}
+
+// warn tells the user about a problem that does not stop the command.
+func warn(err error) {
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "warning: %v\n", err)
+	}
 }
 
 // connectionTestInput is the connection test operation's input.

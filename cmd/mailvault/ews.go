@@ -48,7 +48,7 @@ func (f *ewsFlags) spec(caCert string) (connectionSpec, credential.Secret, error
 	if err := spec.Validate("--source ews"); err != nil {
 		return spec, credential.Secret{}, usageErr("%v", err)
 	}
-	secret, err := credential.Load("password", f.passwordFile, f.passwordEnv)
+	secret, err := loadSecret("password", f.passwordFile, f.passwordEnv)
 	if err != nil {
 		return spec, secret, usageErr("%v", err)
 	}

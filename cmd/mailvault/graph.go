@@ -63,7 +63,7 @@ func (f *graphFlags) spec() (connectionSpec, credential.Secret, error) {
 	if _, err := connect.ParseContent(f.content); err != nil {
 		return spec, credential.Secret{}, usageErr("%v", err)
 	}
-	secret, err := credential.Load("client secret", f.secretFile, f.secretEnv)
+	secret, err := loadSecret("client secret", f.secretFile, f.secretEnv)
 	if err != nil {
 		return spec, secret, usageErr("%v", err)
 	}

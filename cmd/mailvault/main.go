@@ -4,6 +4,7 @@ package main
 import (
 	// Job schedules name time zones; a server without a zone database
 	// still knows them.
+	"syscall"
 	"time"
 	_ "time/tzdata"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mailvault/mailvault/adapters/credential"
 	"github.com/mailvault/mailvault/adapters/eventlog"
 	"github.com/mailvault/mailvault/adapters/vault"
 	"github.com/mailvault/mailvault/domain"
@@ -126,6 +128,9 @@ type globalFlags struct {
 	data     string
 	logLevel string
 	logJSON  bool
+	// secretsKeyFile holds the secret store's key, outside the data
+	// directory.
+	secretsKeyFile string
 	// In the daemon: its open log and its job control, which every
 	// command it runs uses (nil elsewhere).
 	held   *eventlog.Log
@@ -146,6 +151,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.data, "data", "./mailvault-data", "data directory (event log and default storage)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	root.PersistentFlags().BoolVar(&g.logJSON, "log-json", false, "write logs as JSON lines")
+	root.PersistentFlags().StringVar(&g.secretsKeyFile, "secrets-key-file", "", "file holding the key of the stored secrets, kept outside the data directory (or $"+credential.KeyFileEnv+", $"+credential.KeyEnv+", systemd credential "+credential.KeyCredential+")")
 	for _, q := range readQueries {
 		root.AddCommand(newReadCmd(g, q))
 	}
@@ -168,6 +174,9 @@ func advice(err error) string {
 		return "nothing was lost: free space on that disk and run the command again; it continues where it stopped"
 	case errors.Is(err, vault.ErrIndexDamaged), errors.Is(err, vault.ErrStorageDamaged):
 		return "'mailvault verify STORAGE --read-data' shows what is affected; 'mailvault repair STORAGE' rebuilds what the packs hold and names what they do not"
+	case errors.Is(err, syscall.EROFS):
+		return "that place is read-only to mailvault. Under its systemd unit (docs/mailvault.service) the daemon, which runs storage add, export and restore, " +
+			"writes only to its data directory, /srv/mailvault and /srv/mailvault-export: use one of them, or allow another place with 'systemctl edit mailvault' ([Service] ReadWritePaths=DIR)"
 	}
 	return ""
 }

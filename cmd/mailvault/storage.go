@@ -49,7 +49,7 @@ func (a storageAccess) password() ([]byte, error) {
 	if a.passwordFile == "" && a.passwordEnv == "" {
 		return nil, nil
 	}
-	s, err := credential.Load("storage password", a.passwordFile, a.passwordEnv)
+	s, err := loadSecret("storage password", a.passwordFile, a.passwordEnv)
 	if err != nil {
 		return nil, usageErr("%v", err)
 	}
@@ -147,7 +147,7 @@ secret store, so scheduled jobs can open the storage.`,
 	var newFile, newEnv string
 	passwd := &cobra.Command{Use: "passwd NAME|DIR --new-password-file F", Short: "Change a storage's password (no data is rewritten)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			next, err := credential.Load("new password", newFile, newEnv)
+			next, err := loadSecret("new password", newFile, newEnv)
 			if err != nil {
 				return usageErr("%v", err)
 			}

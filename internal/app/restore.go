@@ -206,8 +206,11 @@ func (s *Service) Export(_ context.Context, in ExportRun, progress Progress) (ex
 			return ambiguousSources(multi)
 		}
 		ex, err := export.New(in.Format, in.Out, v.ID()+"\x00"+sel.key(), in.Contacts)
-		if err != nil {
+		if errors.Is(err, export.ErrRefused) {
 			return Invalid("%v", err)
+		}
+		if err != nil {
+			return err // the system's: a read-only or full disk, permissions
 		}
 		progress.Start(total)
 		defer progress.Stop()
