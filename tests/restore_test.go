@@ -3,8 +3,10 @@ package tests
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -239,6 +241,29 @@ func TestRestoreKilledResumesWithoutDuplicates(t *testing.T) {
 	mustf(t, res.code == 0, "backup: %s", res.stderr)
 	store := filepath.Join(data, "storage")
 	args := []string{"restore", "--storage", store, "--to", "online", "--mailbox", "bulk@contoso.test", "--target-mailbox", "dst@contoso.test", "--format", "json", "--data", data}
+	// Ctrl-C midway: the restore stops and still reports, as JSON, what it did.
+	{
+		before := sim.stats(t).Requests
+		cmd := exec.Command(binary, args...)
+		var stdout bytes.Buffer
+		cmd.Stdout = &stdout
+		mustf(t, cmd.Start() == nil, "start restore")
+		deadline := time.Now().Add(60 * time.Second)
+		for sim.stats(t).Requests < before+50 {
+			mustf(t, time.Now().Before(deadline), "the restore made no progress")
+			time.Sleep(10 * time.Millisecond)
+		}
+		cmd.Process.Signal(os.Interrupt)
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		mustf(t, errors.As(err, &ee) && ee.ExitCode() == 1, "an interrupted restore exits 1: %v", err)
+		var rep struct {
+			restoreReport
+			Error string `json:"error"`
+		}
+		mustf(t, json.Unmarshal(stdout.Bytes(), &rep) == nil, "an interrupted restore's report is not JSON: %s", stdout.String())
+		mustf(t, rep.State != "finished" && rep.Created > 0 && rep.Error != "", "interrupted restore: %+v", rep)
+	}
 	for kills := 0; kills < 2; kills++ {
 		before := sim.stats(t).Requests
 		cmd := exec.Command(binary, args...)

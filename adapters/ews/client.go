@@ -203,6 +203,7 @@ func (t *transport) reply(resp *http.Response, b []byte) ([]byte, error) {
 // authenticated stays so, and later requests on it need no handshake.
 type ntlmPool struct {
 	free chan *http.Transport
+	all  []*http.Transport
 }
 
 func newNTLMPool(base *http.Transport, n int) *ntlmPool {
@@ -211,8 +212,16 @@ func newNTLMPool(base *http.Transport, n int) *ntlmPool {
 		t := base.Clone()
 		t.MaxConnsPerHost, t.MaxIdleConnsPerHost = 2, 2
 		p.free <- t
+		p.all = append(p.all, t)
 	}
 	return p
+}
+
+// CloseIdleConnections closes every pooled transport's idle connections.
+func (p *ntlmPool) CloseIdleConnections() {
+	for _, t := range p.all {
+		t.CloseIdleConnections()
+	}
 }
 
 func (p *ntlmPool) RoundTrip(req *http.Request) (*http.Response, error) {

@@ -75,6 +75,11 @@ type folderInfo struct {
 	kind string
 }
 
+// Close closes the source's idle connections: a daemon opens a source
+// per job cycle, and kept-alive connections (each with its goroutines) must
+// not outlive it.
+func (s *Source) Close() { s.t.http.CloseIdleConnections() }
+
 // NewSource checks the configuration and builds the source.
 func NewSource(cfg Config) (*Source, error) {
 	if cfg.Content == "" {

@@ -156,6 +156,14 @@ type Transport struct {
 	Host string
 }
 
+// CloseIdleConnections closes the base transport's idle connections (what
+// http.Client.CloseIdleConnections asks of it).
+func (t *Transport) CloseIdleConnections() {
+	if c, ok := t.Base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !strings.EqualFold(req.URL.Host, t.Host) || req.URL.Scheme != "https" && req.URL.Scheme != "http" {

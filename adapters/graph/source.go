@@ -83,6 +83,14 @@ type Source struct {
 // MaxItemsPerRequest is Graph's limit for $batch and exportItems.
 const MaxItemsPerRequest = 20
 
+// Close closes the source's idle connections: a daemon opens a source
+// per job cycle, and kept-alive connections (each with its goroutines) must
+// not outlive it.
+func (s *Source) Close() {
+	s.c.http.CloseIdleConnections()
+	s.c.plain.CloseIdleConnections()
+}
+
 // NewSource checks the configuration and builds the source.
 func NewSource(cfg Config) (*Source, error) {
 	if cfg.GraphURL == "" {

@@ -20,6 +20,7 @@ import (
 	"github.com/mailvault/mailvault/adapters/eventlog"
 	"github.com/mailvault/mailvault/adapters/vault"
 	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/internal/app"
 	"github.com/mailvault/mailvault/internal/daemon"
 )
 
@@ -138,10 +139,12 @@ type globalFlags struct {
 	// vaults are the storages this process has open: one pool per
 	// process, since Badger allows one opener per directory.
 	vaults *vault.Pool
+	// running are the backup runs this process executes now.
+	running *app.RunningRuns
 }
 
 func newRootCmd() *cobra.Command {
-	g := &globalFlags{vaults: &vault.Pool{}}
+	g := &globalFlags{vaults: &vault.Pool{}, running: &app.RunningRuns{}}
 	root := &cobra.Command{
 		Use:           "mailvault",
 		Short:         "Back up Exchange Online and Exchange Server mailboxes into storage you own",

@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -91,8 +94,14 @@ func (e remoteError) Hint() string  { return e.hint }
 
 // runInDaemon runs an operation in the daemon and prints what it prints.
 func runInDaemon(ctx context.Context, dh *daemonHolds, name string, in any, stdout, stderr io.Writer) error {
-	o, err := daemon.Client{Addr: dh.ep.Addr, Token: dh.token}.Operation(ctx, name, in, stdout, stderr)
+	// Ctrl-C (or SIGTERM) on the caller ends the request, which stops the
+	// operation in the daemon at a checkpoint, as it would stop here.
+	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o, err := daemon.Client{Addr: dh.ep.Addr, Token: dh.token}.Operation(sigCtx, name, in, stdout, stderr)
 	switch {
+	case err != nil && sigCtx.Err() != nil && ctx.Err() == nil:
+		return &exitError{code: exitErrors, err: fmt.Errorf("%s interrupted: the daemon stops it at a checkpoint; run the same command again to continue", name)}
 	case errors.Is(err, daemon.ErrUnreachable):
 		return &exitError{code: exitErrors, err: fmt.Errorf("the data directory is held by the daemon (pid %d): %v", dh.ep.PID, err)}
 	case err != nil:

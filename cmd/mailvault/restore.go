@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/mailvault/mailvault/internal/app"
 	"github.com/mailvault/mailvault/pipeline"
+	"github.com/mailvault/mailvault/projections"
 )
 
 // restoreInput is the restore operation's input.
@@ -28,22 +30,36 @@ var restoreOperation = operation("restore", func(ctx context.Context, g *globalF
 	defer stop()
 	return withService(g, func(s *app.Service) error {
 		res, err := s.Restore(ctx, in.RestoreRun, newCounter(in.Progress, errOut))
+		// A restore that stopped midway still reports what it did, in the
+		// format asked for: a script reading JSON gets JSON.
 		var nf *app.NotFinished
-		switch {
-		case errors.As(err, &nf) && res.Report != nil:
-			res.Report.WriteText(stdout)
-			return &exitError{code: exitErrors, err: err}
-		case err != nil:
+		stopped := errors.As(err, &nf) && res.Report != nil
+		if err != nil && !stopped {
 			return err
 		}
 		rep := res.Report
 		if in.Format == "json" {
-			rep.WriteJSON(stdout)
+			out := struct {
+				*projections.RestoreReport
+				Damaged []string `json:"damaged,omitempty"`
+				Error   string   `json:"error,omitempty"`
+			}{RestoreReport: rep, Damaged: res.Damaged}
+			if stopped {
+				out.Error = err.Error()
+			}
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			if werr := enc.Encode(out); werr != nil {
+				return werr
+			}
 		} else {
 			rep.WriteText(stdout)
 			if len(res.Damaged) > 0 {
 				fmt.Fprintf(stdout, "damaged in the storage, not restored (%d; run mailvault verify %s --read-data):\n    %s\n", len(res.Damaged), in.Storage, strings.Join(res.Damaged, "\n    "))
 			}
+		}
+		if stopped {
+			return &exitError{code: exitErrors, err: err}
 		}
 		if code := exitCodeFor(rep.State); code != exitOK {
 			return &exitError{code: code}

@@ -41,7 +41,7 @@ func withServiceOn(g *globalFlags, open func(*globalFlags) (*eventlog.Log, error
 func newService(g *globalFlags, lg *eventlog.Log) *app.Service {
 	logger, _ := g.logger()
 	s := &app.Service{Log: lg, Secrets: secretStore(g), Storages: vaultStorages{}, Actor: actor(),
-		Vaults: g.vaults, Connector: connect.Connector{Log: logger}, DefaultStorage: filepath.Join(g.data, "storage"), Logger: logger,
+		Vaults: g.vaults, Running: g.running, Connector: connect.Connector{Log: logger}, DefaultStorage: filepath.Join(g.data, "storage"), Logger: logger,
 		Reporter: runReporter{g: g, lg: lg, log: logger}}
 	if g.daemon != nil {
 		s.Jobs = g.daemon

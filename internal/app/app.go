@@ -92,6 +92,9 @@ type Service struct {
 	// Vaults are the storages open in this process (Badger allows one
 	// opener per directory, so a process has one pool).
 	Vaults *vault.Pool
+	// Running are the backup runs this process executes now (one set per
+	// process, like Vaults; nil: none is known).
+	Running *RunningRuns
 	// Connector opens servers from connections.
 	Connector Connector
 	// DefaultStorage is the storage of a backup that names none: created

@@ -130,7 +130,9 @@ func (s *Service) Backup(ctx context.Context, in BackupRun) (*projections.Report
 	pub, sub := s.Log.Transport()
 	deps := pipeline.Deps{Publisher: pub, Subscriber: sub, Source: in.Source, Storage: store,
 		Resume: projections.Resume{Log: s.Log, Scope: cfg.Scope}, Dedup: s.Log, Clock: clock, Log: s.Logger}
+	s.Running.add(cfg.Run)
 	state, runErr := pipeline.Run(ctx, deps, cfg)
+	s.Running.remove(cfg.Run)
 	stopWatching()
 
 	rep := snapshot()
@@ -154,6 +156,7 @@ func (s *Service) RunJobCycle(ctx context.Context, name string, job domain.Job, 
 	if err != nil {
 		return nil, err
 	}
+	defer srv.Close()
 	cfg := pipeline.DefaultConfig()
 	srv.Limit(&cfg)
 	cfg.Job, cfg.TimeFilter, cfg.FolderFilter, cfg.ExcludeMailboxes, cfg.Run = name, job.TimeFilter, job.FolderFilter, job.ExcludeMailboxes, run

@@ -37,6 +37,8 @@ type Server interface {
 	Limit(cfg *pipeline.Config)
 	// Probe tries, once each, the things a backup needs.
 	Probe(ctx context.Context, mailbox string, publicFolders bool) ([]Check, error)
+	// Close releases the connections the server's client keeps open.
+	Close()
 }
 
 // Connector opens servers from connection settings. Every entry point
@@ -73,5 +75,6 @@ func (s *Service) TestConnection(ctx context.Context, name, mailbox string, publ
 	if err != nil {
 		return nil, err
 	}
+	defer srv.Close()
 	return srv.Probe(ctx, mailbox, publicFolders)
 }

@@ -57,7 +57,10 @@ func (t *target) Delete(context.Context, string, string, string, string) error {
 type server struct {
 	src    pipeline.Source
 	target *target
+	closed *int
 }
+
+func (s server) Close() { *s.closed++ }
 
 func (s server) Source() pipeline.Source        { return s.src }
 func (s server) Target() pipeline.RestoreTarget { return s.target }
@@ -71,11 +74,12 @@ type connector struct {
 	tenant *simtenant.Tenant
 	target *target
 	opened []app.Scope
+	closed int
 }
 
 func (c *connector) Open(_ context.Context, _ string, _ app.ConnectionSpec, _ credential.Secret, scope app.Scope) (app.Server, error) {
 	c.opened = append(c.opened, scope)
-	return server{src: simtenant.NewSource(c.tenant, nil), target: c.target}, nil
+	return server{src: simtenant.NewSource(c.tenant, nil), target: c.target, closed: &c.closed}, nil
 }
 
 // operationsService is the application over a log and storages on disk,
@@ -153,6 +157,9 @@ func TestOperationsOverOneStorage(t *testing.T) {
 	res, err := s.Restore(ctx, app.RestoreRun{StorageRef: def, Selection: app.Selection{Mailbox: "ann@contoso.test"}, To: "tenant", Collisions: pipeline.CollisionSkip}, p)
 	if err != nil || res.Report.State != domain.StateFinished || res.Report.Created != 40 || len(res.Damaged) != 0 {
 		t.Fatalf("restore: %+v, %v", res.Report, err)
+	}
+	if conn.closed != len(conn.opened) {
+		t.Fatalf("the restore opened %d servers and closed %d", len(conn.opened), conn.closed)
 	}
 	if conn.target.created["ann@contoso.test/Inbox"] != 30 || conn.target.created["ann@contoso.test/Inbox/Projects"] != 10 || p.total != 40 || p.done != 40 || !p.stopped {
 		t.Fatalf("restored %v, progress %+v", conn.target.created, p)
@@ -270,6 +277,14 @@ func TestRunJobCycleUsesTheJobsDefinition(t *testing.T) {
 	}
 	if len(conn.opened) != 1 || strings.Join(conn.opened[0].Mailboxes, ",") != "ann@contoso.test" {
 		t.Fatalf("opened for %+v", conn.opened)
+	}
+	// A daemon runs cycles for ever: each closes what it opened, or its
+	// kept-alive connections pile up.
+	if conn.closed != 1 {
+		t.Fatalf("the cycle's server was closed %d times", conn.closed)
+	}
+	if _, err := s.TestConnection(ctx, "tenant", "", false); err != nil || conn.closed != 2 {
+		t.Fatalf("connection test: closed %d, %v", conn.closed, err)
 	}
 	groups, err := s.Groups(ctx, app.StorageRef{Storage: "nas"}, app.Selection{})
 	if err != nil || len(groups) != 2 || groups[0].Items != 40 {

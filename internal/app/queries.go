@@ -18,6 +18,7 @@ func (s *Service) Runs(_ context.Context) ([]projections.RunSummary, []*projecti
 	if err != nil {
 		return nil, nil, err
 	}
+	s.Running.mark(runs)
 	restores, err := projections.ListRestores(s.Log)
 	return runs, restores, err
 }
@@ -32,7 +33,11 @@ func (s *Service) Report(_ context.Context, run string) (*projections.Report, er
 	if err != nil {
 		return nil, err
 	}
-	return projections.BuildReport(s.Log, run)
+	rep, err := projections.BuildReport(s.Log, run)
+	if err == nil && s.Running.has(run) {
+		rep = rep.Live()
+	}
+	return rep, err
 }
 
 // RestoreReport rebuilds a restore's report.

@@ -78,6 +78,7 @@ func (s *Service) Restore(ctx context.Context, in RestoreRun, progress Progress)
 	if err != nil {
 		return out, err
 	}
+	defer srv.Close()
 	ref.Mode = vault.ModeRead
 	v, err := s.open(ref)
 	if err != nil {

@@ -135,6 +135,7 @@ type graphServer struct{ src *graph.Source }
 func (s graphServer) Source() pipeline.Source        { return s.src }
 func (s graphServer) Target() pipeline.RestoreTarget { return s.src }
 func (s graphServer) Limit(*pipeline.Config)         {}
+func (s graphServer) Close()                         { s.src.Close() }
 
 // Probe tests one mailbox: the one named, or the first the app can list.
 func (s graphServer) Probe(ctx context.Context, mailbox string, _ bool) ([]app.Check, error) {
@@ -162,6 +163,7 @@ type ewsServer struct {
 
 func (s ewsServer) Source() pipeline.Source        { return s.src }
 func (s ewsServer) Target() pipeline.RestoreTarget { return s.src }
+func (s ewsServer) Close()                         { s.src.Close() }
 
 // Limit applies what the server allows the whole app: EWS counts an
 // account's requests in flight across all its mailboxes (EWSMaxConcurrency).
