@@ -355,7 +355,10 @@ func serverBusy(code string, mx messageXML) (time.Duration, bool) {
 	if err != nil || ms < 0 {
 		return 0, true // throttled without a hint: the planner backs off
 	}
-	return domain.ClampRetryAfter(time.Duration(ms) * time.Millisecond), true
+	if ms > domain.MaxRetryAfter.Milliseconds() {
+		return domain.MaxRetryAfter, true // and time.Duration(ms) would overflow
+	}
+	return time.Duration(ms) * time.Millisecond, true
 }
 
 // classifyCode maps an EWS response code to a failure.

@@ -49,6 +49,13 @@ func addRunFlags(cmd *cobra.Command, cfg *pipeline.Config, o *runOptions) {
 	f.StringVar(&o.format, "format", "text", "report format: text, json, csv")
 }
 
+// Bounds of a run's settings.
+const (
+	maxBatchSize      = 10_000
+	maxInFlight       = 1_024
+	maxWindowRequests = 100_000_000
+)
+
 func validateRun(cfg *pipeline.Config, o *runOptions) error {
 	switch {
 	case cfg.BatchSize < 1:
@@ -65,6 +72,26 @@ func validateRun(cfg *pipeline.Config, o *runOptions) error {
 		return usageErr("--folder-parallelism must not be negative")
 	case cfg.Workers < 1:
 		return usageErr("--workers must be at least 1")
+	}
+	// Upper bounds: each of these sizes goroutines, queues or requests, and
+	// no server grants more (Graph: 4 concurrent requests per mailbox, EWS:
+	// 27 connections per account by default).
+	for _, b := range []struct {
+		flag  string
+		value int
+		most  int
+	}{
+		{"--batch-size", cfg.BatchSize, maxBatchSize},
+		{"--max-in-flight", cfg.Limits.MaxInFlight, maxInFlight},
+		{"--app-max-in-flight", cfg.Limits.AppMaxInFlight, maxInFlight},
+		{"--window-requests", cfg.Limits.WindowRequests, maxWindowRequests},
+		{"--app-window-requests", cfg.Limits.AppWindowRequests, maxWindowRequests},
+		{"--folder-parallelism", cfg.FolderParallelism, maxInFlight},
+		{"--workers", cfg.Workers, maxInFlight},
+	} {
+		if b.value > b.most {
+			return usageErr("%s %d: at most %d", b.flag, b.value, b.most)
+		}
 	}
 	if o.timeFilter != "" && o.timeFilter != domain.AgeAll {
 		parts := strings.Split(o.timeFilter, ":")
@@ -128,6 +155,7 @@ var backupOperation = operation("backup", func(ctx context.Context, g *globalFla
 	if err != nil {
 		return appExit(g, err)
 	}
+	defer srv.Close()
 	o.source, o.sourceName = srv.Source(), in.Connection.Identity()
 	srv.Limit(&o.cfg)
 	return runBackup(ctx, g, o)

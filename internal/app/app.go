@@ -162,8 +162,10 @@ func (c ConnectionSpec) Validate(name string) error {
 	default:
 		return invalid("connection", name, fmt.Sprintf("--type %q: use graph or ews", c.Type))
 	}
-	if c.PageSize < 0 || c.PageSize > 500 || c.Batch < 0 || c.MaxConcurrency < 0 {
-		return invalid("connection", name, "--page-size must be 1 to 500, and --ews-batch and --ews-max-concurrency at least 1")
+	// EWS takes at most 1,000 items per request (its default
+	// EWSMaxBatchSize), and an account's concurrency is a few dozen.
+	if c.PageSize < 0 || c.PageSize > 500 || c.Batch < 0 || c.Batch > 1000 || c.MaxConcurrency < 0 || c.MaxConcurrency > 1024 {
+		return invalid("connection", name, "--page-size must be 1 to 500, --ews-batch 1 to 1000 and --ews-max-concurrency 1 to 1024")
 	}
 	return nil
 }

@@ -93,7 +93,7 @@ type fixture struct {
 	runs   int
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	lg, err := eventlog.Open(eventlog.Options{InMemory: true, Hooks: []eventlog.Hook{projections.ResumeHook}})
 	if err != nil {
@@ -123,7 +123,7 @@ func (f *fixture) job(t *testing.T, spec jobspec.Spec) {
 	must(t, f.svc.CreateJob(context.Background(), spec))
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
