@@ -246,6 +246,9 @@ func (s *Source) Mailboxes(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
+// maxFolderDepth is Exchange Online's limit on folder nesting.
+const maxFolderDepth = 300
+
 type graphFolder struct {
 	ID               string `json:"id"`
 	DisplayName      string `json:"displayName"`
@@ -257,8 +260,14 @@ type graphFolder struct {
 // calendars and the contact folders of a mailbox, parents first.
 func (s *Source) Folders(ctx context.Context, mailbox string) ([]domain.Folder, error) {
 	var out []domain.Folder
-	var walk func(kind, collection, link, parent string) error
-	walk = func(kind, collection, link, parent string) error {
+	var walk func(kind, collection, link, parent string, depth int) error
+	walk = func(kind, collection, link, parent string, depth int) error {
+		if depth > maxFolderDepth {
+			// A server that keeps announcing child folders would otherwise
+			// be walked for ever.
+			return &domain.Failure{Class: domain.ClassFatal, Code: "FolderTreeTooDeep",
+				Message: fmt.Sprintf("the %s tree is deeper than %d levels under %q", collection, maxFolderDepth, parent)}
+		}
 		list, err := all[graphFolder](ctx, s, link)
 		if err != nil {
 			return err
@@ -281,20 +290,20 @@ func (s *Source) Folders(ctx context.Context, mailbox string) ([]domain.Folder, 
 				if kind == KindMail {
 					child += "&includeHiddenFolders=true"
 				}
-				if err := walk(kind, collection, child, path); err != nil {
+				if err := walk(kind, collection, child, path, depth+1); err != nil {
 					return err
 				}
 			}
 		}
 		return nil
 	}
-	if err := walk(KindMail, "mailFolders", s.c.url(false, "users", mailbox, "mailFolders")+"?includeHiddenFolders=true&$top=250", ""); err != nil {
+	if err := walk(KindMail, "mailFolders", s.c.url(false, "users", mailbox, "mailFolders")+"?includeHiddenFolders=true&$top=250", "", 0); err != nil {
 		return nil, err
 	}
-	if err := walk(KindCalendar, "calendars", s.c.url(false, "users", mailbox, "calendars")+"?$top=250", ""); err != nil {
+	if err := walk(KindCalendar, "calendars", s.c.url(false, "users", mailbox, "calendars")+"?$top=250", "", 0); err != nil {
 		return nil, err
 	}
-	if err := walk(KindContacts, "contactFolders", s.c.url(false, "users", mailbox, "contactFolders")+"?$top=250", ""); err != nil {
+	if err := walk(KindContacts, "contactFolders", s.c.url(false, "users", mailbox, "contactFolders")+"?$top=250", "", 0); err != nil {
 		return nil, err
 	}
 	return out, nil

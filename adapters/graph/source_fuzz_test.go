@@ -135,3 +135,24 @@ func FuzzGraphSource(f *testing.F) {
 		}
 	})
 }
+
+// A server announcing child folders without end is walked to Exchange's
+// depth limit and no further, with an error naming the limit.
+func TestEndlessFolderTreeStops(t *testing.T) {
+	reply := []byte("\x00" + `{"value":[{"id":"f","displayName":"Deeper","childFolderCount":1}]}`)
+	var script [][]byte
+	for range maxFolderDepth + 10 {
+		script = append(script, reply)
+	}
+	server := fuzzscript.New(bytes.Join(script, []byte("\n\x00--\x00\n")), fuzzHost, "application/json")
+	server.MaxRequests = maxFolderDepth + 10
+	src, err := NewSource(Config{GraphURL: "https://" + fuzzHost + "/v1.0", HTTP: &http.Client{Transport: server}, Tokens: staticTokens(),
+		Mailboxes: []string{"a@contoso.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = src.Folders(context.Background(), "a@contoso.test")
+	if fl := failureOf(t, err); fl.Code != "FolderTreeTooDeep" {
+		t.Fatalf("failure %+v", fl)
+	}
+}

@@ -21,9 +21,10 @@ var separator = []byte("\n\x00--\x00\n")
 // byte: mostly success, and every failure a client must classify.
 var statuses = []int{200, 200, 200, 200, 201, 204, 400, 401, 403, 404, 409, 410, 413, 429, 500, 502, 503, 504}
 
-// MaxRequests ends a conversation that a client keeps going (a server
-// answering with endless links): the transport then fails every request.
-const MaxRequests = 64
+// DefaultMaxRequests ends a conversation that a client keeps going (a
+// server answering with endless links): the transport then fails every
+// request.
+const DefaultMaxRequests = 64
 
 // ErrEnded is what a request gets once the script is played out.
 var ErrEnded = errors.New("fuzz script ended")
@@ -34,6 +35,7 @@ var ErrEnded = errors.New("fuzz script ended")
 type Server struct {
 	ContentType string
 	Host        string // the only host requests may go to
+	MaxRequests int
 	replies     [][]byte
 
 	mu      sync.Mutex
@@ -43,7 +45,7 @@ type Server struct {
 
 // New plays script.
 func New(script []byte, host, contentType string) *Server {
-	return &Server{replies: bytes.Split(script, separator), Host: host, ContentType: contentType}
+	return &Server{replies: bytes.Split(script, separator), Host: host, ContentType: contentType, MaxRequests: DefaultMaxRequests}
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -57,7 +59,7 @@ func (s *Server) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Host != s.Host {
 		s.Foreign = append(s.Foreign, req.URL.Host)
 	}
-	if s.n >= MaxRequests || s.n >= len(s.replies) {
+	if s.n >= s.MaxRequests || s.n >= len(s.replies) {
 		return nil, ErrEnded
 	}
 	r := s.replies[s.n]
