@@ -56,37 +56,43 @@ type Fetcher struct {
 // holding a worker; a longer hold (a Retry-After) goes back to the planner.
 const longestPaceWait = 2 * time.Second
 
-// admit waits at the pacer, if any, before req is sent. held is a throttle
-// the server never saw: the pace holds the mailbox (or the app) longer than
-// a worker should wait, and the planner parks the folder meanwhile.
-func (f *Fetcher) admit(ctx context.Context, req *domain.Event) (sentAt time.Time, units int, held *domain.Failure, err error) {
-	if f.Pacer == nil {
-		return time.Time{}, 0, nil, nil
-	}
-	units = 1
-	if cm, ok := f.Source.(CostModel); ok {
-		units = max(1, cm.RequestCost(req.Request, req.Kind, len(req.Items)).Budget)
-	}
-	sentAt, wait, err := f.Pacer.Wait(ctx, req.Mailbox, units, longestPaceWait)
-	if err != nil || wait == 0 {
-		return sentAt, units, nil, err
-	}
-	return sentAt, units, &domain.Failure{Class: domain.ClassThrottled, Code: domain.CodePaceHold, RetryAfter: wait,
-		Message: "held by the pace of this mailbox or of the app (the server throttled it), not sent"}, nil
+// permit is a request's leave to go: when its pace let it go, what it
+// costs the budget, and the InFlight slot it holds until released.
+type permit struct {
+	sentAt  time.Time
+	units   int
+	release func()
 }
 
-// sending takes one of the InFlight slots for a request its pace let go,
-// and returns its release.
-func (f *Fetcher) sending(ctx context.Context) (func(), error) {
-	if f.InFlight == nil {
-		return func() {}, nil
+// admit waits at the pacer, if any, then takes one of the InFlight slots.
+// held is a throttle the server never saw: the pace holds the mailbox (or
+// the app) longer than a worker should wait, and the planner parks the
+// folder meanwhile. A request that is not sent holds no slot.
+func (f *Fetcher) admit(ctx context.Context, req *domain.Event) (p permit, held *domain.Failure, err error) {
+	p.release = func() {}
+	if f.Pacer != nil {
+		p.units = 1
+		if cm, ok := f.Source.(CostModel); ok {
+			p.units = max(1, cm.RequestCost(req.Request, req.Kind, len(req.Items)).Budget)
+		}
+		var wait time.Duration
+		if p.sentAt, wait, err = f.Pacer.Wait(ctx, req.Mailbox, p.units, longestPaceWait); err != nil {
+			return p, nil, err
+		}
+		if wait > 0 {
+			return p, &domain.Failure{Class: domain.ClassThrottled, Code: domain.CodePaceHold, RetryAfter: wait,
+				Message: "held by the pace of this mailbox or of the app (the server throttled it), not sent"}, nil
+		}
 	}
-	select {
-	case f.InFlight <- struct{}{}:
-		return func() { <-f.InFlight }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if f.InFlight != nil {
+		select {
+		case f.InFlight <- struct{}{}:
+			p.release = func() { <-f.InFlight }
+		case <-ctx.Done():
+			return p, nil, ctx.Err()
+		}
 	}
+	return p, nil, nil
 }
 
 // paced tells the pacer how a request sent at sentAt was answered, and
@@ -379,18 +385,14 @@ func withRetries[T any](ctx context.Context, call func() (T, error)) (T, error) 
 func (f *Fetcher) list(ctx context.Context, req *domain.Event, outID string) domain.Event {
 	res := f.base(req, domain.ItemsListed, outID)
 	res.PageToken = req.PageToken
-	sentAt, units, held, err := f.admit(ctx, req)
-	if held != nil || err != nil {
-		if held == nil {
-			held = domain.AsFailure(err)
-		}
+	permit, held, err := f.admit(ctx, req)
+	if held == nil && err != nil {
+		held = domain.AsFailure(err)
+	}
+	if held != nil {
 		return failureEvent(res, held)
 	}
-	release, err := f.sending(ctx)
-	if err != nil {
-		return failureEvent(res, domain.AsFailure(err))
-	}
-	defer release()
+	defer permit.release()
 	t0 := time.Now()
 	page, err := f.Source.List(ctx, req.Mailbox, req.FolderID, req.PageToken)
 	res.SourceMS = time.Since(t0).Milliseconds()
@@ -401,7 +403,7 @@ func (f *Fetcher) list(ctx context.Context, req *domain.Event, outID string) dom
 	// A page's time says more of the page (its size, the server's work to
 	// build it) than of the server's queue: the pace reads latency from
 	// fetches only, whose batches are alike.
-	f.paced(&res, sentAt, units, 0, fl)
+	f.paced(&res, permit.sentAt, permit.units, 0, fl)
 	if fl != nil {
 		return failureEvent(res, fl)
 	}
@@ -472,18 +474,14 @@ func (f *Fetcher) fetch(ctx context.Context, req *domain.Event, outID string) (d
 		keys, refs, contents, waiting = keys[:0], refs[:0], contents[:0], 0
 		return nil
 	}
-	sentAt, units, held, err := f.admit(ctx, req)
+	permit, held, err := f.admit(ctx, req)
 	if err != nil {
 		return domain.Event{}, err // shutting down: leave the request unanswered
 	}
 	if held != nil {
 		return failureEvent(f.base(req, domain.BatchFetched, outID), held), nil
 	}
-	release, err := f.sending(ctx)
-	if err != nil {
-		return domain.Event{}, err // shutting down: leave the request unanswered
-	}
-	defer release()
+	defer permit.release()
 	t0 := time.Now()
 	err = f.Source.Fetch(ctx, req.Mailbox, req.FolderID, req.Items, func(it domain.Item) error {
 		if fl := it.Failure; fl != nil {
@@ -531,7 +529,7 @@ func (f *Fetcher) fetch(ctx context.Context, req *domain.Event, outID string) (d
 			fl = domain.AsFailure(err)
 		}
 		// The source's time, less the storage's: the server's latency.
-		f.paced(&res, sentAt, units, time.Since(t0)-target, fl)
+		f.paced(&res, permit.sentAt, permit.units, time.Since(t0)-target, fl)
 	}
 	if err != nil {
 		var ie *internalError
