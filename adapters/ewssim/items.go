@@ -2,7 +2,6 @@ package ewssim
 
 import (
 	"encoding/base64"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -247,12 +246,7 @@ func (s *Server) findItem(c *opContext) (string, *throttle) {
 				}
 				return ""
 			}
-			sort.SliceStable(list, func(a, b int) bool {
-				if desc {
-					return key(list[a]) > key(list[b])
-				}
-				return key(list[a]) < key(list[b])
-			})
+			simtenant.SortByKey(list, key, desc)
 		}
 		off, maxN := 0, len(list)
 		if v := req.Indexed; v != nil {

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/mail"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +18,7 @@ import (
 	gomail "github.com/emersion/go-message/mail"
 
 	"github.com/mailvault/mailvault/adapters/itemformat"
+	"github.com/mailvault/mailvault/adapters/simtenant"
 )
 
 // The restore side of the simulator: folders created, items looked up by
@@ -295,12 +295,7 @@ func (s *Server) listItems(c *call, m *mailbox, f *folder, kind string) *reply {
 			}
 			return ""
 		}
-		sort.SliceStable(all, func(a, b int) bool {
-			if desc {
-				return key(all[a]) > key(all[b])
-			}
-			return key(all[a]) < key(all[b])
-		})
+		simtenant.SortByKey(all, key, desc)
 	}
 	value := []map[string]any{}
 	end := min(skip+top, len(all))

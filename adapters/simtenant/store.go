@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 )
@@ -456,4 +457,27 @@ func (s *Store) Replace(f *StoredFolder, pos int, content []byte) {
 	it := &f.Items[pos-1]
 	it.Seq, it.Content = s.Seq, content
 	it.Version++
+}
+
+// SortByKey orders list stably by a key computed once per element (a
+// key from an item's facts replays the item's random stream, too costly
+// to repeat for every comparison), descending if desc. Both simulators
+// order listings with it ($orderby, SortOrder).
+func SortByKey[T any](list []T, key func(T) string, desc bool) {
+	keys := make([]string, len(list))
+	idx := make([]int, len(list))
+	for i, e := range list {
+		keys[i], idx[i] = key(e), i
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		if desc {
+			return keys[idx[a]] > keys[idx[b]]
+		}
+		return keys[idx[a]] < keys[idx[b]]
+	})
+	sorted := make([]T, len(list))
+	for i, j := range idx {
+		sorted[i] = list[j]
+	}
+	copy(list, sorted)
 }
