@@ -62,6 +62,11 @@ func TestSecretsKeyOutsideTheDataDirectory(t *testing.T) {
 	os.Chmod(keyFile, 0o640)
 	res = withKey("connection", "test", "second")
 	mustf(t, res.code == 0 && strings.Contains(res.stderr, "warning: "+keyFile+" (mode 0640) can be read by other users"), "a 0640 key file: %d %s", res.code, res.stderr)
+	// A key kept inside the data directory protects nothing: said so.
+	inside := filepath.Join(data, "secrets.key")
+	os.WriteFile(inside, []byte(strings.Repeat("i", 40)), 0o600)
+	res2 := run("connection", "list", "--secrets-key-file", inside)
+	mustf(t, strings.Contains(res2.stderr, "is inside the data directory"), "a key inside the data directory: %d %s", res2.code, res2.stderr)
 	for _, f := range []string{keyFile, loose} {
 		mustf(t, !strings.Contains(res.stdout+res.stderr, strings.TrimSpace(string(mustRead(t, f)))), "%s's content printed", f)
 	}

@@ -41,8 +41,29 @@ func secretStore(g *globalFlags) app.Secrets {
 		return unavailableSecrets{err}
 	}
 	st := credential.NewStore(filepath.Join(g.data, "secrets"), key)
-	warn(st.KeyFileWarning())
+	// Once per process: the daemon opens the store for every operation.
+	g.secretsWarned.Do(func() {
+		warn(st.KeyFileWarning())
+		if key.Given() && insideDir(key.From(), g.data) {
+			warn(fmt.Errorf("the secrets key %s is inside the data directory %s: a copy of the directory decrypts the secrets; keep it elsewhere", key.From(), g.data))
+		}
+	})
 	return st
+}
+
+// insideDir tells whether path (a file; a variable's name is none) lies
+// under dir.
+func insideDir(path, dir string) bool {
+	if !filepath.IsAbs(path) && !strings.ContainsRune(path, filepath.Separator) {
+		return false // an environment variable's name
+	}
+	p, err1 := filepath.Abs(path)
+	d, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(d, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // unavailableSecrets stands for a secret store whose key could not be read.

@@ -4,6 +4,7 @@ package main
 import (
 	// Job schedules name time zones; a server without a zone database
 	// still knows them.
+	"sync"
 	"syscall"
 	"time"
 	_ "time/tzdata"
@@ -132,6 +133,7 @@ type globalFlags struct {
 	// secretsKeyFile holds the secret store's key, outside the data
 	// directory.
 	secretsKeyFile string
+	secretsWarned  sync.Once
 	// In the daemon: its open log and its job control, which every
 	// command it runs uses (nil elsewhere).
 	held   *eventlog.Log
