@@ -49,10 +49,6 @@ const (
 	keyIDFile = "key-id"
 )
 
-// Local reports whether the store's key lives beside the secrets (no key
-// from outside given).
-func (s *Store) Local() bool { return !s.external.Given() }
-
 // KeyFileWarning names a loose mode on the store's own key file, or nil.
 func (s *Store) KeyFileWarning() error {
 	if s.external.Given() {
