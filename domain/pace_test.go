@@ -85,16 +85,6 @@ func (s *paceServer) admit(t time.Duration) (ok bool, retryAfter, latency time.D
 	return true, 0, latency
 }
 
-// blocked says whether t is inside a penalty.
-func (s *paceServer) blocked(t time.Duration) bool {
-	for _, b := range s.blocks {
-		if t >= b[0] && t < b[1] {
-			return true
-		}
-	}
-	return false
-}
-
 type simEvent struct {
 	at     time.Duration
 	send   bool // a worker asks the pace (else: a reply arrives)

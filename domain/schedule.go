@@ -174,7 +174,7 @@ func (s Schedule) windows(t time.Time, horizon int) []Window {
 	if s.Pattern == PatternCustom {
 		for _, r := range s.Custom {
 			if r.End.After(t) {
-				out = append(out, Window{r.Start, r.End})
+				out = append(out, Window(r))
 			}
 		}
 		sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })

@@ -188,7 +188,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (domain.RunState, error) {
 	router.AddHandler("fetcher", reqT, d.Subscriber(group("fetcher"), handlers), outT, d.Publisher, fetcher.Handle)
 	router.AddHandler("planner", outT, d.Subscriber(group("planner"), 1), reqT, d.Publisher, planner.Handle)
 	finished := make(chan domain.RunState, 1)
-	router.AddNoPublisherHandler("finisher", reqT, d.Subscriber(group("finisher"), 1), func(msg *message.Message) error {
+	router.AddConsumerHandler("finisher", reqT, d.Subscriber(group("finisher"), 1), func(msg *message.Message) error {
 		if msg.Metadata.Get(metaType) != string(domain.RunFinished) {
 			return nil
 		}
