@@ -28,6 +28,10 @@ type Pacer struct {
 	mu        sync.Mutex
 	app       *domain.Pace
 	mailboxes map[string]*domain.Pace
+	// sibling is the limit the last mailbox throttle found: mailboxes
+	// that have met no limit of their own start at it rather than each
+	// crossing the same limit to find it.
+	sibling domain.LearnedPace
 }
 
 // NewPacer returns a pacer on clock, seeded from memory (nil: nothing
@@ -52,7 +56,11 @@ func (p *Pacer) learned(mailbox string) domain.LearnedPace {
 func (p *Pacer) mailbox(m string) *domain.Pace {
 	pc := p.mailboxes[m]
 	if pc == nil {
-		pc = domain.NewPace(p.learned(m))
+		l := p.learned(m)
+		if l.Rate <= 0 {
+			l = p.sibling
+		}
+		pc = domain.NewPace(l)
 		p.mailboxes[m] = pc
 	}
 	return pc
@@ -129,6 +137,9 @@ func (p *Pacer) Done(mailbox string, sentAt time.Time, units int, latency time.D
 	}
 	if m.Throttled(now, sentAt, fl.RetryAfter) {
 		l := m.Learned()
+		// Exchange applies one policy to every mailbox of a tenant:
+		// mailboxes that start after this one start at the limit it met.
+		p.sibling = l
 		return PaceOutcome{Rate: l.Rate, Costly: l.Costly}
 	}
 	return PaceOutcome{}

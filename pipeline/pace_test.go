@@ -106,3 +106,55 @@ func TestPacerFollowsTheBudgetCharged(t *testing.T) {
 		}
 	}
 }
+
+// Exchange applies one throttling policy to every mailbox of a tenant: a
+// mailbox that starts after another met the limit is paced at once at the
+// rate that one found, instead of crossing the limit itself to find it.
+func TestPacerStartsNewMailboxesAtASiblingsLimit(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	p := pipeline.NewPacer(clock, nil)
+	burst := func(mailbox string) (paced bool) {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for range 50 {
+				p.Wait(ctx, mailbox, 1, time.Second)
+			}
+		}()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+			select {
+			case <-done:
+				return false // 50 requests went at once: unpaced
+			default:
+			}
+			clock.mu.Lock()
+			n := len(clock.timers)
+			clock.mu.Unlock()
+			if n > 0 {
+				paced = true
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		for { // let the waits finish
+			select {
+			case <-done:
+				return paced
+			default:
+				clock.Advance(time.Second)
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}
+	if burst("a@x") {
+		t.Fatal("the first mailbox was paced before any limit was met")
+	}
+	out := p.Done("a@x", clock.Now(), 1, 0, &domain.Failure{Class: domain.ClassThrottled, Message: "Application is over its MailboxConcurrency limit.", RetryAfter: time.Second})
+	if out.App || out.Rate <= 0 {
+		t.Fatalf("throttle: %+v", out)
+	}
+	if !burst("new@x") {
+		t.Fatal("a mailbox that started after a sibling met the limit was not paced")
+	}
+}
