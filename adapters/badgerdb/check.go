@@ -17,6 +17,8 @@ import (
 	"github.com/dgraph-io/badger/v4/pb"
 	"github.com/dgraph-io/badger/v4/y"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/mailvault/mailvault/internal/atomicfile"
 )
 
 // sumsFile records, at every clean close, the size, modification time and
@@ -251,7 +253,7 @@ func saveSums(dir string, s *sums) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, sumsFile), b)
+	return atomicfile.Write(filepath.Join(dir, sumsFile), b)
 }
 
 func encodeSums(s *sums) ([]byte, error) { return json.MarshalIndent(s, "", " ") }
@@ -293,30 +295,6 @@ func fileCRC(path string) (uint32, error) {
 		return 0, err
 	}
 	return h.Sum32(), nil
-}
-
-// writeFileAtomic replaces path with b through a synced temporary file.
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // checkTable checks what Badger reads of a table before anything else: the

@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/mailvault/mailvault/internal/atomicfile"
 )
 
 // Store keeps secrets encrypted at rest (AES-256-GCM) in a directory. The
@@ -148,33 +150,13 @@ func (s *Store) moveToExternal() error {
 			}
 		}
 	}
-	if err := writeFileSync(filepath.Join(s.dir, keyIDFile), []byte(s.external.id()+"\n")); err != nil {
+	if err := atomicfile.Write(filepath.Join(s.dir, keyIDFile), []byte(s.external.id()+"\n")); err != nil {
 		return fmt.Errorf("record the secret store's key id: %w", err)
 	}
 	if err := os.Remove(filepath.Join(s.dir, localKeyFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove the secret store's own key: %w", err)
 	}
 	return nil
-}
-
-func writeFileSync(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 func (s *Store) file(name string) string {
@@ -199,7 +181,7 @@ func (s *Store) seal(key []byte, name string, plain []byte) error {
 		return err
 	}
 	out := g.Seal(nonce, nonce, plain, []byte(name))
-	if err := writeFileSync(s.file(name), out); err != nil {
+	if err := atomicfile.Write(s.file(name), out); err != nil {
 		return fmt.Errorf("store the secret of %s: %w", name, err)
 	}
 	return nil

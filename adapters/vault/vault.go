@@ -38,6 +38,7 @@ import (
 
 	"github.com/mailvault/mailvault/adapters/badgerdb"
 	"github.com/mailvault/mailvault/domain"
+	"github.com/mailvault/mailvault/internal/atomicfile"
 )
 
 // ErrFull means the storage has no space left.
@@ -606,7 +607,7 @@ func writeSettings(dir string, s settings) error {
 		return err
 	}
 	for _, name := range []string{configCopy, configFile} {
-		if err := writeFileAtomic(filepath.Join(dir, name), b); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, name), b); err != nil {
 			return storageErr("write storage settings", filepath.Join(dir, name), err)
 		}
 	}
@@ -616,26 +617,6 @@ func writeSettings(dir string, s settings) error {
 func encodeSettings(s settings) ([]byte, error) {
 	b, err := json.MarshalIndent(settingsFile{settings: s, Checksum: s.checksum()}, "", "  ")
 	return append(b, '\n'), err
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 func storageErr(op, path string, err error) error {
