@@ -6,54 +6,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/mailvault/mailvault/adapters/credential"
 	"github.com/mailvault/mailvault/adapters/ewssim"
 	"github.com/mailvault/mailvault/adapters/simtenant"
-	"github.com/mailvault/mailvault/domain"
 	"github.com/mailvault/mailvault/internal/fuzzscript"
 )
 
 const fuzzHost = "ews.fuzz.test"
-
-// driveSource does what a backup asks of an EWS source: one mailbox's
-// folders (and the public folders), and for a few folders a page or two of
-// items and their contents. A server cannot make it deliver contents for
-// items nobody asked for.
-func driveSource(t testing.TB, ctx context.Context, src *Source) {
-	boxes, err := src.Mailboxes(ctx)
-	if err != nil || len(boxes) == 0 {
-		return
-	}
-	folders, err := src.Folders(ctx, boxes[0])
-	if err != nil {
-		return
-	}
-	for i, f := range folders {
-		if i == 3 {
-			break
-		}
-		page, err := src.List(ctx, boxes[0], f.ID, "")
-		if err != nil {
-			continue
-		}
-		if page.Next != "" {
-			if next, err := src.List(ctx, boxes[0], f.ID, page.Next); err == nil {
-				page.Items = append(page.Items, next.Items...)
-			}
-		}
-		asked := page.Items[:min(len(page.Items), 20)]
-		_ = src.Fetch(ctx, boxes[0], f.ID, asked, func(it domain.Item) error {
-			if !slices.ContainsFunc(asked, func(r domain.ItemRef) bool { return r.ID == it.Ref.ID }) {
-				t.Errorf("delivered item %q, which was not asked for", it.Ref.ID)
-			}
-			return nil
-		})
-	}
-}
 
 // recordedSession is a backup's conversation with the EWS simulator, as a
 // script.
@@ -90,7 +52,7 @@ mailboxes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	driveSource(t, context.Background(), src)
+	fuzzscript.Drive(t, context.Background(), src, nil)
 	u, _ := url.Parse(srv.URL)
 	return bytes.ReplaceAll(rec.Script(), []byte(u.Host), []byte(fuzzHost))
 }
@@ -115,7 +77,7 @@ func FuzzEWSSource(f *testing.F) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		driveSource(t, ctx, src)
+		fuzzscript.Drive(t, ctx, src, nil)
 		if len(server.Foreign) > 0 {
 			t.Fatalf("requests went to %v", server.Foreign)
 		}

@@ -6,11 +6,16 @@ package fuzzscript
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
+	"testing"
+
+	"github.com/mailvault/mailvault/domain"
 )
 
 // separator divides replies in a script: unlikely inside a reply, easy for
@@ -112,4 +117,53 @@ func (r *Recorder) Script() []byte {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return bytes.Join(r.replies, separator)
+}
+
+// Source is what a backup asks of a client (pipeline.Source's reading
+// half, declared here so that this package needs no pipeline).
+type Source interface {
+	Mailboxes(ctx context.Context) ([]string, error)
+	Folders(ctx context.Context, mailbox string) ([]domain.Folder, error)
+	List(ctx context.Context, mailbox, folderID, token string) (domain.Page, error)
+	Fetch(ctx context.Context, mailbox, folderID string, items []domain.ItemRef, deliver func(domain.Item) error) error
+}
+
+// Drive does what a backup asks of a source: the mailboxes, the first
+// one's folders (then also, if more is given, what it does with them), and
+// for a few folders a page or two of items and their contents. It checks
+// what no server may cause: contents delivered for an item not asked for.
+func Drive(t testing.TB, ctx context.Context, src Source, more func(mailbox string)) {
+	boxes, err := src.Mailboxes(ctx)
+	if err != nil || len(boxes) == 0 {
+		return
+	}
+	mailbox := boxes[0]
+	folders, err := src.Folders(ctx, mailbox)
+	if err != nil {
+		return
+	}
+	if more != nil {
+		more(mailbox)
+	}
+	for i, f := range folders {
+		if i == 3 {
+			break
+		}
+		page, err := src.List(ctx, mailbox, f.ID, "")
+		if err != nil {
+			continue
+		}
+		if page.Next != "" {
+			if next, err := src.List(ctx, mailbox, f.ID, page.Next); err == nil {
+				page.Items = append(page.Items, next.Items...)
+			}
+		}
+		asked := page.Items[:min(len(page.Items), 20)]
+		_ = src.Fetch(ctx, mailbox, f.ID, asked, func(it domain.Item) error {
+			if !slices.ContainsFunc(asked, func(r domain.ItemRef) bool { return r.ID == it.Ref.ID }) {
+				t.Errorf("delivered item %q, which was not asked for", it.Ref.ID)
+			}
+			return nil
+		})
+	}
 }
