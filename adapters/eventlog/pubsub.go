@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 )
@@ -207,6 +208,8 @@ type consumer struct {
 
 	mu        sync.Mutex
 	floor     uint64 // every message of the topic up to floor is acknowledged
+	durable   uint64 // the floor last written to the log
+	wroteAt   time.Time
 	next      uint64 // highest seq handed out so far
 	inflight  map[uint64]bool
 	redeliver []uint64 // sorted
@@ -226,7 +229,7 @@ func (l *Log) acquireConsumer(group, topic string) (*consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read cursor of %s on %s: %w", group, topic, err)
 	}
-	c := &consumer{log: l, key: key, topic: topic, refs: 1, floor: floor, next: floor, inflight: map[uint64]bool{}}
+	c := &consumer{log: l, key: key, topic: topic, refs: 1, floor: floor, durable: floor, next: floor, inflight: map[uint64]bool{}}
 	l.consumers[name] = c
 	return c, nil
 }
@@ -238,8 +241,12 @@ func (l *Log) releaseConsumer(c *consumer) {
 	if c.refs > 0 {
 		return
 	}
-	// Last subscription gone: forget in-memory state; the next subscription
-	// starts again from the durable cursor.
+	// Last subscription gone: write the cursor where the acknowledgements
+	// left it, and forget in-memory state; the next subscription starts
+	// again from the durable cursor.
+	c.mu.Lock()
+	c.persist(true)
+	c.mu.Unlock()
 	delete(l.consumers, string(c.key[2:]))
 }
 
@@ -309,12 +316,33 @@ func (c *consumer) advance() {
 	if floor <= c.floor {
 		return
 	}
-	if err := c.log.writeCursor(c.key, floor); err != nil {
-		// The cursor stays behind: at worst messages are delivered again,
-		// which consumers tolerate by design.
+	c.floor = floor
+	c.persist(false)
+}
+
+// cursorEvery is how often at most a consumer's cursor is written while its
+// subscription lives. Writing it at every acknowledgement cost a Badger
+// transaction per message and a version of the key per message in the
+// log's tables (most of the bytes a run without changes added); a cursor
+// that is behind only means messages delivered again after a crash, which
+// consumers tolerate by design.
+var cursorEvery = 250 * time.Millisecond
+
+// persist writes the cursor if it moved and, unless forced, if the last
+// write is older than cursorEvery.
+func (c *consumer) persist(force bool) {
+	if c.floor <= c.durable {
 		return
 	}
-	c.floor = floor
+	now := time.Now()
+	if !force && now.Sub(c.wroteAt) < cursorEvery {
+		return
+	}
+	if err := c.log.writeCursor(c.key, c.floor); err != nil {
+		// The cursor stays behind: at worst messages are delivered again.
+		return
+	}
+	c.durable, c.wroteAt = c.floor, now
 }
 
 // Transport is the log as a pipeline's watermill transport: its publisher,
