@@ -28,16 +28,19 @@ type Pacer struct {
 	mu        sync.Mutex
 	app       *domain.Pace
 	mailboxes map[string]*domain.Pace
-	// sibling is the limit the last mailbox throttle found: mailboxes
-	// that have met no limit of their own start at it rather than each
-	// crossing the same limit to find it.
-	sibling domain.LearnedPace
+	// limits are what each mailbox's last throttle found. Once two
+	// mailboxes have met a limit, mailboxes that have met none of their own
+	// start at the highest of them rather than each crossing the same
+	// limit to find it (see sibling).
+	limits map[string]domain.LearnedPace
+	// siblings caches sibling(), recomputed when limits change.
+	siblings domain.LearnedPace
 }
 
 // NewPacer returns a pacer on clock, seeded from memory (nil: nothing
 // learned).
 func NewPacer(clock Clock, memory PaceMemory) *Pacer {
-	p := &Pacer{clock: clock, memory: memory, mailboxes: map[string]*domain.Pace{}}
+	p := &Pacer{clock: clock, memory: memory, mailboxes: map[string]*domain.Pace{}, limits: map[string]domain.LearnedPace{}}
 	p.app = domain.NewPace(p.learned(""))
 	return p
 }
@@ -58,7 +61,7 @@ func (p *Pacer) mailbox(m string) *domain.Pace {
 	if pc == nil {
 		l := p.learned(m)
 		if l.Rate <= 0 {
-			l = p.sibling
+			l = p.siblings
 		}
 		pc = domain.NewPace(l)
 		p.mailboxes[m] = pc
@@ -137,12 +140,32 @@ func (p *Pacer) Done(mailbox string, sentAt time.Time, units int, latency time.D
 	}
 	if m.Throttled(now, sentAt, fl.RetryAfter) {
 		l := m.Learned()
-		// Exchange applies one policy to every mailbox of a tenant:
-		// mailboxes that start after this one start at the limit it met.
-		p.sibling = l
+		p.limits[mailbox] = l
+		p.siblings = p.sibling()
 		return PaceOutcome{Rate: l.Rate, Costly: l.Costly}
 	}
 	return PaceOutcome{}
+}
+
+// sibling is the pace a mailbox that has met no limit starts at. Exchange
+// applies one throttling policy to every mailbox of a tenant, so the limit
+// one mailbox met is likely the next one's; but a single mailbox's throttle
+// may be its own (one busy folder, a mailbox under load on its server), and
+// passing a folder's few requests a second on to every later mailbox would
+// slow the whole backup. So the siblings' limit counts once two mailboxes
+// have met one, and it is the highest they found: every estimate is at most
+// the policy's limit, and a lower one is more likely a folder's.
+func (p *Pacer) sibling() domain.LearnedPace {
+	if len(p.limits) < 2 {
+		return domain.LearnedPace{}
+	}
+	var best domain.LearnedPace
+	for _, l := range p.limits {
+		if l.Rate > best.Rate {
+			best = l
+		}
+	}
+	return best
 }
 
 // tenantWide says whether a throttle is the app's rather than a mailbox's:
