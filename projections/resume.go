@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -240,11 +241,19 @@ func treeKey(scope, mailbox string) []byte {
 	return []byte(treePrefix + scope + "\x00" + mailbox)
 }
 
+// treeTokenKey holds the token of a mailbox's tree apart from its folders:
+// a discovery that found nothing changed writes the new token alone, not
+// the whole tree again (a large mailbox's tree is kilobytes, and Graph
+// hands out a new token at every round). A tree written before the token
+// had a key of its own carries its token inside.
+func treeTokenKey(treeKey []byte) []byte { return append(slices.Clip(treeKey), "\x00token"...) }
+
 // applyFolderChanges moves a mailbox's folder tree on by the changes its
 // discovery recorded. Changes that do not continue the tree held (its
 // earlier changes were compacted away before the index was rebuilt) drop
 // it: the next discovery lists the hierarchy in full.
 func applyFolderChanges(tx eventlog.Tx, key []byte, ch domain.FolderChanges) error {
+	tokenKey := treeTokenKey(key)
 	var tree domain.FolderTree
 	if !ch.Full {
 		old, err := tx.Get(key)
@@ -255,14 +264,29 @@ func applyFolderChanges(tx eventlog.Tx, key []byte, ch domain.FolderChanges) err
 			if err := json.Unmarshal(old, &tree); err != nil {
 				return fmt.Errorf("resume index: folder tree %q: %w", key, err)
 			}
+			tok, err := tx.Get(tokenKey)
+			if err != nil {
+				return err
+			}
+			if tok != nil {
+				tree.Token = string(tok)
+			}
 		}
 	}
 	next, ok := tree.Apply(ch)
 	if !ok || next.Token == "" {
+		if err := tx.Delete(tokenKey); err != nil {
+			return err
+		}
 		return tx.Delete(key)
 	}
-	v, _ := json.Marshal(next)
-	return tx.Set(key, v)
+	if ch.Full || len(ch.Changed) > 0 || len(ch.Removed) > 0 {
+		v, _ := json.Marshal(domain.FolderTree{Nodes: next.Nodes})
+		if err := tx.Set(key, v); err != nil {
+			return err
+		}
+	}
+	return tx.Set(tokenKey, []byte(next.Token))
 }
 
 // Resume reads the resume index of one scope (Quarantine lists them all).
@@ -316,8 +340,16 @@ func (r Resume) SyncToken(mailbox, folderID string) (string, bool, error) {
 // source that reports hierarchy changes (pipeline.FolderTrees).
 func (r Resume) FolderTree(mailbox string) (domain.FolderTree, bool, error) {
 	var t domain.FolderTree
-	ok, err := r.get(treeKey(r.Scope, mailbox), &t)
-	return t, ok, err
+	key := treeKey(r.Scope, mailbox)
+	ok, err := r.get(key, &t)
+	if err != nil || !ok {
+		return t, ok, err
+	}
+	tok, err := r.Log.ReadProjection(treeTokenKey(key))
+	if tok != nil {
+		t.Token = string(tok)
+	}
+	return t, err == nil, err
 }
 
 // Pace returns the pace a throttle last left a mailbox at ("" for the

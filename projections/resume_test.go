@@ -168,6 +168,22 @@ func TestFolderTreeFollowsDiscoveries(t *testing.T) {
 	if got := paths(); !reflect.DeepEqual(got, []string{"Inbox", "Inbox/New", "t2"}) {
 		t.Fatalf("after a change: %v", got)
 	}
+	// Nothing changed: the token moves on, the folders are not written again.
+	before, _ := lg.ReadProjection(treeKey(scope, "m"))
+	appendEvents(domain.Event{Type: domain.RunStarted, Run: "r2b", Config: &domain.RunConfig{Scope: scope}},
+		discovered("r2b", domain.FolderChanges{From: domain.TokenDigest("t2"), Token: "t3"}))
+	if got := paths(); !reflect.DeepEqual(got, []string{"Inbox", "Inbox/New", "t3"}) {
+		t.Fatalf("after no change: %v", got)
+	}
+	if after, _ := lg.ReadProjection(treeKey(scope, "m")); string(after) != string(before) {
+		t.Fatalf("a discovery without changes wrote the tree again: %s -> %s", before, after)
+	}
+	appendEvents(domain.Event{Type: domain.RunStarted, Run: "r2c", Config: &domain.RunConfig{Scope: scope}},
+		discovered("r2c", domain.FolderChanges{From: domain.TokenDigest("t3"), Token: "t3b", Removed: []string{"n"}}),
+		discovered("r2c", domain.FolderChanges{From: domain.TokenDigest("t3b"), Token: "t2", Changed: []domain.FolderNode{{ID: "n", Parent: "i", Name: "New", Kind: "mail"}}}))
+	if got := paths(); !reflect.DeepEqual(got, []string{"Inbox", "Inbox/New", "t2"}) {
+		t.Fatalf("after a removal and an addition: %v", got)
+	}
 	if other, ok, _ := (Resume{Log: lg, Scope: Scope("store-b", "gen1", "graph:t")}).FolderTree("m"); ok {
 		t.Fatalf("another storage sees the tree: %+v", other)
 	}

@@ -4,12 +4,14 @@
 package itemformat
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
 	"net/mail"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-message/charset"
@@ -69,24 +71,55 @@ func Summarize(format string, content []byte) Summary {
 	if err != nil {
 		return Summary{}
 	}
-	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	h, err := readHeader(raw)
 	if err != nil {
 		return Summary{}
 	}
 	var s Summary
-	s.Subject = decodeHeader(msg.Header.Get("Subject"))
-	if from, err := mail.ParseAddress(msg.Header.Get("From")); err == nil {
+	s.Subject = decodeHeader(h.Get("Subject"))
+	if from, err := mail.ParseAddress(h.Get("From")); err == nil {
 		s.From = from.Address
 		if from.Name != "" {
 			s.From = from.Name + " <" + from.Address + ">"
 		}
 	} else {
-		s.From = decodeHeader(msg.Header.Get("From"))
+		s.From = decodeHeader(h.Get("From"))
 	}
-	if d, err := msg.Header.Date(); err == nil {
+	if d, err := parseDate(h.Get("Date")); err == nil {
 		s.Date = d.UTC()
 	}
 	return s
+}
+
+// headerReaders are the buffered readers readHeader lends to
+// mail.ReadMessage: Summarize runs for every stored item, and a new 4 KiB
+// reader per call was a tenth of the backup's allocations. mail.ReadMessage
+// takes a bufio.Reader of its own size as it is.
+var headerReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+// readHeader reads a message's header as mail.ReadMessage does (its own
+// lenient reading, not textproto's), through a pooled reader.
+func readHeader(raw []byte) (mail.Header, error) {
+	br := headerReaders.Get().(*bufio.Reader)
+	defer headerReaders.Put(br)
+	br.Reset(bytes.NewReader(raw))
+	msg, err := mail.ReadMessage(br)
+	br.Reset(nil)
+	if err != nil {
+		return nil, err
+	}
+	return msg.Header, nil
+}
+
+// parseDate parses a Date header. Nearly every message's is RFC 5322's
+// usual form, tried first: mail.ParseDate tries a list of layouts in turn,
+// and the failures it allocates on the way were another tenth of the
+// backup's allocations.
+func parseDate(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC1123Z, v); err == nil {
+		return t, nil
+	}
+	return mail.ParseDate(v)
 }
 
 func decodeHeader(v string) string {

@@ -268,3 +268,45 @@ func sortedKeys(m map[string]bool) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestBatchEntriesAreInThePackBeforeTheIndex: a batch's entries are
+// buffered and written together, and they are in the pack file when
+// PutBatch returns, whatever the index now refers to (a process killed
+// after it loses nothing the index knows of).
+func TestBatchEntriesAreInThePackBeforeTheIndex(t *testing.T) {
+	dir := t.TempDir()
+	v, _, err := Create(dir, CreateOptions{Password: []byte("pw"), KDF: cheap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	v.packSize = 64 << 10 // several packs: a batch crosses pack boundaries
+	var keys []domain.ItemKey
+	var contents [][]byte
+	for i := range 40 {
+		keys = append(keys, key("a@x", fmt.Sprint("i", i), "c1"))
+		contents = append(contents, message(uint64(i), randomBytes(uint64(i), 3000)))
+	}
+	if _, err := v.PutBatch(keys, contents); err != nil {
+		t.Fatal(err)
+	}
+	v.packs.mu.Lock()
+	id, size, pending := v.packs.id, v.packs.size, len(v.packs.pending)
+	v.packs.mu.Unlock()
+	info, err := os.Stat(v.packPath(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pending != 0 || info.Size() != size {
+		t.Fatalf("after PutBatch: %d bytes still buffered, pack file %d bytes of %d", pending, info.Size(), size)
+	}
+	for i, k := range keys {
+		ver, err := v.Lookup(VersionID(k.Source, k.Mailbox, k.FolderID, k.ItemID, k.ChangeKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := v.Read(ver); err != nil || !bytes.Equal(got, contents[i]) {
+			t.Fatalf("item %d: %v", i, err)
+		}
+	}
+}

@@ -256,7 +256,7 @@ func (v *Vault) PutBatch(keys []domain.ItemKey, contents [][]byte) ([]domain.Put
 			if err != nil {
 				return res, err
 			}
-			loc, err := v.appendEntry(entryChunk, pc.id, len(pc.data), raw)
+			loc, err := v.bufferEntry(entryChunk, pc.id, len(pc.data), raw)
 			if err != nil {
 				return res, err
 			}
@@ -269,12 +269,16 @@ func (v *Vault) PutBatch(keys []domain.ItemKey, contents [][]byte) ([]domain.Put
 		for _, pc := range p.pieces {
 			p.ver.Chunks = append(p.ver.Chunks, pc.id)
 		}
-		if p.ver.Record, err = v.writeRecord(entryItem, p.ver.ID, itemRecordName(p.ver.ID), p.ver); err != nil {
+		if p.ver.Record, err = v.bufferRecord(entryItem, p.ver.ID, itemRecordName(p.ver.ID), p.ver); err != nil {
 			return res, err
 		}
 		if p.body, err = json.Marshal(p.ver); err != nil {
 			return res, err
 		}
+	}
+	// The entries are in the pack before the index refers to them.
+	if err := v.flushEntries(); err != nil {
+		return res, err
 	}
 	// Commit: one transaction for the batch (more only for a batch too
 	// large for one).
@@ -346,15 +350,28 @@ func (v *Vault) PutBatch(keys []domain.ItemKey, contents [][]byte) ([]domain.Put
 // writeRecord writes a record (a version, a deletion mark, a tombstone) to
 // the current pack; rec must not hold its own location yet.
 func (v *Vault) writeRecord(typ entryType, id, name string, rec any) (location, error) {
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return location{}, err
-	}
-	raw, err := v.codec.encodeRecord(name, b)
+	raw, err := v.encodeRecord(name, rec)
 	if err != nil {
 		return location{}, err
 	}
 	return v.appendEntry(typ, id, 0, raw)
+}
+
+// bufferRecord is writeRecord through bufferEntry.
+func (v *Vault) bufferRecord(typ entryType, id, name string, rec any) (location, error) {
+	raw, err := v.encodeRecord(name, rec)
+	if err != nil {
+		return location{}, err
+	}
+	return v.bufferEntry(typ, id, 0, raw)
+}
+
+func (v *Vault) encodeRecord(name string, rec any) ([]byte, error) {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	return v.codec.encodeRecord(name, b)
 }
 
 var errRetryPut = errors.New("chunk removed meanwhile")

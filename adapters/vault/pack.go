@@ -176,12 +176,31 @@ type packWriter struct {
 	mu   sync.Mutex
 	f    *os.File
 	id   string
-	size int64
+	size int64 // the pack's length, buffered entries included
+	// pending are entries added by bufferEntry and not yet written; the
+	// pack's file holds size-len(pending) bytes.
+	pending []byte
 }
+
+// pendingLimit is how much bufferEntry holds before it writes.
+const pendingLimit = 1 << 20
 
 // appendEntry writes one entry to the current pack, starting a new pack
 // when there is none or the current one is full.
 func (v *Vault) appendEntry(typ entryType, id string, plain int, payload []byte) (location, error) {
+	return v.addEntry(typ, id, plain, payload, true)
+}
+
+// bufferEntry is appendEntry for a batch: the entry joins the pack's
+// buffer, written at flushEntries (or when the buffer fills, or with the
+// next appendEntry), so that a batch of items costs a write, not two per
+// item. Nothing that refers to a buffered entry may be committed to the
+// index before flushEntries has returned.
+func (v *Vault) bufferEntry(typ entryType, id string, plain int, payload []byte) (location, error) {
+	return v.addEntry(typ, id, plain, payload, false)
+}
+
+func (v *Vault) addEntry(typ entryType, id string, plain int, payload []byte, write bool) (location, error) {
 	w := &v.packs
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -194,20 +213,48 @@ func (v *Vault) appendEntry(typ entryType, id string, plain int, payload []byte)
 	if err != nil {
 		return location{}, err
 	}
-	buf := make([]byte, 0, 6+len(h)+len(payload))
-	buf = append(buf, entryMagic...)
-	buf = binary.BigEndian.AppendUint16(buf, uint16(len(h)))
-	buf = append(buf, h...)
-	loc := location{Pack: w.id, Offset: w.size + int64(len(buf)), Length: int64(len(payload))}
-	buf = append(buf, payload...)
-	if _, err := w.f.Write(buf); err != nil {
+	start := len(w.pending)
+	w.pending = append(w.pending, entryMagic...)
+	w.pending = binary.BigEndian.AppendUint16(w.pending, uint16(len(h)))
+	w.pending = append(w.pending, h...)
+	loc := location{Pack: w.id, Offset: w.size + int64(len(w.pending)-start), Length: int64(len(payload))}
+	w.pending = append(w.pending, payload...)
+	w.size += int64(len(w.pending) - start)
+	if write || len(w.pending) >= pendingLimit {
+		if err := v.writePending(); err != nil {
+			return location{}, err
+		}
+	}
+	return loc, nil
+}
+
+// flushEntries writes the entries bufferEntry holds.
+func (v *Vault) flushEntries() error {
+	v.packs.mu.Lock()
+	defer v.packs.mu.Unlock()
+	return v.writePending()
+}
+
+// writePending writes the buffered entries. Callers hold packs.mu.
+func (v *Vault) writePending() error {
+	w := &v.packs
+	if len(w.pending) == 0 || w.f == nil {
+		return nil
+	}
+	_, err := w.f.Write(w.pending)
+	if err != nil {
 		// The pack's tail is now unknown: seal it where it was whole.
+		w.size -= int64(len(w.pending))
+		w.pending = w.pending[:0]
 		path := v.packPath(w.id)
 		v.endPack()
-		return location{}, storageErr("write pack", path, err)
+		return storageErr("write pack", path, err)
 	}
-	w.size += int64(len(buf))
-	return loc, nil
+	w.pending = w.pending[:0]
+	if cap(w.pending) > 2*pendingLimit {
+		w.pending = nil // one large entry need not stay held
+	}
+	return nil
 }
 
 // startPack seals the current pack and starts a new one, registered in the
@@ -244,6 +291,9 @@ func (v *Vault) endPack() error {
 	w := &v.packs
 	if w.f == nil {
 		return nil
+	}
+	if err := v.writePending(); err != nil {
+		return err // writePending sealed the pack where it was whole
 	}
 	serr := w.f.Sync()
 	cerr := w.f.Close()

@@ -1,0 +1,86 @@
+package itemformat
+
+import (
+	"bytes"
+	"net/mail"
+	"testing"
+
+	"github.com/mailvault/mailvault/domain"
+)
+
+// summarizeByNetMail is Summarize as net/mail reads a message whole: what
+// Summarize's header-only reading must agree with.
+func summarizeByNetMail(raw []byte) Summary {
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		return Summary{}
+	}
+	var s Summary
+	s.Subject = decodeHeader(msg.Header.Get("Subject"))
+	if from, err := mail.ParseAddress(msg.Header.Get("From")); err == nil {
+		s.From = from.Address
+		if from.Name != "" {
+			s.From = from.Name + " <" + from.Address + ">"
+		}
+	} else {
+		s.From = decodeHeader(msg.Header.Get("From"))
+	}
+	if d, err := msg.Header.Date(); err == nil {
+		s.Date = d.UTC()
+	}
+	return s
+}
+
+var summaryCases = []struct{ name, raw string }{
+	{"usual", "From: Ann <ann@x.test>\r\nSubject: Hello\r\nDate: Mon, 02 Jun 2025 10:00:00 +0200\r\n\r\nbody\r\n"},
+	{"bare LF", "From: ann@x.test\nSubject: Hi\nDate: Tue, 3 Jun 2025 10:00:00 -0700\n\nbody\n"},
+	{"folded subject", "Subject: a long\r\n subject line\r\nFrom: b@x.test\r\n\r\n"},
+	{"encoded words", "From: =?utf-8?q?Gr=C3=BC=C3=9Fe?= <g@x.test>\r\nSubject: =?utf-8?q?Caf=C3=A9?=\r\n\r\n"},
+	{"date with comment", "Date: Wed, 4 Jun 2025 10:00:00 -0700 (PDT)\r\nSubject: c\r\n\r\n"},
+	{"date without weekday or seconds", "Date: 5 Jun 2025 10:00 GMT\r\n\r\n"},
+	{"bad date", "Date: yesterday\r\nSubject: d\r\n\r\n"},
+	{"header only, no blank line", "Subject: only\r\nFrom: o@x.test\r\n"},
+	{"blank line inside the body", "Subject: e\n\nbody\r\n\r\nmore: not a header\r\n"},
+	{"CRLF block after an LF one", "Subject: f\n\nFrom: not@header\r\n\r\n"},
+	{"not a message", "\x00\x01garbage"},
+	{"empty", ""},
+}
+
+func TestSummarizeReadsHeadersAsNetMail(t *testing.T) {
+	for _, c := range summaryCases {
+		t.Run(c.name, func(t *testing.T) {
+			got, want := Summarize(domain.FormatMIME, []byte(c.raw)), summarizeByNetMail([]byte(c.raw))
+			if got != want {
+				t.Errorf("Summarize %+v, net/mail %+v", got, want)
+			}
+		})
+	}
+}
+
+func FuzzSummarizeAgreesWithNetMail(f *testing.F) {
+	for _, c := range summaryCases {
+		f.Add([]byte(c.raw))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if got, want := Summarize(domain.FormatMIME, raw), summarizeByNetMail(raw); got != want {
+			t.Fatalf("Summarize %#v, net/mail %#v", got, want)
+		}
+	})
+}
+
+func BenchmarkSummarize(b *testing.B) {
+	raw := []byte("Received: from a.x.test by b.x.test; Mon, 02 Jun 2025 10:00:00 +0200\r\nFrom: Ann <ann@x.test>\r\nTo: Bob <bob@x.test>\r\n" +
+		"Subject: Quarterly numbers\r\nDate: Mon, 02 Jun 2025 10:00:00 +0200\r\nMessage-ID: <1@x.test>\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: text/plain; charset=utf-8\r\n\r\n" + string(bytes.Repeat([]byte("body text "), 300)))
+	for _, c := range []struct {
+		name string
+		fn   func([]byte) Summary
+	}{{"pooled reader, usual date first", func(r []byte) Summary { return Summarize(domain.FormatMIME, r) }}, {"net/mail", summarizeByNetMail}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c.fn(raw)
+			}
+		})
+	}
+}
