@@ -461,14 +461,19 @@ func (f *Fetcher) fetch(ctx context.Context, req *domain.Event, outID string) (d
 			// event never made it, is counted once, as new, by the run that
 			// records it; and whatever a new or repaired storage lacked is
 			// new to it.
-			prev, known, err := f.Resume.Stored(req.Mailbox, req.FolderID, ref.ID)
-			if err != nil {
-				return &internalError{fmt.Errorf("read the resume index: %w", err)}
+			unchanged := false
+			if put.Existed || !tracks {
+				// (A version the storage did not hold is new whatever the
+				// log says: no need to ask it.)
+				prev, known, err := f.Resume.Stored(req.Mailbox, req.FolderID, ref.ID)
+				if err != nil {
+					return &internalError{fmt.Errorf("read the resume index: %w", err)}
+				}
+				unchanged = known && prev.ChangeKey == ref.ChangeKey
 			}
 			bytes += put.Size
 			stored = append(stored, domain.StoredItem{Position: ref.Position, ItemID: ref.ID, ChangeKey: ref.ChangeKey,
-				Size: put.Size, SHA256: put.SHA256, NewBytes: put.NewBytes,
-				Unchanged: (put.Existed || !tracks) && known && prev.ChangeKey == ref.ChangeKey})
+				Size: put.Size, SHA256: put.SHA256, NewBytes: put.NewBytes, Unchanged: unchanged})
 		}
 		target += time.Since(ts)
 		keys, refs, contents, waiting = keys[:0], refs[:0], contents[:0], 0

@@ -100,6 +100,12 @@ type folderState struct {
 	syncToken   string // where the next pass lists changes from
 	restarts    int
 	itemRetries int // consecutive batches with items put back in line
+	// mayHoldStored and mayHoldQuarantined are false when the resume index
+	// said the folder holds nothing stored (or quarantined) when its pass
+	// began: its listed items need no lookup each (a first pass). A pass
+	// lists each item once, so what it stores itself need not be looked
+	// up, until its listing starts again.
+	mayHoldStored, mayHoldQuarantined bool
 }
 
 // sentRequest is a request the planner waits for.
@@ -372,6 +378,12 @@ func (p *Planner) addFolder(ev *domain.Event) []domain.Event {
 		cur.PageToken = tok
 	}
 	f.passID = cur.Pass
+	f.mayHoldStored, f.mayHoldQuarantined = true, true
+	if h, ok := p.resume.(FolderHoldings); ok {
+		if stored, quarantined, err := h.FolderHolds(ev.Mailbox, ev.FolderID); err == nil {
+			f.mayHoldStored, f.mayHoldQuarantined = stored, quarantined
+		}
+	}
 	f.pass = domain.NewFolderPass(p.cfg.BatchSize, p.cfg.FolderParallelism, cur, p.disposition(f))
 	m.folders = append(m.folders, f)
 	if f.resumeErr != nil {
@@ -386,10 +398,14 @@ func (p *Planner) disposition(f *folderState) func(domain.ItemRef) domain.Dispos
 		if !it.Time.IsZero() && !p.cfg.TimeFilter.Keep(f.kind, it.Time, p.clock.Now()) {
 			return domain.SkipFiltered
 		}
-		q, dirty, err := p.resume.Quarantined(f.mbx.addr, f.id, it.ID)
-		if err != nil {
-			f.resumeErr = err
-			return domain.SkipDone
+		var q domain.QuarantineRecord
+		var dirty bool
+		if f.mayHoldQuarantined {
+			var err error
+			if q, dirty, err = p.resume.Quarantined(f.mbx.addr, f.id, it.ID); err != nil {
+				f.resumeErr = err
+				return domain.SkipDone
+			}
 		}
 		if dirty {
 			p.quarantined[f.itemKey(it.ID)] = true
@@ -400,6 +416,9 @@ func (p *Planner) disposition(f *folderState) func(domain.ItemRef) domain.Dispos
 			lo.Position, lo.ItemID, lo.Code, lo.Class, lo.Outcome = it.Position, it.ID, q.Code, domain.ClassDirty, domain.OutcomeLeftOut
 			f.leftOut = append(f.leftOut, lo)
 			return domain.SkipQuarantined
+		}
+		if !f.mayHoldStored {
+			return domain.Fetch
 		}
 		st, stored, err := p.resume.Stored(f.mbx.addr, f.id, it.ID)
 		if err != nil {
@@ -433,6 +452,8 @@ func (p *Planner) failed(f *folderState, ev *domain.Event, req *sentRequest) []d
 		}
 		f.restarts++
 		f.syncToken = ""
+		// The listing starts again: what this pass stored is listed again.
+		f.mayHoldStored = true
 		f.failures = map[string]int{}
 		for _, r := range f.outstanding {
 			r.stale = true
@@ -471,6 +492,7 @@ func (p *Planner) failed(f *folderState, ev *domain.Event, req *sentRequest) []d
 
 func (p *Planner) quarantine(f *folderState, it domain.ItemRef, code, cause, reason string) domain.Event {
 	p.quarantined[f.itemKey(it.ID)] = true
+	f.mayHoldQuarantined = true
 	q := p.event(f, domain.ItemQuarantined, domain.DeriveID(cause, "quarantine", it.ID))
 	q.Cause, q.Position, q.ItemID, q.ChangeKey, q.Code, q.Class, q.Outcome, q.Reason =
 		cause, it.Position, it.ID, it.ChangeKey, code, domain.ClassDirty, domain.OutcomeFailed, reason

@@ -87,6 +87,15 @@ type ResumeIndex interface {
 	SyncToken(mailbox, folderID string) (string, bool, error)
 }
 
+// FolderHoldings is implemented by resume indexes that can say at once
+// whether a folder holds anything stored or quarantined: a folder that
+// holds neither (its first pass) needs no lookup per listed item, so what
+// a first backup costs per item does not grow with what other folders and
+// mailboxes have stored.
+type FolderHoldings interface {
+	FolderHolds(mailbox, folderID string) (stored, quarantined bool, err error)
+}
+
 // storageConfirmed is a resume index whose stored versions count only if
 // the storage holds them.
 type storageConfirmed struct {
@@ -105,6 +114,15 @@ func (s storageConfirmed) Stored(mailbox, folderID, itemID string) (domain.Store
 		return v, false, fmt.Errorf("ask the storage: %w", err)
 	}
 	return v, has, nil
+}
+
+// FolderHolds passes the question on; without an answer, a folder may
+// hold anything.
+func (s storageConfirmed) FolderHolds(mailbox, folderID string) (bool, bool, error) {
+	if h, ok := s.ResumeIndex.(FolderHoldings); ok {
+		return h.FolderHolds(mailbox, folderID)
+	}
+	return true, true, nil
 }
 
 // CostModel is implemented by sources whose requests do not all cost one

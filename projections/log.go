@@ -23,6 +23,7 @@ type (
 	ProjectionStore interface {
 		ReadProjection(key []byte) ([]byte, error)
 		ScanProjection(prefix []byte, fn func(key, value []byte) error) error
+		HasProjection(prefix []byte) (bool, error)
 	}
 )
 

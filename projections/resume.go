@@ -352,6 +352,20 @@ func (r Resume) FolderTree(mailbox string) (domain.FolderTree, bool, error) {
 	return t, err == nil, err
 }
 
+// FolderHolds says whether anything of the folder is stored or
+// quarantined in the scope (pipeline.FolderHoldings).
+func (r Resume) FolderHolds(mailbox, folderID string) (stored, quarantined bool, err error) {
+	folder := itemScope(r.Scope) + "\x00" + mailbox + "\x00" + folderID + "\x00"
+	if stored, err = r.Log.HasProjection([]byte(storedPrefix + folder)); err != nil {
+		return true, true, err
+	}
+	quarantined, err = r.Log.HasProjection([]byte(quarPrefix + folder))
+	if err != nil {
+		return true, true, err
+	}
+	return stored, quarantined, nil
+}
+
 // Pace returns the pace a throttle last left a mailbox at ("" for the
 // app), for the source of the scope (pipeline.PaceMemory).
 func (r Resume) Pace(mailbox string) (domain.LearnedPace, bool, error) {

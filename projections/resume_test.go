@@ -193,3 +193,41 @@ func TestFolderTreeFollowsDiscoveries(t *testing.T) {
 		t.Fatalf("changes from another state were applied: %v", got)
 	}
 }
+
+// FolderHolds answers for one folder at once what a first pass would ask
+// item by item.
+func TestFolderHolds(t *testing.T) {
+	lg, err := eventlog.Open(eventlog.Options{InMemory: true, Hooks: []eventlog.Hook{ResumeHook}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Close()
+	scope := Scope("store-a", "gen1", "graph:t")
+	var recs []eventlog.Record
+	for i, ev := range []domain.Event{
+		{Type: domain.RunStarted, Run: "r1", Config: &domain.RunConfig{Scope: scope}},
+		{Type: domain.ItemsStored, Run: "r1", Mailbox: "m", FolderID: "f1", Stored: []domain.StoredItem{{ItemID: "i1", ChangeKey: "c"}}},
+		{Type: domain.ItemQuarantined, Run: "r1", Mailbox: "m", FolderID: "f2", ItemID: "i2"},
+	} {
+		ev.ID, ev.Time = fmt.Sprint("e", i), time.Now()
+		b, _ := json.Marshal(ev)
+		recs = append(recs, eventlog.Record{Topic: "t", UUID: ev.ID, Payload: b, Metadata: map[string]string{eventlog.MetaType: string(ev.Type), eventlog.MetaRun: ev.Run}})
+	}
+	if _, err := lg.Append(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	r := Resume{Log: lg, Scope: scope}
+	for _, c := range []struct {
+		mailbox, folder     string
+		stored, quarantined bool
+	}{{"m", "f1", true, false}, {"m", "f2", false, true}, {"m", "f", false, false}, {"m", "f10", false, false}, {"other", "f1", false, false}} {
+		s, q, err := r.FolderHolds(c.mailbox, c.folder)
+		if err != nil || s != c.stored || q != c.quarantined {
+			t.Errorf("%s/%s: stored %v quarantined %v (%v), want %v %v", c.mailbox, c.folder, s, q, err, c.stored, c.quarantined)
+		}
+	}
+	// The storage's generation does not matter: items belong to the storage.
+	if s, _, _ := (Resume{Log: lg, Scope: Scope("store-a", "gen2", "graph:t")}).FolderHolds("m", "f1"); !s {
+		t.Error("another generation of the same storage does not see the stored item")
+	}
+}

@@ -1096,6 +1096,20 @@ func (l *Log) ReadProjection(key []byte) ([]byte, error) {
 	return out, err
 }
 
+// HasProjection says whether any projection key starts with prefix,
+// reading keys only.
+func (l *Log) HasProjection(prefix []byte) (bool, error) {
+	found := false
+	err := l.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: pkey(prefix)})
+		defer it.Close()
+		it.Rewind()
+		found = it.Valid()
+		return nil
+	})
+	return found, err
+}
+
 // ScanProjection calls fn for each projection key with the prefix, in order.
 func (l *Log) ScanProjection(prefix []byte, fn func(key, value []byte) error) error {
 	return l.db.View(func(txn *badger.Txn) error {
