@@ -33,8 +33,9 @@ type Pacer struct {
 	// start at the highest of them rather than each crossing the same
 	// limit to find it (see sibling).
 	limits map[string]domain.LearnedPace
-	// siblings caches sibling(), recomputed when limits change.
-	siblings domain.LearnedPace
+	// highest is the highest of limits, and siblings what a new mailbox
+	// starts at (see noteLimit).
+	highest, siblings domain.LearnedPace
 }
 
 // NewPacer returns a pacer on clock, seeded from memory (nil: nothing
@@ -140,32 +141,41 @@ func (p *Pacer) Done(mailbox string, sentAt time.Time, units int, latency time.D
 	}
 	if m.Throttled(now, sentAt, fl.RetryAfter) {
 		l := m.Learned()
-		p.limits[mailbox] = l
-		p.siblings = p.sibling()
+		p.noteLimit(mailbox, l)
 		return PaceOutcome{Rate: l.Rate, Costly: l.Costly}
 	}
 	return PaceOutcome{}
 }
 
-// sibling is the pace a mailbox that has met no limit starts at. Exchange
-// applies one throttling policy to every mailbox of a tenant, so the limit
-// one mailbox met is likely the next one's; but a single mailbox's throttle
-// may be its own (one busy folder, a mailbox under load on its server), and
-// passing a folder's few requests a second on to every later mailbox would
-// slow the whole backup. So the siblings' limit counts once two mailboxes
-// have met one, and it is the highest they found: every estimate is at most
-// the policy's limit, and a lower one is more likely a folder's.
-func (p *Pacer) sibling() domain.LearnedPace {
-	if len(p.limits) < 2 {
-		return domain.LearnedPace{}
-	}
-	var best domain.LearnedPace
-	for _, l := range p.limits {
-		if l.Rate > best.Rate {
-			best = l
+// noteLimit records the limit a mailbox's throttle found, and the pace a
+// mailbox that has met no limit starts at. Exchange applies one throttling
+// policy to every mailbox of a tenant, so the limit one mailbox met is
+// likely the next one's; but a single mailbox's throttle may be its own
+// (one busy folder, a mailbox under load on its server), and passing a
+// folder's few requests a second on to every later mailbox would slow the
+// whole backup. So the siblings' limit counts once two mailboxes have met
+// one, and it is the highest they found: every estimate is at most the
+// policy's limit, and a lower one is more likely a folder's. The highest
+// is kept as limits change, looked for again only when the mailbox that
+// held it is cut, so that thousands of mailboxes cost no scan per throttle.
+func (p *Pacer) noteLimit(mailbox string, l domain.LearnedPace) {
+	prev, had := p.limits[mailbox]
+	p.limits[mailbox] = l
+	switch {
+	case l.Rate >= p.highest.Rate:
+		p.highest = l
+	case had && prev.Rate >= p.highest.Rate:
+		p.highest = domain.LearnedPace{}
+		for _, o := range p.limits {
+			if o.Rate > p.highest.Rate {
+				p.highest = o
+			}
 		}
 	}
-	return best
+	p.siblings = domain.LearnedPace{}
+	if len(p.limits) >= 2 {
+		p.siblings = p.highest
+	}
 }
 
 // tenantWide says whether a throttle is the app's rather than a mailbox's:
