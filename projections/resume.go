@@ -178,6 +178,15 @@ func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
 		if ev.Cursor == nil {
 			return nil
 		}
+		if ev.Type == domain.ListRequested && ev.Cursor.Position <= 1 {
+			// A listing before the pass's first item is done: a cursor
+			// there says no more than none (nothing is done yet, and a new
+			// pass lists from the same token), so a folder without changes
+			// writes no cursor at all. Once a batch is requested, its
+			// cursor is kept, and a later listing at the same position
+			// leaves it as it is.
+			return nil
+		}
 		v, _ := json.Marshal(ev.Cursor)
 		return tx.Set(folderKey(scope, ev.Mailbox, ev.FolderID), v)
 	case domain.FolderCompleted:
@@ -186,6 +195,11 @@ func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
 				return err
 			}
 		} else if err := tx.Delete(syncKey(scope, ev.Mailbox, ev.FolderID)); err != nil {
+			return err
+		}
+		// Only a cursor that exists is deleted: a deletion is written too.
+		cur, err := tx.Get(folderKey(scope, ev.Mailbox, ev.FolderID))
+		if err != nil || cur == nil {
 			return err
 		}
 		return tx.Delete(folderKey(scope, ev.Mailbox, ev.FolderID))

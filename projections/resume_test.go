@@ -231,3 +231,63 @@ func TestFolderHolds(t *testing.T) {
 		t.Error("another generation of the same storage does not see the stored item")
 	}
 }
+
+// A folder pass writes no cursor until a batch is requested: a cursor at
+// its first item says no more than none. Completion removes the cursor.
+func TestCursorFromTheFirstBatch(t *testing.T) {
+	lg, err := eventlog.Open(eventlog.Options{InMemory: true, Hooks: []eventlog.Hook{ResumeHook}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Close()
+	scope := Scope("store-a", "gen1", "graph:t")
+	r := Resume{Log: lg, Scope: scope}
+	seq := 0
+	appendEvent := func(ev domain.Event) {
+		t.Helper()
+		seq++
+		ev.ID, ev.Time, ev.Run, ev.Mailbox, ev.FolderID = fmt.Sprint("e", seq), time.Now(), "r1", "m", "f"
+		b, _ := json.Marshal(ev)
+		if _, err := lg.Append(context.Background(), []eventlog.Record{{Topic: "t", UUID: ev.ID, Payload: b,
+			Metadata: map[string]string{eventlog.MetaType: string(ev.Type), eventlog.MetaRun: ev.Run}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cursor := func() (domain.Cursor, bool) {
+		t.Helper()
+		c, ok, err := r.Cursor("m", "f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, ok
+	}
+	appendEvent(domain.Event{Type: domain.RunStarted, Config: &domain.RunConfig{Scope: scope}})
+	appendEvent(domain.Event{Type: domain.ListRequested, Cursor: &domain.Cursor{Pass: "r1", Position: 1, PageToken: "t0", PageFirst: 1}})
+	if c, ok := cursor(); ok {
+		t.Fatalf("a listing at the first item wrote a cursor: %+v", c)
+	}
+	appendEvent(domain.Event{Type: domain.BatchRequested, Cursor: &domain.Cursor{Pass: "r1", Position: 1, PageToken: "t0", PageFirst: 1}})
+	if c, ok := cursor(); !ok || c.Pass != "r1" || c.PageToken != "t0" {
+		t.Fatalf("after the first batch: %+v %v", c, ok)
+	}
+	// The next page is listed while the first page's batches are out.
+	appendEvent(domain.Event{Type: domain.ListRequested, Cursor: &domain.Cursor{Pass: "r1", Position: 1, PageToken: "t0", PageFirst: 1}})
+	appendEvent(domain.Event{Type: domain.BatchRequested, Cursor: &domain.Cursor{Pass: "r1", Position: 21, PageToken: "t0", PageFirst: 1}})
+	appendEvent(domain.Event{Type: domain.ListRequested, Cursor: &domain.Cursor{Pass: "r1", Position: 41, PageToken: "t1", PageFirst: 41}})
+	if c, ok := cursor(); !ok || c.Position != 41 || c.PageToken != "t1" {
+		t.Fatalf("after a listing further on: %+v %v", c, ok)
+	}
+	appendEvent(domain.Event{Type: domain.FolderCompleted, SyncToken: "t2"})
+	if c, ok := cursor(); ok {
+		t.Fatalf("a completed folder kept its cursor: %+v", c)
+	}
+	if tok, ok, _ := r.SyncToken("m", "f"); !ok || tok != "t2" {
+		t.Fatalf("sync token %q %v", tok, ok)
+	}
+	// A folder completed without a cursor (no changes) stays without one.
+	appendEvent(domain.Event{Type: domain.ListRequested, Cursor: &domain.Cursor{Pass: "r1b", Position: 1, PageToken: "t2", PageFirst: 1}})
+	appendEvent(domain.Event{Type: domain.FolderCompleted, SyncToken: "t3"})
+	if c, ok := cursor(); ok {
+		t.Fatalf("cursor after a pass without changes: %+v", c)
+	}
+}
