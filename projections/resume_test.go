@@ -17,11 +17,7 @@ import (
 // source, and (cursors and change tracking only) to the same storage's next
 // index generation.
 func TestResumeStateIsKeptPerScope(t *testing.T) {
-	lg, err := eventlog.Open(eventlog.Options{InMemory: true, Hooks: []eventlog.Hook{ResumeHook}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lg.Close()
+	lg := resumeLog(t)
 	scope := Scope("store-a", "gen1", "graph:t")
 	events := []domain.Event{
 		{Type: domain.RunStarted, ID: "1", Run: "r1", Config: &domain.RunConfig{Scope: scope}},
@@ -31,15 +27,10 @@ func TestResumeStateIsKeptPerScope(t *testing.T) {
 		// schema 2: a batch's items in one event
 		{Type: domain.ItemsStored, ID: "5", Run: "r1", Mailbox: "m", FolderID: "f", Pass: "r1", Stored: []domain.StoredItem{{ItemID: "b1", ChangeKey: "c1"}, {ItemID: "b2", ChangeKey: "c2", Unchanged: true}}},
 	}
-	var recs []eventlog.Record
-	for _, ev := range events {
-		ev.Time = time.Now()
-		b, _ := json.Marshal(ev)
-		recs = append(recs, eventlog.Record{Topic: "t", UUID: ev.ID, Payload: b, Metadata: map[string]string{eventlog.MetaType: string(ev.Type), eventlog.MetaRun: ev.Run}})
+	for i := range events {
+		events[i].Time = time.Now()
 	}
-	if _, err := lg.Append(context.Background(), recs); err != nil {
-		t.Fatal(err)
-	}
+	appendEvents(t, lg, events...)
 	type view struct{ stored, quarantined, synced bool }
 	look := func(scope string) view {
 		r := Resume{Log: lg, Scope: scope}
@@ -69,11 +60,7 @@ func TestResumeStateIsKeptPerScope(t *testing.T) {
 // The jobs' histories are the same whether rebuilt from the log or taken
 // from the metrics fold: one fold serves both.
 func TestJobHistoriesFromTheLogAndFromTheMetrics(t *testing.T) {
-	lg, err := eventlog.Open(eventlog.Options{InMemory: true, Hooks: []eventlog.Hook{ResumeHook}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lg.Close()
+	lg := resumeLog(t)
 	t0 := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
 	var events []domain.Event
 	run := func(id, job string, start, stored int, finished bool) {
@@ -92,16 +79,11 @@ func TestJobHistoriesFromTheLogAndFromTheMetrics(t *testing.T) {
 	run("r3", "nightly", 10, 4, true)
 	run("r4", "hourly", 20, 1, false) // killed
 	m := NewMetrics()
-	var recs []eventlog.Record
-	for i, ev := range events {
-		ev.ID, ev.Schema = fmt.Sprintf("e%03d", i), domain.SchemaVersion
-		m.Apply(&ev)
-		b, _ := json.Marshal(ev)
-		recs = append(recs, eventlog.Record{Topic: "t", UUID: ev.ID, Payload: b, Metadata: map[string]string{eventlog.MetaType: string(ev.Type), eventlog.MetaRun: ev.Run}})
+	for i := range events {
+		events[i].ID, events[i].Schema = fmt.Sprintf("e%03d", i), domain.SchemaVersion
+		m.Apply(&events[i])
 	}
-	if _, err := lg.Append(context.Background(), recs); err != nil {
-		t.Fatal(err)
-	}
+	appendEvents(t, lg, events...)
 	fromLog, err := JobHistories(lg)
 	if err != nil {
 		t.Fatal(err)
@@ -121,25 +103,16 @@ func TestJobHistoriesFromTheLogAndFromTheMetrics(t *testing.T) {
 // not continue the tree held (a log rebuilt after the full listing was
 // compacted away) drop it, so that the next discovery lists it in full.
 func TestFolderTreeFollowsDiscoveries(t *testing.T) {
-	lg, err := eventlog.Open(eventlog.Options{InMemory: true, Hooks: []eventlog.Hook{ResumeHook}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lg.Close()
+	lg := resumeLog(t)
 	scope := Scope("store-a", "gen1", "graph:t")
 	seq := 0
-	appendEvents := func(events ...domain.Event) {
+	appendNew := func(events ...domain.Event) {
 		t.Helper()
-		var recs []eventlog.Record
-		for _, ev := range events {
+		for i := range events {
 			seq++
-			ev.ID, ev.Time = fmt.Sprint("e", seq), time.Now()
-			b, _ := json.Marshal(ev)
-			recs = append(recs, eventlog.Record{Topic: "t", UUID: ev.ID, Payload: b, Metadata: map[string]string{eventlog.MetaType: string(ev.Type), eventlog.MetaRun: ev.Run}})
+			events[i].ID, events[i].Time = fmt.Sprint("e", seq), time.Now()
 		}
-		if _, err := lg.Append(context.Background(), recs); err != nil {
-			t.Fatal(err)
-		}
+		appendEvents(t, lg, events...)
 	}
 	discovered := func(run string, ch domain.FolderChanges) domain.Event {
 		return domain.Event{Type: domain.MailboxDiscovered, Run: run, Mailbox: "m", Outcome: domain.OutcomeSuccess, Tree: &ch}
@@ -156,12 +129,12 @@ func TestFolderTreeFollowsDiscoveries(t *testing.T) {
 		}
 		return append(out, tree.Token)
 	}
-	appendEvents(domain.Event{Type: domain.RunStarted, Run: "r1", Config: &domain.RunConfig{Scope: scope}},
+	appendNew(domain.Event{Type: domain.RunStarted, Run: "r1", Config: &domain.RunConfig{Scope: scope}},
 		discovered("r1", domain.FolderChanges{Full: true, Token: "t1", Changed: []domain.FolderNode{{ID: "i", Parent: "root", Name: "Inbox", Kind: "mail"}}}))
 	if got := paths(); !reflect.DeepEqual(got, []string{"Inbox", "t1"}) {
 		t.Fatalf("after a full listing: %v", got)
 	}
-	appendEvents(domain.Event{Type: domain.RunStarted, Run: "r2", Config: &domain.RunConfig{Scope: scope}},
+	appendNew(domain.Event{Type: domain.RunStarted, Run: "r2", Config: &domain.RunConfig{Scope: scope}},
 		discovered("r2", domain.FolderChanges{From: domain.TokenDigest("t1"), Token: "t2", Changed: []domain.FolderNode{{ID: "n", Parent: "i", Name: "New", Kind: "mail"}}}),
 		// a failed discovery records no changes and leaves the tree alone
 		domain.Event{Type: domain.MailboxDiscovered, Run: "r2", Mailbox: "m", Outcome: domain.OutcomeFailed})
@@ -170,7 +143,7 @@ func TestFolderTreeFollowsDiscoveries(t *testing.T) {
 	}
 	// Nothing changed: the token moves on, the folders are not written again.
 	before, _ := lg.ReadProjection(treeKey(scope, "m"))
-	appendEvents(domain.Event{Type: domain.RunStarted, Run: "r2b", Config: &domain.RunConfig{Scope: scope}},
+	appendNew(domain.Event{Type: domain.RunStarted, Run: "r2b", Config: &domain.RunConfig{Scope: scope}},
 		discovered("r2b", domain.FolderChanges{From: domain.TokenDigest("t2"), Token: "t3"}))
 	if got := paths(); !reflect.DeepEqual(got, []string{"Inbox", "Inbox/New", "t3"}) {
 		t.Fatalf("after no change: %v", got)
@@ -178,7 +151,7 @@ func TestFolderTreeFollowsDiscoveries(t *testing.T) {
 	if after, _ := lg.ReadProjection(treeKey(scope, "m")); string(after) != string(before) {
 		t.Fatalf("a discovery without changes wrote the tree again: %s -> %s", before, after)
 	}
-	appendEvents(domain.Event{Type: domain.RunStarted, Run: "r2c", Config: &domain.RunConfig{Scope: scope}},
+	appendNew(domain.Event{Type: domain.RunStarted, Run: "r2c", Config: &domain.RunConfig{Scope: scope}},
 		discovered("r2c", domain.FolderChanges{From: domain.TokenDigest("t3"), Token: "t3b", Removed: []string{"n"}}),
 		discovered("r2c", domain.FolderChanges{From: domain.TokenDigest("t3b"), Token: "t2", Changed: []domain.FolderNode{{ID: "n", Parent: "i", Name: "New", Kind: "mail"}}}))
 	if got := paths(); !reflect.DeepEqual(got, []string{"Inbox", "Inbox/New", "t2"}) {
@@ -187,7 +160,7 @@ func TestFolderTreeFollowsDiscoveries(t *testing.T) {
 	if other, ok, _ := (Resume{Log: lg, Scope: Scope("store-b", "gen1", "graph:t")}).FolderTree("m"); ok {
 		t.Fatalf("another storage sees the tree: %+v", other)
 	}
-	appendEvents(domain.Event{Type: domain.RunStarted, Run: "r3", Config: &domain.RunConfig{Scope: scope}},
+	appendNew(domain.Event{Type: domain.RunStarted, Run: "r3", Config: &domain.RunConfig{Scope: scope}},
 		discovered("r3", domain.FolderChanges{From: domain.TokenDigest("t-compacted"), Token: "t4"}))
 	if got := paths(); got != nil {
 		t.Fatalf("changes from another state were applied: %v", got)
@@ -197,25 +170,12 @@ func TestFolderTreeFollowsDiscoveries(t *testing.T) {
 // FolderHolds answers for one folder at once what a first pass would ask
 // item by item.
 func TestFolderHolds(t *testing.T) {
-	lg, err := eventlog.Open(eventlog.Options{InMemory: true, Hooks: []eventlog.Hook{ResumeHook}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lg.Close()
+	lg := resumeLog(t)
 	scope := Scope("store-a", "gen1", "graph:t")
-	var recs []eventlog.Record
-	for i, ev := range []domain.Event{
-		{Type: domain.RunStarted, Run: "r1", Config: &domain.RunConfig{Scope: scope}},
-		{Type: domain.ItemsStored, Run: "r1", Mailbox: "m", FolderID: "f1", Stored: []domain.StoredItem{{ItemID: "i1", ChangeKey: "c"}}},
-		{Type: domain.ItemQuarantined, Run: "r1", Mailbox: "m", FolderID: "f2", ItemID: "i2"},
-	} {
-		ev.ID, ev.Time = fmt.Sprint("e", i), time.Now()
-		b, _ := json.Marshal(ev)
-		recs = append(recs, eventlog.Record{Topic: "t", UUID: ev.ID, Payload: b, Metadata: map[string]string{eventlog.MetaType: string(ev.Type), eventlog.MetaRun: ev.Run}})
-	}
-	if _, err := lg.Append(context.Background(), recs); err != nil {
-		t.Fatal(err)
-	}
+	appendEvents(t, lg,
+		domain.Event{Type: domain.RunStarted, ID: "e1", Run: "r1", Config: &domain.RunConfig{Scope: scope}},
+		domain.Event{Type: domain.ItemsStored, ID: "e2", Run: "r1", Mailbox: "m", FolderID: "f1", Stored: []domain.StoredItem{{ItemID: "i1", ChangeKey: "c"}}},
+		domain.Event{Type: domain.ItemQuarantined, ID: "e3", Run: "r1", Mailbox: "m", FolderID: "f2", ItemID: "i2"})
 	r := Resume{Log: lg, Scope: scope}
 	for _, c := range []struct {
 		mailbox, folder     string
@@ -235,11 +195,7 @@ func TestFolderHolds(t *testing.T) {
 // A folder pass writes no cursor until a batch is requested: a cursor at
 // its first item says no more than none. Completion removes the cursor.
 func TestCursorFromTheFirstBatch(t *testing.T) {
-	lg, err := eventlog.Open(eventlog.Options{InMemory: true, Hooks: []eventlog.Hook{ResumeHook}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lg.Close()
+	lg := resumeLog(t)
 	scope := Scope("store-a", "gen1", "graph:t")
 	r := Resume{Log: lg, Scope: scope}
 	seq := 0
@@ -247,11 +203,7 @@ func TestCursorFromTheFirstBatch(t *testing.T) {
 		t.Helper()
 		seq++
 		ev.ID, ev.Time, ev.Run, ev.Mailbox, ev.FolderID = fmt.Sprint("e", seq), time.Now(), "r1", "m", "f"
-		b, _ := json.Marshal(ev)
-		if _, err := lg.Append(context.Background(), []eventlog.Record{{Topic: "t", UUID: ev.ID, Payload: b,
-			Metadata: map[string]string{eventlog.MetaType: string(ev.Type), eventlog.MetaRun: ev.Run}}}); err != nil {
-			t.Fatal(err)
-		}
+		appendEvents(t, lg, ev)
 	}
 	cursor := func() (domain.Cursor, bool) {
 		t.Helper()
@@ -289,5 +241,29 @@ func TestCursorFromTheFirstBatch(t *testing.T) {
 	appendEvent(domain.Event{Type: domain.FolderCompleted, SyncToken: "t3"})
 	if c, ok := cursor(); ok {
 		t.Fatalf("cursor after a pass without changes: %+v", c)
+	}
+}
+
+// resumeLog is an in-memory log that keeps the resume index.
+func resumeLog(t *testing.T) *eventlog.Log {
+	t.Helper()
+	lg, err := eventlog.Open(eventlog.Options{InMemory: true, Hooks: []eventlog.Hook{ResumeHook}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lg.Close() })
+	return lg
+}
+
+// appendEvents appends events as the pipeline records them.
+func appendEvents(t *testing.T, lg *eventlog.Log, events ...domain.Event) {
+	t.Helper()
+	var recs []eventlog.Record
+	for _, ev := range events {
+		b, _ := json.Marshal(ev)
+		recs = append(recs, eventlog.Record{Topic: "t", UUID: ev.ID, Payload: b, Metadata: map[string]string{eventlog.MetaType: string(ev.Type), eventlog.MetaRun: ev.Run}})
+	}
+	if _, err := lg.Append(context.Background(), recs); err != nil {
+		t.Fatal(err)
 	}
 }

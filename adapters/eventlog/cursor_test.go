@@ -28,15 +28,18 @@ func TestCursorIsWrittenSparinglyAndOnRelease(t *testing.T) {
 		}
 	}
 	key := []byte("c/" + group + "\x00" + topic)
-	consume := func(want int) {
+	subscribe := func(maxInFlight int) (*Subscriber, <-chan *message.Message) {
 		t.Helper()
-		sub := l.Subscriber(SubscriberConfig{ConsumerGroup: group, MaxInFlight: 4})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		ch, err := sub.Subscribe(ctx, topic)
+		sub := l.Subscriber(SubscriberConfig{ConsumerGroup: group, MaxInFlight: maxInFlight})
+		ch, err := sub.Subscribe(context.Background(), topic)
 		if err != nil {
 			t.Fatal(err)
 		}
+		return sub, ch
+	}
+	consume := func(want int) {
+		t.Helper()
+		sub, ch := subscribe(4)
 		for i := 0; i < want; i++ {
 			(<-ch).Ack()
 		}
@@ -60,13 +63,7 @@ func TestCursorIsWrittenSparinglyAndOnRelease(t *testing.T) {
 		t.Fatalf("cursor after the subscription ended: %d, %v; want 30", seq, err)
 	}
 	// The next subscription of the group gets the 20 left, and nothing again.
-	sub := l.Subscriber(SubscriberConfig{ConsumerGroup: group, MaxInFlight: 1})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ch, err := sub.Subscribe(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub, ch := subscribe(1)
 	m := <-ch
 	if m.UUID != "m30" {
 		t.Fatalf("next subscription starts at %s, want m30", m.UUID)
