@@ -28,14 +28,10 @@ type Pacer struct {
 	mu        sync.Mutex
 	app       *domain.Pace
 	mailboxes map[string]*domain.Pace
-	// limits are what each mailbox's last throttle found. Once two
-	// mailboxes have met a limit, mailboxes that have met none of their own
-	// start at the highest of them rather than each crossing the same
-	// limit to find it (see sibling).
-	limits map[string]domain.LearnedPace
-	// highest is the highest of limits, and siblings what a new mailbox
-	// starts at (see noteLimit).
-	highest, siblings domain.LearnedPace
+	// limits are what each mailbox's last throttle found, and highest the
+	// highest of them (see noteLimit and sibling).
+	limits  map[string]domain.LearnedPace
+	highest domain.LearnedPace
 }
 
 // NewPacer returns a pacer on clock, seeded from memory (nil: nothing
@@ -62,7 +58,7 @@ func (p *Pacer) mailbox(m string) *domain.Pace {
 	if pc == nil {
 		l := p.learned(m)
 		if l.Rate <= 0 {
-			l = p.siblings
+			l = p.sibling()
 		}
 		pc = domain.NewPace(l)
 		p.mailboxes[m] = pc
@@ -147,17 +143,9 @@ func (p *Pacer) Done(mailbox string, sentAt time.Time, units int, latency time.D
 	return PaceOutcome{}
 }
 
-// noteLimit records the limit a mailbox's throttle found, and the pace a
-// mailbox that has met no limit starts at. Exchange applies one throttling
-// policy to every mailbox of a tenant, so the limit one mailbox met is
-// likely the next one's; but a single mailbox's throttle may be its own
-// (one busy folder, a mailbox under load on its server), and passing a
-// folder's few requests a second on to every later mailbox would slow the
-// whole backup. So the siblings' limit counts once two mailboxes have met
-// one, and it is the highest they found: every estimate is at most the
-// policy's limit, and a lower one is more likely a folder's. The highest
-// is kept as limits change, looked for again only when the mailbox that
-// held it is cut, so that thousands of mailboxes cost no scan per throttle.
+// noteLimit records the limit a mailbox's throttle found. The highest is
+// kept as limits change, looked for again only when the mailbox that held
+// it is cut, so that thousands of mailboxes cost no scan per throttle.
 func (p *Pacer) noteLimit(mailbox string, l domain.LearnedPace) {
 	prev, had := p.limits[mailbox]
 	p.limits[mailbox] = l
@@ -172,10 +160,21 @@ func (p *Pacer) noteLimit(mailbox string, l domain.LearnedPace) {
 			}
 		}
 	}
-	p.siblings = domain.LearnedPace{}
-	if len(p.limits) >= 2 {
-		p.siblings = p.highest
+}
+
+// sibling is the pace a mailbox that has met no limit starts at. Exchange
+// applies one throttling policy to every mailbox of a tenant, so the limit
+// one mailbox met is likely the next one's; but a single mailbox's throttle may be its own
+// (one busy folder, a mailbox under load on its server), and passing a
+// folder's few requests a second on to every later mailbox would slow the
+// whole backup. So the siblings' limit counts once two mailboxes have met
+// one, and it is the highest they found: every estimate is at most the
+// policy's limit, and a lower one is more likely a folder's.
+func (p *Pacer) sibling() domain.LearnedPace {
+	if len(p.limits) < 2 {
+		return domain.LearnedPace{}
 	}
+	return p.highest
 }
 
 // tenantWide says whether a throttle is the app's rather than a mailbox's:

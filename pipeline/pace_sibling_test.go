@@ -33,7 +33,7 @@ func TestSiblingLimit(t *testing.T) {
 			for _, l := range tc.limits {
 				p.noteLimit(l.mailbox, domain.LearnedPace{Rate: l.rate})
 			}
-			if got := p.siblings.Rate; got != tc.want {
+			if got := p.sibling().Rate; got != tc.want {
 				t.Errorf("siblings' rate %v, want %v", got, tc.want)
 			}
 		})
