@@ -262,6 +262,28 @@ func treeKey(scope, mailbox string) []byte {
 // had a key of its own carries its token inside.
 func treeTokenKey(treeKey []byte) []byte { return append(slices.Clip(treeKey), "\x00token"...) }
 
+// readTree reads the folder tree kept at key, with its token (kept apart
+// since the tree's token has a key of its own; inside it before), through
+// get: the hook's transaction or the log's projections.
+func readTree(get func(key []byte) ([]byte, error), key []byte) (domain.FolderTree, bool, error) {
+	var tree domain.FolderTree
+	b, err := get(key)
+	if err != nil || b == nil {
+		return tree, false, err
+	}
+	if err := json.Unmarshal(b, &tree); err != nil {
+		return tree, false, fmt.Errorf("resume index: folder tree %q is corrupt: %w", key, err)
+	}
+	tok, err := get(treeTokenKey(key))
+	if err != nil {
+		return tree, false, err
+	}
+	if tok != nil {
+		tree.Token = string(tok)
+	}
+	return tree, true, nil
+}
+
 // applyFolderChanges moves a mailbox's folder tree on by the changes its
 // discovery recorded. Changes that do not continue the tree held (its
 // earlier changes were compacted away before the index was rebuilt) drop
@@ -270,21 +292,9 @@ func applyFolderChanges(tx eventlog.Tx, key []byte, ch domain.FolderChanges) err
 	tokenKey := treeTokenKey(key)
 	var tree domain.FolderTree
 	if !ch.Full {
-		old, err := tx.Get(key)
-		if err != nil {
+		var err error
+		if tree, _, err = readTree(tx.Get, key); err != nil {
 			return err
-		}
-		if old != nil {
-			if err := json.Unmarshal(old, &tree); err != nil {
-				return fmt.Errorf("resume index: folder tree %q: %w", key, err)
-			}
-			tok, err := tx.Get(tokenKey)
-			if err != nil {
-				return err
-			}
-			if tok != nil {
-				tree.Token = string(tok)
-			}
 		}
 	}
 	next, ok := tree.Apply(ch)
@@ -353,27 +363,17 @@ func (r Resume) SyncToken(mailbox, folderID string) (string, bool, error) {
 // FolderTree returns a mailbox's folder tree as last discovered, for a
 // source that reports hierarchy changes (pipeline.FolderTrees).
 func (r Resume) FolderTree(mailbox string) (domain.FolderTree, bool, error) {
-	var t domain.FolderTree
-	key := treeKey(r.Scope, mailbox)
-	ok, err := r.get(key, &t)
-	if err != nil || !ok {
-		return t, ok, err
-	}
-	tok, err := r.Log.ReadProjection(treeTokenKey(key))
-	if tok != nil {
-		t.Token = string(tok)
-	}
-	return t, err == nil, err
+	return readTree(r.Log.ReadProjection, treeKey(r.Scope, mailbox))
 }
 
 // FolderHolds says whether anything of the folder is stored or
 // quarantined in the scope (pipeline.FolderHoldings).
 func (r Resume) FolderHolds(mailbox, folderID string) (stored, quarantined bool, err error) {
-	folder := itemScope(r.Scope) + "\x00" + mailbox + "\x00" + folderID + "\x00"
-	if stored, err = r.Log.HasProjection([]byte(storedPrefix + folder)); err != nil {
+	// An item's key with no item: what every item key of the folder starts with.
+	if stored, err = r.Log.HasProjection(itemKey(storedPrefix, itemScope(r.Scope), mailbox, folderID, "")); err != nil {
 		return true, true, err
 	}
-	quarantined, err = r.Log.HasProjection([]byte(quarPrefix + folder))
+	quarantined, err = r.Log.HasProjection(itemKey(quarPrefix, itemScope(r.Scope), mailbox, folderID, ""))
 	if err != nil {
 		return true, true, err
 	}
