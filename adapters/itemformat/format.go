@@ -75,6 +75,11 @@ func Summarize(format string, content []byte) Summary {
 	if err != nil {
 		return Summary{}
 	}
+	return summaryOf(h, parseDate)
+}
+
+// summaryOf reads subject, sender and date (through date) from a header.
+func summaryOf(h mail.Header, date func(string) (time.Time, error)) Summary {
 	var s Summary
 	s.Subject = decodeHeader(h.Get("Subject"))
 	if from, err := mail.ParseAddress(h.Get("From")); err == nil {
@@ -85,7 +90,7 @@ func Summarize(format string, content []byte) Summary {
 	} else {
 		s.From = decodeHeader(h.Get("From"))
 	}
-	if d, err := parseDate(h.Get("Date")); err == nil {
+	if d, err := date(h.Get("Date")); err == nil {
 		s.Date = d.UTC()
 	}
 	return s

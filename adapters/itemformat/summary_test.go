@@ -8,27 +8,15 @@ import (
 	"github.com/mailvault/mailvault/domain"
 )
 
-// summarizeByNetMail is Summarize as net/mail reads a message whole: what
-// Summarize's header-only reading must agree with.
+// summarizeByNetMail is Summarize as net/mail reads a message whole (its
+// header, and the date through mail.ParseDate): what Summarize's pooled
+// reading and quick date must agree with.
 func summarizeByNetMail(raw []byte) Summary {
 	msg, err := mail.ReadMessage(bytes.NewReader(raw))
 	if err != nil {
 		return Summary{}
 	}
-	var s Summary
-	s.Subject = decodeHeader(msg.Header.Get("Subject"))
-	if from, err := mail.ParseAddress(msg.Header.Get("From")); err == nil {
-		s.From = from.Address
-		if from.Name != "" {
-			s.From = from.Name + " <" + from.Address + ">"
-		}
-	} else {
-		s.From = decodeHeader(msg.Header.Get("From"))
-	}
-	if d, err := msg.Header.Date(); err == nil {
-		s.Date = d.UTC()
-	}
-	return s
+	return summaryOf(msg.Header, mail.ParseDate)
 }
 
 var summaryCases = []struct{ name, raw string }{
