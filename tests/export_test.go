@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailvault/mailvault/adapters/fasttransfer"
 )
 
 // exportTenant has mail, a calendar with recurring series and contacts,
@@ -344,4 +346,73 @@ mailboxes:
 	}
 	res = mailvault(t, "export", "--storage", store, "--data", data, "--format", "vcf", "--out", filepath.Join(t.TempDir(), "o"), "--vcard-version", "2.1")
 	mustf(t, res.code == 2 && strings.Contains(res.stderr, `--vcard-version "2.1": use 3.0 or 4.0`), "vCard 2.1: exit %d %s", res.code, res.stderr)
+}
+
+// streamTenant: what the simulators export as FastTransfer streams.
+const streamTenant = `seed: 21
+mailboxes:
+  - address: erin@contoso.test
+    folders:
+      - path: Inbox
+        items: 24
+      - path: Inbox/Receipts
+        items: 6
+        size: {min: 1KB, max: 2KB}
+      - path: Calendar
+        kind: calendar
+        items: 30
+        size: {min: 1KB, max: 2KB}
+      - path: Contacts
+        kind: contacts
+        items: 15
+        size: {min: 1KB, max: 2KB}
+`
+
+// Backups over HTTPS from both simulators keep each item as the server's
+// export stream ([MS-OXCFXICS]); export decodes them into EML, mbox, ICS
+// and vCard, and independent readers (Python's mailbox, icalendar, vobject)
+// read back every message, series, changed occurrence and contact.
+func TestExportFromExportStreams(t *testing.T) {
+	t.Parallel() // waits on servers and timers more than it computes
+	needPythonModules(t, "icalendar", "vobject")
+	const messages = 24 + 6
+	for _, source := range []string{"graph", "ews"} {
+		t.Run(source, func(t *testing.T) {
+			dir := t.TempDir()
+			data := filepath.Join(dir, "data")
+			var r graphReport
+			var res result
+			if source == "graph" {
+				r, res = graphBackup(t, startGraphSim(t, streamTenant), data, "--graph-content", "export")
+			} else {
+				r, res = startEWSSim(t, streamTenant).backup(t, data, "--mailbox", "erin@contoso.test", "--ews-content", "export")
+			}
+			mustf(t, res.code == 0 && r.ItemsStored == messages+30+15, "backup: exit %d, stored %d: %s", res.code, r.ItemsStored, res.stderr)
+			store := filepath.Join(data, "storage")
+			for _, v := range storedVersions(t, store) {
+				mustf(t, strings.HasSuffix(v.Format, "export"), "%s/%s stored as %s, not as an export stream", v.FolderPath, v.ItemID, v.Format)
+				m, err := fasttransfer.Decode(v.Content)
+				mustf(t, err == nil && len(m.Props) > 10, "%s/%s is not a FastTransfer stream: %v", v.FolderPath, v.ItemID, err)
+			}
+			export := func(format string) string {
+				out := filepath.Join(dir, "x-"+format)
+				res := mailvault(t, "export", "--storage", store, "--data", data, "--format", format, "--out", out)
+				mustf(t, res.code == 0 && !strings.Contains(res.stdout, "stream"), "export %s: exit %d %s %s", format, res.code, res.stdout, res.stderr)
+				return out
+			}
+			out := export("eml")
+			mustf(t, countFiles(t, out, ".eml") == messages, "eml files: %d", countFiles(t, out, ".eml"))
+			c := readExport(t, "mbox", export("mbox"))
+			mustf(t, c.Messages == messages, "mbox: %+v", c)
+			c = readExport(t, "ics", export("ics"))
+			// Positions 3, 13 and 23 are weekly series with one moved
+			// occurrence each: 33 VEVENTs, 3 with RRULE, 3 with RECURRENCE-ID.
+			mustf(t, c.Events == 33 && c.Recurring == 3 && c.Exceptions == 3, "ics: %+v", c)
+			c = readExport(t, "vcf", export("vcf"))
+			mustf(t, c.Contacts == 15 && c.CardsWithoutN == 0, "vcf: %+v", c)
+			// find shows what the streams say, not blanks.
+			find := mailvault(t, "find", store, "--data", data, "--subject", "Invoice")
+			mustf(t, find.code == 0 && strings.Contains(find.stdout, "Invoice 2026-0412"), "find in the streams: %d %s %s", find.code, find.stdout, find.stderr)
+		})
+	}
 }

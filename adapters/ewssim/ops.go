@@ -4,13 +4,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
-	"github.com/mailvault/mailvault/adapters/itemformat"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/mailvault/mailvault/adapters/itemformat"
 	"github.com/mailvault/mailvault/adapters/simtenant"
+	"github.com/mailvault/mailvault/domain"
 )
 
 // folderRefXML is a DistinguishedFolderId or a FolderId.
@@ -446,7 +447,7 @@ type itemsRequest struct {
 // serve looks items up and applies folder throttles and dirty items under
 // the lock, then renders each item's answer without it; it returns the
 // response messages, or a throttle or a fault for the whole request.
-func (s *Server) serve(c *opContext, op string, ids []itemRefXML, render func(sn simtenant.Snapshot, kind, id string) string) (string, *throttle) {
+func (s *Server) serve(c *opContext, op string, ids []itemRefXML, render func(sn simtenant.Snapshot, kind, id string) (string, error)) (string, *throttle) {
 	c.count = len(ids)
 	if len(ids) == 0 {
 		c.fault = &faultReply{"ErrorSchemaValidation", "The request failed schema validation: ItemIds is empty."}
@@ -512,25 +513,34 @@ func (s *Server) serve(c *opContext, op string, ids []itemRefXML, render func(sn
 		case it.dirty:
 			b.WriteString(failure(op, "ErrorCorruptData", "Data is corrupt., Invalid global object ID"))
 		default:
-			b.WriteString(success(op, render(it.snap, it.kind, ids[i].ID)))
+			out, err := render(it.snap, it.kind, ids[i].ID)
+			if err != nil {
+				b.WriteString(failure(op, "ErrorCorruptData", "Data is corrupt."))
+				continue
+			}
+			b.WriteString(success(op, out))
 		}
 	}
 	return b.String(), nil
 }
-
-// ExportPrefix starts every exported blob: the data is opaque, as
-// Exchange's is, but readers that know the simulator find the MIME after it.
-const ExportPrefix = itemformat.SimEWSExportPrefix
 
 func (s *Server) exportItems(c *opContext) (string, *throttle) {
 	var req itemsRequest
 	if !c.decode(&req) {
 		return "", nil
 	}
-	return s.serve(c, "ExportItems", req.IDs.List, func(sn simtenant.Snapshot, _, id string) string {
-		data := append([]byte(ExportPrefix), sn.Content()...)
+	return s.serve(c, "ExportItems", req.IDs.List, func(sn simtenant.Snapshot, _, id string) (string, error) {
+		// An item's FastTransfer stream: the one it was imported as, or one
+		// made from its MIME rendering.
+		data := sn.Stream()
+		if data == nil {
+			var err error
+			if data, err = itemformat.ExportStream(sn.Content(), !sn.Unread); err != nil {
+				return "", err
+			}
+		}
 		// ExportItems's ItemId is in the messages namespace, unlike elsewhere.
-		return `<m:ItemId Id="` + esc(id) + `" ChangeKey="` + esc(sn.ChangeKey) + `"/><m:Data>` + base64.StdEncoding.EncodeToString(data) + `</m:Data>`
+		return `<m:ItemId Id="` + esc(id) + `" ChangeKey="` + esc(sn.ChangeKey) + `"/><m:Data>` + base64.StdEncoding.EncodeToString(data) + `</m:Data>`, nil
 	})
 }
 
@@ -542,8 +552,8 @@ func (s *Server) getItem(c *opContext) (string, *throttle) {
 	if !c.decode(&req) {
 		return "", nil
 	}
-	return s.serve(c, "GetItem", req.IDs.List, func(sn simtenant.Snapshot, kind, id string) string {
-		return `<m:Items>` + itemXML(sn, id, req.Shape) + `</m:Items>`
+	return s.serve(c, "GetItem", req.IDs.List, func(sn simtenant.Snapshot, kind, id string) (string, error) {
+		return `<m:Items>` + itemXML(sn, id, req.Shape) + `</m:Items>`, nil
 	})
 }
 
@@ -569,16 +579,20 @@ func (s *Server) uploadItems(c *opContext) (string, *throttle) {
 	for _, it := range req.Items {
 		f := c.resolve(folderRefXML{XMLName: xml.Name{Local: "FolderId"}, ID: it.Parent.ID})
 		data, err := base64.StdEncoding.DecodeString(strings.TrimSpace(it.Data))
+		var content []byte
+		if err == nil {
+			content, err = itemformat.MIME(domain.FormatEWSExport, data)
+		}
 		switch {
 		case f == nil:
 			b.WriteString(failure(op, "ErrorFolderNotFound", "The specified folder could not be found in the store."))
-		case err != nil || !strings.HasPrefix(string(data), ExportPrefix):
+		case err != nil:
 			b.WriteString(failure(op, "ErrorInvalidArgument", "The data is not an exported item."))
 		default:
 			if t := c.admit(f.Box); t != nil {
 				return "", t
 			}
-			pos := s.store.Create(f, data[len(ExportPrefix):])
+			pos := s.store.CreateImported(f, content, data)
 			// As in ExportItems, this ItemId is in the messages namespace.
 			b.WriteString(success(op, `<m:ItemId Id="`+esc(s.store.ItemID(f, pos))+`" ChangeKey="`+esc(s.store.ChangeKey(f, pos))+`"/>`))
 		}

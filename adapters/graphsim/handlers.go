@@ -901,8 +901,17 @@ func (s *Server) exportItems(c *call, mailboxID string) *reply {
 		}
 		s.mu.Lock()
 		ck := s.store.ChangeKey(f, pos)
-		data := base64.StdEncoding.EncodeToString(append([]byte(itemformat.SimGraphExportPrefix), s.store.Content(f, pos)...))
+		stream, content, unread := s.store.Stream(f, pos), s.store.Content(f, pos), pos%3 == 0
 		s.mu.Unlock()
+		if stream == nil {
+			var err error
+			if stream, err = itemformat.ExportStream(content, !unread); err != nil {
+				e.Error = &itemErr{Type: "#microsoft.graph.mailTipsError", Code: "ErrorCorruptData", Message: "Data is corrupt."}
+				out = append(out, e)
+				continue
+			}
+		}
+		data := base64.StdEncoding.EncodeToString(stream)
 		e.ChangeKey, e.Data = &ck, &data
 		out = append(out, e)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mailvault/mailvault/adapters/itemformat"
 	"github.com/mailvault/mailvault/adapters/simtenant"
+	"github.com/mailvault/mailvault/domain"
 )
 
 // The restore side of the simulator: folders created, items looked up by
@@ -492,7 +493,11 @@ func (s *Server) importItem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data, err := base64.StdEncoding.DecodeString(req.Data)
-	if err != nil || !bytes.HasPrefix(data, []byte(itemformat.SimGraphExportPrefix)) {
+	var content []byte
+	if err == nil {
+		content, err = itemformat.MIME(domain.FormatGraphExport, data)
+	}
+	if err != nil {
 		s.write(w, r, errorReply(http.StatusBadRequest, "ErrorInvalidData", "Data is not an item exported with exportItems."))
 		return
 	}
@@ -510,7 +515,7 @@ func (s *Server) importItem(w http.ResponseWriter, r *http.Request) {
 		s.write(w, r, errorReply(http.StatusNotFound, "ErrorFolderNotFound", "The folder was not found."))
 		return
 	}
-	pos := s.store.Create(f, data[len(itemformat.SimGraphExportPrefix):])
+	pos := s.store.CreateImported(f, content, data)
 	id, ck := s.itemID(f, pos, true), s.store.ChangeKey(f, pos)
 	s.mu.Unlock()
 	s.write(w, r, jsonReply(http.StatusOK, map[string]any{"itemId": id, "changeKey": ck}))

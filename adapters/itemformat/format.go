@@ -16,12 +16,12 @@ import (
 
 	"github.com/emersion/go-message/charset"
 
+	"github.com/mailvault/mailvault/adapters/fasttransfer"
 	"github.com/mailvault/mailvault/domain"
 )
 
-// Export streams of the simulators: the opaque stream real servers send is
-// modelled as a marker followed by the item's MIME, so the simulators can
-// round-trip it and tools can read it back.
+// Export streams of the simulators before they wrote FastTransfer streams:
+// a marker, then the item's MIME. Storages written then still hold them.
 const (
 	SimGraphExportPrefix = "MVFT\x01"
 	SimEWSExportPrefix   = "MVEWS\x01"
@@ -29,23 +29,30 @@ const (
 
 // ErrOpaque means the content is a server's export stream that mailvault
 // cannot convert to MIME; it can still be restored to a mailbox.
-var ErrOpaque = errors.New("the item is an opaque export stream (FastTransfer); restore it to a mailbox, or back up with MIME content (--graph-content batch, --ews-content mime) to export it")
+var ErrOpaque = errors.New("the item's export stream (FastTransfer) cannot be converted; restore it to a mailbox instead")
 
 // MIME returns the RFC 5322 form of stored content in the given format.
+// An export stream is decoded and converted: messages to MIME, appointments
+// and contacts to a message whose body is their iCalendar or vCard.
 func MIME(format string, content []byte) ([]byte, error) {
 	switch format {
 	case domain.FormatMIME, "":
 		return content, nil
-	case domain.FormatGraphExport:
-		if b, ok := bytes.CutPrefix(content, []byte(SimGraphExportPrefix)); ok {
-			return b, nil
+	case domain.FormatGraphExport, domain.FormatEWSExport:
+		for _, legacy := range []string{SimGraphExportPrefix, SimEWSExportPrefix} {
+			if b, ok := bytes.CutPrefix(content, []byte(legacy)); ok {
+				return b, nil
+			}
 		}
-		return nil, ErrOpaque
-	case domain.FormatEWSExport:
-		if b, ok := bytes.CutPrefix(content, []byte(SimEWSExportPrefix)); ok {
-			return b, nil
+		m, err := fasttransfer.Decode(content)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrOpaque, err)
 		}
-		return nil, ErrOpaque
+		raw, err := streamMIME(m)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrOpaque, err)
+		}
+		return raw, nil
 	case domain.FormatGraphJSON:
 		return nil, fmt.Errorf("a Graph JSON resource has no MIME form")
 	}
@@ -66,6 +73,11 @@ var wordDecoder = mime.WordDecoder{CharsetReader: charset.Reader}
 func Summarize(format string, content []byte) Summary {
 	if format == domain.FormatGraphJSON {
 		return summarizeJSON(content)
+	}
+	if format == domain.FormatGraphExport || format == domain.FormatEWSExport {
+		if m, err := fasttransfer.Decode(content); err == nil {
+			return summarizeStream(m)
+		}
 	}
 	raw, err := MIME(format, content)
 	if err != nil {
@@ -132,6 +144,21 @@ func decodeHeader(v string) string {
 		return d
 	}
 	return v
+}
+
+// summarizeStream reads a decoded stream's properties, without converting
+// its body and attachments.
+func summarizeStream(m *fasttransfer.Message) Summary {
+	ps := m.Props
+	s := Summary{Subject: ps.String(tagSubject), From: sender(ps)}
+	if a, err := mail.ParseAddress(s.From); err == nil {
+		s.From = a.Address
+		if a.Name != "" {
+			s.From = a.Name + " <" + a.Address + ">"
+		}
+	}
+	s.Date = firstTime(ps.Time(tagClientSubmitTime), ps.Time(tagMessageDeliveryTime), namedTime(ps, psetidAppointment, lidStartWhole), ps.Time(tagLastModified))
+	return s
 }
 
 func summarizeJSON(content []byte) Summary {

@@ -72,6 +72,10 @@ type StoredItem struct {
 	// JSON marks Content as a Graph resource (an event or contact created
 	// from JSON), not MIME.
 	JSON bool
+	// Stream is the export stream an imported item came as: exports return
+	// it as it is (a server keeps an item's properties), while Content
+	// holds its MIME rendering for everything else.
+	Stream []byte
 }
 
 // WellKnownNames maps top-level display names to well-known folder names
@@ -275,6 +279,7 @@ type Snapshot struct {
 	Kind      string
 	Unread    bool // as the Graph rendering: every third item
 	content   []byte
+	stream    []byte
 	seed      int64
 	key       string
 	spec      *Folder
@@ -284,7 +289,7 @@ type Snapshot struct {
 // Snapshot of the item at pos; the caller holds its lock for this call only.
 func (s *Store) Snapshot(f *StoredFolder, pos int) Snapshot {
 	it := f.Items[pos-1]
-	return Snapshot{ChangeKey: s.ChangeKey(f, pos), FolderID: f.ID, Kind: f.Kind, Unread: pos%3 == 0, content: it.Content, seed: s.Tenant.Seed, key: f.Box.key,
+	return Snapshot{ChangeKey: s.ChangeKey(f, pos), FolderID: f.ID, Kind: f.Kind, Unread: pos%3 == 0, content: it.Content, stream: it.Stream, seed: s.Tenant.Seed, key: f.Box.key,
 		spec: f.versionSpec(it.Version), pos: pos}
 }
 
@@ -299,6 +304,9 @@ func (sn Snapshot) Size() int64 {
 	}
 	return ItemSize(sn.seed, sn.key, sn.spec, sn.pos)
 }
+
+// Stream is the export stream the item was imported as, or nil.
+func (sn Snapshot) Stream() []byte { return sn.stream }
 
 // Content generates the snapshot's content; no lock needed.
 func (sn Snapshot) Content() []byte {
@@ -393,6 +401,18 @@ func (s *Store) Create(f *StoredFolder, content []byte) int {
 	f.Box.index[coreID(s.ItemID(f, pos))] = itemLoc{f, pos}
 	return pos
 }
+
+// CreateImported adds an item imported from an export stream: its MIME
+// rendering and the stream itself.
+func (s *Store) CreateImported(f *StoredFolder, content, stream []byte) int {
+	pos := s.Create(f, content)
+	f.Items[pos-1].Stream = stream
+	return pos
+}
+
+// Stream is the export stream the item at pos was imported from, or nil
+// for an item the model generates (its stream is made from its MIME).
+func (s *Store) Stream(f *StoredFolder, pos int) []byte { return f.Items[pos-1].Stream }
 
 // ApplyChanges runs the folder's configured Changes once, after page
 // number page of a listing was served; it reports whether they ran.
