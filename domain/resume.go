@@ -17,7 +17,7 @@ type ItemKey struct {
 	FolderID   string
 	ItemID     string
 	ChangeKey  string
-	// Kind is the folder's kind (mail, calendar, contacts) and Format how
+	// Kind is the folder's kind (mail, calendar, contacts, tasks, notes) and Format how
 	// the content is encoded (see the Format constants), so that restore
 	// and export know what they read back.
 	Kind   string

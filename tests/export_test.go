@@ -74,10 +74,11 @@ func needPythonModules(t *testing.T, modules ...string) {
 }
 
 type readCounts struct {
-	Messages, Files, Events, Recurring, Exceptions, Contacts, Folders int
-	CardVersions                                                      []string `json:"card_versions"`
-	CardsWithoutN                                                     int      `json:"cards_without_n"`
-	MaxCardsPerFile                                                   int      `json:"max_cards_per_file"`
+	Messages, Files, Events, Recurring, Exceptions, Contacts, Folders, Tasks int
+	CompletedTasks                                                           int      `json:"completed_tasks"`
+	CardVersions                                                             []string `json:"card_versions"`
+	CardsWithoutN                                                            int      `json:"cards_without_n"`
+	MaxCardsPerFile                                                          int      `json:"max_cards_per_file"`
 }
 
 func readExport(t *testing.T, kind, path string) readCounts {
@@ -366,16 +367,26 @@ mailboxes:
         kind: contacts
         items: 15
         size: {min: 1KB, max: 2KB}
+      - path: Tasks
+        kind: tasks
+        items: 9
+        size: {min: 1KB, max: 2KB}
+      - path: Notes
+        kind: notes
+        items: 7
+        size: {min: 1KB, max: 2KB}
 `
 
 // Backups over HTTPS from both simulators keep each item as the server's
-// export stream ([MS-OXCFXICS]); export decodes them into EML, mbox, ICS
-// and vCard, and independent readers (Python's mailbox, icalendar, vobject)
-// read back every message, series, changed occurrence and contact.
+// export stream ([MS-OXCFXICS]), tasks and notes folders included (over
+// Graph listed through the mailbox API's item delta); export decodes them
+// into EML, mbox, ICS and vCard, and independent readers (Python's mailbox,
+// icalendar, vobject) read back every message, note, series, changed
+// occurrence, task and contact.
 func TestExportFromExportStreams(t *testing.T) {
 	t.Parallel() // waits on servers and timers more than it computes
 	needPythonModules(t, "icalendar", "vobject")
-	const messages = 24 + 6
+	const messages, notes, tasks = 24 + 6, 7, 9
 	for _, source := range []string{"graph", "ews"} {
 		t.Run(source, func(t *testing.T) {
 			dir := t.TempDir()
@@ -385,9 +396,14 @@ func TestExportFromExportStreams(t *testing.T) {
 			if source == "graph" {
 				r, res = graphBackup(t, startGraphSim(t, streamTenant), data, "--graph-content", "export")
 			} else {
-				r, res = startEWSSim(t, streamTenant).backup(t, data, "--mailbox", "erin@contoso.test", "--ews-content", "export")
+				sim := startEWSSim(t, streamTenant)
+				r, res = sim.backup(t, data, "--mailbox", "erin@contoso.test", "--ews-content", "export")
+				// Tasks folders and items as EWS's schema has them.
+				if msg := validateRecorded(t, sim.record); msg != "" {
+					t.Fatalf("schema validation failed:\n%s", msg)
+				}
 			}
-			mustf(t, res.code == 0 && r.ItemsStored == messages+30+15, "backup: exit %d, stored %d: %s", res.code, r.ItemsStored, res.stderr)
+			mustf(t, res.code == 0 && r.ItemsStored == messages+notes+30+tasks+15, "backup: exit %d, stored %d: %s", res.code, r.ItemsStored, res.stderr)
 			store := filepath.Join(data, "storage")
 			for _, v := range storedVersions(t, store) {
 				mustf(t, strings.HasSuffix(v.Format, "export"), "%s/%s stored as %s, not as an export stream", v.FolderPath, v.ItemID, v.Format)
@@ -401,13 +417,14 @@ func TestExportFromExportStreams(t *testing.T) {
 				return out
 			}
 			out := export("eml")
-			mustf(t, countFiles(t, out, ".eml") == messages, "eml files: %d", countFiles(t, out, ".eml"))
+			mustf(t, countFiles(t, out, ".eml") == messages+notes, "eml files: %d", countFiles(t, out, ".eml"))
 			c := readExport(t, "mbox", export("mbox"))
-			mustf(t, c.Messages == messages, "mbox: %+v", c)
+			mustf(t, c.Messages == messages+notes, "mbox: %+v", c)
 			c = readExport(t, "ics", export("ics"))
 			// Positions 3, 13 and 23 are weekly series with one moved
-			// occurrence each: 33 VEVENTs, 3 with RRULE, 3 with RECURRENCE-ID.
-			mustf(t, c.Events == 33 && c.Recurring == 3 && c.Exceptions == 3, "ics: %+v", c)
+			// occurrence each: 33 VEVENTs, 3 with RRULE, 3 with RECURRENCE-ID;
+			// every third task is completed.
+			mustf(t, c.Events == 33 && c.Recurring == 3 && c.Exceptions == 3 && c.Tasks == tasks && c.CompletedTasks == tasks/3, "ics: %+v", c)
 			c = readExport(t, "vcf", export("vcf"))
 			mustf(t, c.Contacts == 15 && c.CardsWithoutN == 0, "vcf: %+v", c)
 			// find shows what the streams say, not blanks.

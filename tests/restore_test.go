@@ -294,6 +294,12 @@ mailboxes:
       - path: Contacts
         kind: contacts
         items: 9
+      - path: Tasks
+        kind: tasks
+        items: 5
+      - path: Notes
+        kind: notes
+        items: 4
   - address: piet@contoso.test
     folders:
       - path: Inbox
@@ -301,8 +307,9 @@ mailboxes:
 `
 
 // Over EWS: UploadItems with the exported data into another mailbox, under
-// a folder the restore creates; a backup of that mailbox holds the same
-// blobs byte for byte; every SOAP request and reply is schema-valid.
+// a folder the restore creates (a tasks folder and a notes folder of their
+// class too); a backup of that mailbox holds the same blobs byte for byte;
+// every SOAP request and reply is schema-valid.
 func TestRestoreOverEWS(t *testing.T) {
 	sim := startEWSSim(t, ewsRestoreTenant)
 	data := filepath.Join(t.TempDir(), "data")
@@ -316,7 +323,7 @@ func TestRestoreOverEWS(t *testing.T) {
 	into := "Restored 2026-12-01"
 	rep := restoreJSON(t, run("restore", "--storage", store, "--to", "onprem", "--mailbox", "olga@contoso.test", "--target-mailbox", "piet@contoso.test",
 		"--into-folder", into, "--format", "json"))
-	mustf(t, rep.Created == 76 && rep.Failed == 0, "restore: %+v", rep)
+	mustf(t, rep.Created == 76+5+4 && rep.Failed == 0, "restore: %+v", rep)
 	mustNotContain(t, data, sim.Password)
 
 	check := filepath.Join(t.TempDir(), "check")

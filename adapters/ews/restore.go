@@ -41,13 +41,17 @@ func (s *Source) EnsureFolder(ctx context.Context, mailbox, path, kind string) (
 }
 
 func (s *Source) createFolder(ctx context.Context, mailbox string, parent folderRef, name, kind string) (string, error) {
-	el := map[string]string{"calendar": "CalendarFolder", "contacts": "ContactsFolder"}[kind]
+	el := map[string]string{KindCalendar: "CalendarFolder", KindContacts: "ContactsFolder", KindTasks: "TasksFolder"}[kind]
 	if el == "" {
 		el = "Folder"
 	}
+	class := ""
+	if kind == KindNotes {
+		class = `<t:FolderClass>IPF.StickyNote</t:FolderClass>`
+	}
 	var n strings.Builder
 	xml.EscapeText(&n, []byte(name))
-	body := op("CreateFolder", "") + `<m:ParentFolderId>` + parent.xml() + `</m:ParentFolderId><m:Folders><t:` + el + `><t:DisplayName>` +
+	body := op("CreateFolder", "") + `<m:ParentFolderId>` + parent.xml() + `</m:ParentFolderId><m:Folders><t:` + el + `>` + class + `<t:DisplayName>` +
 		n.String() + `</t:DisplayName></t:` + el + `></m:Folders></m:CreateFolder>`
 	inner, err := s.t.call(ctx, s.impersonation(mailbox), body)
 	if err != nil {

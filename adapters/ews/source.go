@@ -28,6 +28,8 @@ const (
 	KindMail     = "mail"
 	KindCalendar = "calendar"
 	KindContacts = "contacts"
+	KindTasks    = "tasks"
+	KindNotes    = "notes"
 )
 
 // PublicFolders is the name under which public folders are backed up, in
@@ -161,8 +163,12 @@ func kindOf(class string) (string, bool) {
 		return KindCalendar, true
 	case strings.HasPrefix(class, "IPF.Contact"):
 		return KindContacts, true
+	case strings.HasPrefix(class, "IPF.Task"):
+		return KindTasks, true
+	case strings.HasPrefix(class, "IPF.StickyNote"):
+		return KindNotes, true
 	}
-	return "", false // tasks, notes, journal, search folders: not backed up yet
+	return "", false // journal, search folders and other classes: not backed up yet
 }
 
 // wellKnown are the distinguished folders resolved to tag folders for the

@@ -99,7 +99,7 @@ func itemXML(sn simtenant.Snapshot, id string, sh itemShape) string {
 	}
 	b.WriteString(idXML("ItemId", id, sn.ChangeKey))
 	prop("item:ParentFolderId", idXML("ParentFolderId", sn.FolderID, ""))
-	class := map[string]string{simtenant.KindCalendar: "IPM.Appointment", simtenant.KindContacts: "IPM.Contact"}[sn.Kind]
+	class := map[string]string{simtenant.KindCalendar: "IPM.Appointment", simtenant.KindContacts: "IPM.Contact", simtenant.KindTasks: "IPM.Task", simtenant.KindNotes: "IPM.StickyNote"}[sn.Kind]
 	if class == "" {
 		class = "IPM.Note"
 	}

@@ -102,6 +102,10 @@ func folderClass(kind string) (element, class string) {
 		return "CalendarFolder", "IPF.Appointment"
 	case simtenant.KindContacts:
 		return "ContactsFolder", "IPF.Contact"
+	case simtenant.KindTasks:
+		return "TasksFolder", "IPF.Task"
+	case simtenant.KindNotes:
+		return "Folder", "IPF.StickyNote"
 	}
 	return "Folder", "IPF.Note"
 }
@@ -338,8 +342,10 @@ func itemElement(kind string) string {
 		return "CalendarItem"
 	case simtenant.KindContacts:
 		return "Contact"
+	case simtenant.KindTasks:
+		return "Task"
 	}
-	return "Message"
+	return "Message" // notes too: EWS has no element of their own
 }
 
 func (s *Server) syncFolderItems(c *opContext) (string, *throttle) {
@@ -652,13 +658,15 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request) {
 }
 
 // createFolder serves CreateFolder: one or more folders under a parent
-// (mail, calendar or contacts folders, by element name).
+// (mail, calendar, contacts or tasks folders, by element name; a Folder
+// of class IPF.StickyNote holds notes).
 func (s *Server) createFolder(c *opContext) (string, *throttle) {
 	var req struct {
 		Parent  refList `xml:"ParentFolderId"`
 		Folders struct {
 			List []struct {
 				XMLName xml.Name
+				Class   string `xml:"FolderClass"`
 				Name    string `xml:"DisplayName"`
 			} `xml:",any"`
 		} `xml:"Folders"`
@@ -682,7 +690,10 @@ func (s *Server) createFolder(c *opContext) (string, *throttle) {
 	}
 	var b strings.Builder
 	for _, nf := range req.Folders.List {
-		kind := map[string]string{"Folder": simtenant.KindMail, "CalendarFolder": simtenant.KindCalendar, "ContactsFolder": simtenant.KindContacts}[nf.XMLName.Local]
+		kind := map[string]string{"Folder": simtenant.KindMail, "CalendarFolder": simtenant.KindCalendar, "ContactsFolder": simtenant.KindContacts, "TasksFolder": simtenant.KindTasks}[nf.XMLName.Local]
+		if kind == simtenant.KindMail && strings.HasPrefix(nf.Class, "IPF.StickyNote") {
+			kind = simtenant.KindNotes
+		}
 		path := nf.Name
 		if parent != parent.Box.Root {
 			path = parent.Path + "/" + nf.Name

@@ -42,7 +42,7 @@ type Item struct {
 	Mailbox  string
 	Folder   string // path with "/" between levels
 	FolderID string
-	Kind     string // mail, calendar, contacts
+	Kind     string // mail, calendar, contacts, tasks, notes
 	Format   string
 	Content  []byte
 }
@@ -51,6 +51,7 @@ type Item struct {
 type Result struct {
 	Messages int            `json:"messages"`
 	Events   int            `json:"events"`
+	Tasks    int            `json:"tasks"`
 	Contacts int            `json:"contacts"`
 	Files    int            `json:"files"`
 	Bytes    int64          `json:"bytes"`
@@ -248,8 +249,14 @@ func folderPath(mailbox, folder string) string {
 // Wanted tells whether the format takes items of this kind; an item it
 // does not take is counted as left out.
 func (e *Exporter) Wanted(it Item) bool {
+	// Notes are messages (a subject and a text) and tasks are calendar
+	// data (VTODO), so each goes with its kin.
+	kind := map[string]string{"notes": "mail", "tasks": "calendar"}[it.Kind]
+	if kind == "" {
+		kind = it.Kind
+	}
 	want := map[string]string{"eml": "mail", "mbox": "mail", "maildir": "mail", "ics": "calendar", "vcf": "contacts"}[e.format]
-	if want != "" && it.Kind != want {
+	if want != "" && kind != want {
 		e.res.Skipped[it.Kind+" items (not exported as "+e.format+")"]++
 		return false
 	}
@@ -331,7 +338,7 @@ func (e *Exporter) Add(it Item) error {
 	}
 	var err error
 	switch it.Kind {
-	case "calendar":
+	case "calendar", "tasks":
 		err = e.addEvent(it)
 	case "contacts":
 		err = e.addContact(it)
@@ -428,7 +435,7 @@ func (e *Exporter) write(w io.WriteCloser, b []byte) error {
 func (e *Exporter) addEvent(it Item) error {
 	comps, err := itemformat.CalendarComponents(it.Format, it.Content)
 	if err != nil {
-		return &conversionError{"calendar items without iCalendar data", err}
+		return &conversionError{it.Kind + " items without iCalendar data", err}
 	}
 	f, err := e.folder(it, ".ics")
 	if err != nil {
@@ -450,7 +457,11 @@ func (e *Exporter) addEvent(it Item) error {
 			return fmt.Errorf("write ics: %w", err)
 		}
 	}
-	e.res.Events++
+	if it.Kind == "tasks" {
+		e.res.Tasks++
+	} else {
+		e.res.Events++
+	}
 	return nil
 }
 

@@ -29,7 +29,7 @@ type mailboxFolder struct {
 const folderDeltaPageSize = 250
 
 // folderKind maps a folder class to the kind mailvault backs it up as;
-// "" for classes it does not back up yet (tasks, notes, journal). A folder
+// "" for classes it does not back up yet (journal and the rest). A folder
 // without a class is a mail folder, as Outlook shows it.
 func folderKind(class string) string {
 	hasClass := func(c string) bool { return class == c || strings.HasPrefix(class, c+".") }
@@ -40,6 +40,10 @@ func folderKind(class string) string {
 		return KindCalendar
 	case hasClass("IPF.Contact"):
 		return KindContacts
+	case hasClass("IPF.Task"):
+		return KindTasks
+	case hasClass("IPF.StickyNote"):
+		return KindNotes
 	}
 	return ""
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/mailvault/mailvault/domain"
@@ -34,7 +35,7 @@ func TestFolderChanges(t *testing.T) {
 	for _, f := range tree.Folders() {
 		kinds[f.Path] = f.Kind
 	}
-	if len(kinds) != 4 || kinds["Inbox"] != KindMail || kinds["Calendar"] != KindCalendar || kinds["Friends"] != KindContacts || kinds["Inbox/Search"] != KindMail {
+	if len(kinds) != 5 || kinds["Inbox"] != KindMail || kinds["Calendar"] != KindCalendar || kinds["Friends"] != KindContacts || kinds["Inbox/Search"] != KindMail || kinds["Tasks"] != KindTasks {
 		t.Fatalf("folders: %+v", kinds)
 	}
 	if k, err := src.kind("a@x", "C"); err != nil || k != KindCalendar {
@@ -102,4 +103,17 @@ type countingTransport struct {
 func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.calls[r.URL.Path]++
 	return c.base.RoundTrip(r)
+}
+
+// Graph's folder routes make mail, calendar and contact folders only: a
+// tasks or notes folder is refused with a reason, before any request.
+func TestTasksAndNotesAreNotRestoredAsMailFolders(t *testing.T) {
+	_, src := serve(t, map[string]recorded{})
+	for _, kind := range []string{KindTasks, KindNotes} {
+		_, err := src.EnsureFolder(context.Background(), "a@x", "Tasks", kind)
+		var fl *domain.Failure
+		if !errors.As(err, &fl) || fl.Code != "KindNotRestorable" || !strings.Contains(fl.Message, "EWS") {
+			t.Fatalf("%s: %v", kind, err)
+		}
+	}
 }

@@ -50,6 +50,13 @@ func odataString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''"
 // EnsureFolder implements pipeline.RestoreTarget. Calendars are flat in
 // Graph: a nested calendar path becomes one calendar named "A - B".
 func (s *Source) EnsureFolder(ctx context.Context, mailbox, path, kind string) (string, error) {
+	if kind == KindTasks || kind == KindNotes {
+		// Graph's folder routes make mail, calendar and contact folders
+		// only; a task or note folder made as a mail folder would not be
+		// one in Outlook.
+		return "", &domain.Failure{Class: domain.ClassFatal, Code: "KindNotRestorable",
+			Message: kind + " are not restored over Graph yet: restore them over EWS, or export them (ICS, EML)"}
+	}
 	coll, _ := collectionOf(kind)
 	levels := strings.Split(strings.Trim(path, "/"), "/")
 	if kind == KindCalendar {

@@ -42,6 +42,10 @@ const (
 	KindMail     = "mail"
 	KindCalendar = "calendar"
 	KindContacts = "contacts"
+	// Tasks and notes have no per-kind route: they are listed through the
+	// mailbox API's item delta and fetched with exportItems only.
+	KindTasks = "tasks"
+	KindNotes = "notes"
 )
 
 // Config is a Graph source.
@@ -176,7 +180,11 @@ func (s *Source) RequestCost(request, kind string, items int) domain.RequestCost
 	if request != domain.RequestFetch {
 		return domain.UnitCost
 	}
-	switch s.mode(kind) {
+	mode := s.mode(kind)
+	if kind == KindTasks || kind == KindNotes {
+		mode = ModeExport // the only route to their content
+	}
+	switch mode {
 	case ModeExport:
 		return domain.UnitCost
 	case ModeGet:
@@ -441,8 +449,14 @@ func (s *Source) List(ctx context.Context, mailbox, folderID, token string) (dom
 			// v1.0 has only calendarView/delta, bounded by a time window;
 			// the beta events delta covers the whole calendar.
 			link = s.c.url(true, "users", mailbox, "calendars", folderID, "events", "delta") + "?$select=id,changeKey,lastModifiedDateTime,start"
-		default:
+		case KindContacts:
 			link = s.c.url(false, "users", mailbox, "contactFolders", folderID, "contacts", "delta") + "?$select=id,changeKey,lastModifiedDateTime"
+		default:
+			mbx, err := s.exchangeID(ctx, mailbox)
+			if err != nil {
+				return domain.Page{}, err
+			}
+			link = s.c.url(false, "admin", "exchange", "mailboxes", mbx, "folders", folderID, "items", "delta") + "?$select=id,changeKey,lastModifiedDateTime"
 		}
 	}
 	h := http.Header{"Prefer": {"odata.maxpagesize=" + strconv.Itoa(s.cfg.PageSize), preferImmutable, `outlook.timezone="UTC"`}}
@@ -488,10 +502,14 @@ func (s *Source) Fetch(ctx context.Context, mailbox, folderID string, items []do
 	if len(items) > MaxItemsPerRequest {
 		return &domain.Failure{Class: domain.ClassFatal, Code: "BatchTooLarge", Message: fmt.Sprintf("%d items in one request; Graph takes %d", len(items), MaxItemsPerRequest)}
 	}
-	switch s.mode(kind) {
+	mode := s.mode(kind)
+	if kind == KindTasks || kind == KindNotes {
+		mode = ModeExport // the only route to their content
+	}
+	switch mode {
 	case ModeExport:
 		err := s.export(ctx, mailbox, items, deliver)
-		if fl, ok := err.(*domain.Failure); ok && fl.Code == "ErrorAccessDenied" && s.cfg.Content[kind] != ModeExport {
+		if fl, ok := err.(*domain.Failure); ok && fl.Code == "ErrorAccessDenied" && s.cfg.Content[kind] != ModeExport && kind != KindTasks && kind != KindNotes {
 			// No MailboxItem.Export.All: fall back to MIME for the rest
 			// of the run, and say so once.
 			if !s.exportDenied.Swap(true) {

@@ -123,6 +123,12 @@ func (s *Server) dispatch(c *call) *reply {
 			}
 			return s.folderDelta(c, seg[3])
 		}
+		if len(seg) == 8 && seg[2] == "mailboxes" && seg[4] == "folders" && seg[6] == "items" && seg[7] == "delta" {
+			if c.method != http.MethodGet {
+				return methodNotAllowed()
+			}
+			return s.itemDelta(c, seg[3], seg[5])
+		}
 		return notFound(c)
 	}
 	if len(seg) == 0 || seg[0] != "users" {

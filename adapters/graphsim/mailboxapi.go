@@ -3,6 +3,9 @@ package graphsim
 import (
 	"net/http"
 	"strconv"
+	"time"
+
+	"github.com/mailvault/mailvault/adapters/simtenant"
 )
 
 // folderClass is a folder's class as the mailbox API's type property
@@ -13,6 +16,10 @@ func folderClass(kind string) string {
 		return "IPF.Appointment"
 	case kindContacts:
 		return "IPF.Contact"
+	case simtenant.KindTasks:
+		return "IPF.Task"
+	case simtenant.KindNotes:
+		return "IPF.StickyNote"
 	}
 	return "IPF.Note"
 }
@@ -79,4 +86,73 @@ func (s *Server) folderDelta(c *call, mailboxID string) *reply {
 		rep.header.Set("Preference-Applied", "odata.maxpagesize="+strconv.Itoa(size))
 	}
 	return rep
+}
+
+// itemDelta serves GET admin/exchange/mailboxes/{id}/folders/{id}/items/delta:
+// a folder's items as mailboxItem (id, type as the item's class, size,
+// times, change key), whatever the folder's class, paged and tracked as
+// the other delta routes; deleted items come as @removed.
+func (s *Server) itemDelta(c *call, mailboxID, folderID string) *reply {
+	m := s.mailboxByKey(mailboxID)
+	if m == nil {
+		return errorReply(http.StatusNotFound, "ErrorMailboxNotFound", "The mailbox '"+mailboxID+"' was not found.")
+	}
+	if !s.mailboxFolders {
+		return errorReply(http.StatusForbidden, "ErrorAccessDenied", "Access is denied. Check credentials and try again. The app needs MailboxItem.Read.All.")
+	}
+	release, rep := s.admit(m)
+	if rep != nil {
+		return rep
+	}
+	defer release()
+	s.delay(c)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := m.ByID[folderID]
+	if f == nil {
+		return errorReply(http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
+	}
+	st, rep := s.deltaRound(c, "items:"+f.ID, "folder")
+	if rep != nil {
+		return rep
+	}
+	size, applied := maxPageSize(c, 10, 1000)
+	value := make([]map[string]any, 0, size)
+	off := st.Off
+	for off < len(f.Items) && len(value) < size {
+		it := f.Items[off]
+		off++
+		if !st.Round && it.Deleted || st.Round && it.Seq <= st.Since {
+			continue
+		}
+		id := s.itemID(f, off, false)
+		if it.Deleted {
+			value = append(value, map[string]any{"@odata.type": "#microsoft.graph.mailboxItem", "id": id, "@removed": map[string]string{"reason": "deleted"}})
+			continue
+		}
+		when := s.store.Time(f, off).UTC().Format(time.RFC3339)
+		value = append(value, selectFields(map[string]any{"@odata.type": "#microsoft.graph.mailboxItem", "id": id, "type": itemClass(f.Kind),
+			"size": s.store.Size(f, off), "createdDateTime": when, "lastModifiedDateTime": when, "changeKey": s.store.ChangeKey(f, off)}, st.Select))
+	}
+	st.Page++
+	rep = jsonReply(http.StatusOK, s.deltaPage(c, st, off, off < len(f.Items), "mailboxItem", value))
+	if applied {
+		rep.header.Set("Preference-Applied", "odata.maxpagesize="+strconv.Itoa(size))
+	}
+	return rep
+}
+
+// itemClass is the message class of a folder's items.
+func itemClass(kind string) string {
+	switch kind {
+	case kindCalendar:
+		return "IPM.Appointment"
+	case kindContacts:
+		return "IPM.Contact"
+	case simtenant.KindTasks:
+		return "IPM.Task"
+	case simtenant.KindNotes:
+		return "IPM.StickyNote"
+	}
+	return "IPM.Note"
 }

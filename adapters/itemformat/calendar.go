@@ -18,8 +18,8 @@ import (
 	"github.com/mailvault/mailvault/domain"
 )
 
-// CalendarComponents returns the VEVENTs (and VTIMEZONEs) of a stored
-// calendar item: converted from Graph's JSON (series, recurrence,
+// CalendarComponents returns the VEVENTs or VTODOs (and VTIMEZONEs) of a
+// stored calendar item or task: converted from Graph's JSON (series, recurrence,
 // exceptions and cancelled occurrences kept) or taken from the text/calendar
 // part of a MIME item.
 func CalendarComponents(format string, content []byte) ([]*ical.Component, error) {
@@ -56,12 +56,12 @@ func CalendarComponents(format string, content []byte) ([]*ical.Component, error
 				c.Props.Set(&p)
 			}
 		}
-		if c.Name == ical.CompEvent || c.Name == ical.CompTimezone {
+		if c.Name == ical.CompEvent || c.Name == ical.CompToDo || c.Name == ical.CompTimezone {
 			out = append(out, c)
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("the iCalendar part holds no event")
+		return nil, fmt.Errorf("the iCalendar part holds no event or task")
 	}
 	return out, nil
 }

@@ -84,6 +84,12 @@ func streamMIME(m *ft.Message) ([]byte, error) {
 			return nil, err
 		}
 		return wrapped(m, "text/calendar; charset=utf-8; method=PUBLISH", cal), nil
+	case strings.HasPrefix(class, "IPM.TASK"):
+		cal, err := taskICS(m)
+		if err != nil {
+			return nil, err
+		}
+		return wrapped(m, "text/calendar; charset=utf-8; method=PUBLISH", cal), nil
 	case strings.HasPrefix(class, "IPM.CONTACT"):
 		card, err := contactVCard(m)
 		if err != nil {

@@ -56,7 +56,9 @@ func messageFromMIME(raw []byte, read bool, depth int) (*ft.Message, error) {
 		}); err != nil {
 			return nil, err
 		}
-		if err := appointmentProps(cal, m); err != nil {
+		if todo := onlyToDo(cal); todo != nil {
+			taskProps(todo, m)
+		} else if err := appointmentProps(cal, m); err != nil {
 			return nil, err
 		}
 		headerProps(h, m, false)
@@ -86,6 +88,22 @@ func messageFromMIME(raw []byte, read bool, depth int) (*ft.Message, error) {
 	}
 	m.Props = append(m.Props, ft.Int32Prop(tagMessageFlags, flags), ft.Int32Prop(tagInternetCodepage, 65001))
 	return m, nil
+}
+
+// onlyToDo is a calendar's VTODO when it holds one and no event: a task.
+func onlyToDo(cal *ical.Calendar) *ical.Component {
+	var todo *ical.Component
+	for _, c := range cal.Children {
+		switch c.Name {
+		case ical.CompEvent:
+			return nil
+		case ical.CompToDo:
+			if todo == nil {
+				todo = c
+			}
+		}
+	}
+	return todo
 }
 
 // headerProps sets the sender, date, message id, subject and (for

@@ -46,10 +46,20 @@ func view(t *testing.T, raw []byte) []string {
 		if err != nil {
 			t.Fatalf("iCalendar: %v", err)
 		}
-		for _, c := range cal.Events() {
+		for _, c := range cal.Children {
+			if c.Name != ical.CompEvent && c.Name != ical.CompToDo {
+				continue
+			}
 			var fields []string
-			for _, name := range []string{ical.PropUID, ical.PropRecurrenceID, ical.PropDateTimeStart, ical.PropDateTimeEnd, ical.PropDateTimeStamp,
-				ical.PropSummary, ical.PropDescription, ical.PropLocation, ical.PropRecurrenceRule, ical.PropExceptionDates} {
+			names := []string{ical.PropUID, ical.PropRecurrenceID, ical.PropDateTimeStart, ical.PropDateTimeEnd, ical.PropDateTimeStamp,
+				ical.PropSummary, ical.PropDescription, ical.PropLocation, ical.PropRecurrenceRule, ical.PropExceptionDates}
+			if c.Name == ical.CompToDo {
+				// Exchange keeps no UID for a task, nor a stamp apart from
+				// its last change.
+				names = []string{ical.PropDateTimeStart, ical.PropDue, ical.PropSummary, ical.PropDescription,
+					ical.PropStatus, ical.PropPercentComplete, ical.PropCompleted}
+			}
+			for _, name := range names {
 				for _, p := range c.Props.Values(name) {
 					v := p.Value
 					if tm, err := p.DateTime(time.UTC); err == nil && name != ical.PropRecurrenceRule {
@@ -58,7 +68,7 @@ func view(t *testing.T, raw []byte) []string {
 					fields = append(fields, name+"="+v)
 				}
 			}
-			out = append(out, "VEVENT "+strings.Join(fields, " | "))
+			out = append(out, c.Name+" "+strings.Join(fields, " | "))
 		}
 	case "text/vcard":
 		card, err := vcard.NewDecoder(ent.Body).Decode()
@@ -108,6 +118,9 @@ func TestStreamRoundTrip(t *testing.T) {
 		{simtenant.KindCalendar, 3, &simtenant.SizeRange{Min: 2000, Max: 2000}}, // a series with a change and a cancellation
 		{simtenant.KindCalendar, 13, nil},
 		{simtenant.KindContacts, 4, &simtenant.SizeRange{Min: 1024, Max: 1024}},
+		{simtenant.KindTasks, 1, &simtenant.SizeRange{Min: 1024, Max: 1024}},
+		{simtenant.KindTasks, 3, nil}, // completed
+		{simtenant.KindNotes, 2, &simtenant.SizeRange{Min: 700, Max: 700}},
 	} {
 		t.Run(fmt.Sprintf("%s %d", tc.kind, tc.pos), func(t *testing.T) {
 			f := &simtenant.Folder{Path: "F", Kind: tc.kind, Items: 20, Size: tc.size}
@@ -128,7 +141,7 @@ func TestStreamRoundTrip(t *testing.T) {
 				t.Fatal("the same item gave two streams")
 			}
 			s, r := Summarize(domain.FormatGraphExport, stream), Summarize(domain.FormatMIME, raw)
-			if s.From != r.From || !s.Date.Equal(r.Date) || (tc.kind == simtenant.KindMail && s.Subject != r.Subject) {
+			if s.From != r.From || !s.Date.Equal(r.Date) || ((tc.kind == simtenant.KindMail || tc.kind == simtenant.KindNotes) && s.Subject != r.Subject) {
 				t.Fatalf("summary of the stream %+v, of the MIME %+v", s, r)
 			}
 		})

@@ -149,6 +149,12 @@ func Content(seed int64, mailbox string, f *Folder, pos int) []byte {
 		return calendarItem(&b, r, size, date, subject, pos)
 	case KindContacts:
 		return contactItem(&b, r, size, from)
+	case KindTasks:
+		return taskItem(&b, r, size, date, subject, pos)
+	case KindNotes:
+		hdr("Content-Type", "text/plain; charset=utf-8")
+		b.WriteString("\r\n" + subject + "\r\n")
+		return fillText(&b, r, size, "")
 	}
 	mw := multipart.NewWriter(&b)
 	boundary := fmt.Sprintf("mv_%016x", r.Uint64())
@@ -237,6 +243,32 @@ func calendarItem(b *bytes.Buffer, r *rand.Rand, size int64, start time.Time, su
 }
 
 const icalUTC = "20060102T150405Z"
+
+// taskItem is a task as Exchange's iCalendar rendering has it: a VTODO
+// with a start, a due date, and every third one completed.
+func taskItem(b *bytes.Buffer, r *rand.Rand, size int64, start time.Time, subject string, pos int) []byte {
+	b.WriteString("Content-Type: text/calendar; charset=utf-8; method=PUBLISH\r\n\r\n")
+	fmt.Fprintf(b, "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//mailvault//sim//EN\r\nMETHOD:PUBLISH\r\nBEGIN:VTODO\r\nUID:%016x@sim.contoso.test\r\nDTSTAMP:%s\r\nDTSTART:%s\r\nDUE:%s\r\nSUMMARY:%s\r\n",
+		r.Uint64(), start.Format(icalUTC), start.Format(icalUTC), start.Add(72*time.Hour).Format(icalUTC), subject)
+	if pos%3 == 0 {
+		fmt.Fprintf(b, "STATUS:COMPLETED\r\nPERCENT-COMPLETE:100\r\nCOMPLETED:%s\r\n", start.Add(48*time.Hour).Format(icalUTC))
+	} else {
+		b.WriteString("STATUS:NEEDS-ACTION\r\nPERCENT-COMPLETE:0\r\n")
+	}
+	return fillAndClose(b, r, size, "DESCRIPTION", "END:VTODO\r\nEND:VCALENDAR\r\n")
+}
+
+// fillText pads a plain text body to size with words, then closing.
+func fillText(b *bytes.Buffer, r *rand.Rand, size int64, closing string) []byte {
+	for b.Len()+len(closing)+8 < int(size) {
+		for i := 0; i < 60 && b.Len()+len(closing)+8 < int(size); i++ {
+			b.WriteByte('a' + byte(r.IntN(26)))
+		}
+		b.WriteString("\r\n")
+	}
+	b.WriteString(closing)
+	return pad(b.Bytes(), size)
+}
 
 func contactItem(b *bytes.Buffer, r *rand.Rand, size int64, name string) []byte {
 	b.WriteString("Content-Type: text/vcard; charset=utf-8\r\n\r\n")

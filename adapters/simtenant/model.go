@@ -282,12 +282,29 @@ func ParseSize(s string) (int64, error) {
 	return int64(f * float64(mult)), nil
 }
 
-// Kinds of folder content.
+// Kinds of folder content: folders of mail (IPF.Note), appointments
+// (IPF.Appointment), contacts (IPF.Contact), tasks (IPF.Task) and notes
+// (IPF.StickyNote).
 const (
 	KindMail     = "mail"
 	KindCalendar = "calendar"
 	KindContacts = "contacts"
+	KindTasks    = "tasks"
+	KindNotes    = "notes"
 )
+
+// checkKind defaults a folder's kind to mail and names a kind that is none
+// of the above.
+func (f *Folder) checkKind() string {
+	switch f.Kind {
+	case "":
+		f.Kind = KindMail
+	case KindMail, KindCalendar, KindContacts, KindTasks, KindNotes:
+	default:
+		return fmt.Sprintf("kind %q is not mail, calendar, contacts, tasks or notes", f.Kind)
+	}
+	return ""
+}
 
 // Load reads and validates a tenant file. Errors name the file and line.
 func Load(path string) (*Tenant, error) {
@@ -509,12 +526,8 @@ func (t *Tenant) validate(root *yaml.Node) error {
 				return bad(fmt.Sprintf("folder %q is listed twice in %s", f.Path, m.Address), at("path")...)
 			}
 			paths[strings.ToLower(f.Path)] = true
-			switch f.Kind {
-			case "":
-				f.Kind = KindMail
-			case KindMail, KindCalendar, KindContacts:
-			default:
-				return bad(fmt.Sprintf("folder %q: kind %q is not mail, calendar or contacts", f.Path, f.Kind), at("kind")...)
+			if problem := f.checkKind(); problem != "" {
+				return bad(fmt.Sprintf("folder %q: %s", f.Path, problem), at("kind")...)
 			}
 			if problem, field := f.bounds(); problem != "" {
 				return bad(fmt.Sprintf("folder %q: %s", f.Path, problem), at(field)...)
@@ -613,12 +626,8 @@ func (f *Folder) bounds() (problem, field string) {
 // validate checks and defaults the settings a public folder shares with a
 // mailbox folder; it returns a message, or "".
 func (f *Folder) validate() string {
-	switch f.Kind {
-	case "":
-		f.Kind = KindMail
-	case KindMail, KindCalendar, KindContacts:
-	default:
-		return fmt.Sprintf("%q: kind %q is not mail, calendar or contacts", f.Path, f.Kind)
+	if problem := f.checkKind(); problem != "" {
+		return fmt.Sprintf("%q: %s", f.Path, problem)
 	}
 	if f.Items < 0 {
 		return fmt.Sprintf("%q: items must not be negative", f.Path)

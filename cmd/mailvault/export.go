@@ -43,9 +43,9 @@ var exportOperation = operation("export", func(ctx context.Context, g *globalFla
 			}
 			return damagedExit(len(res.Damaged))
 		}
-		n := res.Messages + res.Events + res.Contacts
-		fmt.Fprintf(w, "exported %d messages, %d events, %d contacts as %s into %s (%d files, %s, %.0f items/s)\n",
-			res.Messages, res.Events, res.Contacts, in.Format, in.Out, res.Files, projections.HumanBytes(res.Bytes), float64(n)/max(elapsed, 1e-3))
+		n := res.Messages + res.Events + res.Tasks + res.Contacts
+		fmt.Fprintf(w, "exported %d messages, %d events, %d tasks, %d contacts as %s into %s (%d files, %s, %.0f items/s)\n",
+			res.Messages, res.Events, res.Tasks, res.Contacts, in.Format, in.Out, res.Files, projections.HumanBytes(res.Bytes), float64(n)/max(elapsed, 1e-3))
 		for _, reason := range res.SkipReasons() {
 			fmt.Fprintf(w, "  left out: %d %s\n", res.Skipped[reason], reason)
 		}

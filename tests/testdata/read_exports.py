@@ -3,7 +3,7 @@
 Usage: read_exports.py KIND PATH  -> prints one JSON object of counts.
   mbox     a directory tree of .mbox files (Python's mailbox + email)
   maildir  a directory tree of Maildir folders (Python's mailbox + email)
-  ics      a directory tree of .ics files (icalendar)
+  ics      a directory tree of .ics files (icalendar): events and tasks
   vcf      a directory tree of .vcf files (vobject)
   zip      a zip file (zipfile; then email, icalendar and vobject per entry)
 Every message must parse with email's strict-enough default policy and have
@@ -30,7 +30,7 @@ def check_message(raw):
     return msg
 
 
-def events_in(data):
+def events_in(data, out):
     cal = icalendar.Calendar.from_ical(data)
     events = [c for c in cal.walk("VEVENT")]
     recurring = sum(1 for e in events if e.get("RRULE") is not None)
@@ -38,7 +38,13 @@ def events_in(data):
     for e in events:
         if e.get("DTSTART") is None or e.get("UID") is None:
             raise SystemExit("event without DTSTART or UID")
-    return len(events), recurring, exceptions
+    for t in cal.walk("VTODO"):
+        if t.get("UID") is None or t.get("SUMMARY") is None:
+            raise SystemExit("task without UID or SUMMARY")
+        out["tasks"] += 1
+        if str(t.get("STATUS", "")) == "COMPLETED":
+            out["completed_tasks"] += 1
+    out["events"] += len(events); out["recurring"] += recurring; out["exceptions"] += exceptions
 
 
 def cards_in(text, out):
@@ -64,6 +70,7 @@ def walk(root, ext):
 def main():
     kind, path = sys.argv[1], sys.argv[2]
     out = {"messages": 0, "files": 0, "events": 0, "recurring": 0, "exceptions": 0, "contacts": 0, "folders": 0,
+           "tasks": 0, "completed_tasks": 0,
            "card_versions": [], "cards_without_n": 0, "max_cards_per_file": 0}
     if kind == "mbox":
         for f in walk(path, ".mbox"):
@@ -82,8 +89,7 @@ def main():
     elif kind == "ics":
         for f in walk(path, ".ics"):
             out["files"] += 1
-            n, r, x = events_in(open(f, "rb").read())
-            out["events"] += n; out["recurring"] += r; out["exceptions"] += x
+            events_in(open(f, "rb").read(), out)
     elif kind == "vcf":
         for f in walk(path, ".vcf"):
             out["files"] += 1
@@ -99,8 +105,7 @@ def main():
                 if name.endswith(".eml"):
                     check_message(data); out["messages"] += 1
                 elif name.endswith(".ics"):
-                    n, r, x = events_in(data)
-                    out["events"] += n; out["recurring"] += r; out["exceptions"] += x
+                    events_in(data, out)
                 elif name.endswith(".vcf"):
                     cards_in(data.decode("utf-8"), out)
     else:
