@@ -547,21 +547,9 @@ func (s *Server) delta(c *call, f *folder) *reply {
 	}
 	size, applied := maxPageSize(c, 10, 1000)
 	imm := immutable(c)
-	value := make([]map[string]any, 0, size)
-	off := st.Off
-	for off < len(f.Items) && len(value) < size {
-		it := f.Items[off]
-		off++
-		if !st.Round && it.Deleted || st.Round && it.Seq <= st.Since {
-			continue
-		}
-		id := s.itemID(f, off, imm)
-		if it.Deleted {
-			value = append(value, map[string]any{"@odata.type": "#microsoft.graph." + odataType(f.Kind), "id": id, "@removed": map[string]string{"reason": "deleted"}})
-			continue
-		}
-		value = append(value, selectFields(s.itemJSON(c, f, off, imm, false), st.Select))
-	}
+	value, off := s.deltaItems(f, st, size, imm, odataType(f.Kind), func(pos int, _ string) map[string]any {
+		return s.itemJSON(c, f, pos, imm, false)
+	})
 	st.Page++
 	out := s.deltaPage(c, st, off, off < len(f.Items), odataType(f.Kind), value)
 	if ch := f.Spec; ch != nil && ch.Changes != nil && !f.ChangesDone && st.Page == ch.Changes.AfterPage {
@@ -580,6 +568,29 @@ func (s *Server) delta(c *call, f *folder) *reply {
 		rep.header.Set("Preference-Applied", strings.Join(prefs, ", "))
 	}
 	return rep
+}
+
+// deltaItems is a delta page's items of folder f from st's offset: at
+// most size, those a first round shows (live ones) or a change round does
+// (changed since it started, deleted ones as @removed entries of entity),
+// each rendered by render(position, id); and the offset to go on from.
+func (s *Server) deltaItems(f *folder, st deltaState, size int, imm bool, entity string, render func(pos int, id string) map[string]any) ([]map[string]any, int) {
+	value := make([]map[string]any, 0, size)
+	off := st.Off
+	for off < len(f.Items) && len(value) < size {
+		it := f.Items[off]
+		off++
+		if !st.Round && it.Deleted || st.Round && it.Seq <= st.Since {
+			continue
+		}
+		id := s.itemID(f, off, imm)
+		if it.Deleted {
+			value = append(value, map[string]any{"@odata.type": "#microsoft.graph." + entity, "id": id, "@removed": map[string]string{"reason": "deleted"}})
+			continue
+		}
+		value = append(value, selectFields(render(off, id), st.Select))
+	}
+	return value, off
 }
 
 func odataType(kind string) string {

@@ -42,25 +42,37 @@ func (s *Server) mailboxFolderJSON(c *call, m *mailbox, f *folder) map[string]an
 		"wellKnownName": wellKnown, "parentMailboxUrl": s.baseURL(c) + "/" + c.version + "/admin/exchange/mailboxes/" + m.exchangeID}
 }
 
+// mailboxAPI opens a request of the mailbox API: the mailbox by its
+// Exchange id, the permission the route needs (the simulator grants the
+// mailbox API's permissions together), the mailbox's admission and the
+// configured latency. release is for the caller to defer.
+func (s *Server) mailboxAPI(c *call, mailboxID, permission string) (*mailbox, func(), *reply) {
+	m := s.mailboxByKey(mailboxID)
+	if m == nil {
+		return nil, nil, errorReply(http.StatusNotFound, "ErrorMailboxNotFound", "The mailbox '"+mailboxID+"' was not found.")
+	}
+	if !s.mailboxFolders {
+		return nil, nil, errorReply(http.StatusForbidden, "ErrorAccessDenied", "Access is denied. Check credentials and try again. The app needs "+permission+".")
+	}
+	release, rep := s.admit(m)
+	if rep != nil {
+		return nil, nil, rep
+	}
+	s.delay(c)
+	return m, release, nil
+}
+
 // folderDelta serves GET admin/exchange/mailboxes/{id}/folders/delta: the
 // whole hierarchy below the root on a first round, the folders created
 // since on a round started from a deltaLink. Pages follow odata.maxpagesize
 // (10 by default) with $skiptoken nextLinks; the last page has the
 // deltaLink.
 func (s *Server) folderDelta(c *call, mailboxID string) *reply {
-	m := s.mailboxByKey(mailboxID)
-	if m == nil {
-		return errorReply(http.StatusNotFound, "ErrorMailboxNotFound", "The mailbox '"+mailboxID+"' was not found.")
-	}
-	if !s.mailboxFolders {
-		return errorReply(http.StatusForbidden, "ErrorAccessDenied", "Access is denied. Check credentials and try again. The app needs MailboxFolder.Read.All.")
-	}
-	release, rep := s.admit(m)
+	m, release, rep := s.mailboxAPI(c, mailboxID, "MailboxFolder.Read.All")
 	if rep != nil {
 		return rep
 	}
 	defer release()
-	s.delay(c)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st, rep := s.deltaRound(c, "folders:"+m.exchangeID, "folder collection")
@@ -93,19 +105,11 @@ func (s *Server) folderDelta(c *call, mailboxID string) *reply {
 // times, change key), whatever the folder's class, paged and tracked as
 // the other delta routes; deleted items come as @removed.
 func (s *Server) itemDelta(c *call, mailboxID, folderID string) *reply {
-	m := s.mailboxByKey(mailboxID)
-	if m == nil {
-		return errorReply(http.StatusNotFound, "ErrorMailboxNotFound", "The mailbox '"+mailboxID+"' was not found.")
-	}
-	if !s.mailboxFolders {
-		return errorReply(http.StatusForbidden, "ErrorAccessDenied", "Access is denied. Check credentials and try again. The app needs MailboxItem.Read.All.")
-	}
-	release, rep := s.admit(m)
+	m, release, rep := s.mailboxAPI(c, mailboxID, "MailboxItem.Read.All")
 	if rep != nil {
 		return rep
 	}
 	defer release()
-	s.delay(c)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f := m.ByID[folderID]
@@ -117,23 +121,11 @@ func (s *Server) itemDelta(c *call, mailboxID, folderID string) *reply {
 		return rep
 	}
 	size, applied := maxPageSize(c, 10, 1000)
-	value := make([]map[string]any, 0, size)
-	off := st.Off
-	for off < len(f.Items) && len(value) < size {
-		it := f.Items[off]
-		off++
-		if !st.Round && it.Deleted || st.Round && it.Seq <= st.Since {
-			continue
-		}
-		id := s.itemID(f, off, false)
-		if it.Deleted {
-			value = append(value, map[string]any{"@odata.type": "#microsoft.graph.mailboxItem", "id": id, "@removed": map[string]string{"reason": "deleted"}})
-			continue
-		}
-		when := s.store.Time(f, off).UTC().Format(time.RFC3339)
-		value = append(value, selectFields(map[string]any{"@odata.type": "#microsoft.graph.mailboxItem", "id": id, "type": itemClass(f.Kind),
-			"size": s.store.Size(f, off), "createdDateTime": when, "lastModifiedDateTime": when, "changeKey": s.store.ChangeKey(f, off)}, st.Select))
-	}
+	value, off := s.deltaItems(f, st, size, false, "mailboxItem", func(pos int, id string) map[string]any {
+		when := s.store.Time(f, pos).UTC().Format(time.RFC3339)
+		return map[string]any{"@odata.type": "#microsoft.graph.mailboxItem", "id": id, "type": itemClass(f.Kind),
+			"size": s.store.Size(f, pos), "createdDateTime": when, "lastModifiedDateTime": when, "changeKey": s.store.ChangeKey(f, pos)}
+	})
 	st.Page++
 	rep = jsonReply(http.StatusOK, s.deltaPage(c, st, off, off < len(f.Items), "mailboxItem", value))
 	if applied {
