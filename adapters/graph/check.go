@@ -44,7 +44,7 @@ func (s *Source) Probe(ctx context.Context, mailbox string) []Check {
 	exp := Check{What: "export items of " + mailbox + " (full fidelity; optional)", Permission: "MailboxItem.Export.All"}
 	if err == nil {
 		body, _ := json.Marshal(map[string]any{"itemIds": []string{"AAMkAIprobe000000000000000000000"}})
-		_, err = s.c.do(ctx, http.MethodPost, s.c.url(true, "admin", "exchange", "mailboxes", mbx, "exportItems"), nil, body)
+		_, err = s.c.do(ctx, http.MethodPost, s.c.url(false, "admin", "exchange", "mailboxes", mbx, "exportItems"), nil, body)
 		var fl *domain.Failure
 		if errors.As(err, &fl) && fl.Code != "ErrorAccessDenied" && fl.Code != "Authorization_RequestDenied" && fl.Code != "HTTP403" {
 			err = nil // refused for the bogus item, not for the permission

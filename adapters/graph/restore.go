@@ -444,7 +444,7 @@ func (s *Source) importItem(ctx context.Context, mailbox, folderID string, it pi
 	sess, ok := s.imports[mailbox]
 	s.mu.Unlock()
 	if !ok || time.Until(sess.expires) < time.Minute {
-		resp, err := s.c.do(ctx, http.MethodPost, s.c.url(true, "admin", "exchange", "mailboxes", xid, "createImportSession"), nil, []byte("{}"))
+		resp, err := s.c.do(ctx, http.MethodPost, s.c.url(false, "admin", "exchange", "mailboxes", xid, "createImportSession"), nil, []byte("{}"))
 		if err != nil {
 			return pipeline.CreateResult{}, err
 		}

@@ -734,7 +734,7 @@ func (s *Source) export(ctx context.Context, mailbox string, items []domain.Item
 		ids[i] = it.ID
 	}
 	body, _ := json.Marshal(map[string]any{"itemIds": ids})
-	resp, err := s.c.do(ctx, http.MethodPost, s.c.url(true, "admin", "exchange", "mailboxes", mbx, "exportItems"), nil, body)
+	resp, err := s.c.do(ctx, http.MethodPost, s.c.url(false, "admin", "exchange", "mailboxes", mbx, "exportItems"), nil, body)
 	if err != nil {
 		return err
 	}

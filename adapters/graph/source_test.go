@@ -222,7 +222,7 @@ func TestBatchFetchPerItemOutcomes(t *testing.T) {
 func TestExportItemsAndFallback(t *testing.T) {
 	_, src := serve(t, map[string]recorded{
 		"/beta/users/a@x/settings/exchange":                  jsonReply(`{"primaryMailboxId":"MBX:1@2"}`),
-		"/beta/admin/exchange/mailboxes/MBX:1@2/exportItems": jsonReply(`{"value":[{"itemId":"m1","changeKey":"c9","data":"TVZGVAE=","error":null},{"itemId":"m2","error":{"code":"ErrorCorruptData","message":"bad"}}]}`),
+		"/v1.0/admin/exchange/mailboxes/MBX:1@2/exportItems": jsonReply(`{"value":[{"itemId":"m1","changeKey":"c9","data":"TVZGVAE=","error":null},{"itemId":"m2","error":{"code":"ErrorCorruptData","message":"bad"}}]}`),
 	})
 	src.kinds["a@x\x00F1"] = KindMail
 	var got []domain.Item
@@ -235,7 +235,7 @@ func TestExportItemsAndFallback(t *testing.T) {
 
 	_, denied := serve(t, map[string]recorded{
 		"/beta/users/a@x/settings/exchange":                  jsonReply(`{"primaryMailboxId":"MBX:1@2"}`),
-		"/beta/admin/exchange/mailboxes/MBX:1@2/exportItems": {status: 403, header: map[string]string{"Content-Type": jsonCT}, body: `{"error":{"code":"ErrorAccessDenied","message":"Access is denied."}}`},
+		"/v1.0/admin/exchange/mailboxes/MBX:1@2/exportItems": {status: 403, header: map[string]string{"Content-Type": jsonCT}, body: `{"error":{"code":"ErrorAccessDenied","message":"Access is denied."}}`},
 		"/v1.0/$batch": jsonReply(`{"responses":[{"id":"1","status":200,"headers":{"Content-Type":"text/plain"},"body":"aGk="}]}`),
 	})
 	denied.kinds["a@x\x00F1"] = KindMail

@@ -2,6 +2,7 @@ package itemformat
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -144,9 +145,16 @@ func appointmentComponents(m *ft.Message) ([]*ical.Component, error) {
 	if end.Before(start) {
 		end = start
 	}
-	uid := uidOf(namedBytes(ps, psetidMeeting, lidGlobalObjectID))
-	if len(namedBytes(ps, psetidMeeting, lidGlobalObjectID)) == 0 {
-		uid = fmt.Sprintf("%X", ps.Bytes(ft.NewTag(0x300B, ft.TypeBinary))) // PidTagSearchKey
+	// The UID: from the global object id, else the search key, else made
+	// from what the appointment says (the same for the same appointment).
+	var uid string
+	if goid := namedBytes(ps, psetidMeeting, lidGlobalObjectID); len(goid) > 0 {
+		uid = uidOf(goid)
+	} else if key := ps.Bytes(tagSearchKey); len(key) > 0 {
+		uid = fmt.Sprintf("%X", key)
+	} else {
+		sum := sha256.Sum256([]byte(ps.String(tagSubject) + "\x00" + start.UTC().Format(time.RFC3339)))
+		uid = fmt.Sprintf("%X@mailvault", sum[:16])
 	}
 	stamp := namedTime(ps, psetidMeeting, lidOwnerCriticalChange)
 	if stamp.IsZero() {
@@ -217,46 +225,70 @@ func appointmentComponents(m *ft.Message) ([]*ical.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The blob's times are local to the appointment's zone; its offset
-	// from UTC is read from the first occurrence (so a zone's daylight
-	// saving shift inside the series is not applied to exceptions).
+	// The blob's times are local to the appointment's zone. A zone with
+	// daylight saving time is written as a VTIMEZONE and the series in its
+	// local time, so that every occurrence keeps its hour across the
+	// changes; otherwise the offset is read from the first occurrence and
+	// the series written in UTC.
+	z, _ := parseZone(namedBytes(ps, psetidAppointment, lidTimeZoneStruct), namedString(ps, psetidAppointment, lidTimeZoneDescription))
+	zoned := z.daylight() && !allDay
 	offset := r.start.Add(time.Duration(r.startMin) * time.Minute).Sub(start)
-	utc := func(local time.Time) time.Time { return local.Add(-offset) }
+	utc := func(local time.Time) time.Time {
+		if zoned {
+			return z.utc(local)
+		}
+		return local.Add(-offset)
+	}
+	setTime := func(c *ical.Component, name string, local time.Time) {
+		switch {
+		case allDay:
+			p := ical.NewProp(name)
+			p.SetDate(local)
+			c.Props.Add(p)
+		case zoned:
+			z.setLocal(c, name, local)
+		default:
+			p := ical.NewProp(name)
+			p.SetDateTime(utc(local))
+			c.Props.Add(p)
+		}
+	}
+	first := start.Add(offset)
+	if zoned {
+		first = z.local(start)
+		master.Props.Del(ical.PropDateTimeStart)
+		master.Props.Del(ical.PropDateTimeEnd)
+		setTime(master, ical.PropDateTimeStart, first)
+		setTime(master, ical.PropDateTimeEnd, z.local(end))
+		out = append([]*ical.Component{z.vtimezone()}, out...)
+	}
 	var until time.Time
 	if !r.until.IsZero() {
 		until = utc(r.until.Add(time.Duration(r.startMin) * time.Minute))
 	}
 	rule := ical.NewProp(ical.PropRecurrenceRule)
-	rule.Value = r.rrule(start.Add(offset), until)
+	rule.Value = r.rrule(first, until)
 	master.Props.Set(rule)
 	changed := map[time.Time]bool{}
 	for _, ex := range r.exceptions {
 		changed[midnight(ex.original)] = true
 	}
 	for _, d := range r.deleted {
-		if changed[d] {
-			continue
+		if !changed[d] {
+			setTime(master, ical.PropExceptionDates, d.Add(time.Duration(r.startMin)*time.Minute))
 		}
-		p := ical.NewProp(ical.PropExceptionDates)
-		if allDay {
-			p.SetDate(d)
-		} else {
-			p.SetDateTime(utc(d.Add(time.Duration(r.startMin) * time.Minute)))
-		}
-		master.Props.Add(p)
 	}
 	for _, ex := range r.exceptions {
 		c := ical.NewComponent(ical.CompEvent)
 		c.Props.SetText(ical.PropUID, uid)
 		c.Props.SetDateTime(ical.PropDateTimeStamp, stamp.UTC())
-		id := ical.NewProp(ical.PropRecurrenceID)
+		orig := ex.original
 		if allDay {
-			id.SetDate(ex.original)
-		} else {
-			id.SetDateTime(utc(ex.original))
+			orig = midnight(orig)
 		}
-		c.Props.Set(id)
-		setWhen(c, utc(ex.start), utc(ex.end))
+		setTime(c, ical.PropRecurrenceID, orig)
+		setTime(c, ical.PropDateTimeStart, ex.start)
+		setTime(c, ical.PropDateTimeEnd, ex.end)
 		subject := ps.String(tagSubject)
 		if ex.subject != nil {
 			subject = *ex.subject
