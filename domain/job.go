@@ -20,10 +20,13 @@ type Job struct {
 	ExcludeMailboxes []string
 	// PublicFolders by path; "PATH/**" takes every subfolder too.
 	PublicFolders []string
-	Continuity    Continuity
-	Schedule      Schedule
-	TimeFilter    TimeFilter
-	FolderFilter  FolderFilter
+	// Archives adds each mailbox's archive, backed up as a mailbox of its
+	// own ("ADDRESS (archive)").
+	Archives     bool
+	Continuity   Continuity
+	Schedule     Schedule
+	TimeFilter   TimeFilter
+	FolderFilter FolderFilter
 }
 
 // Validate explains everything wrong with a job definition, one line each.

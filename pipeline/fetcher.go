@@ -349,7 +349,9 @@ func excluding(mbxs, excluded []string) []string {
 	}
 	out := mbxs[:0:0]
 	for _, m := range mbxs {
-		if !drop[strings.ToLower(m)] {
+		// A mailbox's own other mailboxes ("ADDRESS (archive)") go with it.
+		owner, _, _ := strings.Cut(m, " (")
+		if !drop[strings.ToLower(m)] && !drop[strings.ToLower(owner)] {
 			out = append(out, m)
 		}
 	}

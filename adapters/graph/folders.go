@@ -56,7 +56,11 @@ func folderKind(class string) string {
 // pipeline.ErrFolderTrackingUnavailable once and for the rest of the run,
 // and discovery walks the per-kind folder lists.
 func (s *Source) FolderChanges(ctx context.Context, mailbox string, prev domain.FolderTree) (domain.FolderChanges, error) {
+	_, archive := archiveOwner(mailbox)
 	if s.folderAPIDenied.Load() {
+		if archive {
+			return domain.FolderChanges{}, errArchiveNeedsFolderAPI
+		}
 		return domain.FolderChanges{}, fmt.Errorf("%w: MailboxFolder.Read.All is missing", pipeline.ErrFolderTrackingUnavailable)
 	}
 	s.learnKinds(mailbox, prev.Nodes)
@@ -66,6 +70,9 @@ func (s *Source) FolderChanges(ctx context.Context, mailbox string, prev domain.
 		s.learnExchangeID(mailbox, from)
 	}
 	ch, err := s.folderDelta(ctx, mailbox, from)
+	if errors.Is(err, errNoArchive) {
+		return domain.FolderChanges{Full: true}, nil // no archive: no folders
+	}
 	var fl *domain.Failure
 	if from != "" && errors.As(err, &fl) && fl.Class == domain.ClassResync {
 		from = "" // the server forgot the state: list the hierarchy again
@@ -74,6 +81,9 @@ func (s *Source) FolderChanges(ctx context.Context, mailbox string, prev domain.
 	if errors.As(err, &fl) && (fl.Code == "ErrorAccessDenied" || fl.Code == "Authorization_RequestDenied" || fl.Code == "HTTP403") {
 		if !s.folderAPIDenied.Swap(true) {
 			s.cfg.Log.Warn().Str("mailbox", mailbox).Msg("the mailbox API's folder delta is not permitted (MailboxFolder.Read.All missing): reading every folder list in full each run")
+		}
+		if archive {
+			return domain.FolderChanges{}, errArchiveNeedsFolderAPI
 		}
 		return domain.FolderChanges{}, fmt.Errorf("%w: %v", pipeline.ErrFolderTrackingUnavailable, fl)
 	}
@@ -89,6 +99,11 @@ func (s *Source) FolderChanges(ctx context.Context, mailbox string, prev domain.
 	return ch, nil
 }
 
+// errArchiveNeedsFolderAPI: an archive has no per-kind folder routes to
+// fall back on.
+var errArchiveNeedsFolderAPI = &domain.Failure{Class: domain.ClassFatal, Code: "ErrorAccessDenied",
+	Message: "archive mailboxes are read through the mailbox API only: the app needs MailboxFolder.Read.All and MailboxItem.Export.All"}
+
 // folderDelta runs one round of the hierarchy delta from link (the first
 // request of a full round when link is "").
 func (s *Source) folderDelta(ctx context.Context, mailbox, link string) (domain.FolderChanges, error) {
@@ -98,7 +113,8 @@ func (s *Source) folderDelta(ctx context.Context, mailbox, link string) (domain.
 		if err != nil {
 			return ch, err
 		}
-		link = s.c.url(false, "admin", "exchange", "mailboxes", mbx, "folders", "delta")
+		_, archive := archiveOwner(mailbox)
+		link = s.c.url(archive, "admin", "exchange", "mailboxes", mbx, "folders", "delta")
 	}
 	h := http.Header{"Prefer": {"odata.maxpagesize=" + strconv.Itoa(folderDeltaPageSize)}}
 	for pages := 0; ; pages++ {

@@ -50,6 +50,10 @@ func odataString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''"
 // EnsureFolder implements pipeline.RestoreTarget. Calendars are flat in
 // Graph: a nested calendar path becomes one calendar named "A - B".
 func (s *Source) EnsureFolder(ctx context.Context, mailbox, path, kind string) (string, error) {
+	if _, archive := archiveOwner(mailbox); archive {
+		return "", &domain.Failure{Class: domain.ClassFatal, Code: "ArchiveNotRestorable",
+			Message: "restoring into an archive mailbox is not supported: restore into the mailbox itself (--target-mailbox ADDRESS)"}
+	}
 	if kind == KindTasks || kind == KindNotes {
 		// Graph's folder routes make mail, calendar and contact folders
 		// only; a task or note folder made as a mail folder would not be

@@ -57,6 +57,10 @@ type Config struct {
 	// Mailboxes limits the backup to these addresses; empty means every
 	// user with a mailbox.
 	Mailboxes []string
+	// Archives adds each mailbox's archive (In-Place Archive), backed up
+	// as a mailbox of its own named "ADDRESS (archive)", through the
+	// mailbox API on beta, where Graph serves archives.
+	Archives bool
 	// Content maps a kind (mail, calendar, contacts) to a mode; missing
 	// kinds use ModeAuto.
 	Content  map[string]string
@@ -71,10 +75,11 @@ type Source struct {
 	cfg Config
 	c   *client
 
-	mu       sync.Mutex
-	kinds    map[string]string // mailbox\x00folder id -> kind
-	exchange map[string]string // mailbox -> exchange mailbox id
-	imports  map[string]importSession
+	mu        sync.Mutex
+	kinds     map[string]string // mailbox\x00folder id -> kind
+	exchange  map[string]string // mailbox -> exchange mailbox id
+	noArchive map[string]bool   // users settings/exchange gave no archive
+	imports   map[string]importSession
 	// exchangeCalls makes the export requests of one mailbox that start
 	// together ask settings/exchange once between them.
 	exchangeCalls singleflight.Group
@@ -141,7 +146,7 @@ func NewSource(cfg Config) (*Source, error) {
 		hc.Transport = &Transport{Base: cfg.HTTP.Transport, Tokens: cfg.Tokens, Host: base.Host}
 	}
 	return &Source{cfg: cfg, c: &client{http: &hc, plain: &plain, base: base, beta: beta, maxReply: cfg.MaxReply, now: time.Now},
-		kinds: map[string]string{}, exchange: map[string]string{}, imports: map[string]importSession{}}, nil
+		kinds: map[string]string{}, exchange: map[string]string{}, noArchive: map[string]bool{}, imports: map[string]importSession{}}, nil
 }
 
 // mode is the effective content mode of a kind.
@@ -182,7 +187,10 @@ func (s *Source) RequestCost(request, kind string, items int) domain.RequestCost
 	}
 	mode := s.mode(kind)
 	if kind == KindTasks || kind == KindNotes {
-		mode = ModeExport // the only route to their content
+		// The only route to their content. (An archive's items are
+		// exported too, whatever their kind; the price of its mail in
+		// another mode is then an overestimate, which costs pace only.)
+		mode = ModeExport
 	}
 	switch mode {
 	case ModeExport:
@@ -231,8 +239,34 @@ func all[T any](ctx context.Context, s *Source, first string) ([]T, error) {
 	return out, nil
 }
 
-// Mailboxes lists the configured mailboxes, or every user with a mailbox.
+// ArchiveSuffix ends the name an archive mailbox is backed up under.
+const ArchiveSuffix = " (archive)"
+
+// archiveOwner tells whether mailbox names an archive, and whose.
+func archiveOwner(mailbox string) (owner string, archive bool) {
+	return strings.CutSuffix(mailbox, ArchiveSuffix)
+}
+
+// Mailboxes lists the configured mailboxes, or every user with a mailbox;
+// with Archives each is followed by its archive (a mailbox without one has
+// no folders).
 func (s *Source) Mailboxes(ctx context.Context) ([]string, error) {
+	list, err := s.primaryMailboxes(ctx)
+	if err != nil || !s.cfg.Archives {
+		return list, err
+	}
+	out := make([]string, 0, 2*len(list))
+	for _, m := range list {
+		if _, archive := archiveOwner(m); archive {
+			out = append(out, m) // named as an archive already
+			continue
+		}
+		out = append(out, m, m+ArchiveSuffix)
+	}
+	return out, nil
+}
+
+func (s *Source) primaryMailboxes(ctx context.Context) ([]string, error) {
 	if len(s.cfg.Mailboxes) > 0 {
 		return s.cfg.Mailboxes, nil
 	}
@@ -325,8 +359,12 @@ var wellKnownNames = []string{"inbox", "sentitems", "deleteditems", "drafts", "j
 	"conversationhistory", "syncissues", "clutter", "scheduled", "searchfolders", "conflicts", "localfailures",
 	"serverfailures", "recoverableitemsdeletions"}
 
-// WellKnown maps the mailbox's well-known folders' ids to their names.
+// WellKnown maps the mailbox's well-known folders' ids to their names. An
+// archive's are not reachable by name: the folder delta gives them.
 func (s *Source) WellKnown(ctx context.Context, mailbox string) (map[string]string, error) {
+	if _, archive := archiveOwner(mailbox); archive {
+		return map[string]string{}, nil
+	}
 	reqs := make([]batchRequest, len(wellKnownNames))
 	for i, n := range wellKnownNames {
 		reqs[i] = batchRequest{ID: strconv.Itoa(i), Method: http.MethodGet, URL: "/users/" + url.PathEscape(mailbox) + "/mailFolders/" + n + "?$select=id"}
@@ -442,6 +480,9 @@ func (s *Source) List(ctx context.Context, mailbox, folderID, token string) (dom
 			return domain.Page{}, err
 		}
 	} else {
+		if _, archive := archiveOwner(mailbox); archive {
+			kind = "" // an archive is listed through the mailbox API only
+		}
 		switch kind {
 		case KindMail:
 			link = s.c.url(false, "users", mailbox, "mailFolders", folderID, "messages", "delta") + "?$select=id,changeKey,lastModifiedDateTime"
@@ -456,7 +497,8 @@ func (s *Source) List(ctx context.Context, mailbox, folderID, token string) (dom
 			if err != nil {
 				return domain.Page{}, err
 			}
-			link = s.c.url(false, "admin", "exchange", "mailboxes", mbx, "folders", folderID, "items", "delta") + "?$select=id,changeKey,lastModifiedDateTime"
+			_, archive := archiveOwner(mailbox)
+			link = s.c.url(archive, "admin", "exchange", "mailboxes", mbx, "folders", folderID, "items", "delta") + "?$select=id,changeKey,lastModifiedDateTime"
 		}
 	}
 	h := http.Header{"Prefer": {"odata.maxpagesize=" + strconv.Itoa(s.cfg.PageSize), preferImmutable, `outlook.timezone="UTC"`}}
@@ -503,7 +545,7 @@ func (s *Source) Fetch(ctx context.Context, mailbox, folderID string, items []do
 		return &domain.Failure{Class: domain.ClassFatal, Code: "BatchTooLarge", Message: fmt.Sprintf("%d items in one request; Graph takes %d", len(items), MaxItemsPerRequest)}
 	}
 	mode := s.mode(kind)
-	if kind == KindTasks || kind == KindNotes {
+	if _, archive := archiveOwner(mailbox); archive || kind == KindTasks || kind == KindNotes {
 		mode = ModeExport // the only route to their content
 	}
 	switch mode {
@@ -685,32 +727,46 @@ func (s *Source) exchangeID(ctx context.Context, mailbox string) (string, error)
 	if ok {
 		return id, nil
 	}
-	v, err, _ := s.exchangeCalls.Do(mailbox, func() (any, error) {
-		s.mu.Lock()
-		id, ok := s.exchange[mailbox]
-		s.mu.Unlock()
-		if ok {
-			return id, nil
-		}
+	// One settings/exchange per user gives both ids: its mailbox's and
+	// its archive's.
+	user, archive := archiveOwner(mailbox)
+	_, err, _ := s.exchangeCalls.Do(user, func() (any, error) {
 		var st struct {
 			PrimaryMailboxID string `json:"primaryMailboxId"`
+			ArchiveMailboxID string `json:"archiveMailboxId"`
 		}
-		if err := s.getJSON(ctx, s.c.url(true, "users", mailbox, "settings", "exchange"), nil, &st); err != nil {
-			return "", err
+		if err := s.getJSON(ctx, s.c.url(true, "users", user, "settings", "exchange"), nil, &st); err != nil {
+			return nil, err
 		}
 		if st.PrimaryMailboxID == "" {
-			return "", &domain.Failure{Class: domain.ClassFatal, Code: "NoMailboxID", Message: "settings/exchange has no primaryMailboxId"}
+			return nil, &domain.Failure{Class: domain.ClassFatal, Code: "NoMailboxID", Message: "settings/exchange has no primaryMailboxId"}
 		}
 		s.mu.Lock()
-		s.exchange[mailbox] = st.PrimaryMailboxID
+		s.exchange[user] = st.PrimaryMailboxID
+		if st.ArchiveMailboxID != "" {
+			s.exchange[user+ArchiveSuffix] = st.ArchiveMailboxID
+		} else {
+			s.noArchive[user] = true
+		}
 		s.mu.Unlock()
-		return st.PrimaryMailboxID, nil
+		return nil, nil
 	})
 	if err != nil {
 		return "", err
 	}
-	return v.(string), nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id, ok := s.exchange[mailbox]; ok {
+		return id, nil
+	}
+	if archive && s.noArchive[user] {
+		return "", errNoArchive
+	}
+	return "", &domain.Failure{Class: domain.ClassFatal, Code: "NoMailboxID", Message: "settings/exchange has no id for " + mailbox}
 }
+
+// errNoArchive: the mailbox has no archive; its archive has no folders.
+var errNoArchive = &domain.Failure{Class: domain.ClassFatal, Code: "NoArchive", Message: "the mailbox has no archive"}
 
 type exportResponse struct {
 	ItemID    string `json:"itemId"`
@@ -734,7 +790,8 @@ func (s *Source) export(ctx context.Context, mailbox string, items []domain.Item
 		ids[i] = it.ID
 	}
 	body, _ := json.Marshal(map[string]any{"itemIds": ids})
-	resp, err := s.c.do(ctx, http.MethodPost, s.c.url(false, "admin", "exchange", "mailboxes", mbx, "exportItems"), nil, body)
+	_, archive := archiveOwner(mailbox)
+	resp, err := s.c.do(ctx, http.MethodPost, s.c.url(archive, "admin", "exchange", "mailboxes", mbx, "exportItems"), nil, body)
 	if err != nil {
 		return err
 	}

@@ -162,7 +162,7 @@ func (s *Server) dispatch(c *call) *reply {
 	case "settings":
 		if len(rest) == 2 && rest[1] == "exchange" {
 			return jsonReply(http.StatusOK, map[string]any{"@odata.context": s.baseURL(c) + "/" + c.version + "/$metadata#users('" + m.ID + "')/settings/exchange/$entity",
-				"id": m.ID, "primaryMailboxId": m.exchangeID, "archiveMailboxId": nil})
+				"id": m.ID, "primaryMailboxId": m.exchangeID, "archiveMailboxId": archiveID(m)})
 		}
 	case "mailFolders":
 		return s.folders(c, m, kindMail, rest[1:])
@@ -864,9 +864,9 @@ func (s *Server) createItem(c *call, m *mailbox, f *folder, kind string) *reply 
 // exportItems is the full-fidelity export: up to 20 items of one mailbox,
 // one exportItemResponse each with an opaque base64 stream.
 func (s *Server) exportItems(c *call, mailboxID string) *reply {
-	m := s.mailboxByKey(mailboxID)
-	if m == nil {
-		return errorReply(http.StatusNotFound, "ErrorMailboxNotFound", "The mailbox '"+mailboxID+"' was not found.")
+	m, rep := s.apiMailbox(c, mailboxID)
+	if rep != nil {
+		return rep
 	}
 	if !s.export {
 		return errorReply(http.StatusForbidden, "ErrorAccessDenied", "Access is denied. Check credentials and try again. The app needs MailboxItem.Export.All.")

@@ -42,14 +42,36 @@ func (s *Server) mailboxFolderJSON(c *call, m *mailbox, f *folder) map[string]an
 		"wellKnownName": wellKnown, "parentMailboxUrl": s.baseURL(c) + "/" + c.version + "/admin/exchange/mailboxes/" + m.exchangeID}
 }
 
+// apiMailbox finds the mailbox a mailbox API route names by its Exchange
+// id. An archive mailbox is served on beta only, as Graph does: v1.0 covers
+// primary and shared mailboxes.
+func (s *Server) apiMailbox(c *call, mailboxID string) (*mailbox, *reply) {
+	m := s.mailboxByKey(mailboxID)
+	if m == nil {
+		return nil, errorReply(http.StatusNotFound, "ErrorMailboxNotFound", "The mailbox '"+mailboxID+"' was not found.")
+	}
+	if m.ArchiveOf != nil && c.version != "beta" {
+		return nil, errorReply(http.StatusBadRequest, "ErrorInvalidRequest", "Archive mailboxes are available on the beta endpoint only.")
+	}
+	return m, nil
+}
+
+// archiveID is a mailbox's archiveMailboxId: its archive's id, or null.
+func archiveID(m *mailbox) any {
+	if m.archive == nil {
+		return nil
+	}
+	return m.archive.exchangeID
+}
+
 // mailboxAPI opens a request of the mailbox API: the mailbox by its
 // Exchange id, the permission the route needs (the simulator grants the
 // mailbox API's permissions together), the mailbox's admission and the
 // configured latency. release is for the caller to defer.
 func (s *Server) mailboxAPI(c *call, mailboxID, permission string) (*mailbox, func(), *reply) {
-	m := s.mailboxByKey(mailboxID)
-	if m == nil {
-		return nil, nil, errorReply(http.StatusNotFound, "ErrorMailboxNotFound", "The mailbox '"+mailboxID+"' was not found.")
+	m, rep := s.apiMailbox(c, mailboxID)
+	if rep != nil {
+		return nil, nil, rep
 	}
 	if !s.mailboxFolders {
 		return nil, nil, errorReply(http.StatusForbidden, "ErrorAccessDenied", "Access is denied. Check credentials and try again. The app needs "+permission+".")

@@ -453,9 +453,9 @@ type importTarget struct{ m *mailbox }
 
 // createImportSession serves POST admin/exchange/mailboxes/{id}/createImportSession.
 func (s *Server) createImportSession(c *call, mailboxID string) *reply {
-	m := s.mailboxByKey(mailboxID)
-	if m == nil {
-		return errorReply(http.StatusNotFound, "ErrorMailboxNotFound", "The mailbox '"+mailboxID+"' was not found.")
+	m, rep := s.apiMailbox(c, mailboxID)
+	if rep != nil {
+		return rep
 	}
 	if !s.export {
 		return errorReply(http.StatusForbidden, "ErrorAccessDenied", "Access is denied. The app needs MailboxItem.ImportExport.All.")
@@ -464,7 +464,7 @@ func (s *Server) createImportSession(c *call, mailboxID string) *reply {
 	s.mu.Lock()
 	s.imports[tok] = importTarget{m: m}
 	s.mu.Unlock()
-	return jsonReply(http.StatusCreated, map[string]any{"@odata.context": s.baseURL(c) + "/beta/$metadata#microsoft.graph.mailboxItemImportSession",
+	return jsonReply(http.StatusCreated, map[string]any{"@odata.context": s.baseURL(c) + "/" + c.version + "/$metadata#microsoft.graph.mailboxItemImportSession",
 		"importUrl": s.baseURL(c) + "/importsession/" + tok, "expirationDateTime": s.now().Add(time.Hour).UTC().Format(time.RFC3339)})
 }
 

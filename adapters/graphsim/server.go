@@ -118,6 +118,11 @@ func New(t *simtenant.Tenant, o Options) *Server {
 		s.byKey[strings.ToLower(m.Address)] = m
 		s.byKey[m.ID] = m
 		s.byKey[strings.ToLower(m.exchangeID)] = m
+		if b.Archive != nil {
+			m.archive = newMailbox(t, b.Archive)
+			s.byBox[b.Archive] = m.archive
+			s.byKey[strings.ToLower(m.archive.exchangeID)] = m.archive
+		}
 	}
 	return s
 }

@@ -39,6 +39,7 @@ type folder = simtenant.StoredFolder
 type mailbox struct {
 	*simtenant.Box
 	exchangeID string
+	archive    *mailbox // the mailbox's archive, reached only through the mailbox API (beta)
 	inFlight   int
 	window     *domain.SlidingWindow
 	stats      MailboxStats
@@ -49,7 +50,11 @@ type mailbox struct {
 }
 
 func newMailbox(t *simtenant.Tenant, b *simtenant.Box) *mailbox {
-	sum := sha256.Sum256([]byte("mbx\x00" + strings.ToLower(b.Address)))
+	name := "mbx\x00" + strings.ToLower(b.Address)
+	if b.ArchiveOf != nil {
+		name += "\x00archive"
+	}
+	sum := sha256.Sum256([]byte(name))
 	return &mailbox{Box: b, exchangeID: fmt.Sprintf("MBX:%x@%x", sum[:4], sum[4:8]),
 		window: domain.NewSlidingWindow(t.Limits.Requests, time.Duration(t.Limits.Window))}
 }

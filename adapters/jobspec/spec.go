@@ -28,6 +28,7 @@ type Spec struct {
 	AllMailboxes     bool      `yaml:"all_mailboxes,omitempty" json:"all_mailboxes,omitempty"`
 	ExcludeMailboxes []string  `yaml:"exclude_mailboxes,omitempty" json:"exclude_mailboxes,omitempty"`
 	PublicFolders    []string  `yaml:"public_folders,omitempty" json:"public_folders,omitempty"`
+	Archives         bool      `yaml:"archives,omitempty" json:"archives,omitempty"`
 	Continuity       string    `yaml:"continuity" json:"continuity"` // continuous | one-time
 	Idle             string    `yaml:"idle,omitempty" json:"idle,omitempty"`
 	Schedule         *Schedule `yaml:"schedule,omitempty" json:"schedule,omitempty"`
@@ -163,7 +164,7 @@ var weekdays = map[string]time.Weekday{"sun": time.Sunday, "mon": time.Monday, "
 // reported, not only the first.
 func (s Spec) Job() (domain.Job, error) {
 	j := domain.Job{Name: s.Name, Connection: s.Connection, Storage: s.Storage, Mailboxes: s.Mailboxes, AllMailboxes: s.AllMailboxes,
-		ExcludeMailboxes: s.ExcludeMailboxes, PublicFolders: s.PublicFolders, FolderFilter: domain.FolderFilter{Exclude: s.ExcludeFolders}}
+		ExcludeMailboxes: s.ExcludeMailboxes, PublicFolders: s.PublicFolders, Archives: s.Archives, FolderFilter: domain.FolderFilter{Exclude: s.ExcludeFolders}}
 	var errs []error
 	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	switch s.Continuity {

@@ -117,7 +117,7 @@ type Facts struct {
 // ItemFacts returns the facts of the item at pos (see Facts).
 func ItemFacts(seed int64, mailbox string, f *Folder, pos int) Facts {
 	r, from, subject, date := itemBasics(seed, mailbox, f, pos)
-	fc := Facts{FromName: from, FromAddress: strings.ToLower(asciiName(from)) + "@contoso.test", To: contentOwner(mailbox, f),
+	fc := Facts{FromName: from, FromAddress: strings.ToLower(asciiName(from)) + "@contoso.test", To: owner(contentOwner(mailbox, f)),
 		Subject: fmt.Sprintf("%s #%d", subject, pos), Date: date, MessageID: fmt.Sprintf("<%016x@sim.contoso.test>", itemSeed(seed, contentOwner(mailbox, f), f.Path, pos)),
 		Text: fmt.Sprintf("Hello,\r\n\r\nplease find the notes for %s below. Grüße, %s\r\n", subject, from)}
 	switch f.Kind {

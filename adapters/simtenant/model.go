@@ -178,6 +178,9 @@ type Limits struct {
 type Mailbox struct {
 	Address string   `yaml:"address"`
 	Folders []Folder `yaml:"folders"`
+	// Archive holds the folders of the mailbox's archive (In-Place
+	// Archive), a mailbox of its own that only the mailbox API reaches.
+	Archive []Folder `yaml:"archive"`
 }
 
 // Folder is one folder; Path uses "/" between levels.
@@ -503,27 +506,18 @@ func (t *Tenant) validate(root *yaml.Node) error {
 	if len(t.Mailboxes) == 0 && len(t.PublicFolders) == 0 {
 		return bad("the tenant has no mailboxes", "mailboxes")
 	}
-	seen := map[string]bool{}
-	for i := range t.Mailboxes {
-		m := &t.Mailboxes[i]
-		m.Address = strings.TrimSpace(m.Address)
-		if !strings.Contains(m.Address, "@") || strings.ContainsAny(m.Address, "/\\\x00 ") {
-			return bad(fmt.Sprintf("mailbox address %q is not an SMTP address", m.Address), "mailboxes", i, "address")
-		}
-		key := strings.ToLower(m.Address)
-		if seen[key] {
-			return bad(fmt.Sprintf("mailbox %s is listed twice", m.Address), "mailboxes", i, "address")
-		}
-		seen[key] = true
+	// checkFolders checks the folders of mailbox i's list where
+	// ("folders", or "archive" for its archive mailbox).
+	checkFolders := func(i int, where, name string, list []Folder) error {
 		paths := map[string]bool{}
-		for j := range m.Folders {
-			f := &m.Folders[j]
-			at := func(field string) []any { return []any{"mailboxes", i, "folders", j, field} }
+		for j := range list {
+			f := &list[j]
+			at := func(field string) []any { return []any{"mailboxes", i, where, j, field} }
 			if err := validFolderPath(f.Path); err != nil {
 				return bad(err.Error(), at("path")...)
 			}
 			if paths[strings.ToLower(f.Path)] {
-				return bad(fmt.Sprintf("folder %q is listed twice in %s", f.Path, m.Address), at("path")...)
+				return bad(fmt.Sprintf("folder %q is listed twice in %s", f.Path, name), at("path")...)
 			}
 			paths[strings.ToLower(f.Path)] = true
 			if problem := f.checkKind(); problem != "" {
@@ -538,10 +532,10 @@ func (t *Tenant) validate(root *yaml.Node) error {
 			dirty := map[int]bool{}
 			for k, p := range f.Dirty {
 				if p < 1 || p > f.Items {
-					return bad(fmt.Sprintf("folder %q: dirty position %d is outside 1..%d", f.Path, p, f.Items), "mailboxes", i, "folders", j, "dirty", k)
+					return bad(fmt.Sprintf("folder %q: dirty position %d is outside 1..%d", f.Path, p, f.Items), "mailboxes", i, where, j, "dirty", k)
 				}
 				if dirty[p] {
-					return bad(fmt.Sprintf("folder %q: dirty position %d is listed twice", f.Path, p), "mailboxes", i, "folders", j, "dirty", k)
+					return bad(fmt.Sprintf("folder %q: dirty position %d is listed twice", f.Path, p), "mailboxes", i, where, j, "dirty", k)
 				}
 				dirty[p] = true
 			}
@@ -564,6 +558,26 @@ func (t *Tenant) validate(root *yaml.Node) error {
 			if c := f.Changes; c != nil && (c.AfterPage < 1 || c.Add < 0 || c.Modify < 0 || c.Delete < 0 || c.Modify+c.Delete > f.Items) {
 				return bad(fmt.Sprintf("folder %q: changes need after_page >= 1 and modify+delete within the folder's items", f.Path), at("changes")...)
 			}
+		}
+		return nil
+	}
+	seen := map[string]bool{}
+	for i := range t.Mailboxes {
+		m := &t.Mailboxes[i]
+		m.Address = strings.TrimSpace(m.Address)
+		if !strings.Contains(m.Address, "@") || strings.ContainsAny(m.Address, "/\\\x00 ") {
+			return bad(fmt.Sprintf("mailbox address %q is not an SMTP address", m.Address), "mailboxes", i, "address")
+		}
+		key := strings.ToLower(m.Address)
+		if seen[key] {
+			return bad(fmt.Sprintf("mailbox %s is listed twice", m.Address), "mailboxes", i, "address")
+		}
+		seen[key] = true
+		if err := checkFolders(i, "folders", m.Address, m.Folders); err != nil {
+			return err
+		}
+		if err := checkFolders(i, "archive", m.Address+" (archive)", m.Archive); err != nil {
+			return err
 		}
 	}
 	pub := map[string]bool{}

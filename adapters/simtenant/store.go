@@ -28,13 +28,16 @@ type Store struct {
 // Box is one mailbox, or the public folder tree.
 type Box struct {
 	Address string // empty for the public folders
-	ID      string // a GUID, as directory objects have
-	Name    string
-	Root    *StoredFolder // msgfolderroot, or publicfoldersroot
-	Folders []*StoredFolder
-	ByID    map[string]*StoredFolder
-	key     string
-	index   map[string]itemLoc // item id without its 6-character prefix
+	// Archive is the mailbox's archive; ArchiveOf the mailbox an archive
+	// belongs to (its Address is that mailbox's).
+	Archive, ArchiveOf *Box
+	ID                 string // a GUID, as directory objects have
+	Name               string
+	Root               *StoredFolder // msgfolderroot, or publicfoldersroot
+	Folders            []*StoredFolder
+	ByID               map[string]*StoredFolder
+	key                string
+	index              map[string]itemLoc // item id without its 6-character prefix
 }
 
 type itemLoc struct {
@@ -106,6 +109,10 @@ func NewStore(t *Tenant) *Store {
 		m := &t.Mailboxes[i]
 		local := m.Address[:strings.IndexByte(m.Address, '@')]
 		b := s.newBox(m.Address, m.Address, strings.ToUpper(local[:1])+local[1:], "msgfolderroot", "Top of Information Store", m.Folders)
+		if len(m.Archive) > 0 {
+			b.Archive = s.newBox(m.Address, m.Address+archiveMark, "Online Archive - "+b.Name, "archivemsgfolderroot", "Top of Information Store", m.Archive)
+			b.Archive.ArchiveOf = b
+		}
 		s.Mailboxes = append(s.Mailboxes, b)
 		s.byKey[strings.ToLower(m.Address)] = b
 		s.byKey[b.ID] = b
@@ -130,6 +137,16 @@ func (s *Store) newBox(address, key, name, rootWellKnown, rootName string, folde
 		}
 	}
 	return b
+}
+
+// archiveMark ends an archive box's key: its items and folders get ids and
+// content of their own, addressed to the mailbox (see owner).
+const archiveMark = "\x00archive"
+
+// owner is the address a box's key stands for.
+func owner(key string) string {
+	address, _, _ := strings.Cut(key, "\x00")
+	return address
 }
 
 // Boxes lists every mailbox, then the public folders if the tenant has any.

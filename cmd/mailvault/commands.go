@@ -130,6 +130,7 @@ type backupInput struct {
 	Secret        string          `json:"secret,omitempty"`
 	Mailboxes     []string        `json:"mailboxes,omitempty"`
 	PublicFolders []string        `json:"public_folders,omitempty"`
+	Archives      bool            `json:"archives,omitempty"`
 	Config        pipeline.Config `json:"config"`
 	Storage       string          `json:"storage,omitempty"`
 	Key           app.StorageKey  `json:"key"`
@@ -151,7 +152,7 @@ var backupOperation = operation("backup", func(ctx context.Context, g *globalFla
 	if err != nil {
 		return err
 	}
-	srv, err := connect.Connector{Log: log}.Open(ctx, "--source "+in.Source, in.Connection, credential.New(in.Secret), app.Scope{Mailboxes: in.Mailboxes, PublicFolders: in.PublicFolders})
+	srv, err := connect.Connector{Log: log}.Open(ctx, "--source "+in.Source, in.Connection, credential.New(in.Secret), app.Scope{Mailboxes: in.Mailboxes, PublicFolders: in.PublicFolders, Archives: in.Archives})
 	if err != nil {
 		return appExit(g, err)
 	}
@@ -193,7 +194,7 @@ skipped folders), 1 not finished (errors), 2 usage or configuration error.`,
 				}
 			}
 			in := backupInput{Source: source, Config: cfg, Storage: o.storageDir, Key: o.key, Format: o.format,
-				Progress: progressFor(o.progress, cmd.ErrOrStderr()), Mailboxes: gf.mailboxes, PublicFolders: ef.publicFolders}
+				Progress: progressFor(o.progress, cmd.ErrOrStderr()), Mailboxes: gf.mailboxes, PublicFolders: ef.publicFolders, Archives: gf.archives}
 			if in.Storage != "" {
 				in.Storage = nameOrPath(in.Storage)
 			}

@@ -152,7 +152,7 @@ func (s *Service) Backup(ctx context.Context, in BackupRun) (*projections.Report
 // RunJobCycle runs one cycle of a backup job: its connection and storage
 // as configured, its selection and filters.
 func (s *Service) RunJobCycle(ctx context.Context, name string, job domain.Job, run string) (*projections.Report, error) {
-	srv, spec, err := s.openServer(ctx, job.Connection, Scope{Mailboxes: job.Mailboxes, PublicFolders: job.PublicFolders})
+	srv, spec, err := s.openServer(ctx, job.Connection, Scope{Mailboxes: job.Mailboxes, PublicFolders: job.PublicFolders, Archives: job.Archives})
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 type Scope struct {
 	Mailboxes     []string `json:"mailboxes,omitempty"`
 	PublicFolders []string `json:"public_folders,omitempty"`
+	Archives      bool     `json:"archives,omitempty"` // each mailbox's archive too
 }
 
 // Check is one thing a connection test tried.

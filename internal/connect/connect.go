@@ -48,7 +48,7 @@ var types = map[string]func(ctx context.Context, log zerolog.Logger, spec app.Co
 			return nil, app.Invalid("%v", err)
 		}
 		src, err := GraphSource(ctx, log, GraphSettings{TenantID: c.TenantID, ClientID: c.ClientID, Secret: secret,
-			Mailboxes: scope.Mailboxes, GraphURL: c.GraphURL, BetaURL: c.BetaURL, TokenURL: c.TokenURL, CACert: c.CACert,
+			Mailboxes: scope.Mailboxes, Archives: scope.Archives, GraphURL: c.GraphURL, BetaURL: c.BetaURL, TokenURL: c.TokenURL, CACert: c.CACert,
 			Content: content, PageSize: c.PageSize})
 		if err != nil {
 			return nil, err
@@ -56,6 +56,9 @@ var types = map[string]func(ctx context.Context, log zerolog.Logger, spec app.Co
 		return graphServer{src}, nil
 	},
 	"ews": func(_ context.Context, log zerolog.Logger, c app.ConnectionSpec, secret credential.Secret, scope app.Scope) (app.Server, error) {
+		if scope.Archives {
+			return nil, app.Invalid("archives are backed up over Graph only; EWS reaches an archive as the mailbox's archivemsgfolderroot, which mailvault does not read yet")
+		}
 		if c.Auth == "" {
 			c.Auth = ews.AuthNTLM
 		}
@@ -105,6 +108,7 @@ type GraphSettings struct {
 	TenantID, ClientID string
 	Secret             credential.Secret
 	Mailboxes          []string
+	Archives           bool
 	GraphURL, BetaURL  string
 	TokenURL, CACert   string
 	Content            map[string]string
@@ -123,7 +127,7 @@ func GraphSource(ctx context.Context, log zerolog.Logger, s GraphSettings) (*gra
 		return nil, app.Invalid("%v", err)
 	}
 	src, err := graph.NewSource(graph.Config{GraphURL: s.GraphURL, BetaURL: s.BetaURL, HTTP: hc, Tokens: tokens,
-		Mailboxes: s.Mailboxes, Content: s.Content, PageSize: s.PageSize, Log: log})
+		Mailboxes: s.Mailboxes, Archives: s.Archives, Content: s.Content, PageSize: s.PageSize, Log: log})
 	if err != nil {
 		return nil, app.Invalid("%v", err)
 	}
