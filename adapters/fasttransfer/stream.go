@@ -143,6 +143,11 @@ func Decode(b []byte) (*Message, error) {
 		t, _ := d.peek()
 		return nil, d.fail(fmt.Sprintf("unexpected %v after the message", t))
 	}
+	if len(m.Props) == 0 && len(m.Recipients) == 0 && len(m.Attachments) == 0 {
+		// An item is at least its properties; a stream of markers and
+		// meta-properties alone is no item.
+		return nil, &decodeError{0, "the stream holds no property"}
+	}
 	return m, nil
 }
 

@@ -51,6 +51,9 @@ func jobSettings(s jobspec.Spec) []dashboard.Setting {
 	if len(s.ExcludeMailboxes) > 0 {
 		mailboxes += " except " + strings.Join(s.ExcludeMailboxes, ", ")
 	}
+	if s.Archives {
+		mailboxes += ", with their archives"
+	}
 	out := []dashboard.Setting{{Name: "Connection", Value: s.Connection}, {Name: "Storage", Value: s.Storage}, {Name: "Mailboxes", Value: mailboxes}}
 	if len(s.PublicFolders) > 0 {
 		out = append(out, dashboard.Setting{Name: "Public folders", Value: strings.Join(s.PublicFolders, ", ")})
