@@ -20,6 +20,7 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		{"bad duration", "latency: fast\nmailboxes:\n  - address: a@b.test\n", "1:"},
 		{"dirty outside", "mailboxes:\n  - address: a@b.test\n    folders:\n      - path: Inbox\n        items: 3\n        dirty: [1, 9]\n", "6: folder \"Inbox\": dirty position 9"},
 		{"bad kind", "mailboxes:\n  - address: a@b.test\n    folders:\n      - path: Inbox\n        kind: journal\n", "5:"},
+		{"bad kind in an archive", "mailboxes:\n  - address: a@b.test\n    archive:\n      - path: Inbox\n        kind: journal\n", "5:"},
 		{"no mailboxes", "seed: 3\n", "1: the tenant has no mailboxes"},
 		{"duplicate mailbox", "mailboxes:\n  - address: a@b.test\n  - address: A@b.test\n", "3: mailbox"},
 		{"syntax", "mailboxes:\n  - address: [\n", "2:"},

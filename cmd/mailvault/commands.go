@@ -141,6 +141,9 @@ type backupInput struct {
 var backupOperation = operation("backup", func(ctx context.Context, g *globalFlags, in backupInput, out, errOut io.Writer) error {
 	o := runOptions{cfg: in.Config, storageDir: in.Storage, key: in.Key, progress: in.Progress, format: in.Format, out: out, errOut: errOut}
 	if in.Source == "sim" {
+		if in.Archives {
+			return usageErr("--archives reads archive mailboxes over Graph; a tenant file backed up in process has none")
+		}
 		t, err := simtenant.Load(in.Tenant)
 		if err != nil {
 			return &exitError{code: exitUsage, err: err}
