@@ -99,6 +99,14 @@ func parseRecurrence(b []byte) (*recurrence, error) {
 		return nil
 	}
 	var err error
+	// skipBlock passes a reserved block: its size, then that many bytes.
+	skipBlock := func() error {
+		n, e := u32()
+		if e != nil {
+			return e
+		}
+		return skip(n)
+	}
 	must16 := func() uint16 {
 		v, e := u16()
 		if err == nil {
@@ -237,22 +245,22 @@ func parseRecurrence(b []byte) (*recurrence, error) {
 		}
 		r.exceptions = append(r.exceptions, ex)
 	}
-	if err = skip(must32()); err != nil { // ReservedBlock1
+	if err := skipBlock(); err != nil { // ReservedBlock1
 		return nil, err
 	}
 	for i := range r.exceptions {
 		if writer2 >= recurWriterVersion2 {
-			if err = skip(must32()); err != nil { // ChangeHighlight
+			if err := skipBlock(); err != nil { // ChangeHighlight
 				return nil, err
 			}
 		}
-		if err = skip(must32()); err != nil { // ReservedBlockEE1
+		if err := skipBlock(); err != nil { // ReservedBlockEE1
 			return nil, err
 		}
 		if flags[i]&(aroSubject|aroLocation) == 0 {
 			continue
 		}
-		if err = skip(12); err != nil { // the exception's times again
+		if err := skip(12); err != nil { // the exception's times again
 			return nil, err
 		}
 		wide := func() *string {
@@ -278,9 +286,12 @@ func parseRecurrence(b []byte) (*recurrence, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err = skip(must32()); err != nil { // ReservedBlockEE2
+		if err := skipBlock(); err != nil { // ReservedBlockEE2
 			return nil, err
 		}
+	}
+	if err := skipBlock(); err != nil { // ReservedBlock2
+		return nil, err
 	}
 	return r, nil
 }

@@ -112,3 +112,28 @@ func TestSeriesAcrossDaylightSavingKeepsItsHour(t *testing.T) {
 		t.Errorf("the moved occurrence is also cancelled:\n%s", ics)
 	}
 }
+
+// Every cut of a series' blob is refused: the parser never reads past
+// the end, and never takes a blob cut short for a whole one.
+func TestRecurrenceBlobCutShortIsRefused(t *testing.T) {
+	first := time.Date(2026, 3, 19, 9, 0, 0, 0, time.UTC)
+	r, _ := ruleFromRRULE("FREQ=WEEKLY;COUNT=4", first)
+	subject, place := "moved", "Room 2"
+	r.exceptions = []exception{{start: first.AddDate(0, 0, 14).Add(time.Hour), end: first.AddDate(0, 0, 14).Add(2 * time.Hour),
+		original: first.AddDate(0, 0, 14), subject: &subject, location: &place}}
+	r.deleted = []time.Time{midnight(first.AddDate(0, 0, 7)), midnight(first.AddDate(0, 0, 14))}
+	r.modified = []time.Time{midnight(first.AddDate(0, 0, 14))}
+	blob, err := r.blob(first, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := parseRecurrence(blob)
+	if err != nil || len(whole.exceptions) != 1 || *whole.exceptions[0].subject != subject || *whole.exceptions[0].location != place {
+		t.Fatalf("whole blob: %+v %v", whole, err)
+	}
+	for n := range len(blob) {
+		if _, err := parseRecurrence(blob[:n]); err == nil {
+			t.Fatalf("a blob cut at %d of %d bytes was read as whole", n, len(blob))
+		}
+	}
+}
