@@ -918,11 +918,19 @@ func (s *Server) exportItems(c *call, mailboxID string) *reply {
 		}
 		s.mu.Lock()
 		ck := s.store.ChangeKey(f, pos)
-		stream, content, unread := s.store.Stream(f, pos), s.store.Content(f, pos), pos%3 == 0
+		stream, content, unread, isJSON := s.store.Stream(f, pos), s.store.Content(f, pos), pos%3 == 0, s.store.IsJSON(f, pos)
 		s.mu.Unlock()
 		if stream == nil {
 			var err error
-			if stream, err = itemformat.ExportStream(content, !unread); err != nil {
+			if isJSON {
+				// An event or contact created from JSON: its properties
+				// come from what the JSON says.
+				content, err = itemformat.GraphJSONAsMIME(f.Kind, content)
+			}
+			if err == nil {
+				stream, err = itemformat.ExportStream(content, !unread)
+			}
+			if err != nil {
 				e.Error = &itemErr{Type: "#microsoft.graph.mailTipsError", Code: "ErrorCorruptData", Message: "Data is corrupt."}
 				out = append(out, e)
 				continue

@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailvault/mailvault/adapters/itemformat"
 	"github.com/mailvault/mailvault/adapters/simtenant"
+	"github.com/mailvault/mailvault/domain"
 )
 
 type fakeClock struct {
@@ -526,5 +528,50 @@ func TestListItemsPagesCountsAndOrders(t *testing.T) {
 	}
 	if len(times) != 25 || !sort.SliceIsSorted(times, func(a, b int) bool { return times[a] > times[b] }) {
 		t.Fatalf("listed %d, newest first %v: %v", len(times), sort.SliceIsSorted(times, func(a, b int) bool { return times[a] > times[b] }), times)
+	}
+}
+
+// An event or a contact created from Graph's JSON is exported as a
+// FastTransfer stream made from what the JSON says, as Exchange would.
+func TestItemsCreatedFromJSONExportAsStreams(t *testing.T) {
+	for _, tc := range []struct{ route, json, want string }{
+		{"events", `{"subject":"Budget review","start":{"dateTime":"2026-12-07T09:00:00","timeZone":"UTC"},"end":{"dateTime":"2026-12-07T10:00:00","timeZone":"UTC"}}`,
+			"SUMMARY:Budget review"},
+		{"contacts", `{"displayName":"Ann Lee","givenName":"Ann","surname":"Lee","emailAddresses":[{"address":"ann@contoso.test"}]}`, "FN:Ann Lee"},
+	} {
+		exportedFromJSON(t, tc.route, tc.json, tc.want)
+	}
+}
+
+func exportedFromJSON(t *testing.T, route, item, want string) {
+	t.Helper()
+	h := newHarness(t, tenantYAML)
+	resp, b := h.do("POST", "/v1.0/users/lee@contoso.test/"+route, []byte(item), "Content-Type", "application/json")
+	var made map[string]any
+	if resp.StatusCode != 201 || json.Unmarshal(b, &made) != nil || made["id"] == nil {
+		t.Fatalf("create %s: %d %s", route, resp.StatusCode, b)
+	}
+	_, b = h.do("GET", "/beta/users/lee@contoso.test/settings/exchange", nil)
+	var settings struct {
+		PrimaryMailboxID string `json:"primaryMailboxId"`
+	}
+	if json.Unmarshal(b, &settings) != nil || settings.PrimaryMailboxID == "" {
+		t.Fatalf("settings/exchange: %s", b)
+	}
+	body, _ := json.Marshal(map[string]any{"itemIds": []string{made["id"].(string)}})
+	resp, b = h.do("POST", "/v1.0/admin/exchange/mailboxes/"+settings.PrimaryMailboxID+"/exportItems", body, "Content-Type", "application/json")
+	var out struct {
+		Value []struct {
+			Data  *string         `json:"data"`
+			Error json.RawMessage `json:"error"`
+		} `json:"value"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal(b, &out) != nil || len(out.Value) != 1 || out.Value[0].Data == nil {
+		t.Fatalf("export: %d %s", resp.StatusCode, b)
+	}
+	data, _ := base64.StdEncoding.DecodeString(*out.Value[0].Data)
+	ics, err := itemformat.MIME(domain.FormatGraphExport, data)
+	if err != nil || !strings.Contains(string(ics), want) {
+		t.Fatalf("%s: the stream says: %v\n%s", route, err, ics)
 	}
 }

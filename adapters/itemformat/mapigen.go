@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-vcard"
 
 	ft "github.com/mailvault/mailvault/adapters/fasttransfer"
+	"github.com/mailvault/mailvault/domain"
 )
 
 // ExportStream converts an item's MIME into the FastTransfer stream an
@@ -220,4 +221,44 @@ func bodyProps(ent *message.Entity, m *ft.Message, depth int) error {
 		m.Attachments = append(m.Attachments, a)
 		return nil
 	})
+}
+
+// GraphJSONAsMIME renders an event or contact kept as Graph's JSON (as a
+// simulator keeps one created through Graph's JSON routes) as the MIME
+// ExportStream reads: a text/calendar or text/vcard body.
+func GraphJSONAsMIME(kind string, content []byte) ([]byte, error) {
+	var body []byte
+	var contentType string
+	switch kind {
+	case "calendar":
+		comps, err := CalendarComponents(domain.FormatGraphJSON, content)
+		if err != nil {
+			return nil, err
+		}
+		cal := ical.NewCalendar()
+		cal.Props.SetText(ical.PropVersion, "2.0")
+		cal.Props.SetText(ical.PropProductID, "-//mailvault//sim//EN")
+		cal.Props.SetText(ical.PropMethod, "PUBLISH")
+		cal.Children = comps
+		var b bytes.Buffer
+		if err := guarded("iCalendar", func() error { return ical.NewEncoder(&b).Encode(cal) }); err != nil {
+			return nil, err
+		}
+		body, contentType = b.Bytes(), "text/calendar; charset=utf-8; method=PUBLISH"
+	case "contacts":
+		card, err := Card(domain.FormatGraphJSON, content)
+		if err != nil {
+			return nil, err
+		}
+		if card, err = CardAs(card, "4.0"); err != nil {
+			return nil, err
+		}
+		if body, err = EncodeCard(card); err != nil {
+			return nil, err
+		}
+		contentType = "text/vcard; charset=utf-8"
+	default:
+		return nil, fmt.Errorf("a %s item has no Graph JSON rendering to convert", kind)
+	}
+	return append([]byte("MIME-Version: 1.0\r\nContent-Type: "+contentType+"\r\n\r\n"), body...), nil
 }

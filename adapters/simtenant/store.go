@@ -427,6 +427,10 @@ func (s *Store) CreateImported(f *StoredFolder, content, stream []byte) int {
 	return pos
 }
 
+// IsJSON reports whether the item at pos is kept as Graph JSON (an event
+// or contact created through Graph's JSON routes), not MIME.
+func (s *Store) IsJSON(f *StoredFolder, pos int) bool { return f.Items[pos-1].JSON }
+
 // Stream is the export stream the item at pos was imported from, or nil
 // for an item the model generates (its stream is made from its MIME).
 func (s *Store) Stream(f *StoredFolder, pos int) []byte { return f.Items[pos-1].Stream }
