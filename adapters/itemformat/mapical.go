@@ -120,14 +120,19 @@ func appointmentICS(m *ft.Message) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return publish("-//mailvault//FastTransfer//EN", comps)
+}
+
+// publish writes components as an iCalendar object published as data
+// (METHOD:PUBLISH), not sent as an invitation.
+func publish(product string, comps []*ical.Component) ([]byte, error) {
 	cal := ical.NewCalendar()
 	cal.Props.SetText(ical.PropVersion, "2.0")
-	cal.Props.SetText(ical.PropProductID, "-//mailvault//FastTransfer//EN")
+	cal.Props.SetText(ical.PropProductID, product)
 	cal.Props.SetText(ical.PropMethod, "PUBLISH")
 	cal.Children = comps
 	var b bytes.Buffer
-	err = guarded("iCalendar", func() error { return ical.NewEncoder(&b).Encode(cal) })
-	if err != nil {
+	if err := guarded("iCalendar", func() error { return ical.NewEncoder(&b).Encode(cal) }); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil

@@ -235,16 +235,10 @@ func GraphJSONAsMIME(kind string, content []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		cal := ical.NewCalendar()
-		cal.Props.SetText(ical.PropVersion, "2.0")
-		cal.Props.SetText(ical.PropProductID, "-//mailvault//sim//EN")
-		cal.Props.SetText(ical.PropMethod, "PUBLISH")
-		cal.Children = comps
-		var b bytes.Buffer
-		if err := guarded("iCalendar", func() error { return ical.NewEncoder(&b).Encode(cal) }); err != nil {
+		if body, err = publish("-//mailvault//sim//EN", comps); err != nil {
 			return nil, err
 		}
-		body, contentType = b.Bytes(), "text/calendar; charset=utf-8; method=PUBLISH"
+		contentType = "text/calendar; charset=utf-8; method=PUBLISH"
 	case "contacts":
 		card, err := Card(domain.FormatGraphJSON, content)
 		if err != nil {

@@ -1,7 +1,6 @@
 package itemformat
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -70,16 +69,7 @@ func taskICS(m *ft.Message) ([]byte, error) {
 	if t := namedTime(ps, psetidTask, lidTaskDateCompleted); !t.IsZero() {
 		c.Props.SetDateTime(ical.PropCompleted, t)
 	}
-	cal := ical.NewCalendar()
-	cal.Props.SetText(ical.PropVersion, "2.0")
-	cal.Props.SetText(ical.PropProductID, "-//mailvault//FastTransfer//EN")
-	cal.Props.SetText(ical.PropMethod, "PUBLISH")
-	cal.Children = []*ical.Component{c}
-	var b bytes.Buffer
-	if err := guarded("iCalendar", func() error { return ical.NewEncoder(&b).Encode(cal) }); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
+	return publish("-//mailvault//FastTransfer//EN", []*ical.Component{c})
 }
 
 // taskProps converts a VTODO into a task's properties; uid becomes its
