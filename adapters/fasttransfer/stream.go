@@ -96,10 +96,13 @@ func Unwrap(b []byte) ([]byte, error) {
 		data := b[off+8 : off+8+int(n)]
 		switch op {
 		case frameTransferBuffer:
-			if buffers == 0 {
-				out = data
-			} else {
-				out = append(bytes.Clone(out), data...)
+			switch buffers {
+			case 0:
+				out = data // one buffer, the usual case: no copy
+			case 1:
+				out = append(bytes.Clone(out), data...) // a copy of our own, then appended to
+			default:
+				out = append(out, data...)
 			}
 			buffers++
 		case frameConfig, frameIsInterfaceOk, frameTellPartnerVersion:

@@ -266,3 +266,24 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// A stream split over many transfer buffers is joined, in order, and
+// without copying what was joined already for every further buffer.
+func TestManyTransferBuffers(t *testing.T) {
+	s := must(EncodeStream(sample()))
+	var b []byte
+	b = binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(b, frameConfig), 8)
+	b = append(b, make([]byte, 8)...)
+	for i := 0; i < len(s); i += 3 {
+		part := s[i:min(i+3, len(s))]
+		b = binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(b, frameTransferBuffer), uint32(len(part)))
+		b = append(b, part...)
+	}
+	joined, err := Unwrap(b)
+	if err != nil || !bytes.Equal(joined, s) {
+		t.Fatalf("joined %d bytes of %d: %v", len(joined), len(s), err)
+	}
+	if _, err := Decode(b); err != nil {
+		t.Fatal(err)
+	}
+}
