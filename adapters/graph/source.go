@@ -149,6 +149,14 @@ func NewSource(cfg Config) (*Source, error) {
 		kinds: map[string]string{}, exchange: map[string]string{}, noArchive: map[string]bool{}, imports: map[string]importSession{}}, nil
 }
 
+// exportOnly tells whether exportItems is the only route to a folder's
+// content: tasks and notes have no per-kind route, and an archive has no
+// route but the mailbox API at all (so nothing to fall back to either).
+func exportOnly(mailbox, kind string) bool {
+	_, archive := archiveOwner(mailbox)
+	return archive || kind == KindTasks || kind == KindNotes
+}
+
 // mode is the effective content mode of a kind.
 func (s *Source) mode(kind string) string {
 	m := s.cfg.Content[kind]
@@ -186,10 +194,10 @@ func (s *Source) RequestCost(request, kind string, items int) domain.RequestCost
 		return domain.UnitCost
 	}
 	mode := s.mode(kind)
-	if kind == KindTasks || kind == KindNotes {
-		// The only route to their content. (An archive's items are
-		// exported too, whatever their kind; the price of its mail in
-		// another mode is then an overestimate, which costs pace only.)
+	if exportOnly("", kind) {
+		// (An archive's items are exported too, whatever their kind; the
+		// price of its mail in another mode is then an overestimate,
+		// which costs pace only: the cost model is told no mailbox.)
 		mode = ModeExport
 	}
 	switch mode {
@@ -480,7 +488,8 @@ func (s *Source) List(ctx context.Context, mailbox, folderID, token string) (dom
 			return domain.Page{}, err
 		}
 	} else {
-		if _, archive := archiveOwner(mailbox); archive {
+		_, archive := archiveOwner(mailbox)
+		if archive {
 			kind = "" // an archive is listed through the mailbox API only
 		}
 		switch kind {
@@ -497,7 +506,6 @@ func (s *Source) List(ctx context.Context, mailbox, folderID, token string) (dom
 			if err != nil {
 				return domain.Page{}, err
 			}
-			_, archive := archiveOwner(mailbox)
 			link = s.c.url(archive, "admin", "exchange", "mailboxes", mbx, "folders", folderID, "items", "delta") + "?$select=id,changeKey,lastModifiedDateTime"
 		}
 	}
@@ -545,13 +553,13 @@ func (s *Source) Fetch(ctx context.Context, mailbox, folderID string, items []do
 		return &domain.Failure{Class: domain.ClassFatal, Code: "BatchTooLarge", Message: fmt.Sprintf("%d items in one request; Graph takes %d", len(items), MaxItemsPerRequest)}
 	}
 	mode := s.mode(kind)
-	if _, archive := archiveOwner(mailbox); archive || kind == KindTasks || kind == KindNotes {
-		mode = ModeExport // the only route to their content
+	if exportOnly(mailbox, kind) {
+		mode = ModeExport
 	}
 	switch mode {
 	case ModeExport:
 		err := s.export(ctx, mailbox, items, deliver)
-		if fl, ok := err.(*domain.Failure); ok && fl.Code == "ErrorAccessDenied" && s.cfg.Content[kind] != ModeExport && kind != KindTasks && kind != KindNotes {
+		if fl, ok := err.(*domain.Failure); ok && fl.Code == "ErrorAccessDenied" && s.cfg.Content[kind] != ModeExport && !exportOnly(mailbox, kind) {
 			// No MailboxItem.Export.All: fall back to MIME for the rest
 			// of the run, and say so once.
 			if !s.exportDenied.Swap(true) {

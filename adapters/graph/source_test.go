@@ -250,6 +250,20 @@ func TestExportItemsAndFallback(t *testing.T) {
 	if c := denied.RequestCost(domain.RequestFetch, KindMail, 20); c.Budget != 20 || c.Concurrency != 4 {
 		t.Fatalf("after the fallback a batch of 20 costs %+v, want 20 budget and 4 concurrent", c)
 	}
+
+	// An archive has no route but the mailbox API: denied, it says so
+	// rather than asking the user's folders through $batch.
+	_, archive := serve(t, map[string]recorded{
+		"/beta/users/a@x/settings/exchange":                  jsonReply(`{"primaryMailboxId":"MBX:1@2","archiveMailboxId":"MBX:9@2"}`),
+		"/beta/admin/exchange/mailboxes/MBX:9@2/exportItems": {status: 403, header: map[string]string{"Content-Type": jsonCT}, body: `{"error":{"code":"ErrorAccessDenied","message":"Access is denied."}}`},
+	})
+	archive.kinds["a@x (archive)\x00F1"] = KindMail
+	got = nil
+	err = archive.Fetch(context.Background(), "a@x (archive)", "F1", []domain.ItemRef{{Position: 1, ID: "m1"}}, func(it domain.Item) error { got = append(got, it); return nil })
+	var fl *domain.Failure
+	if !errors.As(err, &fl) || fl.Code != "ErrorAccessDenied" || len(got) != 0 || archive.exportDenied.Load() {
+		t.Fatalf("a denied archive export: %v %+v", err, got)
+	}
 }
 
 func TestParseContentModesAreValidated(t *testing.T) {
