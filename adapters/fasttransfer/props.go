@@ -157,41 +157,18 @@ func (ps Props) GetNamed(set GUID, lid uint32) (Prop, bool) {
 }
 
 // String is the property's text, whatever string type it has; "" when
-// absent or not a string.
-func (ps Props) String(tag Tag) string {
-	p, ok := ps.Get(tag)
-	if !ok {
-		return ""
-	}
-	return p.Text()
-}
+// absent or not a string. (Get gives a Prop without a value when the
+// property is absent, and its readers the zero value.)
+func (ps Props) String(tag Tag) string { p, _ := ps.Get(tag); return p.Text() }
 
 // Int32 is an integer property's value, 0 when absent.
-func (ps Props) Int32(tag Tag) int32 {
-	p, ok := ps.Get(tag)
-	if !ok {
-		return 0
-	}
-	return p.Int32()
-}
+func (ps Props) Int32(tag Tag) int32 { p, _ := ps.Get(tag); return p.Int32() }
 
 // Time is a time property's value, the zero time when absent.
-func (ps Props) Time(tag Tag) time.Time {
-	p, ok := ps.Get(tag)
-	if !ok {
-		return time.Time{}
-	}
-	return p.Time()
-}
+func (ps Props) Time(tag Tag) time.Time { p, _ := ps.Get(tag); return p.Time() }
 
 // Bytes is a binary property's value, nil when absent.
-func (ps Props) Bytes(tag Tag) []byte {
-	p, ok := ps.Get(tag)
-	if !ok {
-		return nil
-	}
-	return p.Value
-}
+func (ps Props) Bytes(tag Tag) []byte { p, _ := ps.Get(tag); return p.Value }
 
 // Text decodes a string value: UTF-16LE for TypeString and code page 1200,
 // UTF-8 when valid otherwise, else Latin-1. The terminating NUL is dropped.

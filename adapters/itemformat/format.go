@@ -157,7 +157,7 @@ func summarizeStream(m *fasttransfer.Message) Summary {
 			s.From = a.Name + " <" + a.Address + ">"
 		}
 	}
-	s.Date = firstTime(ps.Time(tagClientSubmitTime), ps.Time(tagMessageDeliveryTime), namedTime(ps, psetidAppointment, lidStartWhole), ps.Time(tagLastModified))
+	s.Date = firstTime(ps.Time(tagClientSubmitTime), ps.Time(tagMessageDeliveryTime), named(ps, psetidAppointment, lidStartWhole).Time(), ps.Time(tagLastModified))
 	return s
 }
 

@@ -56,33 +56,11 @@ var (
 	vcalUIDMarker            = []byte("vCal-Uid\x01\x00\x00\x00")
 )
 
-// namedTime and the like read named properties of a set.
-func namedTime(ps ft.Props, set ft.GUID, lid uint32) time.Time {
-	if p, ok := ps.GetNamed(set, lid); ok {
-		return p.Time()
-	}
-	return time.Time{}
-}
-
-func namedInt(ps ft.Props, set ft.GUID, lid uint32) int32 {
-	if p, ok := ps.GetNamed(set, lid); ok {
-		return p.Int32()
-	}
-	return 0
-}
-
-func namedString(ps ft.Props, set ft.GUID, lid uint32) string {
-	if p, ok := ps.GetNamed(set, lid); ok {
-		return p.Text()
-	}
-	return ""
-}
-
-func namedBytes(ps ft.Props, set ft.GUID, lid uint32) []byte {
-	if p, ok := ps.GetNamed(set, lid); ok {
-		return p.Value
-	}
-	return nil
+// named is the named property set/lid of ps; absent, a Prop without a
+// value, whose readers give the zero value.
+func named(ps ft.Props, set ft.GUID, lid uint32) ft.Prop {
+	p, _ := ps.GetNamed(set, lid)
+	return p
 }
 
 // uidOf reads an iCalendar UID from a PidLidGlobalObjectId: the UID it was
@@ -140,7 +118,7 @@ func publish(product string, comps []*ical.Component) ([]byte, error) {
 
 func appointmentComponents(m *ft.Message) ([]*ical.Component, error) {
 	ps := m.Props
-	start, end := namedTime(ps, psetidAppointment, lidStartWhole), namedTime(ps, psetidAppointment, lidEndWhole)
+	start, end := named(ps, psetidAppointment, lidStartWhole).Time(), named(ps, psetidAppointment, lidEndWhole).Time()
 	if start.IsZero() {
 		start, end = ps.Time(tagStartDate), ps.Time(tagEndDate)
 	}
@@ -153,7 +131,7 @@ func appointmentComponents(m *ft.Message) ([]*ical.Component, error) {
 	// The UID: from the global object id, else the search key, else made
 	// from what the appointment says (the same for the same appointment).
 	var uid string
-	if goid := namedBytes(ps, psetidMeeting, lidGlobalObjectID); len(goid) > 0 {
+	if goid := named(ps, psetidMeeting, lidGlobalObjectID).Value; len(goid) > 0 {
 		uid = uidOf(goid)
 	} else if key := ps.Bytes(tagSearchKey); len(key) > 0 {
 		uid = fmt.Sprintf("%X", key)
@@ -161,11 +139,11 @@ func appointmentComponents(m *ft.Message) ([]*ical.Component, error) {
 		sum := sha256.Sum256([]byte(ps.String(tagSubject) + "\x00" + start.UTC().Format(time.RFC3339)))
 		uid = fmt.Sprintf("%X@mailvault", sum[:16])
 	}
-	stamp := namedTime(ps, psetidMeeting, lidOwnerCriticalChange)
+	stamp := named(ps, psetidMeeting, lidOwnerCriticalChange).Time()
 	if stamp.IsZero() {
 		stamp = firstTime(ps.Time(tagLastModified), start)
 	}
-	allDay := namedInt(ps, psetidAppointment, lidSubType) != 0
+	allDay := named(ps, psetidAppointment, lidSubType).Int32() != 0
 	master := ical.NewComponent(ical.CompEvent)
 	master.Props.SetText(ical.PropUID, uid)
 	master.Props.SetDateTime(ical.PropDateTimeStamp, stamp.UTC())
@@ -182,13 +160,13 @@ func appointmentComponents(m *ft.Message) ([]*ical.Component, error) {
 	if s := ps.String(tagSubject); s != "" {
 		master.Props.SetText(ical.PropSummary, s)
 	}
-	if s := namedString(ps, psetidAppointment, lidLocation); s != "" {
+	if s := named(ps, psetidAppointment, lidLocation).Text(); s != "" {
 		master.Props.SetText(ical.PropLocation, s)
 	}
 	if s := ps.String(tagBody); s != "" {
 		master.Props.SetText(ical.PropDescription, s)
 	}
-	if namedInt(ps, psetidAppointment, lidStateFlags)&asfMeeting != 0 {
+	if named(ps, psetidAppointment, lidStateFlags).Int32()&asfMeeting != 0 {
 		if from := sender(ps); from != "" {
 			if a, err := mail.ParseAddress(from); err == nil {
 				p := ical.NewProp(ical.PropOrganizer)
@@ -222,7 +200,7 @@ func appointmentComponents(m *ft.Message) ([]*ical.Component, error) {
 		}
 	}
 	out := []*ical.Component{master}
-	blob := namedBytes(ps, psetidAppointment, lidAppointmentRecur)
+	blob := named(ps, psetidAppointment, lidAppointmentRecur).Value
 	if blob == nil {
 		return out, nil
 	}
@@ -235,7 +213,7 @@ func appointmentComponents(m *ft.Message) ([]*ical.Component, error) {
 	// local time, so that every occurrence keeps its hour across the
 	// changes; otherwise the offset is read from the first occurrence and
 	// the series written in UTC.
-	z, _ := parseZone(namedBytes(ps, psetidAppointment, lidTimeZoneStruct), namedString(ps, psetidAppointment, lidTimeZoneDescription))
+	z, _ := parseZone(named(ps, psetidAppointment, lidTimeZoneStruct).Value, named(ps, psetidAppointment, lidTimeZoneDescription).Text())
 	zoned := z.daylight() && !allDay
 	offset := r.start.Add(time.Duration(r.startMin) * time.Minute).Sub(start)
 	utc := func(local time.Time) time.Time {

@@ -56,7 +56,7 @@ func contactVCard(m *ft.Message) ([]byte, error) {
 			card.Add(field, &vcard.Field{Value: v, Params: params})
 		}
 	}
-	fn := firstNonEmpty(ps.String(tagDisplayName), namedString(ps, psetidAddress, lidFileUnder))
+	fn := firstNonEmpty(ps.String(tagDisplayName), named(ps, psetidAddress, lidFileUnder).Text())
 	set(vcard.FieldFormattedName, fn, nil)
 	if n := (vcard.Name{FamilyName: ps.String(tagSurname), GivenName: ps.String(tagGivenName), AdditionalName: ps.String(tagMiddleName),
 		HonorificPrefix: ps.String(tagDisplayNamePrefix), HonorificSuffix: ps.String(tagGeneration)}); n != (vcard.Name{}) {
@@ -65,7 +65,7 @@ func contactVCard(m *ft.Message) ([]byte, error) {
 	set(vcard.FieldOrganization, ps.String(tagCompanyName), nil)
 	set(vcard.FieldTitle, ps.String(tagTitle), nil)
 	for _, lids := range emailLIDs {
-		set(vcard.FieldEmail, namedString(ps, psetidAddress, lids[0]), nil)
+		set(vcard.FieldEmail, named(ps, psetidAddress, lids[0]).Text(), nil)
 	}
 	for _, pt := range phoneTypes {
 		var params vcard.Params

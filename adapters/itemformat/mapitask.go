@@ -43,10 +43,10 @@ func taskICS(m *ft.Message) ([]byte, error) {
 	}
 	c.Props.SetText(ical.PropUID, uid)
 	c.Props.SetDateTime(ical.PropDateTimeStamp, firstTime(ps.Time(tagLastModified), ps.Time(tagCreationTime), time.Unix(0, 0)).UTC())
-	if t := namedTime(ps, psetidTask, lidTaskStartDate); !t.IsZero() {
+	if t := named(ps, psetidTask, lidTaskStartDate).Time(); !t.IsZero() {
 		c.Props.SetDateTime(ical.PropDateTimeStart, t)
 	}
-	if t := namedTime(ps, psetidTask, lidTaskDueDate); !t.IsZero() {
+	if t := named(ps, psetidTask, lidTaskDueDate).Time(); !t.IsZero() {
 		c.Props.SetDateTime(ical.PropDue, t)
 	}
 	if s := ps.String(tagSubject); s != "" {
@@ -55,7 +55,7 @@ func taskICS(m *ft.Message) ([]byte, error) {
 	if s := ps.String(tagBody); s != "" {
 		c.Props.SetText(ical.PropDescription, s)
 	}
-	if st := namedInt(ps, psetidTask, lidTaskStatus); st >= 0 && int(st) < len(taskStatuses) {
+	if st := named(ps, psetidTask, lidTaskStatus).Int32(); st >= 0 && int(st) < len(taskStatuses) {
 		c.Props.SetText(ical.PropStatus, taskStatuses[st])
 	}
 	if p, ok := ps.GetNamed(psetidTask, lidPercentComplete); ok && len(p.Value) == 8 {
@@ -66,7 +66,7 @@ func taskICS(m *ft.Message) ([]byte, error) {
 			c.Props.Set(p)
 		}
 	}
-	if t := namedTime(ps, psetidTask, lidTaskDateCompleted); !t.IsZero() {
+	if t := named(ps, psetidTask, lidTaskDateCompleted).Time(); !t.IsZero() {
 		c.Props.SetDateTime(ical.PropCompleted, t)
 	}
 	return publish("-//mailvault//FastTransfer//EN", []*ical.Component{c})

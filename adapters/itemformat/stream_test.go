@@ -161,7 +161,7 @@ func TestStreamIsAnAppointmentWithItsSeries(t *testing.T) {
 	if c := m.Props.String(tagMessageClass); c != "IPM.Appointment" {
 		t.Fatalf("class %q", c)
 	}
-	r, err := parseRecurrence(namedBytes(m.Props, psetidAppointment, lidAppointmentRecur))
+	r, err := parseRecurrence(named(m.Props, psetidAppointment, lidAppointmentRecur).Value)
 	if err != nil {
 		t.Fatal(err)
 	}
