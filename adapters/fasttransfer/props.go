@@ -156,6 +156,16 @@ func (ps Props) GetNamed(set GUID, lid uint32) (Prop, bool) {
 	return Prop{}, false
 }
 
+// GetByName returns the named property set/name (MNID_STRING).
+func (ps Props) GetByName(set GUID, name string) (Prop, bool) {
+	for _, p := range ps {
+		if p.Named != nil && p.Named.ByName && p.Named.Set == set && p.Named.Name == name {
+			return p, true
+		}
+	}
+	return Prop{}, false
+}
+
 // String is the property's text, whatever string type it has; "" when
 // absent or not a string. (Get gives a Prop without a value when the
 // property is absent, and its readers the zero value.)
@@ -296,6 +306,13 @@ func BinaryProp(tag Tag, v []byte) Prop {
 // from 0x8000.
 func WithName(p Prop, set GUID, lid uint32) Prop {
 	p.Named = &Named{Set: set, LID: lid}
+	p.Tag = NewTag(0x8000, p.Tag.Type())
+	return p
+}
+
+// WithStringName makes p a named property of set known by name (MNID_STRING).
+func WithStringName(p Prop, set GUID, name string) Prop {
+	p.Named = &Named{Set: set, ByName: true, Name: name}
 	p.Tag = NewTag(0x8000, p.Tag.Type())
 	return p
 }

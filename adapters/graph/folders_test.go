@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/mailvault/mailvault/domain"
@@ -103,17 +102,4 @@ type countingTransport struct {
 func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.calls[r.URL.Path]++
 	return c.base.RoundTrip(r)
-}
-
-// Graph's folder routes make mail, calendar and contact folders only: a
-// tasks or notes folder is refused with a reason, before any request.
-func TestTasksAndNotesAreNotRestoredAsMailFolders(t *testing.T) {
-	_, src := serve(t, map[string]recorded{})
-	for _, kind := range []string{KindTasks, KindNotes} {
-		_, err := src.EnsureFolder(context.Background(), "a@x", "Tasks", kind)
-		var fl *domain.Failure
-		if !errors.As(err, &fl) || fl.Code != "KindNotRestorable" || !strings.Contains(fl.Message, "EWS") {
-			t.Fatalf("%s: %v", kind, err)
-		}
-	}
 }

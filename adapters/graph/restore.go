@@ -20,11 +20,6 @@ import (
 	"github.com/mailvault/mailvault/pipeline"
 )
 
-// MarkerProperty is the named extended property a restore sets on what it
-// creates (its value: the storage's version id), so that a resumed restore
-// finds what an interrupted one already made.
-const MarkerProperty = "String {6f3e4c1a-9d1b-4b8e-9a61-4d1b8a6c2f10} Name MailvaultRestoreId"
-
 // MaxInlineAttachment is the largest attachment sent inside the create
 // request; bigger ones go through an upload session, as Graph requires for
 // attachments over 3 MB.
@@ -50,16 +45,12 @@ func odataString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''"
 // EnsureFolder implements pipeline.RestoreTarget. Calendars are flat in
 // Graph: a nested calendar path becomes one calendar named "A - B".
 func (s *Source) EnsureFolder(ctx context.Context, mailbox, path, kind string) (string, error) {
-	if _, archive := archiveOwner(mailbox); archive {
-		return "", &domain.Failure{Class: domain.ClassFatal, Code: "ArchiveNotRestorable",
-			Message: "restoring into an archive mailbox is not supported: restore into the mailbox itself (--target-mailbox ADDRESS)"}
-	}
-	if kind == KindTasks || kind == KindNotes {
-		// Graph's folder routes make mail, calendar and contact folders
-		// only; a task or note folder made as a mail folder would not be
-		// one in Outlook.
-		return "", &domain.Failure{Class: domain.ClassFatal, Code: "KindNotRestorable",
-			Message: kind + " are not restored over Graph yet: restore them over EWS, or export them (ICS, EML)"}
+	if exportOnly(mailbox, kind) {
+		// Graph's per-kind routes make mail, calendar and contact folders
+		// of a primary mailbox only: a task or note folder made as a mail
+		// folder would not be one in Outlook, and an archive has no
+		// per-kind routes at all.
+		return s.ensureMailboxFolder(ctx, mailbox, path, kind)
 	}
 	coll, _ := collectionOf(kind)
 	levels := strings.Split(strings.Trim(path, "/"), "/")
@@ -111,13 +102,12 @@ func (s *Source) EnsureFolder(ctx context.Context, mailbox, path, kind string) (
 // Lookup implements pipeline.RestoreTarget: by the restore mark, then by
 // the item's Message-ID (mail) or iCalendar UID (events).
 func (s *Source) Lookup(ctx context.Context, mailbox, folderID string, it pipeline.RestoreItem) (string, bool, error) {
-	filters := []string{"singleValueExtendedProperties/Any(ep: ep/id eq " + odataString(MarkerProperty) + " and ep/value eq " + odataString(it.VersionID) + ")"}
-	if raw, err := itemformat.MIME(it.Format, it.Content); err == nil && it.Kind == KindMail {
-		if h, err := mail.CreateReader(bytes.NewReader(raw)); err == nil {
-			if id := h.Header.Get("Message-Id"); id != "" {
-				filters = append(filters, "internetMessageId eq "+odataString(id))
-			}
-		}
+	if exportOnly(mailbox, it.Kind) {
+		return s.lookupMailboxItem(ctx, mailbox, folderID, it)
+	}
+	filters := []string{extendedPropertyFilter(MarkerProperty, it.VersionID)}
+	if id := messageID(it); id != "" {
+		filters = append(filters, "internetMessageId eq "+odataString(id))
 	}
 	switch {
 	case it.Kind == KindCalendar && it.Format == domain.FormatGraphJSON:
@@ -151,6 +141,10 @@ func (s *Source) Lookup(ctx context.Context, mailbox, folderID string, it pipeli
 
 // Delete implements pipeline.RestoreTarget.
 func (s *Source) Delete(ctx context.Context, mailbox, _, itemID, kind string) error {
+	if exportOnly(mailbox, kind) {
+		return &domain.Failure{Class: domain.ClassFatal, Code: "ReplaceNotPossible", Message: fmt.Sprintf(
+			"the mailbox API, the only route to %s, cannot delete items: restore with --collisions copy or skip", exportOnlyWhat(mailbox, kind))}
+	}
 	_, items := collectionOf(kind)
 	_, err := s.c.do(ctx, http.MethodDelete, s.c.url(false, "users", mailbox, items, itemID), nil, nil)
 	return err
@@ -164,6 +158,10 @@ func (s *Source) Delete(ctx context.Context, mailbox, _, itemID, kind string) er
 func (s *Source) Create(ctx context.Context, mailbox, folderID string, it pipeline.RestoreItem) (pipeline.CreateResult, error) {
 	if it.Format == domain.FormatGraphExport {
 		return s.importItem(ctx, mailbox, folderID, it)
+	}
+	if exportOnly(mailbox, it.Kind) {
+		return pipeline.CreateResult{}, &domain.Failure{Class: domain.ClassFatal, Code: "UnsupportedFormat", Message: fmt.Sprintf(
+			"%s take export streams only (an import session), and this item is stored as %s: restore it over EWS, or into the mailbox itself", exportOnlyWhat(mailbox, it.Kind), it.Format)}
 	}
 	switch it.Kind {
 	case KindMail:
@@ -448,7 +446,8 @@ func (s *Source) importItem(ctx context.Context, mailbox, folderID string, it pi
 	sess, ok := s.imports[mailbox]
 	s.mu.Unlock()
 	if !ok || time.Until(sess.expires) < time.Minute {
-		resp, err := s.c.do(ctx, http.MethodPost, s.c.url(false, "admin", "exchange", "mailboxes", xid, "createImportSession"), nil, []byte("{}"))
+		_, archive := archiveOwner(mailbox)
+		resp, err := s.c.do(ctx, http.MethodPost, s.c.url(archive, "admin", "exchange", "mailboxes", xid, "createImportSession"), nil, []byte("{}"))
 		if err != nil {
 			return pipeline.CreateResult{}, err
 		}
@@ -468,7 +467,15 @@ func (s *Source) importItem(ctx context.Context, mailbox, folderID string, it pi
 		s.imports[mailbox] = sess
 		s.mu.Unlock()
 	}
-	body, _ := json.Marshal(map[string]string{"FolderId": folderID, "Mode": "create", "Data": base64.StdEncoding.EncodeToString(it.Content)})
+	// The stream carries the restore mark, so that a later restore finds
+	// the item: the mailbox API cannot set a property on an item after it
+	// is made, and this costs no request.
+	marked, err := markStream(it.Content, it.VersionID)
+	if err != nil {
+		return pipeline.CreateResult{}, &domain.Failure{Class: domain.ClassFatal, Code: "DamagedStream",
+			Message: "the stored export stream cannot be read: " + err.Error()}
+	}
+	body, _ := json.Marshal(map[string]string{"FolderId": folderID, "Mode": "create", "Data": base64.StdEncoding.EncodeToString(marked)})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sess.url.String(), bytes.NewReader(body))
 	if err != nil {
 		return pipeline.CreateResult{}, err
@@ -497,13 +504,6 @@ func (s *Source) importItem(ctx context.Context, mailbox, folderID string, it pi
 	}
 	if fl := DecodeJSON(resp.Header, b, &made); fl != nil {
 		return pipeline.CreateResult{}, fl
-	}
-	// Mark the imported item, so that a later restore finds it; the
-	// stream itself cannot carry the mark.
-	_, items := collectionOf(it.Kind)
-	mark, _ := json.Marshal(map[string]any{"singleValueExtendedProperties": []map[string]string{{"id": MarkerProperty, "value": it.VersionID}}})
-	if _, err := s.c.do(ctx, http.MethodPatch, s.c.url(false, "users", mailbox, items, made.ItemID), nil, mark); err != nil {
-		return pipeline.CreateResult{}, fmt.Errorf("mark the imported item: %w", err)
 	}
 	return pipeline.CreateResult{ID: made.ItemID}, nil
 }

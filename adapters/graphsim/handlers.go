@@ -129,6 +129,9 @@ func (s *Server) dispatch(c *call) *reply {
 			}
 			return s.itemDelta(c, seg[3], seg[5])
 		}
+		if len(seg) >= 5 && seg[2] == "mailboxes" && seg[4] == "folders" {
+			return s.mailboxFolderRoutes(c, seg[3], seg[5:])
+		}
 		return notFound(c)
 	}
 	if len(seg) == 0 || seg[0] != "users" {
@@ -407,7 +410,7 @@ func (s *Server) folders(c *call, m *mailbox, kind string, rest []string) *reply
 			return s.createItem(c, m, f, kind)
 		}
 		if len(rest) == 2 && c.method == http.MethodGet {
-			return s.listItems(c, m, f, kind)
+			return s.listItems(c, f)
 		}
 		if len(rest) >= 3 {
 			return s.item(c, m, f, kind, rest[2], rest[3:])

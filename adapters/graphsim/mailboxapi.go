@@ -1,8 +1,10 @@
 package graphsim
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mailvault/mailvault/adapters/simtenant"
@@ -143,11 +145,7 @@ func (s *Server) itemDelta(c *call, mailboxID, folderID string) *reply {
 		return rep
 	}
 	size, applied := maxPageSize(c, 10, 1000)
-	value, off := s.deltaItems(f, st, size, false, "mailboxItem", func(pos int, id string) map[string]any {
-		when := s.store.Time(f, pos).UTC().Format(time.RFC3339)
-		return map[string]any{"@odata.type": "#microsoft.graph.mailboxItem", "id": id, "type": itemClass(f.Kind),
-			"size": s.store.Size(f, pos), "createdDateTime": when, "lastModifiedDateTime": when, "changeKey": s.store.ChangeKey(f, pos)}
-	})
+	value, off := s.deltaItems(f, st, size, false, "mailboxItem", func(pos int, id string) map[string]any { return s.mailboxItemJSON(f, pos, id) })
 	st.Page++
 	rep = jsonReply(http.StatusOK, s.deltaPage(c, st, off, off < len(f.Items), "mailboxItem", value))
 	if applied {
@@ -169,4 +167,127 @@ func itemClass(kind string) string {
 		return "IPM.StickyNote"
 	}
 	return "IPM.Note"
+}
+
+// kindOfClass is the simulator's folder kind for a folder class the
+// mailbox API is asked to make; "" for classes it does not model.
+func kindOfClass(class string) string {
+	for _, k := range []string{kindMail, kindCalendar, kindContacts, simtenant.KindTasks, simtenant.KindNotes} {
+		if c := folderClass(k); class == c || strings.HasPrefix(class, c+".") {
+			return k
+		}
+	}
+	if class == "" {
+		return kindMail // a folder made without a class is a mail folder
+	}
+	return ""
+}
+
+// mailboxFolderRoutes serves the mailbox API's folder routes below
+// admin/exchange/mailboxes/{id}/folders: the top-level folders (GET, POST),
+// one folder, its childFolders (GET, POST) and its items (GET, filtered by
+// extended properties).
+func (s *Server) mailboxFolderRoutes(c *call, mailboxID string, rest []string) *reply {
+	permission := "MailboxFolder.Read.All"
+	if c.method == http.MethodPost {
+		permission = "MailboxFolder.ReadWrite.All"
+	} else if len(rest) == 2 && rest[1] == "items" {
+		permission = "MailboxItem.Read.All"
+	}
+	m, release, rep := s.mailboxAPI(c, mailboxID, permission)
+	if rep != nil {
+		return rep
+	}
+	defer release()
+	var f *folder
+	if len(rest) > 0 {
+		s.mu.Lock()
+		f = m.ByID[rest[0]]
+		s.mu.Unlock()
+		if f == nil {
+			return errorReply(http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
+		}
+	}
+	switch {
+	case len(rest) == 0 || len(rest) == 2 && rest[1] == "childFolders":
+		switch c.method {
+		case http.MethodPost:
+			return s.createMailboxFolder(c, m, f)
+		case http.MethodGet:
+			return s.childFolderPage(c, m, f)
+		}
+		return methodNotAllowed()
+	case len(rest) == 1 && c.method == http.MethodGet:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return jsonReply(http.StatusOK, selectFields(s.mailboxFolderJSON(c, m, f), c.query.Get("$select")))
+	case len(rest) == 2 && rest[1] == "items" && c.method == http.MethodGet:
+		return s.itemList(c, f, false, func(pos int) map[string]any { return s.mailboxItemJSON(f, pos, s.itemID(f, pos, true)) })
+	}
+	return notFound(c)
+}
+
+// childFolderPage lists the folders under parent (the root for nil) as
+// mailboxFolder, paged by $skip.
+func (s *Server) childFolderPage(c *call, m *mailbox, parent *folder) *reply {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var list []*folder
+	for _, f := range m.Folders {
+		if parent == nil && (f.Parent == nil || f.Parent == m.Root) || parent != nil && f.Parent == parent {
+			list = append(list, f)
+		}
+	}
+	list, rep := filterFolders(c, list)
+	if rep != nil {
+		return rep
+	}
+	skip, end := pageOf(c, len(list))
+	value := []map[string]any{}
+	for _, f := range list[skip:end] {
+		value = append(value, selectFields(s.mailboxFolderJSON(c, m, f), c.query.Get("$select")))
+	}
+	out := map[string]any{"@odata.context": s.baseURL(c) + "/" + c.version + "/$metadata#Collection(microsoft.graph.mailboxFolder)", "value": value}
+	if end < len(list) {
+		out["@odata.nextLink"] = s.skipLink(c, end)
+	}
+	return jsonReply(http.StatusOK, out)
+}
+
+// createMailboxFolder serves POST of the mailbox API's folders or
+// childFolders: displayName and type (the folder class, IPF.Note when
+// absent); a name taken under the parent is a conflict, whatever its
+// class, as in Exchange.
+func (s *Server) createMailboxFolder(c *call, m *mailbox, parent *folder) *reply {
+	var body struct {
+		DisplayName string `json:"displayName"`
+		Type        string `json:"type"`
+	}
+	if err := json.Unmarshal(c.body, &body); err != nil {
+		return errorReply(http.StatusBadRequest, "RequestBodyRead", "Invalid JSON in the request body.")
+	}
+	if strings.TrimSpace(body.DisplayName) == "" || strings.ContainsAny(body.DisplayName, "/\\") {
+		return errorReply(http.StatusBadRequest, "ErrorInvalidRequest", "The folder name is missing or invalid.")
+	}
+	kind := kindOfClass(body.Type)
+	if kind == "" {
+		return errorReply(http.StatusBadRequest, "ErrorInvalidRequest", "The simulator does not model folders of class '"+body.Type+"'.")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range m.Folders {
+		sameParent := f.Parent == parent || parent == nil && (f.Parent == nil || f.Parent == m.Root)
+		if sameParent && strings.EqualFold(f.Name, body.DisplayName) {
+			return errorReply(http.StatusConflict, "ErrorFolderExists", "A folder with the specified name already exists.")
+		}
+	}
+	f := s.store.CreateChild(m.Box, parent, body.DisplayName, kind)
+	return jsonReply(http.StatusCreated, s.mailboxFolderJSON(c, m, f))
+}
+
+// mailboxItemJSON is an item as the mailbox API (mailboxItem) shows it.
+func (s *Server) mailboxItemJSON(f *folder, pos int, id string) map[string]any {
+	when := s.store.Time(f, pos).UTC().Format(time.RFC3339)
+	return map[string]any{"@odata.type": "#microsoft.graph.mailboxItem", "id": id, "type": itemClass(f.Kind),
+		"size": s.store.Size(f, pos), "createdDateTime": when, "lastModifiedDateTime": when, "changeKey": s.store.ChangeKey(f, pos)}
 }

@@ -17,6 +17,7 @@ import (
 
 	gomail "github.com/emersion/go-message/mail"
 
+	"github.com/mailvault/mailvault/adapters/fasttransfer"
 	"github.com/mailvault/mailvault/adapters/itemformat"
 	"github.com/mailvault/mailvault/adapters/simtenant"
 	"github.com/mailvault/mailvault/domain"
@@ -73,6 +74,22 @@ func (m *jsonMessage) prop(id string) (string, bool) {
 }
 
 const markerSuffix = "Name MailvaultRestoreId"
+
+// streamMarker is the restore mark an imported stream carries as a named
+// property, as Exchange keeps a stream's named properties on the item it
+// makes (and shows them as extended properties).
+func streamMarker(stream []byte) string {
+	m, err := fasttransfer.Decode(stream)
+	if err != nil {
+		return ""
+	}
+	for _, p := range m.Props {
+		if p.Named != nil && p.Named.ByName && "Name "+p.Named.Name == markerSuffix {
+			return p.Text()
+		}
+	}
+	return ""
+}
 
 func markerOf(props []extProp) string {
 	for _, p := range props {
@@ -236,45 +253,77 @@ var (
 
 func unquote(s string) string { return strings.ReplaceAll(s, "''", "'") }
 
-// listItems serves GET of a folder's items, optionally filtered by the
-// restore mark, internetMessageId or iCalUId.
-func (s *Server) listItems(c *call, m *mailbox, f *folder, kind string) *reply {
+// itemFilter reads a list's $filter: the restore mark or the Message-ID
+// (PidTagInternetMessageId, "String 0x1035") as extended properties, and
+// with fields (the per-kind routes) internetMessageId, iCalUId or
+// displayName.
+func (s *Server) itemFilter(c *call, f *folder, fields bool) (func(pos int) bool, *reply) {
 	filter := c.query.Get("$filter")
-	match := func(pos int) bool { return true }
+	byMessageID := func(want string) func(int) bool {
+		return func(pos int) bool {
+			msg, err := mail.ReadMessage(bytes.NewReader(s.store.Content(f, pos)))
+			return err == nil && msg.Header.Get("Message-Id") == want
+		}
+	}
 	switch {
 	case filter == "":
+		return func(int) bool { return true }, nil
 	case strings.HasPrefix(filter, "singleValueExtendedProperties/Any("):
 		mm := filterMarker.FindStringSubmatch(filter)
-		if mm == nil || !strings.Contains(filter, markerSuffix) {
-			return errorReply(http.StatusBadRequest, "ErrorInvalidUrlQueryFilter", "The filter on extended properties is not supported here.")
+		if mm == nil {
+			break
 		}
 		want := unquote(mm[1])
-		match = func(pos int) bool { return f.Items[pos-1].Marker == want }
-	default:
+		switch {
+		case strings.Contains(filter, markerSuffix+"'"):
+			return func(pos int) bool { return f.Items[pos-1].Marker == want }, nil
+		case strings.Contains(filter, "ep/id eq 'String 0x1035'"):
+			return byMessageID(want), nil
+		}
+		return nil, errorReply(http.StatusBadRequest, "ErrorInvalidUrlQueryFilter", "The filter on extended properties is not supported here.")
+	case fields:
 		mm := filterField.FindStringSubmatch(filter)
 		if mm == nil {
-			return errorReply(http.StatusBadRequest, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid nodes.")
+			break
 		}
 		want := unquote(mm[2])
 		switch mm[1] {
 		case "internetMessageId":
-			match = func(pos int) bool {
-				msg, err := mail.ReadMessage(bytes.NewReader(s.store.Content(f, pos)))
-				return err == nil && msg.Header.Get("Message-Id") == want
-			}
+			return byMessageID(want), nil
 		case "iCalUId", "displayName":
 			field := mm[1]
-			match = func(pos int) bool { return s.itemJSON(c, f, pos, false, false)[field] == want }
-		default:
-			return errorReply(http.StatusBadRequest, "ErrorInvalidProperty", "The property '"+mm[1]+"' does not exist on this type.")
+			return func(pos int) bool { return s.itemJSON(c, f, pos, false, false)[field] == want }, nil
 		}
+		return nil, errorReply(http.StatusBadRequest, "ErrorInvalidProperty", "The property '"+mm[1]+"' does not exist on this type.")
 	}
+	return nil, errorReply(http.StatusBadRequest, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid nodes.")
+}
+
+// listItems serves GET of a folder's items, optionally filtered by the
+// restore mark, internetMessageId or iCalUId.
+func (s *Server) listItems(c *call, f *folder) *reply {
+	return s.itemList(c, f, true, func(pos int) map[string]any { return s.itemJSON(c, f, pos, immutable(c), false) })
+}
+
+// pageOf is the part of a list of n that $skip and $top (10 by default, at
+// most 1000) ask for: list[from:to].
+func pageOf(c *call, n int) (from, to int) {
 	top := 10
 	if v, err := strconv.Atoi(c.query.Get("$top")); err == nil && v > 0 {
 		top = min(v, 1000)
 	}
 	skip, _ := strconv.Atoi(c.query.Get("$skip"))
-	skip = max(skip, 0)
+	to = min(max(skip, 0)+top, n)
+	return min(max(skip, 0), to), to
+}
+
+// itemList serves a folder's items as render shows them, filtered,
+// ordered and paged by $skip.
+func (s *Server) itemList(c *call, f *folder, fields bool, render func(pos int) map[string]any) *reply {
+	match, rep := s.itemFilter(c, f, fields)
+	if rep != nil {
+		return rep
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var all []int
@@ -299,9 +348,9 @@ func (s *Server) listItems(c *call, m *mailbox, f *folder, kind string) *reply {
 		simtenant.SortByKey(all, key, desc)
 	}
 	value := []map[string]any{}
-	end := min(skip+top, len(all))
-	for _, pos := range all[min(skip, end):end] {
-		value = append(value, selectFields(s.itemJSON(c, f, pos, immutable(c), false), c.query.Get("$select")))
+	skip, end := pageOf(c, len(all))
+	for _, pos := range all[skip:end] {
+		value = append(value, selectFields(render(pos), c.query.Get("$select")))
 	}
 	out := map[string]any{"@odata.context": s.baseURL(c) + "/" + c.version + "/$metadata#Collection", "value": value}
 	if strings.EqualFold(c.query.Get("$count"), "true") {
@@ -516,6 +565,7 @@ func (s *Server) importItem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pos := s.store.CreateImported(f, content, data)
+	f.Items[pos-1].Marker = streamMarker(data)
 	id, ck := s.itemID(f, pos, true), s.store.ChangeKey(f, pos)
 	s.mu.Unlock()
 	s.write(w, r, jsonReply(http.StatusOK, map[string]any{"itemId": id, "changeKey": ck}))

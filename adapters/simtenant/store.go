@@ -182,6 +182,12 @@ func (b *Box) Ensure(path, kind string) *StoredFolder {
 	} else if kind != KindMail && b.Address != "" {
 		parent = nil // top-level contact folders hang off the mailbox itself
 	}
+	return b.add(parent, name, path, kind)
+}
+
+// add makes a folder named name at path under parent (nil: hanging off the
+// mailbox, as top-level calendars and contact folders do).
+func (b *Box) add(parent *StoredFolder, name, path, kind string) *StoredFolder {
 	f := &StoredFolder{Box: b, ID: FolderID(b.key, kind+"\x00"+path), Name: name, Path: path, Kind: kind, Parent: parent}
 	if parent == b.Root && b.Address != "" {
 		f.WellKnown = WellKnownNames[strings.ToLower(name)]
@@ -478,6 +484,23 @@ func (s *Store) CreateFolder(b *Box, path, kind string) *StoredFolder {
 		s.Seq++
 		created.Seq = s.Seq
 	}
+	return f
+}
+
+// CreateChild makes a folder named name of kind under parent (the root
+// for nil), whatever the parent's kind: the mailbox API makes folders of
+// any class anywhere, as Outlook does.
+func (s *Store) CreateChild(b *Box, parent *StoredFolder, name, kind string) *StoredFolder {
+	if parent == nil {
+		parent = b.Root
+	}
+	path := name
+	if parent != b.Root {
+		path = parent.Path + "/" + name
+	}
+	f := b.add(parent, name, path, kind)
+	s.Seq++
+	f.Seq = s.Seq
 	return f
 }
 
