@@ -19,6 +19,9 @@ mailboxes:
       - path: Notes
         kind: notes
         items: 4
+      - path: Journal
+        kind: journal
+        items: 2
     archive:
       - path: Inbox
         items: 20
@@ -44,8 +47,8 @@ mailboxes:
 // and into the archive itself, where a second restore finds what the
 // first made and a replace is refused with the reason.
 func TestArchiveMailboxes(t *testing.T) {
-	t.Parallel() // waits on servers and timers more than it computes
-	const gina, archive, tasks, notes = 12, 33, 6, 4
+	t.Parallel()                                         // waits on servers and timers more than it computes
+	const gina, archive, tasks, notes = 12 + 2, 33, 6, 4 // gina: 12 messages and 2 journal entries
 	sim := startGraphSim(t, archiveTenant)
 	data := filepath.Join(t.TempDir(), "data")
 	r, res := graphBackup(t, sim, data, "--archives")

@@ -375,10 +375,14 @@ mailboxes:
         kind: notes
         items: 7
         size: {min: 1KB, max: 2KB}
+      - path: Journal
+        kind: journal
+        items: 5
+        size: {min: 1KB, max: 2KB}
 `
 
 // Backups over HTTPS from both simulators keep each item as the server's
-// export stream ([MS-OXCFXICS]), tasks and notes folders included (over
+// export stream ([MS-OXCFXICS]), tasks, notes and journal folders included (over
 // Graph listed through the mailbox API's item delta); export decodes them
 // into EML, mbox, ICS and vCard, and independent readers (Python's mailbox,
 // icalendar, vobject) read back every message, note, series, changed
@@ -386,7 +390,7 @@ mailboxes:
 func TestExportFromExportStreams(t *testing.T) {
 	t.Parallel() // waits on servers and timers more than it computes
 	needPythonModules(t, "icalendar", "vobject")
-	const messages, notes, tasks = 24 + 6, 7, 9
+	const messages, notes, journal, tasks = 24 + 6, 7, 5, 9
 	for _, source := range []string{"graph", "ews"} {
 		t.Run(source, func(t *testing.T) {
 			dir := t.TempDir()
@@ -403,13 +407,16 @@ func TestExportFromExportStreams(t *testing.T) {
 					t.Fatalf("schema validation failed:\n%s", msg)
 				}
 			}
-			mustf(t, res.code == 0 && r.ItemsStored == messages+notes+30+tasks+15, "backup: exit %d, stored %d: %s", res.code, r.ItemsStored, res.stderr)
+			mustf(t, res.code == 0 && r.ItemsStored == messages+notes+journal+30+tasks+15, "backup: exit %d, stored %d: %s", res.code, r.ItemsStored, res.stderr)
 			store := filepath.Join(data, "storage")
+			kinds := map[string]int{}
 			for _, v := range storedVersions(t, store) {
+				kinds[v.Kind]++
 				mustf(t, strings.HasSuffix(v.Format, "export"), "%s/%s stored as %s, not as an export stream", v.FolderPath, v.ItemID, v.Format)
 				m, err := fasttransfer.Decode(v.Content)
 				mustf(t, err == nil && len(m.Props) > 10, "%s/%s is not a FastTransfer stream: %v", v.FolderPath, v.ItemID, err)
 			}
+			mustf(t, kinds["journal"] == journal && kinds["notes"] == notes && kinds["tasks"] == tasks, "stored by kind: %v", kinds)
 			export := func(format string) string {
 				out := filepath.Join(dir, "x-"+format)
 				res := mailvault(t, "export", "--storage", store, "--data", data, "--format", format, "--out", out)
@@ -417,9 +424,9 @@ func TestExportFromExportStreams(t *testing.T) {
 				return out
 			}
 			out := export("eml")
-			mustf(t, countFiles(t, out, ".eml") == messages+notes, "eml files: %d", countFiles(t, out, ".eml"))
+			mustf(t, countFiles(t, out, ".eml") == messages+notes+journal, "eml files: %d", countFiles(t, out, ".eml"))
 			c := readExport(t, "mbox", export("mbox"))
-			mustf(t, c.Messages == messages+notes, "mbox: %+v", c)
+			mustf(t, c.Messages == messages+notes+journal, "mbox: %+v", c)
 			c = readExport(t, "ics", export("ics"))
 			// Positions 3, 13 and 23 are weekly series with one moved
 			// occurrence each: 33 VEVENTs, 3 with RRULE, 3 with RECURRENCE-ID;

@@ -324,6 +324,9 @@ mailboxes:
       - path: Notes
         kind: notes
         items: 4
+      - path: Journal
+        kind: journal
+        items: 3
   - address: piet@contoso.test
     folders:
       - path: Inbox
@@ -347,7 +350,7 @@ func TestRestoreOverEWS(t *testing.T) {
 	into := "Restored 2026-12-01"
 	rep := restoreJSON(t, run("restore", "--storage", store, "--to", "onprem", "--mailbox", "olga@contoso.test", "--target-mailbox", "piet@contoso.test",
 		"--into-folder", into, "--format", "json"))
-	mustf(t, rep.Created == 76+5+4 && rep.Failed == 0, "restore: %+v", rep)
+	mustf(t, rep.Created == 76+5+4+3 && rep.Failed == 0, "restore: %+v", rep)
 	mustNotContain(t, data, sim.Password)
 
 	check := filepath.Join(t.TempDir(), "check")

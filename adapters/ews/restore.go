@@ -46,8 +46,9 @@ func (s *Source) createFolder(ctx context.Context, mailbox string, parent folder
 		el = "Folder"
 	}
 	class := ""
-	if kind == KindNotes {
-		class = `<t:FolderClass>IPF.StickyNote</t:FolderClass>`
+	if el == "Folder" && kind != KindMail && domain.FolderClass(kind) != "" {
+		// Notes and journal folders are Folders of their class.
+		class = `<t:FolderClass>` + domain.FolderClass(kind) + `</t:FolderClass>`
 	}
 	var n strings.Builder
 	xml.EscapeText(&n, []byte(name))

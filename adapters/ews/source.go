@@ -25,11 +25,12 @@ const (
 
 // Kinds of folders, as the engine names them.
 const (
-	KindMail     = "mail"
-	KindCalendar = "calendar"
-	KindContacts = "contacts"
-	KindTasks    = "tasks"
-	KindNotes    = "notes"
+	KindMail     = domain.KindMail
+	KindCalendar = domain.KindCalendar
+	KindContacts = domain.KindContacts
+	KindTasks    = domain.KindTasks
+	KindNotes    = domain.KindNotes
+	KindJournal  = domain.KindJournal
 )
 
 // PublicFolders is the name under which public folders are backed up, in
@@ -155,20 +156,11 @@ func (s *Source) Mailboxes(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
+// kindOf is the kind a folder of class is backed up as; false for search
+// folders and the classes mailvault does not back up.
 func kindOf(class string) (string, bool) {
-	switch {
-	case class == "" || class == "IPF.Note" || strings.HasPrefix(class, "IPF.Note."):
-		return KindMail, true
-	case strings.HasPrefix(class, "IPF.Appointment"):
-		return KindCalendar, true
-	case strings.HasPrefix(class, "IPF.Contact"):
-		return KindContacts, true
-	case strings.HasPrefix(class, "IPF.Task"):
-		return KindTasks, true
-	case strings.HasPrefix(class, "IPF.StickyNote"):
-		return KindNotes, true
-	}
-	return "", false // journal, search folders and other classes: not backed up yet
+	k := domain.KindOfFolderClass(class)
+	return k, k != ""
 }
 
 // wellKnown are the distinguished folders resolved to tag folders for the

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mailvault/mailvault/adapters/simtenant"
+	"github.com/mailvault/mailvault/domain"
 )
 
 // itemShape is the properties a request asks for (ItemShape): a base
@@ -99,9 +100,9 @@ func itemXML(sn simtenant.Snapshot, id string, sh itemShape) string {
 	}
 	b.WriteString(idXML("ItemId", id, sn.ChangeKey))
 	prop("item:ParentFolderId", idXML("ParentFolderId", sn.FolderID, ""))
-	class := map[string]string{simtenant.KindCalendar: "IPM.Appointment", simtenant.KindContacts: "IPM.Contact", simtenant.KindTasks: "IPM.Task", simtenant.KindNotes: "IPM.StickyNote"}[sn.Kind]
+	class := domain.ItemClass(sn.Kind)
 	if class == "" {
-		class = "IPM.Note"
+		class = domain.ItemClass(domain.KindMail)
 	}
 	prop("item:ItemClass", `<t:ItemClass>`+class+`</t:ItemClass>`)
 	subject := f.Subject

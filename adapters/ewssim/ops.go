@@ -96,18 +96,17 @@ func failure(op, code, text string) string {
 		`</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>` + tail + `</m:` + op + `ResponseMessage>`
 }
 
+// folderClass is the element EWS shows a folder of kind as, and its class
+// (notes and journal folders are plain Folders of their class).
 func folderClass(kind string) (element, class string) {
-	switch kind {
-	case simtenant.KindCalendar:
-		return "CalendarFolder", "IPF.Appointment"
-	case simtenant.KindContacts:
-		return "ContactsFolder", "IPF.Contact"
-	case simtenant.KindTasks:
-		return "TasksFolder", "IPF.Task"
-	case simtenant.KindNotes:
-		return "Folder", "IPF.StickyNote"
+	element = map[string]string{simtenant.KindCalendar: "CalendarFolder", simtenant.KindContacts: "ContactsFolder", simtenant.KindTasks: "TasksFolder"}[kind]
+	if element == "" {
+		element = "Folder"
 	}
-	return "Folder", "IPF.Note"
+	if class = domain.FolderClass(kind); class == "" {
+		class = domain.FolderClass(domain.KindMail)
+	}
+	return element, class
 }
 
 func idXML(el, id, ck string) string {
@@ -691,8 +690,10 @@ func (s *Server) createFolder(c *opContext) (string, *throttle) {
 	var b strings.Builder
 	for _, nf := range req.Folders.List {
 		kind := map[string]string{"Folder": simtenant.KindMail, "CalendarFolder": simtenant.KindCalendar, "ContactsFolder": simtenant.KindContacts, "TasksFolder": simtenant.KindTasks}[nf.XMLName.Local]
-		if kind == simtenant.KindMail && strings.HasPrefix(nf.Class, "IPF.StickyNote") {
-			kind = simtenant.KindNotes
+		if kind == simtenant.KindMail {
+			// A Folder is of its class's kind; a class mailvault's tenant
+			// model has no kind for is refused below.
+			kind = domain.KindOfFolderClass(nf.Class)
 		}
 		path := nf.Name
 		if parent != parent.Box.Root {

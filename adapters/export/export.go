@@ -249,9 +249,9 @@ func folderPath(mailbox, folder string) string {
 // Wanted tells whether the format takes items of this kind; an item it
 // does not take is counted as left out.
 func (e *Exporter) Wanted(it Item) bool {
-	// Notes are messages (a subject and a text) and tasks are calendar
-	// data (VTODO), so each goes with its kin.
-	kind := map[string]string{"notes": "mail", "tasks": "calendar"}[it.Kind]
+	// Notes and journal entries are messages (a subject and a text) and
+	// tasks are calendar data (VTODO), so each goes with its kin.
+	kind := map[string]string{"notes": "mail", "journal": "mail", "tasks": "calendar"}[it.Kind]
 	if kind == "" {
 		kind = it.Kind
 	}

@@ -28,26 +28,6 @@ type mailboxFolder struct {
 // folderDeltaPageSize is the folders asked per page of a hierarchy delta.
 const folderDeltaPageSize = 250
 
-// folderKind maps a folder class to the kind mailvault backs it up as;
-// "" for classes it does not back up yet (journal and the rest). A folder
-// without a class is a mail folder, as Outlook shows it.
-func folderKind(class string) string {
-	hasClass := func(c string) bool { return class == c || strings.HasPrefix(class, c+".") }
-	switch {
-	case class == "" || hasClass("IPF.Note"):
-		return KindMail
-	case hasClass("IPF.Appointment"):
-		return KindCalendar
-	case hasClass("IPF.Contact"):
-		return KindContacts
-	case hasClass("IPF.Task"):
-		return KindTasks
-	case hasClass("IPF.StickyNote"):
-		return KindNotes
-	}
-	return ""
-}
-
 // FolderChanges reads a mailbox's folder hierarchy through the mailbox
 // API's folder delta: in full when prev has no token (or the server no
 // longer knows it), else the changes since prev. One request when nothing
@@ -134,7 +114,7 @@ func (s *Source) folderDelta(ctx context.Context, mailbox, link string) (domain.
 				continue
 			}
 			ch.Changed = append(ch.Changed, domain.FolderNode{ID: f.ID, Parent: f.ParentFolderID, Name: f.DisplayName,
-				Kind: folderKind(f.Type), WellKnown: f.WellKnownName})
+				Kind: domain.KindOfFolderClass(f.Type), WellKnown: f.WellKnownName})
 		}
 		switch {
 		case page.NextLink != "":

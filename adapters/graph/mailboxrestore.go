@@ -61,22 +61,6 @@ func exportOnlyWhat(mailbox, kind string) string {
 	return kind + " folders"
 }
 
-// mailboxFolderClass is the folder class a restored folder of kind is made
-// with, so that Outlook shows it as what it was.
-func mailboxFolderClass(kind string) string {
-	switch kind {
-	case KindCalendar:
-		return "IPF.Appointment"
-	case KindContacts:
-		return "IPF.Contact"
-	case KindTasks:
-		return "IPF.Task"
-	case KindNotes:
-		return "IPF.StickyNote"
-	}
-	return "IPF.Note"
-}
-
 // mailboxRoute is a route of the mailbox API for mailbox: on beta for an
 // archive (v1.0 serves primary and shared mailboxes only).
 func (s *Source) mailboxRoute(ctx context.Context, mailbox string, segments ...string) (string, error) {
@@ -115,7 +99,7 @@ func (s *Source) ensureMailboxFolder(ctx context.Context, mailbox, path, kind st
 			}
 		}
 		if found == "" {
-			body, _ := json.Marshal(map[string]string{"displayName": level, "type": mailboxFolderClass(kind)})
+			body, _ := json.Marshal(map[string]string{"displayName": level, "type": domain.FolderClass(kind)})
 			resp, err := s.c.do(ctx, http.MethodPost, route, nil, body)
 			if err != nil {
 				return "", err

@@ -39,13 +39,15 @@ const (
 
 // Kinds of folders, as the engine names them.
 const (
-	KindMail     = "mail"
-	KindCalendar = "calendar"
-	KindContacts = "contacts"
-	// Tasks and notes have no per-kind route: they are listed through the
-	// mailbox API's item delta and fetched with exportItems only.
-	KindTasks = "tasks"
-	KindNotes = "notes"
+	KindMail     = domain.KindMail
+	KindCalendar = domain.KindCalendar
+	KindContacts = domain.KindContacts
+	// Tasks, notes and journal have no per-kind route: they are listed
+	// through the mailbox API's item delta and fetched with exportItems
+	// only.
+	KindTasks   = domain.KindTasks
+	KindNotes   = domain.KindNotes
+	KindJournal = domain.KindJournal
 )
 
 // Config is a Graph source.
@@ -154,7 +156,7 @@ func NewSource(cfg Config) (*Source, error) {
 // route but the mailbox API at all (so nothing to fall back to either).
 func exportOnly(mailbox, kind string) bool {
 	_, archive := archiveOwner(mailbox)
-	return archive || kind == KindTasks || kind == KindNotes
+	return archive || kind != KindMail && kind != KindCalendar && kind != KindContacts
 }
 
 // mode is the effective content mode of a kind.

@@ -7,24 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mailvault/mailvault/adapters/simtenant"
+	"github.com/mailvault/mailvault/domain"
 )
-
-// folderClass is a folder's class as the mailbox API's type property
-// names it.
-func folderClass(kind string) string {
-	switch kind {
-	case kindCalendar:
-		return "IPF.Appointment"
-	case kindContacts:
-		return "IPF.Contact"
-	case simtenant.KindTasks:
-		return "IPF.Task"
-	case simtenant.KindNotes:
-		return "IPF.StickyNote"
-	}
-	return "IPF.Note"
-}
 
 // mailboxFolderJSON is a folder as the mailbox API (mailboxFolder) shows
 // it. Folders that hang off the mailbox in the per-kind routes (calendars,
@@ -40,7 +24,7 @@ func (s *Server) mailboxFolderJSON(c *call, m *mailbox, f *folder) map[string]an
 		wellKnown = f.WellKnown
 	}
 	return map[string]any{"@odata.type": "#microsoft.graph.mailboxFolder", "id": f.ID, "displayName": f.Name,
-		"parentFolderId": parent, "childFolderCount": len(f.Children), "totalItemCount": f.Live(), "type": folderClass(f.Kind),
+		"parentFolderId": parent, "childFolderCount": len(f.Children), "totalItemCount": f.Live(), "type": domain.FolderClass(f.Kind),
 		"wellKnownName": wellKnown, "parentMailboxUrl": s.baseURL(c) + "/" + c.version + "/admin/exchange/mailboxes/" + m.exchangeID}
 }
 
@@ -154,35 +138,6 @@ func (s *Server) itemDelta(c *call, mailboxID, folderID string) *reply {
 	return rep
 }
 
-// itemClass is the message class of a folder's items.
-func itemClass(kind string) string {
-	switch kind {
-	case kindCalendar:
-		return "IPM.Appointment"
-	case kindContacts:
-		return "IPM.Contact"
-	case simtenant.KindTasks:
-		return "IPM.Task"
-	case simtenant.KindNotes:
-		return "IPM.StickyNote"
-	}
-	return "IPM.Note"
-}
-
-// kindOfClass is the simulator's folder kind for a folder class the
-// mailbox API is asked to make; "" for classes it does not model.
-func kindOfClass(class string) string {
-	for _, k := range []string{kindMail, kindCalendar, kindContacts, simtenant.KindTasks, simtenant.KindNotes} {
-		if c := folderClass(k); class == c || strings.HasPrefix(class, c+".") {
-			return k
-		}
-	}
-	if class == "" {
-		return kindMail // a folder made without a class is a mail folder
-	}
-	return ""
-}
-
 // mailboxFolderRoutes serves the mailbox API's folder routes below
 // admin/exchange/mailboxes/{id}/folders: the top-level folders (GET, POST),
 // one folder, its childFolders (GET, POST) and its items (GET, filtered by
@@ -269,7 +224,7 @@ func (s *Server) createMailboxFolder(c *call, m *mailbox, parent *folder) *reply
 	if strings.TrimSpace(body.DisplayName) == "" || strings.ContainsAny(body.DisplayName, "/\\") {
 		return errorReply(http.StatusBadRequest, "ErrorInvalidRequest", "The folder name is missing or invalid.")
 	}
-	kind := kindOfClass(body.Type)
+	kind := domain.KindOfFolderClass(body.Type)
 	if kind == "" {
 		return errorReply(http.StatusBadRequest, "ErrorInvalidRequest", "The simulator does not model folders of class '"+body.Type+"'.")
 	}
@@ -288,6 +243,6 @@ func (s *Server) createMailboxFolder(c *call, m *mailbox, parent *folder) *reply
 // mailboxItemJSON is an item as the mailbox API (mailboxItem) shows it.
 func (s *Server) mailboxItemJSON(f *folder, pos int, id string) map[string]any {
 	when := s.store.Time(f, pos).UTC().Format(time.RFC3339)
-	return map[string]any{"@odata.type": "#microsoft.graph.mailboxItem", "id": id, "type": itemClass(f.Kind),
+	return map[string]any{"@odata.type": "#microsoft.graph.mailboxItem", "id": id, "type": domain.ItemClass(f.Kind),
 		"size": s.store.Size(f, pos), "createdDateTime": when, "lastModifiedDateTime": when, "changeKey": s.store.ChangeKey(f, pos)}
 }

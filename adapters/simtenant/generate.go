@@ -155,6 +155,11 @@ func Content(seed int64, mailbox string, f *Folder, pos int) []byte {
 		hdr("Content-Type", "text/plain; charset=utf-8")
 		b.WriteString("\r\n" + subject + "\r\n")
 		return fillText(&b, r, size, "")
+	case KindJournal:
+		// A journal entry (IPM.Activity): what happened, with whom, as text.
+		hdr("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(&b, "\r\nPhone call with %s about %s.\r\n", from, subject)
+		return fillText(&b, r, size, "")
 	}
 	mw := multipart.NewWriter(&b)
 	boundary := fmt.Sprintf("mv_%016x", r.Uint64())

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mailvault/mailvault/domain"
 )
 
 // Tenant is the parsed tenant file.
@@ -286,14 +288,15 @@ func ParseSize(s string) (int64, error) {
 }
 
 // Kinds of folder content: folders of mail (IPF.Note), appointments
-// (IPF.Appointment), contacts (IPF.Contact), tasks (IPF.Task) and notes
-// (IPF.StickyNote).
+// (IPF.Appointment), contacts (IPF.Contact), tasks (IPF.Task), notes
+// (IPF.StickyNote) and journal entries (IPF.Journal).
 const (
-	KindMail     = "mail"
-	KindCalendar = "calendar"
-	KindContacts = "contacts"
-	KindTasks    = "tasks"
-	KindNotes    = "notes"
+	KindMail     = domain.KindMail
+	KindCalendar = domain.KindCalendar
+	KindContacts = domain.KindContacts
+	KindTasks    = domain.KindTasks
+	KindNotes    = domain.KindNotes
+	KindJournal  = domain.KindJournal
 )
 
 // checkKind defaults a folder's kind to mail and names a kind that is none
@@ -302,9 +305,9 @@ func (f *Folder) checkKind() string {
 	switch f.Kind {
 	case "":
 		f.Kind = KindMail
-	case KindMail, KindCalendar, KindContacts, KindTasks, KindNotes:
+	case KindMail, KindCalendar, KindContacts, KindTasks, KindNotes, KindJournal:
 	default:
-		return fmt.Sprintf("kind %q is not mail, calendar, contacts, tasks or notes", f.Kind)
+		return fmt.Sprintf("kind %q is not mail, calendar, contacts, tasks, notes or journal", f.Kind)
 	}
 	return ""
 }
