@@ -69,7 +69,7 @@ func ceilingItemsPerSecond(b *testing.B, sim *graphSim, want int) float64 {
 	ctx := context.Background()
 	src, err := connect.GraphSource(ctx, zerolog.Nop(), connect.GraphSettings{TenantID: sim.TenantID, ClientID: sim.ClientID,
 		Secret: credential.New(sim.ClientSecret), GraphURL: sim.GraphURL, BetaURL: sim.BetaURL, TokenURL: sim.TokenURL, CACert: sim.CACert,
-		Content: map[string]string{graph.KindMail: "export", graph.KindCalendar: "export", graph.KindContacts: "export"}})
+		Content: map[string]string{domain.KindMail: "export", domain.KindCalendar: "export", domain.KindContacts: "export"}})
 	if err != nil {
 		b.Fatal(err)
 	}

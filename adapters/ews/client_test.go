@@ -45,7 +45,7 @@ func cannedSource(t *testing.T, rep canned) *Source {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src.remember("a@x", "F1", KindMail)
+	src.remember("a@x", "F1", domain.KindMail)
 	return src
 }
 
@@ -176,7 +176,7 @@ func TestAuthHeaders(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		src.remember("a@x", "F1", KindMail)
+		src.remember("a@x", "F1", domain.KindMail)
 		_, err = src.List(context.Background(), "a@x", "F1", "")
 		if fl, ok := err.(*domain.Failure); !ok || fl.Code != "Unauthorized" {
 			t.Fatalf("%s: %v", auth, err)

@@ -41,12 +41,12 @@ func (s *Source) EnsureFolder(ctx context.Context, mailbox, path, kind string) (
 }
 
 func (s *Source) createFolder(ctx context.Context, mailbox string, parent folderRef, name, kind string) (string, error) {
-	el := map[string]string{KindCalendar: "CalendarFolder", KindContacts: "ContactsFolder", KindTasks: "TasksFolder"}[kind]
+	el := map[string]string{domain.KindCalendar: "CalendarFolder", domain.KindContacts: "ContactsFolder", domain.KindTasks: "TasksFolder"}[kind]
 	if el == "" {
 		el = "Folder"
 	}
 	class := ""
-	if el == "Folder" && kind != KindMail && domain.FolderClass(kind) != "" {
+	if el == "Folder" && kind != domain.KindMail && domain.FolderClass(kind) != "" {
 		// Notes and journal folders are Folders of their class.
 		class = `<t:FolderClass>` + domain.FolderClass(kind) + `</t:FolderClass>`
 	}

@@ -23,16 +23,6 @@ const (
 	ModeMIME = "mime"
 )
 
-// Kinds of folders, as the engine names them.
-const (
-	KindMail     = domain.KindMail
-	KindCalendar = domain.KindCalendar
-	KindContacts = domain.KindContacts
-	KindTasks    = domain.KindTasks
-	KindNotes    = domain.KindNotes
-	KindJournal  = domain.KindJournal
-)
-
 // PublicFolders is the name under which public folders are backed up, in
 // place of a mailbox address (it has no "@", so no mailbox can clash).
 const PublicFolders = "Public Folders"
@@ -395,7 +385,7 @@ func (s *Source) List(ctx context.Context, mailbox, folderID, token string) (dom
 			return domain.Page{}, err
 		}
 	}
-	inner, err := s.t.call(ctx, s.impersonation(mailbox), syncFolderItemsRequest(folderID, state, kind == KindCalendar))
+	inner, err := s.t.call(ctx, s.impersonation(mailbox), syncFolderItemsRequest(folderID, state, kind == domain.KindCalendar))
 	if err != nil {
 		return domain.Page{}, err
 	}

@@ -83,7 +83,7 @@ func itemXML(sn simtenant.Snapshot, id string, sh itemShape) string {
 	f := sn.Facts()
 	when := f.Date.UTC()
 	created, modified := when, when
-	if sn.Kind == simtenant.KindCalendar {
+	if sn.Kind == domain.KindCalendar {
 		modified = when.Add(-30 * 24 * time.Hour) // invited a month ahead, as the Graph rendering
 		created = modified.Add(-time.Hour)
 	}
@@ -106,37 +106,37 @@ func itemXML(sn simtenant.Snapshot, id string, sh itemShape) string {
 	}
 	prop("item:ItemClass", `<t:ItemClass>`+class+`</t:ItemClass>`)
 	subject := f.Subject
-	if sn.Kind == simtenant.KindContacts {
+	if sn.Kind == domain.KindContacts {
 		subject = f.FromName
 	}
 	prop("item:Subject", `<t:Subject>`+esc(subject)+`</t:Subject>`)
 	prop("item:Sensitivity", `<t:Sensitivity>Normal</t:Sensitivity>`)
 	body := f.Text
-	if sn.Kind != simtenant.KindMail {
+	if sn.Kind != domain.KindMail {
 		body = ""
 	}
 	prop("item:Body", `<t:Body BodyType="Text">`+esc(body)+`</t:Body>`)
-	if sn.Kind == simtenant.KindMail {
+	if sn.Kind == domain.KindMail {
 		prop("item:DateTimeReceived", `<t:DateTimeReceived>`+ts(when)+`</t:DateTimeReceived>`)
 	}
 	prop("item:Size", `<t:Size>`+strconv.FormatInt(sn.Size(), 10)+`</t:Size>`)
 	prop("item:Categories", ``)
 	prop("item:Importance", `<t:Importance>Normal</t:Importance>`)
 	prop("item:IsDraft", `<t:IsDraft>false</t:IsDraft>`)
-	if sn.Kind == simtenant.KindMail {
+	if sn.Kind == domain.KindMail {
 		prop("item:DateTimeSent", `<t:DateTimeSent>`+ts(when)+`</t:DateTimeSent>`)
 	}
 	prop("item:DateTimeCreated", `<t:DateTimeCreated>`+ts(created)+`</t:DateTimeCreated>`)
 	prop("item:DisplayCc", `<t:DisplayCc></t:DisplayCc>`)
 	to := ""
-	if sn.Kind == simtenant.KindMail {
+	if sn.Kind == domain.KindMail {
 		to = f.To
 	}
 	prop("item:DisplayTo", `<t:DisplayTo>`+esc(to)+`</t:DisplayTo>`)
 	prop("item:HasAttachments", `<t:HasAttachments>false</t:HasAttachments>`)
 	prop("item:LastModifiedTime", `<t:LastModifiedTime>`+ts(modified)+`</t:LastModifiedTime>`)
 	switch sn.Kind {
-	case simtenant.KindMail:
+	case domain.KindMail:
 		from := mailboxXML(f.FromName, f.FromAddress)
 		prop("message:Sender", `<t:Sender>`+from+`</t:Sender>`)
 		prop("message:ToRecipients", `<t:ToRecipients>`+mailboxXML(f.To, f.To)+`</t:ToRecipients>`)
@@ -146,7 +146,7 @@ func itemXML(sn simtenant.Snapshot, id string, sh itemShape) string {
 		prop("message:From", `<t:From>`+from+`</t:From>`)
 		prop("message:InternetMessageId", `<t:InternetMessageId>`+esc(f.MessageID)+`</t:InternetMessageId>`)
 		prop("message:IsRead", `<t:IsRead>`+strconv.FormatBool(!sn.Unread)+`</t:IsRead>`)
-	case simtenant.KindCalendar:
+	case domain.KindCalendar:
 		prop("calendar:Start", `<t:Start>`+ts(when)+`</t:Start>`)
 		prop("calendar:End", `<t:End>`+ts(when.Add(time.Hour))+`</t:End>`)
 		prop("calendar:IsAllDayEvent", `<t:IsAllDayEvent>false</t:IsAllDayEvent>`)
@@ -158,7 +158,7 @@ func itemXML(sn simtenant.Snapshot, id string, sh itemShape) string {
 		prop("calendar:MyResponseType", `<t:MyResponseType>Accept</t:MyResponseType>`)
 		prop("calendar:Organizer", `<t:Organizer>`+mailboxXML(f.FromName, f.FromAddress)+`</t:Organizer>`)
 		prop("calendar:RequiredAttendees", `<t:RequiredAttendees><t:Attendee>`+mailboxXML(f.To, f.To)+`<t:ResponseType>Accept</t:ResponseType></t:Attendee></t:RequiredAttendees>`)
-	case simtenant.KindContacts:
+	case domain.KindContacts:
 		prop("contacts:FileAs", `<t:FileAs>`+esc(f.FromName)+`</t:FileAs>`)
 		prop("contacts:DisplayName", `<t:DisplayName>`+esc(f.FromName)+`</t:DisplayName>`)
 		prop("contacts:GivenName", `<t:GivenName>`+esc(f.FromName)+`</t:GivenName>`)

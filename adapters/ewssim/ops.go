@@ -99,7 +99,7 @@ func failure(op, code, text string) string {
 // folderClass is the element EWS shows a folder of kind as, and its class
 // (notes and journal folders are plain Folders of their class).
 func folderClass(kind string) (element, class string) {
-	element = map[string]string{simtenant.KindCalendar: "CalendarFolder", simtenant.KindContacts: "ContactsFolder", simtenant.KindTasks: "TasksFolder"}[kind]
+	element = map[string]string{domain.KindCalendar: "CalendarFolder", domain.KindContacts: "ContactsFolder", domain.KindTasks: "TasksFolder"}[kind]
 	if element == "" {
 		element = "Folder"
 	}
@@ -337,11 +337,11 @@ func encodeState(st syncState) string {
 
 func itemElement(kind string) string {
 	switch kind {
-	case simtenant.KindCalendar:
+	case domain.KindCalendar:
 		return "CalendarItem"
-	case simtenant.KindContacts:
+	case domain.KindContacts:
 		return "Contact"
-	case simtenant.KindTasks:
+	case domain.KindTasks:
 		return "Task"
 	}
 	return "Message" // notes too: EWS has no element of their own
@@ -421,12 +421,12 @@ func (s *Server) syncFolderItems(c *opContext) (string, *throttle) {
 		when := s.store.Time(f, off).UTC()
 		if fields["item:LastModifiedTime"] {
 			modified := when
-			if f.Kind == simtenant.KindCalendar {
+			if f.Kind == domain.KindCalendar {
 				modified = when.Add(-30 * 24 * time.Hour) // invited a month ahead
 			}
 			body += `<t:LastModifiedTime>` + modified.Format(time.RFC3339) + `</t:LastModifiedTime>`
 		}
-		if fields["calendar:Start"] && f.Kind == simtenant.KindCalendar {
+		if fields["calendar:Start"] && f.Kind == domain.KindCalendar {
 			body += `<t:Start>` + when.Format(time.RFC3339) + `</t:Start>`
 		}
 		changes.WriteString(`<t:` + kind + `><t:` + el + `>` + body + `</t:` + el + `></t:` + kind + `>`)
@@ -689,8 +689,8 @@ func (s *Server) createFolder(c *opContext) (string, *throttle) {
 	}
 	var b strings.Builder
 	for _, nf := range req.Folders.List {
-		kind := map[string]string{"Folder": simtenant.KindMail, "CalendarFolder": simtenant.KindCalendar, "ContactsFolder": simtenant.KindContacts, "TasksFolder": simtenant.KindTasks}[nf.XMLName.Local]
-		if kind == simtenant.KindMail {
+		kind := map[string]string{"Folder": domain.KindMail, "CalendarFolder": domain.KindCalendar, "ContactsFolder": domain.KindContacts, "TasksFolder": domain.KindTasks}[nf.XMLName.Local]
+		if kind == domain.KindMail {
 			// A Folder is of its class's kind; a class mailvault's tenant
 			// model has no kind for is refused below.
 			kind = domain.KindOfFolderClass(nf.Class)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/mailvault/mailvault/adapters/simtenant"
+	"github.com/mailvault/mailvault/domain"
 )
 
 // The folders above and beside a mailbox's tree that Exchange has and the
@@ -29,12 +30,12 @@ func (s *Server) roots(b *simtenant.Box) *storeRoots {
 		sum := sha256.Sum256([]byte(b.ID + "\x00" + name))
 		return fmt.Sprintf("AAMkAS%x", sum[:12])
 	}
-	top := &simtenant.StoredFolder{Box: b, ID: id("root"), Name: "", Kind: simtenant.KindMail, WellKnown: "root"}
-	rec := &simtenant.StoredFolder{Box: b, ID: id("recoverableitemsroot"), Name: "Recoverable Items", Kind: simtenant.KindMail, WellKnown: "recoverableitemsroot", Parent: top}
+	top := &simtenant.StoredFolder{Box: b, ID: id("root"), Name: "", Kind: domain.KindMail, WellKnown: "root"}
+	rec := &simtenant.StoredFolder{Box: b, ID: id("recoverableitemsroot"), Name: "Recoverable Items", Kind: domain.KindMail, WellKnown: "recoverableitemsroot", Parent: top}
 	r := &storeRoots{top: top, recoverable: []*simtenant.StoredFolder{rec}}
 	for _, sub := range []struct{ wellKnown, name string }{{"recoverableitemsdeletions", "Deletions"}, {"recoverableitemspurges", "Purges"},
 		{"recoverableitemsversions", "Versions"}} {
-		f := &simtenant.StoredFolder{Box: b, ID: id(sub.wellKnown), Name: sub.name, Kind: simtenant.KindMail, WellKnown: sub.wellKnown, Parent: rec}
+		f := &simtenant.StoredFolder{Box: b, ID: id(sub.wellKnown), Name: sub.name, Kind: domain.KindMail, WellKnown: sub.wellKnown, Parent: rec}
 		rec.Children = append(rec.Children, f)
 		r.recoverable = append(r.recoverable, f)
 	}

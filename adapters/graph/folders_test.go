@@ -34,10 +34,10 @@ func TestFolderChanges(t *testing.T) {
 	for _, f := range tree.Folders() {
 		kinds[f.Path] = f.Kind
 	}
-	if len(kinds) != 5 || kinds["Inbox"] != KindMail || kinds["Calendar"] != KindCalendar || kinds["Friends"] != KindContacts || kinds["Inbox/Search"] != KindMail || kinds["Tasks"] != KindTasks {
+	if len(kinds) != 5 || kinds["Inbox"] != domain.KindMail || kinds["Calendar"] != domain.KindCalendar || kinds["Friends"] != domain.KindContacts || kinds["Inbox/Search"] != domain.KindMail || kinds["Tasks"] != domain.KindTasks {
 		t.Fatalf("folders: %+v", kinds)
 	}
-	if k, err := src.kind("a@x", "C"); err != nil || k != KindCalendar {
+	if k, err := src.kind("a@x", "C"); err != nil || k != domain.KindCalendar {
 		t.Fatalf("the source does not route the calendar: %q %v", k, err)
 	}
 
@@ -57,7 +57,7 @@ func TestFolderChanges(t *testing.T) {
 	if id, err := next.exchangeID(ctx, "a@x"); err != nil || id != "MBX:1@2" {
 		t.Fatalf("mailbox id from the deltaLink: %q %v", id, err)
 	}
-	if k, err := next.kind("a@x", "I"); err != nil || k != KindMail {
+	if k, err := next.kind("a@x", "I"); err != nil || k != domain.KindMail {
 		t.Fatalf("a folder of the stored tree is not routed: %q %v", k, err)
 	}
 

@@ -151,7 +151,7 @@ func extendedPropertyFilter(id, value string) string {
 // messageID is a restored message's Message-ID, "" for other kinds or
 // when it has none.
 func messageID(it pipeline.RestoreItem) string {
-	if it.Kind != KindMail {
+	if it.Kind != domain.KindMail {
 		return ""
 	}
 	raw, err := itemformat.MIME(it.Format, it.Content)

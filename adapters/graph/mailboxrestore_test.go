@@ -76,9 +76,9 @@ func mustMark(t *testing.T, stream []byte, v string) []byte {
 func TestReplaceRefusedWhereOnlyTheMailboxAPIReaches(t *testing.T) {
 	_, src := serve(t, map[string]recorded{})
 	for _, c := range []struct{ mailbox, kind, what string }{
-		{"a@x", KindTasks, "tasks folders"},
-		{"a@x", KindNotes, "notes folders"},
-		{"a@x" + ArchiveSuffix, KindMail, "archive mailboxes"},
+		{"a@x", domain.KindTasks, "tasks folders"},
+		{"a@x", domain.KindNotes, "notes folders"},
+		{"a@x" + ArchiveSuffix, domain.KindMail, "archive mailboxes"},
 	} {
 		err := src.Delete(context.Background(), c.mailbox, "f", "i", c.kind)
 		var fl *domain.Failure

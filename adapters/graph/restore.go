@@ -32,9 +32,9 @@ var _ pipeline.RestoreTarget = (*Source)(nil)
 
 func collectionOf(kind string) (folders, items string) {
 	switch kind {
-	case KindCalendar:
+	case domain.KindCalendar:
 		return "calendars", "events"
-	case KindContacts:
+	case domain.KindContacts:
 		return "contactFolders", "contacts"
 	}
 	return "mailFolders", "messages"
@@ -54,15 +54,15 @@ func (s *Source) EnsureFolder(ctx context.Context, mailbox, path, kind string) (
 	}
 	coll, _ := collectionOf(kind)
 	levels := strings.Split(strings.Trim(path, "/"), "/")
-	if kind == KindCalendar {
+	if kind == domain.KindCalendar {
 		levels = []string{strings.Join(levels, " - ")}
 	}
 	nameField := "displayName"
-	if kind == KindCalendar {
+	if kind == domain.KindCalendar {
 		nameField = "name"
 	}
 	parent := ""
-	if kind == KindMail {
+	if kind == domain.KindMail {
 		parent = "msgfolderroot"
 	}
 	for _, level := range levels {
@@ -110,12 +110,12 @@ func (s *Source) Lookup(ctx context.Context, mailbox, folderID string, it pipeli
 		filters = append(filters, "internetMessageId eq "+odataString(id))
 	}
 	switch {
-	case it.Kind == KindCalendar && it.Format == domain.FormatGraphJSON:
+	case it.Kind == domain.KindCalendar && it.Format == domain.FormatGraphJSON:
 		var r itemformat.Resource
 		if json.Unmarshal(it.Content, &r) == nil && r.ICalUID != "" {
 			filters = append(filters, "iCalUId eq "+odataString(r.ICalUID))
 		}
-	case it.Kind == KindCalendar:
+	case it.Kind == domain.KindCalendar:
 		// An imported event keeps its UID.
 		if comps, err := itemformat.CalendarComponents(it.Format, it.Content); err == nil {
 			if uid := comps[0].Props.Get("UID"); uid != nil && uid.Value != "" {
@@ -164,9 +164,9 @@ func (s *Source) Create(ctx context.Context, mailbox, folderID string, it pipeli
 			"%s take export streams only (an import session), and this item is stored as %s: restore it over EWS, or into the mailbox itself", exportOnlyWhat(mailbox, it.Kind), it.Format)}
 	}
 	switch it.Kind {
-	case KindMail:
+	case domain.KindMail:
 		return s.createMessage(ctx, mailbox, folderID, it)
-	case KindCalendar, KindContacts:
+	case domain.KindCalendar, domain.KindContacts:
 		if it.Format != domain.FormatGraphJSON {
 			return pipeline.CreateResult{}, &domain.Failure{Class: domain.ClassFatal, Code: "UnsupportedFormat",
 				Message: fmt.Sprintf("a %s item stored as %s cannot be created through Graph (restore it over EWS, or back up with --graph-content export)", it.Kind, it.Format)}
@@ -302,7 +302,7 @@ func (s *Source) createMessage(ctx context.Context, mailbox, folderID string, it
 	for _, a := range large {
 		if err := s.uploadAttachment(ctx, mailbox, made.ID, a); err != nil {
 			// Leave no half message behind: the retry creates it whole.
-			_ = s.Delete(ctx, mailbox, folderID, made.ID, KindMail)
+			_ = s.Delete(ctx, mailbox, folderID, made.ID, domain.KindMail)
 			return pipeline.CreateResult{}, err
 		}
 	}
@@ -394,7 +394,7 @@ func (s *Source) createFromJSON(ctx context.Context, mailbox, folderID string, i
 	var r itemformat.Resource
 	_ = json.Unmarshal(it.Content, &r)
 	var lost []string
-	if it.Kind == KindCalendar {
+	if it.Kind == domain.KindCalendar {
 		if r.ICalUID != "" {
 			lost = append(lost, "iCalUId (Graph gives a created event a new one)")
 		}

@@ -37,19 +37,6 @@ const (
 	ModeGet = "get"
 )
 
-// Kinds of folders, as the engine names them.
-const (
-	KindMail     = domain.KindMail
-	KindCalendar = domain.KindCalendar
-	KindContacts = domain.KindContacts
-	// Tasks, notes and journal have no per-kind route: they are listed
-	// through the mailbox API's item delta and fetched with exportItems
-	// only.
-	KindTasks   = domain.KindTasks
-	KindNotes   = domain.KindNotes
-	KindJournal = domain.KindJournal
-)
-
 // Config is a Graph source.
 type Config struct {
 	GraphURL string // v1.0 base
@@ -126,7 +113,7 @@ func NewSource(cfg Config) (*Source, error) {
 	}
 	for k, m := range cfg.Content {
 		switch k {
-		case KindMail, KindCalendar, KindContacts:
+		case domain.KindMail, domain.KindCalendar, domain.KindContacts:
 		default:
 			return nil, fmt.Errorf("content setting for %q: kinds are mail, calendar and contacts", k)
 		}
@@ -156,7 +143,7 @@ func NewSource(cfg Config) (*Source, error) {
 // route but the mailbox API at all (so nothing to fall back to either).
 func exportOnly(mailbox, kind string) bool {
 	_, archive := archiveOwner(mailbox)
-	return archive || kind != KindMail && kind != KindCalendar && kind != KindContacts
+	return archive || kind != domain.KindMail && kind != domain.KindCalendar && kind != domain.KindContacts
 }
 
 // mode is the effective content mode of a kind.
@@ -176,7 +163,7 @@ func (s *Source) mode(kind string) string {
 
 // MaxBatch implements pipeline.BatchLimit.
 func (s *Source) MaxBatch() int {
-	for _, k := range []string{KindMail, KindCalendar, KindContacts} {
+	for _, k := range []string{domain.KindMail, domain.KindCalendar, domain.KindContacts} {
 		if s.cfg.Content[k] != ModeGet {
 			return MaxItemsPerRequest
 		}
@@ -337,9 +324,9 @@ func (s *Source) Folders(ctx context.Context, mailbox string) ([]domain.Folder, 
 			s.mu.Lock()
 			s.kinds[mailbox+"\x00"+f.ID] = kind
 			s.mu.Unlock()
-			if f.ChildFolderCount > 0 || kind == KindContacts {
+			if f.ChildFolderCount > 0 || kind == domain.KindContacts {
 				child := s.c.url(false, "users", mailbox, collection, f.ID, "childFolders") + "?$top=250"
-				if kind == KindMail {
+				if kind == domain.KindMail {
 					child += "&includeHiddenFolders=true"
 				}
 				if err := walk(kind, collection, child, path, depth+1); err != nil {
@@ -349,13 +336,13 @@ func (s *Source) Folders(ctx context.Context, mailbox string) ([]domain.Folder, 
 		}
 		return nil
 	}
-	if err := walk(KindMail, "mailFolders", s.c.url(false, "users", mailbox, "mailFolders")+"?includeHiddenFolders=true&$top=250", "", 0); err != nil {
+	if err := walk(domain.KindMail, "mailFolders", s.c.url(false, "users", mailbox, "mailFolders")+"?includeHiddenFolders=true&$top=250", "", 0); err != nil {
 		return nil, err
 	}
-	if err := walk(KindCalendar, "calendars", s.c.url(false, "users", mailbox, "calendars")+"?$top=250", "", 0); err != nil {
+	if err := walk(domain.KindCalendar, "calendars", s.c.url(false, "users", mailbox, "calendars")+"?$top=250", "", 0); err != nil {
 		return nil, err
 	}
-	if err := walk(KindContacts, "contactFolders", s.c.url(false, "users", mailbox, "contactFolders")+"?$top=250", "", 0); err != nil {
+	if err := walk(domain.KindContacts, "contactFolders", s.c.url(false, "users", mailbox, "contactFolders")+"?$top=250", "", 0); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -495,13 +482,13 @@ func (s *Source) List(ctx context.Context, mailbox, folderID, token string) (dom
 			kind = "" // an archive is listed through the mailbox API only
 		}
 		switch kind {
-		case KindMail:
+		case domain.KindMail:
 			link = s.c.url(false, "users", mailbox, "mailFolders", folderID, "messages", "delta") + "?$select=id,changeKey,lastModifiedDateTime"
-		case KindCalendar:
+		case domain.KindCalendar:
 			// v1.0 has only calendarView/delta, bounded by a time window;
 			// the beta events delta covers the whole calendar.
 			link = s.c.url(true, "users", mailbox, "calendars", folderID, "events", "delta") + "?$select=id,changeKey,lastModifiedDateTime,start"
-		case KindContacts:
+		case domain.KindContacts:
 			link = s.c.url(false, "users", mailbox, "contactFolders", folderID, "contacts", "delta") + "?$select=id,changeKey,lastModifiedDateTime"
 		default:
 			mbx, err := s.exchangeID(ctx, mailbox)
@@ -591,12 +578,12 @@ func (s *Source) itemURL(relative bool, mailbox, kind, id string, asJSON bool) s
 	var segs []string
 	var query string
 	switch kind {
-	case KindMail:
+	case domain.KindMail:
 		segs = []string{"users", mailbox, "messages", id}
 		if !asJSON {
 			segs = append(segs, "$value")
 		}
-	case KindCalendar:
+	case domain.KindCalendar:
 		segs, query = []string{"users", mailbox, "events", id}, "?$expand=exceptionOccurrences,attachments"
 	default:
 		segs = []string{"users", mailbox, "contacts", id}
@@ -696,7 +683,7 @@ func (s *Source) batchFetch(ctx context.Context, mailbox, kind string, items []d
 // contentFormat is how $batch and GET deliver an item of kind: messages as
 // MIME ($value), events and contacts as their JSON resource.
 func contentFormat(kind string) string {
-	if kind == KindMail {
+	if kind == domain.KindMail {
 		return domain.FormatMIME
 	}
 	return domain.FormatGraphJSON

@@ -68,7 +68,7 @@ mailboxes:
 	}
 	rec := &fuzzscript.Recorder{Base: srv.Client().Transport}
 	src, err := NewSource(Config{GraphURL: srv.URL + "/v1.0", HTTP: &http.Client{Transport: rec}, Tokens: tokens,
-		Content: map[string]string{KindMail: mode, KindCalendar: mode, KindContacts: mode}})
+		Content: map[string]string{domain.KindMail: mode, domain.KindCalendar: mode, domain.KindContacts: mode}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func FuzzGraphSource(f *testing.F) {
 		server := fuzzscript.New(script, fuzzHost, "application/json")
 		m := modes[int(mode)%len(modes)]
 		src, err := NewSource(Config{GraphURL: "https://" + fuzzHost + "/v1.0", HTTP: &http.Client{Transport: server}, Tokens: staticTokens(),
-			Content: map[string]string{KindMail: m, KindCalendar: m, KindContacts: m}, MaxReply: 1 << 20})
+			Content: map[string]string{domain.KindMail: m, domain.KindCalendar: m, domain.KindContacts: m}, MaxReply: 1 << 20})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -139,7 +139,7 @@ func TestDeltaLinksAreChecked(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, src := serve(t, map[string]recorded{"/v1.0/users/a@x/mailFolders/F1/messages/delta": jsonReply(c.body)})
-			src.kinds["a@x\x00F1"] = KindMail
+			src.kinds["a@x\x00F1"] = domain.KindMail
 			_, err := src.List(context.Background(), "a@x", "F1", "")
 			if fl := failureOf(t, err); fl.Code != c.code {
 				t.Fatalf("got %v, want %s", fl, c.code)
@@ -156,7 +156,7 @@ func TestDeltaPagesAndResync(t *testing.T) {
 		"/v1.0/p2": jsonReply(`{"value":[{"id":"m3","changeKey":"c3"},{"id":"m0","@removed":{"reason":"deleted"}}],"@odata.deltaLink":"BASE/v1.0/d?$deltatoken=abc"}`),
 		"/v1.0/d":  {status: 410, header: map[string]string{"Content-Type": jsonCT}, body: `{"error":{"code":"SyncStateNotFound","message":"The sync state generation was not found."}}`},
 	})
-	src.kinds["a@x\x00F1"] = KindMail
+	src.kinds["a@x\x00F1"] = domain.KindMail
 	ctx := context.Background()
 	p1, err := src.List(ctx, "a@x", "F1", "")
 	if err != nil || len(p1.Items) != 2 || p1.Items[1].Position != 2 || p1.Next == "" || !p1.Tracked {
@@ -191,8 +191,8 @@ func TestBatchFetchPerItemOutcomes(t *testing.T) {
 		{"id":"1","status":200,"headers":{"Content-Type":"text/plain"},"body":"RnJvbTogYUB4DQoNCmhp"},
 		{"id":"4","status":404,"headers":{"Content-Type":"application/json"},"body":{"error":{"code":"ErrorItemNotFound","message":"gone"}}},
 		{"id":"3","status":500,"headers":{"Content-Type":"application/json"},"body":{"error":{"code":"ErrorCorruptData","message":"Data is corrupt."}}}]}`)})
-	src.kinds["a@x\x00F1"] = KindMail
-	src.cfg.Content = map[string]string{KindMail: ModeBatch}
+	src.kinds["a@x\x00F1"] = domain.KindMail
+	src.cfg.Content = map[string]string{domain.KindMail: ModeBatch}
 	var got []domain.Item
 	items := []domain.ItemRef{{Position: 1, ID: "m1"}, {Position: 2, ID: "m2"}, {Position: 3, ID: "m3"}, {Position: 4, ID: "m4"}, {Position: 5, ID: "m5"}}
 	err := src.Fetch(context.Background(), "a@x", "F1", items, func(it domain.Item) error { got = append(got, it); return nil })
@@ -224,7 +224,7 @@ func TestExportItemsAndFallback(t *testing.T) {
 		"/beta/users/a@x/settings/exchange":                  jsonReply(`{"primaryMailboxId":"MBX:1@2"}`),
 		"/v1.0/admin/exchange/mailboxes/MBX:1@2/exportItems": jsonReply(`{"value":[{"itemId":"m1","changeKey":"c9","data":"TVZGVAE=","error":null},{"itemId":"m2","error":{"code":"ErrorCorruptData","message":"bad"}}]}`),
 	})
-	src.kinds["a@x\x00F1"] = KindMail
+	src.kinds["a@x\x00F1"] = domain.KindMail
 	var got []domain.Item
 	err := src.Fetch(context.Background(), "a@x", "F1", []domain.ItemRef{{Position: 1, ID: "m1"}, {Position: 2, ID: "m2"}, {Position: 3, ID: "m3"}},
 		func(it domain.Item) error { got = append(got, it); return nil })
@@ -238,8 +238,8 @@ func TestExportItemsAndFallback(t *testing.T) {
 		"/v1.0/admin/exchange/mailboxes/MBX:1@2/exportItems": {status: 403, header: map[string]string{"Content-Type": jsonCT}, body: `{"error":{"code":"ErrorAccessDenied","message":"Access is denied."}}`},
 		"/v1.0/$batch": jsonReply(`{"responses":[{"id":"1","status":200,"headers":{"Content-Type":"text/plain"},"body":"aGk="}]}`),
 	})
-	denied.kinds["a@x\x00F1"] = KindMail
-	if c := denied.RequestCost(domain.RequestFetch, KindMail, 20); c != domain.UnitCost {
+	denied.kinds["a@x\x00F1"] = domain.KindMail
+	if c := denied.RequestCost(domain.RequestFetch, domain.KindMail, 20); c != domain.UnitCost {
 		t.Fatalf("export costs %+v", c)
 	}
 	got = nil
@@ -247,7 +247,7 @@ func TestExportItemsAndFallback(t *testing.T) {
 	if err != nil || len(got) != 1 || string(got[0].Content) != "hi" {
 		t.Fatalf("fallback: %v %+v", err, got)
 	}
-	if c := denied.RequestCost(domain.RequestFetch, KindMail, 20); c.Budget != 20 || c.Concurrency != 4 {
+	if c := denied.RequestCost(domain.RequestFetch, domain.KindMail, 20); c.Budget != 20 || c.Concurrency != 4 {
 		t.Fatalf("after the fallback a batch of 20 costs %+v, want 20 budget and 4 concurrent", c)
 	}
 
@@ -257,7 +257,7 @@ func TestExportItemsAndFallback(t *testing.T) {
 		"/beta/users/a@x/settings/exchange":                  jsonReply(`{"primaryMailboxId":"MBX:1@2","archiveMailboxId":"MBX:9@2"}`),
 		"/beta/admin/exchange/mailboxes/MBX:9@2/exportItems": {status: 403, header: map[string]string{"Content-Type": jsonCT}, body: `{"error":{"code":"ErrorAccessDenied","message":"Access is denied."}}`},
 	})
-	archive.kinds["a@x (archive)\x00F1"] = KindMail
+	archive.kinds["a@x (archive)\x00F1"] = domain.KindMail
 	got = nil
 	err = archive.Fetch(context.Background(), "a@x (archive)", "F1", []domain.ItemRef{{Position: 1, ID: "m1"}}, func(it domain.Item) error { got = append(got, it); return nil })
 	var fl *domain.Failure

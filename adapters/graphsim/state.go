@@ -20,9 +20,9 @@ import (
 
 // Folder kinds as Graph groups them.
 const (
-	kindMail     = simtenant.KindMail
-	kindCalendar = simtenant.KindCalendar
-	kindContacts = simtenant.KindContacts
+	kindMail     = domain.KindMail
+	kindCalendar = domain.KindCalendar
+	kindContacts = domain.KindContacts
 )
 
 // Id prefixes: Graph's default REST ids and ImmutableId ids differ, and a

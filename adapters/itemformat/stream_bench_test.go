@@ -17,7 +17,7 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkStreamToMIME ./adapters/itemformat/
 func BenchmarkStreamToMIME(b *testing.B) {
-	f := &simtenant.Folder{Path: "Inbox", Kind: simtenant.KindMail, Items: 200}
+	f := &simtenant.Folder{Path: "Inbox", Kind: domain.KindMail, Items: 200}
 	var streams [][]byte
 	var attachments [][]byte
 	total := 0

@@ -111,16 +111,16 @@ func TestStreamRoundTrip(t *testing.T) {
 		pos  int
 		size *simtenant.SizeRange
 	}{
-		{simtenant.KindMail, 1, nil},
-		{simtenant.KindMail, 2, &simtenant.SizeRange{Min: 1024, Max: 1024}},
-		{simtenant.KindMail, 3, &simtenant.SizeRange{Min: 200 << 10, Max: 200 << 10}},
-		{simtenant.KindCalendar, 1, &simtenant.SizeRange{Min: 1500, Max: 1500}},
-		{simtenant.KindCalendar, 3, &simtenant.SizeRange{Min: 2000, Max: 2000}}, // a series with a change and a cancellation
-		{simtenant.KindCalendar, 13, nil},
-		{simtenant.KindContacts, 4, &simtenant.SizeRange{Min: 1024, Max: 1024}},
-		{simtenant.KindTasks, 1, &simtenant.SizeRange{Min: 1024, Max: 1024}},
-		{simtenant.KindTasks, 3, nil}, // completed
-		{simtenant.KindNotes, 2, &simtenant.SizeRange{Min: 700, Max: 700}},
+		{domain.KindMail, 1, nil},
+		{domain.KindMail, 2, &simtenant.SizeRange{Min: 1024, Max: 1024}},
+		{domain.KindMail, 3, &simtenant.SizeRange{Min: 200 << 10, Max: 200 << 10}},
+		{domain.KindCalendar, 1, &simtenant.SizeRange{Min: 1500, Max: 1500}},
+		{domain.KindCalendar, 3, &simtenant.SizeRange{Min: 2000, Max: 2000}}, // a series with a change and a cancellation
+		{domain.KindCalendar, 13, nil},
+		{domain.KindContacts, 4, &simtenant.SizeRange{Min: 1024, Max: 1024}},
+		{domain.KindTasks, 1, &simtenant.SizeRange{Min: 1024, Max: 1024}},
+		{domain.KindTasks, 3, nil}, // completed
+		{domain.KindNotes, 2, &simtenant.SizeRange{Min: 700, Max: 700}},
 	} {
 		t.Run(fmt.Sprintf("%s %d", tc.kind, tc.pos), func(t *testing.T) {
 			f := &simtenant.Folder{Path: "F", Kind: tc.kind, Items: 20, Size: tc.size}
@@ -141,7 +141,7 @@ func TestStreamRoundTrip(t *testing.T) {
 				t.Fatal("the same item gave two streams")
 			}
 			s, r := Summarize(domain.FormatGraphExport, stream), Summarize(domain.FormatMIME, raw)
-			if s.From != r.From || !s.Date.Equal(r.Date) || ((tc.kind == simtenant.KindMail || tc.kind == simtenant.KindNotes) && s.Subject != r.Subject) {
+			if s.From != r.From || !s.Date.Equal(r.Date) || ((tc.kind == domain.KindMail || tc.kind == domain.KindNotes) && s.Subject != r.Subject) {
 				t.Fatalf("summary of the stream %+v, of the MIME %+v", s, r)
 			}
 		})
@@ -149,7 +149,7 @@ func TestStreamRoundTrip(t *testing.T) {
 }
 
 func TestStreamIsAnAppointmentWithItsSeries(t *testing.T) {
-	f := &simtenant.Folder{Path: "Calendar", Kind: simtenant.KindCalendar, Items: 5}
+	f := &simtenant.Folder{Path: "Calendar", Kind: domain.KindCalendar, Items: 5}
 	stream, err := ExportStream(simtenant.Content(7, "a@contoso.test", f, 3), false)
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +197,7 @@ func TestGlobalObjectIDCarriesTheUID(t *testing.T) {
 // panics, and what converts reads back: MIME with go-message, an
 // appointment's iCalendar with go-ical.
 func FuzzExportStream(f *testing.F) {
-	for i, kind := range []string{simtenant.KindMail, simtenant.KindCalendar, simtenant.KindContacts} {
+	for i, kind := range []string{domain.KindMail, domain.KindCalendar, domain.KindContacts} {
 		folder := &simtenant.Folder{Path: "F", Kind: kind, Items: 5, Size: &simtenant.SizeRange{Min: 1024, Max: 2048}}
 		for _, pos := range []int{1, 3} {
 			s, err := ExportStream(simtenant.Content(int64(i), "a@contoso.test", folder, pos), pos == 1)

@@ -15,6 +15,8 @@ import (
 	"net/textproto"
 	"strings"
 	"time"
+
+	"github.com/mailvault/mailvault/domain"
 )
 
 // itemSeed is the per-item random seed: the same tenant seed, mailbox, folder
@@ -121,9 +123,9 @@ func ItemFacts(seed int64, mailbox string, f *Folder, pos int) Facts {
 		Subject: fmt.Sprintf("%s #%d", subject, pos), Date: date, MessageID: fmt.Sprintf("<%016x@sim.contoso.test>", itemSeed(seed, contentOwner(mailbox, f), f.Path, pos)),
 		Text: fmt.Sprintf("Hello,\r\n\r\nplease find the notes for %s below. Grüße, %s\r\n", subject, from)}
 	switch f.Kind {
-	case KindCalendar:
+	case domain.KindCalendar:
 		fc.Subject = subject
-	case KindContacts:
+	case domain.KindContacts:
 		fc.Phone = fmt.Sprintf("+1-555-%04d", r.IntN(10000))
 	}
 	return fc
@@ -145,17 +147,17 @@ func Content(seed int64, mailbox string, f *Folder, pos int) []byte {
 	hdr("Message-ID", facts.MessageID)
 	hdr("MIME-Version", "1.0")
 	switch f.Kind {
-	case KindCalendar:
+	case domain.KindCalendar:
 		return calendarItem(&b, r, size, date, subject, pos)
-	case KindContacts:
+	case domain.KindContacts:
 		return contactItem(&b, r, size, from)
-	case KindTasks:
+	case domain.KindTasks:
 		return taskItem(&b, r, size, date, subject, pos)
-	case KindNotes:
+	case domain.KindNotes:
 		hdr("Content-Type", "text/plain; charset=utf-8")
 		b.WriteString("\r\n" + subject + "\r\n")
 		return fillText(&b, r, size, "")
-	case KindJournal:
+	case domain.KindJournal:
 		// A journal entry (IPM.Activity): what happened, with whom, as text.
 		hdr("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(&b, "\r\nPhone call with %s about %s.\r\n", from, subject)
@@ -305,20 +307,20 @@ func Demo(seed int64) *Tenant {
 		Limits: &l,
 		Mailboxes: []Mailbox{
 			{Address: "alice@contoso.test", Folders: []Folder{
-				{Path: "Inbox", Kind: KindMail, Items: 1400, Dirty: []int{2, 977}},
-				{Path: "Inbox/Projects", Kind: KindMail, Items: 300, Dirty: []int{150}},
-				{Path: "Sent Items", Kind: KindMail, Items: 350},
-				{Path: "Calendar", Kind: KindCalendar, Items: 1500, Throttle: &Throttle{Items: 700, Window: Duration(4 * time.Second)}},
+				{Path: "Inbox", Kind: domain.KindMail, Items: 1400, Dirty: []int{2, 977}},
+				{Path: "Inbox/Projects", Kind: domain.KindMail, Items: 300, Dirty: []int{150}},
+				{Path: "Sent Items", Kind: domain.KindMail, Items: 350},
+				{Path: "Calendar", Kind: domain.KindCalendar, Items: 1500, Throttle: &Throttle{Items: 700, Window: Duration(4 * time.Second)}},
 			}},
 			{Address: "bob@contoso.test", Folders: []Folder{
-				{Path: "Inbox", Kind: KindMail, Items: 600},
-				{Path: "Contacts", Kind: KindContacts, Items: 250},
-				{Path: "Deleted Items", Kind: KindMail, Items: 150, Dirty: []int{33}},
+				{Path: "Inbox", Kind: domain.KindMail, Items: 600},
+				{Path: "Contacts", Kind: domain.KindContacts, Items: 250},
+				{Path: "Deleted Items", Kind: domain.KindMail, Items: 150, Dirty: []int{33}},
 			}},
 			{Address: "carol@contoso.test", Folders: []Folder{
-				{Path: "Inbox", Kind: KindMail, Items: 400},
-				{Path: "Archive/2025", Kind: KindMail, Items: 200},
-				{Path: "Calendar", Kind: KindCalendar, Items: 150},
+				{Path: "Inbox", Kind: domain.KindMail, Items: 400},
+				{Path: "Archive/2025", Kind: domain.KindMail, Items: 200},
+				{Path: "Calendar", Kind: domain.KindCalendar, Items: 150},
 			}},
 		},
 	}

@@ -287,25 +287,13 @@ func ParseSize(s string) (int64, error) {
 	return int64(f * float64(mult)), nil
 }
 
-// Kinds of folder content: folders of mail (IPF.Note), appointments
-// (IPF.Appointment), contacts (IPF.Contact), tasks (IPF.Task), notes
-// (IPF.StickyNote) and journal entries (IPF.Journal).
-const (
-	KindMail     = domain.KindMail
-	KindCalendar = domain.KindCalendar
-	KindContacts = domain.KindContacts
-	KindTasks    = domain.KindTasks
-	KindNotes    = domain.KindNotes
-	KindJournal  = domain.KindJournal
-)
-
 // checkKind defaults a folder's kind to mail and names a kind that is none
 // of the above.
 func (f *Folder) checkKind() string {
 	switch f.Kind {
 	case "":
-		f.Kind = KindMail
-	case KindMail, KindCalendar, KindContacts, KindTasks, KindNotes, KindJournal:
+		f.Kind = domain.KindMail
+	case domain.KindMail, domain.KindCalendar, domain.KindContacts, domain.KindTasks, domain.KindNotes, domain.KindJournal:
 	default:
 		return fmt.Sprintf("kind %q is not mail, calendar, contacts, tasks, notes or journal", f.Kind)
 	}

@@ -72,7 +72,7 @@ mailboxes:
 		t.Fatalf("parsed %+v", tn)
 	}
 	p := tn.Mailboxes[0].Folders[1]
-	if p.Kind != KindMail {
+	if p.Kind != domain.KindMail {
 		t.Fatalf("default kind %q", p.Kind)
 	}
 	for pos := 1; pos <= 5; pos++ {

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/mailvault/mailvault/domain"
 )
 
 // Store is the server side of a tenant for the wire simulators (Graph,
@@ -125,7 +127,7 @@ func NewStore(t *Tenant) *Store {
 
 func (s *Store) newBox(address, key, name, rootWellKnown, rootName string, folders []Folder) *Box {
 	b := &Box{Address: address, ID: GUID("user", strings.ToLower(key)), Name: name, key: key, ByID: map[string]*StoredFolder{}, index: map[string]itemLoc{}}
-	b.Root = &StoredFolder{Box: b, ID: FolderID(key, "\x00root"), Name: rootName, Kind: KindMail, WellKnown: rootWellKnown}
+	b.Root = &StoredFolder{Box: b, ID: FolderID(key, "\x00root"), Name: rootName, Kind: domain.KindMail, WellKnown: rootWellKnown}
 	b.ByID[b.Root.ID] = b.Root
 	for i := range folders {
 		spec := &folders[i]
@@ -175,11 +177,11 @@ func (b *Box) Ensure(path, kind string) *StoredFolder {
 		}
 	}
 	parent, name := b.Root, path
-	if kind == KindCalendar && b.Address != "" {
+	if kind == domain.KindCalendar && b.Address != "" {
 		parent = nil
 	} else if i := strings.LastIndexByte(path, '/'); i >= 0 {
 		parent, name = b.Ensure(path[:i], kind), path[i+1:]
-	} else if kind != KindMail && b.Address != "" {
+	} else if kind != domain.KindMail && b.Address != "" {
 		parent = nil // top-level contact folders hang off the mailbox itself
 	}
 	return b.add(parent, name, path, kind)
@@ -192,10 +194,10 @@ func (b *Box) add(parent *StoredFolder, name, path, kind string) *StoredFolder {
 	if parent == b.Root && b.Address != "" {
 		f.WellKnown = WellKnownNames[strings.ToLower(name)]
 	}
-	if kind == KindCalendar && b.Address != "" && strings.EqualFold(path, "Calendar") {
+	if kind == domain.KindCalendar && b.Address != "" && strings.EqualFold(path, "Calendar") {
 		f.WellKnown = "calendar"
 	}
-	if kind == KindContacts && b.Address != "" && strings.EqualFold(path, "Contacts") {
+	if kind == domain.KindContacts && b.Address != "" && strings.EqualFold(path, "Contacts") {
 		f.WellKnown = "contacts"
 	}
 	if parent != nil {
@@ -466,7 +468,7 @@ func (s *Store) MutateByPath(req MutateRequest) error {
 	}
 	f := b.Folder(req.Folder, "")
 	if f == nil && req.Create && req.Folder != "" {
-		f = s.CreateFolder(b, req.Folder, KindMail)
+		f = s.CreateFolder(b, req.Folder, domain.KindMail)
 	}
 	if f == nil {
 		return fmt.Errorf("no folder %q in %s", req.Folder, req.Mailbox)

@@ -16,6 +16,7 @@ import (
 	"github.com/mailvault/mailvault/adapters/credential"
 	"github.com/mailvault/mailvault/adapters/ews"
 	"github.com/mailvault/mailvault/adapters/graph"
+	"github.com/mailvault/mailvault/domain"
 	"github.com/mailvault/mailvault/internal/app"
 	"github.com/mailvault/mailvault/pipeline"
 )
@@ -88,7 +89,7 @@ func ParseContent(v string) (map[string]string, error) {
 		return out, nil
 	}
 	if !strings.Contains(v, "=") {
-		for _, k := range []string{graph.KindMail, graph.KindCalendar, graph.KindContacts} {
+		for _, k := range []string{domain.KindMail, domain.KindCalendar, domain.KindContacts} {
 			out[k] = v
 		}
 		return out, nil
