@@ -33,6 +33,42 @@ var emailLIDs = [3][3]uint32{{0x8083, 0x8080, 0x8082}, {0x8093, 0x8090, 0x8092},
 
 const lidFileUnder = 0x8005
 
+// addrField is one part of a postal address: a property tag, or (lid set)
+// a named property of PSETID_Address.
+type addrField struct {
+	tag ft.Tag
+	lid uint32
+}
+
+func (f addrField) get(ps ft.Props) string {
+	if f.lid != 0 {
+		return named(ps, psetidAddress, f.lid).Text()
+	}
+	return ps.String(f.tag)
+}
+
+func (f addrField) prop(v string) ft.Prop {
+	if f.lid != 0 {
+		return ft.WithName(ft.String16(0, v), psetidAddress, f.lid)
+	}
+	return ft.String16(f.tag, v)
+}
+
+func addrTag(id uint16) addrField { return addrField{tag: ft.NewTag(id, ft.TypeString)} }
+
+// addressSlots are a contact's three postal addresses ([MS-OXOCNTC]
+// 2.2.1.3, [MS-OXVCARD] ADR): work in named properties, home and other in
+// tagged ones; each as post office box, street, city, state, postal code
+// and country, and the vCard TYPE it is written with.
+var addressSlots = []struct {
+	typ                                         string
+	poBox, street, city, state, postal, country addrField
+}{
+	{"work", addrField{lid: 0x804A}, addrField{lid: 0x8045}, addrField{lid: 0x8046}, addrField{lid: 0x8047}, addrField{lid: 0x8048}, addrField{lid: 0x8049}},
+	{"home", addrTag(0x3A5E), addrTag(0x3A5D), addrTag(0x3A59), addrTag(0x3A5C), addrTag(0x3A5B), addrTag(0x3A5A)},
+	{"", addrTag(0x3A64), addrTag(0x3A63), addrTag(0x3A5F), addrTag(0x3A62), addrTag(0x3A61), addrTag(0x3A60)}, // other: no TYPE
+}
+
 // phoneTypes pairs telephone properties with vCard TYPE parameters; the
 // primary number is the TEL without a type.
 var phoneTypes = []struct {
@@ -73,6 +109,18 @@ func contactVCard(m *ft.Message) ([]byte, error) {
 			params = vcard.Params{vcard.ParamType: pt.types}
 		}
 		set(vcard.FieldTelephone, ps.String(pt.tag), params)
+	}
+	for _, slot := range addressSlots {
+		a := &vcard.Address{PostOfficeBox: slot.poBox.get(ps), StreetAddress: slot.street.get(ps), Locality: slot.city.get(ps),
+			Region: slot.state.get(ps), PostalCode: slot.postal.get(ps), Country: slot.country.get(ps)}
+		if *a == (vcard.Address{}) {
+			continue
+		}
+		a.Field = &vcard.Field{}
+		if slot.typ != "" {
+			a.Field.Params = vcard.Params{vcard.ParamType: {slot.typ}}
+		}
+		card.AddAddress(a)
 	}
 	if bday := ps.Time(tagBirthday); !bday.IsZero() {
 		set(vcard.FieldBirthday, bday.Format("20060102"), nil)
@@ -133,6 +181,32 @@ func contactProps(card vcard.Card, m *ft.Message) {
 		if !taken[tag] {
 			taken[tag] = true
 			str(tag, f.Value)
+		}
+	}
+	// Each address goes to the slot its TYPE names (work, home, any other
+	// to "other"), the first of each kept.
+	filled := map[string]bool{}
+	for _, a := range card.Addresses() {
+		types := strings.ToLower(strings.Join(a.Params.Types(), ","))
+		slot := addressSlots[2]
+		for _, s := range addressSlots[:2] {
+			if strings.Contains(types, s.typ) {
+				slot = s
+				break
+			}
+		}
+		if filled[slot.typ] {
+			continue
+		}
+		filled[slot.typ] = true
+		for _, f := range []struct {
+			field addrField
+			v     string
+		}{{slot.poBox, a.PostOfficeBox}, {slot.street, a.StreetAddress}, {slot.city, a.Locality}, {slot.state, a.Region},
+			{slot.postal, a.PostalCode}, {slot.country, a.Country}} {
+			if f.v != "" {
+				add(f.field.prop(f.v))
+			}
 		}
 	}
 	if b := card.PreferredValue(vcard.FieldBirthday); b != "" {
