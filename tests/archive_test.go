@@ -115,3 +115,41 @@ func TestArchiveMailboxes(t *testing.T) {
 	rep, _ = restore("--mailbox", "hugo@contoso.test", "--target-mailbox", "hugo@contoso.test (archive)")
 	mustf(t, rep.Failed == 3 && rep.Created == 0, "restore into an archive that does not exist: %+v", rep)
 }
+
+// Over EWS an archive is the tree under the mailbox's archivemsgfolderroot,
+// reached through the same account (impersonated here): backed up as
+// "ADDRESS (archive)" beside its mailbox, nothing for a mailbox without
+// one, nothing again in a second run; it restores into another mailbox's
+// archive, and every SOAP request and reply is schema-valid.
+func TestArchiveMailboxesOverEWS(t *testing.T) {
+	t.Parallel() // waits on servers and timers more than it computes
+	const gina, archive, hugo = 12 + 6 + 4 + 2, 33, 3
+	sim := startEWSSim(t, archiveTenant)
+	data := filepath.Join(t.TempDir(), "data")
+	both := []string{"--mailbox", "gina@contoso.test", "--mailbox", "hugo@contoso.test", "--impersonate"}
+	r, res := sim.backup(t, data, append(both, "--archives")...)
+	mustf(t, res.code == 0 && r.ItemsStored == gina+archive+hugo, "backup with archives: exit %d, stored %d: %s %s", res.code, r.ItemsStored, res.stdout, res.stderr)
+	store := filepath.Join(data, "storage")
+	byMailbox := map[string]int{}
+	for _, v := range storedVersions(t, store) {
+		byMailbox[v.Mailbox]++
+	}
+	mustf(t, byMailbox["gina@contoso.test"] == gina && byMailbox["gina@contoso.test (archive)"] == archive && byMailbox["hugo@contoso.test"] == hugo && len(byMailbox) == 3,
+		"stored by mailbox: %v", byMailbox)
+	again, res := sim.backup(t, data, append(both, "--archives")...)
+	mustf(t, res.code == 0 && again.ItemsStored == 0, "second run: exit %d, stored %d: %s", res.code, again.ItemsStored, res.stderr)
+
+	run := func(args ...string) result { return mailvault(t, append(args, "--data", data)...) }
+	c := run("connection", "add", "onprem", "--type", "ews", "--ews-url", sim.EWSURL, "--username", sim.Username, "--password-file", sim.passwordFile,
+		"--impersonate", "--ca-cert", sim.CACert)
+	mustf(t, c.code == 0, "connection add: %s", c.stderr)
+	rep := restoreJSON(t, run("restore", "--storage", store, "--to", "onprem", "--mailbox", "gina@contoso.test (archive)",
+		"--target-mailbox", "gina@contoso.test (archive)", "--into-folder", "Restored", "--format", "json"))
+	mustf(t, rep.Created == archive && rep.Failed == 0, "restore into the archive: %+v", rep)
+	check := filepath.Join(t.TempDir(), "check")
+	r, res = sim.backup(t, check, "--mailbox", "gina@contoso.test", "--impersonate", "--archives")
+	mustf(t, res.code == 0 && r.ItemsStored == gina+2*archive, "the archive holds its items and the restored copies: exit %d, stored %d: %s", res.code, r.ItemsStored, res.stderr)
+	if msg := validateRecorded(t, sim.record); msg != "" {
+		t.Fatalf("SOAP traffic is not schema-valid:\n%s", msg)
+	}
+}

@@ -25,7 +25,7 @@ func (s *Source) EnsureFolder(ctx context.Context, mailbox, path, kind string) (
 		byPath[strings.ToLower(f.Path)] = f.ID
 	}
 	levels := strings.Split(strings.Trim(path, "/"), "/")
-	parent := s.distinguished(mailbox, "msgfolderroot")
+	parent := s.distinguished(mailbox, treeRoot(mailbox))
 	for i, name := range levels {
 		if id, ok := byPath[strings.ToLower(strings.Join(levels[:i+1], "/"))]; ok {
 			parent = folderRef{id: id}

@@ -47,11 +47,15 @@ type Config struct {
 	// PublicFolders selects public folders by path; "PATH/**" takes the
 	// folder with every subfolder, present and future.
 	PublicFolders []string
-	Content       string // export (default) or mime
-	BatchSize     int
-	HTTP          *http.Client
-	MaxReply      int64
-	Log           zerolog.Logger
+	// Archives adds each mailbox's archive, backed up as a mailbox of its
+	// own named "ADDRESS (archive)": the tree under the mailbox's
+	// archivemsgfolderroot, through the same account.
+	Archives  bool
+	Content   string // export (default) or mime
+	BatchSize int
+	HTTP      *http.Client
+	MaxReply  int64
+	Log       zerolog.Logger
 }
 
 // Source backs up mailboxes and public folders over EWS. It implements the
@@ -116,18 +120,30 @@ func (s *Source) FolderParallelism() int { return 4 }
 // impersonation is the ExchangeImpersonation address for a mailbox.
 func (s *Source) impersonation(mailbox string) string {
 	if s.cfg.Impersonate && mailbox != PublicFolders {
-		return mailbox
+		owner, _ := domain.ArchiveOwner(mailbox) // an archive is reached as its mailbox's user
+		return owner
 	}
 	return ""
 }
 
-// distinguished addresses a well-known folder of a mailbox.
+// distinguished addresses a well-known folder of a mailbox (of an
+// archive's mailbox: EWS names an archive's folders by the mailbox).
 func (s *Source) distinguished(mailbox, name string) folderRef {
+	owner, _ := domain.ArchiveOwner(mailbox)
 	r := folderRef{distinguished: name}
-	if !s.cfg.Impersonate && mailbox != PublicFolders && !strings.EqualFold(mailbox, s.cfg.Username) {
-		r.mailbox = mailbox // delegate access names the mailbox
+	if !s.cfg.Impersonate && mailbox != PublicFolders && !strings.EqualFold(owner, s.cfg.Username) {
+		r.mailbox = owner // delegate access names the mailbox
 	}
 	return r
+}
+
+// treeRoot is the distinguished folder a mailbox's tree hangs from: the
+// Top of Information Store, or of the archive.
+func treeRoot(mailbox string) string {
+	if _, archive := domain.ArchiveOwner(mailbox); archive {
+		return "archivemsgfolderroot"
+	}
+	return "msgfolderroot"
 }
 
 // Mailboxes lists the configured mailboxes, then the public folders if any
@@ -142,6 +158,19 @@ func (s *Source) Mailboxes(ctx context.Context) ([]string, error) {
 			return nil, &domain.Failure{Class: domain.ClassFatal, Code: "NoMailboxes", Message: "name the mailboxes to back up with --mailbox (EWS cannot list an organisation's mailboxes)"}
 		}
 		out = []string{s.cfg.Username}
+	}
+	if s.cfg.Archives {
+		var boxes []string
+		for _, m := range out {
+			if m != PublicFolders {
+				boxes = append(boxes, m)
+			}
+		}
+		all := domain.WithArchives(boxes)
+		if len(boxes) < len(out) {
+			all = append(all, PublicFolders)
+		}
+		return all, nil
 	}
 	return out, nil
 }
@@ -164,8 +193,14 @@ func (s *Source) Folders(ctx context.Context, mailbox string) ([]domain.Folder, 
 	if mailbox == PublicFolders {
 		return s.publicFolders(ctx)
 	}
-	refs := make([]folderRef, len(wellKnown))
-	for i, n := range wellKnown {
+	// An archive's folders have no well-known names of their own to ask
+	// for beyond its root.
+	names, root := wellKnown, treeRoot(mailbox)
+	if root != "msgfolderroot" {
+		names = []string{root}
+	}
+	refs := make([]folderRef, len(names))
+	for i, n := range names {
 		refs[i] = s.distinguished(mailbox, n)
 	}
 	inner, err := s.t.call(ctx, s.impersonation(mailbox), getFolderRequest(refs))
@@ -176,24 +211,27 @@ func (s *Source) Folders(ctx context.Context, mailbox string) ([]domain.Folder, 
 	if err != nil {
 		return nil, malformed("GetFolder", err)
 	}
-	names := map[string]string{}
+	byID := map[string]string{}
 	rootID := ""
 	for i, m := range msgs {
-		if i >= len(wellKnown) || messageFailure(m.responseMessage) != nil || len(m.Folders.List) == 0 {
+		if i >= len(names) || messageFailure(m.responseMessage) != nil || len(m.Folders.List) == 0 {
 			continue // a server without an archive, say
 		}
-		names[m.Folders.List[0].FolderID.ID] = wellKnown[i]
-		if wellKnown[i] == "msgfolderroot" {
+		byID[m.Folders.List[0].FolderID.ID] = names[i]
+		if names[i] == root {
 			rootID = m.Folders.List[0].FolderID.ID
 		}
 	}
 	if rootID == "" {
 		if len(msgs) > 0 {
 			if f := messageFailure(msgs[0].responseMessage); f != nil {
+				if root != "msgfolderroot" && f.Code == "ErrorFolderNotFound" {
+					return nil, nil // the mailbox has no archive: nothing to back up
+				}
 				return nil, f
 			}
 		}
-		return nil, &domain.Failure{Class: domain.ClassFatal, Code: "NoRootFolder", Message: "GetFolder did not return msgfolderroot"}
+		return nil, &domain.Failure{Class: domain.ClassFatal, Code: "NoRootFolder", Message: "GetFolder did not return " + root}
 	}
 	type node struct {
 		name, parent, class string
@@ -205,7 +243,7 @@ func (s *Source) Folders(ctx context.Context, mailbox string) ([]domain.Folder, 
 		if pages > 1000 {
 			return nil, &domain.Failure{Class: domain.ClassFatal, Code: "EndlessPaging", Message: "SyncFolderHierarchy never reached its last folder"}
 		}
-		inner, err := s.t.call(ctx, s.impersonation(mailbox), syncFolderHierarchyRequest(s.distinguished(mailbox, "msgfolderroot"), state))
+		inner, err := s.t.call(ctx, s.impersonation(mailbox), syncFolderHierarchyRequest(s.distinguished(mailbox, root), state))
 		if err != nil {
 			return nil, err
 		}
@@ -250,7 +288,7 @@ func (s *Source) Folders(ctx context.Context, mailbox string) ([]domain.Folder, 
 		if !ok || !inTree {
 			continue
 		}
-		out = append(out, domain.Folder{ID: id, Path: p, Kind: kind, WellKnown: names[id]})
+		out = append(out, domain.Folder{ID: id, Path: p, Kind: kind, WellKnown: byID[id]})
 		s.remember(mailbox, id, kind)
 	}
 	return out, nil

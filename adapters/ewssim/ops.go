@@ -45,6 +45,12 @@ func (c *opContext) resolve(r folderRefXML) *simtenant.StoredFolder {
 		if b == nil {
 			return nil
 		}
+		if strings.EqualFold(r.ID, "archivemsgfolderroot") {
+			if b.Archive == nil {
+				return nil // no archive: ErrorFolderNotFound, as Exchange answers
+			}
+			return b.Archive.Root
+		}
 		if f := b.WellKnownFolder(r.ID); f != nil {
 			return f
 		}

@@ -624,6 +624,9 @@ func (c *opContext) admit(b *simtenant.Box) *throttle {
 	if b == nil {
 		return nil
 	}
+	if b.ArchiveOf != nil {
+		b = b.ArchiveOf // EWS budgets are the account's: an archive's requests count as its mailbox's
+	}
 	now := s.now()
 	s.applyLoad(now)
 	bb := s.budgets[b]

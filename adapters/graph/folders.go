@@ -36,7 +36,7 @@ const folderDeltaPageSize = 250
 // pipeline.ErrFolderTrackingUnavailable once and for the rest of the run,
 // and discovery walks the per-kind folder lists.
 func (s *Source) FolderChanges(ctx context.Context, mailbox string, prev domain.FolderTree) (domain.FolderChanges, error) {
-	_, archive := archiveOwner(mailbox)
+	_, archive := domain.ArchiveOwner(mailbox)
 	if s.folderAPIDenied.Load() {
 		if archive {
 			return domain.FolderChanges{}, errArchiveNeedsFolderAPI
@@ -93,7 +93,7 @@ func (s *Source) folderDelta(ctx context.Context, mailbox, link string) (domain.
 		if err != nil {
 			return ch, err
 		}
-		_, archive := archiveOwner(mailbox)
+		_, archive := domain.ArchiveOwner(mailbox)
 		link = s.c.url(archive, "admin", "exchange", "mailboxes", mbx, "folders", "delta")
 	}
 	h := http.Header{"Prefer": {"odata.maxpagesize=" + strconv.Itoa(folderDeltaPageSize)}}

@@ -55,7 +55,7 @@ func markStream(stream []byte, version string) ([]byte, error) {
 
 // exportOnlyWhat names, for a message, what only the mailbox API reaches.
 func exportOnlyWhat(mailbox, kind string) string {
-	if _, archive := archiveOwner(mailbox); archive {
+	if _, archive := domain.ArchiveOwner(mailbox); archive {
 		return "archive mailboxes"
 	}
 	return kind + " folders"
@@ -68,7 +68,7 @@ func (s *Source) mailboxRoute(ctx context.Context, mailbox string, segments ...s
 	if err != nil {
 		return "", err
 	}
-	_, archive := archiveOwner(mailbox)
+	_, archive := domain.ArchiveOwner(mailbox)
 	return s.c.url(archive, append([]string{"admin", "exchange", "mailboxes", xid}, segments...)...), nil
 }
 

@@ -78,7 +78,7 @@ func TestReplaceRefusedWhereOnlyTheMailboxAPIReaches(t *testing.T) {
 	for _, c := range []struct{ mailbox, kind, what string }{
 		{"a@x", domain.KindTasks, "tasks folders"},
 		{"a@x", domain.KindNotes, "notes folders"},
-		{"a@x" + ArchiveSuffix, domain.KindMail, "archive mailboxes"},
+		{"a@x" + domain.ArchiveSuffix, domain.KindMail, "archive mailboxes"},
 	} {
 		err := src.Delete(context.Background(), c.mailbox, "f", "i", c.kind)
 		var fl *domain.Failure

@@ -446,7 +446,7 @@ func (s *Source) importItem(ctx context.Context, mailbox, folderID string, it pi
 	sess, ok := s.imports[mailbox]
 	s.mu.Unlock()
 	if !ok || time.Until(sess.expires) < time.Minute {
-		_, archive := archiveOwner(mailbox)
+		_, archive := domain.ArchiveOwner(mailbox)
 		resp, err := s.c.do(ctx, http.MethodPost, s.c.url(archive, "admin", "exchange", "mailboxes", xid, "createImportSession"), nil, []byte("{}"))
 		if err != nil {
 			return pipeline.CreateResult{}, err

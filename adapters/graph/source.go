@@ -142,7 +142,7 @@ func NewSource(cfg Config) (*Source, error) {
 // content: tasks and notes have no per-kind route, and an archive has no
 // route but the mailbox API at all (so nothing to fall back to either).
 func exportOnly(mailbox, kind string) bool {
-	_, archive := archiveOwner(mailbox)
+	_, archive := domain.ArchiveOwner(mailbox)
 	return archive || kind != domain.KindMail && kind != domain.KindCalendar && kind != domain.KindContacts
 }
 
@@ -236,14 +236,6 @@ func all[T any](ctx context.Context, s *Source, first string) ([]T, error) {
 	return out, nil
 }
 
-// ArchiveSuffix ends the name an archive mailbox is backed up under.
-const ArchiveSuffix = " (archive)"
-
-// archiveOwner tells whether mailbox names an archive, and whose.
-func archiveOwner(mailbox string) (owner string, archive bool) {
-	return strings.CutSuffix(mailbox, ArchiveSuffix)
-}
-
 // Mailboxes lists the configured mailboxes, or every user with a mailbox;
 // with Archives each is followed by its archive (a mailbox without one has
 // no folders).
@@ -252,15 +244,7 @@ func (s *Source) Mailboxes(ctx context.Context) ([]string, error) {
 	if err != nil || !s.cfg.Archives {
 		return list, err
 	}
-	out := make([]string, 0, 2*len(list))
-	for _, m := range list {
-		if _, archive := archiveOwner(m); archive {
-			out = append(out, m) // named as an archive already
-			continue
-		}
-		out = append(out, m, m+ArchiveSuffix)
-	}
-	return out, nil
+	return domain.WithArchives(list), nil
 }
 
 func (s *Source) primaryMailboxes(ctx context.Context) ([]string, error) {
@@ -359,7 +343,7 @@ var wellKnownNames = []string{"inbox", "sentitems", "deleteditems", "drafts", "j
 // WellKnown maps the mailbox's well-known folders' ids to their names. An
 // archive's are not reachable by name: the folder delta gives them.
 func (s *Source) WellKnown(ctx context.Context, mailbox string) (map[string]string, error) {
-	if _, archive := archiveOwner(mailbox); archive {
+	if _, archive := domain.ArchiveOwner(mailbox); archive {
 		return map[string]string{}, nil
 	}
 	reqs := make([]batchRequest, len(wellKnownNames))
@@ -477,7 +461,7 @@ func (s *Source) List(ctx context.Context, mailbox, folderID, token string) (dom
 			return domain.Page{}, err
 		}
 	} else {
-		_, archive := archiveOwner(mailbox)
+		_, archive := domain.ArchiveOwner(mailbox)
 		if archive {
 			kind = "" // an archive is listed through the mailbox API only
 		}
@@ -726,7 +710,7 @@ func (s *Source) exchangeID(ctx context.Context, mailbox string) (string, error)
 	}
 	// One settings/exchange per user gives both ids: its mailbox's and
 	// its archive's.
-	user, archive := archiveOwner(mailbox)
+	user, archive := domain.ArchiveOwner(mailbox)
 	_, err, _ := s.exchangeCalls.Do(user, func() (any, error) {
 		var st struct {
 			PrimaryMailboxID string `json:"primaryMailboxId"`
@@ -741,7 +725,7 @@ func (s *Source) exchangeID(ctx context.Context, mailbox string) (string, error)
 		s.mu.Lock()
 		s.exchange[user] = st.PrimaryMailboxID
 		if st.ArchiveMailboxID != "" {
-			s.exchange[user+ArchiveSuffix] = st.ArchiveMailboxID
+			s.exchange[user+domain.ArchiveSuffix] = st.ArchiveMailboxID
 		} else {
 			s.noArchive[user] = true
 		}
@@ -787,7 +771,7 @@ func (s *Source) export(ctx context.Context, mailbox string, items []domain.Item
 		ids[i] = it.ID
 	}
 	body, _ := json.Marshal(map[string]any{"itemIds": ids})
-	_, archive := archiveOwner(mailbox)
+	_, archive := domain.ArchiveOwner(mailbox)
 	resp, err := s.c.do(ctx, http.MethodPost, s.c.url(archive, "admin", "exchange", "mailboxes", mbx, "exportItems"), nil, body)
 	if err != nil {
 		return err

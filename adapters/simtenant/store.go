@@ -151,9 +151,16 @@ func owner(key string) string {
 	return address
 }
 
-// Boxes lists every mailbox, then the public folders if the tenant has any.
+// Boxes lists every mailbox, each followed by its archive if it has one,
+// then the public folders if the tenant has any.
 func (s *Store) Boxes() []*Box {
-	out := append(make([]*Box, 0, len(s.Mailboxes)+1), s.Mailboxes...)
+	out := make([]*Box, 0, 2*len(s.Mailboxes)+1)
+	for _, b := range s.Mailboxes {
+		out = append(out, b)
+		if b.Archive != nil {
+			out = append(out, b.Archive)
+		}
+	}
 	if s.Public != nil {
 		out = append(out, s.Public)
 	}

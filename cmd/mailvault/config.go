@@ -225,7 +225,7 @@ func (f *jobFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.allMailboxes, "all-mailboxes", false, "every mailbox of the connection")
 	fl.StringArrayVar(&f.excludes, "exclude-mailbox", nil, "with --all-mailboxes, leave this one out (repeatable)")
 	fl.StringArrayVar(&f.publics, "public-folder", nil, "public folder path, PATH/** with subfolders (repeatable)")
-	fl.BoolVar(&f.archives, "archives", false, "also back up each mailbox's archive, as ADDRESS (archive) (Graph)")
+	fl.BoolVar(&f.archives, "archives", false, "also back up each mailbox's archive, as ADDRESS (archive)")
 	fl.BoolVar(&f.oneTime, "one-time", false, "one cycle per activity period instead of continuous cycles")
 	fl.StringVar(&f.idle, "idle", "", "idle time between cycles, hh:mm:ss (default 00:01:00)")
 	fl.StringVar(&f.pattern, "pattern", "", "activity pattern: custom, daily, weekly, monthly (default: none, started by hand)")

@@ -42,7 +42,7 @@ func (f *graphFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.secretValue, "client-secret", "", "")
 	_ = fl.MarkHidden("client-secret")
 	fl.StringArrayVar(&f.mailboxes, "mailbox", nil, "back up only this mailbox (repeatable; graph: default every user with a mailbox; ews: the mailboxes to back up)")
-	fl.BoolVar(&f.archives, "archives", false, "also back up each mailbox's archive, as ADDRESS (archive) (graph)")
+	fl.BoolVar(&f.archives, "archives", false, "also back up each mailbox's archive, as ADDRESS (archive)")
 	fl.StringVar(&f.graphURL, "graph-url", graph.DefaultGraphURL, "Graph v1.0 endpoint (sovereign clouds, the simulator)")
 	fl.StringVar(&f.betaURL, "beta-url", "", "Graph beta endpoint (default derived from --graph-url)")
 	fl.StringVar(&f.tokenURL, "token-url", "", "token endpoint (default https://login.microsoftonline.com/TENANT/oauth2/v2.0/token)")

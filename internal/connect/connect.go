@@ -57,9 +57,6 @@ var types = map[string]func(ctx context.Context, log zerolog.Logger, spec app.Co
 		return graphServer{src}, nil
 	},
 	"ews": func(_ context.Context, log zerolog.Logger, c app.ConnectionSpec, secret credential.Secret, scope app.Scope) (app.Server, error) {
-		if scope.Archives {
-			return nil, app.Invalid("archives are backed up over Graph only; EWS reaches an archive as the mailbox's archivemsgfolderroot, which mailvault does not read yet")
-		}
 		if c.Auth == "" {
 			c.Auth = ews.AuthNTLM
 		}
@@ -68,7 +65,7 @@ var types = map[string]func(ctx context.Context, log zerolog.Logger, spec app.Co
 			return nil, app.Invalid("%v", err)
 		}
 		src, err := ews.NewSource(ews.Config{URL: c.EWSURL, Auth: c.Auth, Username: c.Username, Secret: secret, Impersonate: c.Impersonate,
-			Mailboxes: scope.Mailboxes, PublicFolders: scope.PublicFolders, Content: c.Content, BatchSize: c.Batch, Log: log, HTTP: hc})
+			Mailboxes: scope.Mailboxes, PublicFolders: scope.PublicFolders, Archives: scope.Archives, Content: c.Content, BatchSize: c.Batch, Log: log, HTTP: hc})
 		if err != nil {
 			return nil, app.Invalid("%v", err)
 		}
