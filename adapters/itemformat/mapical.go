@@ -37,10 +37,12 @@ const (
 	lidExceptionReplaceTime = 0x8228
 	lidTimeZoneStruct       = 0x8233
 	lidTimeZoneDescription  = 0x8234
-	lidGlobalObjectID       = 0x0003 // in PSETID_Meeting
-	lidOwnerCriticalChange  = 0x001A
-	lidCleanGlobalObjectID  = 0x0023
-	asfMeeting              = 0x1
+	// PidLidAppointmentTimeZoneDefinitionRecur: the zone's rules by year.
+	lidTimeZoneDefinitionRecur = 0x8260
+	lidGlobalObjectID          = 0x0003 // in PSETID_Meeting
+	lidOwnerCriticalChange     = 0x001A
+	lidCleanGlobalObjectID     = 0x0023
+	asfMeeting                 = 0x1
 	// The class of an exception's embedded message.
 	exceptionClass = "IPM.OLE.CLASS.{00061055-0000-0000-C000-000000000046}"
 )
@@ -214,6 +216,7 @@ func appointmentComponents(m *ft.Message) ([]*ical.Component, error) {
 	// changes; otherwise the offset is read from the first occurrence and
 	// the series written in UTC.
 	z, _ := parseZone(named(ps, psetidAppointment, lidTimeZoneStruct).Value, named(ps, psetidAppointment, lidTimeZoneDescription).Text())
+	z = z.withHistory(named(ps, psetidAppointment, lidTimeZoneDefinitionRecur).Value)
 	zoned := z.daylight() && !allDay
 	offset := r.start.Add(time.Duration(r.startMin) * time.Minute).Sub(start)
 	utc := func(local time.Time) time.Time {
