@@ -67,8 +67,8 @@ func TestRestoreTargetContract(t *testing.T) {
 				if created, err = target.Create(ctx, mailbox, folderID, restored); err != nil || created.ID == "" {
 					t.Fatalf("create: %+v %v", created, err)
 				}
-				if _, found, err := target.Lookup(ctx, mailbox, folderID, restored); err != nil || found != impl.findsRestored {
-					t.Fatalf("lookup after create: found %v %v, want %v", found, err, impl.findsRestored)
+				if id, found, err := target.Lookup(ctx, mailbox, folderID, restored); err != nil || !found || id != created.ID {
+					t.Fatalf("lookup after create: %q found %v %v, want %q", id, found, err, created.ID)
 				}
 				if listed, _ := listAll(t, src, mailbox, folderID); len(listed) != 1 {
 					t.Fatalf("the folder lists %d items, want the one restored", len(listed))

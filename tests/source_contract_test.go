@@ -56,11 +56,7 @@ type sourceImpl struct {
 	// tracked: the source's listings carry change tracking (a sync token
 	// on the last page); the in-process tenant lists from scratch.
 	tracked bool
-	// findsRestored: as a restore target, Lookup finds what a restore
-	// created. EWS cannot (UploadItems data is opaque to a search), so a
-	// restore over EWS relies on its log to create nothing twice.
-	findsRestored bool
-	open          func(t *testing.T, tenant *simtenant.Tenant) opened
+	open    func(t *testing.T, tenant *simtenant.Tenant) opened
 }
 
 // opened is a source under test and what the suite needs beside it.
@@ -81,7 +77,7 @@ var sourceImpls = []sourceImpl{
 		src := simtenant.NewSource(tenant, nil)
 		return opened{src: src, delete: src.Delete}
 	}},
-	{name: "graph", tracked: true, findsRestored: true, open: func(t *testing.T, tenant *simtenant.Tenant) opened {
+	{name: "graph", tracked: true, open: func(t *testing.T, tenant *simtenant.Tenant) opened {
 		sim, err := graphsim.Start(tenant, graphsim.StartOptions{TLS: true, Dir: t.TempDir()})
 		if err != nil {
 			t.Fatal(err)

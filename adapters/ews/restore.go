@@ -1,12 +1,15 @@
 package ews
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/xml"
 	"fmt"
+	"net/mail"
 	"strings"
 
+	"github.com/mailvault/mailvault/adapters/itemformat"
 	"github.com/mailvault/mailvault/domain"
 	"github.com/mailvault/mailvault/pipeline"
 )
@@ -82,11 +85,63 @@ func (s *Source) createFolder(ctx context.Context, mailbox string, parent folder
 	return msgs[0].Folders.List[0].ID.ID, nil
 }
 
-// Lookup implements pipeline.RestoreTarget. UploadItems data is opaque,
-// so a restore over EWS relies on its log to avoid duplicates; an item
-// whose upload began when the process died is uploaded again.
-func (s *Source) Lookup(context.Context, string, string, pipeline.RestoreItem) (string, bool, error) {
+// Lookup implements pipeline.RestoreTarget with FindItem restricted to
+// the restore mark (an extended property the uploaded stream carries),
+// then, for a message, to its Message-ID.
+func (s *Source) Lookup(ctx context.Context, mailbox, folderID string, it pipeline.RestoreItem) (string, bool, error) {
+	markURI := `<t:ExtendedFieldURI PropertySetId="` + itemformat.RestoreMarkSet + `" PropertyName="` + itemformat.RestoreMarkName + `" PropertyType="String"/>`
+	restrictions := []string{isEqualTo(markURI, it.VersionID)}
+	if it.Kind == domain.KindMail {
+		if raw, err := itemformat.MIME(it.Format, it.Content); err == nil {
+			if msg, err := mail.ReadMessage(bytes.NewReader(raw)); err == nil && msg.Header.Get("Message-Id") != "" {
+				restrictions = append(restrictions, isEqualTo(`<t:FieldURI FieldURI="message:InternetMessageId"/>`, msg.Header.Get("Message-Id")))
+			}
+		}
+	}
+	for _, r := range restrictions {
+		inner, err := s.t.call(ctx, s.impersonation(mailbox), findItemRequest(folderID, r))
+		if err != nil {
+			return "", false, err
+		}
+		msgs, err := messagesOf[findItemMessage](inner)
+		if err != nil || len(msgs) != 1 {
+			return "", false, malformed("FindItem", err)
+		}
+		if fl := messageFailure(msgs[0].responseMessage); fl != nil {
+			return "", false, fl
+		}
+		for _, item := range msgs[0].Root.Items.List {
+			if item.ItemID.ID != "" {
+				return item.ItemID.ID, true, nil
+			}
+		}
+	}
 	return "", false, nil
+}
+
+// isEqualTo is a FindItem restriction: the property at uri equals value.
+func isEqualTo(uri, value string) string {
+	return `<t:IsEqualTo>` + uri + `<t:FieldURIOrConstant><t:Constant Value="` + esc(value) + `"/></t:FieldURIOrConstant></t:IsEqualTo>`
+}
+
+// findItemRequest asks for the id of the first item of a folder that
+// meets restriction.
+func findItemRequest(folderID, restriction string) string {
+	return op("FindItem", ` Traversal="Shallow"`) + `<m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>` +
+		`<m:IndexedPageItemView MaxEntriesReturned="1" Offset="0" BasePoint="Beginning"/>` +
+		`<m:Restriction>` + restriction + `</m:Restriction>` +
+		`<m:ParentFolderIds><t:FolderId Id="` + esc(folderID) + `"/></m:ParentFolderIds></m:FindItem>`
+}
+
+type findItemMessage struct {
+	responseMessage
+	Root struct {
+		Items struct {
+			List []struct {
+				ItemID itemID `xml:"ItemId"`
+			} `xml:",any"`
+		} `xml:"Items"`
+	} `xml:"RootFolder"`
 }
 
 // Create implements pipeline.RestoreTarget with UploadItems CreateNew: the
@@ -96,10 +151,19 @@ func (s *Source) Create(ctx context.Context, mailbox, folderID string, it pipeli
 		return pipeline.CreateResult{}, &domain.Failure{Class: domain.ClassFatal, Code: "UnsupportedFormat",
 			Message: fmt.Sprintf("EWS restores ExportItems data; this item is stored as %s (restore it over Graph)", it.Format)}
 	}
+	// The uploaded data carries the restore mark, which Lookup finds; data
+	// mailvault cannot decode (a layout it does not know) goes up as it
+	// is, and a repeated restore will not find that item.
+	data, err := itemformat.MarkStream(it.Content, it.VersionID)
+	if err != nil {
+		s.cfg.Log.Warn().Str("mailbox", mailbox).Str("item", it.ItemID).Err(err).
+			Msg("the exported data could not carry the restore mark: a repeated restore will not find this item")
+		data = it.Content
+	}
 	var parent strings.Builder
 	xml.EscapeText(&parent, []byte(folderID))
 	body := op("UploadItems", "") + `<m:Items><t:Item CreateAction="CreateNew"><t:ParentFolderId Id="` + parent.String() + `"/><t:Data>` +
-		base64.StdEncoding.EncodeToString(it.Content) + `</t:Data></t:Item></m:Items></m:UploadItems>`
+		base64.StdEncoding.EncodeToString(data) + `</t:Data></t:Item></m:Items></m:UploadItems>`
 	inner, err := s.t.call(ctx, s.impersonation(mailbox), body)
 	if err != nil {
 		return pipeline.CreateResult{}, err

@@ -1,11 +1,14 @@
 package ewssim
 
 import (
+	"bytes"
 	"encoding/base64"
+	"net/mail"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/mailvault/mailvault/adapters/itemformat"
 	"github.com/mailvault/mailvault/adapters/simtenant"
 	"github.com/mailvault/mailvault/domain"
 )
@@ -175,8 +178,7 @@ func itemXML(sn simtenant.Snapshot, id string, sh itemShape) string {
 
 // findItem lists a folder's items (FindItem, shallow): a page of an
 // indexed view, with the properties asked for, sorted by the date
-// received, created or the subject when asked. Restrictions are not
-// applied: every item is in the view.
+// received, created or the subject when asked, restricted as below.
 func (s *Server) findItem(c *opContext) (string, *throttle) {
 	var req struct {
 		Traversal string    `xml:"Traversal,attr"`
@@ -192,12 +194,42 @@ func (s *Server) findItem(c *opContext) (string, *throttle) {
 				URI string `xml:"FieldURI,attr"`
 			} `xml:"FieldURI"`
 		} `xml:"SortOrder>FieldOrder"`
+		Restriction *struct {
+			IsEqualTo *struct {
+				Field *struct {
+					URI string `xml:"FieldURI,attr"`
+				} `xml:"FieldURI"`
+				Extended *struct {
+					Name string `xml:"PropertyName,attr"`
+				} `xml:"ExtendedFieldURI"`
+				Constant struct {
+					Value string `xml:"Value,attr"`
+				} `xml:"FieldURIOrConstant>Constant"`
+			} `xml:"IsEqualTo"`
+		} `xml:"Restriction"`
 		Parents refList `xml:"ParentFolderIds"`
 	}
 	if !c.decode(&req) {
 		return "", nil
 	}
 	const op = "FindItem"
+	// The restrictions applied: IsEqualTo on the restore mark (an extended
+	// property by name) and on message:InternetMessageId; any other
+	// restriction leaves every item in the view.
+	match := func(*simtenant.StoredFolder, int) bool { return true }
+	if r := req.Restriction; r != nil && r.IsEqualTo != nil {
+		eq := r.IsEqualTo
+		want := eq.Constant.Value
+		switch {
+		case eq.Extended != nil && eq.Extended.Name == itemformat.RestoreMarkName:
+			match = func(f *simtenant.StoredFolder, pos int) bool { return f.Items[pos-1].Marker == want }
+		case eq.Field != nil && eq.Field.URI == "message:InternetMessageId":
+			match = func(f *simtenant.StoredFolder, pos int) bool {
+				msg, err := mail.ReadMessage(bytes.NewReader(s.store.Content(f, pos)))
+				return err == nil && msg.Header.Get("Message-Id") == want
+			}
+		}
+	}
 	if req.Traversal != "" && req.Traversal != "Shallow" && req.Traversal != "Associated" {
 		c.fault = &faultReply{"ErrorInvalidRequest", "The request is invalid: only Shallow and Associated traversals are supported for items."}
 		return "", nil
@@ -224,7 +256,7 @@ func (s *Server) findItem(c *opContext) (string, *throttle) {
 			continue // no associated (hidden) items
 		}
 		for pos := 1; pos <= len(f.Items); pos++ {
-			if !f.Items[pos-1].Deleted {
+			if !f.Items[pos-1].Deleted && match(f, pos) {
 				lists[i] = append(lists[i], entry{s.store.Snapshot(f, pos), s.store.ItemID(f, pos)})
 			}
 		}

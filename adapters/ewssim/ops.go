@@ -604,6 +604,7 @@ func (s *Server) uploadItems(c *opContext) (string, *throttle) {
 				return "", t
 			}
 			pos := s.store.CreateImported(f, content, data)
+			f.Items[pos-1].Marker = itemformat.StreamMark(data) // its named properties stay on the item
 			// As in ExportItems, this ItemId is in the messages namespace.
 			b.WriteString(success(op, `<m:ItemId Id="`+esc(s.store.ItemID(f, pos))+`" ChangeKey="`+esc(s.store.ChangeKey(f, pos))+`"/>`))
 		}

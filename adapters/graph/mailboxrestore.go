@@ -10,48 +10,18 @@ import (
 
 	"github.com/emersion/go-message/mail"
 
-	ft "github.com/mailvault/mailvault/adapters/fasttransfer"
 	"github.com/mailvault/mailvault/adapters/itemformat"
 	"github.com/mailvault/mailvault/domain"
 	"github.com/mailvault/mailvault/pipeline"
 )
 
-// The restore mark: a named string property. Graph names it by its set
-// and name in extended-property ids; an export stream carries it as a
-// named property of the same set and name.
-const (
-	markerSetText = "6f3e4c1a-9d1b-4b8e-9a61-4d1b8a6c2f10"
-	markerName    = "MailvaultRestoreId"
-	// MarkerProperty is the mark's id as Graph's extended properties name
-	// it; its value is the storage's version id, so that a resumed or
-	// repeated restore finds what an earlier one already made.
-	MarkerProperty = "String {" + markerSetText + "} Name " + markerName
-)
-
-var markerSet = ft.MustGUID(markerSetText)
+// MarkerProperty is the restore mark's id as Graph's extended properties
+// name it (itemformat.MarkStream has the mark).
+const MarkerProperty = "String {" + itemformat.RestoreMarkSet + "} Name " + itemformat.RestoreMarkName
 
 // internetMessageIDProperty is PidTagInternetMessageId as an extended
 // property id, which the mailbox API can filter items by.
 const internetMessageIDProperty = "String 0x1035"
-
-// markStream returns the export stream with the restore mark set to
-// version (an earlier mark, from a restore this item was backed up after,
-// replaced), framed as exports frame it.
-func markStream(stream []byte, version string) ([]byte, error) {
-	m, err := ft.Decode(stream)
-	if err != nil {
-		return nil, err
-	}
-	props := make(ft.Props, 0, len(m.Props)+1)
-	for _, p := range m.Props {
-		if p.Named != nil && p.Named.ByName && p.Named.Set == markerSet && p.Named.Name == markerName {
-			continue
-		}
-		props = append(props, p)
-	}
-	m.Props = append(props, ft.WithStringName(ft.String16(0, version), markerSet, markerName))
-	return ft.Encode(m)
-}
 
 // exportOnlyWhat names, for a message, what only the mailbox API reaches.
 func exportOnlyWhat(mailbox, kind string) string {

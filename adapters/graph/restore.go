@@ -40,6 +40,10 @@ func collectionOf(kind string) (folders, items string) {
 	return "mailFolders", "messages"
 }
 
+// immutableIDs asks for the ids the import session and the item routes
+// answer with, so that what Lookup finds is what Create made.
+var immutableIDs = http.Header{"Prefer": {preferImmutable}}
+
 func odataString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // EnsureFolder implements pipeline.RestoreTarget. Calendars are flat in
@@ -129,7 +133,7 @@ func (s *Source) Lookup(ctx context.Context, mailbox, folderID string, it pipeli
 		var found collection[struct {
 			ID string `json:"id"`
 		}]
-		if err := s.getJSON(ctx, s.c.url(false, "users", mailbox, coll, folderID, items)+"?"+q.Encode(), nil, &found); err != nil {
+		if err := s.getJSON(ctx, s.c.url(false, "users", mailbox, coll, folderID, items)+"?"+q.Encode(), immutableIDs, &found); err != nil {
 			return "", false, err
 		}
 		if len(found.Value) > 0 {
@@ -469,13 +473,14 @@ func (s *Source) importItem(ctx context.Context, mailbox, folderID string, it pi
 	}
 	// The stream carries the restore mark, so that a later restore finds
 	// the item: the mailbox API cannot set a property on an item after it
-	// is made, and this costs no request.
-	marked, err := markStream(it.Content, it.VersionID)
-	if err != nil {
-		return pipeline.CreateResult{}, &domain.Failure{Class: domain.ClassFatal, Code: "DamagedStream",
-			Message: "the stored export stream cannot be read: " + err.Error()}
+	// is made, and this costs no request. A stream mailvault cannot
+	// decode (a layout it does not know) is imported as it is, and marked
+	// afterwards where a per-kind route can.
+	data, markErr := itemformat.MarkStream(it.Content, it.VersionID)
+	if markErr != nil {
+		data = it.Content
 	}
-	body, _ := json.Marshal(map[string]string{"FolderId": folderID, "Mode": "create", "Data": base64.StdEncoding.EncodeToString(marked)})
+	body, _ := json.Marshal(map[string]string{"FolderId": folderID, "Mode": "create", "Data": base64.StdEncoding.EncodeToString(data)})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sess.url.String(), bytes.NewReader(body))
 	if err != nil {
 		return pipeline.CreateResult{}, err
@@ -504,6 +509,18 @@ func (s *Source) importItem(ctx context.Context, mailbox, folderID string, it pi
 	}
 	if fl := DecodeJSON(resp.Header, b, &made); fl != nil {
 		return pipeline.CreateResult{}, fl
+	}
+	if markErr != nil {
+		if exportOnly(mailbox, it.Kind) {
+			s.cfg.Log.Warn().Str("mailbox", mailbox).Str("item", it.ItemID).Err(markErr).
+				Msg("the stream could not carry the restore mark: a repeated restore will not find this item")
+			return pipeline.CreateResult{ID: made.ItemID}, nil
+		}
+		_, items := collectionOf(it.Kind)
+		mark, _ := json.Marshal(map[string]any{"singleValueExtendedProperties": []map[string]string{{"id": MarkerProperty, "value": it.VersionID}}})
+		if _, err := s.c.do(ctx, http.MethodPatch, s.c.url(false, "users", mailbox, items, made.ItemID), nil, mark); err != nil {
+			return pipeline.CreateResult{}, fmt.Errorf("mark the imported item: %w", err)
+		}
 	}
 	return pipeline.CreateResult{ID: made.ItemID}, nil
 }

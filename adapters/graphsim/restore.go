@@ -17,7 +17,6 @@ import (
 
 	gomail "github.com/emersion/go-message/mail"
 
-	"github.com/mailvault/mailvault/adapters/fasttransfer"
 	"github.com/mailvault/mailvault/adapters/itemformat"
 	"github.com/mailvault/mailvault/adapters/simtenant"
 	"github.com/mailvault/mailvault/domain"
@@ -74,22 +73,6 @@ func (m *jsonMessage) prop(id string) (string, bool) {
 }
 
 const markerSuffix = "Name MailvaultRestoreId"
-
-// streamMarker is the restore mark an imported stream carries as a named
-// property, as Exchange keeps a stream's named properties on the item it
-// makes (and shows them as extended properties).
-func streamMarker(stream []byte) string {
-	m, err := fasttransfer.Decode(stream)
-	if err != nil {
-		return ""
-	}
-	for _, p := range m.Props {
-		if p.Named != nil && p.Named.ByName && "Name "+p.Named.Name == markerSuffix {
-			return p.Text()
-		}
-	}
-	return ""
-}
 
 func markerOf(props []extProp) string {
 	for _, p := range props {
@@ -565,7 +548,7 @@ func (s *Server) importItem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pos := s.store.CreateImported(f, content, data)
-	f.Items[pos-1].Marker = streamMarker(data)
+	f.Items[pos-1].Marker = itemformat.StreamMark(data) // Exchange keeps a stream's named properties on the item
 	id, ck := s.itemID(f, pos, true), s.store.ChangeKey(f, pos)
 	s.mu.Unlock()
 	s.write(w, r, jsonReply(http.StatusOK, map[string]any{"itemId": id, "changeKey": ck}))
