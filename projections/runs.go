@@ -114,6 +114,11 @@ type JobHistory struct {
 	LastState    domain.RunState
 	LastEnded    time.Time
 	LastSpeed    float64 // items/s of the last cycle
+	// LastSuccess is when the newest cycle that stored everything it was
+	// asked to (finished, with or without warnings) ended; zero for none.
+	LastSuccess time.Time
+	// States counts the cycles by how they ended.
+	States map[domain.RunState]int
 }
 
 // JobHistories rebuilds every job's history from its runs (runs started by
@@ -144,5 +149,12 @@ func addToHistory(out map[string]JobHistory, id string, r *Report) {
 	if !ended.Before(h.LastEnded) {
 		h.LastRun, h.LastState, h.LastEnded, h.LastSpeed = id, r.State, ended, r.ItemsPerS
 	}
+	if (r.State == domain.StateFinished || r.State == domain.StateWarnings) && ended.After(h.LastSuccess) {
+		h.LastSuccess = ended
+	}
+	if h.States == nil {
+		h.States = map[domain.RunState]int{}
+	}
+	h.States[r.State]++
 	out[r.Job] = h
 }

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -147,5 +149,29 @@ mailboxes:
 		time.Sleep(200 * time.Millisecond)
 	}
 	must("screenshot the started job", shot("6-started"))
+
+	// Log out: the session ends on the daemon, so its cookie, replayed
+	// from outside the browser, opens nothing.
+	var session string
+	must("read the session cookie", chromedp.ActionFunc(func(ctx context.Context) error {
+		cookies, err := network.GetCookies().Do(ctx)
+		for _, c := range cookies {
+			if c.Name == "mailvault_session" {
+				session = c.Value
+			}
+		}
+		return err
+	}))
+	replay := func() int {
+		req, _ := http.NewRequest(http.MethodGet, base+"/jobs", nil)
+		req.AddCookie(&http.Cookie{Name: "mailvault_session", Value: session})
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		mustf(t, err == nil, "replay the cookie: %v", err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	mustf(t, session != "" && replay() == http.StatusOK, "the session cookie does not open the jobs page before logout")
+	must("log out", chromedp.Click("#logout", chromedp.ByID), chromedp.WaitVisible("#token", chromedp.ByID), shot("7-logged-out"))
+	mustf(t, replay() == http.StatusSeeOther, "the cookie of a logged-out session still opens the jobs page")
 	t.Logf("screenshots in %s", artifacts)
 }

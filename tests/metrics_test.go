@@ -43,13 +43,14 @@ mailboxes:
 		time.Sleep(100 * time.Millisecond)
 	}
 	var rep struct {
-		ItemsStored       int     `json:"items_stored"`
-		ItemsQuarantined  int     `json:"items_quarantined"`
-		Requests          int     `json:"requests"`
-		ListRequests      int     `json:"list_requests"`
-		ThrottledRequests int     `json:"throttled_requests"`
-		BytesStored       int64   `json:"bytes_stored"`
-		StallSourceS      float64 `json:"stall_source_s"`
+		ItemsStored       int       `json:"items_stored"`
+		ItemsQuarantined  int       `json:"items_quarantined"`
+		Requests          int       `json:"requests"`
+		ListRequests      int       `json:"list_requests"`
+		ThrottledRequests int       `json:"throttled_requests"`
+		BytesStored       int64     `json:"bytes_stored"`
+		StallSourceS      float64   `json:"stall_source_s"`
+		Ended             time.Time `json:"ended"`
 	}
 	r := run("report", "last", "--format", "json")
 	mustf(t, json.Unmarshal([]byte(r.stdout), &rep) == nil, "report: %s %s", r.stdout, r.stderr)
@@ -111,6 +112,10 @@ mailboxes:
 		{"quarantined", sum("mailvault_items_quarantined_total", nil), float64(rep.ItemsQuarantined)},
 		{"bytes", sum("mailvault_stored_bytes_total", nil), float64(rep.BytesStored)},
 		{"runs finished with warnings", sum("mailvault_runs", map[string]string{"state": "finished with warnings"}), 1},
+		// By job, for alerts such as "job X has not succeeded for 26 h".
+		{"the job's stored items", sum("mailvault_job_items_stored_total", map[string]string{"job": "once"}), float64(rep.ItemsStored)},
+		{"the job's cycles by state", sum("mailvault_job_runs_total", map[string]string{"job": "once", "state": "finished with warnings"}), 1},
+		{"the job's last success", sum("mailvault_job_last_success_timestamp_seconds", map[string]string{"job": "once"}), float64(rep.Ended.UnixMilli()) / 1000},
 	}
 	for _, c := range checks {
 		mustf(t, c.got == c.want, "%s: /metrics says %v, the report %v", c.name, c.got, c.want)

@@ -1,13 +1,14 @@
 // Package dashboard is the daemon's web interface: server-rendered pages
 // (html/template, no build step), live counters over Server-Sent Events,
-// a login that turns the daemon's API token into an HttpOnly,
-// SameSite=Strict session cookie, and a CSRF token on every action. All it
+// a login that turns the daemon's API token into a session (a random id in
+// an HttpOnly, SameSite=Strict cookie, ended by logout or expiry), and the
+// session's CSRF token on every action. All it
 // shows comes from the daemon's projections of the event log.
 package dashboard
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
+	"context"
+	"crypto/rand"
 	"crypto/subtle"
 	"embed"
 	"encoding/hex"
@@ -18,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mailvault/mailvault/projections"
@@ -67,13 +69,36 @@ type Server struct {
 	token string
 	tmpl  *template.Template
 	mux   *http.ServeMux
+	// Now is the clock sessions expire by (tests set it).
+	Now func() time.Time
+	// Secure marks the cookie Secure (the listener serves TLS).
+	Secure bool
+
+	mu       sync.Mutex
+	sessions map[string]*session
 }
+
+// session is one login: a random id in the cookie (nothing derived from
+// the token, so a logout or an expiry ends it for good), its own CSRF
+// token, and its times.
+type session struct {
+	csrf            string
+	created, active time.Time
+}
+
+// Session lifetimes: an absolute one from the login, and an idle one.
+const (
+	SessionLifetime = 12 * time.Hour
+	SessionIdle     = time.Hour
+	// maxSessions bounds the memory logins can take; the oldest goes first.
+	maxSessions = 64
+)
 
 const cookieName = "mailvault_session"
 
 // New builds the dashboard for the daemon's token.
 func New(b Backend, token string) *Server {
-	s := &Server{b: b, token: token, mux: http.NewServeMux()}
+	s := &Server{b: b, token: token, mux: http.NewServeMux(), Now: time.Now, sessions: map[string]*session{}}
 	funcs := template.FuncMap{
 		"since": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
 		"pct": func(a, total float64) string {
@@ -105,25 +130,66 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// session is the cookie value: an HMAC of the token, so the token itself
-// never sits in the browser.
-func (s *Server) session() string {
-	m := hmac.New(sha256.New, []byte(s.token))
-	m.Write([]byte("mailvault dashboard session"))
-	return hex.EncodeToString(m.Sum(nil))
+func randomHex() string {
+	b := make([]byte, 32)
+	rand.Read(b) // crypto/rand: never fails on the platforms Go supports
+	return hex.EncodeToString(b)
 }
 
-// csrf is the token every form carries, bound to the session.
-func (s *Server) csrf() string {
-	m := hmac.New(sha256.New, []byte(s.token))
-	m.Write([]byte("mailvault dashboard csrf"))
-	return hex.EncodeToString(m.Sum(nil))
+// newSession starts a session, the oldest one giving way when there are
+// too many.
+func (s *Server) newSession() string {
+	now := s.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expire(now)
+	if len(s.sessions) >= maxSessions {
+		oldest := ""
+		for id, ss := range s.sessions {
+			if oldest == "" || ss.created.Before(s.sessions[oldest].created) {
+				oldest = id
+			}
+		}
+		delete(s.sessions, oldest)
+	}
+	id := randomHex()
+	s.sessions[id] = &session{csrf: randomHex(), created: now, active: now}
+	return id
 }
+
+// expire drops the sessions past either lifetime. Called with s.mu held.
+func (s *Server) expire(now time.Time) {
+	for id, ss := range s.sessions {
+		if now.Sub(ss.created) >= SessionLifetime || now.Sub(ss.active) >= SessionIdle {
+			delete(s.sessions, id)
+		}
+	}
+}
+
+// sessionOf is the live session a request's cookie names, marked active.
+func (s *Server) sessionOf(r *http.Request) (string, *session, bool) {
+	c, err := r.Cookie(cookieName)
+	if err != nil {
+		return "", nil, false
+	}
+	now := s.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expire(now)
+	ss, ok := s.sessions[c.Value]
+	if !ok {
+		return "", nil, false
+	}
+	ss.active = now
+	return c.Value, ss, true
+}
+
+type sessionKey struct{}
 
 func (s *Server) authed(h func(http.ResponseWriter, *http.Request)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := r.Cookie(cookieName)
-		if err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(s.session())) != 1 {
+		id, ss, ok := s.sessionOf(r)
+		if !ok {
 			if r.Method == http.MethodGet && r.URL.Path != "/events" {
 				http.Redirect(w, r, "/login", http.StatusSeeOther)
 				return
@@ -131,16 +197,20 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request)) http.Handler
 			http.Error(w, "log in first", http.StatusUnauthorized)
 			return
 		}
-		if r.Method == http.MethodPost && subtle.ConstantTimeCompare([]byte(r.FormValue("csrf")), []byte(s.csrf())) != 1 {
+		if r.Method == http.MethodPost && subtle.ConstantTimeCompare([]byte(r.FormValue("csrf")), []byte(ss.csrf)) != 1 {
 			http.Error(w, "the form's CSRF token is missing or wrong: reload the page", http.StatusForbidden)
 			return
 		}
-		h(w, r)
+		h(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, sessionRef{id, ss.csrf})))
 	})
 }
 
-func (s *Server) render(w http.ResponseWriter, name string, data map[string]any) {
-	data["CSRF"] = s.csrf()
+// sessionRef is what a handler knows of its request's session.
+type sessionRef struct{ id, csrf string }
+
+func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, data map[string]any) {
+	ref, _ := r.Context().Value(sessionKey{}).(sessionRef)
+	data["CSRF"] = ref.csrf
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	if err := s.tmpl.ExecuteTemplate(w, name, data); err != nil {
@@ -148,8 +218,12 @@ func (s *Server) render(w http.ResponseWriter, name string, data map[string]any)
 	}
 }
 
+func (s *Server) cookie(value string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: cookieName, Value: value, Path: "/", HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteStrictMode, MaxAge: maxAge}
+}
+
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
-	s.render(w, "login.html", map[string]any{"Error": r.URL.Query().Get("error")})
+	s.render(w, r, "login.html", map[string]any{"Error": r.URL.Query().Get("error")})
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
@@ -157,12 +231,18 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/login?error="+url.QueryEscape("That is not the daemon's token (DATA/daemon.token)"), http.StatusSeeOther)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: s.session(), Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: 12 * 3600})
+	http.SetCookie(w, s.cookie(s.newSession(), int(SessionLifetime/time.Second)))
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
+// logout ends the session on the server: its cookie, kept or copied,
+// opens nothing any more.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	ref, _ := r.Context().Value(sessionKey{}).(sessionRef)
+	s.mu.Lock()
+	delete(s.sessions, ref.id)
+	s.mu.Unlock()
+	http.SetCookie(w, s.cookie("", -1))
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
@@ -172,7 +252,7 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	s.render(w, "dashboard.html", map[string]any{"Jobs": s.b.Jobs(), "Good": good, "Bad": bad, "Page": "dashboard"})
+	s.render(w, r, "dashboard.html", map[string]any{"Jobs": s.b.Jobs(), "Good": good, "Bad": bad, "Page": "dashboard"})
 }
 
 func (s *Server) jobs(w http.ResponseWriter, r *http.Request) {
@@ -187,7 +267,7 @@ func (s *Server) jobs(w http.ResponseWriter, r *http.Request) {
 	if len(runs) > 20 {
 		runs = runs[:20]
 	}
-	s.render(w, "jobs.html", map[string]any{"Jobs": s.b.Jobs(), "Runs": runs, "Page": "jobs", "Error": r.URL.Query().Get("error")})
+	s.render(w, r, "jobs.html", map[string]any{"Jobs": s.b.Jobs(), "Runs": runs, "Page": "jobs", "Error": r.URL.Query().Get("error")})
 }
 
 func (s *Server) action(w http.ResponseWriter, r *http.Request) {
@@ -212,7 +292,7 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rows := parseCSV(buf.String())
-	s.render(w, "run.html", map[string]any{"R": rep, "Rows": rows, "Explain": Explain(rep, rows), "Page": "run",
+	s.render(w, r, "run.html", map[string]any{"R": rep, "Rows": rows, "Explain": Explain(rep, rows), "Page": "run",
 		"StallMax": max(rep.StallSourceS, rep.StallTargetS, 0.001)})
 }
 

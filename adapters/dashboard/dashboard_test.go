@@ -8,7 +8,9 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,8 +77,7 @@ func TestLoginSessionAndCSRF(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || len(fb.did) != 0 {
 		t.Fatalf("an action without the CSRF token: %d %v", resp.StatusCode, fb.did)
 	}
-	srvCSRF := New(fb, "tok-123").csrf()
-	resp, _ = c.PostForm(srv.URL+"/jobs/nightly/edit", url.Values{"csrf": {srvCSRF}, "idle": {"00:05:00"}})
+	resp, _ = c.PostForm(srv.URL+"/jobs/nightly/edit", url.Values{"csrf": {csrfOf(t, c, srv.URL)}, "idle": {"00:05:00"}})
 	if resp.StatusCode != http.StatusOK || len(fb.did) != 1 || fb.did[0] != "edit nightly 00:05:00" {
 		t.Fatalf("action: %d %v", resp.StatusCode, fb.did)
 	}
@@ -96,5 +97,106 @@ func TestLoginSessionAndCSRF(t *testing.T) {
 	line, _ := bufio.NewReader(resp.Body).ReadString('\n')
 	if line != "event: jobs\n" {
 		t.Fatalf("first event line %q", line)
+	}
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
+
+// csrfOf is the CSRF token the jobs page's forms carry for c's session.
+func csrfOf(t *testing.T, c *http.Client, base string) string {
+	t.Helper()
+	resp, err := c.Get(base + "/jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	m := csrfField.FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("no CSRF token on the jobs page:\n%s", body)
+	}
+	return string(m[1])
+}
+
+// login opens a session and returns a client holding its cookie.
+func login(t *testing.T, base string) (*http.Client, *http.Cookie) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	resp, err := c.PostForm(base+"/login", url.Values{"token": {"tok-123"}})
+	if err != nil || resp.Request.URL.Path != "/" {
+		t.Fatalf("login: %v %v", err, resp.Request.URL)
+	}
+	u, _ := url.Parse(base)
+	return c, jar.Cookies(u)[0]
+}
+
+// reaches tells whether a request with only this cookie gets the
+// dashboard.
+func reaches(t *testing.T, base string, ck *http.Cookie) bool {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/", nil)
+	req.AddCookie(ck)
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode == http.StatusOK
+}
+
+// Logout ends the session on the server: the old cookie, replayed, is
+// refused, while another session goes on; each session has its own CSRF
+// token; sessions end after an hour idle or 12 hours after the login,
+// whatever the cookie says.
+func TestSessionsEndOnLogoutAndExpiry(t *testing.T) {
+	fb := &fakeBackend{changed: make(chan struct{})}
+	dash := New(fb, "tok-123")
+	now := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	dash.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	srv := httptest.NewServer(dash)
+	defer srv.Close()
+
+	a, aCookie := login(t, srv.URL)
+	b, bCookie := login(t, srv.URL)
+	if aCookie.Value == bCookie.Value || csrfOf(t, a, srv.URL) == csrfOf(t, b, srv.URL) {
+		t.Fatal("two logins share a session or a CSRF token")
+	}
+	resp, _ := a.PostForm(srv.URL+"/jobs/nightly/stop", url.Values{"csrf": {csrfOf(t, b, srv.URL)}})
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("another session's CSRF token was taken: %d", resp.StatusCode)
+	}
+	resp, _ = a.PostForm(srv.URL+"/logout", url.Values{"csrf": {csrfOf(t, a, srv.URL)}})
+	if resp.Request.URL.Path != "/login" {
+		t.Fatalf("logout went to %s", resp.Request.URL.Path)
+	}
+	if reaches(t, srv.URL, aCookie) {
+		t.Fatal("the logged-out cookie still opens the dashboard")
+	}
+	if !reaches(t, srv.URL, bCookie) {
+		t.Fatal("another session ended with the logout")
+	}
+
+	advance(SessionIdle - time.Minute)
+	if !reaches(t, srv.URL, bCookie) {
+		t.Fatal("a session ended before its idle time")
+	}
+	advance(SessionIdle) // idle since the last request
+	if reaches(t, srv.URL, bCookie) {
+		t.Fatal("an idle session did not end")
+	}
+
+	_, cCookie := login(t, srv.URL)
+	for range SessionLifetime / (SessionIdle / 2) {
+		if !reaches(t, srv.URL, cCookie) {
+			t.Fatal("an active session ended before its lifetime")
+		}
+		advance(SessionIdle / 2)
+	}
+	if reaches(t, srv.URL, cCookie) {
+		t.Fatal("a session outlived its lifetime")
+	}
+	if reaches(t, srv.URL, &http.Cookie{Name: cookieName, Value: strings.Repeat("0", 64)}) {
+		t.Fatal("a made-up session id got in")
 	}
 }

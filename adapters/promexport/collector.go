@@ -30,6 +30,10 @@ var (
 	logSizeDesc     = prometheus.NewDesc("mailvault_eventlog_size_bytes", "Size of the event log on disk.", nil, nil)
 	runsDesc        = prometheus.NewDesc("mailvault_runs", "Backup runs in the log, by state (a run still going is not finished).", []string{"state"}, nil)
 	jobsDesc        = prometheus.NewDesc("mailvault_jobs_running", "Jobs with a cycle running now.", nil, nil)
+	jobSuccessDesc  = prometheus.NewDesc("mailvault_job_last_success_timestamp_seconds",
+		"When the job's newest cycle that finished (with or without warnings) ended, in Unix seconds; absent until one has.", []string{"job"}, nil)
+	jobRunsDesc   = prometheus.NewDesc("mailvault_job_runs_total", "The job's cycles, by how they ended.", []string{"job", "state"}, nil)
+	jobStoredDesc = prometheus.NewDesc("mailvault_job_items_stored_total", "Item versions the job's cycles stored.", []string{"job"}, nil)
 )
 
 // Collector turns the projection's snapshot into metrics at each scrape.
@@ -38,6 +42,10 @@ type Collector struct {
 	LogSize  func() int64
 	// JobsRunning, when set, counts the jobs with a cycle running.
 	JobsRunning func() int
+	// Jobs, when set, gives each job's history, for the metrics labelled
+	// by job (so that an alert can say "job X has not succeeded for 26
+	// hours").
+	Jobs func() map[string]projections.JobHistory
 }
 
 // Describe implements prometheus.Collector.
@@ -79,6 +87,18 @@ func (c Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for state, n := range s.RunsByState {
 		ch <- prometheus.MustNewConstMetric(runsDesc, prometheus.GaugeValue, float64(n), state)
+	}
+	if c.Jobs == nil {
+		return
+	}
+	for job, h := range c.Jobs() {
+		if !h.LastSuccess.IsZero() {
+			ch <- prometheus.MustNewConstMetric(jobSuccessDesc, prometheus.GaugeValue, float64(h.LastSuccess.UnixMilli())/1000, job)
+		}
+		for state, n := range h.States {
+			ch <- prometheus.MustNewConstMetric(jobRunsDesc, prometheus.CounterValue, float64(n), job, string(state))
+		}
+		ch <- prometheus.MustNewConstMetric(jobStoredDesc, prometheus.CounterValue, float64(h.ItemsStored), job)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -44,6 +45,9 @@ func releaseLog(g *globalFlags, lg *eventlog.Log) {
 type daemonEndpoint struct {
 	Addr string `json:"addr"`
 	PID  int    `json:"pid"`
+	// TLSPin: the daemon serves TLS with the certificate of this SHA-256,
+	// which local commands accept and no other.
+	TLSPin string `json:"tls_sha256,omitempty"`
 }
 
 // daemonHolds says a daemon has the data directory: the command asks the
@@ -92,15 +96,30 @@ func nameOrPath(v string) string {
 }
 
 func newDaemonCmd(g *globalFlags) *cobra.Command {
-	var listen, retention string
+	var listen, retention, tlsCert, tlsKey string
+	var hosts []string
 	cmd := &cobra.Command{
-		Use:   "daemon [--listen 127.0.0.1:7070] [--log-retention 90d|forever]",
+		Use:   "daemon [--listen 127.0.0.1:7070] [--tls-cert F --tls-key F] [--host NAME] [--log-retention 90d|forever]",
 		Short: "Run the backup jobs on their schedules, with a local API for the other commands",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logger, err := g.logger()
 			if err != nil {
 				return err
+			}
+			if (tlsCert == "") != (tlsKey == "") {
+				return usageErr("--tls-cert and --tls-key go together")
+			}
+			if err := daemon.CheckListen(listen, tlsCert != ""); err != nil {
+				return usageErr("--listen: %v", err)
+			}
+			var cert *tls.Certificate
+			if tlsCert != "" {
+				c, err := tls.LoadX509KeyPair(tlsCert, tlsKey)
+				if err != nil {
+					return usageErr("--tls-cert/--tls-key: %v", err)
+				}
+				cert = &c
 			}
 			compaction := &logCompaction{g: g, log: logger.With().Str("component", "log-compaction").Logger()}
 			if compaction.keep, err = parseDetailRetention(retention); err != nil {
@@ -136,15 +155,21 @@ func newDaemonCmd(g *globalFlags) *cobra.Command {
 			// its open log and its job control: Badger lets one process
 			// open the log, and this is it.
 			g.held, g.daemon = lg, d
-			ep, _ := json.Marshal(daemonEndpoint{Addr: ln.Addr().String(), PID: os.Getpid()})
+			ep, _ := json.Marshal(daemonEndpoint{Addr: daemon.LocalAddr(ln.Addr()), PID: os.Getpid(), TLSPin: daemon.CertPin(cert)})
 			if err := os.WriteFile(filepath.Join(g.data, "daemon.json"), ep, 0o600); err != nil {
 				return &exitError{code: exitErrors, err: err}
 			}
 			defer os.Remove(filepath.Join(g.data, "daemon.json"))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			srv := &http.Server{Handler: api(ctx, g, lg, d, metrics, token), ReadHeaderTimeout: 10 * time.Second}
-			go srv.Serve(ln)
+			handler := daemon.HostGuard(daemon.AllowedHosts(listen, cert, hosts), api(ctx, g, lg, d, metrics, token, cert != nil))
+			srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+			if cert != nil {
+				srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}
+				go srv.ServeTLS(ln, "", "")
+			} else {
+				go srv.Serve(ln)
+			}
 			log.Info().Str("listen", ln.Addr().String()).Msg("daemon running")
 			fmt.Fprintf(cmd.OutOrStdout(), "mailvault daemon: listening on %s, data %s\n", ln.Addr(), abs)
 			if err := d.Restore(); err != nil {
@@ -162,7 +187,10 @@ func newDaemonCmd(g *globalFlags) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7070", "address of the local API (keep it on loopback)")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7070", "address of the API and dashboard: loopback, or any with --tls-cert and --tls-key")
+	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM; its chain after it); needed beyond loopback")
+	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "the certificate's private key (PEM)")
+	cmd.Flags().StringSliceVar(&hosts, "host", nil, "a name browsers reach the daemon by, accepted in the Host header besides loopback's and the certificate's (repeatable)")
 	cmd.Flags().StringVar(&retention, "log-retention", domain.DefaultDetailRetention.String(),
 		"keep backup runs' per-request detail in the event log this long, then compact it once a day (as 90d, 12w, 1y; 0: none; forever: never compact)")
 	return cmd
@@ -223,12 +251,13 @@ func daemonToken(data string) (string, error) {
 
 // api is the daemon's HTTP surface: the application's typed API, the
 // operations, the metrics and the dashboard.
-func api(ctx context.Context, g *globalFlags, lg *eventlog.Log, d *daemon.Daemon, metrics *projections.Metrics, token string) http.Handler {
+func api(ctx context.Context, g *globalFlags, lg *eventlog.Log, d *daemon.Daemon, metrics *projections.Metrics, token string, secure bool) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promexport.Handler(promexport.Collector{Snapshot: metrics.Snapshot, LogSize: lg.Size, JobsRunning: d.Running}))
+	mux.Handle("GET /metrics", promexport.Handler(promexport.Collector{Snapshot: metrics.Snapshot, LogSize: lg.Size, JobsRunning: d.Running, Jobs: metrics.JobHistories}))
 	daemon.RegisterAPI(mux, newService(g, lg))
 	serveOperations(mux, ctx, g)
 	web := dashboard.New(dashboardBackend{svc: newService(g, lg), lg: lg, metrics: metrics}, token)
+	web.Secure = secure
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(r.URL.Path, "/v1/") && r.URL.Path != "/metrics" {
 			web.ServeHTTP(w, r) // the dashboard: its own login and session cookie

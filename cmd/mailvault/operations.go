@@ -98,7 +98,7 @@ func runInDaemon(ctx context.Context, dh *daemonHolds, name string, in any, stdo
 	// operation in the daemon at a checkpoint, as it would stop here.
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	o, err := daemon.Client{Addr: dh.ep.Addr, Token: dh.token}.Operation(sigCtx, name, in, stdout, stderr)
+	o, err := daemon.Client{Addr: dh.ep.Addr, Token: dh.token, TLSPin: dh.ep.TLSPin}.Operation(sigCtx, name, in, stdout, stderr)
 	switch {
 	case err != nil && sigCtx.Err() != nil && ctx.Err() == nil:
 		return &exitError{code: exitErrors, err: fmt.Errorf("%s interrupted: the daemon stops it at a checkpoint; run the same command again to continue", name)}

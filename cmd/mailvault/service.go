@@ -119,7 +119,7 @@ func withApp(g *globalFlags, fn func(application) error) error {
 	err := withService(g, func(s *app.Service) error { return fn(s) })
 	var dh *daemonHolds
 	if errors.As(err, &dh) {
-		return appExit(g, fn(daemon.Client{Addr: dh.ep.Addr, Token: dh.token}))
+		return appExit(g, fn(daemon.Client{Addr: dh.ep.Addr, Token: dh.token, TLSPin: dh.ep.TLSPin}))
 	}
 	return err
 }

@@ -224,9 +224,31 @@ type Client struct {
 	// Addr is host:port of the daemon's listener (DATA/daemon.json).
 	Addr  string
 	Token string
+	// TLSPin, when the daemon serves TLS, is its certificate's SHA-256
+	// (DATA/daemon.json): the only certificate the client accepts.
+	TLSPin string
 	// HTTP, if set, sends the requests (default: a minute per call, and
 	// no limit on an operation's whole answer).
 	HTTP *http.Client
+}
+
+// url is the daemon's address for path.
+func (c Client) url(path string) string {
+	if c.TLSPin != "" {
+		return "https://" + c.Addr + path
+	}
+	return "http://" + c.Addr + path
+}
+
+// transport is a transport of the call's own (no connection kept after
+// it: a command makes few calls), pinned to the daemon's certificate when
+// it serves TLS.
+func (c Client) transport() *http.Transport {
+	t := &http.Transport{DisableKeepAlives: true, Proxy: nil}
+	if c.TLSPin != "" {
+		t.TLSClientConfig = pinned(c.TLSPin)
+	}
+	return t
 }
 
 // ErrUnreachable: no daemon answers at the address it left.
@@ -344,7 +366,7 @@ func (c Client) call(ctx context.Context, method, path string, in, out any) erro
 		}
 		reqBody = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.Addr+path, reqBody)
+	req, err := http.NewRequestWithContext(ctx, method, c.url(path), reqBody)
 	if err != nil {
 		return err
 	}
@@ -354,6 +376,9 @@ func (c Client) call(ctx context.Context, method, path string, in, out any) erro
 	hc := c.HTTP
 	if hc == nil {
 		hc = &http.Client{Timeout: time.Minute}
+		if c.TLSPin != "" {
+			hc.Transport = c.transport()
+		}
 	}
 	resp, err := c.do(hc, req)
 	if err != nil {

@@ -110,7 +110,7 @@ func (c Client) Operation(ctx context.Context, name string, in any, stdout, stde
 	if err != nil {
 		return Outcome{}, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+c.Addr+"/v1/operations/"+url.PathEscape(name), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("/v1/operations/"+url.PathEscape(name)), bytes.NewReader(body))
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -119,7 +119,9 @@ func (c Client) Operation(ctx context.Context, name string, in any, stdout, stde
 	if hc == nil {
 		// No overall timeout: a backup runs as long as it runs; the
 		// connection's own failures end it.
-		hc = &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: time.Minute}}
+		t := c.transport()
+		t.ResponseHeaderTimeout = time.Minute
+		hc = &http.Client{Transport: t}
 	}
 	resp, err := c.do(hc, req)
 	if err != nil {
