@@ -141,6 +141,12 @@ mailboxes:
 		time.Sleep(200 * time.Millisecond)
 	}
 	must("screenshot the stopped job", shot("5-stopped"))
+	var news, protected string
+	must("read the news and the job's card", chromedp.Navigate(base+"/"), chromedp.WaitVisible("#jobs-card", chromedp.ByID), chromedp.Text("body", &news, chromedp.ByQuery),
+		chromedp.Navigate(base+"/jobs"), chromedp.WaitVisible("#protected-live", chromedp.ByID), chromedp.Text("#protected-live", &protected, chromedp.ByID))
+	mustf(t, strings.Contains(news, "Job live: run "), "the news do not name the job:\n%s", news)
+	n, _ := strconv.Atoi(strings.TrimSpace(protected))
+	mustf(t, n > 0, "the job's card protects %q items", protected)
 	mustf(t, strings.Contains(run("job", "list").stdout, "inactive"), "job list after the browser stopped the job: %s", run("job", "list").stdout)
 	must("start the job", chromedp.Click("#start-live", chromedp.ByID), chromedp.WaitVisible("#stop-live", chromedp.ByID))
 	deadline = time.Now().Add(30 * time.Second)

@@ -37,6 +37,11 @@ type Job struct {
 	CurrentMailbox, CurrentFolder          string
 	Run                                    string // the run now, or the last one
 	Settings                               []Setting
+	// LastSuccess is when the job's newest cycle that finished (with or
+	// without warnings) ended; zero for none yet.
+	LastSuccess time.Time
+	// Protected is the item versions the job's cycles stored in all.
+	Protected int
 }
 
 // Setting is one line of a job's summary card.

@@ -33,12 +33,13 @@ func (b dashboardBackend) Jobs() []dashboard.Job {
 	if err != nil {
 		return nil
 	}
+	histories := b.metrics.JobHistories()
 	var out []dashboard.Job
 	for _, j := range jobs {
-		v := j.Live
+		v, h := j.Live, histories[j.Name]
 		out = append(out, dashboard.Job{Name: j.Name, Type: j.Continuity, Storage: j.Storage, Connection: j.Connection, Restored: j.ItemsRestored,
 			State: string(v.State), Running: v.Running, Run: v.Run, Stored: v.Stored, Scanned: v.Scanned, ItemsPerS: v.ItemsPerS, MBPerS: v.MBPerS,
-			CurrentMailbox: v.CurrentMailbox, CurrentFolder: v.CurrentFolder, Settings: jobSettings(j.Spec)})
+			CurrentMailbox: v.CurrentMailbox, CurrentFolder: v.CurrentFolder, Settings: jobSettings(j.Spec), LastSuccess: h.LastSuccess, Protected: h.ItemsStored})
 	}
 	return out
 }
@@ -101,9 +102,15 @@ func (b dashboardBackend) News() (good, bad []dashboard.News, err error) {
 		if when.IsZero() {
 			when = r.Started
 		}
+		// News name the job a run was a cycle of; a run started by hand
+		// has none.
+		what := "Run " + r.RunID
+		if r.Job != "" {
+			what = "Job " + r.Job + ": run " + r.RunID
+		}
 		switch r.State {
 		case domain.StateFinished:
-			good = append(good, dashboard.News{Time: when, RunID: r.RunID, Text: fmt.Sprintf("Run %s finished", r.RunID),
+			good = append(good, dashboard.News{Time: when, RunID: r.RunID, Text: what + " finished",
 				Detail: fmt.Sprintf("%d items stored, %d folders completed", r.ItemsStored, r.FoldersCompleted)})
 		default:
 			detail := fmt.Sprintf("%d items stored", r.ItemsStored)
@@ -118,10 +125,10 @@ func (b dashboardBackend) News() (good, bad []dashboard.News, err error) {
 					detail += "; storage problem: " + e
 				}
 			}
-			bad = append(bad, dashboard.News{Time: when, RunID: r.RunID, Text: fmt.Sprintf("Run %s %s", r.RunID, r.State), Detail: detail})
+			bad = append(bad, dashboard.News{Time: when, RunID: r.RunID, Text: what + " " + string(r.State), Detail: detail})
 		}
 		if r.ItemsReleased > 0 {
-			good = append(good, dashboard.News{Time: when, RunID: r.RunID, Text: fmt.Sprintf("%d quarantined items recovered", r.ItemsReleased)})
+			good = append(good, dashboard.News{Time: when, RunID: r.RunID, Text: fmt.Sprintf("%s: %d quarantined items recovered", what, r.ItemsReleased)})
 		}
 	}
 	sort.SliceStable(good, func(i, j int) bool { return good[i].Time.After(good[j].Time) })
