@@ -18,6 +18,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -297,8 +298,70 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rows := parseCSV(buf.String())
-	s.render(w, r, "run.html", map[string]any{"R": rep, "Rows": rows, "Explain": Explain(rep, rows), "Page": "run",
+	q := r.URL.Query()
+	page := timelinePage(rows, q.Get("q"), q.Get("problems") != "", q.Get("page"))
+	s.render(w, r, "run.html", map[string]any{"R": rep, "Rows": page.Rows, "Timeline": page, "Explain": Explain(rep, rows), "Page": "run",
 		"StallMax": max(rep.StallSourceS, rep.StallTargetS, 0.001)})
+}
+
+// TimelineRows is how many rows of a run's timeline a page shows: a run
+// has thousands, and the CSV has them all.
+const TimelineRows = 200
+
+// Timeline is one page of a run's timeline, filtered.
+type Timeline struct {
+	Rows               []Row
+	Query              string
+	Problems           bool
+	Page, Pages        int
+	First, Last, Total int // rows First..Last of Total (1-based), after the filter
+	PrevURL, NextURL   template.URL
+}
+
+// timelinePage filters rows (text anywhere in the mailbox, folder, event
+// or detail, any case; problems only) and cuts the page asked for (the
+// last one for a page past the end).
+func timelinePage(rows []Row, query string, problems bool, page string) Timeline {
+	t := Timeline{Query: strings.TrimSpace(query), Problems: problems, Page: 1}
+	needle := strings.ToLower(t.Query)
+	var kept []Row
+	for _, r := range rows {
+		if problems && !r.Bad {
+			continue
+		}
+		if needle != "" && !strings.Contains(strings.ToLower(r.Mailbox+" "+r.Folder+" "+r.Event+" "+r.Detail), needle) {
+			continue
+		}
+		kept = append(kept, r)
+	}
+	t.Total = len(kept)
+	t.Pages = max(1, (t.Total+TimelineRows-1)/TimelineRows)
+	if n, err := strconv.Atoi(page); err == nil {
+		t.Page = min(max(n, 1), t.Pages)
+	}
+	from := (t.Page - 1) * TimelineRows
+	to := min(from+TimelineRows, t.Total)
+	t.Rows = kept[from:to]
+	if t.Total > 0 {
+		t.First, t.Last = from+1, to
+	}
+	link := func(p int) template.URL {
+		v := url.Values{"page": {strconv.Itoa(p)}}
+		if t.Query != "" {
+			v.Set("q", t.Query)
+		}
+		if problems {
+			v.Set("problems", "1")
+		}
+		return template.URL("?" + v.Encode() + "#timeline")
+	}
+	if t.Page > 1 {
+		t.PrevURL = link(t.Page - 1)
+	}
+	if t.Page < t.Pages {
+		t.NextURL = link(t.Page + 1)
+	}
+	return t
 }
 
 func (s *Server) csv(w http.ResponseWriter, r *http.Request) {

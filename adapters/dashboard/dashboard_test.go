@@ -3,6 +3,7 @@ package dashboard
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -198,5 +199,49 @@ func TestSessionsEndOnLogoutAndExpiry(t *testing.T) {
 	}
 	if reaches(t, srv.URL, &http.Cookie{Name: cookieName, Value: strings.Repeat("0", 64)}) {
 		t.Fatal("a made-up session id got in")
+	}
+}
+
+// A run's timeline comes a page at a time, filtered by text (any case,
+// anywhere in the row) and to problems only; the links keep the filter; a
+// page past the end shows the last one.
+func TestTimelinePages(t *testing.T) {
+	var rows []Row
+	for i := range 450 {
+		r := Row{Mailbox: "a@x", Folder: "Inbox", Event: "item_stored", Detail: fmt.Sprintf("Stored item %d", i)}
+		if i%10 == 0 {
+			r.Event, r.Detail, r.Bad = "item_quarantined", fmt.Sprintf("Quarantined item %d: ErrorCorruptData", i), true
+		}
+		if i >= 400 {
+			r.Mailbox = "b@x"
+		}
+		rows = append(rows, r)
+	}
+	for _, c := range []struct {
+		name, q           string
+		problems          bool
+		page              string
+		want, first, last int
+		pages, total      int
+		prev, next        bool
+	}{
+		{"the first page", "", false, "", 1, 1, 200, 3, 450, false, true},
+		{"the last page", "", false, "3", 3, 401, 450, 3, 450, true, false},
+		{"past the end", "", false, "99", 3, 401, 450, 3, 450, true, false},
+		{"not a number", "", false, "x", 1, 1, 200, 3, 450, false, true},
+		{"problems only", "", true, "", 1, 1, 45, 1, 45, false, false},
+		{"by text, any case", "B@X", false, "", 1, 1, 50, 1, 50, false, false},
+		{"both", "corruptdata", true, "1", 1, 1, 45, 1, 45, false, false},
+		{"nothing found", "no such text", false, "", 1, 0, 0, 1, 0, false, false},
+	} {
+		tl := timelinePage(rows, c.q, c.problems, c.page)
+		if tl.Page != c.want || tl.First != c.first || tl.Last != c.last || tl.Pages != c.pages || tl.Total != c.total ||
+			(tl.PrevURL != "") != c.prev || (tl.NextURL != "") != c.next || len(tl.Rows) != max(0, c.last-c.first+1) && c.total > 0 {
+			t.Errorf("%s: %+v", c.name, Timeline{Page: tl.Page, Pages: tl.Pages, First: tl.First, Last: tl.Last, Total: tl.Total, PrevURL: tl.PrevURL, NextURL: tl.NextURL})
+		}
+	}
+	tl := timelinePage(rows, "item", true, "1")
+	if tl.NextURL != "" || !strings.Contains(string(timelinePage(rows, "item", false, "1").NextURL), "q=item") {
+		t.Errorf("the links lose the filter: %q", timelinePage(rows, "item", false, "1").NextURL)
 	}
 }
