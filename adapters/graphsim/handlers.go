@@ -921,23 +921,13 @@ func (s *Server) exportItems(c *call, mailboxID string) *reply {
 		}
 		s.mu.Lock()
 		ck := s.store.ChangeKey(f, pos)
-		stream, content, unread, isJSON := s.store.Stream(f, pos), s.store.Content(f, pos), pos%3 == 0, s.store.IsJSON(f, pos)
+		makeStream := s.exportStream(f, pos)
 		s.mu.Unlock()
-		if stream == nil {
-			var err error
-			if isJSON {
-				// An event or contact created from JSON: its properties
-				// come from what the JSON says.
-				content, err = itemformat.GraphJSONAsMIME(f.Kind, content)
-			}
-			if err == nil {
-				stream, err = itemformat.ExportStream(content, !unread)
-			}
-			if err != nil {
-				e.Error = &itemErr{Type: "#microsoft.graph.mailTipsError", Code: "ErrorCorruptData", Message: "Data is corrupt."}
-				out = append(out, e)
-				continue
-			}
+		stream, err := makeStream()
+		if err != nil {
+			e.Error = &itemErr{Type: "#microsoft.graph.mailTipsError", Code: "ErrorCorruptData", Message: "Data is corrupt."}
+			out = append(out, e)
+			continue
 		}
 		data := base64.StdEncoding.EncodeToString(stream)
 		e.ChangeKey, e.Data = &ck, &data

@@ -63,17 +63,20 @@ type Server struct {
 	creds Credentials
 	now   func() time.Time
 
-	mu        sync.Mutex
-	store     *simtenant.Store
-	mailboxes []*mailbox
-	byKey     map[string]*mailbox
-	byBox     map[*simtenant.Box]*mailbox
-	global    *domain.SlidingWindow
-	epoch     int
-	faults    *simtenant.FaultPlan
-	stats     Stats
-	export    bool
-	resync    string
+	mu    sync.Mutex
+	store *simtenant.Store
+	// streamsAhead are generated items' streams made at start
+	// (graph.streams_ahead), by item version.
+	streamsAhead map[streamKey][]byte
+	mailboxes    []*mailbox
+	byKey        map[string]*mailbox
+	byBox        map[*simtenant.Box]*mailbox
+	global       *domain.SlidingWindow
+	epoch        int
+	faults       *simtenant.FaultPlan
+	stats        Stats
+	export       bool
+	resync       string
 	// mailboxFolders: the app holds MailboxFolder.Read.All.
 	mailboxFolders bool
 	// firstAdmitted starts the tenant's load curve; capacity is the share
@@ -123,6 +126,9 @@ func New(t *simtenant.Tenant, o Options) *Server {
 			s.byBox[b.Archive] = m.archive
 			s.byKey[strings.ToLower(m.archive.exchangeID)] = m.archive
 		}
+	}
+	if t.Graph != nil && t.Graph.StreamsAhead {
+		s.makeStreamsAhead()
 	}
 	return s
 }

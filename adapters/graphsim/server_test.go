@@ -575,3 +575,28 @@ func exportedFromJSON(t *testing.T, route, item, want string) {
 		t.Fatalf("%s: the stream says: %v\n%s", route, err, ics)
 	}
 }
+
+// With graph.streams_ahead every generated item's stream is made at start,
+// and exportItems answers with the same bytes it would have made when
+// asked.
+func TestStreamsAheadAreTheSameStreams(t *testing.T) {
+	plain := newHarness(t, tenantYAML)
+	ahead := newHarness(t, strings.Replace(tenantYAML, "limits:", "graph: {streams_ahead: true}\nlimits:", 1))
+	if len(plain.srv.streamsAhead) != 0 || len(ahead.srv.streamsAhead) != 25+2 {
+		t.Fatalf("streams made ahead: %d without the option, %d with it", len(plain.srv.streamsAhead), len(ahead.srv.streamsAhead))
+	}
+	for i, m := range ahead.srv.mailboxes {
+		for j, f := range m.Folders {
+			for pos := 1; pos <= len(f.Items); pos++ {
+				got, err := ahead.srv.exportStream(f, pos)()
+				want, werr := plain.srv.exportStream(plain.srv.mailboxes[i].Folders[j], pos)()
+				if err != nil || werr != nil || string(got) != string(want) {
+					t.Fatalf("%s #%d: the stream made ahead differs (%v, %v)", f.Path, pos, err, werr)
+				}
+				if made := ahead.srv.streamsAhead[streamKey{f, pos, ahead.srv.store.ChangeKey(f, pos)}]; len(made) == 0 || &made[0] != &got[0] {
+					t.Fatalf("%s #%d: exportItems made the stream again", f.Path, pos)
+				}
+			}
+		}
+	}
+}

@@ -86,6 +86,11 @@ type GraphOptions struct {
 	// refused, and lengthens that wait by this much. Default 0: such a
 	// request is judged by the limits alone.
 	ThrottlePush Duration `yaml:"throttle_push"`
+	// StreamsAhead makes the export stream of every generated item when
+	// the simulator starts, so that answering exportItems costs it no more
+	// than its other routes: for benchmarks of a client's pacing that share
+	// the machine's cores with the simulator. The streams are the same.
+	StreamsAhead bool `yaml:"streams_ahead"`
 }
 
 // Faults make the server misbehave on purpose. Every counts requests that

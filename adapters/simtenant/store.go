@@ -446,6 +446,13 @@ func (s *Store) CreateImported(f *StoredFolder, content, stream []byte) int {
 // or contact created through Graph's JSON routes), not MIME.
 func (s *Store) IsJSON(f *StoredFolder, pos int) bool { return f.Items[pos-1].JSON }
 
+// Generated tells whether the item at pos is the model's (neither created
+// nor imported through an API): its content follows from the tenant file.
+func (s *Store) Generated(f *StoredFolder, pos int) bool {
+	it := f.Items[pos-1]
+	return it.Content == nil && it.Stream == nil && !it.JSON
+}
+
 // Stream is the export stream the item at pos was imported from, or nil
 // for an item the model generates (its stream is made from its MIME).
 func (s *Store) Stream(f *StoredFolder, pos int) []byte { return f.Items[pos-1].Stream }
