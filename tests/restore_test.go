@@ -72,7 +72,7 @@ func restoreSetup(t *testing.T) (*graphSim, string, func(args ...string) result)
 	return sim, data, run
 }
 
-func restoreJSON(t *testing.T, res result) restoreReport {
+func restoreJSON(t testing.TB, res result) restoreReport {
 	t.Helper()
 	var r restoreReport
 	mustf(t, json.Unmarshal([]byte(res.stdout), &r) == nil, "restore report is not JSON (exit %d): %s %s", res.code, res.stdout, res.stderr)
