@@ -14,8 +14,9 @@ import (
 // RestoreTarget is a mailbox server as a restore needs it.
 type RestoreTarget interface {
 	// EnsureFolder returns the id of the folder at path (levels separated
-	// by "/") in mailbox, creating missing levels.
-	EnsureFolder(ctx context.Context, mailbox, path, kind string) (string, error)
+	// by "/") in mailbox, creating missing levels; created says the folder
+	// itself was made by this call (it holds nothing yet).
+	EnsureFolder(ctx context.Context, mailbox, path, kind string) (id string, created bool, err error)
 	// Lookup finds an item in the folder by the keys of what is restored:
 	// the mark a restore sets on what it creates, or the item's own
 	// Message-ID or iCalendar UID.
@@ -84,6 +85,9 @@ type Restorer struct {
 	cfg     RestoreConfig
 	deps    RestoreDeps
 	folders map[string]string // mailbox NUL path NUL kind -> folder id
+	// made are the folders this run created: they held nothing before it,
+	// so an item going into one is not looked for before it is created.
+	made map[string]bool
 }
 
 // NewRestorer starts (or resumes) the run of cfg.
@@ -94,7 +98,7 @@ func NewRestorer(deps RestoreDeps, cfg RestoreConfig) *Restorer {
 	if cfg.Collisions == "" {
 		cfg.Collisions = CollisionSkip
 	}
-	return &Restorer{cfg: cfg, deps: deps, folders: map[string]string{}}
+	return &Restorer{cfg: cfg, deps: deps, folders: map[string]string{}, made: map[string]bool{}}
 }
 
 func (r *Restorer) record(ev domain.Event) error {
@@ -151,6 +155,9 @@ func (r *Restorer) Restore(ctx context.Context, it RestoreItem) error {
 	var existing string
 	var found bool
 	err = retryTransient(ctx, func() error {
+		if r.made[mailbox+"\x00"+folderID] {
+			return nil // made by this run: nothing to find (a retry below still looks)
+		}
 		var err error
 		existing, found, err = r.deps.Target.Lookup(ctx, mailbox, folderID, it)
 		return err
@@ -248,15 +255,19 @@ func (r *Restorer) folder(ctx context.Context, mailbox, path, kind string) (stri
 		return id, nil
 	}
 	var id string
+	var created bool
 	err := retryTransient(ctx, func() error {
 		var err error
-		id, err = r.deps.Target.EnsureFolder(ctx, mailbox, path, kind)
+		id, created, err = r.deps.Target.EnsureFolder(ctx, mailbox, path, kind)
 		return err
 	})
 	if err != nil {
 		return "", err
 	}
 	r.folders[k] = id
+	if created {
+		r.made[mailbox+"\x00"+id] = true
+	}
 	return id, nil
 }
 

@@ -11,7 +11,8 @@ import (
 // export streams, into another mailbox of `mailvault sim graph` and
 // reports what the server counted per restored item (the budget units of
 // the lookups, the folder making and the import posts), and items/s.
-// Then the same restore again: every item is found, nothing is made.
+// Then the same restore again (every item is found, nothing is made), and
+// one into a folder the restore makes (nothing to look for there).
 //
 //	go test -run '^$' -bench BenchmarkRestoreRequests -benchtime 1x ./tests/
 func BenchmarkRestoreRequests(b *testing.B) {
@@ -40,11 +41,11 @@ mailboxes:
 		if c := run(sim.connectionArgs()...); c.code != 0 {
 			b.Fatalf("connection add: %s", c.stderr)
 		}
-		restore := func() (restoreReport, float64, time.Duration) {
+		restore := func(into ...string) (restoreReport, float64, time.Duration) {
 			before := sim.stats(b)
 			start := time.Now()
-			rep := restoreJSON(b, run("restore", "--storage", filepath.Join(data, "storage"), "--to", "online", "--mailbox", "src@contoso.test",
-				"--target-mailbox", "dst@contoso.test", "--format", "json"))
+			rep := restoreJSON(b, run(append([]string{"restore", "--storage", filepath.Join(data, "storage"), "--to", "online", "--mailbox", "src@contoso.test",
+				"--target-mailbox", "dst@contoso.test", "--format", "json"}, into...)...))
 			took := time.Since(start)
 			after := sim.stats(b)
 			return rep, float64(after.Units - before.Units), took
@@ -60,5 +61,12 @@ mailboxes:
 			b.Fatalf("the same restore again: %+v", rep)
 		}
 		b.ReportMetric(units/items, "units/item-again")
+		// Into a folder the restore makes: nothing there to look for.
+		rep, units, took = restore("--into-folder", "Restored")
+		if rep.Created != items || rep.Failed != 0 {
+			b.Fatalf("restore into a new folder: %+v", rep)
+		}
+		b.ReportMetric(units/items, "units/item-new-folder")
+		b.ReportMetric(items/took.Seconds(), "items/s-new-folder")
 	}
 }

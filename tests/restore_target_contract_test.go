@@ -39,14 +39,14 @@ func TestRestoreTargetContract(t *testing.T) {
 				Kind: "mail", Format: format, Content: backedUp.Content}
 			const mailbox, path = "ben@contoso.test", "Restored/2026/Deep"
 
-			folderID, err := target.EnsureFolder(ctx, mailbox, path, "mail")
-			if err != nil || folderID == "" {
-				t.Fatalf("create %s: %q %v", path, folderID, err)
+			folderID, made, err := target.EnsureFolder(ctx, mailbox, path, "mail")
+			if err != nil || folderID == "" || !made {
+				t.Fatalf("create %s: %q created %v, %v", path, folderID, made, err)
 			}
 			t.Run("a folder path is created once, level by level", func(t *testing.T) {
-				again, err := target.EnsureFolder(ctx, mailbox, path, "mail")
-				if err != nil || again != folderID {
-					t.Fatalf("the same path again: %q %v, want %q", again, err, folderID)
+				again, created, err := target.EnsureFolder(ctx, mailbox, path, "mail")
+				if err != nil || again != folderID || created {
+					t.Fatalf("the same path again: %q created %v, %v, want %q found", again, created, err, folderID)
 				}
 				for _, level := range []string{"Restored", "Restored/2026", path} {
 					folderByPath(t, src, mailbox, level)

@@ -18,17 +18,17 @@ var _ pipeline.RestoreTarget = (*Source)(nil)
 
 // EnsureFolder implements pipeline.RestoreTarget: the folder found by path
 // in the mailbox's hierarchy, its missing levels created with CreateFolder.
-func (s *Source) EnsureFolder(ctx context.Context, mailbox, path, kind string) (string, error) {
+func (s *Source) EnsureFolder(ctx context.Context, mailbox, path, kind string) (string, bool, error) {
 	folders, err := s.Folders(ctx, mailbox)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	byPath := map[string]string{}
 	for _, f := range folders {
 		byPath[strings.ToLower(f.Path)] = f.ID
 	}
 	levels := strings.Split(strings.Trim(path, "/"), "/")
-	parent := s.distinguished(mailbox, treeRoot(mailbox))
+	parent, created := s.distinguished(mailbox, treeRoot(mailbox)), false
 	for i, name := range levels {
 		if id, ok := byPath[strings.ToLower(strings.Join(levels[:i+1], "/"))]; ok {
 			parent = folderRef{id: id}
@@ -36,11 +36,11 @@ func (s *Source) EnsureFolder(ctx context.Context, mailbox, path, kind string) (
 		}
 		id, err := s.createFolder(ctx, mailbox, parent, name, kind)
 		if err != nil {
-			return "", fmt.Errorf("create folder %s: %w", strings.Join(levels[:i+1], "/"), err)
+			return "", false, fmt.Errorf("create folder %s: %w", strings.Join(levels[:i+1], "/"), err)
 		}
-		parent = folderRef{id: id}
+		parent, created = folderRef{id: id}, true
 	}
-	return parent.id, nil
+	return parent.id, created, nil
 }
 
 func (s *Source) createFolder(ctx context.Context, mailbox string, parent folderRef, name, kind string) (string, error) {

@@ -46,8 +46,8 @@ func (s *Source) mailboxRoute(ctx context.Context, mailbox string, segments ...s
 // only it reaches (tasks, notes, archives): each level is looked for among
 // its parent's children by name (Exchange compares folder names without
 // case) and made with the kind's folder class when missing.
-func (s *Source) ensureMailboxFolder(ctx context.Context, mailbox, path, kind string) (string, error) {
-	parent := ""
+func (s *Source) ensureMailboxFolder(ctx context.Context, mailbox, path, kind string) (string, bool, error) {
+	parent, created := "", false
 	for _, level := range strings.Split(strings.Trim(path, "/"), "/") {
 		segs := []string{"folders"}
 		if parent != "" {
@@ -55,11 +55,11 @@ func (s *Source) ensureMailboxFolder(ctx context.Context, mailbox, path, kind st
 		}
 		route, err := s.mailboxRoute(ctx, mailbox, segs...)
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		children, err := all[mailboxFolder](ctx, s, route+"?$top=250&$select=id,displayName")
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		found := ""
 		for _, f := range children {
@@ -72,20 +72,20 @@ func (s *Source) ensureMailboxFolder(ctx context.Context, mailbox, path, kind st
 			body, _ := json.Marshal(map[string]string{"displayName": level, "type": domain.FolderClass(kind)})
 			resp, err := s.c.do(ctx, http.MethodPost, route, nil, body)
 			if err != nil {
-				return "", err
+				return "", false, err
 			}
 			var made mailboxFolder
 			if fl := DecodeJSON(resp.header, resp.body, &made); fl != nil {
-				return "", fl
+				return "", false, fl
 			}
 			if made.ID == "" {
-				return "", &domain.Failure{Class: domain.ClassTransient, Code: "MalformedReply", Message: "the created folder has no id"}
+				return "", false, &domain.Failure{Class: domain.ClassTransient, Code: "MalformedReply", Message: "the created folder has no id"}
 			}
-			found = made.ID
+			found, created = made.ID, true
 		}
 		parent = found
 	}
-	return parent, nil
+	return parent, created, nil
 }
 
 // lookupMailboxItem is Lookup through the mailbox API: by the restore

@@ -48,7 +48,7 @@ func odataString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''"
 
 // EnsureFolder implements pipeline.RestoreTarget. Calendars are flat in
 // Graph: a nested calendar path becomes one calendar named "A - B".
-func (s *Source) EnsureFolder(ctx context.Context, mailbox, path, kind string) (string, error) {
+func (s *Source) EnsureFolder(ctx context.Context, mailbox, path, kind string) (string, bool, error) {
 	if exportOnly(mailbox, kind) {
 		// Graph's per-kind routes make mail, calendar and contact folders
 		// of a primary mailbox only: a task or note folder made as a mail
@@ -65,7 +65,7 @@ func (s *Source) EnsureFolder(ctx context.Context, mailbox, path, kind string) (
 	if kind == domain.KindCalendar {
 		nameField = "name"
 	}
-	parent := ""
+	parent, created := "", false
 	if kind == domain.KindMail {
 		parent = "msgfolderroot"
 	}
@@ -81,7 +81,7 @@ func (s *Source) EnsureFolder(ctx context.Context, mailbox, path, kind string) (
 			ID string `json:"id"`
 		}]
 		if err := s.getJSON(ctx, list+"?"+q.Encode(), nil, &found); err != nil {
-			return "", err
+			return "", false, err
 		}
 		if len(found.Value) > 0 {
 			parent = found.Value[0].ID
@@ -90,17 +90,17 @@ func (s *Source) EnsureFolder(ctx context.Context, mailbox, path, kind string) (
 		body, _ := json.Marshal(map[string]string{nameField: level})
 		resp, err := s.c.do(ctx, http.MethodPost, create, nil, body)
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		var made struct {
 			ID string `json:"id"`
 		}
 		if fl := DecodeJSON(resp.header, resp.body, &made); fl != nil {
-			return "", fl
+			return "", false, fl
 		}
-		parent = made.ID
+		parent, created = made.ID, true
 	}
-	return parent, nil
+	return parent, created, nil
 }
 
 // Lookup implements pipeline.RestoreTarget: by the restore mark, then by

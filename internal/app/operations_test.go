@@ -39,8 +39,8 @@ type target struct {
 	created map[string]int // mailbox/folder -> items
 }
 
-func (t *target) EnsureFolder(_ context.Context, mailbox, path, _ string) (string, error) {
-	return mailbox + "/" + path, nil
+func (t *target) EnsureFolder(_ context.Context, mailbox, path, _ string) (string, bool, error) {
+	return mailbox + "/" + path, false, nil
 }
 func (t *target) Lookup(context.Context, string, string, pipeline.RestoreItem) (string, bool, error) {
 	return "", false, nil
