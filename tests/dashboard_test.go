@@ -80,16 +80,40 @@ mailboxes:
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
+	// accessible checks the page in the browser now: every field has a
+	// label, nothing interactive is kept out of the keyboard's reach, and
+	// nothing is wider than the 1280x800 window.
+	accessible := func(page string) {
+		t.Helper()
+		var problems string
+		must("check "+page+" for accessibility", chromedp.Evaluate(`(() => {
+			const out = [];
+			for (const e of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+				if (!(e.labels && e.labels.length) && !e.getAttribute('aria-label')) out.push('no label: ' + (e.name || e.id));
+			}
+			for (const e of document.querySelectorAll('a[href], button, input:not([type=hidden]), select, textarea')) {
+				if (e.tabIndex < 0) out.push('not reachable by keyboard: ' + (e.id || e.textContent.trim()));
+			}
+			if (document.documentElement.scrollWidth > window.innerWidth) out.push('wider than the window: ' + document.documentElement.scrollWidth);
+			return out.join('; ');
+		})()`, &problems))
+		mustf(t, problems == "", "%s: %s", page, problems)
+	}
 	must("log in",
+		chromedp.EmulateViewport(1280, 800),
 		chromedp.Navigate(base+"/"),
 		chromedp.WaitVisible("#token", chromedp.ByID),
-		shot("1-login"),
+		shot("1-login"))
+	accessible("the login page")
+	must("log in",
 		chromedp.SendKeys("#token", strings.TrimSpace(string(tok)), chromedp.ByID),
 		chromedp.Click("#login", chromedp.ByID),
 		chromedp.WaitVisible("#jobs-card", chromedp.ByID),
 		shot("2-dashboard"))
+	accessible("the dashboard")
 
 	must("open the jobs page", chromedp.Navigate(base+"/jobs"), chromedp.WaitVisible("#stored-live", chromedp.ByID))
+	accessible("the jobs page")
 	counter := func() int {
 		var s string
 		must("read the counter", chromedp.Text("#stored-live", &s, chromedp.ByID))
@@ -121,6 +145,7 @@ mailboxes:
 		chromedp.Text("#timeline", &timeline, chromedp.ByID),
 		shot("4-run"))
 	mustf(t, strings.Contains(timeline, "Fetch ") && strings.Contains(timeline, "Listed"), "the timeline shows no requests: %s", timeline)
+	accessible("the run page")
 
 	// state reads the job's state cell; while a button's redirect loads the
 	// page again the cell may be gone for a moment, which reads as "".
