@@ -1,12 +1,10 @@
 package ews
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/xml"
 	"fmt"
-	"net/mail"
 	"strings"
 
 	"github.com/mailvault/mailvault/adapters/itemformat"
@@ -92,10 +90,8 @@ func (s *Source) Lookup(ctx context.Context, mailbox, folderID string, it pipeli
 	markURI := `<t:ExtendedFieldURI PropertySetId="` + itemformat.RestoreMarkSet + `" PropertyName="` + itemformat.RestoreMarkName + `" PropertyType="String"/>`
 	restrictions := []string{isEqualTo(markURI, it.VersionID)}
 	if it.Kind == domain.KindMail {
-		if raw, err := itemformat.MIME(it.Format, it.Content); err == nil {
-			if msg, err := mail.ReadMessage(bytes.NewReader(raw)); err == nil && msg.Header.Get("Message-Id") != "" {
-				restrictions = append(restrictions, isEqualTo(`<t:FieldURI FieldURI="message:InternetMessageId"/>`, msg.Header.Get("Message-Id")))
-			}
+		if id := itemformat.MessageID(it.Format, it.Content); id != "" {
+			restrictions = append(restrictions, isEqualTo(`<t:FieldURI FieldURI="message:InternetMessageId"/>`, id))
 		}
 	}
 	for _, r := range restrictions {

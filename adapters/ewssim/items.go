@@ -1,9 +1,7 @@
 package ewssim
 
 import (
-	"bytes"
 	"encoding/base64"
-	"net/mail"
 	"strconv"
 	"strings"
 	"time"
@@ -225,8 +223,7 @@ func (s *Server) findItem(c *opContext) (string, *throttle) {
 			match = func(f *simtenant.StoredFolder, pos int) bool { return f.Items[pos-1].Marker == want }
 		case eq.Field != nil && eq.Field.URI == "message:InternetMessageId":
 			match = func(f *simtenant.StoredFolder, pos int) bool {
-				msg, err := mail.ReadMessage(bytes.NewReader(s.store.Content(f, pos)))
-				return err == nil && msg.Header.Get("Message-Id") == want
+				return itemformat.MessageID(domain.FormatMIME, s.store.Content(f, pos)) == want
 			}
 		}
 	}

@@ -1,14 +1,11 @@
 package graph
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
-
-	"github.com/emersion/go-message/mail"
 
 	"github.com/mailvault/mailvault/adapters/itemformat"
 	"github.com/mailvault/mailvault/domain"
@@ -124,13 +121,5 @@ func messageID(it pipeline.RestoreItem) string {
 	if it.Kind != domain.KindMail {
 		return ""
 	}
-	raw, err := itemformat.MIME(it.Format, it.Content)
-	if err != nil {
-		return ""
-	}
-	h, err := mail.CreateReader(bytes.NewReader(raw))
-	if err != nil {
-		return ""
-	}
-	return h.Header.Get("Message-Id")
+	return itemformat.MessageID(it.Format, it.Content)
 }

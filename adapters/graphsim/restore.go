@@ -244,8 +244,7 @@ func (s *Server) itemFilter(c *call, f *folder, fields bool) (func(pos int) bool
 	filter := c.query.Get("$filter")
 	byMessageID := func(want string) func(int) bool {
 		return func(pos int) bool {
-			msg, err := mail.ReadMessage(bytes.NewReader(s.store.Content(f, pos)))
-			return err == nil && msg.Header.Get("Message-Id") == want
+			return itemformat.MessageID(domain.FormatMIME, s.store.Content(f, pos)) == want
 		}
 	}
 	switch {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"mime"
 	"net/mail"
+	"strings"
 	"sync"
 	"time"
 
@@ -67,6 +68,28 @@ type Summary struct {
 }
 
 var wordDecoder = mime.WordDecoder{CharsetReader: charset.Reader}
+
+// MessageID is a message's Message-ID in either stored form: an export
+// stream's PidTagInternetMessageId, read from its properties without
+// converting it to MIME, or the MIME header (of what MIME makes of the
+// rest: legacy export blobs included); "" when it has none or cannot be
+// read.
+func MessageID(format string, content []byte) string {
+	if format == domain.FormatGraphExport || format == domain.FormatEWSExport {
+		if m, err := fasttransfer.Decode(content); err == nil {
+			return strings.TrimSpace(oneLine(m.Props.String(tagInternetMessageID)))
+		}
+	}
+	raw, err := MIME(format, content)
+	if err != nil {
+		return ""
+	}
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		return ""
+	}
+	return msg.Header.Get("Message-Id")
+}
 
 // Summarize reads subject, sender and date from content; what it cannot
 // read stays empty.

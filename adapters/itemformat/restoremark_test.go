@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	ft "github.com/mailvault/mailvault/adapters/fasttransfer"
+	"github.com/mailvault/mailvault/domain"
 )
 
 // An imported stream carries its restore mark: one, the newest (a stream
@@ -57,5 +58,32 @@ func TestMarkStream(t *testing.T) {
 	}
 	if StreamMark([]byte("not a stream at all")) != "" {
 		t.Fatal("a damaged stream has a mark")
+	}
+}
+
+// A message's Message-ID reads the same from its MIME and from its export
+// stream (from the properties, without converting it), and is empty for
+// what has none or does not decode.
+func TestMessageID(t *testing.T) {
+	raw := []byte("From: Ann <ann@contoso.test>\r\nSubject: Hi\r\nMessage-ID: <42@contoso.test>\r\n\r\nHello\r\n")
+	stream, err := ExportStream(raw, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, format string
+		content      []byte
+		want         string
+	}{
+		{"MIME", domain.FormatMIME, raw, "<42@contoso.test>"},
+		{"a Graph export stream", domain.FormatGraphExport, stream, "<42@contoso.test>"},
+		{"an EWS export stream", domain.FormatEWSExport, stream, "<42@contoso.test>"},
+		{"none", domain.FormatMIME, []byte("Subject: x\r\n\r\n"), ""},
+		{"a stream that does not decode", domain.FormatGraphExport, []byte("not a stream"), ""},
+		{"a legacy export blob", domain.FormatGraphExport, append([]byte(SimGraphExportPrefix), raw...), "<42@contoso.test>"},
+	} {
+		if got := MessageID(c.format, c.content); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
 	}
 }
