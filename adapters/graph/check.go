@@ -32,11 +32,11 @@ func (s *Source) Probe(ctx context.Context, mailbox string) []Check {
 	try("read mail folders of "+mailbox, "Mail.Read", s.c.url(false, "users", mailbox, "mailFolders")+"?$top=1")
 	try("read calendars of "+mailbox, "Calendars.Read", s.c.url(false, "users", mailbox, "calendars")+"?$top=1")
 	try("read contact folders of "+mailbox, "Contacts.Read", s.c.url(false, "users", mailbox, "contactFolders")+"?$top=1")
-	mbx, err := s.exchangeID(ctx, mailbox)
+	api, err := s.mailboxRoute(ctx, mailbox)
 	tree := Check{What: "track the folder tree of " + mailbox + " (one request per unchanged mailbox; optional)", Permission: "MailboxFolder.Read.All", Err: err}
 	if err == nil {
 		var v collection[json.RawMessage]
-		tree.Err = s.getJSON(ctx, s.c.url(false, "admin", "exchange", "mailboxes", mbx, "folders", "delta"), http.Header{"Prefer": {"odata.maxpagesize=1"}}, &v)
+		tree.Err = s.getJSON(ctx, api+"/folders/delta", http.Header{"Prefer": {"odata.maxpagesize=1"}}, &v)
 	}
 	out = append(out, tree)
 	// exportItems with an id that does not exist: a per-item error means the
@@ -44,7 +44,7 @@ func (s *Source) Probe(ctx context.Context, mailbox string) []Check {
 	exp := Check{What: "export items of " + mailbox + " (full fidelity; optional)", Permission: "MailboxItem.Export.All"}
 	if err == nil {
 		body, _ := json.Marshal(map[string]any{"itemIds": []string{"AAMkAIprobe000000000000000000000"}})
-		_, err = s.c.do(ctx, http.MethodPost, s.c.url(false, "admin", "exchange", "mailboxes", mbx, "exportItems"), nil, body)
+		_, err = s.c.do(ctx, http.MethodPost, api+"/exportItems", nil, body)
 		var fl *domain.Failure
 		if errors.As(err, &fl) && fl.Code != "ErrorAccessDenied" && fl.Code != "Authorization_RequestDenied" && fl.Code != "HTTP403" {
 			err = nil // refused for the bogus item, not for the permission

@@ -89,12 +89,10 @@ var errArchiveNeedsFolderAPI = &domain.Failure{Class: domain.ClassFatal, Code: "
 func (s *Source) folderDelta(ctx context.Context, mailbox, link string) (domain.FolderChanges, error) {
 	var ch domain.FolderChanges
 	if link == "" {
-		mbx, err := s.exchangeID(ctx, mailbox)
-		if err != nil {
+		var err error
+		if link, err = s.mailboxRoute(ctx, mailbox, "folders", "delta"); err != nil {
 			return ch, err
 		}
-		_, archive := domain.ArchiveOwner(mailbox)
-		link = s.c.url(archive, "admin", "exchange", "mailboxes", mbx, "folders", "delta")
 	}
 	h := http.Header{"Prefer": {"odata.maxpagesize=" + strconv.Itoa(folderDeltaPageSize)}}
 	for pages := 0; ; pages++ {

@@ -28,17 +28,6 @@ func exportOnlyWhat(mailbox, kind string) string {
 	return kind + " folders"
 }
 
-// mailboxRoute is a route of the mailbox API for mailbox: on beta for an
-// archive (v1.0 serves primary and shared mailboxes only).
-func (s *Source) mailboxRoute(ctx context.Context, mailbox string, segments ...string) (string, error) {
-	xid, err := s.exchangeID(ctx, mailbox)
-	if err != nil {
-		return "", err
-	}
-	_, archive := domain.ArchiveOwner(mailbox)
-	return s.c.url(archive, append([]string{"admin", "exchange", "mailboxes", xid}, segments...)...), nil
-}
-
 // ensureMailboxFolder is EnsureFolder through the mailbox API, for what
 // only it reaches (tasks, notes, archives): each level is looked for among
 // its parent's children by name (Exchange compares folder names without

@@ -442,16 +442,15 @@ func (s *Source) createFromJSON(ctx context.Context, mailbox, folderID string, i
 // importItem uploads an exportItems stream through a mailbox import
 // session: the item comes back as it was, with its properties.
 func (s *Source) importItem(ctx context.Context, mailbox, folderID string, it pipeline.RestoreItem) (pipeline.CreateResult, error) {
-	xid, err := s.exchangeID(ctx, mailbox)
-	if err != nil {
-		return pipeline.CreateResult{}, err
-	}
 	s.mu.Lock()
 	sess, ok := s.imports[mailbox]
 	s.mu.Unlock()
 	if !ok || time.Until(sess.expires) < time.Minute {
-		_, archive := domain.ArchiveOwner(mailbox)
-		resp, err := s.c.do(ctx, http.MethodPost, s.c.url(archive, "admin", "exchange", "mailboxes", xid, "createImportSession"), nil, []byte("{}"))
+		route, err := s.mailboxRoute(ctx, mailbox, "createImportSession")
+		if err != nil {
+			return pipeline.CreateResult{}, err
+		}
+		resp, err := s.c.do(ctx, http.MethodPost, route, nil, []byte("{}"))
 		if err != nil {
 			return pipeline.CreateResult{}, err
 		}

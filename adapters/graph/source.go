@@ -475,11 +475,11 @@ func (s *Source) List(ctx context.Context, mailbox, folderID, token string) (dom
 		case domain.KindContacts:
 			link = s.c.url(false, "users", mailbox, "contactFolders", folderID, "contacts", "delta") + "?$select=id,changeKey,lastModifiedDateTime"
 		default:
-			mbx, err := s.exchangeID(ctx, mailbox)
+			route, err := s.mailboxRoute(ctx, mailbox, "folders", folderID, "items", "delta")
 			if err != nil {
 				return domain.Page{}, err
 			}
-			link = s.c.url(archive, "admin", "exchange", "mailboxes", mbx, "folders", folderID, "items", "delta") + "?$select=id,changeKey,lastModifiedDateTime"
+			link = route + "?$select=id,changeKey,lastModifiedDateTime"
 		}
 	}
 	h := http.Header{"Prefer": {"odata.maxpagesize=" + strconv.Itoa(s.cfg.PageSize), preferImmutable, `outlook.timezone="UTC"`}}
@@ -746,6 +746,18 @@ func (s *Source) exchangeID(ctx context.Context, mailbox string) (string, error)
 	return "", &domain.Failure{Class: domain.ClassFatal, Code: "NoMailboxID", Message: "settings/exchange has no id for " + mailbox}
 }
 
+// mailboxRoute is a route of the mailbox API for mailbox (its Exchange id
+// resolved once): on beta for an archive, as v1.0 serves primary and
+// shared mailboxes only.
+func (s *Source) mailboxRoute(ctx context.Context, mailbox string, segments ...string) (string, error) {
+	xid, err := s.exchangeID(ctx, mailbox)
+	if err != nil {
+		return "", err
+	}
+	_, archive := domain.ArchiveOwner(mailbox)
+	return s.c.url(archive, append([]string{"admin", "exchange", "mailboxes", xid}, segments...)...), nil
+}
+
 // errNoArchive: the mailbox has no archive; its archive has no folders.
 var errNoArchive = &domain.Failure{Class: domain.ClassFatal, Code: "NoArchive", Message: "the mailbox has no archive"}
 
@@ -762,7 +774,7 @@ type exportResponse struct {
 // export gets up to 20 items as full-fidelity opaque streams. A per-item
 // error fails that item; a failed request goes to isolation.
 func (s *Source) export(ctx context.Context, mailbox string, items []domain.ItemRef, deliver func(domain.Item) error) error {
-	mbx, err := s.exchangeID(ctx, mailbox)
+	route, err := s.mailboxRoute(ctx, mailbox, "exportItems")
 	if err != nil {
 		return err
 	}
@@ -771,8 +783,7 @@ func (s *Source) export(ctx context.Context, mailbox string, items []domain.Item
 		ids[i] = it.ID
 	}
 	body, _ := json.Marshal(map[string]any{"itemIds": ids})
-	_, archive := domain.ArchiveOwner(mailbox)
-	resp, err := s.c.do(ctx, http.MethodPost, s.c.url(archive, "admin", "exchange", "mailboxes", mbx, "exportItems"), nil, body)
+	resp, err := s.c.do(ctx, http.MethodPost, route, nil, body)
 	if err != nil {
 		return err
 	}
