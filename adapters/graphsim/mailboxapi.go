@@ -182,6 +182,16 @@ func (s *Server) mailboxFolderRoutes(c *call, mailboxID string, rest []string) *
 	return notFound(c)
 }
 
+// childOf tells whether f is a child of parent in the mailbox API's tree:
+// for nil, of the root, where the folders the model keeps beside the tree
+// (calendars, top contact folders) hang too.
+func childOf(m *mailbox, f, parent *folder) bool {
+	if parent == nil {
+		return f.Parent == nil || f.Parent == m.Root
+	}
+	return f.Parent == parent
+}
+
 // childFolderPage lists the folders under parent (the root for nil) as
 // mailboxFolder, paged by $skip.
 func (s *Server) childFolderPage(c *call, m *mailbox, parent *folder) *reply {
@@ -189,7 +199,7 @@ func (s *Server) childFolderPage(c *call, m *mailbox, parent *folder) *reply {
 	defer s.mu.Unlock()
 	var list []*folder
 	for _, f := range m.Folders {
-		if parent == nil && (f.Parent == nil || f.Parent == m.Root) || parent != nil && f.Parent == parent {
+		if childOf(m, f, parent) {
 			list = append(list, f)
 		}
 	}
@@ -231,8 +241,7 @@ func (s *Server) createMailboxFolder(c *call, m *mailbox, parent *folder) *reply
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, f := range m.Folders {
-		sameParent := f.Parent == parent || parent == nil && (f.Parent == nil || f.Parent == m.Root)
-		if sameParent && strings.EqualFold(f.Name, body.DisplayName) {
+		if childOf(m, f, parent) && strings.EqualFold(f.Name, body.DisplayName) {
 			return errorReply(http.StatusConflict, "ErrorFolderExists", "A folder with the specified name already exists.")
 		}
 	}
