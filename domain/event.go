@@ -206,6 +206,13 @@ type Event struct {
 	// (Graph's deltaLink, EWS's SyncState); set on the last listing page and
 	// on folder_completed.
 	SyncToken string `json:"sync_token,omitempty"`
+	// KeepToken, on list_requested, says the page token is a sync token
+	// young enough to be used again (KeepToken): a listing that finds
+	// nothing new answers Unchanged instead of the server's new token.
+	KeepToken bool `json:"keep_token,omitempty"`
+	// Unchanged, on items_listed and folder_completed, says the folder
+	// had nothing new and keeps the sync token it was listed from.
+	Unchanged bool `json:"unchanged,omitempty"`
 	// Tracked says the listing's change keys are reliable: an item whose
 	// change key matches the stored version need not be fetched again.
 	Tracked bool `json:"tracked,omitempty"`

@@ -3,6 +3,7 @@ package domain
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"time"
 )
 
 // FolderNode is one folder of a mailbox's hierarchy as a source that tracks
@@ -36,6 +37,8 @@ type FolderChanges struct {
 type FolderTree struct {
 	Token string       `json:"token"`
 	Nodes []FolderNode `json:"nodes"`
+	// Issued is when the source handed out Token (zero when not known).
+	Issued time.Time `json:"-"`
 }
 
 // TokenDigest names a change token in a few bytes: what FolderChanges.From

@@ -91,3 +91,25 @@ func SourceIdentity(sourceType, tenantOrServer string) string {
 	}
 	return sourceType + ":" + s
 }
+
+// SyncState is where a completed folder's next pass lists changes from
+// (Graph's deltaLink, EWS's SyncState), and when the source handed it out.
+type SyncState struct {
+	Token  string
+	Issued time.Time // zero when not known (kept before issue times were)
+}
+
+// TokenRefresh is how long a change token that found nothing new is used
+// again instead of the one the server answered with. A listing from an
+// older token returns exactly what one from the newer would (nothing
+// changed between the two), so keeping it writes nothing for a folder or
+// a folder tree without changes; a day bounds its age, since servers
+// expire tokens (Graph answers 410 syncStateNotFound, and a folder then
+// lists again in full) and document no lifetime for mail.
+const TokenRefresh = 24 * time.Hour
+
+// KeepToken says whether a token issued at issued may be used again at
+// now when the changes it lists are none.
+func KeepToken(issued, now time.Time) bool {
+	return !issued.IsZero() && !now.Before(issued) && now.Sub(issued) < TokenRefresh
+}

@@ -318,6 +318,11 @@ func (f *Fetcher) readFolders(ctx context.Context, m string) ([]domain.Folder, *
 				return nil, nil, &domain.Failure{Class: domain.ClassTransient, Code: "FolderChangesOutOfStep",
 					Message: "the source reported folder changes since another state than the one it was given"}
 			}
+			if !changes.Full && len(changes.Changed) == 0 && len(changes.Removed) == 0 && domain.KeepToken(prev.Issued, f.Clock.Now()) {
+				// Nothing changed since a young token: the tree keeps it,
+				// and nothing is recorded (domain.TokenRefresh).
+				return tree.Folders(), nil, nil
+			}
 			return tree.Folders(), &changes, nil
 		}
 		if !errors.Is(err, ErrFolderTrackingUnavailable) {
@@ -386,7 +391,6 @@ func withRetries[T any](ctx context.Context, call func() (T, error)) (T, error) 
 
 func (f *Fetcher) list(ctx context.Context, req *domain.Event, outID string) domain.Event {
 	res := f.base(req, domain.ItemsListed, outID)
-	res.PageToken = req.PageToken
 	permit, held, err := f.admit(ctx, req)
 	if held == nil && err != nil {
 		held = domain.AsFailure(err)
@@ -420,7 +424,13 @@ func (f *Fetcher) list(ctx context.Context, req *domain.Event, outID string) dom
 	res.Outcome = domain.OutcomeSuccess
 	res.Items, res.NextPage = page.Items, page.Next
 	res.Removed, res.Tracked = page.Removed, page.Tracked
-	if page.Next == "" {
+	switch {
+	case page.Next != "":
+	case req.KeepToken && len(page.Items) == 0 && len(page.Removed) == 0:
+		// Nothing changed since a young token: the folder keeps it, and
+		// the log does not carry the server's new one.
+		res.Unchanged = true
+	default:
 		res.SyncToken = page.SyncToken
 	}
 	for _, it := range page.Items {

@@ -98,6 +98,11 @@ type folderState struct {
 	resumeErr   error
 	tracked     bool   // the listing's change keys are reliable
 	syncToken   string // where the next pass lists changes from
+	// keepFrom is the sync token the pass lists from when it is young
+	// enough to be kept if nothing changed (domain.KeepToken); unchanged
+	// says the listing from it found nothing: the folder keeps it.
+	keepFrom    string
+	unchanged   bool
 	restarts    int
 	itemRetries int // consecutive batches with items put back in line
 	// mayHoldStored and mayHoldQuarantined are false when the resume index
@@ -252,8 +257,11 @@ func (p *Planner) apply(ev *domain.Event) []domain.Event {
 		delete(f.failures, stepKey(req.step))
 		f.leftOut = f.leftOut[:0]
 		f.tracked = ev.Tracked
-		if ev.NextPage == "" {
-			f.syncToken = ev.SyncToken
+		switch {
+		case ev.Unchanged && f.keepFrom != "":
+			f.unchanged, f.syncToken = true, ""
+		case ev.NextPage == "":
+			f.unchanged, f.syncToken = false, ev.SyncToken
 		}
 		f.pass.AddPage(ev.Items, ev.NextPage)
 		out := f.leftOut
@@ -371,11 +379,14 @@ func (p *Planner) addFolder(ev *domain.Event) []domain.Event {
 		cur = domain.Cursor{Pass: p.cfg.Run, Position: 1, PageFirst: 1}
 		// A folder completed before by a change-tracking source lists
 		// only what changed since.
-		tok, _, err := p.resume.SyncToken(ev.Mailbox, ev.FolderID)
+		st, _, err := p.resume.SyncToken(ev.Mailbox, ev.FolderID)
 		if err != nil {
 			f.resumeErr = err
 		}
-		cur.PageToken = tok
+		cur.PageToken = st.Token
+		if st.Token != "" && domain.KeepToken(st.Issued, p.clock.Now()) {
+			f.keepFrom = st.Token
+		}
 	}
 	f.passID = cur.Pass
 	f.mayHoldStored, f.mayHoldQuarantined = true, true
@@ -451,7 +462,7 @@ func (p *Planner) failed(f *folderState, ev *domain.Event, req *sentRequest) []d
 			return []domain.Event{p.skip(f, "error", ev.Code, fmt.Sprintf("the server discarded the listing state %d times: %s", f.restarts+1, ev.Message))}
 		}
 		f.restarts++
-		f.syncToken = ""
+		f.syncToken, f.keepFrom, f.unchanged = "", "", false
 		// The listing starts again: what this pass stored is listed again.
 		f.mayHoldStored = true
 		f.failures = map[string]int{}
@@ -635,7 +646,7 @@ func (p *Planner) step(f *folderState, now time.Time) (out []domain.Event, sent,
 		case domain.FolderDone:
 			f.phase = phaseCompleted
 			done := p.event(f, domain.FolderCompleted, domain.DeriveID(p.cfg.Run, "completed", f.mbx.addr, f.id))
-			done.SyncToken = f.syncToken
+			done.SyncToken, done.Unchanged = f.syncToken, f.unchanged
 			return append(out, done), false, false
 		case domain.FolderWait:
 			return out, false, false
@@ -707,6 +718,7 @@ func (p *Planner) request(f *folderState, st domain.FolderStep, cost domain.Requ
 	if st.Kind == domain.FolderList {
 		ev = p.event(f, domain.ListRequested, id)
 		ev.Request, ev.PageToken, ev.Page, ev.Position = domain.RequestList, st.PageToken, st.Page, c.Position
+		ev.KeepToken = f.keepFrom != "" && st.PageToken == f.keepFrom
 	} else {
 		ev = p.event(f, domain.BatchRequested, id)
 		r := domain.RangeOf(st.Step.Items)
@@ -715,7 +727,12 @@ func (p *Planner) request(f *folderState, st domain.FolderStep, cost domain.Requ
 			ev.Reason = "quarantine retry"
 		}
 	}
-	ev.Attempt, ev.Cursor = attempt, &c
+	ev.Attempt = attempt
+	if st.Kind != domain.FolderList || c.Position > 1 {
+		// A listing before the pass's first item is done resumes from
+		// nowhere else: its cursor would only repeat its page token.
+		ev.Cursor = &c
+	}
 	f.outstanding[id] = &sentRequest{step: st, cost: cost, attempt: attempt}
 	return ev
 }

@@ -14,6 +14,7 @@ import (
 type memResume struct {
 	stored map[string]domain.StoredVersion
 	sync   map[string]string
+	issued map[string]time.Time // when each sync token was handed out
 }
 
 func (r *memResume) Stored(m, f, id string) (domain.StoredVersion, bool, error) {
@@ -26,9 +27,9 @@ func (r *memResume) Quarantined(string, string, string) (domain.QuarantineRecord
 func (r *memResume) Cursor(string, string) (domain.Cursor, bool, error) {
 	return domain.Cursor{}, false, nil
 }
-func (r *memResume) SyncToken(m, f string) (string, bool, error) {
+func (r *memResume) SyncToken(m, f string) (domain.SyncState, bool, error) {
 	t, ok := r.sync[m+"/"+f]
-	return t, ok, nil
+	return domain.SyncState{Token: t, Issued: r.issued[m+"/"+f]}, ok, nil
 }
 
 type manualClock struct{ now time.Time }
@@ -184,6 +185,48 @@ func TestListingRestartsAfterResync(t *testing.T) {
 	done := ofType(out, domain.FolderCompleted)
 	if len(done) != 1 || done[0].SyncToken != "1|new-delta" {
 		t.Fatalf("the completed folder keeps the new delta link: %+v", out)
+	}
+}
+
+// A sync token younger than domain.TokenRefresh is kept by a pass that
+// finds nothing new (nothing written for the folder); an older one, or a
+// listing that finds changes, takes the server's new token.
+func TestYoungSyncTokenKeptWhenNothingChanged(t *testing.T) {
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC) // the rig's clock
+	cases := []struct {
+		name      string
+		issued    time.Time
+		answer    domain.Event
+		wantKeep  bool
+		wantToken string
+	}{
+		{"young, nothing new", now.Add(-time.Hour), domain.Event{Unchanged: true}, true, ""},
+		{"young, changes", now.Add(-time.Hour), domain.Event{Items: refs(1), SyncToken: "1|new"}, true, "1|new"},
+		{"young, a removal", now.Add(-time.Hour), domain.Event{Removed: []string{"x"}, SyncToken: "1|new"}, true, "1|new"},
+		{"a day old", now.Add(-domain.TokenRefresh), domain.Event{SyncToken: "1|new"}, false, "1|new"},
+		{"issue time unknown", time.Time{}, domain.Event{SyncToken: "1|new"}, false, "1|new"},
+		{"issued in the future", now.Add(time.Hour), domain.Event{SyncToken: "1|new"}, false, "1|new"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t, PlannerConfig{}, &memResume{sync: map[string]string{"a@x/F": "1|old"}, issued: map[string]time.Time{"a@x/F": c.issued}})
+			out := r.feed(domain.Event{Type: domain.FolderDiscovered, Mailbox: "a@x", FolderID: "F", Folder: "Inbox", Kind: "mail"})
+			out = append(out, r.feed(domain.Event{Type: domain.DiscoveryCompleted, Outcome: domain.OutcomeSuccess})...)
+			lists := ofType(out, domain.ListRequested)
+			if len(lists) != 1 || lists[0].PageToken != "1|old" || lists[0].KeepToken != c.wantKeep || lists[0].Cursor != nil {
+				t.Fatalf("listing: %+v", lists)
+			}
+			ans := c.answer
+			ans.Type, ans.Cause, ans.Mailbox, ans.FolderID, ans.Outcome, ans.Request = domain.ItemsListed, lists[0].ID, "a@x", "F", domain.OutcomeSuccess, domain.RequestList
+			out = r.feed(ans)
+			for _, b := range ofType(out, domain.BatchRequested) {
+				out = append(out, r.feed(domain.Event{Type: domain.BatchFetched, Cause: b.ID, Mailbox: "a@x", FolderID: "F", Outcome: domain.OutcomeSuccess, Request: domain.RequestFetch})...)
+			}
+			done := ofType(out, domain.FolderCompleted)
+			if len(done) != 1 || done[0].SyncToken != c.wantToken || done[0].Unchanged != (c.wantToken == "") {
+				t.Fatalf("completion: %+v", out)
+			}
+		})
 	}
 }
 

@@ -83,8 +83,9 @@ type ResumeIndex interface {
 	Stored(mailbox, folderID, itemID string) (domain.StoredVersion, bool, error)
 	Quarantined(mailbox, folderID, itemID string) (domain.QuarantineRecord, bool, error)
 	Cursor(mailbox, folderID string) (domain.Cursor, bool, error)
-	// SyncToken is where a completed folder's next pass lists changes from.
-	SyncToken(mailbox, folderID string) (string, bool, error)
+	// SyncToken is where a completed folder's next pass lists changes
+	// from, and when the source handed it out.
+	SyncToken(mailbox, folderID string) (domain.SyncState, bool, error)
 }
 
 // FolderHoldings is implemented by resume indexes that can say at once

@@ -7,6 +7,7 @@
 package projections
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mailvault/mailvault/adapters/eventlog"
 	"github.com/mailvault/mailvault/domain"
@@ -190,12 +192,18 @@ func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
 		v, _ := json.Marshal(ev.Cursor)
 		return tx.Set(folderKey(scope, ev.Mailbox, ev.FolderID), v)
 	case domain.FolderCompleted:
-		if ev.SyncToken != "" {
-			if err := tx.Set(syncKey(scope, ev.Mailbox, ev.FolderID), []byte(ev.SyncToken)); err != nil {
+		switch {
+		case ev.Unchanged:
+			// Nothing new: the token the pass listed from stays, with
+			// its issue time (domain.KeepToken).
+		case ev.SyncToken != "":
+			if err := tx.Set(syncKey(scope, ev.Mailbox, ev.FolderID), stampToken(ev.Time, ev.SyncToken)); err != nil {
 				return err
 			}
-		} else if err := tx.Delete(syncKey(scope, ev.Mailbox, ev.FolderID)); err != nil {
-			return err
+		default:
+			if err := tx.Delete(syncKey(scope, ev.Mailbox, ev.FolderID)); err != nil {
+				return err
+			}
 		}
 		// Only a cursor that exists is deleted: a deletion is written too.
 		cur, err := tx.Get(folderKey(scope, ev.Mailbox, ev.FolderID))
@@ -220,7 +228,7 @@ func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
 		if ev.Tree == nil || ev.Outcome != domain.OutcomeSuccess {
 			return nil
 		}
-		return applyFolderChanges(tx, treeKey(scope, ev.Mailbox), *ev.Tree)
+		return applyFolderChanges(tx, treeKey(scope, ev.Mailbox), *ev.Tree, ev.Time)
 	case domain.ItemRemoved:
 		// The stored versions stay in the storage (retention decides);
 		// the index forgets the item so that a re-appearing id is stored
@@ -279,7 +287,7 @@ func readTree(get func(key []byte) ([]byte, error), key []byte) (domain.FolderTr
 		return tree, false, err
 	}
 	if tok != nil {
-		tree.Token = string(tok)
+		tree.Token, tree.Issued = readStampedToken(tok)
 	}
 	return tree, true, nil
 }
@@ -288,7 +296,7 @@ func readTree(get func(key []byte) ([]byte, error), key []byte) (domain.FolderTr
 // discovery recorded. Changes that do not continue the tree held (its
 // earlier changes were compacted away before the index was rebuilt) drop
 // it: the next discovery lists the hierarchy in full.
-func applyFolderChanges(tx eventlog.Tx, key []byte, ch domain.FolderChanges) error {
+func applyFolderChanges(tx eventlog.Tx, key []byte, ch domain.FolderChanges, issued time.Time) error {
 	tokenKey := treeTokenKey(key)
 	var tree domain.FolderTree
 	if !ch.Full {
@@ -310,7 +318,27 @@ func applyFolderChanges(tx eventlog.Tx, key []byte, ch domain.FolderChanges) err
 			return err
 		}
 	}
-	return tx.Set(tokenKey, []byte(next.Token))
+	return tx.Set(tokenKey, stampToken(issued, next.Token))
+}
+
+// tokenStamp marks a change token kept with its issue time: the mark, the
+// Unix time in seconds (8 bytes, big-endian), the token. Tokens are URLs
+// or base64, so a value without the mark is a token kept before issue
+// times were, its age unknown (used again only if it lists changes).
+const tokenStamp = 0x01
+
+func stampToken(issued time.Time, token string) []byte {
+	b := make([]byte, 9, 9+len(token))
+	b[0] = tokenStamp
+	binary.BigEndian.PutUint64(b[1:9], uint64(issued.Unix()))
+	return append(b, token...)
+}
+
+func readStampedToken(b []byte) (string, time.Time) {
+	if len(b) < 9 || b[0] != tokenStamp {
+		return string(b), time.Time{}
+	}
+	return string(b[9:]), time.Unix(int64(binary.BigEndian.Uint64(b[1:9])), 0).UTC()
 }
 
 // Resume reads the resume index of one scope (Quarantine lists them all).
@@ -351,13 +379,15 @@ func (r Resume) Cursor(mailbox, folderID string) (domain.Cursor, bool, error) {
 	return c, ok, err
 }
 
-// SyncToken returns where a completed folder's next pass lists changes from.
-func (r Resume) SyncToken(mailbox, folderID string) (string, bool, error) {
+// SyncToken returns where a completed folder's next pass lists changes
+// from, and when the source handed it out.
+func (r Resume) SyncToken(mailbox, folderID string) (domain.SyncState, bool, error) {
 	b, err := r.Log.ReadProjection(syncKey(r.Scope, mailbox, folderID))
 	if err != nil || b == nil {
-		return "", false, err
+		return domain.SyncState{}, false, err
 	}
-	return string(b), true, nil
+	tok, issued := readStampedToken(b)
+	return domain.SyncState{Token: tok, Issued: issued}, true, nil
 }
 
 // FolderTree returns a mailbox's folder tree as last discovered, for a

@@ -151,6 +151,10 @@ func TestFolderTreeFollowsDiscoveries(t *testing.T) {
 	if after, _ := lg.ReadProjection(treeKey(scope, "m")); string(after) != string(before) {
 		t.Fatalf("a discovery without changes wrote the tree again: %s -> %s", before, after)
 	}
+	// The token is kept with when it was issued (domain.KeepToken reads it).
+	if tree, _, _ := r.FolderTree("m"); tree.Issued.IsZero() || time.Since(tree.Issued) > time.Minute {
+		t.Fatalf("the tree's token was issued %v", tree.Issued)
+	}
 	appendNew(domain.Event{Type: domain.RunStarted, Run: "r2c", Config: &domain.RunConfig{Scope: scope}},
 		discovered("r2c", domain.FolderChanges{From: domain.TokenDigest("t3"), Token: "t3b", Removed: []string{"n"}}),
 		discovered("r2c", domain.FolderChanges{From: domain.TokenDigest("t3b"), Token: "t2", Changed: []domain.FolderNode{{ID: "n", Parent: "i", Name: "New", Kind: "mail"}}}))
@@ -202,7 +206,10 @@ func TestCursorFromTheFirstBatch(t *testing.T) {
 	appendEvent := func(ev domain.Event) {
 		t.Helper()
 		seq++
-		ev.ID, ev.Time, ev.Run, ev.Mailbox, ev.FolderID = fmt.Sprint("e", seq), time.Now(), "r1", "m", "f"
+		ev.ID, ev.Run, ev.Mailbox, ev.FolderID = fmt.Sprint("e", seq), "r1", "m", "f"
+		if ev.Time.IsZero() {
+			ev.Time = time.Now()
+		}
 		appendEvents(t, lg, ev)
 	}
 	cursor := func() (domain.Cursor, bool) {
@@ -229,18 +236,32 @@ func TestCursorFromTheFirstBatch(t *testing.T) {
 	if c, ok := cursor(); !ok || c.Position != 41 || c.PageToken != "t1" {
 		t.Fatalf("after a listing further on: %+v %v", c, ok)
 	}
-	appendEvent(domain.Event{Type: domain.FolderCompleted, SyncToken: "t2"})
+	issued := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	appendEvent(domain.Event{Type: domain.FolderCompleted, SyncToken: "t2", Time: issued})
 	if c, ok := cursor(); ok {
 		t.Fatalf("a completed folder kept its cursor: %+v", c)
 	}
-	if tok, ok, _ := r.SyncToken("m", "f"); !ok || tok != "t2" {
-		t.Fatalf("sync token %q %v", tok, ok)
+	if st, ok, _ := r.SyncToken("m", "f"); !ok || st.Token != "t2" || !st.Issued.Equal(issued) {
+		t.Fatalf("sync token %+v %v", st, ok)
 	}
 	// A folder completed without a cursor (no changes) stays without one.
 	appendEvent(domain.Event{Type: domain.ListRequested, Cursor: &domain.Cursor{Pass: "r1b", Position: 1, PageToken: "t2", PageFirst: 1}})
-	appendEvent(domain.Event{Type: domain.FolderCompleted, SyncToken: "t3"})
+	appendEvent(domain.Event{Type: domain.FolderCompleted, SyncToken: "t3", Time: issued.Add(time.Hour)})
 	if c, ok := cursor(); ok {
 		t.Fatalf("cursor after a pass without changes: %+v", c)
+	}
+	if st, _, _ := r.SyncToken("m", "f"); st.Token != "t3" || !st.Issued.Equal(issued.Add(time.Hour)) {
+		t.Fatalf("sync token after a new one: %+v", st)
+	}
+	// A pass that found nothing from a kept token keeps it, issue time and all.
+	appendEvent(domain.Event{Type: domain.FolderCompleted, Unchanged: true, Time: issued.Add(2 * time.Hour)})
+	if st, _, _ := r.SyncToken("m", "f"); st.Token != "t3" || !st.Issued.Equal(issued.Add(time.Hour)) {
+		t.Fatalf("sync token after an unchanged pass: %+v", st)
+	}
+	// A completion without a token (a source without change tracking) forgets it.
+	appendEvent(domain.Event{Type: domain.FolderCompleted})
+	if st, ok, _ := r.SyncToken("m", "f"); ok {
+		t.Fatalf("sync token after a completion without one: %+v", st)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mailvault/mailvault/adapters/graph"
+	"github.com/mailvault/mailvault/domain"
 )
 
 // graphSim is a `mailvault sim graph` process, started as other tools start
@@ -204,6 +205,22 @@ func TestGraphFullIncrementalAndExpiredDelta(t *testing.T) {
 			files := storedCount(t, filepath.Join(data, "storage"))
 			mustf(t, files == total, "storage holds %d items, want %d", files, total)
 
+			// Nothing changed: each folder keeps the token it listed from
+			// (a day young), and the run's log carries no new one.
+			r1b, res := graphBackup(t, sim, data, "--graph-content", mode)
+			mustf(t, res.code == 0 && r1b.ItemsScanned == 0 && r1b.ItemsStored == 0, "no-change run: exit %d %+v", res.code, r1b)
+			unchanged := 0
+			for _, line := range strings.Split(strings.TrimSpace(mailvault(t, "replay", "last", "--data", data, "--format", "jsonl").stdout), "\n") {
+				var ev domain.Event
+				mustf(t, json.Unmarshal([]byte(line), &ev) == nil, "replay line %q", line)
+				mustf(t, ev.SyncToken == "" && (ev.Tree == nil || ev.Tree.Token == ""), "a no-change run recorded a new token: %s", line)
+				if ev.Type == domain.FolderCompleted && ev.Unchanged {
+					unchanged++
+				}
+			}
+			mustf(t, unchanged == 4, "%d folders completed unchanged, want 4", unchanged)
+
+			// The changes are listed from the kept tokens.
 			sim.control(t, "/_sim/mutate", map[string]any{"mailbox": "dana@contoso.test", "folder": "Inbox", "add": 7, "modify": 5, "delete": 3})
 			sim.control(t, "/_sim/mutate", map[string]any{"mailbox": "dana@contoso.test", "folder": "Calendar", "modify": 2})
 			r2, res := graphBackup(t, sim, data, "--graph-content", mode)

@@ -222,7 +222,7 @@ func readSideOf(t *testing.T, lg *eventlog.Log, events []domain.Event, withRepla
 			if err != nil {
 				t.Fatal(err)
 			}
-			fmt.Fprintf(&b, "folder %s %s: cursor %v %+v, sync token %v %q\n", k[0], short(k[1]), hasCursor, c, hasToken, short(tok))
+			fmt.Fprintf(&b, "folder %s %s: cursor %v %+v, sync token %v %q\n", k[0], short(k[1]), hasCursor, c, hasToken, short(tok.Token))
 		}
 	}
 	return b.String()
