@@ -1,8 +1,12 @@
 package tests
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"mime"
 	"net/http"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -79,6 +83,21 @@ mailboxes:
 		if err := chromedp.Run(ctx, actions...); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
+	}
+	// sessionCookie is the browser's session cookie now.
+	sessionCookie := func() string {
+		t.Helper()
+		var session string
+		must("read the session cookie", chromedp.ActionFunc(func(ctx context.Context) error {
+			cookies, err := network.GetCookies().Do(ctx)
+			for _, c := range cookies {
+				if c.Name == "mailvault_session" {
+					session = c.Value
+				}
+			}
+			return err
+		}))
+		return session
 	}
 	// accessible checks the page in the browser now: every field has a
 	// label, nothing interactive is kept out of the keyboard's reach, and
@@ -166,6 +185,38 @@ mailboxes:
 		time.Sleep(200 * time.Millisecond)
 	}
 	must("screenshot the stopped job", shot("5-stopped"))
+
+	// Browse the backup: the storage's mailboxes, the mailbox's folders,
+	// the Inbox's items, one opened; then a search by a word of its
+	// subject finds it, and its download is the message.
+	must("browse the storage", chromedp.Navigate(base+"/browse"), chromedp.WaitVisible("#groups", chromedp.ByID), shot("5a-mailboxes"))
+	accessible("the storage's mailboxes")
+	must("open the mailbox", chromedp.Click("#groups a", chromedp.ByQuery), chromedp.WaitVisible("#this-mailbox", chromedp.ByID), shot("5b-folders"))
+	must("open the Inbox", chromedp.Click("#groups a", chromedp.ByQuery), chromedp.WaitVisible("#results", chromedp.ByID), shot("5c-items"))
+	accessible("a folder's items")
+	var subject, headers, downloadHref string
+	must("open an item", chromedp.Click(".item-link", chromedp.ByQuery), chromedp.WaitVisible("#headers", chromedp.ByID),
+		chromedp.Text("#item h2", &subject, chromedp.ByQuery), chromedp.Text("#headers", &headers, chromedp.ByID),
+		chromedp.AttributeValue("#download", "href", &downloadHref, nil, chromedp.ByID), shot("5d-item"))
+	accessible("an item")
+	mustf(t, strings.Contains(headers, "From") && strings.Contains(headers, "Subject") && strings.Contains(headers, subject), "the item's headers: %q (subject %q)", headers, subject)
+	word := strings.Fields(subject)[0]
+	var results string
+	must("search by subject", chromedp.Navigate(base+"/browse"), chromedp.WaitVisible("#f-subject", chromedp.ByID),
+		chromedp.SendKeys("#f-subject", word, chromedp.ByID), chromedp.Click("#find", chromedp.ByID),
+		chromedp.WaitVisible("#results", chromedp.ByID), chromedp.Text("#results", &results, chromedp.ByID), shot("5e-search"))
+	mustf(t, strings.Contains(results, subject), "searching %q did not find %q:\n%s", word, subject, results)
+	req, _ := http.NewRequest(http.MethodGet, base+downloadHref, nil)
+	req.AddCookie(&http.Cookie{Name: "mailvault_session", Value: sessionCookie()})
+	resp, err := http.DefaultClient.Do(req)
+	mustf(t, err == nil && resp.StatusCode == http.StatusOK, "download %s: %v", downloadHref, err)
+	eml, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	msg, err := mail.ReadMessage(bytes.NewReader(eml))
+	mustf(t, err == nil && resp.Header.Get("Content-Type") == "message/rfc822", "the download is not a message: %v", err)
+	dec := new(mime.WordDecoder)
+	got, _ := dec.DecodeHeader(msg.Header.Get("Subject"))
+	mustf(t, got == subject, "the download's subject %q, the page's %q", got, subject)
 	var news, protected string
 	must("read the news and the job's card", chromedp.Navigate(base+"/"), chromedp.WaitVisible("#jobs-card", chromedp.ByID), chromedp.Text("body", &news, chromedp.ByQuery),
 		chromedp.Navigate(base+"/jobs"), chromedp.WaitVisible("#protected-live", chromedp.ByID), chromedp.Text("#protected-live", &protected, chromedp.ByID))
@@ -183,16 +234,7 @@ mailboxes:
 
 	// Log out: the session ends on the daemon, so its cookie, replayed
 	// from outside the browser, opens nothing.
-	var session string
-	must("read the session cookie", chromedp.ActionFunc(func(ctx context.Context) error {
-		cookies, err := network.GetCookies().Do(ctx)
-		for _, c := range cookies {
-			if c.Name == "mailvault_session" {
-				session = c.Value
-			}
-		}
-		return err
-	}))
+	session := sessionCookie()
 	replay := func() int {
 		req, _ := http.NewRequest(http.MethodGet, base+"/jobs", nil)
 		req.AddCookie(&http.Cookie{Name: "mailvault_session", Value: session})

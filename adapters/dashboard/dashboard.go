@@ -72,6 +72,7 @@ type Backend interface {
 // Server serves the pages.
 type Server struct {
 	b     Backend
+	br    Browser // nil when the backend cannot browse storages
 	token string
 	tmpl  *template.Template
 	mux   *http.ServeMux
@@ -114,6 +115,9 @@ func New(b Backend, token string) *Server {
 			return fmt.Sprintf("%.0f", 100*a/total)
 		},
 		"add": func(a, b float64) float64 { return a + b },
+		// add1 is the last row's number of a page: first + n - 1.
+		"add1":  func(first, n int) int { return first + n - 1 },
+		"bytes": projections.HumanBytes,
 	}
 	s.tmpl = template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html"))
 	s.mux.HandleFunc("GET /login", s.loginPage)
@@ -125,13 +129,22 @@ func New(b Backend, token string) *Server {
 	s.mux.Handle("GET /runs/{id}/csv", s.authed(s.csv))
 	s.mux.Handle("GET /events", s.authed(s.events))
 	s.mux.Handle("POST /logout", s.authed(s.logout))
+	if br, ok := b.(Browser); ok {
+		s.br = br
+		s.mux.Handle("GET /browse", s.authed(s.storages))
+		s.mux.Handle("GET /browse/{storage}", s.authed(s.browse))
+		s.mux.Handle("GET /browse/{storage}/items/{id}", s.authed(s.item))
+		s.mux.Handle("GET /browse/{storage}/items/{id}/download", s.authed(s.download))
+	}
 	return s
 }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Frame-Options", "DENY")
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'")
+	// Images only from here or inside a page (an item's inline images):
+	// a stored message shown never loads anything from elsewhere.
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	s.mux.ServeHTTP(w, r)
 }
@@ -217,6 +230,7 @@ type sessionRef struct{ id, csrf string }
 func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, data map[string]any) {
 	ref, _ := r.Context().Value(sessionKey{}).(sessionRef)
 	data["CSRF"] = ref.csrf
+	data["Browse"] = s.br != nil
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	if err := s.tmpl.ExecuteTemplate(w, name, data); err != nil {

@@ -2,14 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/mailvault/mailvault/adapters/dashboard"
 	"github.com/mailvault/mailvault/adapters/eventlog"
+	"github.com/mailvault/mailvault/adapters/export"
+	"github.com/mailvault/mailvault/adapters/itemview"
 	"github.com/mailvault/mailvault/adapters/jobspec"
+	"github.com/mailvault/mailvault/adapters/vault"
 	"github.com/mailvault/mailvault/domain"
 	"github.com/mailvault/mailvault/internal/app"
 	"github.com/mailvault/mailvault/projections"
@@ -177,3 +182,113 @@ func (b dashboardBackend) Do(action, job, idle string) error {
 }
 
 func (b dashboardBackend) Changed() <-chan struct{} { return b.lg.Changed() }
+
+var _ dashboard.Browser = dashboardBackend{}
+
+// Storages names the storages added by name: the console browses those,
+// never a directory named in a URL.
+func (b dashboardBackend) Storages(ctx context.Context) ([]string, error) {
+	list, err := b.svc.ListStorages(ctx)
+	names := make([]string, 0, len(list))
+	for _, s := range list {
+		names = append(names, s.Name)
+	}
+	return names, err
+}
+
+// storageRef is a named storage the console may open.
+func (b dashboardBackend) storageRef(ctx context.Context, name string) (app.StorageRef, error) {
+	names, err := b.Storages(ctx)
+	if err != nil {
+		return app.StorageRef{}, err
+	}
+	if !slices.Contains(names, name) {
+		return app.StorageRef{}, fmt.Errorf("no storage named %q (see mailvault storage list): %w", name, dashboard.ErrNoItem)
+	}
+	return app.StorageRef{Storage: name}, nil
+}
+
+func selectionOf(q dashboard.Query) app.Selection {
+	return app.Selection{Mailbox: q.Mailbox, Folder: q.Folder, Subject: q.Subject, From: q.From, After: q.After, Before: q.Before}
+}
+
+func (b dashboardBackend) Groups(ctx context.Context, storage string, q dashboard.Query) ([]dashboard.Group, error) {
+	ref, err := b.storageRef(ctx, storage)
+	if err != nil {
+		return nil, err
+	}
+	groups, err := b.svc.Groups(ctx, ref, app.Selection{Mailbox: q.Mailbox})
+	out := make([]dashboard.Group, len(groups))
+	for i, g := range groups {
+		out[i] = dashboard.Group{Name: g.Name, Items: g.Items, Bytes: g.Bytes}
+	}
+	return out, err
+}
+
+// errEnough stops a walk the page has what it shows from.
+var errEnough = errors.New("enough")
+
+func (b dashboardBackend) Find(ctx context.Context, storage string, q dashboard.Query, fn func(dashboard.ItemRow) bool) error {
+	ref, err := b.storageRef(ctx, storage)
+	if err != nil {
+		return err
+	}
+	err = b.svc.Browse(ctx, ref, selectionOf(q), func(v vault.Version) error {
+		if !fn(itemRow(v)) {
+			return errEnough
+		}
+		return nil
+	})
+	if errors.Is(err, errEnough) {
+		return nil
+	}
+	return err
+}
+
+func itemRow(v vault.Version) dashboard.ItemRow {
+	return dashboard.ItemRow{ID: v.ID, Mailbox: v.Mailbox, Folder: v.FolderPath, Kind: v.Kind, Subject: v.Subject, From: v.From, When: app.When(v), Size: v.Size}
+}
+
+func (b dashboardBackend) read(ctx context.Context, storage, id string) (vault.Version, []byte, error) {
+	ref, err := b.storageRef(ctx, storage)
+	if err != nil {
+		return vault.Version{}, nil, err
+	}
+	v, content, err := b.svc.Item(ctx, ref, id)
+	if errors.Is(err, app.ErrNotFound) {
+		err = fmt.Errorf("%w: %w", dashboard.ErrNoItem, err)
+	}
+	return v, content, err
+}
+
+// Item opens a stored version as a person reads it; what cannot be shown
+// (an export stream that does not convert) is said, and the download and
+// restore still have it.
+func (b dashboardBackend) Item(ctx context.Context, storage, id string) (dashboard.ItemPage, error) {
+	v, content, err := b.read(ctx, storage, id)
+	if err != nil {
+		return dashboard.ItemPage{}, err
+	}
+	page := dashboard.ItemPage{Row: itemRow(v)}
+	view, err := itemview.Open(v.Kind, v.Format, content)
+	if err != nil {
+		page.Problem = "This item cannot be shown here: " + err.Error()
+	}
+	page.Text, page.HTML, page.RemoteBlocked = view.Text, view.HTML, view.RemoteBlocked
+	for _, h := range view.Headers {
+		page.Headers = append(page.Headers, dashboard.Field{Name: h.Name, Value: h.Value})
+	}
+	for _, a := range view.Attachments {
+		page.Attachments = append(page.Attachments, dashboard.Attachment{Name: a.Name, Type: a.Type, Size: a.Size})
+	}
+	return page, nil
+}
+
+func (b dashboardBackend) Download(ctx context.Context, storage, id string) (string, string, []byte, error) {
+	v, content, err := b.read(ctx, storage, id)
+	if err != nil {
+		return "", "", nil, err
+	}
+	return export.File(export.Item{ID: v.ID, Subject: v.Subject, Mailbox: v.Mailbox, Folder: v.FolderPath, FolderID: v.FolderID,
+		Kind: v.Kind, Format: v.Format, Content: content})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -36,6 +37,22 @@ func (s *Service) Browse(_ context.Context, ref StorageRef, sel Selection, fn fu
 		return err
 	}
 	return s.withStorage(ref, vault.ModeRead, func(v *vault.Vault) error { return eachSelected(v, &sel, fn) })
+}
+
+// Item reads one stored version, by the id ls and find print, checking
+// every chunk: a version the storage does not hold is ErrNotFound, one it
+// cannot give back intact wraps vault.ErrDamaged.
+func (s *Service) Item(_ context.Context, ref StorageRef, id string) (ver vault.Version, content []byte, err error) {
+	err = s.withStorage(ref, vault.ModeRead, func(v *vault.Vault) error {
+		if ver, err = v.Lookup(id); errors.Is(err, vault.ErrNoVersion) {
+			return fmt.Errorf("%w: %w", ErrNotFound, err)
+		} else if err != nil {
+			return err
+		}
+		content, err = v.Read(ver)
+		return err
+	})
+	return ver, content, err
 }
 
 // Groups counts what the selection chooses per mailbox or, when it names a
