@@ -9,6 +9,9 @@ import (
 	"net/mail"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,6 +51,13 @@ mailboxes:
         size: {min: 1KB, max: 2KB}
         dirty: [33]
         dirty_mode: item
+      - path: Projects
+        items: 12
+        size: {min: 1KB, max: 2KB}
+  - address: joe@contoso.test
+    folders:
+      - path: Inbox
+        items: 0
 `)
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
@@ -177,6 +187,13 @@ mailboxes:
 		}
 		return s
 	}
+	// The small folder is whole in the storage before the job stops (its
+	// one batch goes out beside the Inbox's).
+	deadline = time.Now().Add(60 * time.Second)
+	for !regexp.MustCompile(`(?m)^ida@contoso\.test/Projects\s+12\s`).MatchString(run("ls", "nas", "ida@contoso.test").stdout) {
+		mustf(t, time.Now().Before(deadline), "the Projects folder is not stored: %s", run("ls", "nas", "ida@contoso.test").stdout)
+		time.Sleep(300 * time.Millisecond)
+	}
 	must("stop the job", chromedp.Navigate(base+"/jobs"), chromedp.WaitVisible("#stop-live", chromedp.ByID), chromedp.Click("#stop-live", chromedp.ByID),
 		chromedp.WaitVisible("#start-live", chromedp.ByID))
 	deadline = time.Now().Add(60 * time.Second)
@@ -206,6 +223,42 @@ mailboxes:
 		chromedp.SendKeys("#f-subject", word, chromedp.ByID), chromedp.Click("#find", chromedp.ByID),
 		chromedp.WaitVisible("#results", chromedp.ByID), chromedp.Text("#results", &results, chromedp.ByID), shot("5e-search"))
 	mustf(t, strings.Contains(results, subject), "searching %q did not find %q:\n%s", word, subject, results)
+
+	// Restore a folder into another mailbox: the simulator receives
+	// exactly the items the folder's page lists.
+	var found []string
+	must("open the Projects folder", chromedp.Navigate(base+"/browse/nas?mailbox=ida@contoso.test"), chromedp.WaitVisible("#groups", chromedp.ByID),
+		chromedp.Click(`//table//a[contains(., "Projects")]`, chromedp.BySearch), chromedp.WaitVisible("#restore-form", chromedp.ByID),
+		chromedp.Evaluate(`[...document.querySelectorAll('.item-link')].map(a => a.textContent)`, &found))
+	accessible("the restore form")
+	mustf(t, len(found) == 12, "the Projects folder lists %d items, want 12", len(found))
+	must("restore the folder into joe's mailbox", chromedp.SendKeys("#r-target", "joe@contoso.test", chromedp.ByID), shot("5f-restore-form"),
+		chromedp.Click("#restore", chromedp.ByID), chromedp.WaitVisible("#restore-status", chromedp.ByID))
+	var restoreState, created string
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		must("read the restore's state", chromedp.Reload(), chromedp.WaitVisible("#restore-state", chromedp.ByID), chromedp.Text("#restore-state", &restoreState, chromedp.ByID))
+		if restoreState != "running" {
+			break
+		}
+		mustf(t, time.Now().Before(deadline), "the restore did not end")
+		time.Sleep(300 * time.Millisecond)
+	}
+	must("read the restore's outcome", chromedp.Text("#restore-created", &created, chromedp.ByID), shot("5g-restored"))
+	accessible("a restore's page")
+	mustf(t, restoreState == "finished" && strings.TrimSpace(created) == "12", "restore %s, created %s, want 12", restoreState, created)
+	var arrived []string
+	for folder, vs := range versionsOf(t, sim, "joe@contoso.test") {
+		for _, v := range vs {
+			arrived = append(arrived, folder+": "+v.Subject)
+		}
+	}
+	for i := range found {
+		found[i] = "Projects: " + found[i]
+	}
+	sort.Strings(found)
+	sort.Strings(arrived)
+	mustf(t, slices.Equal(found, arrived), "joe's mailbox received %q, the folder holds %q", arrived, found)
 	req, _ := http.NewRequest(http.MethodGet, base+downloadHref, nil)
 	req.AddCookie(&http.Cookie{Name: "mailvault_session", Value: sessionCookie()})
 	resp, err := http.DefaultClient.Do(req)

@@ -134,6 +134,9 @@ func (s *Server) browse(w http.ResponseWriter, r *http.Request) {
 			links[i] = template.URL("?" + v.Encode())
 		}
 		data["Groups"], data["Links"], data["Folders"] = groups, links, q.Mailbox != ""
+		if q.Mailbox != "" && len(groups) > 0 {
+			data["Restore"] = s.restoreForm(r.Context(), q.values(), "this mailbox")
+		}
 		s.render(w, r, "browse.html", data)
 		return
 	}
@@ -164,6 +167,16 @@ func (s *Server) browse(w http.ResponseWriter, r *http.Request) {
 		return template.URL("?" + v.Encode())
 	}
 	data["Rows"], data["Searched"], data["PageNo"] = rows, true, page
+	if len(rows) > 0 {
+		what := "the items this search finds"
+		if q.Subject == "" && q.From == "" && q.After == "" && q.Before == "" {
+			what = "this folder and its subfolders"
+			if q.Folder == "" {
+				what = "this mailbox"
+			}
+		}
+		data["Restore"] = s.restoreForm(r.Context(), q.values(), what)
+	}
 	data["First"] = (page-1)*FindRows + 1
 	if page > 1 {
 		data["PrevURL"] = link(page - 1)
@@ -187,7 +200,8 @@ func (s *Server) item(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), itemStatus(err))
 		return
 	}
-	s.render(w, r, "item.html", map[string]any{"Storage": storage, "It": it, "Page": "item"})
+	s.render(w, r, "item.html", map[string]any{"Storage": storage, "It": it, "Page": "item",
+		"Restore": s.restoreForm(r.Context(), url.Values{"item": {id}}, "this version of the item")})
 }
 
 func (s *Server) download(w http.ResponseWriter, r *http.Request) {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -114,5 +116,81 @@ func mustHave(t *testing.T, page string, wants ...string) {
 		if !strings.Contains(page, w) {
 			t.Errorf("page lacks %s:\n%s", w, page)
 		}
+	}
+}
+
+// restoringBackend also restores: it records what it was asked.
+type restoringBackend struct {
+	browsingBackend
+	asked []RestoreRequest
+}
+
+func (b *restoringBackend) Connections(context.Context) ([]string, error) {
+	return []string{"online"}, nil
+}
+func (b *restoringBackend) StartRestore(_ context.Context, storage string, req RestoreRequest) (string, error) {
+	if req.To != "online" {
+		return "", fmt.Errorf("no connection named %q", req.To)
+	}
+	b.asked = append(b.asked, req)
+	return "r1", nil
+}
+func (b *restoringBackend) RestoreStatus(id string) (RestoreStatus, bool) {
+	if id != "r1" {
+		return RestoreStatus{}, false
+	}
+	return RestoreStatus{ID: id, What: "ana@contoso.test / Inbox", Running: true, Total: 4, Done: 1}, true
+}
+
+// The restore form carries the page's selection; it needs the session's
+// CSRF token; a refused restore says why; a running restore's page
+// follows it.
+func TestRestoreFromTheConsole(t *testing.T) {
+	b := &restoringBackend{browsingBackend: browsingBackend{fakeBackend: fakeBackend{changed: make(chan struct{})}}}
+	srv := httptest.NewServer(New(b, "tok-123"))
+	defer srv.Close()
+	c, _ := login(t, srv.URL)
+	resp, err := c.Get(srv.URL + "/browse/nas?mailbox=ana@contoso.test&folder=Inbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	mustHave(t, string(page), "Restore this folder and its subfolders", `name="folder" value="Inbox"`, `name="mailbox" value="ana@contoso.test"`, `<option>online</option>`)
+	csrf := regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`).FindStringSubmatch(string(page))
+	if csrf == nil {
+		t.Fatal("no CSRF token in the form")
+	}
+	post := func(form url.Values) *http.Response {
+		t.Helper()
+		resp, err := c.PostForm(srv.URL+"/browse/nas/restore", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := post(url.Values{"mailbox": {"ana@contoso.test"}, "to": {"online"}}); resp.StatusCode != http.StatusForbidden || len(b.asked) != 0 {
+		t.Fatalf("a restore without the CSRF token: %d, %d started", resp.StatusCode, len(b.asked))
+	}
+	if resp := post(url.Values{"csrf": {csrf[1]}, "mailbox": {"ana@contoso.test"}, "to": {"elsewhere"}}); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a restore to an unknown connection: %d", resp.StatusCode)
+	}
+	if resp := post(url.Values{"csrf": {csrf[1]}, "to": {"online"}}); resp.StatusCode != http.StatusBadRequest || len(b.asked) != 0 {
+		t.Fatalf("a restore of nothing chosen: %d", resp.StatusCode)
+	}
+	resp = post(url.Values{"csrf": {csrf[1]}, "mailbox": {"ana@contoso.test"}, "folder": {"Inbox"}, "to": {"online"}, "target_mailbox": {"ben@contoso.test"}, "collisions": {"copy"}})
+	if resp.Request.URL.Path != "/restores/r1" || len(b.asked) != 1 {
+		t.Fatalf("the restore did not start: %v %d", resp.Request.URL, len(b.asked))
+	}
+	if got := b.asked[0]; got.Query.Folder != "Inbox" || got.TargetMailbox != "ben@contoso.test" || got.Collisions != "copy" {
+		t.Fatalf("asked %+v", got)
+	}
+	resp, _ = c.Get(srv.URL + "/restores/r1")
+	page, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	mustHave(t, string(page), `http-equiv="refresh"`, "1 of 4 items", "running")
+	if resp, _ := c.Get(srv.URL + "/restores/r9"); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("an unknown restore: %d", resp.StatusCode)
 	}
 }

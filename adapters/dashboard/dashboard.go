@@ -72,7 +72,8 @@ type Backend interface {
 // Server serves the pages.
 type Server struct {
 	b     Backend
-	br    Browser // nil when the backend cannot browse storages
+	br    Browser  // nil when the backend cannot browse storages
+	rs    Restorer // nil when it cannot restore
 	token string
 	tmpl  *template.Template
 	mux   *http.ServeMux
@@ -135,6 +136,11 @@ func New(b Backend, token string) *Server {
 		s.mux.Handle("GET /browse/{storage}", s.authed(s.browse))
 		s.mux.Handle("GET /browse/{storage}/items/{id}", s.authed(s.item))
 		s.mux.Handle("GET /browse/{storage}/items/{id}/download", s.authed(s.download))
+		if rs, ok := b.(Restorer); ok {
+			s.rs = rs
+			s.mux.Handle("POST /browse/{storage}/restore", s.authed(s.startRestore))
+			s.mux.Handle("GET /restores/{id}", s.authed(s.restoreStatus))
+		}
 	}
 	return s
 }

@@ -256,7 +256,7 @@ func api(ctx context.Context, g *globalFlags, lg *eventlog.Log, d *daemon.Daemon
 	mux.Handle("GET /metrics", promexport.Handler(promexport.Collector{Snapshot: metrics.Snapshot, LogSize: lg.Size, JobsRunning: d.Running, Jobs: metrics.JobHistories}))
 	daemon.RegisterAPI(mux, newService(g, lg))
 	serveOperations(mux, ctx, g)
-	web := dashboard.New(dashboardBackend{svc: newService(g, lg), lg: lg, metrics: metrics}, token)
+	web := dashboard.New(dashboardBackend{svc: newService(g, lg), lg: lg, metrics: metrics, restores: newConsoleRestores(ctx)}, token)
 	web.Secure = secure
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(r.URL.Path, "/v1/") && r.URL.Path != "/metrics" {

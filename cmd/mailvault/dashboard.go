@@ -26,10 +26,13 @@ import (
 // the same rules hold as on the command line (editing a running job is
 // refused).
 type dashboardBackend struct {
-	svc     *app.Service
-	lg      *eventlog.Log
-	metrics *projections.Metrics
+	svc      *app.Service
+	lg       *eventlog.Log
+	metrics  *projections.Metrics
+	restores *consoleRestores
 }
+
+var _ dashboard.Restorer = dashboardBackend{}
 
 var _ dashboard.Backend = dashboardBackend{}
 
@@ -134,6 +137,24 @@ func (b dashboardBackend) News() (good, bad []dashboard.News, err error) {
 		}
 		if r.ItemsReleased > 0 {
 			good = append(good, dashboard.News{Time: when, RunID: r.RunID, Text: fmt.Sprintf("%s: %d quarantined items recovered", what, r.ItemsReleased)})
+		}
+	}
+	// Restores are news too: what came back, and what did not.
+	if _, restores, err := b.svc.Runs(context.Background()); err == nil {
+		for i := len(restores) - 1; i >= 0 && i >= len(restores)-20; i-- {
+			r := restores[i]
+			when := r.Ended
+			if when.IsZero() {
+				when = r.Started
+			}
+			detail := fmt.Sprintf("%d created, %d replaced, %d skipped (already there), %d copies, %d failed", r.Created, r.Replaced, r.Skipped, r.Copied, r.Failed)
+			switch r.State {
+			case domain.StateRunning:
+			case domain.StateFinished:
+				good = append(good, dashboard.News{Time: when, Text: "Restore " + r.RunID + " finished", Detail: detail})
+			default:
+				bad = append(bad, dashboard.News{Time: when, Text: "Restore " + r.RunID + " " + string(r.State), Detail: detail})
+			}
 		}
 	}
 	sort.SliceStable(good, func(i, j int) bool { return good[i].Time.After(good[j].Time) })
