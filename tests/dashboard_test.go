@@ -76,7 +76,7 @@ mailboxes:
 	// fields; those events are not used here, so their decode errors are not logged.
 	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(func(string, ...any) {}))
 	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 120*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 300*time.Second)
 	defer cancelTimeout()
 	base := "http://" + d.addr
 	shot := func(name string) chromedp.Action {
@@ -284,6 +284,92 @@ mailboxes:
 		time.Sleep(200 * time.Millisecond)
 	}
 	must("screenshot the started job", shot("6-started"))
+
+	// The setup wizards, end to end: a connection and its permission
+	// checklist, a storage and its recovery key shown once, a job through
+	// to its summary, the running job's edit asking to stop it first,
+	// and the alerts.
+	must("open setup", chromedp.Navigate(base+"/setup"), chromedp.WaitVisible("#setup-connections", chromedp.ByID), shot("8a-setup"))
+	accessible("the setup page")
+	must("open the connection wizard", chromedp.Click("#new-connection", chromedp.ByID), chromedp.WaitVisible("#c-name", chromedp.ByID))
+	accessible("the connection wizard")
+	var checklist string
+	must("add a connection", chromedp.SendKeys("#c-name", "second", chromedp.ByID), chromedp.SendKeys("#c-tenant", sim.TenantID, chromedp.ByID),
+		chromedp.SendKeys("#c-client", sim.ClientID, chromedp.ByID), chromedp.SendKeys("#c-graph-url", sim.GraphURL, chromedp.ByID),
+		chromedp.SendKeys("#c-token-url", sim.TokenURL, chromedp.ByID), chromedp.SendKeys("#c-secret", sim.ClientSecret, chromedp.ByID),
+		chromedp.SendKeys("#c-ca", sim.CACert, chromedp.ByID), chromedp.SendKeys("#c-test-mailbox", "ida@contoso.test", chromedp.ByID),
+		shot("8b-connection-wizard"), chromedp.Click("#c-add", chromedp.ByID), chromedp.WaitVisible("#checklist", chromedp.ByID),
+		chromedp.Text("#checklist", &checklist, chromedp.ByID), shot("8c-permission-checklist"))
+	accessible("the permission checklist")
+	mustf(t, strings.Contains(checklist, "✓") && !strings.Contains(checklist, "✗") && strings.Contains(checklist, "Mail.Read"),
+		"the checklist of a connection with every permission:\n%s", checklist)
+	mustf(t, strings.Contains(run("connection", "list").stdout, "second"), "connection list lacks the wizard's connection")
+
+	var recoveryKey string
+	must("open the storage wizard", chromedp.Navigate(base+"/setup/storages/new"), chromedp.WaitVisible("#s-name", chromedp.ByID))
+	accessible("the storage wizard")
+	must("add a storage", chromedp.SendKeys("#s-name", "vault2", chromedp.ByID), chromedp.SendKeys("#s-path", filepath.Join(dir, "vault2"), chromedp.ByID),
+		chromedp.SendKeys("#s-password", "correct horse battery", chromedp.ByID), chromedp.SendKeys("#s-confirm", "correct horse battery", chromedp.ByID),
+		chromedp.Click("#s-add", chromedp.ByID), chromedp.WaitVisible("#recovery-key", chromedp.ByID),
+		chromedp.Text("#recovery-key", &recoveryKey, chromedp.ByID), shot("8d-recovery-key"))
+	mustf(t, len(strings.TrimSpace(recoveryKey)) > 20, "the recovery key shown: %q", recoveryKey)
+	var setupText string
+	must("the recovery key is shown once", chromedp.Navigate(base+"/setup"), chromedp.WaitVisible("#setup-storages", chromedp.ByID),
+		chromedp.Text("body", &setupText, chromedp.ByQuery))
+	mustf(t, strings.Contains(setupText, "vault2") && !strings.Contains(setupText, strings.TrimSpace(recoveryKey)), "setup after the storage:\n%s", setupText)
+	mustf(t, !strings.Contains(run("storage", "list").stdout, strings.TrimSpace(recoveryKey)), "storage list shows the recovery key")
+
+	var summary, notice string
+	must("open the job wizard", chromedp.Navigate(base+"/setup/jobs/new"), chromedp.WaitVisible("#j-name", chromedp.ByID))
+	accessible("the job wizard")
+	must("create a job", chromedp.SendKeys("#j-name", "wizard", chromedp.ByID), chromedp.SetValue("#j-idle", "00:00:30", chromedp.ByID),
+		chromedp.SetValue("#j-connection", "second", chromedp.ByID), chromedp.Click("#j-some", chromedp.ByID),
+		chromedp.SendKeys("#j-mailboxes", "joe@contoso.test", chromedp.ByID), chromedp.SetValue("#j-storage", "vault2", chromedp.ByID),
+		chromedp.SetValue("#j-age-mode", "not_older", chromedp.ByID), chromedp.SetValue("#j-age-n", "5", chromedp.ByID),
+		chromedp.SetValue("#j-age-unit", "years", chromedp.ByID), chromedp.Click("#j-review", chromedp.ByID),
+		chromedp.WaitVisible("#summary", chromedp.ByID), chromedp.Text("#summary", &summary, chromedp.ByID), shot("8e-job-summary"))
+	accessible("the job summary")
+	for _, want := range []string{"wizard", "second", "vault2", "joe@contoso.test", "not_older 5 years", "00:00:30"} {
+		mustf(t, strings.Contains(summary, want), "the job summary lacks %q:\n%s", want, summary)
+	}
+	must("confirm the job", chromedp.Click("#j-save", chromedp.ByID), chromedp.WaitVisible("#notice", chromedp.ByID), chromedp.Text("#notice", &notice, chromedp.ByID))
+	mustf(t, strings.Contains(notice, "Job wizard created"), "after the job wizard: %q", notice)
+	jobSpec := run("job", "show", "wizard").stdout
+	mustf(t, strings.Contains(jobSpec, "vault2") && strings.Contains(jobSpec, "joe@contoso.test"), "job show wizard:\n%s", jobSpec)
+
+	var problem string
+	var editPage string
+	must("open the running job's edit", chromedp.Navigate(base+"/setup/jobs/live/edit"), chromedp.WaitVisible("#j-idle", chromedp.ByID), chromedp.Text("body", &editPage, chromedp.ByQuery))
+	mustf(t, strings.Contains(editPage, "The job is running (started)"), "the running job's edit page does not ask to stop it (%s):\n%s", state(), editPage)
+	must("edit the running job", chromedp.WaitVisible("#running-notice", chromedp.ByID),
+		chromedp.SetValue("#j-idle", "00:00:05", chromedp.ByID), chromedp.Click("#j-review", chromedp.ByID), chromedp.WaitVisible("#j-save", chromedp.ByID),
+		chromedp.Click("#j-save", chromedp.ByID), chromedp.WaitVisible("#problem", chromedp.ByID), chromedp.Text("#problem", &problem, chromedp.ByID), shot("8f-edit-running-job"))
+	mustf(t, strings.Contains(problem, "stop it first"), "saving a running job: %q", problem)
+	must("stop it from the edit page", chromedp.Click("#stop-to-edit", chromedp.ByID), chromedp.WaitVisible("#start-live", chromedp.ByID))
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		must("save the stopped job", chromedp.Navigate(base+"/setup/jobs/live/edit"), chromedp.WaitVisible("#j-idle", chromedp.ByID),
+			chromedp.SetValue("#j-idle", "00:00:05", chromedp.ByID), chromedp.Click("#j-review", chromedp.ByID), chromedp.WaitVisible("#j-save", chromedp.ByID),
+			chromedp.Click("#j-save", chromedp.ByID), chromedp.WaitVisible("#notice, #problem", chromedp.ByQuery), chromedp.Text("body", &notice, chromedp.ByQuery))
+		if strings.Contains(notice, "Job live saved") {
+			break
+		}
+		mustf(t, time.Now().Before(deadline), "the stopped job could not be saved: %s", notice)
+		time.Sleep(300 * time.Millisecond)
+	}
+	mustf(t, strings.Contains(run("job", "show", "live").stdout, "00:00:05"), "the edit did not reach the job: %s", run("job", "show", "live").stdout)
+
+	must("set the alerts", chromedp.Navigate(base+"/setup/alerts"), chromedp.WaitVisible("#a-host", chromedp.ByID))
+	accessible("the alerts page")
+	must("save the alerts", chromedp.SendKeys("#a-host", "smtp.contoso.test", chromedp.ByID), chromedp.SetValue("#a-port", "2525", chromedp.ByID),
+		chromedp.SetValue("#a-tls", "none", chromedp.ByID), chromedp.SendKeys("#a-from", "backup@contoso.test", chromedp.ByID),
+		chromedp.SendKeys("#a-to", "admin@contoso.test", chromedp.ByID), shot("8g-alerts"), chromedp.Click("#a-save", chromedp.ByID),
+		chromedp.WaitVisible("#notice", chromedp.ByID), chromedp.Text("#notice", &notice, chromedp.ByID))
+	mustf(t, strings.Contains(notice, "Alerts saved"), "after the alerts: %q", notice)
+	alerts := run("alerts", "show").stdout
+	mustf(t, strings.Contains(alerts, "smtp.contoso.test") && strings.Contains(alerts, "admin@contoso.test"), "alerts show:\n%s", alerts)
+	must("start the job again", chromedp.Navigate(base+"/jobs"), chromedp.WaitVisible("#start-live", chromedp.ByID), chromedp.Click("#start-live", chromedp.ByID),
+		chromedp.WaitVisible("#stop-live", chromedp.ByID))
 
 	// Log out: the session ends on the daemon, so its cookie, replayed
 	// from outside the browser, opens nothing.

@@ -74,6 +74,7 @@ type Server struct {
 	b     Backend
 	br    Browser  // nil when the backend cannot browse storages
 	rs    Restorer // nil when it cannot restore
+	su    Setup    // nil when it has no wizards
 	token string
 	tmpl  *template.Template
 	mux   *http.ServeMux
@@ -119,6 +120,8 @@ func New(b Backend, token string) *Server {
 		// add1 is the last row's number of a page: first + n - 1.
 		"add1":  func(first, n int) int { return first + n - 1 },
 		"bytes": projections.HumanBytes,
+		"has":   has,
+		"list":  func(s ...string) []string { return s },
 	}
 	s.tmpl = template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html"))
 	s.mux.HandleFunc("GET /login", s.loginPage)
@@ -130,6 +133,21 @@ func New(b Backend, token string) *Server {
 	s.mux.Handle("GET /runs/{id}/csv", s.authed(s.csv))
 	s.mux.Handle("GET /events", s.authed(s.events))
 	s.mux.Handle("POST /logout", s.authed(s.logout))
+	if su, ok := b.(Setup); ok {
+		s.su = su
+		s.mux.Handle("GET /setup", s.authed(s.setupIndex))
+		s.mux.Handle("GET /setup/connections/new", s.authed(s.connectionPage))
+		s.mux.Handle("POST /setup/connections", s.authed(s.addConnection))
+		s.mux.Handle("POST /setup/connections/{name}/test", s.authed(s.testConnection))
+		s.mux.Handle("GET /setup/storages/new", s.authed(s.storagePage))
+		s.mux.Handle("POST /setup/storages", s.authed(s.addStorage))
+		s.mux.Handle("GET /setup/jobs/new", s.authed(s.jobPage))
+		s.mux.Handle("GET /setup/jobs/{name}/edit", s.authed(s.jobPage))
+		s.mux.Handle("POST /setup/jobs/review", s.authed(s.jobReview))
+		s.mux.Handle("POST /setup/jobs", s.authed(s.saveJob))
+		s.mux.Handle("GET /setup/alerts", s.authed(s.alertsPage))
+		s.mux.Handle("POST /setup/alerts", s.authed(s.setAlerts))
+	}
 	if br, ok := b.(Browser); ok {
 		s.br = br
 		s.mux.Handle("GET /browse", s.authed(s.storages))
@@ -236,7 +254,7 @@ type sessionRef struct{ id, csrf string }
 func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, data map[string]any) {
 	ref, _ := r.Context().Value(sessionKey{}).(sessionRef)
 	data["CSRF"] = ref.csrf
-	data["Browse"] = s.br != nil
+	data["Browse"], data["Setup"] = s.br != nil, s.su != nil
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	if err := s.tmpl.ExecuteTemplate(w, name, data); err != nil {

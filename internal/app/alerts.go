@@ -14,13 +14,17 @@ import (
 const AlertsSecretName = "alerts:smtp"
 
 // SetAlerts records who gets alert mail and how; password (optional) is
-// the SMTP password, kept in the secret store.
+// the SMTP password, kept in the secret store. With a user and no
+// password, the password stored before stays (the console's edit leaves
+// the field empty); with none stored, it is refused.
 func (s *Service) SetAlerts(ctx context.Context, settings domain.AlertSettings, password credential.Secret) error {
 	if err := settings.Validate(); err != nil {
 		return invalid("alerts", "alerts", err.Error())
 	}
 	if settings.Username != "" && password.Empty() {
-		return invalid("alerts", "alerts", "--username needs --password-file or --password-env")
+		if kept, err := s.Secrets.Get(AlertsSecretName); err != nil || kept.Empty() {
+			return invalid("alerts", "alerts", "--username needs --password-file or --password-env")
+		}
 	}
 	if !password.Empty() {
 		if err := s.Secrets.Put(AlertsSecretName, password); err != nil {

@@ -53,6 +53,9 @@ type Job struct {
 	Spec jobspec.Spec `json:"-"`
 	// Live is the daemon's full view, zero without a daemon.
 	Live JobStatus `json:"-"`
+	// Busy: the job is started (running a cycle or waiting for the
+	// next), so editing or deleting it is refused until it stops.
+	Busy bool `json:"-"`
 }
 
 // CreateJob records a new job after checking its definition and what it
@@ -178,7 +181,7 @@ func (s *Service) ListJobs(_ context.Context) ([]Job, error) {
 		}
 		if s.Jobs != nil {
 			v := s.Jobs.Status(n)
-			j.Live = v
+			j.Live, j.Busy = v, s.busy(n)
 			j.State, j.Cycles, j.ItemsStored, j.ItemsScanned, j.ItemsPerS = string(v.State), v.Cycles, v.Stored, v.Scanned, v.ItemsPerS
 			if !v.LastCycle.IsZero() {
 				j.LastCycle = &v.LastCycle
