@@ -78,6 +78,11 @@ const (
 	// ListingRestarted: the server discarded the folder's listing state and
 	// the pass lists the folder again from the start.
 	ListingRestarted EventType = "listing_restarted"
+	// QuarantineRetryRequested: an administrator asked that a folder's
+	// quarantined items (Items) be tried again at the next run, whether
+	// or not the source lists them as changed: they become due, and the
+	// folder's next pass lists it in full (Scope says whose backup).
+	QuarantineRetryRequested EventType = "quarantine_retry_requested"
 
 	// Storage operations (restore, prune) are runs too, on their own topic.
 	RestoreStarted  EventType = "restore_started"
@@ -242,6 +247,9 @@ type Event struct {
 	State      string `json:"state,omitempty"`
 
 	Config *RunConfig `json:"config,omitempty"`
+	// Scope is the backup an event outside a backup run is about (see
+	// projections.Scope): quarantine_retry_requested.
+	Scope string `json:"scope,omitempty"`
 	// Compaction is what a run_compacted event summarises.
 	Compaction *Compaction `json:"compaction,omitempty"`
 }

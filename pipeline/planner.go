@@ -383,6 +383,15 @@ func (p *Planner) addFolder(ev *domain.Event) []domain.Event {
 		if err != nil {
 			f.resumeErr = err
 		}
+		if r, ok := p.resume.(Relister); ok {
+			// A retry of quarantined items was asked for: they have not
+			// changed, so only a listing in full finds them.
+			if relist, err := r.Relist(ev.Mailbox, ev.FolderID); err != nil {
+				f.resumeErr = err
+			} else if relist {
+				st = domain.SyncState{}
+			}
+		}
 		cur.PageToken = st.Token
 		if st.Token != "" && domain.KeepToken(st.Issued, p.clock.Now()) {
 			f.keepFrom = st.Token

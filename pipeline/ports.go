@@ -88,6 +88,12 @@ type ResumeIndex interface {
 	SyncToken(mailbox, folderID string) (domain.SyncState, bool, error)
 }
 
+// Relister is implemented by resume indexes that keep requests to list a
+// folder in full at its next pass (a retry of its quarantined items).
+type Relister interface {
+	Relist(mailbox, folderID string) (bool, error)
+}
+
 // FolderHoldings is implemented by resume indexes that can say at once
 // whether a folder holds anything stored or quarantined: a folder that
 // holds neither (its first pass) needs no lookup per listed item, so what
@@ -124,6 +130,14 @@ func (s storageConfirmed) FolderHolds(mailbox, folderID string) (bool, bool, err
 		return h.FolderHolds(mailbox, folderID)
 	}
 	return true, true, nil
+}
+
+// Relist passes the question on; without an answer, nothing was asked.
+func (s storageConfirmed) Relist(mailbox, folderID string) (bool, error) {
+	if r, ok := s.ResumeIndex.(Relister); ok {
+		return r.Relist(mailbox, folderID)
+	}
+	return false, nil
 }
 
 // CostModel is implemented by sources whose requests do not all cost one

@@ -33,6 +33,7 @@ const (
 	cursorPrefix   = "cur/"
 	runPrefix      = "run/"
 	syncPrefix     = "sync/"
+	relistPrefix   = "relist/"
 	removedPrefix  = "rm/"
 	treePrefix     = "tree/" // a mailbox's folder tree (FolderTracker sources)
 	pacePrefix     = "pace/" // the pace a source's throttle left a mailbox (or the app) at
@@ -48,6 +49,10 @@ const (
 func Scope(storageID, generation, source string) string {
 	return storageID + "/" + source + "\x01" + generation
 }
+
+// ItemScope is the part of a scope that items are kept under: what a
+// quarantine record's Scope holds.
+func ItemScope(scope string) string { return itemScope(scope) }
 
 // itemScope is the part of a scope that items are kept under.
 func itemScope(scope string) string {
@@ -108,7 +113,7 @@ var relevant = map[string]bool{
 	string(domain.BatchRequested): true, string(domain.ListRequested): true, string(domain.FolderSkipped): true,
 	string(domain.FolderCompleted): true, string(domain.RunStarted): true,
 	string(domain.ItemRemoved): true, string(domain.ListingRestarted): true, string(domain.MailboxDiscovered): true,
-	string(domain.Throttled): true,
+	string(domain.Throttled): true, string(domain.QuarantineRetryRequested): true,
 }
 
 // ResumeHook keeps the resume index in step with the log. Pass it to
@@ -131,6 +136,9 @@ func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
 		}
 		rememberScope(ev.Run, scope)
 		return tx.Set([]byte(runPrefix+fmt.Sprintf("%020d", rec.Seq)), []byte(ev.Run))
+	}
+	if ev.Type == domain.QuarantineRetryRequested {
+		return retryQuarantined(tx, &ev)
 	}
 	scope, err := scopeOf(tx, ev.Run)
 	if err != nil {
@@ -177,6 +185,12 @@ func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
 	case domain.ItemReleased:
 		return tx.Delete(itemKey(quarPrefix, itemScope(scope), ev.Mailbox, ev.FolderID, ev.ItemID))
 	case domain.BatchRequested, domain.ListRequested, domain.FolderSkipped, domain.ListingRestarted:
+		if ev.Type == domain.ListRequested && ev.PageToken == "" && ev.Position <= 1 {
+			// A listing from the start: a requested relisting is under way.
+			if err := deleteIfSet(tx, relistKey(scope, ev.Mailbox, ev.FolderID)); err != nil {
+				return err
+			}
+		}
 		if ev.Cursor == nil {
 			return nil
 		}
@@ -240,6 +254,54 @@ func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
 		return tx.Set(itemKey(removedPrefix, itemScope(scope), ev.Mailbox, ev.FolderID, ev.ItemID), t)
 	}
 	return nil
+}
+
+// retryQuarantined makes the items of a retry request due now and marks
+// their folder to be listed in full by its next pass: a change listing
+// reports only changed items, and a repaired item has not changed.
+func retryQuarantined(tx eventlog.Tx, ev *domain.Event) error {
+	for _, it := range ev.Items {
+		k := itemKey(quarPrefix, itemScope(ev.Scope), ev.Mailbox, ev.FolderID, it.ID)
+		old, err := tx.Get(k)
+		if err != nil {
+			return err
+		}
+		if old == nil {
+			continue // released meanwhile: nothing to retry
+		}
+		var q domain.QuarantineRecord
+		if err := json.Unmarshal(old, &q); err != nil {
+			return fmt.Errorf("resume index: quarantine entry %q: %w", k, err)
+		}
+		q.LastAttempt = time.Time{}
+		v, _ := json.Marshal(q)
+		if err := tx.Set(k, v); err != nil {
+			return err
+		}
+	}
+	t, _ := ev.Time.MarshalText()
+	return tx.Set(relistKey(ev.Scope, ev.Mailbox, ev.FolderID), t)
+}
+
+// relistKey marks a folder whose next pass lists it in full.
+func relistKey(scope, mailbox, folderID string) []byte {
+	return []byte(relistPrefix + scope + "\x00" + mailbox + "\x00" + folderID)
+}
+
+// deleteIfSet deletes a key that exists: a deletion is written too.
+func deleteIfSet(tx eventlog.Tx, key []byte) error {
+	v, err := tx.Get(key)
+	if err != nil || v == nil {
+		return err
+	}
+	return tx.Delete(key)
+}
+
+// Relist says whether a folder's next pass must list it in full (a retry
+// of its quarantined items was asked for).
+func (r Resume) Relist(mailbox, folderID string) (bool, error) {
+	b, err := r.Log.ReadProjection(relistKey(r.Scope, mailbox, folderID))
+	return b != nil, err
 }
 
 // paceKey is where a mailbox's pace is kept ("" for the app's): per source,

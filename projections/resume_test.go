@@ -288,3 +288,42 @@ func appendEvents(t *testing.T, lg *eventlog.Log, events ...domain.Event) {
 		t.Fatal(err)
 	}
 }
+
+// A retry request makes the named quarantined items due at once and marks
+// their folder for a listing in full, which the next listing from the
+// start clears; another scope's items are not touched.
+func TestRetryRequestMakesItemsDueAndRelists(t *testing.T) {
+	lg := resumeLog(t)
+	scope := Scope("store-a", "gen1", "graph:t")
+	at := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	appendEvents(t, lg,
+		domain.Event{Type: domain.RunStarted, ID: "1", Run: "r1", Time: at, Config: &domain.RunConfig{Scope: scope}},
+		domain.Event{Type: domain.ItemQuarantined, ID: "2", Run: "r1", Time: at, Mailbox: "m", FolderID: "f", ItemID: "q1", Code: "ErrorCorruptData"},
+		domain.Event{Type: domain.ItemQuarantined, ID: "3", Run: "r1", Time: at, Mailbox: "m", FolderID: "f", ItemID: "q2", Code: "ErrorCorruptData"})
+	r := Resume{Log: lg, Scope: scope}
+	if relist, _ := r.Relist("m", "f"); relist {
+		t.Fatal("a folder is marked for relisting before any request")
+	}
+	appendEvents(t, lg, domain.Event{Type: domain.QuarantineRetryRequested, ID: "4", Run: "retry-1", Time: at.Add(time.Hour), Scope: scope,
+		Mailbox: "m", FolderID: "f", Items: []domain.ItemRef{{ID: "q1"}, {ID: "gone"}}})
+	q1, _, _ := r.Quarantined("m", "f", "q1")
+	q2, _, _ := r.Quarantined("m", "f", "q2")
+	if !q1.LastAttempt.IsZero() || !q2.LastAttempt.Equal(at) {
+		t.Fatalf("after the request: q1 last tried %v (want due), q2 %v (want %v)", q1.LastAttempt, q2.LastAttempt, at)
+	}
+	if relist, _ := r.Relist("m", "f"); !relist {
+		t.Fatal("the folder is not marked for a listing in full")
+	}
+	if other, _ := (Resume{Log: lg, Scope: Scope("store-b", "gen1", "graph:t")}).Relist("m", "f"); other {
+		t.Fatal("another storage's folder is marked")
+	}
+	appendEvents(t, lg, domain.Event{Type: domain.RunStarted, ID: "5", Run: "r2", Time: at, Config: &domain.RunConfig{Scope: scope}},
+		domain.Event{Type: domain.ListRequested, ID: "6", Run: "r2", Time: at, Mailbox: "m", FolderID: "f", Position: 1, PageToken: "1|delta"})
+	if relist, _ := r.Relist("m", "f"); !relist {
+		t.Fatal("a listing from a delta token cleared the mark")
+	}
+	appendEvents(t, lg, domain.Event{Type: domain.ListRequested, ID: "7", Run: "r2", Time: at, Mailbox: "m", FolderID: "f", Position: 1})
+	if relist, _ := r.Relist("m", "f"); relist {
+		t.Fatal("a listing from the start left the mark")
+	}
+}

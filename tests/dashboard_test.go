@@ -371,6 +371,16 @@ mailboxes:
 	must("start the job again", chromedp.Navigate(base+"/jobs"), chromedp.WaitVisible("#start-live", chromedp.ByID), chromedp.Click("#start-live", chromedp.ByID),
 		chromedp.WaitVisible("#stop-live", chromedp.ByID))
 
+	// The job's quarantined item (#33), and "retry now".
+	var quarantinedRows string
+	must("open the job's quarantine", chromedp.Click("#quarantine-live", chromedp.ByID), chromedp.WaitVisible("#quarantined", chromedp.ByID),
+		chromedp.Text("#quarantined", &quarantinedRows, chromedp.ByID), shot("9a-quarantine"))
+	accessible("the quarantine page")
+	mustf(t, strings.Contains(quarantinedRows, "ida@contoso.test / Inbox") && strings.Contains(quarantinedRows, "33"), "the quarantine page:\n%s", quarantinedRows)
+	must("retry it now", chromedp.Click("#retry-all", chromedp.ByID), chromedp.WaitVisible("#notice", chromedp.ByID), chromedp.Text("#notice", &notice, chromedp.ByID),
+		shot("9b-retried"))
+	mustf(t, strings.Contains(notice, "1 quarantined items will be tried again"), "after retry now: %q", notice)
+
 	// Log out: the session ends on the daemon, so its cookie, replayed
 	// from outside the browser, opens nothing.
 	session := sessionCookie()

@@ -75,6 +75,7 @@ type Server struct {
 	br    Browser  // nil when the backend cannot browse storages
 	rs    Restorer // nil when it cannot restore
 	su    Setup    // nil when it has no wizards
+	qd    QuarantineDesk
 	token string
 	tmpl  *template.Template
 	mux   *http.ServeMux
@@ -133,6 +134,11 @@ func New(b Backend, token string) *Server {
 	s.mux.Handle("GET /runs/{id}/csv", s.authed(s.csv))
 	s.mux.Handle("GET /events", s.authed(s.events))
 	s.mux.Handle("POST /logout", s.authed(s.logout))
+	if qd, ok := b.(QuarantineDesk); ok {
+		s.qd = qd
+		s.mux.Handle("GET /jobs/{name}/quarantine", s.authed(s.quarantinePage))
+		s.mux.Handle("POST /jobs/{name}/quarantine/retry", s.authed(s.retryQuarantined))
+	}
 	if su, ok := b.(Setup); ok {
 		s.su = su
 		s.mux.Handle("GET /setup", s.authed(s.setupIndex))
@@ -254,7 +260,7 @@ type sessionRef struct{ id, csrf string }
 func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, data map[string]any) {
 	ref, _ := r.Context().Value(sessionKey{}).(sessionRef)
 	data["CSRF"] = ref.csrf
-	data["Browse"], data["Setup"] = s.br != nil, s.su != nil
+	data["Browse"], data["Setup"], data["Quarantine"] = s.br != nil, s.su != nil, s.qd != nil
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	if err := s.tmpl.ExecuteTemplate(w, name, data); err != nil {

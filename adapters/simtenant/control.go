@@ -15,6 +15,10 @@ type MutateRequest struct {
 	Delete  int    `json:"delete"`
 	// Create makes the folder (a mail folder) first if it does not exist.
 	Create bool `json:"create,omitempty"`
+	// Repair makes the dirty items at these positions readable without
+	// changing them, as a mailbox repair (New-MailboxRepairRequest) does:
+	// change tracking does not report them, so only a retry finds them.
+	Repair []int `json:"repair,omitempty"`
 }
 
 // Control is the wire simulators' test API, under /_sim/: GET stats, POST

@@ -69,8 +69,11 @@ type StoredFolder struct {
 type StoredItem struct {
 	Version int
 	Deleted bool
-	Seq     uint64 // change sequence of the last change (0: original)
-	Content []byte // only for items created through the API
+	// Repaired: a dirty item a mailbox repair made readable, unchanged
+	// (the same change key: change tracking does not list it again).
+	Repaired bool
+	Seq      uint64 // change sequence of the last change (0: original)
+	Content  []byte // only for items created through the API
 	// Marker is the value of the restore mark (an extended property) the
 	// item was created with.
 	Marker string
@@ -351,7 +354,7 @@ func (sn Snapshot) Content() []byte {
 // Dirty reports whether the item at pos cannot be served. A changed item is
 // a new version and readable.
 func (f *StoredFolder) Dirty(pos int) bool {
-	if f.Spec == nil || f.Items[pos-1].Version > 0 {
+	if f.Spec == nil || f.Items[pos-1].Version > 0 || f.Items[pos-1].Repaired {
 		return false
 	}
 	for _, p := range f.Spec.Dirty {
@@ -488,6 +491,12 @@ func (s *Store) MutateByPath(req MutateRequest) error {
 		return fmt.Errorf("no folder %q in %s", req.Folder, req.Mailbox)
 	}
 	s.Mutate(f, req.Add, req.Modify, req.Delete)
+	for _, pos := range req.Repair {
+		if pos < 1 || pos > len(f.Items) {
+			return fmt.Errorf("no item #%d in %s/%s", pos, req.Mailbox, req.Folder)
+		}
+		f.Items[pos-1].Repaired = true
+	}
 	return nil
 }
 

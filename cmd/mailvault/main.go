@@ -158,7 +158,11 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().BoolVar(&g.logJSON, "log-json", false, "write logs as JSON lines")
 	root.PersistentFlags().StringVar(&g.secretsKeyFile, "secrets-key-file", "", "file holding the key of the stored secrets, kept outside the data directory (or $"+credential.KeyFileEnv+", $"+credential.KeyEnv+", systemd credential "+credential.KeyCredential+")")
 	for _, q := range readQueries {
-		root.AddCommand(newReadCmd(g, q))
+		cmd := newReadCmd(g, q)
+		if q.name() == "quarantine" {
+			addQuarantineRetry(g, cmd)
+		}
+		root.AddCommand(cmd)
 	}
 	root.AddCommand(newBackupCmd(g), newDemoCmd(g), newSimCmd(g),
 		newStorageCmd(g), newConnectionCmd(g), newJobCmd(g), newDaemonCmd(g),
