@@ -42,6 +42,9 @@ type Report struct {
 	// RunCounts are the counters, embedded so that the JSON stays flat.
 	domain.RunCounts
 	Skipped []SkippedFolder `json:"skipped_folders"`
+	// Parks counts the times a folder was parked to wait out a back-off
+	// (the server's Retry-After, or mailvault's own after an error).
+	Parks int `json:"parks"`
 	// Paces are the paces (budget units per second) throttles left
 	// mailboxes at, "(app)" for a tenant-wide limit: what the next run
 	// starts from. PaceHolds are requests mailvault's pace held back
@@ -213,6 +216,7 @@ func (r *Report) Apply(ev *domain.Event) {
 			r.ItemsQuarantined--
 		}
 	case domain.FolderParked:
+		r.Parks++
 		r.parked[ev.Mailbox+"\x00"+ev.FolderID] = true
 	case domain.FolderResumed:
 		delete(r.parked, ev.Mailbox+"\x00"+ev.FolderID)

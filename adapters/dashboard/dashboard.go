@@ -344,7 +344,7 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 	rows := parseCSV(buf.String())
 	q := r.URL.Query()
 	page := timelinePage(rows, q.Get("q"), q.Get("problems") != "", q.Get("page"))
-	s.render(w, r, "run.html", map[string]any{"R": rep, "Rows": page.Rows, "Timeline": page, "Explain": Explain(rep, rows), "Page": "run",
+	s.render(w, r, "run.html", map[string]any{"R": rep, "Rows": page.Rows, "Timeline": page, "Explain": Explain(rep), "Page": "run",
 		"StallMax": max(rep.StallSourceS, rep.StallTargetS, 0.001)})
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/mailvault/mailvault/domain"
 	"github.com/mailvault/mailvault/projections"
 )
 
@@ -31,30 +32,25 @@ func parseCSV(s string) []Row {
 	return out
 }
 
-// Explain says, in plain words, why a run is (or was) slow: the server
-// throttling it, isolation of dirty items costing requests, or the storage
-// being the bottleneck — the three kinds of stall the field notes describe.
-func Explain(r *projections.Report, rows []Row) []string {
+// Explain says, in plain words, why a run is (or was) slow or left
+// something out: the server throttling it, isolation of dirty items
+// costing requests, folders skipped, or the storage being the bottleneck
+// (the three kinds of stall the field notes describe). Every number it
+// gives is one of the report's, as the run page shows them.
+func Explain(r *projections.Report) []string {
 	var out []string
-	var failed, parks, skips int
-	for _, row := range rows {
-		switch {
-		case row.Event == "batch_failed" && strings.Contains(row.Detail, "– failed"):
-			failed++
-		case row.Event == "folder_parked":
-			parks++
-		case row.Event == "folder_skipped":
-			skips++
-		}
+	failed := r.RequestsByOutcome[domain.OutcomeFailed]
+	if r.ThrottledRequests > 0 || r.Parks > 0 {
+		out = append(out, fmt.Sprintf("Throttled by the server: %d requests were answered \"too many requests\" or \"server busy\", and folders were parked %d times for the back-off asked for. mailvault waits exactly that long and works on other folders meanwhile; a folder that looks stalled is waiting out the server, not hung.", r.ThrottledRequests, r.Parks))
 	}
-	if r.ThrottledRequests > 0 || parks > 0 {
-		out = append(out, fmt.Sprintf("Throttled by the server: %d requests were answered \"too many requests\" or \"server busy\" and %d times a folder was parked for the back-off the server asked for. mailvault waits exactly that long and works on other folders meanwhile; a folder that looks stalled is waiting out the server, not hung.", r.ThrottledRequests, parks))
+	if r.FoldersSkipped > 0 {
+		out = append(out, fmt.Sprintf("%s skipped for now (throttled longer than the run's patience, or an error); each continues from its cursor in the next run.", counted(r.FoldersSkipped, "folder was", "folders were")))
 	}
-	if skips > 0 {
-		out = append(out, fmt.Sprintf("%d folders were skipped for now (throttled longer than the run's patience, or an error); each continues from its cursor in the next run.", skips))
-	}
-	if failed > 0 {
-		out = append(out, fmt.Sprintf("Isolating dirty items: %d requests failed because of an item the server cannot read; mailvault split those batches to save every clean item, and quarantined %d items by id so later runs do not pay again.", failed, r.ItemsQuarantined))
+	switch {
+	case failed > 0:
+		out = append(out, fmt.Sprintf("Isolating dirty items: %d requests failed because of an item the server cannot read; mailvault split those batches to save every clean item, and %s quarantined by id so later runs do not pay again.", failed, counted(r.ItemsQuarantined, "item is", "items are")))
+	case r.ItemsQuarantined > 0:
+		out = append(out, fmt.Sprintf("%s quarantined: the server named them as unreadable, or an earlier run found them dirty. Each is tried again alone once a day (or now, from the job's quarantine page); nothing else waited for them.", counted(r.ItemsQuarantined, "item is", "items are")))
 	}
 	switch {
 	case r.StallTargetS > 1.5*r.StallSourceS && r.StallTargetS > 1:
@@ -66,4 +62,12 @@ func Explain(r *projections.Report, rows []Row) []string {
 		out = append(out, "Nothing held this run up.")
 	}
 	return out
+}
+
+// counted is n with the words that agree with it.
+func counted(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
