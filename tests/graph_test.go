@@ -426,3 +426,51 @@ func TestGraphBadCredentials(t *testing.T) {
 	res = mailvault(t, "backup", "--source", "graph", "--tenant-id", sim.TenantID, "--client-id", sim.ClientID, "--client-secret", "x")
 	mustf(t, res.code == 2 && strings.Contains(res.stderr, "--client-secret-file"), "a secret flag value was not refused: %d %s", res.code, res.stderr)
 }
+
+// --as-of chooses a mailbox as it was: each item's newest version stored
+// by then, and nothing the source had deleted by then.
+func TestSelectionAsOf(t *testing.T) {
+	t.Parallel()
+	sim := startGraphSim(t, incrementalTenant)
+	data := filepath.Join(t.TempDir(), "data")
+	total := 1200 + 90 + 130 + 70
+	r1, res := graphBackup(t, sim, data)
+	mustf(t, res.code == 0 && r1.ItemsStored == total, "full backup: %d %+v", res.code, r1)
+	var first struct {
+		Ended time.Time `json:"ended"`
+	}
+	mustf(t, json.Unmarshal([]byte(mailvault(t, "report", r1.RunID, "--data", data, "--format", "json").stdout), &first) == nil, "report")
+	sim.control(t, "/_sim/mutate", map[string]any{"mailbox": "dana@contoso.test", "folder": "Inbox", "add": 7, "modify": 5, "delete": 3})
+	r2, res := graphBackup(t, sim, data)
+	mustf(t, res.code == 0 && r2.ItemsStored == 12 && r2.ItemsRemoved == 3, "incremental: %+v", r2)
+	store := filepath.Join(data, "storage")
+	find := func(args ...string) map[string]string {
+		t.Helper()
+		res := mailvault(t, append([]string{"find", store, "--data", data, "--format", "json"}, args...)...)
+		mustf(t, res.code == 0, "find %v: %s", args, res.stderr)
+		out := map[string]string{} // item id -> version id
+		for _, line := range strings.Split(strings.TrimSpace(res.stdout), "\n") {
+			var v struct {
+				ID     string `json:"id"`
+				ItemID string `json:"item_id"`
+			}
+			mustf(t, json.Unmarshal([]byte(line), &v) == nil, "find line %q", line)
+			out[v.ItemID] = v.ID
+		}
+		return out
+	}
+	then := find("--as-of", first.Ended.Format(time.RFC3339Nano))
+	now := find("--as-of", time.Now().UTC().Add(time.Minute).Format(time.RFC3339))
+	all := find()
+	mustf(t, len(then) == total, "as of the first run's end: %d items, want %d", len(then), total)
+	mustf(t, len(now) == total+7-3 && len(all) == total+7, "as of now %d items (want %d), without --as-of %d (want %d)", len(now), total+4, len(all), total+7)
+	changed := 0
+	for item, v := range then {
+		if nv, ok := all[item]; ok && nv != v {
+			changed++
+		}
+	}
+	mustf(t, changed == 5, "%d items have another version now than then, want the 5 modified", changed)
+	res = mailvault(t, "find", store, "--data", data, "--as-of", "yesterday-ish")
+	mustf(t, res.code == 2 && strings.Contains(res.stderr, "--as-of"), "a bad --as-of: %d %s", res.code, res.stderr)
+}

@@ -32,6 +32,9 @@ type RestoreRequest struct {
 	// the items' own; Into a folder they go under; Collisions what to do
 	// with an item already there (skip, replace, copy).
 	To, TargetMailbox, Into, Collisions string
+	// AsOf restores the items as they were then (a date): each item's
+	// newest version stored by then.
+	AsOf string
 }
 
 // RestoreStatus is a restore's progress and, once it ended, its outcome.
@@ -81,7 +84,7 @@ func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
 	f := func(k string) string { return strings.TrimSpace(r.FormValue(k)) }
 	req := RestoreRequest{
 		Query: Query{Mailbox: f("mailbox"), Folder: strings.Trim(f("folder"), "/"), Subject: f("subject"), From: f("from"), After: f("after"), Before: f("before")},
-		To:    f("to"), TargetMailbox: f("target_mailbox"), Into: strings.Trim(f("into"), "/"), Collisions: f("collisions"),
+		To:    f("to"), TargetMailbox: f("target_mailbox"), Into: strings.Trim(f("into"), "/"), Collisions: f("collisions"), AsOf: f("as_of"),
 	}
 	if id := f("item"); id != "" {
 		req.Items = []string{id}

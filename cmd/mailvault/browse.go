@@ -116,6 +116,7 @@ func registerSelection(cmd *cobra.Command, f *app.Selection) {
 	fl.StringVar(&f.Folder, "folder", "", "only this folder and its subfolders (path as ls shows it, as Inbox/Projects)")
 	fl.StringVar(&f.After, "after", "", "only items dated on or after this day or time (2025-06-01 or RFC 3339)")
 	fl.StringVar(&f.Before, "before", "", "only items dated before this day or time")
+	fl.StringVar(&f.AsOf, "as-of", "", "the mailbox as it was then (a day: at its end; or RFC 3339): each item's newest version stored by then, nothing deleted at the source by then")
 	fl.StringArrayVar(&f.Items, "items", nil, "only these item ids (as ls and find print them; repeatable, or comma-separated)")
 	fl.StringVar(&f.Source, "source", "", "only items backed up from this source (as ls prints it: graph:TENANT, ews:URL), when a mailbox was backed up through more than one")
 }

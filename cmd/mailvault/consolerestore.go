@@ -122,13 +122,13 @@ func (b dashboardBackend) StartRestore(ctx context.Context, storage string, req 
 		return "", fmt.Errorf("collisions %q: choose skip, replace or copy", req.Collisions)
 	}
 	sel := selectionOf(req.Query)
-	sel.Items = req.Items
+	sel.Items, sel.AsOf = req.Items, req.AsOf
 	if err := sel.Check(); err != nil {
 		return "", err
 	}
 	in := app.RestoreRun{StorageRef: ref, Selection: sel, To: req.To, TargetMailbox: req.TargetMailbox, Collisions: req.Collisions, Into: req.Into}
 	key := strings.Join([]string{storage, req.To, sel.Mailbox, sel.Folder, sel.Subject, sel.From, sel.After, sel.Before, strings.Join(sel.Items, ","),
-		req.TargetMailbox, req.Into, req.Collisions}, "\x00")
+		req.TargetMailbox, req.Into, req.Collisions, req.AsOf}, "\x00")
 	rs := b.restores
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
@@ -172,6 +172,9 @@ func restoreWhat(req dashboard.RestoreRequest) string {
 	}
 	if req.Into != "" {
 		parts = append(parts, "under "+req.Into)
+	}
+	if req.AsOf != "" {
+		parts = append(parts, "as it was on "+req.AsOf)
 	}
 	return strings.Join(parts, ", ")
 }

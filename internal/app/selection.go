@@ -13,16 +13,21 @@ import (
 // exported fields are the selection as an operation's input carries it;
 // prepare derives the rest.
 type Selection struct {
-	Mailbox           string   `json:"mailbox,omitempty"`
-	Folder            string   `json:"folder,omitempty"`
-	Source            string   `json:"source,omitempty"`
-	Subject           string   `json:"subject,omitempty"`
-	From              string   `json:"from,omitempty"`
-	After             string   `json:"after,omitempty"`
-	Before            string   `json:"before,omitempty"`
-	Items             []string `json:"items,omitempty"`
-	AllVersions       bool     `json:"all_versions,omitempty"`
+	Mailbox     string   `json:"mailbox,omitempty"`
+	Folder      string   `json:"folder,omitempty"`
+	Source      string   `json:"source,omitempty"`
+	Subject     string   `json:"subject,omitempty"`
+	From        string   `json:"from,omitempty"`
+	After       string   `json:"after,omitempty"`
+	Before      string   `json:"before,omitempty"`
+	Items       []string `json:"items,omitempty"`
+	AllVersions bool     `json:"all_versions,omitempty"`
+	// AsOf chooses the mailbox as it was then: of each item, the newest
+	// version stored by that time, and no item the source had deleted by
+	// then.
+	AsOf              string `json:"as_of,omitempty"`
 	afterT, beforeT   time.Time
+	asOfT             time.Time
 	subjectLC, fromLC string
 	itemSet           map[string]bool
 }
@@ -38,7 +43,7 @@ func (f *Selection) key() string {
 		items = append(items, id)
 	}
 	sort.Strings(items)
-	return strings.Join([]string{f.Mailbox, f.Folder, f.Source, f.Subject, f.From, f.After, f.Before, strings.Join(items, ",")}, "\x00")
+	return strings.Join([]string{f.Mailbox, f.Folder, f.Source, f.Subject, f.From, f.After, f.Before, strings.Join(items, ","), f.AsOf}, "\x00")
 }
 
 func parseWhen(flag, s string) (time.Time, error) {
@@ -60,6 +65,12 @@ func (f *Selection) prepare() error {
 	}
 	if f.beforeT, err = parseWhen("before", f.Before); err != nil {
 		return err
+	}
+	if f.asOfT, err = parseWhen("as-of", f.AsOf); err != nil {
+		return err
+	}
+	if f.AsOf != "" && len(f.AsOf) == len("2006-01-02") {
+		f.asOfT = f.asOfT.Add(24*time.Hour - time.Nanosecond) // a day: as it was at its end
 	}
 	f.subjectLC, f.fromLC = strings.ToLower(f.Subject), strings.ToLower(f.From)
 	f.Folder = strings.Trim(f.Folder, "/")
@@ -135,6 +146,9 @@ func eachSelected(v *vault.Vault, f *Selection, fn func(vault.Version) error) er
 		return nil
 	}
 	err := v.Walk(f.Mailbox, func(ver vault.Version) error {
+		if !f.asOfT.IsZero() && (ver.StoredAt.After(f.asOfT) || !ver.DeletedAt.IsZero() && !ver.DeletedAt.After(f.asOfT)) {
+			return nil // not stored yet then, or already deleted at the source
+		}
 		if f.AllVersions {
 			if f.match(ver) {
 				return fn(ver)
