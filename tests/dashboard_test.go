@@ -223,6 +223,13 @@ mailboxes:
 		chromedp.SendKeys("#f-subject", word, chromedp.ByID), chromedp.Click("#find", chromedp.ByID),
 		chromedp.WaitVisible("#results", chromedp.ByID), chromedp.Text("#results", &results, chromedp.ByID), shot("5e-search"))
 	mustf(t, strings.Contains(results, subject), "searching %q did not find %q:\n%s", word, subject, results)
+	must("search by recipient", chromedp.Navigate(base+"/browse"), chromedp.WaitVisible("#f-recipient", chromedp.ByID),
+		chromedp.SendKeys("#f-subject", subject, chromedp.ByID), chromedp.SendKeys("#f-recipient", "ida@contoso.test", chromedp.ByID),
+		chromedp.Click("#find", chromedp.ByID), chromedp.WaitVisible("#results", chromedp.ByID), chromedp.Text("#results", &results, chromedp.ByID))
+	mustf(t, strings.Contains(results, subject), "searching the recipient did not find %q:\n%s", subject, results)
+	must("search a recipient nobody wrote to", chromedp.Navigate(base+"/browse"), chromedp.WaitVisible("#f-recipient", chromedp.ByID),
+		chromedp.SendKeys("#f-recipient", "nobody@contoso.test", chromedp.ByID), chromedp.Click("#find", chromedp.ByID),
+		chromedp.WaitVisible("#no-results", chromedp.ByID))
 
 	// Restore a folder into another mailbox: the simulator receives
 	// exactly the items the folder's page lists.

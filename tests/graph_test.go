@@ -471,6 +471,11 @@ func TestSelectionAsOf(t *testing.T) {
 		}
 	}
 	mustf(t, changed == 5, "%d items have another version now than then, want the 5 modified", changed)
+	// The recipients are searched too.
+	toDana := find("--recipient", "DANA@contoso.test")
+	mustf(t, len(toDana) >= 1200+90+7, "%d items found by their recipient, want at least the %d messages", len(toDana), 1200+90+7)
+	res = mailvault(t, "find", store, "--data", data, "--recipient", "nobody@contoso.test", "--format", "json")
+	mustf(t, res.code == 0 && strings.TrimSpace(res.stdout) == "", "a recipient nobody wrote to: %s", res.stdout)
 	res = mailvault(t, "find", store, "--data", data, "--as-of", "yesterday-ish")
 	mustf(t, res.code == 2 && strings.Contains(res.stderr, "--as-of"), "a bad --as-of: %d %s", res.code, res.stderr)
 }

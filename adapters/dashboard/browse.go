@@ -34,17 +34,18 @@ var ErrNoItem = errors.New("the storage holds no item with this id")
 
 // Query is a search of a storage: any field may be empty.
 type Query struct {
-	Mailbox, Folder, Subject, From string
-	After, Before                  string // dates, 2006-01-02
+	Mailbox, Folder, Subject, From, Recipient string
+	After, Before                             string // dates, 2006-01-02
 }
 
 func (q Query) searching() bool {
-	return q.Folder != "" || q.Subject != "" || q.From != "" || q.After != "" || q.Before != ""
+	return q.Folder != "" || q.Subject != "" || q.From != "" || q.Recipient != "" || q.After != "" || q.Before != ""
 }
 
 func (q Query) values() url.Values {
 	v := url.Values{}
-	for k, s := range map[string]string{"mailbox": q.Mailbox, "folder": q.Folder, "subject": q.Subject, "from": q.From, "after": q.After, "before": q.Before} {
+	for k, s := range map[string]string{"mailbox": q.Mailbox, "folder": q.Folder, "subject": q.Subject, "from": q.From, "recipient": q.Recipient,
+		"after": q.After, "before": q.Before} {
 		if s != "" {
 			v.Set(k, s)
 		}
@@ -95,7 +96,8 @@ const FindRows = 100
 
 func queryOf(r *http.Request) Query {
 	g := func(k string) string { return strings.TrimSpace(r.URL.Query().Get(k)) }
-	return Query{Mailbox: g("mailbox"), Folder: strings.Trim(g("folder"), "/"), Subject: g("subject"), From: g("from"), After: g("after"), Before: g("before")}
+	return Query{Mailbox: g("mailbox"), Folder: strings.Trim(g("folder"), "/"), Subject: g("subject"), From: g("from"), Recipient: g("recipient"),
+		After: g("after"), Before: g("before")}
 }
 
 func (s *Server) storages(w http.ResponseWriter, r *http.Request) {
@@ -169,7 +171,7 @@ func (s *Server) browse(w http.ResponseWriter, r *http.Request) {
 	data["Rows"], data["Searched"], data["PageNo"] = rows, true, page
 	if len(rows) > 0 {
 		what := "the items this search finds"
-		if q.Subject == "" && q.From == "" && q.After == "" && q.Before == "" {
+		if q.Subject == "" && q.From == "" && q.Recipient == "" && q.After == "" && q.Before == "" {
 			what = "this folder and its subfolders"
 			if q.Folder == "" {
 				what = "this mailbox"

@@ -62,9 +62,37 @@ func MIME(format string, content []byte) ([]byte, error) {
 
 // Summary is what the storage index keeps of an item to find it by.
 type Summary struct {
-	Subject string    `json:"subject,omitempty"`
-	From    string    `json:"from,omitempty"`
-	Date    time.Time `json:"date,omitzero"`
+	Subject string `json:"subject,omitempty"`
+	From    string `json:"from,omitempty"`
+	// To are the To and Cc recipients, "Name <address>" joined by ", ",
+	// cut at maxRecipients bytes: what a search by recipient reads.
+	To   string    `json:"to,omitempty"`
+	Date time.Time `json:"date,omitzero"`
+}
+
+// maxRecipients bounds what an item's recipients add to the storage
+// index: a message to a thousand people is found by its first few dozen.
+const maxRecipients = 512
+
+// recipientList joins recipients (or headers of them), cut at a
+// recipient's end before maxRecipients bytes.
+func recipientList(list []string) string {
+	s := strings.Join(list, ", ")
+	if len(s) <= maxRecipients {
+		return s
+	}
+	if i := strings.LastIndex(s[:maxRecipients], ", "); i > 0 {
+		return s[:i]
+	}
+	return strings.ToValidUTF8(s[:maxRecipients], "")
+}
+
+// nameAddr is an address as the index keeps it.
+func nameAddr(name, addr string) string {
+	if name == "" || name == addr {
+		return addr
+	}
+	return name + " <" + addr + ">"
 }
 
 var wordDecoder = mime.WordDecoder{CharsetReader: charset.Reader}
@@ -118,13 +146,20 @@ func summaryOf(h mail.Header, date func(string) (time.Time, error)) Summary {
 	var s Summary
 	s.Subject = decodeHeader(h.Get("Subject"))
 	if from, err := mail.ParseAddress(h.Get("From")); err == nil {
-		s.From = from.Address
-		if from.Name != "" {
-			s.From = from.Name + " <" + from.Address + ">"
-		}
+		s.From = nameAddr(from.Name, from.Address)
 	} else {
 		s.From = decodeHeader(h.Get("From"))
 	}
+	// The headers as written, decoded, not parsed address by address: a
+	// search by recipient looks for text in them, and Summarize runs for
+	// every stored item.
+	var to []string
+	for _, field := range []string{"To", "Cc"} {
+		if v := h.Get(field); v != "" {
+			to = append(to, strings.Join(strings.Fields(decodeHeader(v)), " "))
+		}
+	}
+	s.To = recipientList(to)
 	if d, err := date(h.Get("Date")); err == nil {
 		s.Date = d.UTC()
 	}
@@ -175,11 +210,15 @@ func summarizeStream(m *fasttransfer.Message) Summary {
 	ps := m.Props
 	s := Summary{Subject: ps.String(tagSubject), From: sender(ps)}
 	if a, err := mail.ParseAddress(s.From); err == nil {
-		s.From = a.Address
-		if a.Name != "" {
-			s.From = a.Name + " <" + a.Address + ">"
+		s.From = nameAddr(a.Name, a.Address)
+	}
+	var to []string
+	for _, r := range m.Recipients {
+		if typ := r.Int32(tagRecipientType) & 0xF; typ == recipTo || typ == recipCc {
+			to = append(to, nameAddr(r.String(tagDisplayName), recipientAddress(r)))
 		}
 	}
+	s.To = recipientList(to)
 	s.Date = firstTime(ps.Time(tagClientSubmitTime), ps.Time(tagMessageDeliveryTime), named(ps, psetidAppointment, lidStartWhole).Time(), ps.Time(tagLastModified))
 	return s
 }

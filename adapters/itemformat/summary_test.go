@@ -2,7 +2,9 @@ package itemformat
 
 import (
 	"bytes"
+	"fmt"
 	"net/mail"
+	"strings"
 	"testing"
 
 	"github.com/mailvault/mailvault/domain"
@@ -70,5 +72,41 @@ func BenchmarkSummarize(b *testing.B) {
 				c.fn(raw)
 			}
 		})
+	}
+}
+
+// A message's To and Cc recipients are summarised for the search by
+// recipient, alike from MIME and from the export stream made of it, and
+// cut at maxRecipients bytes.
+func TestSummaryRecipients(t *testing.T) {
+	raw := []byte("From: Ann <ann@x.test>\r\nTo: Bob <bob@x.test>, carol@x.test\r\nCc: =?utf-8?q?J=C3=BCrgen?= <j@x.test>\r\nBcc: hidden@x.test\r\n" +
+		"Subject: hi\r\nDate: Mon, 02 Jun 2025 10:00:00 +0200\r\n\r\nbody\r\n")
+	stream, err := ExportStream(raw, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for format, content := range map[string][]byte{domain.FormatMIME: raw, domain.FormatGraphExport: stream} {
+		got := Summarize(format, content).To
+		for _, want := range []string{"Bob", "bob@x.test", "carol@x.test", "Jürgen", "j@x.test"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("%s: %q lacks %q", format, got, want)
+			}
+		}
+		if strings.Contains(got, "hidden") {
+			t.Errorf("%s: %q has the Bcc recipient", format, got)
+		}
+	}
+	var many strings.Builder
+	many.WriteString("To: ")
+	for i := range 200 {
+		if i > 0 {
+			many.WriteString(", ")
+		}
+		fmt.Fprintf(&many, "user%03d@x.test", i)
+	}
+	many.WriteString("\r\nSubject: all hands\r\n\r\n")
+	got := Summarize(domain.FormatMIME, []byte(many.String())).To
+	if len(got) > maxRecipients || !strings.HasPrefix(got, "user000@x.test, user001@x.test") || strings.HasSuffix(got, ", ") {
+		t.Errorf("200 recipients: %d bytes: %q", len(got), got)
 	}
 }

@@ -252,7 +252,7 @@ func newFindCmd(g *globalFlags) *cobra.Command {
 	var access storageAccess
 	var in browseInput
 	f := &in.Filter
-	cmd := &cobra.Command{Use: "find STORAGE [--subject S] [--from F] [--after D] [--before D]", Short: "Find stored items by subject, sender and date", Args: cobra.ExactArgs(1),
+	cmd := &cobra.Command{Use: "find STORAGE [--subject S] [--from F] [--recipient R] [--after D] [--before D]", Short: "Find stored items by subject, sender and date", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			if err := f.Check(); err != nil {
 				return err
@@ -267,6 +267,7 @@ func newFindCmd(g *globalFlags) *cobra.Command {
 	registerSelection(cmd, f)
 	cmd.Flags().StringVar(&f.Subject, "subject", "", "subject contains this text (any case)")
 	cmd.Flags().StringVar(&f.From, "from", "", "sender (name or address) contains this text")
+	cmd.Flags().StringVar(&f.Recipient, "recipient", "", "a To or Cc recipient (name or address) contains this text (items stored before mailvault kept recipients are not found by it)")
 	cmd.Flags().BoolVar(&f.AllVersions, "versions", false, "search every stored version, not only the newest")
 	cmd.Flags().StringVar(&in.Format, "format", "text", "text or json (one object per line)")
 	return cmd

@@ -127,7 +127,7 @@ func (b dashboardBackend) StartRestore(ctx context.Context, storage string, req 
 		return "", err
 	}
 	in := app.RestoreRun{StorageRef: ref, Selection: sel, To: req.To, TargetMailbox: req.TargetMailbox, Collisions: req.Collisions, Into: req.Into}
-	key := strings.Join([]string{storage, req.To, sel.Mailbox, sel.Folder, sel.Subject, sel.From, sel.After, sel.Before, strings.Join(sel.Items, ","),
+	key := strings.Join([]string{storage, req.To, sel.Mailbox, sel.Folder, sel.Subject, sel.From, sel.Recipient, sel.After, sel.Before, strings.Join(sel.Items, ","),
 		req.TargetMailbox, req.Into, req.Collisions, req.AsOf}, "\x00")
 	rs := b.restores
 	rs.mu.Lock()
@@ -162,7 +162,7 @@ func restoreWhat(req dashboard.RestoreRequest) string {
 	default:
 		parts = append(parts, "every mailbox")
 	}
-	for _, f := range []struct{ name, v string }{{"subject", q.Subject}, {"sender", q.From}, {"from", q.After}, {"before", q.Before}} {
+	for _, f := range []struct{ name, v string }{{"subject", q.Subject}, {"sender", q.From}, {"recipient", q.Recipient}, {"from", q.After}, {"before", q.Before}} {
 		if f.v != "" {
 			parts = append(parts, fmt.Sprintf("%s %q", f.name, f.v))
 		}

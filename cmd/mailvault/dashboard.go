@@ -230,7 +230,7 @@ func (b dashboardBackend) storageRef(ctx context.Context, name string) (app.Stor
 }
 
 func selectionOf(q dashboard.Query) app.Selection {
-	return app.Selection{Mailbox: q.Mailbox, Folder: q.Folder, Subject: q.Subject, From: q.From, After: q.After, Before: q.Before}
+	return app.Selection{Mailbox: q.Mailbox, Folder: q.Folder, Subject: q.Subject, From: q.From, Recipient: q.Recipient, After: q.After, Before: q.Before}
 }
 
 func (b dashboardBackend) Groups(ctx context.Context, storage string, q dashboard.Query) ([]dashboard.Group, error) {

@@ -88,10 +88,10 @@ func (s *Service) Restore(ctx context.Context, in RestoreRun, progress Progress)
 
 	sel := &in.Selection
 	key := domain.DeriveID("restore", v.Dir(), in.To, sel.Mailbox, sel.Folder, strings.Join(sel.Items, ","), sel.After, sel.Before, in.TargetMailbox, in.Collisions, in.Into)
-	if sel.AsOf != "" || sel.Subject != "" || sel.From != "" {
+	if sel.AsOf != "" || sel.Subject != "" || sel.From != "" || sel.Recipient != "" {
 		// Kept apart so that the restores recorded before these existed
 		// keep their runs.
-		key = domain.DeriveID(key, sel.AsOf, sel.Subject, sel.From)
+		key = domain.DeriveID(key, sel.AsOf, sel.Subject, sel.From, sel.Recipient)
 	}
 	run, prior, err := restoreRun(s.Log, key[:12])
 	if err != nil {

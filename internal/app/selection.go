@@ -13,11 +13,13 @@ import (
 // exported fields are the selection as an operation's input carries it;
 // prepare derives the rest.
 type Selection struct {
-	Mailbox     string   `json:"mailbox,omitempty"`
-	Folder      string   `json:"folder,omitempty"`
-	Source      string   `json:"source,omitempty"`
-	Subject     string   `json:"subject,omitempty"`
-	From        string   `json:"from,omitempty"`
+	Mailbox string `json:"mailbox,omitempty"`
+	Folder  string `json:"folder,omitempty"`
+	Source  string `json:"source,omitempty"`
+	Subject string `json:"subject,omitempty"`
+	From    string `json:"from,omitempty"`
+	// Recipient: a To or Cc recipient (name or address) contains it.
+	Recipient   string   `json:"recipient,omitempty"`
 	After       string   `json:"after,omitempty"`
 	Before      string   `json:"before,omitempty"`
 	Items       []string `json:"items,omitempty"`
@@ -29,6 +31,7 @@ type Selection struct {
 	afterT, beforeT   time.Time
 	asOfT             time.Time
 	subjectLC, fromLC string
+	recipientLC       string
 	itemSet           map[string]bool
 }
 
@@ -43,7 +46,7 @@ func (f *Selection) key() string {
 		items = append(items, id)
 	}
 	sort.Strings(items)
-	return strings.Join([]string{f.Mailbox, f.Folder, f.Source, f.Subject, f.From, f.After, f.Before, strings.Join(items, ","), f.AsOf}, "\x00")
+	return strings.Join([]string{f.Mailbox, f.Folder, f.Source, f.Subject, f.From, f.After, f.Before, strings.Join(items, ","), f.AsOf, f.Recipient}, "\x00")
 }
 
 func parseWhen(flag, s string) (time.Time, error) {
@@ -72,7 +75,7 @@ func (f *Selection) prepare() error {
 	if f.AsOf != "" && len(f.AsOf) == len("2006-01-02") {
 		f.asOfT = f.asOfT.Add(24*time.Hour - time.Nanosecond) // a day: as it was at its end
 	}
-	f.subjectLC, f.fromLC = strings.ToLower(f.Subject), strings.ToLower(f.From)
+	f.subjectLC, f.fromLC, f.recipientLC = strings.ToLower(f.Subject), strings.ToLower(f.From), strings.ToLower(f.Recipient)
 	f.Folder = strings.Trim(f.Folder, "/")
 	f.itemSet = nil
 	if len(f.Items) > 0 {
@@ -117,6 +120,9 @@ func (f *Selection) match(v vault.Version) bool {
 		return false
 	}
 	if f.fromLC != "" && !strings.Contains(strings.ToLower(v.From), f.fromLC) {
+		return false
+	}
+	if f.recipientLC != "" && !strings.Contains(strings.ToLower(v.To), f.recipientLC) {
 		return false
 	}
 	t := When(v)
