@@ -156,7 +156,10 @@ func summaryOf(h mail.Header, date func(string) (time.Time, error)) Summary {
 	var to []string
 	for _, field := range []string{"To", "Cc"} {
 		if v := h.Get(field); v != "" {
-			to = append(to, strings.Join(strings.Fields(decodeHeader(v)), " "))
+			if strings.Contains(v, "=?") {
+				v = decodeHeader(v) // encoded words; most headers have none
+			}
+			to = append(to, v)
 		}
 	}
 	s.To = recipientList(to)
