@@ -313,7 +313,7 @@ mailboxes:
 	mustf(t, strings.Contains(run("connection", "list").stdout, "second"), "connection list lacks the wizard's connection")
 
 	var recoveryKey string
-	must("open the storage wizard", chromedp.Navigate(base+"/setup/storages/new"), chromedp.WaitVisible("#s-name", chromedp.ByID))
+	must("open the storage wizard", chromedp.Navigate(base+"/setup/storages/new"), chromedp.WaitVisible("#s-name", chromedp.ByID), shot("8c2-storage-wizard"))
 	accessible("the storage wizard")
 	must("add a storage", chromedp.SendKeys("#s-name", "vault2", chromedp.ByID), chromedp.SendKeys("#s-path", filepath.Join(dir, "vault2"), chromedp.ByID),
 		chromedp.SendKeys("#s-password", "correct horse battery", chromedp.ByID), chromedp.SendKeys("#s-confirm", "correct horse battery", chromedp.ByID),
@@ -327,7 +327,7 @@ mailboxes:
 	mustf(t, !strings.Contains(run("storage", "list").stdout, strings.TrimSpace(recoveryKey)), "storage list shows the recovery key")
 
 	var summary, notice string
-	must("open the job wizard", chromedp.Navigate(base+"/setup/jobs/new"), chromedp.WaitVisible("#j-name", chromedp.ByID))
+	must("open the job wizard", chromedp.Navigate(base+"/setup/jobs/new"), chromedp.WaitVisible("#j-name", chromedp.ByID), shot("8d2-job-wizard"))
 	accessible("the job wizard")
 	must("create a job", chromedp.SendKeys("#j-name", "wizard", chromedp.ByID), chromedp.SetValue("#j-idle", "00:00:30", chromedp.ByID),
 		chromedp.SetValue("#j-connection", "second", chromedp.ByID), chromedp.Click("#j-some", chromedp.ByID),

@@ -65,6 +65,8 @@ type ItemRow struct {
 	ID, Mailbox, Folder, Kind, Subject, From string
 	When                                     time.Time
 	Size                                     int64
+	// Stored is when this version was stored.
+	Stored time.Time
 }
 
 // ItemPage is one stored version opened.
@@ -77,6 +79,8 @@ type ItemPage struct {
 	HTML          string
 	RemoteBlocked int
 	Attachments   []Attachment
+	// Versions are every stored version of the item, newest first.
+	Versions []ItemRow
 	// Problem says why the item cannot be shown (it can still be
 	// downloaded as stored, or restored).
 	Problem string

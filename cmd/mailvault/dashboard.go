@@ -267,7 +267,8 @@ func (b dashboardBackend) Find(ctx context.Context, storage string, q dashboard.
 }
 
 func itemRow(v vault.Version) dashboard.ItemRow {
-	return dashboard.ItemRow{ID: v.ID, Mailbox: v.Mailbox, Folder: v.FolderPath, Kind: v.Kind, Subject: v.Subject, From: v.From, When: app.When(v), Size: v.Size}
+	return dashboard.ItemRow{ID: v.ID, Mailbox: v.Mailbox, Folder: v.FolderPath, Kind: v.Kind, Subject: v.Subject, From: v.From, When: app.When(v), Size: v.Size,
+		Stored: v.StoredAt}
 }
 
 func (b dashboardBackend) read(ctx context.Context, storage, id string) (vault.Version, []byte, error) {
@@ -291,6 +292,17 @@ func (b dashboardBackend) Item(ctx context.Context, storage, id string) (dashboa
 		return dashboard.ItemPage{}, err
 	}
 	page := dashboard.ItemPage{Row: itemRow(v)}
+	ref, _ := b.storageRef(ctx, storage)
+	err = b.svc.Browse(ctx, ref, app.Selection{Mailbox: v.Mailbox, Source: v.Source, Items: []string{v.ItemID}, AllVersions: true}, func(o vault.Version) error {
+		if o.FolderID == v.FolderID && o.ItemID == v.ItemID {
+			page.Versions = append(page.Versions, itemRow(o))
+		}
+		return nil
+	})
+	if err != nil {
+		return page, err
+	}
+	sort.Slice(page.Versions, func(i, j int) bool { return page.Versions[i].Stored.After(page.Versions[j].Stored) })
 	view, err := itemview.Open(v.Kind, v.Format, content)
 	if err != nil {
 		page.Problem = "This item cannot be shown here: " + err.Error()
