@@ -106,7 +106,15 @@ func (b dashboardBackend) JobForm(ctx context.Context, name string) (dashboard.J
 	}
 	j.PublicFolders = strings.Join(pfs, "\n")
 	if sc := s.Schedule; sc != nil {
-		j.Pattern, j.From, j.To, j.TimeZone, j.Weekdays = sc.Pattern, sc.From, sc.To, sc.TimeZone, sc.Weekdays
+		j.Pattern, j.From, j.To, j.TimeZone = sc.Pattern, sc.From, sc.To, sc.TimeZone
+		for _, w := range sc.Weekdays {
+			// The job may name days short (mon) or long (monday).
+			for _, full := range dashboard.Weekdays {
+				if len(w) >= 3 && strings.HasPrefix(full, strings.ToLower(w[:3])) {
+					j.Weekdays = append(j.Weekdays, full)
+				}
+			}
+		}
 	}
 	if tf := s.TimeFilter; tf != nil {
 		j.AgeMode, j.AgeN, j.AgeUnit, j.KeepContacts = tf.Mode, tf.N, tf.Unit, tf.KeepContacts
@@ -119,13 +127,15 @@ func (b dashboardBackend) JobForm(ctx context.Context, name string) (dashboard.J
 func (b dashboardBackend) jobSpec(ctx context.Context, j dashboard.JobForm) (jobspec.Spec, error) {
 	s := jobspec.Spec{Name: j.Name, Connection: j.Connection, Storage: j.Storage, Continuity: j.Continuity, Idle: j.Idle,
 		AllMailboxes: j.AllMailboxes, ExcludeMailboxes: dashboardLines(j.Exclude), Archives: j.Archives, ExcludeFolders: dashboardLines(j.ExcludeFolders)}
+	var old *jobspec.Schedule // what the wizard does not show of an edited job's schedule stays
 	if j.Editing {
-		old, err := b.svc.JobSpec(ctx, j.Name)
+		spec, err := b.svc.JobSpec(ctx, j.Name)
 		if err != nil {
 			return s, err
 		}
-		if old.Schedule != nil && (old.Schedule.Pattern == domain.PatternMonthly || old.Schedule.Pattern == domain.PatternCustom) && j.Pattern == "" {
-			s.Schedule = old.Schedule
+		old = spec.Schedule
+		if old != nil && (old.Pattern == domain.PatternMonthly || old.Pattern == domain.PatternCustom) && j.Pattern == "" {
+			s.Schedule = old
 		}
 	}
 	if s.Continuity == "one-time" {
@@ -147,6 +157,9 @@ func (b dashboardBackend) jobSpec(ctx context.Context, j dashboard.JobForm) (job
 			zone = "UTC"
 		}
 		s.Schedule = &jobspec.Schedule{Pattern: j.Pattern, From: j.From, To: j.To, TimeZone: zone, StartDate: time.Now().UTC().Format(time.DateOnly)}
+		if old != nil && old.StartDate != "" {
+			s.Schedule.StartDate, s.Schedule.EndDate = old.StartDate, old.EndDate
+		}
 		if j.Pattern == domain.PatternWeekly {
 			s.Schedule.Weekdays = j.Weekdays
 		}
