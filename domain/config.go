@@ -15,6 +15,7 @@ const (
 	JobStopped        = "job_stopped"
 	ConnectionAdded   = "connection_added"
 	ConnectionRemoved = "connection_removed"
+	ConnectionEdited  = "connection_edited"
 	StorageAdded      = "storage_added"
 	StorageRemoved    = "storage_removed"
 	AlertsSet         = "alerts_set"

@@ -44,7 +44,7 @@ func LoadConfig(l Scanner) (*Config, error) {
 			c.Jobs[ch.Name] = ch.Definition
 		case domain.JobDeleted:
 			delete(c.Jobs, ch.Name)
-		case domain.ConnectionAdded:
+		case domain.ConnectionAdded, domain.ConnectionEdited:
 			c.Connections[ch.Name] = ch.Definition
 		case domain.ConnectionRemoved:
 			delete(c.Connections, ch.Name)

@@ -326,6 +326,17 @@ mailboxes:
 	mustf(t, strings.Contains(setupText, "vault2") && !strings.Contains(setupText, strings.TrimSpace(recoveryKey)), "setup after the storage:\n%s", setupText)
 	mustf(t, !strings.Contains(run("storage", "list").stdout, strings.TrimSpace(recoveryKey)), "storage list shows the recovery key")
 
+	must("edit the connection (the secret kept)", chromedp.Navigate(base+"/setup"), chromedp.WaitVisible("#edit-connection-second", chromedp.ByID),
+		chromedp.Click("#edit-connection-second", chromedp.ByID), chromedp.WaitVisible("#c-tenant", chromedp.ByID), shot("8c3-edit-connection"),
+		chromedp.Click("#c-add", chromedp.ByID), chromedp.WaitVisible("#checklist", chromedp.ByID), chromedp.Text("#checklist", &checklist, chromedp.ByID))
+	mustf(t, strings.Contains(checklist, "✓") && !strings.Contains(checklist, "✗"), "the checklist after an edit that kept the secret:\n%s", checklist)
+	var retNotice string
+	must("set the storage's retention", chromedp.Navigate(base+"/setup/storages/vault2/edit"), chromedp.WaitVisible("#s-keep-versions", chromedp.ByID),
+		chromedp.SetValue("#s-keep-versions", "3", chromedp.ByID), chromedp.SetValue("#s-keep-deleted", "90d", chromedp.ByID), shot("8c4-retention"),
+		chromedp.Click("#s-save", chromedp.ByID), chromedp.WaitVisible("#notice", chromedp.ByID), chromedp.Text("#notice", &retNotice, chromedp.ByID))
+	ret := run("storage", "retention", "vault2").stdout
+	mustf(t, strings.Contains(retNotice, "retention saved") && strings.Contains(ret, "3") && strings.Contains(ret, "90"), "retention: %q\n%s", retNotice, ret)
+
 	var summary, notice string
 	must("open the job wizard", chromedp.Navigate(base+"/setup/jobs/new"), chromedp.WaitVisible("#j-name", chromedp.ByID), shot("8d2-job-wizard"))
 	accessible("the job wizard")

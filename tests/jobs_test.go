@@ -117,6 +117,18 @@ func TestConnectionTest(t *testing.T) {
 	res = run("connection", "test", "broken", "--mailbox", "zed@contoso.test")
 	mustf(t, res.code == 1 && strings.Contains(res.stdout, "FAILED") && strings.Contains(res.stdout, "AADSTS7000215"), "wrong secret: %d %s", res.code, res.stdout)
 	mustf(t, !strings.Contains(res.stdout+res.stderr, "nope"), "the secret leaked")
+	// connection edit: a new secret mends it; settings edited without a
+	// secret flag keep the stored one.
+	res = run("connection", "edit", "broken", "--type", "graph", "--tenant-id", sim.TenantID, "--client-id", sim.ClientID,
+		"--client-secret-file", sim.secretFile, "--graph-url", sim.GraphURL, "--token-url", sim.TokenURL, "--ca-cert", sim.CACert)
+	mustf(t, res.code == 0, "edit broken: %s", res.stderr)
+	res = run("connection", "edit", "broken", "--type", "graph", "--tenant-id", sim.TenantID, "--client-id", sim.ClientID,
+		"--graph-url", sim.GraphURL, "--token-url", sim.TokenURL, "--ca-cert", sim.CACert, "--page-size", "200")
+	mustf(t, res.code == 0, "edit broken without a secret: %s", res.stderr)
+	res = run("connection", "test", "broken", "--mailbox", "zed@contoso.test")
+	mustf(t, res.code == 0 && !strings.Contains(res.stdout, "FAILED"), "after the edits: %d %s", res.code, res.stdout)
+	res = run("connection", "edit", "missing", "--type", "graph", "--tenant-id", sim.TenantID, "--client-id", sim.ClientID)
+	mustf(t, res.code != 0 && strings.Contains(res.stderr, `no connection named "missing"`), "edit of a missing connection: %d %s", res.code, res.stderr)
 
 	ews := startEWSSim(t, ewsTenant)
 	res = run("connection", "add", "onprem", "--type", "ews", "--ews-url", ews.EWSURL, "--username", ews.Username, "--password-file", ews.passwordFile,

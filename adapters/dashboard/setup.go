@@ -16,6 +16,15 @@ import (
 type Setup interface {
 	SetupState(ctx context.Context) (SetupState, error)
 	AddConnection(ctx context.Context, c ConnectionForm) error
+	// ConnectionForm reads a connection into the wizard's fields (never
+	// its secret); EditConnection saves them (an empty secret keeps the
+	// stored one).
+	ConnectionForm(ctx context.Context, name string) (ConnectionForm, error)
+	EditConnection(ctx context.Context, c ConnectionForm) error
+	// StorageForm reads a storage's retention into the wizard's fields;
+	// SetRetention saves a new one.
+	StorageForm(ctx context.Context, name string) (StorageForm, error)
+	SetRetention(ctx context.Context, s StorageForm) error
 	// TestConnection checks a connection's credentials and permissions,
 	// with a mailbox to try them on ("" for the first the server lists).
 	TestConnection(ctx context.Context, name, mailbox string) ([]Check, error)
@@ -66,6 +75,7 @@ type ConnectionForm struct {
 	Secret                                 string // the client secret, or the account's password
 	TestMailbox                            string // a mailbox to test the permissions on
 	Problem                                string
+	Editing                                bool
 }
 
 // StorageForm is the storage wizard's fields.
@@ -74,6 +84,7 @@ type StorageForm struct {
 	Unencrypted, NoCompression    bool
 	KeepVersions                  int
 	KeepDeleted                   string // 90d, 6m, 7y; "" forever
+	Editing                       bool   // only the retention changes
 }
 
 // JobForm is the job wizard's fields, in the reference's order: name,
@@ -154,6 +165,50 @@ func (s *Server) addConnection(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.showChecks(w, r, c.Name, c.TestMailbox)
+}
+
+func (s *Server) editConnectionPage(w http.ResponseWriter, r *http.Request) {
+	c, err := s.su.ConnectionForm(r.Context(), r.PathValue("name"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	c.Editing = true
+	s.render(w, r, "connection.html", map[string]any{"C": c, "Page": "connection"})
+}
+
+// editConnection saves a connection's new settings and tests them.
+func (s *Server) editConnection(w http.ResponseWriter, r *http.Request) {
+	c := connectionForm(r)
+	c.Name, c.Editing = r.PathValue("name"), true
+	if err := s.su.EditConnection(r.Context(), c); err != nil {
+		c.Secret, c.Problem = "", err.Error()
+		w.WriteHeader(http.StatusBadRequest)
+		s.render(w, r, "connection.html", map[string]any{"C": c, "Page": "connection"})
+		return
+	}
+	s.showChecks(w, r, c.Name, c.TestMailbox)
+}
+
+func (s *Server) retentionPage(w http.ResponseWriter, r *http.Request) {
+	st, err := s.su.StorageForm(r.Context(), r.PathValue("name"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	st.Editing = true
+	s.render(w, r, "storage.html", map[string]any{"St": st, "Page": "storage"})
+}
+
+func (s *Server) setRetention(w http.ResponseWriter, r *http.Request) {
+	st := StorageForm{Name: r.PathValue("name"), KeepDeleted: strings.TrimSpace(r.FormValue("keep_deleted")), Editing: true}
+	st.KeepVersions, _ = strconv.Atoi(strings.TrimSpace(r.FormValue("keep_versions")))
+	if err := s.su.SetRetention(r.Context(), st); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		s.render(w, r, "storage.html", map[string]any{"St": st, "Problem": err.Error(), "Page": "storage"})
+		return
+	}
+	http.Redirect(w, r, "/setup?notice="+url.QueryEscape("Storage "+st.Name+": retention saved; prune applies it."), http.StatusSeeOther)
 }
 
 func (s *Server) testConnection(w http.ResponseWriter, r *http.Request) {

@@ -23,6 +23,19 @@ func (b *setupBackend) SetupState(context.Context) (SetupState, error) {
 	return SetupState{Connections: []string{"online"}, Storages: []string{"nas"}, Jobs: []JobRef{{Name: "nightly", Running: b.running}}}, nil
 }
 func (b *setupBackend) AddConnection(context.Context, ConnectionForm) error { return nil }
+func (b *setupBackend) ConnectionForm(context.Context, string) (ConnectionForm, error) {
+	return ConnectionForm{Name: "online", Type: "graph"}, nil
+}
+func (b *setupBackend) EditConnection(context.Context, ConnectionForm) error { return nil }
+func (b *setupBackend) StorageForm(context.Context, string) (StorageForm, error) {
+	return StorageForm{Name: "nas"}, nil
+}
+func (b *setupBackend) SetRetention(_ context.Context, s StorageForm) error {
+	if s.KeepVersions < 0 {
+		return errors.New("keep versions -1: use 0 (all) or more")
+	}
+	return nil
+}
 func (b *setupBackend) TestConnection(context.Context, string, string) ([]Check, error) {
 	return []Check{{What: "list users", Permission: "User.Read.All"}, {What: "export items", Permission: "MailboxItem.Export.All", Problem: "403", Optional: true}}, nil
 }
@@ -86,6 +99,10 @@ func TestSetupWizardsRefuse(t *testing.T) {
 	code, body = post("/setup/jobs/review", url.Values{"continuity": {"continuous"}})
 	if code != http.StatusBadRequest || !strings.Contains(body, "a job needs a name") || !strings.Contains(body, `id="j-name"`) {
 		t.Fatalf("a review without a name: %d: %s", code, body)
+	}
+	code, body = post("/setup/storages/nas", url.Values{"keep_versions": {"-1"}})
+	if code != http.StatusBadRequest || !strings.Contains(body, "use 0 (all) or more") || !strings.Contains(body, `id="s-save"`) {
+		t.Fatalf("a bad retention: %d: %s", code, body)
 	}
 	b.running = true
 	code, body = post("/setup/jobs", url.Values{"name": {"nightly"}, "editing": {"1"}, "continuity": {"continuous"}})

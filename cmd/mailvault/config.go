@@ -151,6 +151,40 @@ func newConnectionCmd(g *globalFlags) *cobra.Command {
 	add.Flags().StringVar(&typ, "type", "", "graph (Exchange Online) or ews (Exchange Server)")
 	gf.register(add)
 	ef.register(add)
+	var etyp string
+	var egf graphFlags
+	var eef ewsFlags
+	editCmd := &cobra.Command{Use: "edit NAME --type graph|ews ...", Short: "Replace a connection's settings (the same flags as add; without a secret flag the stored secret stays)",
+		Long: `Replace a connection's settings with the ones given (the same flags as add). Without
+--client-secret-file/--client-secret-env (graph) or --password-file/--password-env (ews)
+the stored secret stays. Jobs using the connection read the new settings at their next
+cycle; another tenant or EWS endpoint is another server to them: their next backup lists
+everything again (nothing is stored twice).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var spec connectionSpec
+			var secret credential.Secret
+			var err error
+			switch {
+			case etyp == "graph" && egf.givesSecret():
+				spec, secret, err = egf.spec()
+			case etyp == "graph":
+				spec, err = egf.settings() // the stored secret stays
+			case etyp == "ews" && eef.givesSecret():
+				spec, secret, err = eef.spec(egf.caCert)
+			case etyp == "ews":
+				spec, err = eef.settings(egf.caCert)
+			default:
+				return appExit(g, connectionSpec{Type: etyp}.Validate(args[0]))
+			}
+			if err != nil {
+				return err
+			}
+			return withApp(g, func(s application) error { return s.EditConnection(cmd.Context(), args[0], spec, secret) })
+		}}
+	editCmd.Flags().StringVar(&etyp, "type", "", "graph (Exchange Online) or ews (Exchange Server)")
+	egf.register(editCmd)
+	eef.register(editCmd)
 	var listFormat string
 	list := &cobra.Command{Use: "list", Short: "List connections (never their secrets)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -196,7 +230,7 @@ func newConnectionCmd(g *globalFlags) *cobra.Command {
 		}}
 	test.Flags().StringVar(&tin.Mailbox, "mailbox", "", "mailbox to test with (graph: default the first user)")
 	test.Flags().BoolVar(&tin.PublicFolders, "public-folders", false, "also test access to the public folders (ews)")
-	cmd.AddCommand(add, list, remove, test)
+	cmd.AddCommand(add, editCmd, list, remove, test)
 	return cmd
 }
 

@@ -41,18 +41,9 @@ func (b dashboardBackend) SetupState(ctx context.Context) (dashboard.SetupState,
 }
 
 func (b dashboardBackend) AddConnection(ctx context.Context, c dashboard.ConnectionForm) error {
-	spec := app.ConnectionSpec{Type: c.Type, CACert: c.CACert}
-	switch c.Type {
-	case "graph":
-		spec.TenantID, spec.ClientID, spec.GraphURL, spec.TokenURL = c.TenantID, c.ClientID, c.GraphURL, c.TokenURL
-		if spec.GraphURL == "" {
-			spec.GraphURL = graph.DefaultGraphURL
-		}
-	case "ews":
-		spec.EWSURL, spec.Username, spec.Auth, spec.Impersonate = c.EWSURL, c.Username, c.Auth, c.Impersonate
-	}
-	if c.CACert != "" && !filepath.IsAbs(c.CACert) {
-		return fmt.Errorf("the CA certificate %q: give its absolute path on the daemon's machine", c.CACert)
+	spec, err := connectionSpecOf(c)
+	if err != nil {
+		return err
 	}
 	if c.Secret == "" {
 		return errors.New("the client secret (or the account's password) is required")
@@ -227,4 +218,82 @@ func (b dashboardBackend) SetAlerts(ctx context.Context, f dashboard.AlertsForm)
 	a := domain.AlertSettings{Host: f.Host, Port: f.Port, From: f.From, To: dashboardLines(f.To), Username: f.Username, TLS: f.TLS, CACert: f.CACert,
 		On: f.On, Daily: f.Daily}
 	return b.svc.SetAlerts(ctx, a, credential.New(f.Password))
+}
+
+// connectionSpecOf is the connection the wizard's fields describe.
+func connectionSpecOf(c dashboard.ConnectionForm) (app.ConnectionSpec, error) {
+	spec := app.ConnectionSpec{Type: c.Type, CACert: c.CACert}
+	switch c.Type {
+	case "graph":
+		spec.TenantID, spec.ClientID, spec.GraphURL, spec.TokenURL = c.TenantID, c.ClientID, c.GraphURL, c.TokenURL
+		if spec.GraphURL == "" {
+			spec.GraphURL = graph.DefaultGraphURL
+		}
+	case "ews":
+		spec.EWSURL, spec.Username, spec.Auth, spec.Impersonate = c.EWSURL, c.Username, c.Auth, c.Impersonate
+	}
+	if c.CACert != "" && !filepath.IsAbs(c.CACert) {
+		return spec, fmt.Errorf("the CA certificate %q: give its absolute path on the daemon's machine", c.CACert)
+	}
+	return spec, nil
+}
+
+func (b dashboardBackend) ConnectionForm(ctx context.Context, name string) (dashboard.ConnectionForm, error) {
+	conns, err := b.svc.Connections(ctx)
+	if err != nil {
+		return dashboard.ConnectionForm{}, err
+	}
+	for _, c := range conns {
+		if c.Name == name {
+			return dashboard.ConnectionForm{Name: c.Name, Type: c.Type, TenantID: c.TenantID, ClientID: c.ClientID, GraphURL: c.GraphURL,
+				TokenURL: c.TokenURL, EWSURL: c.EWSURL, Username: c.Username, Auth: c.Auth, Impersonate: c.Impersonate, CACert: c.CACert}, nil
+		}
+	}
+	return dashboard.ConnectionForm{}, fmt.Errorf("no connection named %q", name)
+}
+
+// EditConnection keeps what the wizard does not show (content mode, page
+// and batch sizes, concurrency) as it was.
+func (b dashboardBackend) EditConnection(ctx context.Context, c dashboard.ConnectionForm) error {
+	spec, err := connectionSpecOf(c)
+	if err != nil {
+		return err
+	}
+	conns, err := b.svc.Connections(ctx)
+	if err != nil {
+		return err
+	}
+	for _, o := range conns {
+		if o.Name == c.Name {
+			spec.BetaURL, spec.Content, spec.PageSize, spec.Batch, spec.MaxConcurrency = o.BetaURL, o.Content, o.PageSize, o.Batch, o.MaxConcurrency
+			return b.svc.EditConnection(ctx, c.Name, spec, credential.New(c.Secret))
+		}
+	}
+	return fmt.Errorf("no connection named %q", c.Name)
+}
+
+func (b dashboardBackend) StorageForm(ctx context.Context, name string) (dashboard.StorageForm, error) {
+	ref, err := b.storageRef(ctx, name)
+	if err != nil {
+		return dashboard.StorageForm{}, err
+	}
+	r, err := b.svc.StorageRetention(ctx, ref, app.RetentionChange{})
+	st := dashboard.StorageForm{Name: name, KeepVersions: r.KeepVersions}
+	if r.KeepDeletedFor != nil {
+		st.KeepDeleted = r.KeepDeletedFor.String()
+	}
+	return st, err
+}
+
+func (b dashboardBackend) SetRetention(ctx context.Context, s dashboard.StorageForm) error {
+	ref, err := b.storageRef(ctx, s.Name)
+	if err != nil {
+		return err
+	}
+	deleted := s.KeepDeleted
+	if deleted == "" {
+		deleted = "forever"
+	}
+	_, err = b.svc.StorageRetention(ctx, ref, app.RetentionChange{KeepVersions: &s.KeepVersions, KeepDeleted: &deleted})
+	return err
 }

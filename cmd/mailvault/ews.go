@@ -40,13 +40,9 @@ func (f *ewsFlags) register(cmd *cobra.Command) {
 
 // spec is the connection the flags describe, with its secret.
 func (f *ewsFlags) spec(caCert string) (connectionSpec, credential.Secret, error) {
-	if f.passwordValue != "" {
-		return connectionSpec{}, credential.Secret{}, usageErr("--password is refused: a password on the command line is visible to every local user; use --password-file or --password-env")
-	}
-	spec := connectionSpec{Type: "ews", EWSURL: f.url, Username: f.username, Auth: f.auth, Impersonate: f.impersonate, CACert: caCert,
-		Content: f.content, Batch: f.batch, MaxConcurrency: f.maxConcurrency}
-	if err := spec.Validate("--source ews"); err != nil {
-		return spec, credential.Secret{}, usageErr("%v", err)
+	spec, err := f.settings(caCert)
+	if err != nil {
+		return spec, credential.Secret{}, err
 	}
 	secret, err := loadSecret("password", f.passwordFile, f.passwordEnv)
 	if err != nil {
@@ -54,6 +50,22 @@ func (f *ewsFlags) spec(caCert string) (connectionSpec, credential.Secret, error
 	}
 	return spec, secret, nil
 }
+
+// settings is the connection the flags describe, without its password.
+func (f *ewsFlags) settings(caCert string) (connectionSpec, error) {
+	if f.passwordValue != "" {
+		return connectionSpec{}, usageErr("--password is refused: a password on the command line is visible to every local user; use --password-file or --password-env")
+	}
+	spec := connectionSpec{Type: "ews", EWSURL: f.url, Username: f.username, Auth: f.auth, Impersonate: f.impersonate, CACert: caCert,
+		Content: f.content, Batch: f.batch, MaxConcurrency: f.maxConcurrency}
+	if err := spec.Validate("--source ews"); err != nil {
+		return spec, usageErr("%v", err)
+	}
+	return spec, nil
+}
+
+// givesSecret says whether the flags name a password.
+func (f *ewsFlags) givesSecret() bool { return f.passwordFile != "" || f.passwordEnv != "" }
 
 func newSimEWSCmd() *cobra.Command {
 	var sf simFlags

@@ -54,16 +54,9 @@ func (f *graphFlags) register(cmd *cobra.Command) {
 // spec is the connection the flags describe, with its secret: a backup
 // given by flags opens it as a named connection is opened.
 func (f *graphFlags) spec() (connectionSpec, credential.Secret, error) {
-	if f.secretValue != "" {
-		return connectionSpec{}, credential.Secret{}, usageErr("--client-secret is refused: a secret on the command line is visible to every local user; use --client-secret-file or --client-secret-env")
-	}
-	spec := connectionSpec{Type: "graph", TenantID: f.tenantID, ClientID: f.clientID, GraphURL: f.graphURL, BetaURL: f.betaURL, TokenURL: f.tokenURL,
-		CACert: f.caCert, Content: f.content, PageSize: f.pageSize}
-	if err := spec.Validate("--source graph"); err != nil {
-		return spec, credential.Secret{}, usageErr("%v", err)
-	}
-	if _, err := connect.ParseContent(f.content); err != nil {
-		return spec, credential.Secret{}, usageErr("%v", err)
+	spec, err := f.settings()
+	if err != nil {
+		return spec, credential.Secret{}, err
 	}
 	secret, err := loadSecret("client secret", f.secretFile, f.secretEnv)
 	if err != nil {
@@ -71,6 +64,25 @@ func (f *graphFlags) spec() (connectionSpec, credential.Secret, error) {
 	}
 	return spec, secret, nil
 }
+
+// settings is the connection the flags describe, without its secret.
+func (f *graphFlags) settings() (connectionSpec, error) {
+	if f.secretValue != "" {
+		return connectionSpec{}, usageErr("--client-secret is refused: a secret on the command line is visible to every local user; use --client-secret-file or --client-secret-env")
+	}
+	spec := connectionSpec{Type: "graph", TenantID: f.tenantID, ClientID: f.clientID, GraphURL: f.graphURL, BetaURL: f.betaURL, TokenURL: f.tokenURL,
+		CACert: f.caCert, Content: f.content, PageSize: f.pageSize}
+	if err := spec.Validate("--source graph"); err != nil {
+		return spec, usageErr("%v", err)
+	}
+	if _, err := connect.ParseContent(f.content); err != nil {
+		return spec, usageErr("%v", err)
+	}
+	return spec, nil
+}
+
+// givesSecret says whether the flags name a secret.
+func (f *graphFlags) givesSecret() bool { return f.secretFile != "" || f.secretEnv != "" }
 
 // startDemoGraph serves a tenant over HTTPS in process and returns a Graph
 // source pointed at it.

@@ -91,6 +91,7 @@ func (vaultStorages) Provision(dir string, password []byte, opts app.StorageOpti
 // data directory, the same application in the daemon over its typed API.
 type application interface {
 	AddConnection(ctx context.Context, name string, spec app.ConnectionSpec, secret credential.Secret) error
+	EditConnection(ctx context.Context, name string, spec app.ConnectionSpec, secret credential.Secret) error
 	RemoveConnection(ctx context.Context, name string) error
 	Connections(ctx context.Context) ([]app.Connection, error)
 	AddStorage(ctx context.Context, in app.AddStorage) (recoveryKey string, err error)

@@ -96,6 +96,18 @@ func TestServiceCommands(t *testing.T) {
 	refused("graph without tenant", s.AddConnection(ctx, "c2", app.ConnectionSpec{Type: "graph"}, credential.New("x")), app.ErrInvalid, "--tenant-id")
 	refused("ews without url", s.AddConnection(ctx, "c2", app.ConnectionSpec{Type: "ews"}, credential.New("x")), app.ErrInvalid, "--ews-url")
 	refused("unknown type", s.AddConnection(ctx, "c2", app.ConnectionSpec{Type: "imap"}, credential.New("x")), app.ErrInvalid, "use graph or ews")
+	moved := graphConn()
+	moved.TokenURL = "https://login.example/token"
+	ok("edit the connection, keeping its secret", s.EditConnection(ctx, "contoso", moved, credential.Secret{}))
+	if conns, _ := s.Connections(ctx); len(conns) != 1 || conns[0].TokenURL != moved.TokenURL || sec["contoso"].Reveal() != "client-secret-1" {
+		t.Fatalf("after the edit: %+v, secret %q", conns, sec["contoso"].Reveal())
+	}
+	ok("edit the connection's secret", s.EditConnection(ctx, "contoso", moved, credential.New("client-secret-2")))
+	if sec["contoso"].Reveal() != "client-secret-2" {
+		t.Fatalf("the new secret was not kept")
+	}
+	refused("edit an unknown connection", s.EditConnection(ctx, "nope", moved, credential.Secret{}), app.ErrNotFound, `no connection named "nope"`)
+	refused("edit into an invalid one", s.EditConnection(ctx, "contoso", app.ConnectionSpec{Type: "graph"}, credential.Secret{}), app.ErrInvalid, "--tenant-id")
 	recovery, err := s.AddStorage(ctx, app.AddStorage{Name: "nas", Path: "/srv/nas", Password: []byte("storage-pw")})
 	ok("add storage", err)
 	if recovery != "RECOVERY-KEY" || sec[app.StorageSecretName("nas")].Reveal() != "storage-pw" {
@@ -184,7 +196,7 @@ func TestServiceCommands(t *testing.T) {
 			}
 		}
 	}
-	want := "connection_added storage_added storage_added job_created job_edited job_started job_stopped job_deleted storage_removed connection_removed"
+	want := "connection_added connection_edited connection_edited storage_added storage_added job_created job_edited job_started job_stopped job_deleted storage_removed connection_removed"
 	if strings.Join(types, " ") != want {
 		t.Fatalf("recorded\n %s\nwant\n %s", strings.Join(types, " "), want)
 	}

@@ -34,6 +34,29 @@ func (s *Service) AddConnection(ctx context.Context, name string, spec Connectio
 	return s.record(ctx, domain.ConnectionAdded, name, spec)
 }
 
+// EditConnection replaces a connection's settings; an empty secret keeps
+// the stored one. Jobs using it read the new settings at their next
+// cycle; another tenant or EWS endpoint is another server to them (their
+// backups through it start again in full, deduplicated).
+func (s *Service) EditConnection(ctx context.Context, name string, spec ConnectionSpec, secret credential.Secret) error {
+	if err := spec.Validate(name); err != nil {
+		return err
+	}
+	st, err := s.load()
+	if err != nil {
+		return err
+	}
+	if err := st.agg.HasConnection(name); err != nil {
+		return err
+	}
+	if !secret.Empty() {
+		if err := s.Secrets.Put(name, secret); err != nil {
+			return fmt.Errorf("keep the connection's secret: %w", err)
+		}
+	}
+	return s.record(ctx, domain.ConnectionEdited, name, spec)
+}
+
 // RemoveConnection removes a connection no job uses, and its secret.
 func (s *Service) RemoveConnection(ctx context.Context, name string) error {
 	st, err := s.load()

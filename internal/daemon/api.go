@@ -81,6 +81,7 @@ type (
 //
 //	GET    /v1/connections          []app.Connection
 //	POST   /v1/connections          AddConnectionRequest
+//	PUT    /v1/connections/{name}   AddConnectionRequest (edit; an empty secret keeps it)
 //	DELETE /v1/connections/{name}
 //	GET    /v1/storages             []app.Storage
 //	POST   /v1/storages             AddStorageRequest -> AddStorageResponse
@@ -132,6 +133,13 @@ func RegisterAPI(mux *http.ServeMux, svc *app.Service) {
 			return nil, err
 		}
 		return nil, svc.AddConnection(r.Context(), in.Name, in.Spec, credential.New(in.Secret))
+	})
+	do("PUT /v1/connections/{name}", func(r *http.Request) (any, error) {
+		var in AddConnectionRequest
+		if err := decode(r, &in); err != nil {
+			return nil, err
+		}
+		return nil, svc.EditConnection(r.Context(), r.PathValue("name"), in.Spec, credential.New(in.Secret))
 	})
 	do("DELETE /v1/connections/{name}", func(r *http.Request) (any, error) {
 		return nil, svc.RemoveConnection(r.Context(), r.PathValue("name"))
@@ -263,6 +271,10 @@ func (c Client) Connections(ctx context.Context) ([]app.Connection, error) {
 
 func (c Client) AddConnection(ctx context.Context, name string, spec app.ConnectionSpec, secret credential.Secret) error {
 	return c.call(ctx, http.MethodPost, "/v1/connections", AddConnectionRequest{Name: name, Spec: spec, Secret: secret.Reveal()}, nil)
+}
+
+func (c Client) EditConnection(ctx context.Context, name string, spec app.ConnectionSpec, secret credential.Secret) error {
+	return c.call(ctx, http.MethodPut, "/v1/connections/"+url.PathEscape(name), AddConnectionRequest{Name: name, Spec: spec, Secret: secret.Reveal()}, nil)
 }
 
 func (c Client) RemoveConnection(ctx context.Context, name string) error {

@@ -326,9 +326,13 @@ func TestConfigurationOverTheAPI(t *testing.T) {
 	if err := c.AddConnection(ctx, "exch", app.ConnectionSpec{Type: "ews", EWSURL: "https://x"}, credential.New("pw")); !errors.Is(err, app.ErrExists) {
 		t.Fatalf("duplicate connection: %v", err)
 	}
+	if err := c.EditConnection(ctx, "nope", app.ConnectionSpec{Type: "ews", EWSURL: "https://x"}, credential.Secret{}); !errors.Is(err, app.ErrNotFound) {
+		t.Fatalf("edit of an unknown connection: %v", err)
+	}
+	must(t, c.EditConnection(ctx, "exch", app.ConnectionSpec{Type: "ews", EWSURL: "https://mail.contoso.test/EWS/Exchange.asmx", Username: "svc", Auth: "basic"}, credential.Secret{}))
 	conns, err := c.Connections(ctx)
 	must(t, err)
-	if len(conns) != 2 || conns[1].Name != "exch" || conns[1].Username != "svc" {
+	if len(conns) != 2 || conns[1].Name != "exch" || conns[1].Username != "svc" || conns[1].Auth != "basic" {
 		t.Fatalf("connections: %+v", conns)
 	}
 	if _, err := f.svc.Secrets.Get("exch"); err != nil {
