@@ -47,6 +47,9 @@ type RunCounts struct {
 	FoldersTotal      int `json:"folders_total"`
 	FoldersCompleted  int `json:"folders_completed"`
 	FoldersSkipped    int `json:"folders_skipped"`
+	// Parks counts the times a folder was parked to wait out a back-off
+	// (the server's Retry-After, or mailvault's own after an error).
+	Parks int `json:"parks"`
 }
 
 // Add adds o's counters to c.
@@ -75,6 +78,7 @@ func (c *RunCounts) Add(o RunCounts) {
 	c.FoldersTotal += o.FoldersTotal
 	c.FoldersCompleted += o.FoldersCompleted
 	c.FoldersSkipped += o.FoldersSkipped
+	c.Parks += o.Parks
 }
 
 // Compaction is what a run_compacted event says: when the run's detail was

@@ -42,9 +42,6 @@ type Report struct {
 	// RunCounts are the counters, embedded so that the JSON stays flat.
 	domain.RunCounts
 	Skipped []SkippedFolder `json:"skipped_folders"`
-	// Parks counts the times a folder was parked to wait out a back-off
-	// (the server's Retry-After, or mailvault's own after an error).
-	Parks int `json:"parks"`
 	// Paces are the paces (budget units per second) throttles left
 	// mailboxes at, "(app)" for a tenant-wide limit: what the next run
 	// starts from. PaceHolds are requests mailvault's pace held back
