@@ -194,3 +194,22 @@ func TestRestoreFromTheConsole(t *testing.T) {
 		t.Fatalf("an unknown restore: %d", resp.StatusCode)
 	}
 }
+
+// noStorages browses nothing.
+type noStorages struct{ browsingBackend }
+
+func (noStorages) Storages(context.Context) ([]string, error) { return nil, nil }
+
+// Without a storage added by name, Browse says so and where to add one.
+func TestBrowseWithoutStorages(t *testing.T) {
+	srv := httptest.NewServer(New(&noStorages{browsingBackend{fakeBackend: fakeBackend{changed: make(chan struct{})}}}, "tok-123"))
+	defer srv.Close()
+	c, _ := login(t, srv.URL)
+	resp, err := c.Get(srv.URL + "/browse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	mustHave(t, string(page), `id="no-storages"`, `href="/setup/storages/new"`)
+}

@@ -1,9 +1,12 @@
-// Package dashboard is the daemon's web interface: server-rendered pages
+// Package dashboard is the daemon's web console: server-rendered pages
 // (html/template, no build step), live counters over Server-Sent Events,
 // a login that turns the daemon's API token into a session (a random id in
 // an HttpOnly, SameSite=Strict cookie, ended by logout or expiry), and the
-// session's CSRF token on every action. All it
-// shows comes from the daemon's projections of the event log.
+// session's CSRF token on every action. It shows the jobs and runs from
+// the daemon's projections of the event log, and, through the ports its
+// backend may offer (Browser, Restorer, Setup, QuarantineDesk), browses
+// the storages, restores, runs the setup wizards and retries quarantined
+// items: the same application commands as the command line.
 package dashboard
 
 import (
