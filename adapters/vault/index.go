@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -541,6 +542,27 @@ func (v *Vault) Walk(mailbox string, fn func(Version) error) error {
 		}
 		return nil
 	})
+}
+
+// Versions lists every stored version of ver's item (the same source,
+// mailbox, folder and item id), oldest first: read under the item's own
+// prefix of the index, so its cost does not grow with the mailbox.
+func (v *Vault) Versions(ver Version) ([]Version, error) {
+	var out []Version
+	err := v.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: itemPrefix(ver.Source, ver.Mailbox, ver.FolderID, ver.ItemID), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var o Version
+			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &o) }); err != nil {
+				return fmt.Errorf("index entry %q: %v: %w", it.Item().Key(), err, ErrIndexDamaged)
+			}
+			out = append(out, o)
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].StoredAt.Before(out[j].StoredAt) })
+	return out, err
 }
 
 // MarkDeleted records that the source deleted an item; retention counts

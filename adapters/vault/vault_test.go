@@ -380,3 +380,35 @@ func TestPruneRepacks(t *testing.T) {
 		t.Fatalf("after repack: %+v %v %v", r, problems, err)
 	}
 }
+
+// Versions lists one item's versions, oldest first, and nothing of an
+// item whose id begins like it.
+func TestVersionsOfOneItem(t *testing.T) {
+	v, _, err := Create(t.TempDir(), CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	for i, k := range []domain.ItemKey{key("a@x", "item", "c2"), key("a@x", "item", "c1"), key("a@x", "item2", "c1"), key("b@x", "item", "c1")} {
+		if _, err := v.Put(k, message(uint64(i), nil)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond) // distinct stored-at times; not a timing assertion
+	}
+	var first Version
+	if err := v.Walk("a@x", func(ver Version) error {
+		if ver.ItemID == "item" && ver.ChangeKey == "c1" {
+			first = ver
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := v.Versions(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ChangeKey != "c2" || got[1].ChangeKey != "c1" {
+		t.Fatalf("versions of a@x/item: %+v", got)
+	}
+}

@@ -271,39 +271,32 @@ func itemRow(v vault.Version) dashboard.ItemRow {
 		Stored: v.StoredAt}
 }
 
-func (b dashboardBackend) read(ctx context.Context, storage, id string) (vault.Version, []byte, error) {
+func (b dashboardBackend) read(ctx context.Context, storage, id string) (app.StoredItem, error) {
 	ref, err := b.storageRef(ctx, storage)
 	if err != nil {
-		return vault.Version{}, nil, err
+		return app.StoredItem{}, err
 	}
-	v, content, err := b.svc.Item(ctx, ref, id)
+	it, err := b.svc.Item(ctx, ref, id)
 	if errors.Is(err, app.ErrNotFound) {
 		err = fmt.Errorf("%w: %w", dashboard.ErrNoItem, err)
 	}
-	return v, content, err
+	return it, err
 }
 
 // Item opens a stored version as a person reads it; what cannot be shown
 // (an export stream that does not convert) is said, and the download and
 // restore still have it.
 func (b dashboardBackend) Item(ctx context.Context, storage, id string) (dashboard.ItemPage, error) {
-	v, content, err := b.read(ctx, storage, id)
+	it, err := b.read(ctx, storage, id)
 	if err != nil {
 		return dashboard.ItemPage{}, err
 	}
+	v := it.Version
 	page := dashboard.ItemPage{Row: itemRow(v)}
-	ref, _ := b.storageRef(ctx, storage)
-	err = b.svc.Browse(ctx, ref, app.Selection{Mailbox: v.Mailbox, Source: v.Source, Items: []string{v.ItemID}, AllVersions: true}, func(o vault.Version) error {
-		if o.FolderID == v.FolderID && o.ItemID == v.ItemID {
-			page.Versions = append(page.Versions, itemRow(o))
-		}
-		return nil
-	})
-	if err != nil {
-		return page, err
+	for i := len(it.Versions) - 1; i >= 0; i-- { // newest first
+		page.Versions = append(page.Versions, itemRow(it.Versions[i]))
 	}
-	sort.Slice(page.Versions, func(i, j int) bool { return page.Versions[i].Stored.After(page.Versions[j].Stored) })
-	view, err := itemview.Open(v.Kind, v.Format, content)
+	view, err := itemview.Open(v.Kind, v.Format, it.Content)
 	if err != nil {
 		page.Problem = "This item cannot be shown here: " + err.Error()
 	}
@@ -318,10 +311,11 @@ func (b dashboardBackend) Item(ctx context.Context, storage, id string) (dashboa
 }
 
 func (b dashboardBackend) Download(ctx context.Context, storage, id string) (string, string, []byte, error) {
-	v, content, err := b.read(ctx, storage, id)
+	it, err := b.read(ctx, storage, id)
 	if err != nil {
 		return "", "", nil, err
 	}
+	v := it.Version
 	return export.File(export.Item{ID: v.ID, Subject: v.Subject, Mailbox: v.Mailbox, Folder: v.FolderPath, FolderID: v.FolderID,
-		Kind: v.Kind, Format: v.Format, Content: content})
+		Kind: v.Kind, Format: v.Format, Content: it.Content})
 }

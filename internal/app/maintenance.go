@@ -39,20 +39,33 @@ func (s *Service) Browse(_ context.Context, ref StorageRef, sel Selection, fn fu
 	return s.withStorage(ref, vault.ModeRead, func(v *vault.Vault) error { return eachSelected(v, &sel, fn) })
 }
 
+// StoredItem is one stored version read back, with every version of its
+// item (oldest first).
+type StoredItem struct {
+	Version  vault.Version
+	Content  []byte
+	Versions []vault.Version
+}
+
 // Item reads one stored version, by the id ls and find print, checking
 // every chunk: a version the storage does not hold is ErrNotFound, one it
 // cannot give back intact wraps vault.ErrDamaged.
-func (s *Service) Item(_ context.Context, ref StorageRef, id string) (ver vault.Version, content []byte, err error) {
-	err = s.withStorage(ref, vault.ModeRead, func(v *vault.Vault) error {
-		if ver, err = v.Lookup(id); errors.Is(err, vault.ErrNoVersion) {
+func (s *Service) Item(_ context.Context, ref StorageRef, id string) (StoredItem, error) {
+	var it StoredItem
+	err := s.withStorage(ref, vault.ModeRead, func(v *vault.Vault) error {
+		var err error
+		if it.Version, err = v.Lookup(id); errors.Is(err, vault.ErrNoVersion) {
 			return fmt.Errorf("%w: %w", ErrNotFound, err)
 		} else if err != nil {
 			return err
 		}
-		content, err = v.Read(ver)
+		if it.Content, err = v.Read(it.Version); err != nil {
+			return err
+		}
+		it.Versions, err = v.Versions(it.Version)
 		return err
 	})
-	return ver, content, err
+	return it, err
 }
 
 // Groups counts what the selection chooses per mailbox or, when it names a
