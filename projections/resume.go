@@ -219,12 +219,7 @@ func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
 				return err
 			}
 		}
-		// Only a cursor that exists is deleted: a deletion is written too.
-		cur, err := tx.Get(folderKey(scope, ev.Mailbox, ev.FolderID))
-		if err != nil || cur == nil {
-			return err
-		}
-		return tx.Delete(folderKey(scope, ev.Mailbox, ev.FolderID))
+		return deleteIfSet(tx, folderKey(scope, ev.Mailbox, ev.FolderID))
 	case domain.Throttled:
 		if ev.PaceRPS <= 0 {
 			return nil

@@ -38,6 +38,11 @@ func (s *Service) JobQuarantine(ctx context.Context, job string) ([]domain.Quara
 	if err != nil {
 		return nil, err
 	}
+	return s.quarantineOf(scope)
+}
+
+// quarantineOf lists what is quarantined in a backup's scope.
+func (s *Service) quarantineOf(scope string) ([]domain.QuarantineRecord, error) {
 	all, err := projections.Resume{Log: s.Log}.Quarantine()
 	if err != nil {
 		return nil, err
@@ -101,7 +106,7 @@ func (s *Service) requestRetry(ctx context.Context, job string, items []Quaranti
 	if err != nil {
 		return 0, err
 	}
-	held, err := s.JobQuarantine(ctx, job)
+	held, err := s.quarantineOf(scope)
 	if err != nil {
 		return 0, err
 	}
