@@ -465,17 +465,27 @@ func (e *Exporter) addEvent(it Item) error {
 	return nil
 }
 
-func (e *Exporter) addContact(it Item) error {
+// vcardOf is a contact as a vCard of version: what an export writes and
+// a download gives.
+func vcardOf(it Item, version string) ([]byte, error) {
 	card, err := itemformat.Card(it.Format, it.Content)
 	if err != nil {
-		return &conversionError{"contacts without vCard data", err}
+		return nil, &conversionError{"contacts without vCard data", err}
 	}
-	if card, err = itemformat.CardAs(card, e.opts.CardVersion); err != nil {
-		return err
+	if card, err = itemformat.CardAs(card, version); err != nil {
+		return nil, err
 	}
 	b, err := itemformat.EncodeCard(card)
 	if err != nil {
-		return &conversionError{"contacts without vCard data", err}
+		return nil, &conversionError{"contacts without vCard data", err}
+	}
+	return b, nil
+}
+
+func (e *Exporter) addContact(it Item) error {
+	b, err := vcardOf(it, e.opts.CardVersion)
+	if err != nil {
+		return err
 	}
 	if e.opts.CardPerContact {
 		// In a zip only one entry is open at a time.

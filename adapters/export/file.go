@@ -31,13 +31,7 @@ func File(it Item) (name, contentType string, b []byte, err error) {
 		buf.WriteString(icsFooter)
 		return SafeName(it.ID) + ".ics", "text/calendar; charset=utf-8", buf.Bytes(), nil
 	case domain.KindContacts:
-		card, err := itemformat.Card(it.Format, it.Content)
-		if err == nil {
-			card, err = itemformat.CardAs(card, "3.0")
-		}
-		if err == nil {
-			b, err = itemformat.EncodeCard(card)
-		}
+		b, err := vcardOf(it, "3.0")
 		if err != nil {
 			return "", "", nil, fmt.Errorf("contact without vCard data: %w", err)
 		}
