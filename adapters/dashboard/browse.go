@@ -98,8 +98,10 @@ type Attachment struct {
 // FindRows is how many items a page of search results shows.
 const FindRows = 100
 
+// queryOf reads a query from a request's fields: the search form's URL,
+// or the restore form's body, which carries the page's query.
 func queryOf(r *http.Request) Query {
-	g := func(k string) string { return strings.TrimSpace(r.URL.Query().Get(k)) }
+	g := func(k string) string { return strings.TrimSpace(r.FormValue(k)) }
 	return Query{Mailbox: g("mailbox"), Folder: strings.Trim(g("folder"), "/"), Subject: g("subject"), From: g("from"), Recipient: g("recipient"),
 		After: g("after"), Before: g("before")}
 }

@@ -146,10 +146,10 @@ func New(b Backend, token string) *Server {
 		s.su = su
 		s.mux.Handle("GET /setup", s.authed(s.setupIndex))
 		s.mux.Handle("GET /setup/connections/new", s.authed(s.connectionPage))
-		s.mux.Handle("POST /setup/connections", s.authed(s.addConnection))
+		s.mux.Handle("POST /setup/connections", s.authed(s.saveConnection))
 		s.mux.Handle("POST /setup/connections/{name}/test", s.authed(s.testConnection))
 		s.mux.Handle("GET /setup/connections/{name}/edit", s.authed(s.editConnectionPage))
-		s.mux.Handle("POST /setup/connections/{name}", s.authed(s.editConnection))
+		s.mux.Handle("POST /setup/connections/{name}", s.authed(s.saveConnection))
 		s.mux.Handle("GET /setup/storages/{name}/edit", s.authed(s.retentionPage))
 		s.mux.Handle("POST /setup/storages/{name}", s.authed(s.setRetention))
 		s.mux.Handle("GET /setup/storages/new", s.authed(s.storagePage))

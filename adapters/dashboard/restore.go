@@ -83,9 +83,8 @@ func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
 	storage := r.PathValue("storage")
 	f := func(k string) string { return strings.TrimSpace(r.FormValue(k)) }
 	req := RestoreRequest{
-		Query: Query{Mailbox: f("mailbox"), Folder: strings.Trim(f("folder"), "/"), Subject: f("subject"), From: f("from"), Recipient: f("recipient"),
-			After: f("after"), Before: f("before")},
-		To: f("to"), TargetMailbox: f("target_mailbox"), Into: strings.Trim(f("into"), "/"), Collisions: f("collisions"), AsOf: f("as_of"),
+		Query: queryOf(r),
+		To:    f("to"), TargetMailbox: f("target_mailbox"), Into: strings.Trim(f("into"), "/"), Collisions: f("collisions"), AsOf: f("as_of"),
 	}
 	if id := f("item"); id != "" {
 		req.Items = []string{id}

@@ -153,12 +153,17 @@ func connectionForm(r *http.Request) ConnectionForm {
 		CACert: f("ca_cert"), Secret: r.FormValue("secret"), TestMailbox: f("test_mailbox")}
 }
 
-// addConnection records the connection, then tests it: the page shows the
-// permission checklist, and the connection stays whatever the test says
-// (a missing consent is granted later, and the test run again).
-func (s *Server) addConnection(w http.ResponseWriter, r *http.Request) {
+// saveConnection records a new connection (or, with a name in the path,
+// an edited one), then tests it: the page shows the permission checklist,
+// and the connection stays whatever the test says (a missing consent is
+// granted later, and the test run again).
+func (s *Server) saveConnection(w http.ResponseWriter, r *http.Request) {
 	c := connectionForm(r)
-	if err := s.su.AddConnection(r.Context(), c); err != nil {
+	save := s.su.AddConnection
+	if name := r.PathValue("name"); name != "" {
+		c.Name, c.Editing, save = name, true, s.su.EditConnection
+	}
+	if err := save(r.Context(), c); err != nil {
 		c.Secret, c.Problem = "", err.Error()
 		w.WriteHeader(http.StatusBadRequest)
 		s.render(w, r, "connection.html", map[string]any{"C": c, "Page": "connection"})
@@ -175,19 +180,6 @@ func (s *Server) editConnectionPage(w http.ResponseWriter, r *http.Request) {
 	}
 	c.Editing = true
 	s.render(w, r, "connection.html", map[string]any{"C": c, "Page": "connection"})
-}
-
-// editConnection saves a connection's new settings and tests them.
-func (s *Server) editConnection(w http.ResponseWriter, r *http.Request) {
-	c := connectionForm(r)
-	c.Name, c.Editing = r.PathValue("name"), true
-	if err := s.su.EditConnection(r.Context(), c); err != nil {
-		c.Secret, c.Problem = "", err.Error()
-		w.WriteHeader(http.StatusBadRequest)
-		s.render(w, r, "connection.html", map[string]any{"C": c, "Page": "connection"})
-		return
-	}
-	s.showChecks(w, r, c.Name, c.TestMailbox)
 }
 
 func (s *Server) retentionPage(w http.ResponseWriter, r *http.Request) {

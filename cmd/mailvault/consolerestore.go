@@ -102,16 +102,8 @@ func (b dashboardBackend) StartRestore(ctx context.Context, storage string, req 
 	if err != nil {
 		return "", err
 	}
-	conns, err := b.Connections(ctx)
-	if err != nil {
-		return "", err
-	}
-	found := false
-	for _, c := range conns {
-		found = found || c == req.To
-	}
-	if !found {
-		return "", fmt.Errorf("no connection named %q to restore to", req.To)
+	if _, err := b.connection(ctx, req.To); err != nil {
+		return "", fmt.Errorf("restore to: %w", err)
 	}
 	if req.Collisions == "" {
 		req.Collisions = pipeline.CollisionSkip

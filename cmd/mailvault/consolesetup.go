@@ -238,18 +238,24 @@ func connectionSpecOf(c dashboard.ConnectionForm) (app.ConnectionSpec, error) {
 	return spec, nil
 }
 
-func (b dashboardBackend) ConnectionForm(ctx context.Context, name string) (dashboard.ConnectionForm, error) {
+// connection is the recorded connection named name.
+func (b dashboardBackend) connection(ctx context.Context, name string) (app.Connection, error) {
 	conns, err := b.svc.Connections(ctx)
 	if err != nil {
-		return dashboard.ConnectionForm{}, err
+		return app.Connection{}, err
 	}
 	for _, c := range conns {
 		if c.Name == name {
-			return dashboard.ConnectionForm{Name: c.Name, Type: c.Type, TenantID: c.TenantID, ClientID: c.ClientID, GraphURL: c.GraphURL,
-				TokenURL: c.TokenURL, EWSURL: c.EWSURL, Username: c.Username, Auth: c.Auth, Impersonate: c.Impersonate, CACert: c.CACert}, nil
+			return c, nil
 		}
 	}
-	return dashboard.ConnectionForm{}, fmt.Errorf("no connection named %q", name)
+	return app.Connection{}, fmt.Errorf("no connection named %q", name)
+}
+
+func (b dashboardBackend) ConnectionForm(ctx context.Context, name string) (dashboard.ConnectionForm, error) {
+	c, err := b.connection(ctx, name)
+	return dashboard.ConnectionForm{Name: c.Name, Type: c.Type, TenantID: c.TenantID, ClientID: c.ClientID, GraphURL: c.GraphURL,
+		TokenURL: c.TokenURL, EWSURL: c.EWSURL, Username: c.Username, Auth: c.Auth, Impersonate: c.Impersonate, CACert: c.CACert}, err
 }
 
 // EditConnection keeps what the wizard does not show (content mode, page
@@ -259,17 +265,12 @@ func (b dashboardBackend) EditConnection(ctx context.Context, c dashboard.Connec
 	if err != nil {
 		return err
 	}
-	conns, err := b.svc.Connections(ctx)
+	o, err := b.connection(ctx, c.Name)
 	if err != nil {
 		return err
 	}
-	for _, o := range conns {
-		if o.Name == c.Name {
-			spec.BetaURL, spec.Content, spec.PageSize, spec.Batch, spec.MaxConcurrency = o.BetaURL, o.Content, o.PageSize, o.Batch, o.MaxConcurrency
-			return b.svc.EditConnection(ctx, c.Name, spec, credential.New(c.Secret))
-		}
-	}
-	return fmt.Errorf("no connection named %q", c.Name)
+	spec.BetaURL, spec.Content, spec.PageSize, spec.Batch, spec.MaxConcurrency = o.BetaURL, o.Content, o.PageSize, o.Batch, o.MaxConcurrency
+	return b.svc.EditConnection(ctx, c.Name, spec, credential.New(c.Secret))
 }
 
 func (b dashboardBackend) StorageForm(ctx context.Context, name string) (dashboard.StorageForm, error) {
