@@ -71,6 +71,12 @@ const (
 	// StopRequested asks the planner to stop at a checkpoint: no new
 	// requests; folders still open are skipped with their cursors.
 	StopRequested EventType = "stop_requested"
+	// StorageSealRequested asks, once the run's work is done, that what
+	// the storage holds be made durable where it was asked to be (its
+	// open pack sealed and, for object storage, uploaded); StorageSealed
+	// answers, failed when it could not: the run then does not finish.
+	StorageSealRequested EventType = "storage_seal_requested"
+	StorageSealed        EventType = "storage_sealed"
 	// ItemRemoved: a change listing reported the item deleted at the source.
 	ItemRemoved EventType = "item_removed"
 	// ItemGone: the item was deleted at the source while being fetched.

@@ -237,9 +237,9 @@ func TestPlannerReplaysItsHistory(t *testing.T) {
 
 	plannerTypes := map[domain.EventType]bool{domain.ListRequested: true, domain.BatchRequested: true, domain.BatchSplit: true,
 		domain.ItemInferredDirty: true, domain.ItemQuarantined: true, domain.ItemReleased: true, domain.FolderParked: true,
-		domain.FolderResumed: true, domain.FolderSkipped: true, domain.FolderCompleted: true, domain.RunFinished: true}
+		domain.FolderResumed: true, domain.FolderSkipped: true, domain.FolderCompleted: true, domain.StorageSealRequested: true, domain.RunFinished: true}
 	inputTypes := map[domain.EventType]bool{domain.MailboxDiscovered: true, domain.FolderDiscovered: true, domain.DiscoveryCompleted: true,
-		domain.ItemsListed: true, domain.BatchFetched: true, domain.BatchFailed: true, domain.Throttled: true, domain.ParkExpired: true}
+		domain.ItemsListed: true, domain.BatchFetched: true, domain.BatchFailed: true, domain.Throttled: true, domain.ParkExpired: true, domain.StorageSealed: true}
 	var want []string
 	for _, ev := range history {
 		if plannerTypes[ev.Type] {

@@ -163,10 +163,24 @@ func (f *Fetcher) Handle(msg *message.Message) ([]*message.Message, error) {
 			}
 			out = []domain.Event{res}
 		}
+	case domain.StorageSealRequested:
+		out = []domain.Event{f.seal(&ev)}
 	default:
 		return nil, nil
 	}
 	return encodeAll(out)
+}
+
+// seal makes what the storage holds durable where it was asked to be.
+func (f *Fetcher) seal(cause *domain.Event) domain.Event {
+	out := f.base(cause, domain.StorageSealed, domain.DeriveID(cause.ID, "outcome"))
+	out.Outcome = domain.OutcomeSuccess
+	if s, ok := f.Storage.(Sealer); ok {
+		if err := s.Seal(); err != nil {
+			out.Outcome, out.Code, out.Message = domain.OutcomeFailed, "StorageSealFailed", err.Error()
+		}
+	}
+	return out
 }
 
 func (f *Fetcher) base(cause *domain.Event, typ domain.EventType, id string) domain.Event {

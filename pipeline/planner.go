@@ -52,12 +52,15 @@ type Planner struct {
 	discoveryDone bool
 	stopping      bool
 	finished      bool
-	errors        int
-	skippedThr    int
-	quarantined   map[string]bool
-	idleSince     time.Time
-	appInFlight   int
-	appWindow     *domain.SlidingWindow
+	// sealAsked: the work is done and the storage was asked to seal what
+	// it holds; sealed: it answered. The run finishes after that.
+	sealAsked, sealed bool
+	errors            int
+	skippedThr        int
+	quarantined       map[string]bool
+	idleSince         time.Time
+	appInFlight       int
+	appWindow         *domain.SlidingWindow
 
 	timersMu sync.Mutex
 	timers   []func() bool
@@ -234,6 +237,12 @@ func (p *Planner) apply(ev *domain.Event) []domain.Event {
 		return nil
 	case domain.FolderDiscovered:
 		return p.addFolder(ev)
+	case domain.StorageSealed:
+		p.sealed = true
+		if ev.Outcome == domain.OutcomeFailed {
+			p.errors++
+		}
+		return nil
 	}
 	f := p.folder(ev)
 	if f == nil {
@@ -747,7 +756,7 @@ func (p *Planner) request(f *folderState, st domain.FolderStep, cost domain.Requ
 }
 
 func (p *Planner) checkEnd(now time.Time) []domain.Event {
-	if !p.discoveryDone {
+	if !p.discoveryDone || p.sealAsked && !p.sealed {
 		return nil
 	}
 	inFlight, active := 0, []*folderState{}
@@ -794,6 +803,10 @@ func (p *Planner) checkEnd(now time.Time) []domain.Event {
 			out = append(out, p.skip(f, domain.ReasonThrottled, "", fmt.Sprintf(
 				"The mailbox is throttled on folder '%s'. Skipping this folder - the backup will continue on the next run.", f.path)))
 		}
+	}
+	if !p.sealAsked {
+		p.sealAsked = true
+		return append(out, p.event(nil, domain.StorageSealRequested, domain.DeriveID(p.cfg.Run, "seal")))
 	}
 	p.finished = true
 	p.Close()

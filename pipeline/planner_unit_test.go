@@ -279,9 +279,40 @@ func TestFolderDeletedDuringTheRun(t *testing.T) {
 	out = r.feed(domain.Event{Type: domain.BatchFailed, Cause: lists[0].ID, Mailbox: "a@x", FolderID: "F", Request: domain.RequestList,
 		Outcome: domain.OutcomeFailed, Class: domain.ClassGone, Code: "ErrorItemNotFound"})
 	out = append(out, r.feed(domain.Event{Type: domain.DiscoveryCompleted, Outcome: domain.OutcomeSuccess})...)
+	if seal := ofType(out, domain.StorageSealRequested); len(seal) != 1 || len(ofType(out, domain.RunFinished)) != 0 {
+		t.Fatalf("the work done, the storage is asked to seal first: %+v", out)
+	}
+	out = append(out, r.feed(domain.Event{Type: domain.StorageSealed, Cause: ofType(out, domain.StorageSealRequested)[0].ID, Outcome: domain.OutcomeSuccess})...)
 	skips := ofType(out, domain.FolderSkipped)
 	fin := ofType(out, domain.RunFinished)
 	if len(skips) != 1 || skips[0].Reason != "deleted at the source" || len(fin) != 1 || fin[0].State != string(domain.StateFinished) {
 		t.Fatalf("skips %+v finish %+v", skips, fin)
+	}
+}
+
+// A run whose storage cannot seal what it holds (an upload to object
+// storage failed) does not finish, whatever else went well.
+func TestRunNotFinishedWhenTheStorageCannotSeal(t *testing.T) {
+	for _, tc := range []struct {
+		outcome string
+		want    domain.RunState
+	}{
+		{domain.OutcomeSuccess, domain.StateFinished},
+		{domain.OutcomeFailed, domain.StateNotFinished},
+	} {
+		r := newRig(t, PlannerConfig{}, nil)
+		out := r.feed(domain.Event{Type: domain.DiscoveryCompleted, Outcome: domain.OutcomeSuccess})
+		seal := ofType(out, domain.StorageSealRequested)
+		if len(seal) != 1 {
+			t.Fatalf("no seal request: %+v", out)
+		}
+		if again := r.feed(domain.Event{Type: domain.ParkExpired, ID: "tick"}); len(again) != 0 {
+			t.Fatalf("decisions while the seal is outstanding: %+v", again)
+		}
+		out = r.feed(domain.Event{Type: domain.StorageSealed, Cause: seal[0].ID, Outcome: tc.outcome, Message: "upload pack: connection refused"})
+		fin := ofType(out, domain.RunFinished)
+		if len(fin) != 1 || fin[0].State != string(tc.want) {
+			t.Fatalf("seal %s: finish %+v, want %s", tc.outcome, fin, tc.want)
+		}
 	}
 }

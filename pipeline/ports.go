@@ -65,6 +65,13 @@ type BatchStorage interface {
 	PutBatch(keys []domain.ItemKey, contents [][]byte) ([]domain.PutResult, error)
 }
 
+// Sealer is implemented by storages that hold written data somewhere
+// other than where it was asked to go until sealed (a pack being written
+// locally for object storage): a run finishes only after Seal succeeds.
+type Sealer interface {
+	Seal() error
+}
+
 // DeletionRecorder is implemented by storages that keep items after the
 // source deletes them and count their retention from the deletion.
 type DeletionRecorder interface {

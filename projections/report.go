@@ -130,6 +130,10 @@ func (r *Report) Apply(ev *domain.Event) {
 		}
 	case domain.FolderDiscovered:
 		r.FoldersTotal++
+	case domain.StorageSealed:
+		if ev.Outcome == domain.OutcomeFailed {
+			r.Errors = append(r.Errors, "storage: the run's data could not be sealed where it was asked to go: "+ev.Message)
+		}
 	case domain.MailboxDiscovered, domain.DiscoveryCompleted:
 		r.DiscoveryRequests += ev.Requests
 		if ev.Outcome == domain.OutcomeFailed {

@@ -13,7 +13,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -147,8 +149,18 @@ func (v *Vault) packLimit() int64 {
 	if v.packSize > 0 {
 		return v.packSize
 	}
-	return packTarget
+	return packTargetFromEnv()
 }
+
+// packTargetFromEnv is packTarget, or MAILVAULT_PACK_BYTES (at least 64
+// KiB) where it is set: smaller packs go up to object storage sooner (and
+// let tests see many uploads in a small backup).
+var packTargetFromEnv = sync.OnceValue(func() int64 {
+	if n, err := strconv.ParseInt(os.Getenv("MAILVAULT_PACK_BYTES"), 10, 64); err == nil && n >= 64<<10 {
+		return n
+	}
+	return packTarget
+})
 
 func (v *Vault) packPath(pack string) string {
 	if len(pack) < 2 {
@@ -165,6 +177,12 @@ type packRecord struct {
 	// holds nothing the index references).
 	Size     int64 `json:"size,omitempty"`
 	ValidEnd int64 `json:"valid_end,omitempty"`
+	// Uploaded: the pack is in the remote (object storage), not local;
+	// Version is its object version there, RetainUntil when its lock
+	// expires (zero: unlocked, or unknown after an index rebuild).
+	Uploaded    bool      `json:"uploaded,omitempty"`
+	Version     string    `json:"version,omitempty"`
+	RetainUntil time.Time `json:"retain_until,omitzero"`
 }
 
 const (
@@ -310,7 +328,16 @@ func (v *Vault) endPack() error {
 	if serr != nil {
 		return storageErr("sync pack", v.packPath(w.id), serr)
 	}
-	return cerr
+	if cerr != nil {
+		return cerr
+	}
+	if v.remote != nil {
+		// A failed upload leaves the pack sealed and local: it goes up at
+		// the next close or open, and this write fails, so no run says it
+		// finished while its data is not where it was asked to be.
+		return v.uploadPack(w.id, rec)
+	}
+	return nil
 }
 
 func (v *Vault) closePack() error {
@@ -333,6 +360,9 @@ func (v *Vault) currentPack() string {
 func (v *Vault) readPayload(loc location) ([]byte, error) {
 	f, err := os.Open(v.packPath(loc.Pack))
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && v.remote != nil {
+			return v.readRemotePayload(loc)
+		}
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("pack %s is missing: %w", short(loc.Pack), ErrDamaged)
 		}
@@ -352,10 +382,17 @@ type packScan struct {
 	f    *os.File
 	pack string
 	end  int64 // where to stop: the file's size, or a sealed pack's valid end
+	// remote: f is a downloaded copy of an uploaded pack.
+	remote bool
 }
 
 func (v *Vault) openScan(pack string, limit int64) (*packScan, int64, error) {
 	f, err := os.Open(v.packPath(pack))
+	remote := false
+	if errors.Is(err, fs.ErrNotExist) && v.remote != nil {
+		f, err = v.downloadPack(pack)
+		remote = true
+	}
 	if err != nil {
 		return nil, 0, err
 	}
@@ -368,7 +405,7 @@ func (v *Vault) openScan(pack string, limit int64) (*packScan, int64, error) {
 	if limit > 0 && limit < end {
 		end = limit
 	}
-	return &packScan{v: v, f: f, pack: pack, end: end}, info.Size(), nil
+	return &packScan{v: v, f: f, pack: pack, end: end, remote: remote}, info.Size(), nil
 }
 
 func (s *packScan) Close() error { return s.f.Close() }
@@ -463,8 +500,29 @@ func (s *packScan) scan(payloads bool, fn func(e entry, payload []byte, payloadE
 	return nil
 }
 
-// eachPackFile calls fn for every pack file with its size.
+// eachPackFile calls fn for every pack file with its size: the local
+// ones, then the remote's that are not also local (an upload whose local
+// copy was not dropped yet).
 func (v *Vault) eachPackFile(fn func(pack string, size int64) error) error {
+	if v.remote == nil {
+		return v.eachLocalPackFile(fn)
+	}
+	local := map[string]bool{}
+	if err := v.eachLocalPackFile(func(pack string, size int64) error {
+		local[pack] = true
+		return fn(pack, size)
+	}); err != nil {
+		return err
+	}
+	return v.eachRemotePack(func(pack string, size int64) error {
+		if local[pack] {
+			return nil
+		}
+		return fn(pack, size)
+	})
+}
+
+func (v *Vault) eachLocalPackFile(fn func(pack string, size int64) error) error {
 	return filepath.WalkDir(filepath.Join(v.dir, "data"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {

@@ -29,8 +29,13 @@ type PruneResult struct {
 	// Kept are packs that looked unreferenced but could not be proven so
 	// (an entry the index still points at, or a header that does not
 	// read): they stay.
-	Kept   []string `json:"kept_packs,omitempty"`
-	DryRun bool     `json:"dry_run"`
+	Kept []string `json:"kept_packs,omitempty"`
+	// Locked are packs with nothing live (or little) left that stay
+	// because their retention lock has not expired; a prune after it
+	// reclaims them.
+	Locked      int   `json:"locked_packs,omitempty"`
+	LockedBytes int64 `json:"locked_bytes,omitempty"`
+	DryRun      bool  `json:"dry_run"`
 }
 
 // ErrCheckFailed means prune found the storage damaged and did nothing:
@@ -98,7 +103,7 @@ func (v *Vault) Prune(now time.Time, dryRun bool, fn func(Pruned) error) (PruneR
 		}
 	}
 	if !dryRun {
-		if err := v.repack(&res); err != nil {
+		if err := v.repack(&res, now); err != nil {
 			return res, err
 		}
 		v.collectIndexGarbage()
@@ -187,7 +192,7 @@ const repackThreshold = 0.5
 // its entry headers and finding none the index points at; a crash at any
 // point leaves packs nothing references, never a reference to a missing
 // pack.
-func (v *Vault) repack(res *PruneResult) error {
+func (v *Vault) repack(res *PruneResult, now time.Time) error {
 	live := map[string]int64{}
 	if err := v.eachReference(func(r reference) error {
 		live[r.Pack] += r.Length + entryOverhead
@@ -209,7 +214,7 @@ func (v *Vault) repack(res *PruneResult) error {
 		if rec.State == packDoomed {
 			// A prune before was stopped while deleting it: it was proven
 			// unreferenced then.
-			if err := v.deletePack(pack); err != nil {
+			if err := v.deletePack(pack, now); err != nil && !errors.Is(err, ErrRetained) {
 				return err
 			}
 		}
@@ -219,6 +224,13 @@ func (v *Vault) repack(res *PruneResult) error {
 			return nil // being written, or not the index's to judge
 		}
 		sizes[pack] = size
+		if states[pack].locked(now) && float64(live[pack]) < repackThreshold*float64(size) {
+			// Copying its live entries out would only add a copy: the
+			// locked pack cannot go before its lock expires.
+			res.Locked++
+			res.LockedBytes += size - min(live[pack], size)
+			return nil
+		}
 		switch {
 		case live[pack] == 0:
 			doomed = append(doomed, pack)
@@ -249,7 +261,13 @@ func (v *Vault) repack(res *PruneResult) error {
 			res.Kept = append(res.Kept, pack)
 			continue
 		}
-		if err := v.deletePack(pack); err != nil {
+		if err := v.deletePack(pack, now); errors.Is(err, ErrRetained) {
+			// The server holds a lock the index did not know (an index
+			// rebuilt from the packs): the pack stays, still known.
+			res.Locked++
+			res.LockedBytes += sizes[pack] - min(live[pack], sizes[pack])
+			continue
+		} else if err != nil {
 			return err
 		}
 		res.Unreferenced++
@@ -324,16 +342,58 @@ var errStopScan = errors.New("stop scan")
 // deletePack removes a pack file and then its index record; a crash
 // between leaves a record of a pack that is gone, which the health check
 // takes for lost data: so the record is marked doomed first.
-func (v *Vault) deletePack(pack string) error {
-	if err := v.update(func(txn *badger.Txn) error {
-		return putJSON(txn, packKey(pack), packRecord{State: packDoomed})
+//
+// An uploaded pack whose retention lock holds is not touched: deletePack
+// returns ErrRetained (the server would refuse it anyway, and an index
+// rebuilt from the packs knows no lock times, so the server's refusal is
+// taken the same way and the pack stays known).
+func (v *Vault) deletePack(pack string, now time.Time) error {
+	var rec packRecord
+	if err := v.db.View(func(txn *badger.Txn) error {
+		_, err := getJSON(txn, packKey(pack), &rec)
+		return err
 	}); err != nil {
+		return err
+	}
+	if rec.locked(now) {
+		return fmt.Errorf("pack %s until %s: %w", short(pack), rec.RetainUntil.Format(time.RFC3339), ErrRetained)
+	}
+	kept := rec
+	doomed := rec
+	doomed.State = packDoomed
+	if err := v.update(func(txn *badger.Txn) error { return putJSON(txn, packKey(pack), doomed) }); err != nil {
 		return err
 	}
 	if err := os.Remove(v.packPath(pack)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove pack %s: %w", short(pack), err)
 	}
+	if rec.Uploaded && v.remote != nil {
+		if err := v.deleteRemotePack(pack, rec); err != nil {
+			if errors.Is(err, ErrRetained) && kept.State != packDoomed {
+				if rerr := v.update(func(txn *badger.Txn) error { return putJSON(txn, packKey(pack), kept) }); rerr != nil {
+					return rerr
+				}
+			}
+			return fmt.Errorf("remove pack %s from %s: %w", short(pack), v.remote.Where(), err)
+		}
+	}
 	return v.update(func(txn *badger.Txn) error { return txn.Delete(packKey(pack)) })
+}
+
+// packGone reports whether a pack is neither local nor known to the index
+// (deletePack forgets a pack only once its file and object are gone).
+func (v *Vault) packGone(pack string) (bool, error) {
+	if _, err := os.Stat(v.packPath(pack)); err == nil {
+		return false, nil
+	}
+	known := false
+	err := v.db.View(func(txn *badger.Txn) error {
+		var rec packRecord
+		ok, err := getJSON(txn, packKey(pack), &rec)
+		known = ok
+		return err
+	})
+	return !known, err
 }
 
 // packDoomed marks a pack being deleted: its file may be there or not.
@@ -348,7 +408,9 @@ func (v *Vault) dropSpentTombstones() error {
 		if err := json.Unmarshal(val, &t); err != nil {
 			return err
 		}
-		if _, err := os.Stat(v.packPath(t.RecordPack)); errors.Is(err, fs.ErrNotExist) {
+		if gone, err := v.packGone(t.RecordPack); err != nil {
+			return err
+		} else if gone {
 			spent = append(spent, k)
 		}
 		return nil

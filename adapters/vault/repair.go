@@ -48,7 +48,7 @@ func (v *Vault) Repair(rebuildIndex bool, lost func(Version) error) (RepairResul
 		return res, ErrReadOnly
 	}
 	if len(v.health.Settings) > 0 {
-		if err := writeSettings(v.dir, v.set); err != nil {
+		if err := v.saveSettings(v.set); err != nil {
 			return res, err
 		}
 		res.SettingsRewritten = true
@@ -161,7 +161,7 @@ func (v *Vault) rebuildIndex() (string, error) {
 			return err
 		}
 		defer s.Close()
-		rec := packRecord{State: packSealed, Size: size}
+		rec := packRecord{State: packSealed, Size: size, Uploaded: s.remote}
 		err = s.scan(true, func(e entry, payload []byte, perr error) error {
 			if perr != nil {
 				return nil // salvage finds it again and says so
@@ -375,6 +375,14 @@ func (v *Vault) salvage(res *RepairResult) (map[string]bool, error) {
 				return nil, fmt.Errorf("set damaged pack %s aside: %w", short(pack), err)
 			}
 			res.SetAside = append(res.SetAside, to)
+		}
+		if v.remote != nil {
+			if gone, err := v.setAsideRemote(pack); err != nil {
+				return nil, err
+			} else if !gone {
+				res.SetAside = append(res.SetAside, v.remote.Where()+"/"+packObject(pack))
+				continue
+			}
 		}
 		if err := v.update(func(txn *badger.Txn) error { return txn.Delete(packKey(pack)) }); err != nil {
 			return nil, err

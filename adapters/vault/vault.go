@@ -121,6 +121,9 @@ type CreateOptions struct {
 	// KDF overrides DefaultKDF (tests use a cheap one).
 	KDF       *KDF
 	Retention domain.Retention
+	// Remote puts the storage in object storage: DIR keeps its index and
+	// the pack being written.
+	Remote *RemoteConfig
 }
 
 // OpenOptions say how an existing storage is opened.
@@ -150,6 +153,10 @@ type Vault struct {
 	epoch    string
 	health   Health
 	space    badgerdb.SpaceGauge // free space, read from the disk every spaceRecheck bytes
+	// remote holds the sealed packs and the settings when the storage is
+	// in object storage (remote.json); nil for a local storage.
+	remote    Remote
+	remoteCfg *RemoteConfig
 }
 
 // spaceRecheck is how much a storage writes between two free-space
@@ -173,7 +180,7 @@ type Health struct {
 
 // Exists reports whether dir holds a storage.
 func Exists(dir string) bool {
-	for _, f := range []string{configFile, configCopy} {
+	for _, f := range []string{configFile, configCopy, remoteFile} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
 			return true
 		}
@@ -192,6 +199,12 @@ func Create(dir string, o CreateOptions) (v *Vault, recoveryKey string, err erro
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, "", storageErr("create storage", dir, err)
+	}
+	var remote Remote
+	if o.Remote != nil {
+		if remote, err = prepareRemote(dir, *o.Remote); err != nil {
+			return nil, "", err
+		}
 	}
 	pol, err := chunker.RandomPolynomial()
 	if err != nil {
@@ -232,7 +245,7 @@ func Create(dir string, o CreateOptions) (v *Vault, recoveryKey string, err erro
 	}
 	// The index first: a crash before the settings are written leaves a
 	// directory that is not yet a storage, never a storage without index.
-	v = &Vault{dir: dir, set: s, dataKey: dataKey, space: badgerdb.SpaceGauge{Dir: dir, Recheck: spaceRecheck}}
+	v = &Vault{dir: dir, set: s, dataKey: dataKey, space: badgerdb.SpaceGauge{Dir: dir, Recheck: spaceRecheck}, remote: remote, remoteCfg: o.Remote}
 	if err := v.openIndex(dataKey, false, true); err != nil {
 		return nil, "", err
 	}
@@ -240,7 +253,7 @@ func Create(dir string, o CreateOptions) (v *Vault, recoveryKey string, err erro
 		v.Close()
 		return nil, "", storageErr("create storage index", dir, err)
 	}
-	if err := writeSettings(dir, s); err != nil {
+	if err := v.saveSettings(s); err != nil {
 		v.Close()
 		return nil, "", err
 	}
@@ -271,6 +284,19 @@ func OpenWithRecoveryKey(dir, recoveryKey string) (*Vault, error) {
 // reader refuses a damaged index (it would list less than there is) but
 // reads a storage with missing packs, item by item.
 func OpenWith(dir string, o OpenOptions) (*Vault, error) {
+	rc, err := readRemoteConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	var remote Remote
+	if rc != nil {
+		if remote, err = openRemote(*rc); err != nil {
+			return nil, fmt.Errorf("open storage %s: %w", dir, err)
+		}
+		if err := pullSettings(dir, remote); err != nil {
+			return nil, fmt.Errorf("open storage %s: %w", dir, err)
+		}
+	}
 	s, problems, err := readSettings(dir)
 	if err != nil {
 		return nil, err
@@ -299,8 +325,15 @@ func OpenWith(dir string, o OpenOptions) (*Vault, error) {
 	} else if o.RecoveryKey != "" {
 		return nil, fmt.Errorf("open storage %s: it is not encrypted and has no recovery key", dir)
 	}
-	v := &Vault{dir: dir, set: s, readOnly: o.ReadOnly, dataKey: dataKey, space: badgerdb.SpaceGauge{Dir: dir, Recheck: spaceRecheck}}
+	v := &Vault{dir: dir, set: s, readOnly: o.ReadOnly, dataKey: dataKey, space: badgerdb.SpaceGauge{Dir: dir, Recheck: spaceRecheck}, remote: remote, remoteCfg: rc}
 	v.health.Settings = problems
+	if remote != nil && !indexPresent(dir) {
+		// A new machine (or a lost cache): the packs are the truth, and
+		// the index is rebuilt from them before anything else.
+		if err := v.buildLocalIndex(); err != nil {
+			return nil, fmt.Errorf("open storage %s: build its index from %s: %w", dir, remote.Where(), err)
+		}
+	}
 	if err := v.openIndex(dataKey, o.ReadOnly, false); err != nil {
 		if !o.ForCheck || errors.Is(err, ErrLocked) {
 			return nil, err
@@ -327,6 +360,10 @@ func OpenWith(dir string, o OpenOptions) (*Vault, error) {
 		if err := v.sealLeftoverPacks(); err != nil {
 			v.Close()
 			return nil, storageErr("seal the packs a killed writer left open", dir, err)
+		}
+		if err := v.uploadSealedPacks(); err != nil {
+			v.Close()
+			return nil, fmt.Errorf("storage %s: send up the packs a stopped writer left: %w", dir, err)
 		}
 	}
 	return v, nil
@@ -435,7 +472,7 @@ func (v *Vault) checkHealth() error {
 		known[pack] = true
 		size, ok := files[pack]
 		switch {
-		case rec.State == packDoomed:
+		case rec.State == packDoomed || rec.State == packSetAside:
 			// Being deleted by a prune that was stopped: nothing references it.
 		case !ok:
 			h.MissingPacks = append(h.MissingPacks, pack)
@@ -503,11 +540,7 @@ func (v *Vault) SetRetention(r domain.Retention) error {
 	}
 	s := v.set
 	s.Retention = r
-	if err := writeSettings(v.dir, s); err != nil {
-		return err
-	}
-	v.set = s
-	return nil
+	return v.saveSettings(s)
 }
 
 // ChangePassword re-wraps the data key under a new password; no data is
@@ -529,11 +562,17 @@ func (v *Vault) ChangePassword(old, next []byte) error {
 	}
 	s := v.set
 	s.Encryption = &e
+	return v.saveSettings(s)
+}
+
+// saveSettings writes s locally and, for a storage in object storage,
+// there too.
+func (v *Vault) saveSettings(s settings) error {
 	if err := writeSettings(v.dir, s); err != nil {
 		return err
 	}
 	v.set = s
-	return nil
+	return v.pushSettings()
 }
 
 // readSettings reads vault.json, or its copy when it is damaged; problems

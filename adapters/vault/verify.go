@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -164,6 +165,9 @@ func (v *Vault) inspect(readData bool, report func(Problem)) (VerifyResult, *fin
 		return res, f, err
 	}
 	for _, pack := range packs {
+		if states[pack].State == packSetAside {
+			continue // damaged, emptied by repair, kept by the remote
+		}
 		res.Packs++
 		if err := v.verifyPack(pack, states[pack], pack == cur, readData, expect[pack], f, &res, report); err != nil {
 			return res, f, err
@@ -369,7 +373,11 @@ func (v *Vault) verifyPack(pack string, rec packRecord, current, readData bool, 
 	}
 	if !current && found == 0 && rec.State != packOpen {
 		res.Unreferenced++
-		report(Problem{Pack: pack, Problem: fmt.Sprintf("pack %s holds nothing the index references (%d bytes; prune removes it)", short(pack), size)})
+		when := "prune removes it"
+		if rec.locked(time.Now()) {
+			when = "locked until " + rec.RetainUntil.UTC().Format(time.RFC3339) + "; a prune after that removes it"
+		}
+		report(Problem{Pack: pack, Problem: fmt.Sprintf("pack %s holds nothing the index references (%d bytes; %s)", short(pack), size, when)})
 	} else if !current {
 		res.UnreferencedBytes += max(0, size-live)
 	}

@@ -294,6 +294,9 @@ var pruneOperation = operation("prune", func(ctx context.Context, g *globalFlags
 		fmt.Fprintf(out, "%s %d versions (%s of items); %d chunks freed (%s); %d packs removed or rewritten, %s of disk reclaimed; policy: %s\n",
 			verb, res.Versions, projections.HumanBytes(res.Bytes), res.FreedChunks, projections.HumanBytes(res.FreedBytes), res.Unreferenced,
 			projections.HumanBytes(res.ReclaimedBytes), res.Policy)
+		if res.Locked > 0 {
+			fmt.Fprintf(out, "%d packs locked: their object lock has not expired; %s more is reclaimed by a prune after it does\n", res.Locked, projections.HumanBytes(res.LockedBytes))
+		}
 		return nil
 	})
 })

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mailvault/mailvault/adapters/credential"
 	"github.com/mailvault/mailvault/adapters/eventlog"
+	"github.com/mailvault/mailvault/adapters/s3store"
 	"github.com/mailvault/mailvault/adapters/vault"
 	"github.com/mailvault/mailvault/domain"
 	"github.com/mailvault/mailvault/internal/app"
@@ -65,6 +66,7 @@ func usageErr(format string, a ...any) error {
 const defaultMemoryLimit = 160 << 20
 
 func main() {
+	vault.RegisterRemote(s3store.Kind, s3store.Open)
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}

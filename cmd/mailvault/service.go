@@ -75,11 +75,24 @@ func (vaultStorages) Provision(dir string, password []byte, opts app.StorageOpti
 	var v *vault.Vault
 	var recovery string
 	var err error
+	if opts.Remote != nil && !vault.Exists(dir) {
+		held, err := vault.RemoteHoldsStorage(*opts.Remote)
+		if err != nil {
+			return false, "", err
+		}
+		if held {
+			// Another machine's storage (or this one's, its directory
+			// lost): attached, its index built from the packs.
+			if err := vault.Attach(dir, *opts.Remote); err != nil {
+				return false, "", err
+			}
+		}
+	}
 	if vault.Exists(dir) {
 		if v, err = vault.Open(dir, password); err != nil {
 			return false, "", err
 		}
-	} else if v, recovery, err = vault.Create(dir, vault.CreateOptions{Password: password, NoCompression: opts.NoCompression, Retention: opts.Retention}); err != nil {
+	} else if v, recovery, err = vault.Create(dir, vault.CreateOptions{Password: password, NoCompression: opts.NoCompression, Retention: opts.Retention, Remote: opts.Remote}); err != nil {
 		return false, "", err
 	}
 	defer v.Close()

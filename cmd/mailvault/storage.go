@@ -7,11 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/mailvault/mailvault/adapters/credential"
+	"github.com/mailvault/mailvault/adapters/s3store"
+	"github.com/mailvault/mailvault/adapters/vault"
 	"github.com/mailvault/mailvault/internal/app"
 	"github.com/mailvault/mailvault/projections"
 )
@@ -62,12 +65,20 @@ func newStorageCmd(g *globalFlags) *cobra.Command {
 	var unencrypted, noCompression bool
 	var keepVersions int
 	var access storageAccess
-	add := &cobra.Command{Use: "add NAME --path DIR (--storage-password-file F | --storage-password-env V | --unencrypted)",
+	var remote remoteFlags
+	add := &cobra.Command{Use: "add NAME --path DIR (--storage-password-file F | --storage-password-env V | --unencrypted) [--s3 s3://BUCKET/PREFIX --s3-endpoint HOST:PORT [--lock-days N]]",
 		Short: "Create a storage (or adopt an existing one) and name it", Args: cobra.ExactArgs(1),
 		Long: `Create a storage in DIR, or adopt the storage already there (its password must be right).
 A new password-protected storage prints its recovery key once: keep it somewhere safe; it opens
 the storage if the password is lost. The password is kept in the data directory's encrypted
-secret store, so scheduled jobs can open the storage.`,
+secret store, so scheduled jobs can open the storage.
+
+With --s3 the storage lives in an S3-compatible bucket (packs and settings, the same format as
+a local storage) and DIR keeps its index and the pack being written; a storage already in the
+bucket is attached (its index built from its packs). Credentials come from AWS_ACCESS_KEY_ID and
+AWS_SECRET_ACCESS_KEY (or the AWS credentials file) of the process that opens the storage: the
+daemon's too. With --lock-days every object is written with S3 Object Lock for that many days
+(the bucket must have been created with Object Lock); prune leaves locked packs until then.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if path == "" {
 				return usageErr("--path DIR is required")
@@ -87,9 +98,13 @@ secret store, so scheduled jobs can open the storage.`,
 			if err != nil {
 				return usageErr("--path: %v", err)
 			}
+			rc, err := remote.config()
+			if err != nil {
+				return err
+			}
 			return withApp(g, func(s application) error {
 				recovery, err := s.AddStorage(cmd.Context(), app.AddStorage{Name: args[0], Path: abs, Password: pw,
-					Options: app.StorageOptions{NoCompression: noCompression, Retention: ret}})
+					Options: app.StorageOptions{NoCompression: noCompression, Retention: ret, Remote: rc}})
 				if err != nil {
 					return err
 				}
@@ -104,6 +119,7 @@ secret store, so scheduled jobs can open the storage.`,
 	add.Flags().BoolVar(&unencrypted, "unencrypted", false, "create the storage without a password")
 	add.Flags().BoolVar(&noCompression, "no-compression", false, "store chunks without zstd compression")
 	add.Flags().IntVar(&keepVersions, "keep-versions", 0, "retention: keep the last N versions of each item (0: all)")
+	remote.register(add.Flags())
 	add.Flags().StringVar(&keepDeleted, "keep-deleted", "", "retention: keep items deleted at the source for this long after deletion (90d, 6m, 7y; default forever)")
 
 	var listFormat string
@@ -243,4 +259,55 @@ func writeStats(w io.Writer, st app.StorageStats) {
 	fmt.Fprintf(w, "storage:       %s, %s\nitems:         %d (%d versions)\nitem bytes:    %s\nunique chunks: %d (%s)\non disk:       %s\ndedup ratio:   %s\nsaved:         %.1f%% (dedup and compression)\nretention:     %s\n",
 		st.Dir, enc, st.Items, st.Versions, projections.HumanBytes(st.Logical), st.Chunks, projections.HumanBytes(st.Unique), projections.HumanBytes(st.Stored),
 		strconv.FormatFloat(st.DedupRatio(), 'f', 2, 64), saved, st.Retention)
+	if st.Objects != "" {
+		fmt.Fprintf(w, "objects:       %s (the directory keeps the index)\n", st.Objects)
+	}
+}
+
+// remoteFlags say where in object storage a storage lives.
+type remoteFlags struct {
+	url, endpoint, region, caFile, lockMode string
+	insecure                                bool
+	lockDays                                int
+}
+
+func (r *remoteFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&r.url, "s3", "", "keep the storage in S3: s3://BUCKET or s3://BUCKET/PREFIX")
+	f.StringVar(&r.endpoint, "s3-endpoint", "s3.amazonaws.com", "the S3 server: HOST or HOST:PORT")
+	f.StringVar(&r.region, "s3-region", "", "the bucket's region (default: asked of the server)")
+	f.BoolVar(&r.insecure, "s3-insecure", false, "talk plain HTTP to the S3 server (a test server on loopback only)")
+	f.StringVar(&r.caFile, "s3-ca-file", "", "PEM file of extra certificate authorities to trust for the S3 server")
+	f.IntVar(&r.lockDays, "lock-days", 0, "S3 Object Lock: every pack and settings object undeletable for N days (the bucket must have Object Lock)")
+	f.StringVar(&r.lockMode, "lock-mode", "governance", "S3 Object Lock mode: governance (an account with the bypass permission may delete) or compliance (nobody may)")
+}
+
+// config is the remote the flags describe (nil without --s3).
+func (r remoteFlags) config() (*vault.RemoteConfig, error) {
+	if r.url == "" {
+		if r.lockDays != 0 {
+			return nil, usageErr("--lock-days needs --s3: a local storage has no object lock")
+		}
+		return nil, nil
+	}
+	rest, ok := strings.CutPrefix(r.url, "s3://")
+	if !ok {
+		return nil, usageErr("--s3 %q: want s3://BUCKET or s3://BUCKET/PREFIX", r.url)
+	}
+	bucket, prefix, _ := strings.Cut(rest, "/")
+	if bucket == "" {
+		return nil, usageErr("--s3 %q: no bucket", r.url)
+	}
+	for _, part := range strings.Split(prefix, "/") {
+		if part == ".." || part == "." {
+			return nil, usageErr("--s3 %q: the prefix must not hold . or .. parts", r.url)
+		}
+	}
+	c := &vault.RemoteConfig{Kind: s3store.Kind, Endpoint: r.endpoint, Bucket: bucket, Prefix: strings.Trim(prefix, "/"), Region: r.region, Insecure: r.insecure, CAFile: r.caFile}
+	if r.lockDays != 0 {
+		c.Lock = &vault.LockPolicy{Mode: r.lockMode, Days: r.lockDays}
+		if err := c.Lock.Validate(); err != nil {
+			return nil, usageErr("%v", err)
+		}
+	}
+	return c, nil
 }

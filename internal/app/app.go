@@ -180,6 +180,9 @@ type StorageSpec struct {
 type StorageOptions struct {
 	NoCompression bool
 	Retention     domain.Retention
+	// Remote puts the storage in object storage (its directory keeps the
+	// index); a storage already there is attached, not created.
+	Remote *vault.RemoteConfig
 }
 
 // StorageSecretName is where a named storage's password is kept.

@@ -209,6 +209,8 @@ type StorageStats struct {
 	Dir       string
 	Encrypted bool
 	Retention domain.Retention
+	// Objects says where an object-storage storage's packs are ("": in Dir).
+	Objects string
 }
 
 // StorageStats reads a storage's statistics.
@@ -216,7 +218,7 @@ func (s *Service) StorageStats(_ context.Context, ref StorageRef) (StorageStats,
 	var out StorageStats
 	err := s.withStorage(ref, vault.ModeRead, func(v *vault.Vault) error {
 		st, err := v.Stats()
-		out = StorageStats{Stats: st, Dir: v.Dir(), Encrypted: v.Encrypted(), Retention: v.Retention()}
+		out = StorageStats{Stats: st, Dir: v.Dir(), Encrypted: v.Encrypted(), Retention: v.Retention(), Objects: v.Location()}
 		return err
 	})
 	return out, err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mailvault/mailvault/adapters/credential"
 	"github.com/mailvault/mailvault/adapters/jobspec"
+	"github.com/mailvault/mailvault/adapters/vault"
 	"github.com/mailvault/mailvault/domain"
 	"github.com/mailvault/mailvault/internal/app"
 )
@@ -56,11 +57,12 @@ type (
 		Secret string             `json:"secret"`
 	}
 	AddStorageRequest struct {
-		Name          string           `json:"name"`
-		Path          string           `json:"path"`
-		Password      []byte           `json:"password,omitempty"`
-		NoCompression bool             `json:"no_compression,omitempty"`
-		Retention     domain.Retention `json:"retention"`
+		Name          string              `json:"name"`
+		Path          string              `json:"path"`
+		Password      []byte              `json:"password,omitempty"`
+		NoCompression bool                `json:"no_compression,omitempty"`
+		Retention     domain.Retention    `json:"retention"`
+		Remote        *vault.RemoteConfig `json:"remote,omitempty"`
 	}
 	AddStorageResponse struct {
 		RecoveryKey string `json:"recovery_key,omitempty"`
@@ -150,7 +152,7 @@ func RegisterAPI(mux *http.ServeMux, svc *app.Service) {
 			return nil, err
 		}
 		key, err := svc.AddStorage(r.Context(), app.AddStorage{Name: in.Name, Path: in.Path, Password: in.Password,
-			Options: app.StorageOptions{NoCompression: in.NoCompression, Retention: in.Retention}})
+			Options: app.StorageOptions{NoCompression: in.NoCompression, Retention: in.Retention, Remote: in.Remote}})
 		return AddStorageResponse{RecoveryKey: key}, err
 	})
 	do("DELETE /v1/storages/{name}", func(r *http.Request) (any, error) {
@@ -289,7 +291,7 @@ func (c Client) ListStorages(ctx context.Context) ([]app.Storage, error) {
 func (c Client) AddStorage(ctx context.Context, in app.AddStorage) (string, error) {
 	var out AddStorageResponse
 	err := c.call(ctx, http.MethodPost, "/v1/storages", AddStorageRequest{Name: in.Name, Path: in.Path, Password: in.Password,
-		NoCompression: in.Options.NoCompression, Retention: in.Options.Retention}, &out)
+		NoCompression: in.Options.NoCompression, Retention: in.Options.Retention, Remote: in.Options.Remote}, &out)
 	return out.RecoveryKey, err
 }
 
