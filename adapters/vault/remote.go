@@ -509,3 +509,171 @@ func (v *Vault) Seal() error {
 	}
 	return v.uploadSealedPacks()
 }
+
+// refreshMu makes one Refresh at a time per process (a pooled storage is
+// shared by the jobs of a daemon).
+var refreshMu sync.Mutex
+
+// Refresh adopts the packs other writers of the same object storage (the
+// workers of a cluster) have put there since this directory's index last
+// looked: each is read once and what it holds joins the index (chunks
+// and versions it already knows are kept as they are). Reports how many
+// packs it adopted. A local storage has no other writer: nothing to do.
+//
+// Prune is not safe while other writers are active (a pack this index
+// thinks unreferenced may be what another writer's newest version uses):
+// run it with the cluster's workers stopped.
+func (v *Vault) Refresh() (int, error) {
+	if v.remote == nil || v.db == nil {
+		return 0, nil
+	}
+	refreshMu.Lock()
+	defer refreshMu.Unlock()
+	known := map[string]bool{}
+	if err := v.eachPackRecord(func(pack string, _ packRecord) error {
+		known[pack] = true
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	sizes := map[string]int64{}
+	var foreign []string
+	if err := v.eachRemotePack(func(pack string, size int64) error {
+		if !known[pack] {
+			foreign = append(foreign, pack)
+			sizes[pack] = size
+		}
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("list the packs of %s: %w", v.remote.Where(), err)
+	}
+	sort.Strings(foreign)
+	var recs []indexRecord
+	packs := map[string]packRecord{}
+	for _, pack := range foreign {
+		r, rec, found, err := v.readForeignPack(pack, sizes[pack])
+		if err != nil {
+			return 0, fmt.Errorf("adopt pack %s from %s: %w", short(pack), v.remote.Where(), err)
+		}
+		if found {
+			recs, packs[pack] = append(recs, r...), rec
+		}
+	}
+	if err := v.adopt(recs, packs); err != nil {
+		return 0, fmt.Errorf("adopt the packs of %s: %w", v.remote.Where(), err)
+	}
+	return len(packs), nil
+}
+
+// readForeignPack reads the index records of a pack another writer
+// uploaded; found is false when it was deleted since it was listed.
+func (v *Vault) readForeignPack(pack string, size int64) (recs []indexRecord, rec packRecord, found bool, err error) {
+	s, _, err := v.openScan(pack, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, rec, false, nil
+	}
+	if err != nil {
+		return nil, rec, false, err
+	}
+	defer s.Close()
+	rec = packRecord{State: packSealed, Size: size, Uploaded: true}
+	err = s.scan(true, func(e entry, payload []byte, perr error) error {
+		if perr != nil {
+			return nil // verify names it
+		}
+		rec.ValidEnd = e.end()
+		if r, ok := v.entryRecord(e, payload); ok && !r.tombstone {
+			recs = append(recs, r)
+		}
+		return nil
+	}, func(int64, int64, string) {})
+	return recs, rec, err == nil, err
+}
+
+// adopt writes the records of other writers' packs into the index, and
+// then the packs' own records.
+func (v *Vault) adopt(recs []indexRecord, packs map[string]packRecord) error {
+	// Chunks first, so that the versions' references find them; the
+	// pack's record last, so that a crash before it adopts the pack again
+	// (what was adopted is known by then and skipped, with the references
+	// it added). Transactions of adoptBatch records stay under Badger's
+	// limit on one transaction.
+	has := func(txn *badger.Txn, k []byte) (bool, error) {
+		_, err := txn.Get(k)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	chunks, versions := recs[:0:0], recs[:0:0]
+	for _, r := range recs {
+		if r.version == nil {
+			chunks = append(chunks, r)
+		} else {
+			versions = append(versions, r)
+		}
+	}
+	for _, group := range [][]indexRecord{chunks, versions} {
+		for from := 0; from < len(group); from += adoptBatch {
+			batch := group[from:min(from+adoptBatch, len(group))]
+			if err := v.update(func(txn *badger.Txn) error {
+				for _, r := range batch {
+					if ok, err := has(txn, r.key); err != nil || ok {
+						if err != nil {
+							return err
+						}
+						continue
+					}
+					if r.version == nil {
+						if err := putJSON(txn, r.key, r.value); err != nil {
+							return err
+						}
+						continue
+					}
+					if err := adoptVersion(txn, r); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	return v.update(func(txn *badger.Txn) error {
+		for pack, rec := range packs {
+			if err := putJSON(txn, packKey(pack), rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// adoptBatch is how many records one adopting transaction writes.
+const adoptBatch = 500
+
+// adoptVersion indexes a version another writer stored, and counts its
+// references to the chunks.
+func adoptVersion(txn *badger.Txn, r indexRecord) error {
+	if err := putJSON(txn, r.key, *r.version); err != nil {
+		return err
+	}
+	if err := txn.Set([]byte(prefixID+r.version.ID), r.key); err != nil {
+		return err
+	}
+	for _, id := range r.version.Chunks {
+		c, ok, err := getChunk(txn, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue // verify names a version whose chunk is nowhere
+		}
+		c.Refs++
+		if err := putJSON(txn, []byte(prefixChunk+id), c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -296,3 +296,67 @@ func countPackFiles(t *testing.T, dir string) int {
 	})
 	return n
 }
+
+// Two writers share one object storage, each with its own directory (the
+// workers of a cluster): each adopts what the other stored, so both list
+// everything, a version the other stored is not stored again, and both
+// verify clean.
+func TestObjectStorageTwoWriters(t *testing.T) {
+	useMemRemote(t)
+	a, _, err := Create(t.TempDir(), CreateOptions{Remote: memConfig(t, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	otherDir := filepath.Join(t.TempDir(), "b")
+	if err := Attach(otherDir, *memConfig(t, nil)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(otherDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	shared := randomBytes(99, 64<<10) // one attachment in both writers' items
+	for i := range 10 {
+		if _, err := a.Put(key("a@x", fmt.Sprint("i", i), "c1"), message(uint64(i), shared)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Put(key("b@x", fmt.Sprint("i", i), "c1"), message(uint64(i+100), shared)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, w := range []*Vault{a, b} {
+		if err := w.Seal(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, w := range map[string]*Vault{"a": a, "b": b} {
+		n, err := w.Refresh()
+		if err != nil || n != 1 {
+			t.Fatalf("%s adopted %d packs: %v", name, n, err)
+		}
+		st, err := w.Stats()
+		if err != nil || st.Versions != 20 {
+			t.Fatalf("%s: %+v %v", name, st, err)
+		}
+		if ok, err := w.Has(key("a@x", "i3", "c1")); !ok || err != nil {
+			t.Fatalf("%s does not have a's item: %v", name, err)
+		}
+		res, err := w.Put(key("b@x", "i4", "c1"), message(104, shared))
+		if err != nil || !res.Existed {
+			t.Fatalf("%s stored b's version again: %+v %v", name, res, err)
+		}
+		vr, err := w.Verify(true, func(p Problem) {
+			if p.Damage || p.Lost {
+				t.Errorf("%s verify: %+v", name, p)
+			}
+		})
+		if err != nil || vr.Versions != 20 {
+			t.Fatalf("%s verify: %+v %v", name, vr, err)
+		}
+		if n, err := w.Refresh(); err != nil || n != 0 {
+			t.Fatalf("%s adopted %d packs again: %v", name, n, err)
+		}
+	}
+}

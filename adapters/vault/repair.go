@@ -167,34 +167,20 @@ func (v *Vault) rebuildIndex() (string, error) {
 				return nil // salvage finds it again and says so
 			}
 			rec.ValidEnd = e.end()
-			switch e.Type {
-			case entryChunk:
-				return set([]byte(prefixChunk+e.ID), chunkRecord{Size: e.Plain, location: e.location})
-			case entryItem:
-				b, err := v.codec.decode(itemRecordName(e.ID), payload)
-				var ver Version
-				if err != nil || json.Unmarshal(b, &ver) != nil || ver.ID != e.ID {
-					return nil
-				}
-				ver.Record = e.location
-				if err := set(ver.key(), ver); err != nil {
+			r, ok := v.entryRecord(e, payload)
+			switch {
+			case !ok:
+				return nil
+			case r.tombstone:
+				tombs[e.ID] = e.location
+				return nil
+			case r.version != nil:
+				if err := set(r.key, *r.version); err != nil {
 					return err
 				}
-				return wb.Set([]byte(prefixID+ver.ID), ver.key())
-			case entryDeletion:
-				b, err := v.codec.decode(deletionNameOfID(e.ID), payload)
-				var d deletionRecord
-				if err != nil || json.Unmarshal(b, &d) != nil {
-					return nil
-				}
-				d.Record = e.location
-				return set(deletedKey(d.Source, d.Mailbox, d.FolderID, d.ItemID), d)
-			case entryTombstone:
-				if _, err := v.codec.decode(tombstoneName(e.ID), payload); err == nil {
-					tombs[e.ID] = e.location
-				}
+				return wb.Set([]byte(prefixID+r.version.ID), r.key)
 			}
-			return nil
+			return set(r.key, r.value)
 		}, func(int64, int64, string) {})
 		if err != nil {
 			return err
@@ -389,4 +375,43 @@ func (v *Vault) salvage(res *RepairResult) (map[string]bool, error) {
 		}
 	}
 	return lostChunks, nil
+}
+
+// indexRecord is what one pack entry stands for in the index.
+type indexRecord struct {
+	key     []byte
+	value   any      // a chunk's or a deletion's record
+	version *Version // an item version's record (key is its version key)
+	// tombstone: a pruned version's mark (its id is the entry's).
+	tombstone bool
+}
+
+// entryRecord reads one pack entry as the index record it stands for;
+// false for an entry that does not decode (salvage and verify name those).
+func (v *Vault) entryRecord(e entry, payload []byte) (indexRecord, bool) {
+	switch e.Type {
+	case entryChunk:
+		return indexRecord{key: []byte(prefixChunk + e.ID), value: chunkRecord{Size: e.Plain, location: e.location}}, true
+	case entryItem:
+		b, err := v.codec.decode(itemRecordName(e.ID), payload)
+		var ver Version
+		if err != nil || json.Unmarshal(b, &ver) != nil || ver.ID != e.ID {
+			return indexRecord{}, false
+		}
+		ver.Record = e.location
+		return indexRecord{key: ver.key(), version: &ver}, true
+	case entryDeletion:
+		b, err := v.codec.decode(deletionNameOfID(e.ID), payload)
+		var d deletionRecord
+		if err != nil || json.Unmarshal(b, &d) != nil {
+			return indexRecord{}, false
+		}
+		d.Record = e.location
+		return indexRecord{key: deletedKey(d.Source, d.Mailbox, d.FolderID, d.ItemID), value: d}, true
+	case entryTombstone:
+		if _, err := v.codec.decode(tombstoneName(e.ID), payload); err == nil {
+			return indexRecord{tombstone: true}, true
+		}
+	}
+	return indexRecord{}, false
 }

@@ -334,7 +334,10 @@ func OpenWith(dir string, o OpenOptions) (*Vault, error) {
 			return nil, fmt.Errorf("open storage %s: build its index from %s: %w", dir, remote.Where(), err)
 		}
 	}
-	if err := v.openIndex(dataKey, o.ReadOnly, false); err != nil {
+	// An object storage's index is this directory's cache, not the
+	// storage: it is opened for writing even to read, so that what other
+	// writers (cluster workers) stored is adopted first (Refresh).
+	if err := v.openIndex(dataKey, o.ReadOnly && remote == nil, false); err != nil {
 		if !o.ForCheck || errors.Is(err, ErrLocked) {
 			return nil, err
 		}
@@ -345,6 +348,13 @@ func OpenWith(dir string, o OpenOptions) (*Vault, error) {
 	if err := v.checkHealth(); err != nil {
 		v.Close()
 		return nil, err
+	}
+	if remote != nil && v.health.Index == "" {
+		if _, err := v.Refresh(); err != nil {
+			v.Close()
+			return nil, fmt.Errorf("storage %s: %w", dir, err)
+		}
+		v.health.UnknownPacks = nil
 	}
 	h := v.health
 	switch {
@@ -490,7 +500,9 @@ func (v *Vault) checkHealth() error {
 			h.UnknownPacks = append(h.UnknownPacks, pack)
 		}
 	}
-	if len(h.UnknownPacks) > 0 && h.Index == "" {
+	if len(h.UnknownPacks) > 0 && h.Index == "" && v.remote == nil {
+		// (In object storage, packs this index does not know are other
+		// writers'; OpenWith adopts them.)
 		h.Index = fmt.Sprintf("it does not know %d pack file(s) in data/ (for example %s)", len(h.UnknownPacks), h.UnknownPacks[0])
 	}
 	return nil

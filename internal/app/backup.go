@@ -89,6 +89,11 @@ func (s *Service) Backup(ctx context.Context, in BackupRun) (*projections.Report
 		return nil, err
 	}
 	defer s.Vaults.Release(store)
+	// What other writers of an object storage (cluster workers) stored
+	// since it was opened: the storage, not the log, says what is stored.
+	if _, err := store.Refresh(); err != nil {
+		return nil, err
+	}
 	clock := in.Clock
 	if clock == nil {
 		clock = pipeline.WallClock{}
