@@ -26,47 +26,54 @@ import (
 // (retention modes, refused deletions) on its POSIX backend. MinIO's server
 // is AGPL, and Debian's S3 servers (Ceph's RADOS gateway) need a cluster.
 const (
-	versitygwModule = "github.com/versity/versitygw/cmd/versitygw@v1.8.0"
-	s3Access        = "mailvault-test-access"
-	s3Secret        = "mailvault-test-S3-secret-key"
+	s3Access = "mailvault-test-access"
+	s3Secret = "mailvault-test-S3-secret-key"
 )
 
-var versitygw struct {
-	sync.Once
-	path string
-	err  error
+// tool is a server program the tests run, installed from the Go module
+// proxy when it is not on the PATH.
+type tool struct {
+	name, module, version, env string
+	once                       sync.Once
+	path                       string
+	err                        error
 }
 
-// versitygwBinary finds the S3 server: $MAILVAULT_S3_SERVER, versitygw on
-// the PATH (CI installs it), or one built once into the user's cache.
-func versitygwBinary(t testing.TB) string {
+var (
+	versitygw  = &tool{name: "versitygw", module: "github.com/versity/versitygw/cmd/versitygw", version: "v1.8.0", env: "MAILVAULT_S3_SERVER"}
+	natsServer = &tool{name: "nats-server", module: "github.com/nats-io/nats-server/v2", version: "v2.15.3", env: "MAILVAULT_NATS_SERVER"}
+)
+
+// binary finds the tool: $ENV, the PATH (CI installs it), or one built
+// once into the user's cache.
+func (tl *tool) binary(t testing.TB) string {
 	t.Helper()
-	versitygw.Do(func() {
-		if p := os.Getenv("MAILVAULT_S3_SERVER"); p != "" {
-			versitygw.path = p
+	tl.once.Do(func() {
+		if p := os.Getenv(tl.env); p != "" {
+			tl.path = p
 			return
 		}
-		if p, err := exec.LookPath("versitygw"); err == nil {
-			versitygw.path = p
+		if p, err := exec.LookPath(tl.name); err == nil {
+			tl.path = p
 			return
 		}
 		cache, err := os.UserCacheDir()
 		if err != nil {
-			versitygw.err = err
+			tl.err = err
 			return
 		}
-		bin := filepath.Join(cache, "mailvault-test-tools", "v1.8.0")
-		versitygw.path = filepath.Join(bin, "versitygw")
-		if _, err := os.Stat(versitygw.path); err == nil {
+		bin := filepath.Join(cache, "mailvault-test-tools", tl.name+"-"+tl.version)
+		tl.path = filepath.Join(bin, tl.name)
+		if _, err := os.Stat(tl.path); err == nil {
 			return
 		}
-		install := exec.Command("go", "install", versitygwModule)
+		install := exec.Command("go", "install", tl.module+"@"+tl.version)
 		install.Env = append(os.Environ(), "GOBIN="+bin)
 		install.Stdout, install.Stderr = os.Stderr, os.Stderr
-		versitygw.err = install.Run()
+		tl.err = install.Run()
 	})
-	mustf(t, versitygw.err == nil, "install the S3 server (%s): %v", versitygwModule, versitygw.err)
-	return versitygw.path
+	mustf(t, tl.err == nil, "install %s (%s@%s): %v", tl.name, tl.module, tl.version, tl.err)
+	return tl.path
 }
 
 // s3Server is a versitygw process serving a directory on loopback.
@@ -84,7 +91,7 @@ func startS3(t *testing.T) *s3Server {
 	mustf(t, err == nil, "listen: %v", err)
 	addr := l.Addr().String()
 	l.Close()
-	s := &s3Server{bin: versitygwBinary(t), addr: addr, root: filepath.Join(dir, "root"), versions: filepath.Join(dir, "versions")}
+	s := &s3Server{bin: versitygw.binary(t), addr: addr, root: filepath.Join(dir, "root"), versions: filepath.Join(dir, "versions")}
 	for _, d := range []string{s.root, s.versions} {
 		mustf(t, os.MkdirAll(d, 0o700) == nil, "mkdir %s", d)
 	}

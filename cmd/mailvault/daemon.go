@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mailvault/mailvault/adapters/cluster"
 	"github.com/mailvault/mailvault/adapters/dashboard"
 	"github.com/mailvault/mailvault/adapters/promexport"
 	"github.com/mailvault/mailvault/adapters/vault"
@@ -98,6 +99,7 @@ func nameOrPath(v string) string {
 func newDaemonCmd(g *globalFlags) *cobra.Command {
 	var listen, retention, tlsCert, tlsKey string
 	var hosts []string
+	var cf clusterFlags
 	cmd := &cobra.Command{
 		Use:   "daemon [--listen 127.0.0.1:7070] [--tls-cert F --tls-key F] [--host NAME] [--log-retention 90d|forever]",
 		Short: "Run the backup jobs on their schedules, with a local API for the other commands",
@@ -146,7 +148,16 @@ func newDaemonCmd(g *globalFlags) *cobra.Command {
 			}
 			log := logger.With().Str("component", "daemon").Logger()
 			daily := &dailySummary{g: g, lg: lg, log: log}
-			d := daemon.New(daemon.Config{Log: lg, Reports: metrics.Report, Histories: metrics.JobHistories, RunCycle: cycleRunner(g, lg), NewRun: app.NewRunID,
+			runCycle := cycleRunner(g, lg)
+			var cl *cluster.Cluster
+			if cf.urls != "" {
+				if cl, err = cf.connect(cmd.Context()); err != nil {
+					return err
+				}
+				defer cl.Close()
+				runCycle = clusterCycleRunner(g, lg, cl)
+			}
+			d := daemon.New(daemon.Config{Log: lg, Reports: metrics.Report, Histories: metrics.JobHistories, RunCycle: runCycle, NewRun: app.NewRunID,
 				EveryTick: func(ctx context.Context, now time.Time, c *projections.Config) {
 					daily.maybeSend(ctx, now, c)
 					compaction.maybeRun(ctx, now, lg)
@@ -175,6 +186,16 @@ func newDaemonCmd(g *globalFlags) *cobra.Command {
 			if err := d.Restore(); err != nil {
 				log.Error().Err(err).Msg("read the jobs' configuration and history")
 			}
+			if cl != nil {
+				w := &clusterWorker{g: g, lg: lg, c: cl, name: cf.name, log: logger.With().Str("component", "cluster-worker").Logger()}
+				tasks, err := w.start(ctx, cf.workers)
+				if err != nil {
+					return &exitError{code: exitErrors, err: err}
+				}
+				defer w.wg.Wait()
+				defer tasks.Close()
+				log.Info().Str("cluster", cf.urls).Str("worker", cf.name).Msg("cluster worker running")
+			}
 			// At the end, cycles stop at a checkpoint: they see their
 			// context end and finish what is in flight; give them 10 s.
 			if !d.Run(ctx, time.Second, 10*time.Second) {
@@ -191,6 +212,7 @@ func newDaemonCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM; its chain after it); needed beyond loopback")
 	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "the certificate's private key (PEM)")
 	cmd.Flags().StringSliceVar(&hosts, "host", nil, "a name browsers reach the daemon by, accepted in the Host header besides loopback's and the certificate's (repeatable)")
+	cf.register(cmd.Flags(), true)
 	cmd.Flags().StringVar(&retention, "log-retention", domain.DefaultDetailRetention.String(),
 		"keep backup runs' per-request detail in the event log this long, then compact it once a day (as 90d, 12w, 1y; 0: none; forever: never compact)")
 	return cmd
@@ -284,6 +306,19 @@ func cycleRunner(g *globalFlags, lg *eventlog.Log) daemon.CycleRunner {
 			return domain.StateNotFinished, err
 		}
 		return rep.State, nil
+	}
+}
+
+// clusterCycleRunner runs a job's cycle over the cluster: this daemon
+// coordinates it (a task per mailbox), the cluster's workers back the
+// mailboxes up.
+func clusterCycleRunner(g *globalFlags, lg *eventlog.Log, c *cluster.Cluster) daemon.CycleRunner {
+	return func(ctx context.Context, name string, job domain.Job, _ string) (domain.RunState, error) {
+		rep, err := coordinate(ctx, newService(g, lg), c, name, job)
+		if err != nil {
+			return domain.StateNotFinished, err
+		}
+		return domain.RunState(rep.State), nil
 	}
 }
 

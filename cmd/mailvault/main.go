@@ -167,7 +167,7 @@ func newRootCmd() *cobra.Command {
 		root.AddCommand(cmd)
 	}
 	root.AddCommand(newBackupCmd(g), newDemoCmd(g), newSimCmd(g),
-		newStorageCmd(g), newConnectionCmd(g), newJobCmd(g), newDaemonCmd(g),
+		newStorageCmd(g), newConnectionCmd(g), newJobCmd(g), newDaemonCmd(g), newClusterCmd(g),
 		newVerifyCmd(g), newRepairCmd(g), newLogCmd(g), newLsCmd(g), newFindCmd(g), newPruneCmd(g), newExportCmd(g), newRestoreCmd(g), newAlertsCmd(g), newVersionCmd())
 	refuseUnknownSubcommands(root)
 	return root

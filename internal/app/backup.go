@@ -167,3 +167,32 @@ func (s *Service) RunJobCycle(ctx context.Context, name string, job domain.Job, 
 	cfg.Job, cfg.TimeFilter, cfg.FolderFilter, cfg.ExcludeMailboxes, cfg.Run = name, job.TimeFilter, job.FolderFilter, job.ExcludeMailboxes, run
 	return s.Backup(ctx, BackupRun{Source: srv.Source(), SourceName: spec.Identity(), Config: cfg, Storage: &StorageRef{Storage: job.Storage}})
 }
+
+// JobMailboxes lists the mailboxes a cycle of the job covers: those it
+// names, or every mailbox of its connection less the excluded ones (a
+// cluster's coordinator makes one task of each).
+func (s *Service) JobMailboxes(ctx context.Context, job domain.Job) ([]string, error) {
+	if !job.AllMailboxes {
+		return job.Mailboxes, nil
+	}
+	srv, _, err := s.openServer(ctx, job.Connection, Scope{}) // archives go with their mailbox's task
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Close()
+	all, err := srv.Source().Mailboxes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list the mailboxes of connection %s: %w", job.Connection, err)
+	}
+	skip := map[string]bool{}
+	for _, m := range job.ExcludeMailboxes {
+		skip[strings.ToLower(m)] = true
+	}
+	var out []string
+	for _, m := range all {
+		if !skip[strings.ToLower(m)] {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,254 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// natsCluster is NATS servers on loopback, clustered, with JetStream.
+type natsCluster struct {
+	nodes []*exec.Cmd
+	urls  []string
+	logs  []*bytes.Buffer
+}
+
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	mustf(t, err == nil, "listen: %v", err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func startNATSCluster(t *testing.T, n int) *natsCluster {
+	t.Helper()
+	bin := natsServer.binary(t)
+	c := &natsCluster{}
+	var routes []string
+	clientPorts, routePorts := make([]int, n), make([]int, n)
+	for i := range n {
+		clientPorts[i], routePorts[i] = freePort(t), freePort(t)
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", routePorts[i]))
+	}
+	dir := t.TempDir()
+	for i := range n {
+		cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", fmt.Sprint(clientPorts[i]), "-n", fmt.Sprintf("node%d", i+1), "-js",
+			"-sd", filepath.Join(dir, fmt.Sprintf("node%d", i+1)), "--cluster_name", "mailvault-test",
+			"--cluster", routes[i], "--routes", strings.Join(routes, ","))
+		var logb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &logb, &logb
+		mustf(t, cmd.Start() == nil, "start nats-server node%d", i+1)
+		c.nodes, c.logs = append(c.nodes, cmd), append(c.logs, &logb)
+		c.urls = append(c.urls, fmt.Sprintf("nats://127.0.0.1:%d", clientPorts[i]))
+	}
+	t.Cleanup(func() {
+		for _, cmd := range c.nodes {
+			if cmd.Process != nil {
+				cmd.Process.Kill()
+				cmd.Wait()
+			}
+		}
+		if t.Failed() {
+			for i, l := range c.logs {
+				t.Logf("nats node%d log:\n%s", i+1, tail(l.String(), 2000))
+			}
+		}
+	})
+	// Ready when JetStream answers: the servers found each other and
+	// chose their meta leader.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		nc, err := nats.Connect(c.url())
+		if err == nil {
+			js, _ := jetstream.New(nc)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, err = js.AccountInfo(ctx)
+			cancel()
+			nc.Close()
+			if err == nil {
+				return c
+			}
+		}
+		mustf(t, time.Now().Before(deadline), "the NATS cluster did not come up in a minute: %v", err)
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (c *natsCluster) url() string { return strings.Join(c.urls, ",") }
+
+// kill ends node i the hard way.
+func (c *natsCluster) kill(i int) {
+	c.nodes[i].Process.Kill()
+	c.nodes[i].Wait()
+}
+
+// results counts the mailbox results the workers have published.
+func (c *natsCluster) results(t testing.TB) int {
+	nc, err := nats.Connect(c.url())
+	if err != nil {
+		return -1
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, "MAILVAULT_EVENTS")
+	if err != nil {
+		return -1
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter("mailvault.results.>"))
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, k := range info.State.Subjects {
+		n += int(k)
+	}
+	return n
+}
+
+// workLeft is how many tasks the work queue still holds (waiting or
+// held by a worker).
+func (c *natsCluster) workLeft(t testing.TB) int {
+	nc, err := nats.Connect(c.url())
+	if err != nil {
+		return -1
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, "MAILVAULT_WORK")
+	if err != nil {
+		return -1
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return -1
+	}
+	return int(info.State.Msgs)
+}
+
+type clusterCycle struct {
+	State          string         `json:"state"`
+	Mailboxes      int            `json:"mailboxes"`
+	ItemsBackedUp  int            `json:"items_backed_up"`
+	ItemsScanned   int            `json:"items_scanned"`
+	ItemsStored    int            `json:"items_stored"`
+	ItemsUnchanged int            `json:"items_unchanged"`
+	Workers        map[string]int `json:"workers"`
+	Errors         []string       `json:"errors"`
+	Results        []struct {
+		Mailbox        string `json:"mailbox"`
+		Worker         string `json:"worker"`
+		ItemsStored    int    `json:"items_stored"`
+		ItemsUnchanged int    `json:"items_unchanged"`
+		ItemsScanned   int    `json:"items_scanned"`
+	} `json:"results"`
+}
+
+func clusterTenant(mailboxes, items int) string {
+	var b strings.Builder
+	b.WriteString("seed: 23\nlatency: 4ms\nmailboxes:\n")
+	for i := range mailboxes {
+		fmt.Fprintf(&b, "  - address: user%02d@contoso.test\n    folders:\n      - path: Inbox\n        items: %d\n        size: {min: 1KB, max: 4KB}\n", i, items)
+	}
+	return b.String()
+}
+
+// Three NATS servers, three mailvault workers sharing one storage in S3,
+// thirty mailboxes: a cycle of a job run over the cluster (cluster run)
+// backs up every mailbox. A worker is killed with SIGKILL and a NATS
+// server too while the cycle runs: the dead worker's mailboxes go to the
+// others, the cycle finishes, its report equals a single-node run's
+// (items scanned and backed up), and the storage holds each item exactly
+// once and verifies.
+func TestClusterThreeWorkersSurviveKills(t *testing.T) {
+	const mailboxes, items = 30, 60
+	s3 := startS3(t)
+	s3.makeBucket(t, "cluster", false)
+	nc := startNATSCluster(t, 3)
+	sim := startGraphSim(t, clusterTenant(mailboxes, items))
+	dir := t.TempDir()
+
+	// Every worker and the coordinator have the same connection, storage
+	// (the bucket's: the first creates it, the others attach it) and job.
+	setup := func(data string) {
+		run := func(args ...string) {
+			res := mailvault(t, append(args, "--data", data)...)
+			mustf(t, res.code == 0, "%v: %d %s", args[:2], res.code, res.stderr)
+		}
+		run(sim.connectionArgs()...)
+		run(append([]string{"storage", "add", "shared", "--path", filepath.Join(data, "storage-cache"), "--unencrypted"}, s3.s3Args("cluster", "mv")...)...)
+		run("job", "create", "nightly", "--connection", "online", "--storage", "shared", "--all-mailboxes")
+	}
+	var workers []*daemonProc
+	for i := range 3 {
+		data := filepath.Join(dir, fmt.Sprintf("worker%d", i+1))
+		setup(data)
+		workers = append(workers, startDaemon(t, data, "--cluster", nc.url(), "--cluster-name", fmt.Sprintf("w%d", i+1),
+			"--cluster-replicas", "3", "--cluster-ack-wait", "4s", "--cluster-mailboxes", "3"))
+	}
+	coord := filepath.Join(dir, "coordinator")
+	setup(coord)
+
+	cmd := exec.Command(binary, "cluster", "run", "nightly", "--data", coord, "--cluster", nc.url(), "--cluster-replicas", "3",
+		"--format", "json", "--timeout", "4m")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	mustf(t, cmd.Start() == nil, "start cluster run")
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	killed := false
+	for !killed {
+		select {
+		case err := <-done:
+			t.Fatalf("the cycle ended before the kills: %v %s %s", err, stdout.String(), stderr.String())
+		default:
+		}
+		if nc.results(t) >= mailboxes/4 {
+			workers[1].cmd.Process.Kill() // SIGKILL, mid-cycle
+			nc.kill(2)
+			killed = true
+			continue
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	err := <-done
+	mustf(t, err == nil, "cluster run: %v\n%s\n%s", err, stdout.String(), tail(stderr.String(), 2000))
+	var rep clusterCycle
+	mustf(t, json.Unmarshal(stdout.Bytes(), &rep) == nil, "cluster run's report is not JSON: %s", stdout.String())
+	mustf(t, rep.State == "finished" && rep.Mailboxes == mailboxes && len(rep.Results) == mailboxes, "the cycle: %+v", rep)
+	for _, r := range rep.Results {
+		mustf(t, r.ItemsStored+r.ItemsUnchanged == items, "%s backed up %d+%d items by %s, want %d:\n%s", r.Mailbox, r.ItemsStored, r.ItemsUnchanged, r.Worker, items, stdout.String())
+	}
+	mustf(t, rep.Workers["w1"] > 0 && rep.Workers["w3"] > 0, "the surviving workers: %v", rep.Workers)
+	t.Logf("cycle: %d mailboxes by %v; stored %d, found stored %d", rep.Mailboxes, rep.Workers, rep.ItemsStored, rep.ItemsUnchanged)
+
+	// The same job on one machine, into a storage of its own.
+	single := filepath.Join(dir, "single")
+	one, res := graphBackup(t, sim, single)
+	mustf(t, res.code == 0, "single-node backup: %s", res.stderr)
+	mustf(t, one.ItemsStored == rep.ItemsBackedUp && one.ItemsScanned == rep.ItemsScanned,
+		"single node stored %d of %d scanned; the cluster backed up %d of %d scanned", one.ItemsStored, one.ItemsScanned, rep.ItemsBackedUp, rep.ItemsScanned)
+
+	// The shared storage, read from a new directory: each item once.
+	reader := filepath.Join(dir, "reader")
+	res = mailvault(t, append([]string{"storage", "add", "shared", "--path", filepath.Join(reader, "cache"), "--unencrypted", "--data", reader}, s3.s3Args("cluster", "mv")...)...)
+	mustf(t, res.code == 0, "attach the shared storage: %s", res.stderr)
+	st := mailvault(t, "storage", "stats", "shared", "--data", reader)
+	want := fmt.Sprintf("items:         %d (%d versions)", mailboxes*items, mailboxes*items)
+	mustf(t, strings.Contains(st.stdout, want), "the shared storage holds each item once: want %q in\n%s%s", want, st.stdout, st.stderr)
+	ver := mailvault(t, "verify", "shared", "--read-data", "--data", reader)
+	mustf(t, ver.code == 0, "verify the shared storage: %d %s %s", ver.code, ver.stdout, ver.stderr)
+}
