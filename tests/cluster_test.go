@@ -14,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mailvault/mailvault/adapters/cluster"
 )
 
 // natsCluster is NATS servers on loopback, clustered, with JetStream.
@@ -30,7 +32,7 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func startNATSCluster(t *testing.T, n int) *natsCluster {
+func startNATSCluster(t testing.TB, n int) *natsCluster {
 	t.Helper()
 	bin := natsServer.binary(t)
 	c := &natsCluster{}
@@ -42,9 +44,12 @@ func startNATSCluster(t *testing.T, n int) *natsCluster {
 	}
 	dir := t.TempDir()
 	for i := range n {
-		cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", fmt.Sprint(clientPorts[i]), "-n", fmt.Sprintf("node%d", i+1), "-js",
-			"-sd", filepath.Join(dir, fmt.Sprintf("node%d", i+1)), "--cluster_name", "mailvault-test",
-			"--cluster", routes[i], "--routes", strings.Join(routes, ","))
+		args := []string{"-a", "127.0.0.1", "-p", fmt.Sprint(clientPorts[i]), "-n", fmt.Sprintf("node%d", i+1), "-js",
+			"-sd", filepath.Join(dir, fmt.Sprintf("node%d", i+1))}
+		if n > 1 {
+			args = append(args, "--cluster_name", "mailvault-test", "--cluster", routes[i], "--routes", strings.Join(routes, ","))
+		}
+		cmd := exec.Command(bin, args...)
 		var logb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &logb, &logb
 		mustf(t, cmd.Start() == nil, "start nats-server node%d", i+1)
@@ -201,6 +206,18 @@ func TestClusterThreeWorkersSurviveKills(t *testing.T) {
 	}
 	coord := filepath.Join(dir, "coordinator")
 	setup(coord)
+	// The live workers' slots, in the cluster's key-value bucket: the
+	// tenant-wide budget is shared by them.
+	probe, err := cluster.Connect(context.Background(), cluster.Options{URLs: nc.url(), Name: "probe", Replicas: 3, AckWait: 4 * time.Second})
+	mustf(t, err == nil, "connect: %v", err)
+	deadline := time.Now().Add(30 * time.Second)
+	slots, err := probe.Slots(context.Background())
+	for (err != nil || slots != 9) && time.Now().Before(deadline) { // the workers are joining
+		time.Sleep(100 * time.Millisecond)
+		slots, err = probe.Slots(context.Background())
+	}
+	probe.Close()
+	mustf(t, err == nil && slots == 9, "live slots: %d %v, want 3 workers x 3", slots, err)
 
 	cmd := exec.Command(binary, "cluster", "run", "nightly", "--data", coord, "--cluster", nc.url(), "--cluster-replicas", "3",
 		"--format", "json", "--timeout", "4m")
@@ -224,7 +241,7 @@ func TestClusterThreeWorkersSurviveKills(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	err := <-done
+	err = <-done
 	mustf(t, err == nil, "cluster run: %v\n%s\n%s", err, stdout.String(), tail(stderr.String(), 2000))
 	var rep clusterCycle
 	mustf(t, json.Unmarshal(stdout.Bytes(), &rep) == nil, "cluster run's report is not JSON: %s", stdout.String())

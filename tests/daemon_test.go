@@ -20,7 +20,7 @@ type daemonProc struct {
 	addr string
 }
 
-func startDaemon(t *testing.T, data string, extra ...string) *daemonProc {
+func startDaemon(t testing.TB, data string, extra ...string) *daemonProc {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"daemon", "--data", data, "--listen", "127.0.0.1:0"}, extra...)...)
 	out, _ := cmd.StdoutPipe()

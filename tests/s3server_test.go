@@ -83,7 +83,7 @@ type s3Server struct {
 	logs                      *os.File
 }
 
-func startS3(t *testing.T) *s3Server {
+func startS3(t testing.TB) *s3Server {
 	t.Helper()
 	vault.RegisterRemote(s3store.Kind, s3store.Open) // for the tests' own storage reads
 	dir := t.TempDir()

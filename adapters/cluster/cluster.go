@@ -403,3 +403,85 @@ func (s *taskSubscriber) Close() error {
 
 // Topic is the subject tasks come on.
 const Topic = workSubject
+
+const workersBucket = "MAILVAULT_WORKERS"
+
+// Join registers this worker, with how many mailboxes it backs up at
+// once, in the cluster's key-value bucket of live workers, and keeps the
+// entry alive until ctx ends: the bucket's entries expire when their
+// worker stops refreshing them. The tenant-wide (per-app) budget is
+// shared by the live workers' slots (Slots).
+func (c *Cluster) Join(ctx context.Context, slots int) error {
+	var kv jetstream.KeyValue
+	if err := retry(ctx, func(ctx context.Context) (err error) {
+		kv, err = c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: workersBucket, TTL: 3 * c.opts.AckWait, Replicas: c.opts.Replicas})
+		return err
+	}); err != nil {
+		return fmt.Errorf("cluster: the workers' bucket: %w", err)
+	}
+	key := workerKey(c.opts.Name)
+	val := []byte(fmt.Sprint(slots))
+	put := func() error {
+		pctx, cancel := context.WithTimeout(ctx, apiTimeout)
+		defer cancel()
+		_, err := kv.Put(pctx, key, val)
+		return err
+	}
+	if err := put(); err != nil {
+		return fmt.Errorf("cluster: register worker %s: %w", c.opts.Name, err)
+	}
+	go func() {
+		t := time.NewTicker(c.opts.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				dctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+				_ = kv.Delete(dctx, key)
+				cancel()
+				return
+			case <-t.C:
+				_ = put() // a server gone: the next tick tries again
+			}
+		}
+	}()
+	return nil
+}
+
+// Slots sums the live workers' mailbox slots: the share of a tenant-wide
+// budget one mailbox run may use is the budget over this.
+func (c *Cluster) Slots(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	kv, err := c.js.KeyValue(ctx, workersBucket)
+	if err != nil {
+		return 0, err
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for k := range keys.Keys() {
+		e, err := kv.Get(ctx, k)
+		if err != nil {
+			continue // expired between the listing and the read
+		}
+		var n int
+		if _, err := fmt.Sscan(string(e.Value()), &n); err == nil && n > 0 {
+			total += n
+		}
+	}
+	return total, nil
+}
+
+// workerKey makes a worker's name a key-value key.
+func workerKey(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	return "w." + string(b)
+}

@@ -62,14 +62,20 @@ type clusterWorker struct {
 	lg   *eventlog.Log
 	c    *cluster.Cluster
 	name string
-	log  zerolog.Logger
-	wg   sync.WaitGroup
+	// slots are the mailboxes this worker backs up at once.
+	slots int
+	log   zerolog.Logger
+	wg    sync.WaitGroup
 }
 
-// start runs n task loops until ctx ends.
-func (w *clusterWorker) start(ctx context.Context, n int) (message.Subscriber, error) {
+// start joins the cluster's live workers and runs a task loop per slot
+// until ctx ends.
+func (w *clusterWorker) start(ctx context.Context) (message.Subscriber, error) {
+	if err := w.c.Join(ctx, w.slots); err != nil {
+		return nil, err
+	}
 	sub := w.c.Tasks()
-	for range n {
+	for range w.slots {
 		ch, err := sub.Subscribe(ctx, cluster.Topic)
 		if err != nil {
 			sub.Close()
@@ -97,6 +103,13 @@ func (w *clusterWorker) handle(msg *message.Message) {
 	run := app.NewRunID(time.Now())
 	res := cluster.Result{Cycle: t.Cycle, Job: t.Job, Mailbox: t.Mailbox, Worker: w.name, Run: run, State: string(domain.StateNotFinished)}
 	svc := newService(w.g, w.lg)
+	svc.AppShare = func(ctx context.Context) int {
+		n, err := w.c.Slots(ctx)
+		if err != nil || n < w.slots {
+			return w.slots // this worker's own slots at least
+		}
+		return n
+	}
 	rep, err := w.backup(ctx, svc, t, run)
 	if ctx.Err() != nil {
 		return // stopping: not acknowledged, another worker takes it
@@ -224,6 +237,12 @@ func coordinate(ctx context.Context, svc *app.Service, c *cluster.Cluster, name 
 		if rank[r.State] > rank[rep.State] {
 			rep.State = r.State
 		}
+	}
+	if len(job.PublicFolders) > 0 {
+		// Tasks are mailboxes: a job's public folders would be left out
+		// without a word.
+		rep.State = string(domain.StateNotFinished)
+		rep.Errors = append(rep.Errors, fmt.Sprintf("the job's %d public folder(s) are not backed up over a cluster: run them in a job of their own without --cluster", len(job.PublicFolders)))
 	}
 	rep.ItemsBackedUp = rep.ItemsStored + rep.ItemsUnchanged
 	sort.Slice(rep.Results, func(i, j int) bool { return rep.Results[i].Mailbox < rep.Results[j].Mailbox })

@@ -187,8 +187,8 @@ func newDaemonCmd(g *globalFlags) *cobra.Command {
 				log.Error().Err(err).Msg("read the jobs' configuration and history")
 			}
 			if cl != nil {
-				w := &clusterWorker{g: g, lg: lg, c: cl, name: cf.name, log: logger.With().Str("component", "cluster-worker").Logger()}
-				tasks, err := w.start(ctx, cf.workers)
+				w := &clusterWorker{g: g, lg: lg, c: cl, name: cf.name, slots: max(1, cf.workers), log: logger.With().Str("component", "cluster-worker").Logger()}
+				tasks, err := w.start(ctx)
 				if err != nil {
 					return &exitError{code: exitErrors, err: err}
 				}

@@ -102,6 +102,10 @@ type Service struct {
 	DefaultStorage string
 	// Reporter hears of every backup run that ended (nil: nobody).
 	Reporter RunEnded
+	// AppShare, when set, says how many runs share the tenant-wide
+	// (per-app) limits at once (a cluster's live workers' mailbox slots):
+	// a job's run takes its share of them.
+	AppShare func(context.Context) int
 	// Logger is the operations' diagnostic log (never secrets or content).
 	Logger zerolog.Logger
 	Now    func() time.Time

@@ -164,6 +164,9 @@ func (s *Service) RunJobCycle(ctx context.Context, name string, job domain.Job, 
 	defer srv.Close()
 	cfg := pipeline.DefaultConfig()
 	srv.Limit(&cfg)
+	if s.AppShare != nil {
+		shareAppLimits(&cfg.Limits, s.AppShare(ctx))
+	}
 	cfg.Job, cfg.TimeFilter, cfg.FolderFilter, cfg.ExcludeMailboxes, cfg.Run = name, job.TimeFilter, job.FolderFilter, job.ExcludeMailboxes, run
 	return s.Backup(ctx, BackupRun{Source: srv.Source(), SourceName: spec.Identity(), Config: cfg, Storage: &StorageRef{Storage: job.Storage}})
 }
@@ -195,4 +198,19 @@ func (s *Service) JobMailboxes(ctx context.Context, job domain.Job) ([]string, e
 		}
 	}
 	return out, nil
+}
+
+// shareAppLimits gives one of parts runs its share of the tenant-wide
+// (per-app) limits: runs on several workers at once must stay under them
+// together. Each share is at least one request.
+func shareAppLimits(l *domain.Limits, parts int) {
+	if parts <= 1 {
+		return
+	}
+	if l.AppMaxInFlight > 0 {
+		l.AppMaxInFlight = max(1, l.AppMaxInFlight/parts)
+	}
+	if l.AppWindowRequests > 0 {
+		l.AppWindowRequests = max(1, l.AppWindowRequests/parts)
+	}
 }
