@@ -340,6 +340,22 @@ func (v *Vault) endPack() error {
 	return nil
 }
 
+// syncPack writes the buffered entries and syncs the pack being written.
+func (v *Vault) syncPack() error {
+	v.packs.mu.Lock()
+	defer v.packs.mu.Unlock()
+	if err := v.writePending(); err != nil {
+		return err
+	}
+	if v.packs.f == nil {
+		return nil
+	}
+	if err := v.packs.f.Sync(); err != nil {
+		return storageErr("sync pack", v.packPath(v.packs.id), err)
+	}
+	return nil
+}
+
 func (v *Vault) closePack() error {
 	v.packs.mu.Lock()
 	defer v.packs.mu.Unlock()

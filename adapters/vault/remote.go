@@ -496,13 +496,18 @@ func (v *Vault) setAsideRemote(pack string) (gone bool, err error) {
 	return false, v.update(func(txn *badger.Txn) error { return putJSON(txn, packKey(pack), rec) })
 }
 
-// Seal makes what the storage holds durable where it was asked to be: the
-// pack being written is sealed (synced) and, for object storage, it and
-// any pack a failed upload left are uploaded. A backup run finishes only
-// after Seal succeeds; the next write starts a new pack.
+// Seal makes what the storage holds durable where it was asked to be. A
+// local storage syncs the pack being written to its disk and keeps writing
+// it (a daemon's cycles share packs, not one small pack each); an object
+// storage seals it and uploads it with any pack a failed upload left, and
+// the next write starts a new pack. A backup run finishes only after Seal
+// succeeds.
 func (v *Vault) Seal() error {
 	if v.readOnly {
 		return nil
+	}
+	if v.remote == nil {
+		return v.syncPack()
 	}
 	if err := v.closePack(); err != nil {
 		return err

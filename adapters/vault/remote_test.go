@@ -360,3 +360,27 @@ func TestObjectStorageTwoWriters(t *testing.T) {
 		}
 	}
 }
+
+// A local storage's Seal syncs the pack being written and keeps writing
+// it: a daemon's frequent small cycles share packs instead of leaving one
+// small pack each.
+func TestLocalSealKeepsThePack(t *testing.T) {
+	v, _, err := Create(t.TempDir(), CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if _, err := v.Put(key("a@x", "i1", "c1"), message(1, nil)); err != nil {
+		t.Fatal(err)
+	}
+	first := v.currentPack()
+	if err := v.Seal(); err != nil || v.currentPack() != first || first == "" {
+		t.Fatalf("seal: %v; pack %q then %q", err, first, v.currentPack())
+	}
+	if _, err := v.Put(key("a@x", "i2", "c1"), message(2, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if v.currentPack() != first || countPackFiles(t, v.Dir()) != 1 {
+		t.Fatalf("a write after the seal started pack %q (%d files)", v.currentPack(), countPackFiles(t, v.Dir()))
+	}
+}
