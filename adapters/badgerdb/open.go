@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -78,8 +79,18 @@ func open(bo badger.Options, strict bool) (*DB, error) {
 		}
 		return &DB{DB: db, dir: bo.Dir, readOnly: bo.ReadOnly}, nil
 	}
+	// Another process holding the database changes its files while they
+	// are checked (a compaction deletes a table the MANIFEST read a moment
+	// before named): its lock is looked at first, so that a busy database
+	// is reported in use, never damaged.
+	if heldElsewhere(bo.Dir) {
+		return nil, fmt.Errorf("open %s: %w", bo.Dir, ErrLocked)
+	}
 	prev, err := check(bo.Dir, true, false, len(bo.EncryptionKey) > 0, strict)
 	if err != nil {
+		if heldElsewhere(bo.Dir) {
+			return nil, fmt.Errorf("open %s: %w", bo.Dir, ErrLocked)
+		}
 		return nil, err
 	}
 	if !bo.ReadOnly {
@@ -192,4 +203,20 @@ func dropTornMemtables(dir string) error {
 // while the mappings it may still fill, and room for a compaction, fit.
 func Reserve(bo badger.Options) int64 {
 	return 2*bo.ValueLogFileSize + 2*int64(bo.NumMemtables)*bo.MemTableSize + 16<<20
+}
+
+// heldElsewhere reports whether another process holds the database's
+// directory lock (Badger's flock on the directory; a writer holds it
+// exclusively, so even a shared probe is refused).
+func heldElsewhere(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		return errors.Is(err, syscall.EWOULDBLOCK)
+	}
+	_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return false
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"syscall"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -287,5 +288,39 @@ func BenchmarkCheckBeforeOpen(b *testing.B) {
 		if _, err := Check(dir, true, false); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A database another process holds is reported in use, whatever its
+// files look like from outside at that moment: its holder compacts, and a
+// table the MANIFEST named a moment before may be gone. (Before, the check
+// ran first and called such a database damaged.)
+func TestHeldDatabaseIsInUseNotDamaged(t *testing.T) {
+	dir := t.TempDir()
+	fill(t, dir, nil)
+	tables, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
+	if len(tables) == 0 {
+		t.Fatal("no table written")
+	}
+	if err := os.Remove(tables[0]); err != nil { // as a holder's compaction does
+		t.Fatal(err)
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	for _, readOnly := range []bool{false, true} {
+		if _, err := OpenStrict(testOptions(dir, nil).WithReadOnly(readOnly)); !errors.Is(err, ErrLocked) {
+			t.Fatalf("read-only %v: %v, want ErrLocked", readOnly, err)
+		}
+	}
+	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	var de *DamagedError
+	if _, err := OpenStrict(testOptions(dir, nil)); !errors.As(err, &de) {
+		t.Fatalf("released: %v, want the missing table reported", err)
 	}
 }
