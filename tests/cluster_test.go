@@ -122,28 +122,6 @@ func (c *natsCluster) results(t testing.TB) int {
 	return n
 }
 
-// workLeft is how many tasks the work queue still holds (waiting or
-// held by a worker).
-func (c *natsCluster) workLeft(t testing.TB) int {
-	nc, err := nats.Connect(c.url())
-	if err != nil {
-		return -1
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, "MAILVAULT_WORK")
-	if err != nil {
-		return -1
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return -1
-	}
-	return int(info.State.Msgs)
-}
-
 type clusterCycle struct {
 	State          string         `json:"state"`
 	Mailboxes      int            `json:"mailboxes"`
