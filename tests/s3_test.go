@@ -70,6 +70,10 @@ func TestS3StorageWithObjectLock(t *testing.T) {
 	until, err := time.Parse(time.RFC3339, info.Metadata.Get("X-Amz-Object-Lock-Retain-Until-Date"))
 	mustf(t, err == nil && info.Metadata.Get("X-Amz-Object-Lock-Mode") == "COMPLIANCE" && until.After(time.Now().Add(23*time.Hour)), "the pack's lock: %v", info.Metadata)
 
+	// A settings change writes a new version of the locked settings
+	// objects (the locked versions stay).
+	ret := run("storage", "retention", "vaultbox", "--keep-deleted", "400d")
+	mustf(t, ret.code == 0, "retention change on a locked storage: %d %s", ret.code, ret.stderr)
 	st := run("storage", "stats", "vaultbox")
 	mustf(t, st.code == 0 && strings.Contains(st.stdout, "objects:       s3://locked/mailvault/one at "+s3.addr+", each object locked 1 days (compliance mode)"), "stats: %s %s", st.stdout, st.stderr)
 	set, err := s3.client(t).StatObject(ctx, "locked", "mailvault/one/vault.json", minio.StatObjectOptions{})

@@ -139,18 +139,14 @@ func (s *Store) ReadAt(ctx context.Context, name string, p []byte, off int64) er
 	defer obj.Close()
 	n, err := io.ReadFull(obj, p)
 	switch {
+	case err == nil:
+		return nil
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("read %s: %d of %d bytes at %d: %w", name, n, len(p), off, io.ErrUnexpectedEOF)
-	case err != nil:
-		if e := s.wrap("read", name, err); errors.Is(e, fs.ErrNotExist) || isRange(err) {
-			if isRange(err) {
-				return fmt.Errorf("read %s at %d: %w", name, off, io.ErrUnexpectedEOF)
-			}
-			return e
-		}
-		return s.wrap("read", name, err)
+	case isRange(err): // the range starts past the object's end
+		return fmt.Errorf("read %s at %d: %w", name, off, io.ErrUnexpectedEOF)
 	}
-	return nil
+	return s.wrap("read", name, err)
 }
 
 func isRange(err error) bool {

@@ -25,7 +25,9 @@ type memRemote struct {
 	objects map[string][]byte
 	until   map[string]time.Time
 	down    bool
-	puts    int
+	// refusePuts fails writes only (a bucket the credentials may read).
+	refusePuts bool
+	puts       int
 }
 
 func newMemRemote() *memRemote {
@@ -41,7 +43,7 @@ func (m *memRemote) Put(_ context.Context, name string, body io.Reader, size int
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.down {
+	if m.down || m.refusePuts {
 		return "", errDown
 	}
 	if int64(len(b)) != size {
@@ -383,4 +385,25 @@ func TestLocalSealKeepsThePack(t *testing.T) {
 	if v.currentPack() != first || countPackFiles(t, v.Dir()) != 1 {
 		t.Fatalf("a write after the seal started pack %q (%d files)", v.currentPack(), countPackFiles(t, v.Dir()))
 	}
+}
+
+// A storage whose settings cannot be written to the bucket is not
+// created, and leaves nothing in its directory: the same add, once the
+// bucket takes writes, creates it.
+func TestObjectStorageCreateFailsClean(t *testing.T) {
+	m := useMemRemote(t)
+	m.refusePuts = true
+	dir := t.TempDir()
+	if _, _, err := Create(dir, CreateOptions{Remote: memConfig(t, nil)}); err == nil || !strings.Contains(err.Error(), "mem://test") {
+		t.Fatalf("create with writes refused: %v", err)
+	}
+	if Exists(dir) {
+		t.Fatal("a failed create left a storage behind")
+	}
+	m.refusePuts = false
+	v, _, err := Create(dir, CreateOptions{Remote: memConfig(t, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Close()
 }

@@ -205,6 +205,15 @@ func Create(dir string, o CreateOptions) (v *Vault, recoveryKey string, err erro
 		if remote, err = prepareRemote(dir, *o.Remote); err != nil {
 			return nil, "", err
 		}
+		defer func() {
+			if err != nil {
+				// Not a storage: nothing of it stays to be taken for one
+				// (the bucket got no settings, so a retry starts anew).
+				for _, f := range []string{remoteFile, configFile, configCopy, indexDir} {
+					os.RemoveAll(filepath.Join(dir, f))
+				}
+			}
+		}()
 	}
 	pol, err := chunker.RandomPolynomial()
 	if err != nil {
