@@ -49,11 +49,12 @@ type Options struct {
 
 // Cluster is a connection to the cluster's NATS servers.
 type Cluster struct {
-	opts   Options
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	pub    message.Publisher
-	closed sync.Once
+	opts    Options
+	ackWait time.Duration // the work queue's, which the first process set
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	pub     message.Publisher
+	closed  sync.Once
 }
 
 // Connect joins the cluster and makes its streams where they are missing.
@@ -82,7 +83,7 @@ func Connect(ctx context.Context, o Options) (*Cluster, error) {
 		nc.Close()
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	c := &Cluster{opts: o, nc: nc, js: js}
+	c := &Cluster{opts: o, nc: nc, js: js, ackWait: o.AckWait}
 	if err := c.provision(ctx); err != nil {
 		nc.Close()
 		return nil, err
@@ -116,16 +117,31 @@ func (c *Cluster) provision(ctx context.Context) error {
 			return fmt.Errorf("cluster: stream %s: %w", sc.Name, err)
 		}
 	}
-	err := retry(ctx, func(ctx context.Context) error {
-		_, err := c.js.CreateOrUpdateConsumer(ctx, workStream, jetstream.ConsumerConfig{Durable: workConsumer, AckPolicy: jetstream.AckExplicitPolicy,
-			AckWait: c.opts.AckWait, MaxDeliver: -1, MaxAckPending: 100000, Replicas: c.opts.Replicas})
+	// The work queue's consumer is made once, by the first to come, and
+	// never changed by the others: every worker heartbeats a third of its
+	// ack wait, whatever its own flag says, so that a worker's task is
+	// never given to another while it works on it.
+	var cons jetstream.Consumer
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		cons, err = c.js.Consumer(ctx, workStream, workConsumer)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			cons, err = c.js.CreateConsumer(ctx, workStream, jetstream.ConsumerConfig{Durable: workConsumer, AckPolicy: jetstream.AckExplicitPolicy,
+				AckWait: c.opts.AckWait, MaxDeliver: -1, MaxAckPending: 100000, Replicas: c.opts.Replicas})
+		}
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: consumer %s: %w", workConsumer, err)
 	}
+	if w := cons.CachedInfo().Config.AckWait; w > 0 {
+		c.ackWait = w
+	}
 	return nil
 }
+
+// AckWait is the work queue's: how long a task stays with a worker that
+// stopped its heartbeats.
+func (c *Cluster) AckWait() time.Duration { return c.ackWait }
 
 // apiTimeout bounds one JetStream API request: a request sent while the
 // servers choose a new leader (one of them died) gets no answer, and is
@@ -374,7 +390,7 @@ func (s *taskSubscriber) deliver(ctx context.Context, m jetstream.Msg, out chan<
 	case <-s.closing:
 		return
 	}
-	beat := time.NewTicker(s.c.opts.AckWait / 3)
+	beat := time.NewTicker(s.c.ackWait / 3)
 	defer beat.Stop()
 	for {
 		select {
@@ -414,7 +430,7 @@ const workersBucket = "MAILVAULT_WORKERS"
 func (c *Cluster) Join(ctx context.Context, slots int) error {
 	var kv jetstream.KeyValue
 	if err := retry(ctx, func(ctx context.Context) (err error) {
-		kv, err = c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: workersBucket, TTL: 3 * c.opts.AckWait, Replicas: c.opts.Replicas})
+		kv, err = c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: workersBucket, TTL: 3 * c.ackWait, Replicas: c.opts.Replicas})
 		return err
 	}); err != nil {
 		return fmt.Errorf("cluster: the workers' bucket: %w", err)
@@ -431,7 +447,7 @@ func (c *Cluster) Join(ctx context.Context, slots int) error {
 		return fmt.Errorf("cluster: register worker %s: %w", c.opts.Name, err)
 	}
 	go func() {
-		t := time.NewTicker(c.opts.AckWait / 3)
+		t := time.NewTicker(c.ackWait / 3)
 		defer t.Stop()
 		for {
 			select {

@@ -36,7 +36,7 @@ func (f *clusterFlags) register(fs *pflag.FlagSet, worker bool) {
 	host, _ := os.Hostname()
 	fs.StringVar(&f.name, "cluster-name", fmt.Sprintf("%s-%d", host, os.Getpid()), "this process's name in the cluster")
 	fs.IntVar(&f.replicas, "cluster-replicas", 3, "replicas of the cluster's streams (1 on a single NATS server)")
-	fs.DurationVar(&f.ackWait, "cluster-ack-wait", 30*time.Second, "how long a mailbox stays with a worker that stopped answering before another takes it")
+	fs.DurationVar(&f.ackWait, "cluster-ack-wait", 30*time.Second, "how long a mailbox stays with a worker that stopped answering before another takes it (set by the first process that makes the cluster's work queue; the others follow it)")
 	if worker {
 		fs.IntVar(&f.workers, "cluster-mailboxes", 4, "mailboxes this worker backs up at once")
 	}
