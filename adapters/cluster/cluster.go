@@ -64,7 +64,7 @@ func Connect(ctx context.Context, o Options) (*Cluster, error) {
 	}
 	for _, u := range strings.Split(o.URLs, ",") {
 		if !strings.HasPrefix(u, "nats://") && !strings.HasPrefix(u, "tls://") {
-			return nil, fmt.Errorf("cluster: %q is not a nats:// or tls:// address", u)
+			return nil, fmt.Errorf("cluster: %q is not a nats:// or tls:// address", Redacted(u))
 		}
 	}
 	if o.Replicas <= 0 {
@@ -76,7 +76,7 @@ func Connect(ctx context.Context, o Options) (*Cluster, error) {
 	nc, err := nats.Connect(o.URLs, nats.Name("mailvault "+o.Name), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
 		nats.RetryOnFailedConnect(false))
 	if err != nil {
-		return nil, fmt.Errorf("cluster: connect to %s: %w", o.URLs, err)
+		return nil, fmt.Errorf("cluster: connect to %s: %w", Redacted(o.URLs), err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -500,4 +500,20 @@ func workerKey(name string) string {
 		}
 	}
 	return "w." + string(b)
+}
+
+// Redacted is a list of server addresses fit for a log or a message: a
+// user and password (or token) in an address are replaced.
+func Redacted(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, u := range parts {
+		scheme, rest, ok := strings.Cut(u, "://")
+		if !ok {
+			continue
+		}
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			parts[i] = scheme + "://REDACTED@" + rest[at+1:]
+		}
+	}
+	return strings.Join(parts, ",")
 }

@@ -194,7 +194,7 @@ func newDaemonCmd(g *globalFlags) *cobra.Command {
 				}
 				defer w.wg.Wait()
 				defer tasks.Close()
-				log.Info().Str("cluster", cf.urls).Str("worker", cf.name).Dur("ack_wait", cl.AckWait()).Msg("cluster worker running")
+				log.Info().Str("cluster", cluster.Redacted(cf.urls)).Str("worker", cf.name).Dur("ack_wait", cl.AckWait()).Msg("cluster worker running")
 			}
 			// At the end, cycles stop at a checkpoint: they see their
 			// context end and finish what is in flight; give them 10 s.
