@@ -10,6 +10,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -268,53 +269,68 @@ func (c *Cluster) PublishResult(ctx context.Context, r Result) error {
 	// was lost (a server died) runs incrementally and finds nothing new;
 	// its result is a duplicate of the first, and JetStream keeps the
 	// first.
-	if err := c.publish(ctx, "mailvault.results."+tok, message.NewMessage("result/"+r.Cycle+"/"+r.Mailbox, b)); err != nil {
+	if err := c.publish(ctx, resultSubject(tok, r.Mailbox), message.NewMessage("result/"+r.Cycle+"/"+r.Mailbox, b)); err != nil {
 		return fmt.Errorf("cluster: publish result: %w", err)
 	}
 	return nil
 }
 
 // Results waits for a result of each of the cycle's mailboxes and
-// returns them.
+// returns them. It asks the replicated stream directly, each request
+// bounded (a consumer of its own would die with the server it was
+// placed on): which of the cycle's result subjects exist, then the
+// result on each new one.
 func (c *Cluster) Results(ctx context.Context, cycle string, mailboxes []string) (map[string]Result, error) {
 	tok, err := cycleToken(cycle)
 	if err != nil {
 		return nil, err
 	}
-	want := map[string]bool{}
+	want := map[string]string{} // subject -> mailbox
 	for _, m := range mailboxes {
-		want[m] = true
-	}
-	var cons jetstream.Consumer
-	if err := retry(ctx, func(ctx context.Context) (err error) {
-		cons, err = c.js.OrderedConsumer(ctx, eventStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"mailvault.results." + tok}})
-		return err
-	}); err != nil {
-		return nil, fmt.Errorf("cluster: read results: %w", err)
+		want[resultSubject(tok, m)] = m
 	}
 	out := map[string]Result{}
 	for len(out) < len(want) {
-		batch, err := cons.Fetch(100, jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			if ctx.Err() != nil {
-				return out, ctx.Err()
+		var stream jetstream.Stream
+		var info *jetstream.StreamInfo
+		err := retry(ctx, func(ctx context.Context) (err error) {
+			if stream, err = c.js.Stream(ctx, eventStream); err != nil {
+				return err
 			}
-			continue // a server gone: the ordered consumer is made again
+			info, err = stream.Info(ctx, jetstream.WithSubjectFilter("mailvault.results."+tok+".>"))
+			return err
+		})
+		if err != nil {
+			return out, fmt.Errorf("cluster: read results: %w", err)
 		}
-		for m := range batch.Messages() {
-			var r Result
-			if json.Unmarshal(m.Data(), &r) != nil || !want[r.Mailbox] {
+		for subj := range info.State.Subjects {
+			m, ok := want[subj]
+			if _, done := out[m]; !ok || done {
 				continue
 			}
-			if _, seen := out[r.Mailbox]; !seen { // the first: see PublishResult
-				out[r.Mailbox] = r
+			gctx, cancel := context.WithTimeout(ctx, apiTimeout)
+			raw, err := stream.GetLastMsgForSubject(gctx, subj)
+			cancel()
+			var r Result
+			if err == nil && json.Unmarshal(raw.Data, &r) == nil {
+				out[m] = r
 			}
 		}
-		if ctx.Err() != nil {
-			return out, ctx.Err()
+		if len(out) < len(want) {
+			select {
+			case <-ctx.Done():
+				return out, ctx.Err()
+			case <-time.After(time.Second):
+			}
 		}
 	}
 	return out, nil
+}
+
+// resultSubject is where a mailbox's result of a cycle goes (the address
+// in hex: its dots are subject separators).
+func resultSubject(cycleTok, mailbox string) string {
+	return "mailvault.results." + cycleTok + "." + hex.EncodeToString([]byte(mailbox))
 }
 
 // Tasks is the work queue as a watermill Subscriber: each Subscribe
