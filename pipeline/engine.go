@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -123,7 +124,15 @@ func Run(ctx context.Context, d Deps, cfg Config) (domain.RunState, error) {
 	defer cancelRouter()
 	var abortOnce sync.Once
 	var abortErr error
+	// finishedRun: run_finished is in the log, the run's outcome settled. A
+	// stage's output that can no longer be published after that (the
+	// router closing under a handler still returning, a duplicate answer)
+	// changes nothing and does not fail the run.
+	var finishedRun atomic.Bool
 	abort := func(err error) {
+		if finishedRun.Load() {
+			return
+		}
 		abortOnce.Do(func() {
 			abortErr = err
 			cancelRouter()
@@ -196,6 +205,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (domain.RunState, error) {
 		if err != nil {
 			return err
 		}
+		finishedRun.Store(true)
 		select {
 		case finished <- domain.RunState(ev.State):
 		default:

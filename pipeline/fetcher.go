@@ -164,6 +164,10 @@ func (f *Fetcher) Handle(msg *message.Message) ([]*message.Message, error) {
 			out = []domain.Event{res}
 		}
 	case domain.StorageSealRequested:
+		done, err := f.Dedup.Has(domain.RunOutcomesTopic(f.Run), domain.DeriveID(ev.ID, "outcome"))
+		if err != nil || done {
+			return nil, err // answered already (a redelivery)
+		}
 		out = []domain.Event{f.seal(&ev)}
 	default:
 		return nil, nil
