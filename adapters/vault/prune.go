@@ -348,11 +348,8 @@ var errStopScan = errors.New("stop scan")
 // rebuilt from the packs knows no lock times, so the server's refusal is
 // taken the same way and the pack stays known).
 func (v *Vault) deletePack(pack string, now time.Time) error {
-	var rec packRecord
-	if err := v.db.View(func(txn *badger.Txn) error {
-		_, err := getJSON(txn, packKey(pack), &rec)
-		return err
-	}); err != nil {
+	rec, _, err := v.packRecordOf(pack)
+	if err != nil {
 		return err
 	}
 	if rec.locked(now) {
@@ -386,14 +383,17 @@ func (v *Vault) packGone(pack string) (bool, error) {
 	if _, err := os.Stat(v.packPath(pack)); err == nil {
 		return false, nil
 	}
-	known := false
-	err := v.db.View(func(txn *badger.Txn) error {
-		var rec packRecord
-		ok, err := getJSON(txn, packKey(pack), &rec)
-		known = ok
+	_, known, err := v.packRecordOf(pack)
+	return !known, err
+}
+
+// packRecordOf reads what the index knows of a pack (false: nothing).
+func (v *Vault) packRecordOf(pack string) (rec packRecord, known bool, err error) {
+	err = v.db.View(func(txn *badger.Txn) error {
+		known, err = getJSON(txn, packKey(pack), &rec)
 		return err
 	})
-	return !known, err
+	return rec, known, err
 }
 
 // packDoomed marks a pack being deleted: its file may be there or not.

@@ -252,7 +252,7 @@ func (v *Vault) downloadPack(pack string) (*os.File, error) {
 		return nil, err
 	}
 	_ = os.Remove(f.Name()) // gone when closed
-	if _, err := io.Copy(f, bytes.NewReader(b)); err != nil {
+	if _, err := f.Write(b); err != nil {
 		f.Close()
 		return nil, storageErr("download pack", pack, err)
 	}
@@ -485,11 +485,8 @@ func (v *Vault) setAsideRemote(pack string) (gone bool, err error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return true, nil
 	}
-	var rec packRecord
-	if err := v.db.View(func(txn *badger.Txn) error {
-		_, err := getJSON(txn, packKey(pack), &rec)
-		return err
-	}); err != nil {
+	rec, _, err := v.packRecordOf(pack)
+	if err != nil {
 		return false, err
 	}
 	rec.State = packSetAside
