@@ -246,4 +246,62 @@ func TestClusterThreeWorkersSurviveKills(t *testing.T) {
 	mustf(t, strings.Contains(st.stdout, want), "the shared storage holds each item once: want %q in\n%s%s", want, st.stdout, st.stderr)
 	ver := mailvault(t, "verify", "shared", "--read-data", "--data", reader)
 	mustf(t, ver.code == 0, "verify the shared storage: %d %s %s", ver.code, ver.stdout, ver.stderr)
+	// The killed worker's lock on the storage stays until it is stale:
+	// a prune now could delete what that worker was about to reference.
+	pr := mailvault(t, "prune", "shared", "--data", reader)
+	mustf(t, pr.code != 0 && strings.Contains(pr.stderr, "in use by another process"), "prune with a killed worker's lock fresh: %d %s %s", pr.code, pr.stdout, pr.stderr)
+}
+
+// A job over Exchange Server with mailboxes and public folders, run over
+// a cluster of two workers: the public folders are one task like a
+// mailbox's, so the cycle backs up everything the same job does on one
+// machine, and the shared storage holds each item once.
+func TestClusterJobWithPublicFolders(t *testing.T) {
+	s3 := startS3(t)
+	s3.makeBucket(t, "publicf", false)
+	nc := startNATSCluster(t, 1)
+	sim := startEWSSim(t, ewsTenant)
+	dir := t.TempDir()
+	jobArgs := []string{"--mailbox", "olga@contoso.test", "--mailbox", "piet@contoso.test", "--public-folder", "Projects/**"}
+	setup := func(data, storage string, s3args []string) {
+		run := func(args ...string) {
+			res := mailvault(t, append(args, "--data", data)...)
+			mustf(t, res.code == 0, "%v: %d %s", args[:2], res.code, res.stderr)
+		}
+		run("connection", "add", "onprem", "--type", "ews", "--ews-url", sim.EWSURL, "--username", sim.Username, "--password-file", sim.passwordFile,
+			"--impersonate", "--ca-cert", sim.CACert)
+		run(append([]string{"storage", "add", "shared", "--path", storage, "--unencrypted"}, s3args...)...)
+		run(append([]string{"job", "create", "nightly", "--connection", "onprem", "--storage", "shared"}, jobArgs...)...)
+	}
+	for i := range 2 {
+		data := filepath.Join(dir, fmt.Sprintf("worker%d", i+1))
+		setup(data, filepath.Join(data, "cache"), s3.s3Args("publicf", "mv"))
+		startDaemon(t, data, "--cluster", nc.url(), "--cluster-name", fmt.Sprintf("w%d", i+1), "--cluster-replicas", "1", "--cluster-mailboxes", "2")
+	}
+	coord := filepath.Join(dir, "coordinator")
+	setup(coord, filepath.Join(coord, "cache"), s3.s3Args("publicf", "mv"))
+	res := mailvault(t, "cluster", "run", "nightly", "--data", coord, "--cluster", nc.url(), "--cluster-replicas", "1", "--format", "json", "--timeout", "3m")
+	var rep clusterCycle
+	mustf(t, json.Unmarshal([]byte(res.stdout), &rep) == nil && res.code == 0, "cluster run: %d %s %s", res.code, res.stdout, tail(res.stderr, 2000))
+	const total = 700 + 15 + 40 + 25 + 120 + 40 + 12
+	mustf(t, rep.State == "finished" && rep.Mailboxes == 2 && len(rep.Results) == 3 && rep.ItemsBackedUp == total, "the cycle: %s", res.stdout)
+	pf := false
+	for _, r := range rep.Results {
+		if r.Mailbox == cluster.PublicFolders {
+			pf = r.ItemsStored+r.ItemsUnchanged == 40+12
+		}
+	}
+	mustf(t, pf, "the public folders' task: %s", res.stdout)
+
+	// The same backup on one machine, into a local storage: the same counts.
+	r, one := sim.backup(t, filepath.Join(dir, "single"), append([]string{"--impersonate"}, jobArgs...)...)
+	mustf(t, one.code == 0, "single-node run: %d %s", one.code, one.stderr)
+	mustf(t, r.ItemsStored == rep.ItemsBackedUp && r.ItemsScanned == rep.ItemsScanned, "single node stored %d of %d; the cluster backed up %d of %d", r.ItemsStored, r.ItemsScanned, rep.ItemsBackedUp, rep.ItemsScanned)
+
+	reader := filepath.Join(dir, "reader")
+	res = mailvault(t, append([]string{"storage", "add", "shared", "--path", filepath.Join(reader, "cache"), "--unencrypted", "--data", reader}, s3.s3Args("publicf", "mv")...)...)
+	mustf(t, res.code == 0, "attach: %s", res.stderr)
+	st := mailvault(t, "storage", "stats", "shared", "--data", reader)
+	want := fmt.Sprintf("items:         %d (%d versions)", total, total)
+	mustf(t, strings.Contains(st.stdout, want), "the shared storage holds each item once: want %q in\n%s%s", want, st.stdout, st.stderr)
 }

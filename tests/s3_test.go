@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -227,4 +228,86 @@ mailboxes:
 	mustf(t, storedCount(t, filepath.Join(dir, "cache")) == 1500, "versions stored: %d, want each of 1500 items once", storedCount(t, filepath.Join(dir, "cache")))
 	ver := mailvault(t, "verify", "s3", "--read-data", "--data", data)
 	mustf(t, ver.code == 0, "verify: %d %s %s", ver.code, ver.stdout, ver.stderr)
+}
+
+// Two machines use one storage in S3, each with its own directory and
+// index (as a cluster's workers do). A prune is refused while another
+// process holds a live lock on the storage (naming the holder) and deletes
+// nothing; a lock left by a process that stopped is stale after 30 minutes
+// and the prune removes it. The other machine's index, which pointed into
+// the packs the prune deleted, takes the prune in when it next opens the
+// storage: it verifies clean, lists and exports what the prune kept, and
+// its next backup stores nothing twice.
+func TestS3StorageSharedByTwoMachines(t *testing.T) {
+	s3 := startS3(t)
+	s3.makeBucket(t, "shared", false)
+	sim := startGraphSim(t, s3Tenant)
+	dir := t.TempDir()
+	dataA, dataB := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	add := mailvault(t, append([]string{"storage", "add", "team", "--path", filepath.Join(dir, "cacheA"), "--unencrypted", "--keep-versions", "1", "--data", dataA}, s3.s3Args("shared", "mv")...)...)
+	mustf(t, add.code == 0, "storage add: %s", add.stderr)
+	r, res := graphBackup(t, sim, dataA, "--storage", "team")
+	mustf(t, res.code == 0 && r.ItemsStored == 66, "backup from A: %d %d %s", res.code, r.ItemsStored, res.stderr)
+	att := mailvault(t, append([]string{"storage", "add", "team", "--path", filepath.Join(dir, "cacheB"), "--unencrypted", "--data", dataB}, s3.s3Args("shared", "mv")...)...)
+	mustf(t, att.code == 0, "attach from B: %s", att.stderr)
+	versions := func(data string) string {
+		st := mailvault(t, "storage", "stats", "team", "--data", data)
+		mustf(t, st.code == 0, "stats: %s", st.stderr)
+		return regexp.MustCompile(`\((-?\d+) versions\)`).FindStringSubmatch(st.stdout + " (-1 versions)")[1]
+	}
+	r, res = graphBackup(t, sim, dataB, "--storage", "team")
+	mustf(t, res.code == 0 && r.ItemsStored == 66 && versions(dataB) == "66", "B's first backup (all found stored): %d %s versions %s", r.ItemsStored, res.stderr, versions(dataB))
+
+	// Every item changes; B backs the new versions up, A takes them in.
+	sim.control(t, "/_sim/mutate", map[string]any{"mailbox": "olga@contoso.test", "folder": "Inbox/Projects", "modify": 6})
+	sim.control(t, "/_sim/mutate", map[string]any{"mailbox": "olga@contoso.test", "folder": "Inbox", "modify": 60})
+	r, res = graphBackup(t, sim, dataB, "--storage", "team")
+	mustf(t, res.code == 0 && r.ItemsStored == 66, "B's backup of the changes: %d %d %s", res.code, r.ItemsStored, res.stderr)
+
+	// A live lock of another process: the prune is refused.
+	ctx := context.Background()
+	lock := func(name string, at time.Time) {
+		body := fmt.Sprintf(`{"holder":"worker7 pid 4242","exclusive":false,"time":%q}`, at.UTC().Format(time.RFC3339))
+		_, err := s3.client(t).PutObject(ctx, "shared", "mv/locks/"+name, strings.NewReader(body), int64(len(body)), minio.PutObjectOptions{})
+		mustf(t, err == nil, "put a lock: %v", err)
+	}
+	lock("live", time.Now())
+	before := s3.packObjects(t, "shared", "mv")
+	pr := mailvault(t, "prune", "team", "--data", dataA)
+	mustf(t, pr.code != 0 && strings.Contains(pr.stderr, "in use by another process") && strings.Contains(pr.stderr, "worker7 pid 4242"), "prune beside a live lock: %d %s%s", pr.code, pr.stdout, pr.stderr)
+	mustf(t, len(s3.packObjects(t, "shared", "mv")) == len(before), "a refused prune changed the packs")
+	_, err := s3.client(t).StatObject(ctx, "shared", "mv/locks/live", minio.StatObjectOptions{})
+	mustf(t, err == nil, "a refused prune removed another's lock: %v", err)
+
+	// The lock's process stopped 31 minutes ago: the prune goes on.
+	mustf(t, s3.client(t).RemoveObject(ctx, "shared", "mv/locks/live", minio.RemoveObjectOptions{}) == nil, "remove lock")
+	lock("stopped", time.Now().Add(-31*time.Minute))
+	pr = mailvault(t, "prune", "team", "--data", dataA)
+	mustf(t, pr.code == 0 && strings.Contains(pr.stdout, "pruned 66 versions"), "prune: %d %s%s", pr.code, pr.stdout, pr.stderr)
+	left := s3.objects(t, "shared", "mv/locks/")
+	mustf(t, len(left) == 0, "locks left after the prune: %v", left)
+	gone := 0
+	after := map[string]bool{}
+	for _, p := range s3.packObjects(t, "shared", "mv") {
+		after[p] = true
+	}
+	for _, p := range before {
+		if !after[p] {
+			gone++
+		}
+	}
+	mustf(t, gone > 0, "the prune deleted no pack (nothing for B to take in)")
+
+	// B's index pointed into the deleted packs: it takes the prune in.
+	ver := mailvault(t, "verify", "team", "--read-data", "--data", dataB)
+	mustf(t, ver.code == 0, "verify from B after A's prune: %d %s %s", ver.code, ver.stdout, ver.stderr)
+	ls := mailvault(t, "ls", "team", "olga@contoso.test", "--data", dataB)
+	mustf(t, regexp.MustCompile(`Inbox\s+60\b`).MatchString(ls.stdout) && regexp.MustCompile(`Inbox/Projects\s+6\b`).MatchString(ls.stdout), "ls from B: %s %s", ls.stdout, ls.stderr)
+	out := filepath.Join(dir, "export")
+	exp := mailvault(t, "export", "--storage", "team", "--mailbox", "olga@contoso.test", "--format", "eml", "--out", out, "--data", dataB)
+	mustf(t, exp.code == 0 && countFiles(t, out, ".eml") == 66, "export from B: %d %d %s", exp.code, countFiles(t, out, ".eml"), exp.stderr)
+	mustf(t, versions(dataB) == "66", "B's versions after the prune: %s", versions(dataB))
+	_, res = graphBackup(t, sim, dataB, "--storage", "team")
+	mustf(t, res.code == 0 && versions(dataB) == "66", "B's backup after the prune: %d versions %s %s", res.code, versions(dataB), res.stderr)
+	mustf(t, versions(dataA) == "66", "A's versions: %s", versions(dataA))
 }

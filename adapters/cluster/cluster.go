@@ -179,6 +179,12 @@ type Task struct {
 	Mailbox string `json:"mailbox"`
 }
 
+// PublicFolders is the Mailbox of the task that backs up a job's public
+// folders (one task for all of them: their tree is one unit, and Exchange
+// holds them in few mailboxes). It is no address, so no mailbox's task
+// takes its id.
+const PublicFolders = "#public-folders"
+
 // ID is the task's message id: a cycle enqueued twice holds each mailbox
 // once.
 func (t Task) ID() string { return "task/" + t.Cycle + "/" + t.Mailbox }

@@ -24,6 +24,9 @@ const (
 	ModeCheck
 	// ModeRepair repairs: alone, writing, whatever the damage.
 	ModeRepair
+	// ModePrune prunes: writing; a storage in object storage is pruned by
+	// one process alone (other processes' locks refuse it, see writers.go).
+	ModePrune
 )
 
 // Ref is a storage to open.
@@ -68,7 +71,11 @@ func (p *Pool) Open(r Ref) (*Vault, error) {
 		switch {
 		case r.Mode == ModeRepair:
 			return nil, fmt.Errorf("storage %s: %w (a job or command has it open): stop it before repairing", r.Dir, ErrBusy)
-		case r.Mode == ModeWrite && o.mode != ModeWrite:
+		case r.Mode == ModePrune && o.v.remote != nil:
+			return nil, fmt.Errorf("storage %s: %w (a job or command has it open): prune it when it has finished", r.Dir, ErrBusy)
+		case o.mode == ModePrune && o.v.remote != nil:
+			return nil, fmt.Errorf("storage %s: %w (being pruned); try again when the prune has finished", r.Dir, ErrBusy)
+		case (r.Mode == ModeWrite || r.Mode == ModePrune) && o.mode != ModeWrite && o.mode != ModePrune:
 			return nil, fmt.Errorf("storage %s: %w (open for reading by another command); try again when it has finished", r.Dir, ErrBusy)
 		}
 		if o.v.Encrypted() && r.RecoveryKey == "" {
@@ -85,7 +92,7 @@ func (p *Pool) Open(r Ref) (*Vault, error) {
 		v, _, err = Create(abs, CreateOptions{})
 	} else {
 		v, err = OpenWith(abs, OpenOptions{Password: r.Password, RecoveryKey: r.RecoveryKey,
-			ReadOnly: r.Mode == ModeRead || r.Mode == ModeCheck, ForCheck: r.Mode == ModeCheck || r.Mode == ModeRepair})
+			ReadOnly: r.Mode == ModeRead || r.Mode == ModeCheck, ForCheck: r.Mode == ModeCheck || r.Mode == ModeRepair, Exclusive: r.Mode == ModePrune})
 	}
 	if err != nil {
 		return nil, err

@@ -51,6 +51,11 @@ func (v *Vault) Prune(now time.Time, dryRun bool, fn func(Pruned) error) (PruneR
 	if v.readOnly && !dryRun {
 		return res, ErrReadOnly
 	}
+	if v.remote != nil && !dryRun && (v.lock == nil || !v.lock.exclusive) {
+		// Another process's newest version may use a chunk this index
+		// holds no reference to.
+		return res, fmt.Errorf("prune %s: %w: it is pruned open alone (OpenOptions.Exclusive)", v.remote.Where(), ErrInUse)
+	}
 	if problems, err := v.quickCheck(); err != nil {
 		return res, err
 	} else if len(problems) > 0 {
@@ -107,6 +112,12 @@ func (v *Vault) Prune(now time.Time, dryRun bool, fn func(Pruned) error) (PruneR
 			return res, err
 		}
 		v.collectIndexGarbage()
+		if res.Versions > 0 || res.Unreferenced > 0 {
+			// The storage's other users take in what changed.
+			if err := v.markRewrite("prune", nil); err != nil {
+				return res, err
+			}
+		}
 	}
 	return res, nil
 }

@@ -506,6 +506,9 @@ func (v *Vault) Seal() error {
 	if v.remote == nil {
 		return v.syncPack()
 	}
+	if err := v.checkLock(); err != nil {
+		return err
+	}
 	if err := v.closePack(); err != nil {
 		return err
 	}
@@ -519,18 +522,42 @@ var refreshMu sync.Mutex
 // Refresh adopts the packs other writers of the same object storage (the
 // workers of a cluster) have put there since this directory's index last
 // looked: each is read once and what it holds joins the index (chunks
-// and versions it already knows are kept as they are). Reports how many
-// packs it adopted. A local storage has no other writer: nothing to do.
-//
-// Prune is not safe while other writers are active (a pack this index
-// thinks unreferenced may be what another writer's newest version uses):
-// run it with the cluster's workers stopped.
+// and versions it already knows are kept as they are). After another
+// process's prune or repair (a rewrite marker this index has not seen) it
+// first drops what the index holds in packs that are gone or set aside,
+// and afterwards applies the adopted tombstones and counts every chunk's
+// references again (see writers.go). Reports how many packs it adopted.
+// A local storage has no other writer: nothing to do.
 func (v *Vault) Refresh() (int, error) {
 	if v.remote == nil || v.db == nil {
 		return 0, nil
 	}
 	refreshMu.Lock()
 	defer refreshMu.Unlock()
+	if err := v.checkLock(); err != nil {
+		return 0, err
+	}
+	unseen, setAside, err := v.unseenRewrites()
+	if err != nil {
+		return 0, err
+	}
+	listed := map[string]bool{}
+	sizes := map[string]int64{}
+	if err := v.eachRemotePack(func(pack string, size int64) error {
+		listed[pack], sizes[pack] = true, size
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("list the packs of %s: %w", v.remote.Where(), err)
+	}
+	if len(unseen) > 0 {
+		gone, err := v.goneOrSetAside(listed, setAside)
+		if err != nil {
+			return 0, err
+		}
+		if err := v.dropEntriesIn(gone, setAside); err != nil {
+			return 0, fmt.Errorf("take in another process's prune or repair of %s: %w", v.remote.Where(), err)
+		}
+	}
 	known := map[string]bool{}
 	if err := v.eachPackRecord(func(pack string, _ packRecord) error {
 		known[pack] = true
@@ -538,22 +565,18 @@ func (v *Vault) Refresh() (int, error) {
 	}); err != nil {
 		return 0, err
 	}
-	sizes := map[string]int64{}
 	var foreign []string
-	if err := v.eachRemotePack(func(pack string, size int64) error {
-		if !known[pack] {
+	for pack := range listed {
+		if !known[pack] && !setAside[pack] {
 			foreign = append(foreign, pack)
-			sizes[pack] = size
 		}
-		return nil
-	}); err != nil {
-		return 0, fmt.Errorf("list the packs of %s: %w", v.remote.Where(), err)
 	}
 	sort.Strings(foreign)
 	var recs []indexRecord
+	tombs := map[string]location{}
 	packs := map[string]packRecord{}
 	for _, pack := range foreign {
-		r, rec, found, err := v.readForeignPack(pack, sizes[pack])
+		r, rec, found, err := v.readForeignPack(pack, sizes[pack], tombs)
 		if err != nil {
 			return 0, fmt.Errorf("adopt pack %s from %s: %w", short(pack), v.remote.Where(), err)
 		}
@@ -564,12 +587,29 @@ func (v *Vault) Refresh() (int, error) {
 	if err := v.adopt(recs, packs); err != nil {
 		return 0, fmt.Errorf("adopt the packs of %s: %w", v.remote.Where(), err)
 	}
+	if len(unseen) > 0 {
+		if err := v.applyTombstones(tombs); err != nil {
+			return 0, err
+		}
+		if err := v.recountReferences(); err != nil {
+			return 0, err
+		}
+		if err := v.noteRewritesSeen(unseen); err != nil {
+			return 0, err
+		}
+		// The packs a prune deleted are not missing.
+		v.health.MissingPacks, v.health.CutPacks, v.health.UnknownPacks = nil, nil, nil
+		if err := v.checkHealth(); err != nil {
+			return 0, err
+		}
+	}
 	return len(packs), nil
 }
 
 // readForeignPack reads the index records of a pack another writer
-// uploaded; found is false when it was deleted since it was listed.
-func (v *Vault) readForeignPack(pack string, size int64) (recs []indexRecord, rec packRecord, found bool, err error) {
+// uploaded, and its tombstones into tombs; found is false when it was
+// deleted since it was listed.
+func (v *Vault) readForeignPack(pack string, size int64, tombs map[string]location) (recs []indexRecord, rec packRecord, found bool, err error) {
 	s, _, err := v.openScan(pack, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, rec, false, nil
@@ -584,7 +624,12 @@ func (v *Vault) readForeignPack(pack string, size int64) (recs []indexRecord, re
 			return nil // verify names it
 		}
 		rec.ValidEnd = e.end()
-		if r, ok := v.entryRecord(e, payload); ok && !r.tombstone {
+		r, ok := v.entryRecord(e, payload)
+		switch {
+		case !ok:
+		case r.tombstone:
+			tombs[e.ID] = e.location
+		default:
 			recs = append(recs, r)
 		}
 		return nil

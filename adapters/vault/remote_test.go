@@ -200,6 +200,13 @@ func TestObjectStorage(t *testing.T) {
 			if err := v.Seal(); err != nil {
 				t.Fatal(err)
 			}
+			if _, err := v.Prune(time.Now(), false, func(Pruned) error { return nil }); !errors.Is(err, ErrInUse) {
+				t.Fatalf("prune of a storage open beside others: %v", err)
+			}
+			v.Close()
+			if v, err = OpenWith(dir, OpenOptions{Password: pw, Exclusive: true}); err != nil {
+				t.Fatal(err)
+			}
 			before := m.packs()
 			res, err := v.Prune(time.Now(), false, func(Pruned) error { return nil })
 			if err != nil {
@@ -215,6 +222,10 @@ func TestObjectStorage(t *testing.T) {
 			})
 			if err != nil || vr.DamagedItems+vr.DamagedChunks+vr.DamagedPacks != 0 {
 				t.Fatalf("verify: %+v %v", vr, err)
+			}
+			v.Close()
+			if v, err = OpenWith(dir, OpenOptions{Password: pw}); err != nil {
+				t.Fatal(err)
 			}
 
 			// The store is down when the run's last pack is sealed: Seal

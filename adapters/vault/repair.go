@@ -99,6 +99,21 @@ func (v *Vault) Repair(rebuildIndex bool, lost func(Version) error) (RepairResul
 		}
 	}
 	v.health.MissingPacks, v.health.CutPacks, v.health.UnknownPacks, v.health.Index = nil, nil, nil, ""
+	if v.remote != nil && (res.IndexRebuilt || res.PacksRewritten > 0 || res.RecordsRewritten > 0 || res.Lost > 0) {
+		// The storage's other users take in what changed.
+		var aside []string
+		if err := v.eachPackRecord(func(pack string, rec packRecord) error {
+			if rec.State == packSetAside {
+				aside = append(aside, pack)
+			}
+			return nil
+		}); err != nil {
+			return res, err
+		}
+		if err := v.markRewrite("repair", aside); err != nil {
+			return res, err
+		}
+	}
 	st, err := v.Stats()
 	res.Versions = st.Versions
 	return res, err
@@ -145,6 +160,16 @@ func (v *Vault) rebuildIndex() (string, error) {
 	if err := v.update(func(txn *badger.Txn) error { return txn.Set([]byte(keyEpoch), []byte(v.epoch)) }); err != nil {
 		return old, err
 	}
+	// A new index has taken in no rewrite marker: all of them are read
+	// (before the packs), for the packs another repair set aside.
+	var markers []string
+	setAside := map[string]bool{}
+	if v.remote != nil {
+		var err error
+		if markers, setAside, err = v.unseenRewrites(); err != nil {
+			return old, err
+		}
+	}
 	tombs := map[string]location{}
 	wb := v.db.NewWriteBatch()
 	defer wb.Cancel()
@@ -156,6 +181,9 @@ func (v *Vault) rebuildIndex() (string, error) {
 		return wb.Set(key, b)
 	}
 	err := v.eachPackFile(func(pack string, size int64) error {
+		if setAside[pack] {
+			return set(packKey(pack), packRecord{State: packSetAside, Uploaded: true})
+		}
 		s, _, err := v.openScan(pack, 0)
 		if err != nil {
 			return err
@@ -193,7 +221,23 @@ func (v *Vault) rebuildIndex() (string, error) {
 	if err := wb.Flush(); err != nil {
 		return old, err
 	}
-	// Tombstones take back the versions prune removed.
+	if err := v.applyTombstones(tombs); err != nil {
+		return old, err
+	}
+	if err := v.recountReferences(); err != nil {
+		return old, err
+	}
+	if err := v.noteRewritesSeen(markers); err != nil {
+		return old, err
+	}
+	v.health = Health{}
+	return old, nil
+}
+
+// applyTombstones takes back the versions prune removed: each tombstone
+// (by version id, where it lies) deletes its version from the index and is
+// kept while the pruned record's pack exists.
+func (v *Vault) applyTombstones(tombs map[string]location) error {
 	for id, loc := range tombs {
 		err := v.update(func(txn *badger.Txn) error {
 			it, err := txn.Get([]byte(prefixID + id))
@@ -220,11 +264,16 @@ func (v *Vault) rebuildIndex() (string, error) {
 			return putJSON(txn, []byte(prefixTomb+id), tombstoneRecord{Record: loc, RecordPack: ver.Record.Pack})
 		})
 		if err != nil {
-			return old, err
+			return err
 		}
 	}
-	// Reference counts from the versions; chunks nothing references are
-	// not live.
+	return nil
+}
+
+// recountReferences sets every chunk's reference count from the versions
+// the index holds; a chunk nothing references is not live, and neither is
+// a deletion mark of an item with no version.
+func (v *Vault) recountReferences() error {
 	counts := map[[32]byte]int64{}
 	items := map[string]bool{}
 	if err := v.Walk("", func(ver Version) error {
@@ -234,11 +283,11 @@ func (v *Vault) rebuildIndex() (string, error) {
 		}
 		return nil
 	}); err != nil {
-		return old, err
+		return err
 	}
 	wb2 := v.db.NewWriteBatch()
 	defer wb2.Cancel()
-	err = v.eachPrefix(prefixChunk, func(k, val []byte) error {
+	err := v.eachPrefix(prefixChunk, func(k, val []byte) error {
 		var rec chunkRecord
 		if err := json.Unmarshal(val, &rec); err != nil {
 			return err
@@ -251,7 +300,7 @@ func (v *Vault) rebuildIndex() (string, error) {
 		return wb2.Set(k, b)
 	})
 	if err != nil {
-		return old, err
+		return err
 	}
 	err = v.eachPrefix(prefixDeleted, func(k, _ []byte) error {
 		if !items[string(k)] {
@@ -260,13 +309,9 @@ func (v *Vault) rebuildIndex() (string, error) {
 		return nil
 	})
 	if err != nil {
-		return old, err
+		return err
 	}
-	if err := wb2.Flush(); err != nil {
-		return old, err
-	}
-	v.health = Health{}
-	return old, nil
+	return wb2.Flush()
 }
 
 // salvage reads every pack and every entry the index references (through

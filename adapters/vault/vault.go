@@ -137,6 +137,9 @@ type OpenOptions struct {
 	// ForCheck opens a storage whose index is damaged or lost (verify,
 	// repair): the damage is kept in Health instead of failing the open.
 	ForCheck bool
+	// Exclusive keeps every other process out of a storage in object
+	// storage while this one has it open (prune; repair always does).
+	Exclusive bool
 }
 
 // Vault is an open storage. It is safe for concurrent use.
@@ -157,6 +160,9 @@ type Vault struct {
 	// in object storage (remote.json); nil for a local storage.
 	remote    Remote
 	remoteCfg *RemoteConfig
+	// lock is this process's lock object in the remote (nil: local, or
+	// a reader the bucket would not let write one).
+	lock *storageLock
 }
 
 // spaceRecheck is how much a storage writes between two free-space
@@ -266,6 +272,12 @@ func Create(dir string, o CreateOptions) (v *Vault, recoveryKey string, err erro
 		v.Close()
 		return nil, "", err
 	}
+	if remote != nil {
+		if err := v.takeLock(false, false); err != nil {
+			v.Close()
+			return nil, "", fmt.Errorf("create storage %s: %w", dir, err)
+		}
+	}
 	return v, recoveryKey, nil
 }
 
@@ -336,6 +348,24 @@ func OpenWith(dir string, o OpenOptions) (*Vault, error) {
 	}
 	v := &Vault{dir: dir, set: s, readOnly: o.ReadOnly, dataKey: dataKey, space: badgerdb.SpaceGauge{Dir: dir, Recheck: spaceRecheck}, remote: remote, remoteCfg: rc}
 	v.health.Settings = problems
+	if remote != nil {
+		// Before the index is read: what the bucket holds may change
+		// under a reader, and under a prune, otherwise.
+		if err := v.takeLock(o.Exclusive || o.ForCheck && !o.ReadOnly, o.ReadOnly); err != nil {
+			return nil, fmt.Errorf("open storage %s: %w", dir, err)
+		}
+	}
+	opened, err := v.open(o)
+	if err != nil {
+		v.releaseLock()
+	}
+	return opened, err
+}
+
+// open opens the index of a Vault OpenWith made, checks it, and brings it
+// up to date with the object storage.
+func (v *Vault) open(o OpenOptions) (*Vault, error) {
+	dir, remote := v.dir, v.remote
 	if remote != nil && !indexPresent(dir) {
 		// A new machine (or a lost cache): the packs are the truth, and
 		// the index is rebuilt from them before anything else.
@@ -346,7 +376,7 @@ func OpenWith(dir string, o OpenOptions) (*Vault, error) {
 	// An object storage's index is this directory's cache, not the
 	// storage: it is opened for writing even to read, so that what other
 	// writers (cluster workers) stored is adopted first (Refresh).
-	if err := v.openIndex(dataKey, o.ReadOnly && remote == nil, false); err != nil {
+	if err := v.openIndex(v.dataKey, o.ReadOnly && remote == nil, false); err != nil {
 		if !o.ForCheck || errors.Is(err, ErrLocked) {
 			return nil, err
 		}
@@ -526,6 +556,9 @@ func (v *Vault) Close() error {
 	if !v.readOnly && v.db != nil {
 		perr = v.closePack()
 	}
+	// After the last pack is up: a prune waiting for this process must
+	// find everything it stored.
+	v.releaseLock()
 	if v.codec != nil {
 		v.codec.dec.Close()
 	}

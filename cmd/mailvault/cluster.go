@@ -150,7 +150,11 @@ func (w *clusterWorker) backup(ctx context.Context, svc *app.Service, t cluster.
 	if err != nil {
 		return nil, err
 	}
-	job.Mailboxes, job.AllMailboxes, job.ExcludeMailboxes, job.PublicFolders = []string{t.Mailbox}, false, nil, nil
+	if t.Mailbox == cluster.PublicFolders {
+		job.Mailboxes, job.AllMailboxes, job.ExcludeMailboxes, job.Archives = nil, false, nil, false
+	} else {
+		job.Mailboxes, job.AllMailboxes, job.ExcludeMailboxes, job.PublicFolders = []string{t.Mailbox}, false, nil, nil
+	}
 	return svc.RunJobCycle(ctx, t.Job, job, run)
 }
 
@@ -189,6 +193,9 @@ type clusterReport struct {
 	Job       string `json:"job"`
 	State     string `json:"state"`
 	Mailboxes int    `json:"mailboxes"`
+	// PublicFolders counts the job's public folder selections, backed up
+	// as one task (its result's mailbox is cluster.PublicFolders).
+	PublicFolders int `json:"public_folders,omitempty"`
 	// ItemsBackedUp are the items the mailboxes' last runs found stored:
 	// stored by them, or found already stored (by a worker that died
 	// after storing them, whose work the next run took over).
@@ -208,6 +215,9 @@ func coordinate(ctx context.Context, svc *app.Service, c *cluster.Cluster, name 
 	if err != nil {
 		return nil, err
 	}
+	if len(job.PublicFolders) > 0 {
+		mailboxes = append(mailboxes, cluster.PublicFolders)
+	}
 	cycle := strings.ReplaceAll(app.NewRunID(time.Now()), ".", "-")
 	tasks := make([]cluster.Task, len(mailboxes))
 	for i, m := range mailboxes {
@@ -218,12 +228,16 @@ func coordinate(ctx context.Context, svc *app.Service, c *cluster.Cluster, name 
 	}
 	results, err := c.Results(ctx, cycle, mailboxes)
 	rep := &clusterReport{Cycle: cycle, Job: name, Mailboxes: len(mailboxes), State: string(domain.StateFinished), Workers: map[string]int{}}
+	if len(job.PublicFolders) > 0 {
+		rep.Mailboxes--
+		rep.PublicFolders = len(job.PublicFolders)
+	}
 	rank := map[string]int{string(domain.StateFinished): 0, string(domain.StateWarnings): 1, string(domain.StateNotFinished): 2}
 	for _, m := range mailboxes {
 		r, ok := results[m]
 		if !ok {
 			rep.State = string(domain.StateNotFinished)
-			rep.Errors = append(rep.Errors, m+": no worker answered")
+			rep.Errors = append(rep.Errors, taskName(m)+": no worker answered")
 			continue
 		}
 		rep.Results = append(rep.Results, r)
@@ -232,36 +246,42 @@ func coordinate(ctx context.Context, svc *app.Service, c *cluster.Cluster, name 
 		rep.ItemsUnchanged += r.ItemsUnchanged
 		rep.Workers[r.Worker]++
 		for _, e := range r.Errors {
-			rep.Errors = append(rep.Errors, m+": "+e)
+			rep.Errors = append(rep.Errors, taskName(m)+": "+e)
 		}
 		if rank[r.State] > rank[rep.State] {
 			rep.State = r.State
 		}
-	}
-	if len(job.PublicFolders) > 0 {
-		// Tasks are mailboxes: a job's public folders would be left out
-		// without a word.
-		rep.State = string(domain.StateNotFinished)
-		rep.Errors = append(rep.Errors, fmt.Sprintf("the job's %d public folder(s) are not backed up over a cluster: run them in a job of their own without --cluster", len(job.PublicFolders)))
 	}
 	rep.ItemsBackedUp = rep.ItemsStored + rep.ItemsUnchanged
 	sort.Slice(rep.Results, func(i, j int) bool { return rep.Results[i].Mailbox < rep.Results[j].Mailbox })
 	return rep, err
 }
 
+// taskName names a task's mailbox in messages.
+func taskName(mailbox string) string {
+	if mailbox == cluster.PublicFolders {
+		return "public folders"
+	}
+	return mailbox
+}
+
 func writeClusterReport(w io.Writer, format string, r *clusterReport) error {
 	if format == "json" {
 		return json.NewEncoder(w).Encode(r)
 	}
-	fmt.Fprintf(w, "cycle %s of job %s: %s\n  mailboxes       %d\n  items backed up %d (stored %d, found stored %d)\n  items scanned   %d\n",
-		r.Cycle, r.Job, r.State, r.Mailboxes, r.ItemsBackedUp, r.ItemsStored, r.ItemsUnchanged, r.ItemsScanned)
+	fmt.Fprintf(w, "cycle %s of job %s: %s\n  mailboxes       %d\n", r.Cycle, r.Job, r.State, r.Mailboxes)
+	if r.PublicFolders > 0 {
+		fmt.Fprintf(w, "  public folders  %d selection(s), one task\n", r.PublicFolders)
+	}
+	fmt.Fprintf(w, "  items backed up %d (stored %d, found stored %d)\n  items scanned   %d\n",
+		r.ItemsBackedUp, r.ItemsStored, r.ItemsUnchanged, r.ItemsScanned)
 	names := make([]string, 0, len(r.Workers))
 	for n := range r.Workers {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  worker %s: %d mailboxes\n", n, r.Workers[n])
+		fmt.Fprintf(w, "  worker %s: %d tasks\n", n, r.Workers[n])
 	}
 	for _, e := range r.Errors {
 		fmt.Fprintf(w, "  error: %s\n", e)

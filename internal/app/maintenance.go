@@ -133,7 +133,7 @@ type Pruned struct {
 // records and removes nothing.
 func (s *Service) Prune(ctx context.Context, ref StorageRef, dryRun bool, onPruned func(vault.Pruned)) (Pruned, error) {
 	var out Pruned
-	err := s.withStorage(ref, vault.ModeWrite, func(v *vault.Vault) error {
+	err := s.withStorage(ref, vault.ModePrune, func(v *vault.Vault) error {
 		now := s.now().UTC()
 		run := "prune-" + NewRunID(now)
 		out.Policy = v.Retention()
