@@ -572,28 +572,62 @@ func (v *Vault) Refresh() (int, error) {
 		}
 	}
 	sort.Strings(foreign)
-	var recs []indexRecord
+	var foreignBytes int64
+	for _, pack := range foreign {
+		foreignBytes += sizes[pack]
+	}
+	// Few new packs (the usual: what the other workers stored since this
+	// one's last run) are adopted together, their references counted as
+	// they are adopted. Many (a worker back after a long absence) are
+	// adopted one at a time, so that memory holds one pack's records, and
+	// the references are counted again from the index afterwards; a
+	// crash in between leaves that count pending for the next Refresh.
+	recount := len(unseen) > 0 || foreignBytes > adoptTogetherBytes
+	pending, err := v.recountPending()
+	if err != nil {
+		return 0, err
+	}
+	if recount && !pending {
+		if err := v.setRecountPending(true); err != nil {
+			return 0, err
+		}
+	}
 	tombs := map[string]location{}
+	var recs []indexRecord
 	packs := map[string]packRecord{}
+	adopted := 0
 	for _, pack := range foreign {
 		r, rec, found, err := v.readForeignPack(pack, sizes[pack], tombs)
 		if err != nil {
 			return 0, fmt.Errorf("adopt pack %s from %s: %w", short(pack), v.remote.Where(), err)
 		}
-		if found {
-			recs, packs[pack] = append(recs, r...), rec
+		if !found {
+			continue
+		}
+		adopted++
+		recs, packs[pack] = append(recs, r...), rec
+		if recount {
+			if err := v.adopt(recs, packs); err != nil {
+				return 0, fmt.Errorf("adopt pack %s from %s: %w", short(pack), v.remote.Where(), err)
+			}
+			recs, packs = recs[:0], map[string]packRecord{}
 		}
 	}
 	if err := v.adopt(recs, packs); err != nil {
 		return 0, fmt.Errorf("adopt the packs of %s: %w", v.remote.Where(), err)
 	}
-	if len(unseen) > 0 {
+	if recount || pending {
 		if err := v.applyTombstones(tombs); err != nil {
 			return 0, err
 		}
 		if err := v.recountReferences(); err != nil {
 			return 0, err
 		}
+		if err := v.setRecountPending(false); err != nil {
+			return 0, err
+		}
+	}
+	if len(unseen) > 0 {
 		if err := v.noteRewritesSeen(unseen); err != nil {
 			return 0, err
 		}
@@ -603,7 +637,33 @@ func (v *Vault) Refresh() (int, error) {
 			return 0, err
 		}
 	}
-	return len(packs), nil
+	return adopted, nil
+}
+
+// adoptTogetherBytes is how much of other writers' new packs Refresh
+// reads into memory to adopt together; beyond it, one pack at a time.
+var adoptTogetherBytes int64 = 64 << 20
+
+// keyRecountPending says the chunks' reference counts are to be counted
+// again from the versions (adoption one pack at a time was interrupted).
+const keyRecountPending = "meta/recount-pending"
+
+func (v *Vault) recountPending() (bool, error) {
+	var pending bool
+	err := v.db.View(func(txn *badger.Txn) error {
+		_, err := getJSON(txn, []byte(keyRecountPending), &pending)
+		return err
+	})
+	return pending, err
+}
+
+func (v *Vault) setRecountPending(on bool) error {
+	return v.update(func(txn *badger.Txn) error {
+		if !on {
+			return txn.Delete([]byte(keyRecountPending))
+		}
+		return putJSON(txn, []byte(keyRecountPending), true)
+	})
 }
 
 // readForeignPack reads the index records of a pack another writer

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/mailvault/mailvault/domain"
 )
 
@@ -284,4 +286,84 @@ func TestObjectStoragePrunedByAnotherProcess(t *testing.T) {
 	if _, err := Open(bDir, nil); !errors.Is(err, ErrStorageDamaged) {
 		t.Fatalf("a pack gone without a prune: %v", err)
 	}
+}
+
+// A writer back after others stored much: their packs are adopted one at
+// a time (memory holds one pack's records) and the references counted
+// again afterwards, also after a crash between the two; the index then
+// passes prune's own check, lists everything and finds it stored.
+func TestObjectStorageAdoptsManyPacksOneAtATime(t *testing.T) {
+	together := adoptTogetherBytes
+	adoptTogetherBytes = 1
+	defer func() { adoptTogetherBytes = together }()
+	useMemRemote(t)
+	a, _, err := Create(t.TempDir(), CreateOptions{Remote: memConfig(t, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	a.packSize = 40 << 10
+	_, b := attachAnother(t)
+	defer b.Close()
+	shared := randomBytes(3, 24<<10)
+	for i := range 24 {
+		// Versions whose chunks (the shared attachment) are in an earlier
+		// pack than their records.
+		if _, err := a.Put(key("a@x", fmt.Sprint("i", i), "c1"), message(uint64(i), shared)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		st, err := b.Stats()
+		if err != nil || st.Versions != 24 {
+			t.Fatalf("%s: %+v %v", when, st, err)
+		}
+		if _, err := b.Prune(time.Now(), true, func(Pruned) error { return nil }); err != nil {
+			t.Fatalf("%s: the index fails prune's check: %v", when, err)
+		}
+		if r, err := b.Put(key("a@x", "i5", "c1"), message(5, shared)); err != nil || !r.Existed {
+			t.Fatalf("%s: stored again: %+v %v", when, r, err)
+		}
+	}
+	n, err := b.Refresh()
+	if err != nil || n < 3 {
+		t.Fatalf("adopted %d packs: %v", n, err)
+	}
+	check("after adopting one pack at a time")
+	if pending, err := b.recountPending(); err != nil || pending {
+		t.Fatalf("recount still pending: %v %v", pending, err)
+	}
+	// A crash after the adoption, before the count: the next Refresh
+	// counts.
+	if err := b.setRecountPending(true); err != nil {
+		t.Fatal(err)
+	}
+	wrong := map[string]chunkRecord{} // counts left wrong by the crash
+	if err := b.eachPrefix(prefixChunk, func(k, val []byte) error {
+		var rec chunkRecord
+		err := json.Unmarshal(val, &rec)
+		rec.Refs = 1000
+		wrong[string(k)] = rec
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.update(func(txn *badger.Txn) error {
+		for k, rec := range wrong {
+			if err := putJSON(txn, []byte(k), rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	check("after a crash before the count")
 }
