@@ -268,25 +268,41 @@ type paceTake struct {
 }
 
 // windowEstimate is the first throttle's estimate of the limit, for a
-// request sent at sentAt refused with retryAfter: a window-based server
-// admits until its window is full and answers with the time until the
-// oldest request in it leaves, so for the take that was that oldest one,
-// the units taken since, over the time from it to when the server admits
-// again, are the window's own rate. Which take it was is not known, but
-// every other gives less (fewer units, or as many over a longer time), so
-// the highest of these rates is taken. A server whose Retry-After is a
-// penalty longer than its window gives an underestimate, never more.
-func (p *Pace) windowEstimate(sentAt time.Time, retryAfter time.Duration) float64 {
+// request sent at sentAt refused with retryAfter, answered at now: a
+// window-based server admits until its window is full and answers with
+// the time until the oldest request in it leaves, so for the take that was
+// that oldest one, the units taken since, over the time from it to when
+// the server admits again, are the window's own rate. Which take it was is
+// not known, but every other gives less (fewer units, or as many over a
+// longer time), so the highest of these rates is taken. A server whose
+// Retry-After is a penalty longer than its window gives an underestimate,
+// never more.
+//
+// Requests sent together (a folder's four at once) reach the server in no
+// set order: those sent up to half the refused one's round trip after it
+// may have been admitted before it, and count (the refused one does not).
+// Leaving them out took a limit of 6 a second for 4 when the refusal was
+// the fifth of a burst; counting one that was refused too costs one more
+// throttle and a cut, while an underestimate costs the run its pace until
+// CUBIC's slow climb has found the limit again.
+func (p *Pace) windowEstimate(sentAt, now time.Time, retryAfter time.Duration) float64 {
 	end := sentAt.UnixNano()
+	cutoff := end + max(0, int64(now.Sub(sentAt)/2))
 	best, units := 0.0, 0.0
+	refused := false
 	n := len(p.takes)
 	for i := 1; i <= n; i++ {
 		t := p.takes[(p.nextTake-i+n)%n]
-		if t.at >= end {
-			continue // the refused request, or sent after it
+		if t.at > cutoff {
+			continue // sent after the server refused
+		}
+		if t.at == end && !refused {
+			refused = true // the refused request itself
+			continue
 		}
 		units += float64(t.units)
-		best = max(best, units/(time.Duration(end-t.at)+retryAfter).Seconds())
+		span := time.Duration(max(0, end-t.at)) + retryAfter
+		best = max(best, units/span.Seconds())
 	}
 	return best
 }
@@ -353,7 +369,7 @@ func (p *Pace) Throttled(now, sentAt time.Time, retryAfter time.Duration) bool {
 	p.sinceCut = 0
 	est := 0.0
 	if p.slowStart && retryAfter > 0 {
-		est = p.windowEstimate(sentAt, retryAfter)
+		est = p.windowEstimate(sentAt, now, retryAfter)
 	}
 	p.takes = nil // slow start is over
 	switch {

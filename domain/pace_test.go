@@ -299,6 +299,30 @@ func TestPaceFirstThrottleEstimate(t *testing.T) {
 	}
 }
 
+// The first throttle refuses one request of a burst sent together (a
+// folder's four at once, after discovery's three): those sent just after
+// it reached the server first and were admitted, so they count. A limit
+// of 6 a second is found as 6, not as the 3 sent strictly before the
+// refused request (the pace would then crawl at half the limit until
+// CUBIC's slow climb found it again, longer than many mailboxes take).
+func TestPaceFirstThrottleInABurst(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	p := NewPace(LearnedPace{})
+	for i := range 3 {
+		p.Admit(t0.Add(time.Duration(i)*time.Millisecond), 1) // discovery
+	}
+	t1 := t0.Add(34 * time.Millisecond)
+	p.Admit(t1, 1) // the request the server refused
+	for _, d := range []time.Duration{200, 500, 800} {
+		p.Admit(t1.Add(d*time.Microsecond), 1) // admitted before it
+	}
+	answered := t1.Add(18 * time.Millisecond)
+	p.Throttled(answered, t1, time.Second-(t1.Add(9*time.Millisecond).Sub(t0)))
+	if r, want := p.Rate(), paceStart*6; math.Abs(r-want) > 0.03*want {
+		t.Fatalf("paced at %.2f after a burst's fifth request was refused, want %.2f", r, want)
+	}
+}
+
 // A mailbox that sent a little, then nothing for a minute (its turn had
 // not come), then a window's worth: the estimate is the window's rate, not
 // what was sent since the first request spread over the minute.

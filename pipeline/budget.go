@@ -24,7 +24,22 @@ func CountingBudget(ctx context.Context) (context.Context, *atomic.Int64) {
 // $batch spends one per sub-request). Sources call it for every request
 // the server counts; without a counter in ctx it does nothing.
 func SpendBudget(ctx context.Context, units int) {
-	if n, ok := ctx.Value(budgetCounterKey{}).(*atomic.Int64); ok && units > 0 {
+	if units <= 0 {
+		return
+	}
+	if n, ok := ctx.Value(budgetCounterKey{}).(*atomic.Int64); ok {
 		n.Add(int64(units))
 	}
+	if fn, ok := ctx.Value(spendHookKey{}).(func(int)); ok {
+		fn(units)
+	}
+}
+
+type spendHookKey struct{}
+
+// NotingSpends returns ctx under which every unit a source spends is also
+// told to fn as it is sent: discovery's requests reach the pacer, whose
+// estimate of a limit counts what the server's window counted.
+func NotingSpends(ctx context.Context, fn func(units int)) context.Context {
+	return context.WithValue(ctx, spendHookKey{}, fn)
 }

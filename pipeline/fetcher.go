@@ -299,6 +299,12 @@ func putAll(st Storage, keys []domain.ItemKey, contents [][]byte) ([]domain.PutR
 // then one per folder the filter keeps.
 func (f *Fetcher) discoverMailbox(ctx context.Context, start *domain.Event, m string) []domain.Event {
 	ctx, spent := CountingBudget(ctx)
+	if f.Pacer != nil {
+		// The server's window counts discovery's requests with the
+		// mailbox's others: a pace that did not would take a limit met
+		// soon after it for a lower one.
+		ctx = NotingSpends(ctx, func(units int) { f.Pacer.Note(m, units) })
+	}
 	folders, changes, err := f.readFolders(ctx, m)
 	folders = f.FolderFilter.Apply(folders)
 	me := domain.Event{Type: domain.MailboxDiscovered, ID: domain.DeriveID(f.Run, "mailbox", m), Cause: start.ID, Run: f.Run,

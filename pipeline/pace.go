@@ -103,6 +103,17 @@ func (p *Pacer) Wait(ctx context.Context, mailbox string, units int, longest tim
 	}
 }
 
+// Note counts units sent for mailbox now without waiting for the paces:
+// requests the pacer does not hold (discovery's, a handful at a run's
+// start) but the server counts.
+func (p *Pacer) Note(mailbox string, units int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.clock.Now()
+	p.mailbox(mailbox).Take(now, units)
+	p.app.Take(now, units)
+}
+
 // PaceOutcome is what the pacer learned from one answer: the pace after it,
 // and whether it is the app's (a tenant-wide limit) rather than the
 // mailbox's. Zero when nothing was cut.

@@ -171,3 +171,29 @@ func TestPacerStartsNewMailboxesAtASiblingsLimit(t *testing.T) {
 		t.Fatal("a mailbox that started after two siblings met the limit was not paced")
 	}
 }
+
+// Discovery's requests, which the pacer does not hold, still count: the
+// server's window holds them beside the fetches, so a limit met right after
+// discovery is estimated from both (6 a second here, not the 3 fetches').
+func TestPacerCountsWhatItDoesNotHold(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	p := pipeline.NewPacer(clock, nil)
+	spent := pipeline.NotingSpends(ctx, func(units int) { p.Note("a@x", units) })
+	pipeline.SpendBudget(spent, 2) // a $batch of two
+	pipeline.SpendBudget(spent, 1)
+	clock.Advance(30 * time.Millisecond)
+	var sent time.Time
+	for range 4 {
+		at, wait, err := p.Wait(ctx, "a@x", 1, time.Second)
+		if wait != 0 || err != nil {
+			t.Fatalf("slow start waits %v, %v", wait, err)
+		}
+		sent = at
+	}
+	clock.Advance(10 * time.Millisecond)
+	po := p.Done("a@x", sent, 1, 0, &domain.Failure{Class: domain.ClassThrottled, Code: "ApplicationThrottled", RetryAfter: 960 * time.Millisecond})
+	if po.Rate < 5.5 || po.Rate > 6.2 {
+		t.Fatalf("paced at %.2f after a window of 6 filled by discovery and fetches, want about 5.7", po.Rate)
+	}
+}

@@ -21,6 +21,7 @@ import (
 func BenchmarkClusterScaling(b *testing.B) {
 	mailboxes := envInts(b, "MAILVAULT_BENCH_MAILBOXES", "12")[0]
 	items := envInts(b, "MAILVAULT_BENCH_ITEMS", "300")[0]
+	counts := envInts(b, "MAILVAULT_BENCH_WORKERS", "1,2,3")
 	var t strings.Builder
 	t.WriteString("seed: 17\nlimits: {concurrency: 4, requests: 6, window: 1s}\nmailboxes:\n")
 	for i := range mailboxes {
@@ -32,7 +33,7 @@ func BenchmarkClusterScaling(b *testing.B) {
 	sim := startGraphSim(b, t.String())
 	for i := 0; i < b.N; i++ {
 		rates := map[int]float64{}
-		for _, n := range []int{1, 2, 3} {
+		for _, n := range counts {
 			bucket := fmt.Sprintf("bench-%d-%d", i, n)
 			s3.makeBucket(b, bucket, false)
 			dir := b.TempDir()
@@ -67,8 +68,26 @@ func BenchmarkClusterScaling(b *testing.B) {
 			}
 			rates[n] = float64(total) / elapsed.Seconds()
 			b.ReportMetric(rates[n], fmt.Sprintf("items/s-%dw", n))
+			// The mailbox runs' own mean length: whether k workers made
+			// each run slower, or left time between runs.
+			var runs float64
+			for _, r := range rep.Results {
+				runs += r.DurationS
+			}
+			b.ReportMetric(runs/float64(max(len(rep.Results), 1)), fmt.Sprintf("s/mailbox-run-%dw", n))
+			// The workers' busy share of the cycle: from taking a task to
+			// its result, over the cycle's wall time per worker.
+			var busy float64
+			for _, r := range rep.Results {
+				busy += r.Done.Sub(r.Taken).Seconds()
+				b.Logf("%d workers: %s by %s, taken at +%.2f s, run %.2f s, done at +%.2f s", n, r.Mailbox, r.Worker, r.Taken.Sub(started).Seconds(), r.DurationS, r.Done.Sub(started).Seconds())
+			}
+			b.ReportMetric(busy/(float64(n)*elapsed.Seconds()), fmt.Sprintf("busy-%dw", n))
 		}
-		b.ReportMetric(rates[2]/(2*rates[1]), "linear-2w")
-		b.ReportMetric(rates[3]/(3*rates[1]), "linear-3w")
+		for _, n := range counts {
+			if n > 1 && rates[1] > 0 {
+				b.ReportMetric(rates[n]/(float64(n)*rates[1]), fmt.Sprintf("linear-%dw", n))
+			}
+		}
 	}
 }

@@ -132,11 +132,14 @@ type clusterCycle struct {
 	Workers        map[string]int `json:"workers"`
 	Errors         []string       `json:"errors"`
 	Results        []struct {
-		Mailbox        string `json:"mailbox"`
-		Worker         string `json:"worker"`
-		ItemsStored    int    `json:"items_stored"`
-		ItemsUnchanged int    `json:"items_unchanged"`
-		ItemsScanned   int    `json:"items_scanned"`
+		Mailbox        string    `json:"mailbox"`
+		Worker         string    `json:"worker"`
+		ItemsStored    int       `json:"items_stored"`
+		ItemsUnchanged int       `json:"items_unchanged"`
+		ItemsScanned   int       `json:"items_scanned"`
+		DurationS      float64   `json:"duration_s"`
+		Taken          time.Time `json:"taken"`
+		Done           time.Time `json:"done"`
 	} `json:"results"`
 }
 

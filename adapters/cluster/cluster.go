@@ -228,17 +228,23 @@ func (c *Cluster) Enqueue(ctx context.Context, tasks []Task) error {
 
 // Result is what one mailbox's run of a cycle did.
 type Result struct {
-	Cycle          string   `json:"cycle"`
-	Job            string   `json:"job"`
-	Mailbox        string   `json:"mailbox"`
-	Worker         string   `json:"worker"`
-	Run            string   `json:"run"`
-	State          string   `json:"state"`
-	ItemsScanned   int      `json:"items_scanned"`
-	ItemsStored    int      `json:"items_stored"`
-	ItemsUnchanged int      `json:"items_unchanged"`
-	BytesWritten   int64    `json:"bytes_written"`
-	Errors         []string `json:"errors,omitempty"`
+	Cycle          string `json:"cycle"`
+	Job            string `json:"job"`
+	Mailbox        string `json:"mailbox"`
+	Worker         string `json:"worker"`
+	Run            string `json:"run"`
+	State          string `json:"state"`
+	ItemsScanned   int    `json:"items_scanned"`
+	ItemsStored    int    `json:"items_stored"`
+	ItemsUnchanged int    `json:"items_unchanged"`
+	BytesWritten   int64  `json:"bytes_written"`
+	// Taken and Done are when the worker took the task and when it had
+	// forwarded the run's events (its result follows); DurationS is the
+	// mailbox run's own length (from its report).
+	Taken     time.Time `json:"taken"`
+	Done      time.Time `json:"done"`
+	DurationS float64   `json:"duration_s"`
+	Errors    []string  `json:"errors,omitempty"`
 }
 
 func cycleToken(cycle string) (string, error) {

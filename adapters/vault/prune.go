@@ -112,9 +112,13 @@ func (v *Vault) Prune(now time.Time, dryRun bool, fn func(Pruned) error) (PruneR
 			return res, err
 		}
 		v.collectIndexGarbage()
-		if res.Versions > 0 || res.Unreferenced > 0 {
-			// The storage's other users take in what changed.
-			if err := v.markRewrite("prune", nil); err != nil {
+		if res.Versions > 0 && v.remote != nil {
+			// The storage's other users take in what changed (the
+			// tombstones), once what was moved is up.
+			if err := v.Seal(); err != nil {
+				return res, err
+			}
+			if err := v.noteRewrite("prune", nil); err != nil {
 				return res, err
 			}
 		}
@@ -376,6 +380,11 @@ func (v *Vault) deletePack(pack string, now time.Time) error {
 		return fmt.Errorf("remove pack %s: %w", short(pack), err)
 	}
 	if rec.Uploaded && v.remote != nil {
+		// The marker goes first: the other directories must not take a
+		// pack this prune deletes for damage, even if it stops here.
+		if err := v.noteRewrite("prune", nil); err != nil {
+			return err
+		}
 		if err := v.deleteRemotePack(pack, rec); err != nil {
 			if errors.Is(err, ErrRetained) && kept.State != packDoomed {
 				if rerr := v.update(func(txn *badger.Txn) error { return putJSON(txn, packKey(pack), kept) }); rerr != nil {

@@ -110,7 +110,11 @@ func (v *Vault) Repair(rebuildIndex bool, lost func(Version) error) (RepairResul
 		}); err != nil {
 			return res, err
 		}
-		if err := v.markRewrite("repair", aside); err != nil {
+		if err := v.Seal(); err != nil {
+			return res, err
+		}
+		v.rewriteNoted = false // a marker of its own, with the packs set aside
+		if err := v.noteRewrite("repair", aside); err != nil {
 			return res, err
 		}
 	}

@@ -163,6 +163,8 @@ type Vault struct {
 	// lock is this process's lock object in the remote (nil: local, or
 	// a reader the bucket would not let write one).
 	lock *storageLock
+	// rewriteNoted: this open left its rewrite marker (writers.go).
+	rewriteNoted bool
 }
 
 // spaceRecheck is how much a storage writes between two free-space

@@ -26,8 +26,9 @@ import (
 //     has no reference to. Everything else takes a shared one and is
 //     refused while an exclusive one is there. A lock not renewed for
 //     lockStaleAfter is a dead process's, and an exclusive taker removes it.
-//   - Rewrites. A prune or repair that deleted, moved or set aside packs
-//     leaves a marker (rewrites/NAME) once it is done. A directory whose
+//   - Rewrites. A prune or repair that deletes, moves or sets aside packs
+//     leaves a marker (rewrites/NAME): a prune before the first pack it
+//     deletes, a repair once it is done. A directory whose
 //     index has not seen a marker reconciles its index with the bucket
 //     before using it: entries in packs that are gone (or set aside) are
 //     dropped, the packs that hold them now are adopted, tombstones take
@@ -268,14 +269,14 @@ type rewriteRecord struct {
 	SetAside []string `json:"set_aside,omitempty"`
 }
 
-// markRewrite leaves a marker saying this process deleted, moved or set
-// aside packs, after its packs are up, and notes it as seen here.
-func (v *Vault) markRewrite(kind string, setAside []string) error {
-	if v.remote == nil {
+// noteRewrite leaves a marker saying this process deletes, moves or sets
+// aside packs (once per open: before the first pack it deletes, so that a
+// prune stopped midway is not taken for damage; the other directories
+// cannot open the storage before its exclusive lock is gone), and notes
+// it as seen here.
+func (v *Vault) noteRewrite(kind string, setAside []string) error {
+	if v.remote == nil || v.rewriteNoted {
 		return nil
-	}
-	if err := v.Seal(); err != nil {
-		return err
 	}
 	now := time.Now().UTC()
 	b, err := json.Marshal(rewriteRecord{Kind: kind, Holder: lockHolder(), Time: now, SetAside: setAside})
@@ -288,6 +289,7 @@ func (v *Vault) markRewrite(kind string, setAside []string) error {
 	if _, err := v.remote.Put(ctx, name, bytes.NewReader(b), int64(len(b)), v.lockUntil()); err != nil {
 		return fmt.Errorf("record the %s in %s: %w", kind, v.remote.Where(), err)
 	}
+	v.rewriteNoted = true
 	return v.noteRewritesSeen([]string{name})
 }
 

@@ -100,8 +100,9 @@ func (w *clusterWorker) handle(msg *message.Message) {
 		msg.Ack()
 		return
 	}
-	run := app.NewRunID(time.Now())
-	res := cluster.Result{Cycle: t.Cycle, Job: t.Job, Mailbox: t.Mailbox, Worker: w.name, Run: run, State: string(domain.StateNotFinished)}
+	taken := time.Now().UTC()
+	run := app.NewRunID(taken)
+	res := cluster.Result{Cycle: t.Cycle, Job: t.Job, Mailbox: t.Mailbox, Worker: w.name, Run: run, State: string(domain.StateNotFinished), Taken: taken}
 	svc := newService(w.g, w.lg)
 	svc.AppShare = func(ctx context.Context) int {
 		n, err := w.c.Slots(ctx)
@@ -117,6 +118,7 @@ func (w *clusterWorker) handle(msg *message.Message) {
 	if rep != nil {
 		res.State, res.ItemsScanned, res.ItemsStored, res.ItemsUnchanged, res.BytesWritten, res.Errors =
 			string(rep.State), rep.ItemsScanned, rep.ItemsStored, rep.ItemsUnchanged, rep.BytesWritten, rep.Errors
+		res.DurationS = rep.DurationS
 		if rep.State == "" {
 			res.State = string(domain.StateNotFinished)
 		}
@@ -133,6 +135,7 @@ func (w *clusterWorker) handle(msg *message.Message) {
 		msg.Nack()
 		return
 	}
+	res.Done = time.Now().UTC()
 	if err := w.c.PublishResult(pctx, res); err != nil {
 		w.log.Error().Err(err).Str("run", run).Msg("publish the mailbox's result")
 		msg.Nack()
