@@ -75,6 +75,12 @@ type Pace struct {
 	// next), for the first throttle's estimate of the limit; dropped after.
 	takes    []paceTake
 	nextTake int
+	// burst are the takes the first estimate counted though they were
+	// sent after the refused request, and estUnits the units it counted:
+	// one of them refused too was not admitted first, and is taken back
+	// (see windowEstimate).
+	burst    []paceTake
+	estUnits float64
 
 	minLatency time.Duration
 	avgLatency time.Duration
@@ -290,6 +296,7 @@ func (p *Pace) windowEstimate(sentAt, now time.Time, retryAfter time.Duration) f
 	cutoff := end + max(0, int64(now.Sub(sentAt)/2))
 	best, units := 0.0, 0.0
 	refused := false
+	p.burst, p.estUnits = nil, 0
 	n := len(p.takes)
 	for i := 1; i <= n; i++ {
 		t := p.takes[(p.nextTake-i+n)%n]
@@ -300,11 +307,38 @@ func (p *Pace) windowEstimate(sentAt, now time.Time, retryAfter time.Duration) f
 			refused = true // the refused request itself
 			continue
 		}
+		if t.at > end {
+			p.burst = append(p.burst, t)
+		}
 		units += float64(t.units)
 		span := time.Duration(max(0, end-t.at)) + retryAfter
-		best = max(best, units/span.Seconds())
+		if r := units / span.Seconds(); r > best {
+			best, p.estUnits = r, units
+		}
 	}
 	return best
+}
+
+// takeBack lowers the first estimate when a request it counted as
+// admitted before the refused one (sent just after it) comes back refused
+// too: the window held fewer than counted. Reports whether it did.
+func (p *Pace) takeBack(sentAt time.Time) bool {
+	at := sentAt.UnixNano()
+	for i, t := range p.burst {
+		if t.at != at {
+			continue
+		}
+		p.burst = append(p.burst[:i], p.burst[i+1:]...)
+		if p.estUnits <= float64(t.units) {
+			return false
+		}
+		share := (p.estUnits - float64(t.units)) / p.estUnits
+		p.estUnits -= float64(t.units)
+		p.wmax = clampRate(p.wmax * share)
+		p.rate = clampRate(math.Min(p.rate, p.wmax*paceStart))
+		return true
+	}
+	return false
 }
 
 // unitsTo is the units sent since a cut after which CUBIC's curve is at
@@ -358,6 +392,9 @@ func (p *Pace) Throttled(now, sentAt time.Time, retryAfter time.Duration) bool {
 	if until := now.Add(retryAfter); until.After(p.holdUntil) {
 		p.holdUntil = until
 	}
+	if p.takeBack(sentAt) {
+		return false // the first estimate's echo, which corrects it
+	}
 	p.refusedSinceCut++
 	stillOver := p.refusedSinceCut > 4 && p.refusedSinceCut*4 > p.admittedSinceCut
 	if !p.cutAt.IsZero() && (sentAt.Before(p.cutAt) || !p.triedSinceCut || now.Sub(p.cutAt) < paceEventSpan) && !stillOver {
@@ -367,6 +404,7 @@ func (p *Pace) Throttled(now, sentAt time.Time, retryAfter time.Duration) bool {
 	p.wmax = p.rate
 	p.rate = clampRate(p.wmax * PaceBeta)
 	p.sinceCut = 0
+	p.burst, p.estUnits = nil, 0
 	est := 0.0
 	if p.slowStart && retryAfter > 0 {
 		est = p.windowEstimate(sentAt, now, retryAfter)

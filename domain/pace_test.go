@@ -321,6 +321,34 @@ func TestPaceFirstThrottleInABurst(t *testing.T) {
 	if r, want := p.Rate(), paceStart*6; math.Abs(r-want) > 0.03*want {
 		t.Fatalf("paced at %.2f after a burst's fifth request was refused, want %.2f", r, want)
 	}
+
+	// A full window instead: the requests sent just after the refused one
+	// are refused too, and each one's throttle takes it back out of the
+	// estimate (50 in 5 s, not 53).
+	p = NewPace(LearnedPace{})
+	for i := range 50 {
+		p.Admit(t0.Add(time.Duration(i)*4*time.Millisecond), 1)
+	}
+	t1 = t0.Add(200 * time.Millisecond)
+	p.Admit(t1, 1)
+	var after []time.Time
+	for _, d := range []time.Duration{200, 500, 800} {
+		p.Admit(t1.Add(d*time.Microsecond), 1)
+		after = append(after, t1.Add(d*time.Microsecond))
+	}
+	ra := 4800 * time.Millisecond
+	p.Throttled(t1.Add(18*time.Millisecond), t1, ra)
+	if r, want := p.Rate(), paceStart*53/5.0; math.Abs(r-want) > 0.03*want {
+		t.Fatalf("first estimate %.2f, want %.2f", r, want)
+	}
+	for _, at := range after {
+		if p.Throttled(at.Add(18*time.Millisecond), at, ra) {
+			t.Fatal("a refused request of the burst cut the pace as a new event")
+		}
+	}
+	if r, want := p.Rate(), paceStart*10; math.Abs(r-want) > 0.02*want {
+		t.Fatalf("paced at %.2f once the burst's refusals came back, want %.2f", r, want)
+	}
 }
 
 // A mailbox that sent a little, then nothing for a minute (its turn had
