@@ -112,12 +112,8 @@ func (v *Vault) takeLock(exclusive, reader bool) error {
 			if o.rec.Exclusive {
 				what = "a prune or repair"
 			}
-			wanted := "this"
-			if exclusive {
-				wanted = "a prune or repair"
-			}
-			return fmt.Errorf("%s: %w: %s holds it for %s since %s; %s waits until it is done (a lock not renewed for %s is taken as a stopped process's and removed)",
-				v.remote.Where(), ErrInUse, o.rec.Holder, what, o.rec.Time.UTC().Format(time.RFC3339), wanted, lockStaleAfter)
+			return fmt.Errorf("%s: %w: %s holds it for %s since %s; run this again once it is done (a lock not renewed for %s is taken as a stopped process's and removed)",
+				v.remote.Where(), ErrInUse, o.rec.Holder, what, o.rec.Time.UTC().Format(time.RFC3339), lockStaleAfter)
 		}
 	}
 	if exclusive {
