@@ -75,12 +75,13 @@ type Pace struct {
 	// next), for the first throttle's estimate of the limit; dropped after.
 	takes    []paceTake
 	nextTake int
-	// burst are the takes the first estimate counted though they were
-	// sent after the refused request, and estUnits the units it counted:
-	// one of them refused too was not admitted first, and is taken back
-	// (see windowEstimate).
-	burst    []paceTake
-	estUnits float64
+	// counted are the takes the first estimate counted as admitted (sent
+	// before the refused request, or with it), newest first, with the
+	// refusal they were counted against: one of them that comes back
+	// refused too was not admitted, and is taken back out (see takeBack).
+	counted    []paceTake
+	countedEnd int64
+	countedRA  time.Duration
 
 	minLatency time.Duration
 	avgLatency time.Duration
@@ -158,10 +159,35 @@ func NewPace(learned LearnedPace) *Pace {
 	return &Pace{rate: paceMax, slowStart: true}
 }
 
+// Adopt paces a pace still unpaced at learned (a sibling mailbox's limit),
+// as if it had held it from its first request: what it sent unpaced (its
+// discovery) counts against the rate, since the server's window holds it.
+// The rate is where the sibling's first estimate put it, 95 % of the
+// limit, so it goes on from where that estimate left the sibling on
+// CUBIC's curve, near its flat: a remembered pace is where a cut left it,
+// a quarter below, and climbs steeply at first.
+func (p *Pace) Adopt(learned LearnedPace) {
+	if !p.slowStart || learned.Rate <= 0 {
+		return
+	}
+	sent, n, oldest := p.takes, len(p.takes), p.nextTake
+	*p = *NewPace(learned)
+	p.wmax = clampRate(p.rate / paceStart)
+	p.sinceCut = p.unitsTo(paceStart)
+	for i := range n {
+		t := sent[(oldest+i)%n]
+		p.Take(time.Unix(0, t.at), int(t.units))
+	}
+}
+
 // Learned is what the pace leaves for the next run.
 func (p *Pace) Learned() LearnedPace { return LearnedPace{Rate: p.rate, Costly: p.costly} }
 
 func clampRate(r float64) float64 { return math.Min(math.Max(r, paceFloor), paceMax) }
+
+// Unpaced says whether the pace is still in slow start: it has met no
+// throttle, and holds nothing.
+func (p *Pace) Unpaced() bool { return p.slowStart }
 
 // Rate is the pace now, in budget units per second.
 func (p *Pace) Rate() float64 { return p.rate }
@@ -288,15 +314,17 @@ type paceTake struct {
 // set order: those sent up to half the refused one's round trip after it
 // may have been admitted before it, and count (the refused one does not).
 // Leaving them out took a limit of 6 a second for 4 when the refusal was
-// the fifth of a burst; counting one that was refused too costs one more
-// throttle and a cut, while an underestimate costs the run its pace until
-// CUBIC's slow climb has found the limit again.
+// the fifth of a burst; one of them refused too (the window was simply
+// full) is taken back out when its answer comes, as is one sent before
+// the refused request whose refusal came later (takeBack): an estimate
+// one request high is over the limit, and its first cut costs a round of
+// throttles, while an underestimate costs the run its pace until CUBIC's
+// slow climb has found the limit again.
 func (p *Pace) windowEstimate(sentAt, now time.Time, retryAfter time.Duration) float64 {
 	end := sentAt.UnixNano()
 	cutoff := end + max(0, int64(now.Sub(sentAt)/2))
-	best, units := 0.0, 0.0
 	refused := false
-	p.burst, p.estUnits = nil, 0
+	p.counted = p.counted[:0]
 	n := len(p.takes)
 	for i := 1; i <= n; i++ {
 		t := p.takes[(p.nextTake-i+n)%n]
@@ -307,34 +335,53 @@ func (p *Pace) windowEstimate(sentAt, now time.Time, retryAfter time.Duration) f
 			refused = true // the refused request itself
 			continue
 		}
-		if t.at > end {
-			p.burst = append(p.burst, t)
-		}
+		p.counted = append(p.counted, t)
+	}
+	p.countedEnd, p.countedRA = end, retryAfter
+	return windowRate(p.counted, end, retryAfter)
+}
+
+// windowRate is windowEstimate's rate over takes (newest first) counted as
+// admitted before a request sent at end was refused with retryAfter.
+func windowRate(takes []paceTake, end int64, retryAfter time.Duration) float64 {
+	best, units := 0.0, 0.0
+	for _, t := range takes {
 		units += float64(t.units)
 		span := time.Duration(max(0, end-t.at)) + retryAfter
 		if r := units / span.Seconds(); r > best {
-			best, p.estUnits = r, units
+			best = r
 		}
 	}
 	return best
 }
 
 // takeBack lowers the first estimate when a request it counted as
-// admitted before the refused one (sent just after it) comes back refused
-// too: the window held fewer than counted. Reports whether it did.
-func (p *Pace) takeBack(sentAt time.Time) bool {
+// admitted comes back refused too: sent just after the refused one (it
+// reached the server later), or before it (its answer came later), the
+// window held fewer than counted. Reports whether it did. Answers come
+// within the event's span; later, the takes are let go.
+func (p *Pace) takeBack(now, sentAt time.Time) bool {
+	if p.counted == nil {
+		return false
+	}
+	if now.Sub(p.cutAt) > paceEventSpan {
+		p.counted = nil
+		return false
+	}
 	at := sentAt.UnixNano()
-	for i, t := range p.burst {
+	for i, t := range p.counted {
 		if t.at != at {
 			continue
 		}
-		p.burst = append(p.burst[:i], p.burst[i+1:]...)
-		if p.estUnits <= float64(t.units) {
+		p.counted = append(p.counted[:i], p.counted[i+1:]...)
+		est := windowRate(p.counted, p.countedEnd, p.countedRA)
+		if est <= 0 {
 			return false
 		}
-		share := (p.estUnits - float64(t.units)) / p.estUnits
-		p.estUnits -= float64(t.units)
-		p.wmax = clampRate(p.wmax * share)
+		p.wmax = clampRate(est)
+		if p.costly {
+			p.wmax = max(p.wmax, paceFirstCut) // as the estimate's own floor
+		}
 		p.rate = clampRate(math.Min(p.rate, p.wmax*paceStart))
 		return true
 	}
@@ -392,7 +439,7 @@ func (p *Pace) Throttled(now, sentAt time.Time, retryAfter time.Duration) bool {
 	if until := now.Add(retryAfter); until.After(p.holdUntil) {
 		p.holdUntil = until
 	}
-	if p.takeBack(sentAt) {
+	if p.takeBack(now, sentAt) {
 		return false // the first estimate's echo, which corrects it
 	}
 	p.refusedSinceCut++
@@ -404,7 +451,7 @@ func (p *Pace) Throttled(now, sentAt time.Time, retryAfter time.Duration) bool {
 	p.wmax = p.rate
 	p.rate = clampRate(p.wmax * PaceBeta)
 	p.sinceCut = 0
-	p.burst, p.estUnits = nil, 0
+	p.counted = nil
 	est := 0.0
 	if p.slowStart && retryAfter > 0 {
 		est = p.windowEstimate(sentAt, now, retryAfter)

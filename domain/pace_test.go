@@ -349,6 +349,33 @@ func TestPaceFirstThrottleInABurst(t *testing.T) {
 	if r, want := p.Rate(), paceStart*10; math.Abs(r-want) > 0.02*want {
 		t.Fatalf("paced at %.2f once the burst's refusals came back, want %.2f", r, want)
 	}
+
+	// A request sent before the refused one, refused too but answered
+	// later (its reply was slower): it was counted as admitted, and is
+	// taken back out as well (49 in the window, not 50); so is one
+	// refused much later still within the event, but not after it.
+	p = NewPace(LearnedPace{})
+	for i := range 51 {
+		p.Admit(t0.Add(time.Duration(i)*4*time.Millisecond), 1)
+	}
+	t1 = t0.Add(204 * time.Millisecond)
+	p.Admit(t1, 1)
+	p.Throttled(t1.Add(18*time.Millisecond), t1, ra)
+	if r, want := p.Rate(), paceStart*51/5.004; math.Abs(r-want) > 0.02*want {
+		t.Fatalf("first estimate %.2f, want %.2f", r, want)
+	}
+	earlier := t0.Add(200 * time.Millisecond)
+	if p.Throttled(t1.Add(60*time.Millisecond), earlier, ra) {
+		t.Fatal("the earlier request's refusal cut the pace as a new event")
+	}
+	if r, want := p.Rate(), paceStart*50/5.004; math.Abs(r-want) > 0.02*want {
+		t.Fatalf("paced at %.2f once the earlier request's refusal came back, want %.2f", r, want)
+	}
+	before := p.Rate()
+	p.Throttled(t1.Add(3*time.Second), t0.Add(196*time.Millisecond), ra)
+	if p.Rate() != before {
+		t.Fatalf("a refusal after the event's span changed the estimate: %.2f to %.2f", before, p.Rate())
+	}
 }
 
 // A mailbox that sent a little, then nothing for a minute (its turn had
@@ -416,5 +443,42 @@ func TestPaceAvoidsPenaltiesAfterTheFirst(t *testing.T) {
 				t.Errorf("%d penalties after the first (want 0), %.1f %% of capacity used after it (at least %.0f %%)", r.laterPenalties, 100*r.usedAfterFirst, 100*c.minUsed)
 			}
 		})
+	}
+}
+
+// A mailbox that adopts a sibling's limit after sending unpaced (its
+// discovery) is paced as if it had held the limit from its first request:
+// what it sent counts. A pace already paced keeps its own.
+func TestPaceAdoptCountsWhatWasSent(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name  string
+		sent  int           // units sent unpaced at t0
+		after time.Duration // when the limit is adopted
+		wait  time.Duration // the wait then for the next unit
+	}{
+		{"nothing sent", 0, 0, 0},
+		{"discovery just sent", 3, 0, 1500*time.Millisecond - paceBurst},
+		{"discovery sent a second ago", 3, time.Second, 500*time.Millisecond - paceBurst},
+		{"sent long ago", 3, 10 * time.Second, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := NewPace(LearnedPace{})
+			for range c.sent {
+				p.Admit(t0, 1)
+			}
+			p.Adopt(LearnedPace{Rate: 2})
+			if p.Unpaced() || p.Rate() != 2 {
+				t.Fatalf("adopted: unpaced %v at %.2f", p.Unpaced(), p.Rate())
+			}
+			if w := p.Wait(t0.Add(c.after), 1); w != c.wait {
+				t.Fatalf("waits %v, want %v", w, c.wait)
+			}
+		})
+	}
+	p := NewPace(LearnedPace{Rate: 5})
+	p.Adopt(LearnedPace{Rate: 2})
+	if p.Rate() != 5 {
+		t.Fatalf("a paced pace adopted a sibling's limit: %.2f", p.Rate())
 	}
 }

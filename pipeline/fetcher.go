@@ -64,35 +64,53 @@ type permit struct {
 	release func()
 }
 
-// admit waits at the pacer, if any, then takes one of the InFlight slots.
+// admit waits at the pacer, if any, and for one of the InFlight slots, and
+// takes the pace's units once it has the slot, when the request goes.
 // held is a throttle the server never saw: the pace holds the mailbox (or
 // the app) longer than a worker should wait, and the planner parks the
 // folder meanwhile. A request that is not sent holds no slot.
 func (f *Fetcher) admit(ctx context.Context, req *domain.Event) (p permit, held *domain.Failure, err error) {
 	p.release = func() {}
-	if f.Pacer != nil {
-		p.units = 1
-		if cm, ok := f.Source.(CostModel); ok {
-			p.units = max(1, cm.RequestCost(req.Request, req.Kind, len(req.Items)).Budget)
-		}
-		var wait time.Duration
-		if p.sentAt, wait, err = f.Pacer.Wait(ctx, req.Mailbox, p.units, longestPaceWait); err != nil {
+	if f.Pacer == nil {
+		return p, nil, f.slot(ctx, &p)
+	}
+	p.units = 1
+	if cm, ok := f.Source.(CostModel); ok {
+		p.units = max(1, cm.RequestCost(req.Request, req.Kind, len(req.Items)).Budget)
+	}
+	for {
+		wait, err := f.Pacer.Ready(ctx, req.Mailbox, p.units, longestPaceWait)
+		if err != nil {
 			return p, nil, err
 		}
 		if wait > 0 {
 			return p, &domain.Failure{Class: domain.ClassThrottled, Code: domain.CodePaceHold, RetryAfter: wait,
 				Message: "held by the pace of this mailbox or of the app (the server throttled it), not sent"}, nil
 		}
-	}
-	if f.InFlight != nil {
-		select {
-		case f.InFlight <- struct{}{}:
-			p.release = func() { <-f.InFlight }
-		case <-ctx.Done():
-			return p, nil, ctx.Err()
+		if err := f.slot(ctx, &p); err != nil {
+			return p, nil, err
 		}
+		var ok bool
+		if p.sentAt, ok = f.Pacer.Take(req.Mailbox, p.units); ok {
+			return p, nil, nil
+		}
+		p.release() // another request of the mailbox took the turn
+		p.release = func() {}
 	}
-	return p, nil, nil
+}
+
+// slot takes one of the InFlight slots, if they are bounded, for p.
+func (f *Fetcher) slot(ctx context.Context, p *permit) error {
+	if f.InFlight == nil {
+		return nil
+	}
+	select {
+	case f.InFlight <- struct{}{}:
+		p.release = func() { <-f.InFlight }
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // paced tells the pacer how a request sent at sentAt was answered, and

@@ -27,17 +27,51 @@ type Pacer struct {
 
 	mu        sync.Mutex
 	app       *domain.Pace
-	mailboxes map[string]*domain.Pace
+	mailboxes map[string]*mailboxPace
 	// limits are what each mailbox's last throttle found, and highest the
 	// highest of them (see noteLimit and sibling).
 	limits  map[string]domain.LearnedPace
 	highest domain.LearnedPace
+	// Scouting (see start): when the first mailbox started, how many
+	// scouts have met no limit yet, and a channel closed (and replaced)
+	// whenever a mailbox meets its first, for the mailboxes held meanwhile.
+	scoutFrom  time.Time
+	scouting   int
+	limitFound chan struct{}
+	// limitAt is when a scout's limit was last noted: see limitSettle.
+	limitAt time.Time
 }
+
+// mailboxPace is one mailbox's pace and how its first request went.
+type mailboxPace struct {
+	pace *domain.Pace
+	// remembered: the pace was learned by an earlier run; started: its
+	// first request the pacer held has gone; scout: it went to find the
+	// limit for the others (see start).
+	remembered, started, scout bool
+}
+
+// Scouting's constants: see start.
+const (
+	// scouts is how many mailboxes look for the limit while the others
+	// wait: the siblings' quorum.
+	scouts = 2
+	// scoutHold is the longest the others wait, from the first mailbox's
+	// start: a server whose limit is far above the first seconds' rate
+	// costs a backup this once.
+	scoutHold = 2 * time.Second
+	// limitSettle is how long a scout's limit just noted waits before a
+	// mailbox starts at it: a first estimate is corrected by the refusals
+	// of the requests sent with the refused one, which come back within a
+	// round trip (see domain.Pace's takeBack).
+	limitSettle = 250 * time.Millisecond
+)
 
 // NewPacer returns a pacer on clock, seeded from memory (nil: nothing
 // learned).
 func NewPacer(clock Clock, memory PaceMemory) *Pacer {
-	p := &Pacer{clock: clock, memory: memory, mailboxes: map[string]*domain.Pace{}, limits: map[string]domain.LearnedPace{}}
+	p := &Pacer{clock: clock, memory: memory, mailboxes: map[string]*mailboxPace{}, limits: map[string]domain.LearnedPace{},
+		limitFound: make(chan struct{})}
 	p.app = domain.NewPace(p.learned(""))
 	return p
 }
@@ -53,17 +87,69 @@ func (p *Pacer) learned(mailbox string) domain.LearnedPace {
 	return l
 }
 
-func (p *Pacer) mailbox(m string) *domain.Pace {
-	pc := p.mailboxes[m]
-	if pc == nil {
+func (p *Pacer) mailbox(m string) *mailboxPace {
+	mp := p.mailboxes[m]
+	if mp == nil {
 		l := p.learned(m)
-		if l.Rate <= 0 {
-			l = p.sibling()
+		mp = &mailboxPace{pace: domain.NewPace(l), remembered: l.Rate > 0}
+		p.mailboxes[m] = mp
+		if mp.remembered {
+			// What an earlier run's throttles found is a limit met, for
+			// the mailboxes this run has seen nothing of.
+			p.noteLimit(m, l)
 		}
-		pc = domain.NewPace(l)
-		p.mailboxes[m] = pc
 	}
-	return pc
+	return mp
+}
+
+// start lets mailbox m's first held request go, at now, or says how long
+// it may have to wait and what to wait for. Exchange applies one
+// throttling policy to every mailbox of a tenant, so the limit two
+// mailboxes met is likely every other's (see sibling): a mailbox that
+// starts after that starts at it, instead of crossing the limit itself to
+// find it. Mailboxes mostly start together (a hundred discovered in the
+// run's first second): then the first two scout, unpaced, and the others
+// wait until the scouts have met a limit each (a scout that met one is
+// replaced by the next mailbox to start, unless the other's follows within
+// limitSettle), for scoutHold at the most: a
+// hundred mailboxes crossing the same limit at once cost a hundred rounds
+// of 429s and their Retry-Afters, where scouting costs two. A mailbox
+// with a pace of its own (an earlier run's) goes at it.
+func (p *Pacer) start(now time.Time, mp *mailboxPace) (time.Duration, <-chan struct{}) {
+	if mp.started {
+		return 0, nil
+	}
+	if mp.remembered || !mp.pace.Unpaced() {
+		mp.started = true
+		return 0, nil
+	}
+	if sib := p.sibling(); sib.Rate > 0 {
+		if settle := p.limitAt.Add(limitSettle).Sub(now); settle > 0 {
+			return settle, nil
+		}
+		mp.pace.Adopt(sib)
+		mp.started = true
+		return 0, nil
+	}
+	if p.scoutFrom.IsZero() {
+		p.scoutFrom = now
+	}
+	left := p.scoutFrom.Add(scoutHold).Sub(now)
+	if left > 0 && p.scouting >= scouts {
+		return left, p.limitFound
+	}
+	if settle := p.limitAt.Add(limitSettle).Sub(now); left > 0 && settle > 0 {
+		// A scout just met a limit: the other's is likely on its way
+		// (they started together), and a third scout would cross the
+		// limit for nothing.
+		return min(left, settle), p.limitFound
+	}
+	if left > 0 {
+		mp.scout = true
+		p.scouting++
+	}
+	mp.started = true
+	return 0, nil
 }
 
 // Wait blocks until units of mailbox's may be sent by both its pace and the
@@ -73,33 +159,80 @@ func (p *Pacer) mailbox(m string) *domain.Pace {
 // spacing of a pace is waited out, however long.
 func (p *Pacer) Wait(ctx context.Context, mailbox string, units int, longest time.Duration) (time.Time, time.Duration, error) {
 	for {
+		if held, err := p.Ready(ctx, mailbox, units, longest); err != nil || held > 0 {
+			return time.Time{}, held, err
+		}
+		if at, ok := p.Take(mailbox, units); ok {
+			return at, 0, nil
+		}
+	}
+}
+
+// Ready is Wait without the taking: it returns once units of mailbox's may
+// be sent now. A caller that has more to wait for before it sends (a free
+// worker) takes them with Take when it does, so that the pace spaces the
+// requests as the server sees them: taken before a wait for a worker, a
+// paced queue would leave in a burst when workers free up.
+func (p *Pacer) Ready(ctx context.Context, mailbox string, units int, longest time.Duration) (time.Duration, error) {
+	for {
 		p.mu.Lock()
 		now := p.clock.Now()
-		m := p.mailbox(mailbox)
+		mp := p.mailbox(mailbox)
+		if hold, found := p.start(now, mp); hold > 0 {
+			p.mu.Unlock()
+			if err := p.sleep(ctx, hold, found); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		m := mp.pace
 		wait := max(m.Wait(now, units), p.app.Wait(now, units))
 		held := max(m.Held(now), p.app.Held(now))
-		if wait <= 0 {
-			m.Take(now, units)
-			p.app.Take(now, units)
-			p.mu.Unlock()
-			return now, 0, nil
-		}
 		p.mu.Unlock()
+		if wait <= 0 {
+			return 0, nil
+		}
 		// A Retry-After in force goes back to the planner, which works
 		// elsewhere meanwhile; the spacing of a pace is waited out here,
 		// however long a queue of requests makes it, since a request
 		// waiting for its pace holds no worker (Fetcher.InFlight).
 		if held > longest {
-			return time.Time{}, held, nil
+			return held, nil
 		}
-		woken := make(chan struct{})
-		stop := p.clock.AfterFunc(wait, func() { close(woken) })
-		select {
-		case <-woken:
-		case <-ctx.Done():
-			stop()
-			return time.Time{}, 0, ctx.Err()
+		if err := p.sleep(ctx, wait, nil); err != nil {
+			return 0, err
 		}
+	}
+}
+
+// Take takes units of mailbox's pace and the app's if both let them go
+// now, and returns when; false when another request took the turn since
+// Ready (then Ready again).
+func (p *Pacer) Take(mailbox string, units int) (time.Time, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.clock.Now()
+	mp := p.mailbox(mailbox)
+	if !mp.started || max(mp.pace.Wait(now, units), p.app.Wait(now, units)) > 0 {
+		return time.Time{}, false
+	}
+	mp.pace.Take(now, units)
+	p.app.Take(now, units)
+	return now, true
+}
+
+// sleep waits d on the pacer's clock, or until early is closed.
+func (p *Pacer) sleep(ctx context.Context, d time.Duration, early <-chan struct{}) error {
+	woken := make(chan struct{})
+	stop := p.clock.AfterFunc(d, func() { close(woken) })
+	defer stop()
+	select {
+	case <-woken:
+		return nil
+	case <-early:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -110,7 +243,7 @@ func (p *Pacer) Note(mailbox string, units int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.clock.Now()
-	p.mailbox(mailbox).Take(now, units)
+	p.mailbox(mailbox).pace.Take(now, units)
 	p.app.Take(now, units)
 }
 
@@ -130,7 +263,8 @@ type PaceOutcome struct {
 func (p *Pacer) Done(mailbox string, sentAt time.Time, units int, latency time.Duration, fl *domain.Failure) PaceOutcome {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	m := p.mailbox(mailbox)
+	mp := p.mailbox(mailbox)
+	m := mp.pace
 	if fl == nil || fl.Class != domain.ClassThrottled {
 		if fl == nil || fl.Class != domain.ClassTransient {
 			m.Succeeded(units, latency)
@@ -140,18 +274,30 @@ func (p *Pacer) Done(mailbox string, sentAt time.Time, units int, latency time.D
 	}
 	now := p.clock.Now()
 	if tenantWide(fl) {
-		if p.app.Throttled(now, sentAt, fl.RetryAfter) {
+		if lowered(p.app, now, sentAt, fl.RetryAfter) {
 			l := p.app.Learned()
 			return PaceOutcome{Rate: l.Rate, App: true, Costly: l.Costly}
 		}
 		return PaceOutcome{}
 	}
-	if m.Throttled(now, sentAt, fl.RetryAfter) {
+	if lowered(m, now, sentAt, fl.RetryAfter) {
 		l := m.Learned()
 		p.noteLimit(mailbox, l)
+		if mp.scout {
+			p.limitAt = now
+		}
 		return PaceOutcome{Rate: l.Rate, Costly: l.Costly}
 	}
 	return PaceOutcome{}
+}
+
+// lowered records a throttle on pc and says whether its pace fell: a cut,
+// or the first estimate corrected by the refusal of a request it counted
+// as admitted (which the report, the next run's memory and the siblings'
+// limit must see as much as the cut it corrects).
+func lowered(pc *domain.Pace, now, sentAt time.Time, retryAfter time.Duration) bool {
+	before := pc.Rate()
+	return pc.Throttled(now, sentAt, retryAfter) || pc.Rate() < before
 }
 
 // noteLimit records the limit a mailbox's throttle found. The highest is
@@ -160,6 +306,13 @@ func (p *Pacer) Done(mailbox string, sentAt time.Time, units int, latency time.D
 func (p *Pacer) noteLimit(mailbox string, l domain.LearnedPace) {
 	prev, had := p.limits[mailbox]
 	p.limits[mailbox] = l
+	if !had {
+		if mp := p.mailboxes[mailbox]; mp != nil && mp.scout {
+			p.scouting-- // its place goes to the next mailbox to start
+		}
+		close(p.limitFound)
+		p.limitFound = make(chan struct{})
+	}
 	switch {
 	case l.Rate >= p.highest.Rate:
 		p.highest = l

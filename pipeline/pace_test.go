@@ -158,6 +158,7 @@ func TestPacerStartsNewMailboxesAtASiblingsLimit(t *testing.T) {
 		}
 	}
 	throttle("a@x")
+	clock.Advance(250 * time.Millisecond) // the other scout's limit does not come
 	// One mailbox's limit may be its own (a busy folder): alone, it does
 	// not slow the mailboxes that start after it.
 	if burst("new@x") {
@@ -195,5 +196,184 @@ func TestPacerCountsWhatItDoesNotHold(t *testing.T) {
 	po := p.Done("a@x", sent, 1, 0, &domain.Failure{Class: domain.ClassThrottled, Code: "ApplicationThrottled", RetryAfter: 960 * time.Millisecond})
 	if po.Rate < 5.5 || po.Rate > 6.2 {
 		t.Fatalf("paced at %.2f after a window of 6 filled by discovery and fetches, want about 5.7", po.Rate)
+	}
+}
+
+// Mailboxes that start together do not all cross the limit to find it: the
+// first two scout, unpaced, while the others wait; a scout that met a limit
+// is replaced by the next to start; once two have met one, the others start
+// at the limit found. Without any limit met the others wait two seconds at
+// most, then go unpaced. Paces remembered from an earlier run are limits
+// met.
+func TestPacerScoutsWhileOthersWait(t *testing.T) {
+	ctx := context.Background()
+	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	type first struct {
+		at   time.Time
+		done chan struct{}
+	}
+	// send starts mailbox's first request and says whether it went at once.
+	send := func(t *testing.T, clock *fakeClock, p *pipeline.Pacer, mailbox string) (*first, bool) {
+		t.Helper()
+		f := &first{done: make(chan struct{})}
+		go func() {
+			defer close(f.done)
+			f.at, _, _ = p.Wait(ctx, mailbox, 1, time.Second)
+		}()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			select {
+			case <-f.done:
+				return f, true
+			default:
+			}
+			clock.mu.Lock()
+			n := len(clock.timers)
+			clock.mu.Unlock()
+			if n > 0 {
+				return f, false
+			}
+		}
+		t.Fatalf("%s: neither sent nor waiting", mailbox)
+		return nil, false
+	}
+	wentAfter := func(t *testing.T, f *first, what string) time.Time {
+		t.Helper()
+		select {
+		case <-f.done:
+			return f.at
+		case <-time.After(10 * time.Second):
+			t.Fatalf("still waiting after %s", what)
+			return time.Time{}
+		}
+	}
+	// stillWaiting fails if f's request went: a moment of real time lets a
+	// wrongly woken waiter go.
+	stillWaiting := func(t *testing.T, f *first, why string) {
+		t.Helper()
+		select {
+		case <-f.done:
+			t.Fatal(why)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	throttle := func(t *testing.T, clock *fakeClock, p *pipeline.Pacer, mailbox string) float64 {
+		t.Helper()
+		out := p.Done(mailbox, clock.Now(), 1, 0, &domain.Failure{Class: domain.ClassThrottled, Message: "Application is over its MailboxConcurrency limit.", RetryAfter: time.Second})
+		if out.App || out.Rate <= 0 {
+			t.Fatalf("throttle of %s: %+v", mailbox, out)
+		}
+		return out.Rate
+	}
+
+	t.Run("limits met", func(t *testing.T) {
+		clock := &fakeClock{now: start}
+		p := pipeline.NewPacer(clock, nil)
+		for _, m := range []string{"a@x", "b@x"} {
+			if _, went := send(t, clock, p, m); !went {
+				t.Fatalf("%s waited: the first two scout", m)
+			}
+		}
+		c, went := send(t, clock, p, "c@x")
+		if went {
+			t.Fatal("a third mailbox started while two scouted")
+		}
+		throttle(t, clock, p, "a@x")
+		// The other scout's limit is likely on its way: c@x waits a
+		// moment for it before it takes a@x's place.
+		stillWaiting(t, c, "c@x replaced a scout before the other's limit could come")
+		clock.Advance(250 * time.Millisecond)
+		wentAfter(t, c, "a scout met a limit: the next mailbox takes its place")
+		d, went := send(t, clock, p, "d@x")
+		if went {
+			t.Fatal("d@x started while b@x and c@x scouted")
+		}
+		rate := throttle(t, clock, p, "b@x")
+		stillWaiting(t, d, "d@x started before the limit found had settled")
+		clock.Advance(250 * time.Millisecond)
+		wentAfter(t, d, "two scouts met a limit")
+		// d@x is paced at the limit the scouts found: its next request
+		// waits its turn (a tenth of a second's burst is one request at
+		// this rate), where an unpaced mailbox would go at once.
+		if _, went := send(t, clock, p, "d@x"); went {
+			t.Fatalf("d@x's second request went at once: not paced at the %.2f found", rate)
+		}
+	})
+
+	t.Run("no limit met", func(t *testing.T) {
+		clock := &fakeClock{now: start}
+		p := pipeline.NewPacer(clock, nil)
+		send(t, clock, p, "a@x")
+		send(t, clock, p, "b@x")
+		c, went := send(t, clock, p, "c@x")
+		if went {
+			t.Fatal("a third mailbox started while two scouted")
+		}
+		clock.Advance(time.Second)
+		stillWaiting(t, c, "c@x went before the scouting's two seconds")
+		clock.Advance(time.Second)
+		if at := wentAfter(t, c, "two seconds"); !at.Equal(start.Add(2 * time.Second)) {
+			t.Fatalf("c@x went at %v", at)
+		}
+		// Unpaced: a burst goes at once.
+		for i := range 20 {
+			if _, went := send(t, clock, p, "c@x"); !went {
+				t.Fatalf("request %d of c@x waited: paced with no limit met", i)
+			}
+		}
+		if _, went := send(t, clock, p, "late@x"); !went {
+			t.Fatal("a mailbox starting after the scouting waited")
+		}
+	})
+
+	t.Run("paces remembered", func(t *testing.T) {
+		// Two mailboxes with paces an earlier run learned go at them, and
+		// are the limits a new mailbox starts at, without scouting.
+		clock := &fakeClock{now: start}
+		p := pipeline.NewPacer(clock, learned{"m1@x": 3, "m2@x": 4})
+		for _, m := range []string{"m1@x", "m2@x", "new@x"} {
+			if _, went := send(t, clock, p, m); !went {
+				t.Fatalf("%s waited to start", m)
+			}
+		}
+		if _, went := send(t, clock, p, "new@x"); went {
+			t.Fatal("new@x's second request went at once: not paced at the remembered limit")
+		}
+	})
+}
+
+// A request of the first estimate's burst that comes back refused too
+// lowers the estimate, and the pacer says so: the report, the next run's
+// memory and the siblings' limit take the corrected pace, not the first.
+func TestPacerReportsTheEstimateTakenBack(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	p := pipeline.NewPacer(clock, nil)
+	send := func() time.Time {
+		at, wait, err := p.Wait(ctx, "a@x", 1, time.Second)
+		if wait != 0 || err != nil {
+			t.Fatalf("slow start waits %v, %v", wait, err)
+		}
+		return at
+	}
+	for range 9 {
+		send()
+		clock.Advance(10 * time.Millisecond)
+	}
+	refused := send()
+	clock.Advance(time.Millisecond)
+	alsoRefused := send() // sent just after it: counted as admitted first
+	clock.Advance(20 * time.Millisecond)
+	throttle := func(sent time.Time) pipeline.PaceOutcome {
+		return p.Done("a@x", sent, 1, 0, &domain.Failure{Class: domain.ClassThrottled, Message: "Application is over its MailboxRequestRate limit.", RetryAfter: 4900 * time.Millisecond})
+	}
+	first := throttle(refused)
+	second := throttle(alsoRefused)
+	if first.Rate <= 0 || second.Rate <= 0 || second.Rate >= first.Rate {
+		t.Fatalf("first estimate's pace %.3f, after the take-back %.3f: want it lower and reported", first.Rate, second.Rate)
+	}
+	// 9 admitted over the 0.09 s before the refusal and its 4.9 s
+	// Retry-After: 1.80 a second, paced at 95 % of it.
+	if want := 0.95 * 9 / 4.99; second.Rate < want*0.99 || second.Rate > want*1.01 {
+		t.Fatalf("after the take-back %.3f, want %.3f", second.Rate, want)
 	}
 }

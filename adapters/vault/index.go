@@ -432,6 +432,15 @@ func getJSON(txn *badger.Txn, key []byte, v any) (bool, error) {
 	})
 }
 
+// getMeta reads one JSON value of the index's own bookkeeping; a missing
+// key leaves val as it is.
+func (v *Vault) getMeta(key string, val any) error {
+	return v.db.View(func(txn *badger.Txn) error {
+		_, err := getJSON(txn, []byte(key), val)
+		return err
+	})
+}
+
 func putJSON(txn *badger.Txn, key []byte, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -19,13 +19,18 @@ type reference struct {
 }
 
 // eachReference calls fn with every pack location the index references.
-func (v *Vault) eachReference(fn func(r reference) error) error {
+func (v *Vault) eachReference(fn func(r reference) error) error { return v.eachLocated(false, fn) }
+
+// eachLocated calls fn with every pack location the index holds: those it
+// references, and with dead set also the chunks no version references any
+// more (prune collects them; until then their location is in the index).
+func (v *Vault) eachLocated(dead bool, fn func(r reference) error) error {
 	err := v.eachPrefix(prefixChunk, func(k, val []byte) error {
 		var rec chunkRecord
 		if err := json.Unmarshal(val, &rec); err != nil {
 			return fmt.Errorf("index entry %q: %v: %w", k, err, ErrIndexDamaged)
 		}
-		if rec.Refs <= 0 {
+		if rec.Refs <= 0 && !dead {
 			return nil
 		}
 		return fn(reference{Type: entryChunk, Key: k, ID: string(k[len(prefixChunk):]), Plain: rec.Size, location: rec.location})

@@ -650,10 +650,7 @@ const keyRecountPending = "meta/recount-pending"
 
 func (v *Vault) recountPending() (bool, error) {
 	var pending bool
-	err := v.db.View(func(txn *badger.Txn) error {
-		_, err := getJSON(txn, []byte(keyRecountPending), &pending)
-		return err
-	})
+	err := v.getMeta(keyRecountPending, &pending)
 	return pending, err
 }
 

@@ -308,10 +308,7 @@ func (v *Vault) rewrites() ([]string, error) {
 func (v *Vault) rewritesSeen() (map[string]bool, error) {
 	seen := map[string]bool{}
 	var names []string
-	err := v.db.View(func(txn *badger.Txn) error {
-		_, err := getJSON(txn, []byte(keyRewritesSeen), &names)
-		return err
-	})
+	err := v.getMeta(keyRewritesSeen, &names)
 	for _, n := range names {
 		seen[n] = true
 	}
@@ -387,13 +384,16 @@ func (v *Vault) dropEntriesIn(packs, setAside map[string]bool) error {
 		return nil
 	}
 	var drop [][]byte
-	err := v.eachDroppable(func(key []byte, pack string, extra []byte) {
-		if packs[pack] {
-			drop = append(drop, key)
-			if extra != nil {
-				drop = append(drop, extra)
+	// Chunks without references too: one left behind would keep pointing
+	// at the gone pack, and adoption would skip its moved copy.
+	err := v.eachLocated(true, func(r reference) error {
+		if packs[r.Pack] {
+			drop = append(drop, r.Key)
+			if r.Type == entryItem {
+				drop = append(drop, []byte(prefixID+r.ID))
 			}
 		}
+		return nil
 	})
 	if err != nil {
 		return err
@@ -423,58 +423,6 @@ func (v *Vault) dropEntriesIn(packs, setAside map[string]bool) error {
 					return err
 				}
 			}
-		}
-		return nil
-	})
-}
-
-// eachDroppable calls fn with every index key that holds a pack location,
-// the pack, and a second key that goes with it (a version's id key).
-func (v *Vault) eachDroppable(fn func(key []byte, pack string, extra []byte)) error {
-	copyKey := func(k []byte) []byte { return append([]byte(nil), k...) }
-	return v.db.View(func(txn *badger.Txn) error {
-		for _, prefix := range []string{prefixChunk, prefixVersion, prefixDeleted, prefixTomb} {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix), PrefetchValues: true})
-			for it.Rewind(); it.Valid(); it.Next() {
-				k := it.Item().Key()
-				var pack string
-				var extra []byte
-				err := it.Item().Value(func(b []byte) error {
-					switch prefix {
-					case prefixChunk:
-						var r chunkRecord
-						if err := json.Unmarshal(b, &r); err != nil {
-							return err
-						}
-						pack = r.Pack
-					case prefixVersion:
-						var ver Version
-						if err := json.Unmarshal(b, &ver); err != nil {
-							return err
-						}
-						pack, extra = ver.Record.Pack, []byte(prefixID+ver.ID)
-					case prefixDeleted:
-						var d deletionRecord
-						if err := json.Unmarshal(b, &d); err != nil {
-							return err
-						}
-						pack = d.Record.Pack
-					case prefixTomb:
-						var t tombstoneRecord
-						if err := json.Unmarshal(b, &t); err != nil {
-							return err
-						}
-						pack = t.Record.Pack
-					}
-					return nil
-				})
-				if err != nil {
-					it.Close()
-					return fmt.Errorf("index entry %q: %v: %w", k, err, ErrIndexDamaged)
-				}
-				fn(copyKey(k), pack, extra)
-			}
-			it.Close()
 		}
 		return nil
 	})
