@@ -320,7 +320,7 @@ func OpenWith(dir string, o OpenOptions) (*Vault, error) {
 			return nil, fmt.Errorf("open storage %s: %w", dir, err)
 		}
 	}
-	s, problems, err := readSettings(dir)
+	s, problems, interrupted, err := readSettings(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -360,8 +360,19 @@ func OpenWith(dir string, o OpenOptions) (*Vault, error) {
 	opened, err := v.open(o)
 	if err != nil {
 		v.releaseLock()
+		return opened, err
 	}
-	return opened, err
+	if interrupted && rc == nil && !o.ReadOnly && !o.ForCheck {
+		// A write of the two copies was interrupted (a kill while the
+		// storage was created, or its settings changed): the good copy
+		// is whole, and a writer finishes the write before it goes on.
+		if err := writeSettings(dir, s); err != nil {
+			opened.Close()
+			return nil, err
+		}
+		opened.health.Settings = nil
+	}
+	return opened, nil
 }
 
 // open opens the index of a Vault OpenWith made, checks it, and brings it
@@ -632,9 +643,10 @@ func (v *Vault) saveSettings(s settings) error {
 }
 
 // readSettings reads vault.json, or its copy when it is damaged; problems
-// name what is wrong with either.
-func readSettings(dir string) (settings, []string, error) {
-	var problems []string
+// name what is wrong with either, and interrupted says that one copy is
+// whole and the other missing or older: a write of the two stopped
+// between them, not damage.
+func readSettings(dir string) (_ settings, problems []string, interrupted bool, _ error) {
 	var good []settings
 	missing := 0
 	for _, name := range []string{configFile, configCopy} {
@@ -652,26 +664,29 @@ func readSettings(dir string) (settings, []string, error) {
 	switch {
 	case missing == 2:
 		if entries, err := os.ReadDir(filepath.Join(dir, "data")); err == nil && len(entries) > 0 {
-			return settings{}, nil, fmt.Errorf("%s: both %s and %s are missing: the storage's settings (and, if it is encrypted, its key) are gone", dir, configFile, configCopy)
+			return settings{}, nil, false, fmt.Errorf("%s: both %s and %s are missing: the storage's settings (and, if it is encrypted, its key) are gone", dir, configFile, configCopy)
 		}
-		return settings{}, nil, fmt.Errorf("%s: %w (no %s)", dir, ErrNotVault, configFile)
+		return settings{}, nil, false, fmt.Errorf("%s: %w (no %s)", dir, ErrNotVault, configFile)
 	case len(good) == 0:
-		return settings{}, nil, fmt.Errorf("%s: the storage's settings are damaged in both copies: %v", dir, problems)
+		return settings{}, nil, false, fmt.Errorf("%s: the storage's settings are damaged in both copies: %v", dir, problems)
 	case len(good) == 2 && good[0].checksum() != good[1].checksum():
 		// Both check out but differ: a crash between writing the two.
 		// vault.json is written last, so it is the newer.
 		problems = []string{configCopy + " is older than " + configFile + " (a change was interrupted)"}
+		interrupted = true
 	case len(good) == 2:
 		problems = nil
+	case missing == 1:
+		interrupted = true
 	}
 	s := good[0]
 	if s.Format != formatVersion {
-		return s, nil, fmt.Errorf("%s: storage format %d is not supported by this mailvault (it reads format %d)", dir, s.Format, formatVersion)
+		return s, nil, false, fmt.Errorf("%s: storage format %d is not supported by this mailvault (it reads format %d)", dir, s.Format, formatVersion)
 	}
 	if s.Chunking.Polynomial == 0 || s.Chunking.MinSize == 0 || s.Chunking.MaxSize < s.Chunking.MinSize {
-		return s, nil, fmt.Errorf("%s/%s: bad chunking settings", dir, configFile)
+		return s, nil, false, fmt.Errorf("%s/%s: bad chunking settings", dir, configFile)
 	}
-	return s, problems, nil
+	return s, problems, interrupted, nil
 }
 
 func readSettingsFile(path string) (settings, error) {
@@ -724,7 +739,7 @@ func storageErr(op, path string, err error) error {
 // CheckPassword tells whether password opens the storage in dir, without
 // opening its index (which another holder may have open).
 func CheckPassword(dir string, password []byte) error {
-	s, _, err := readSettings(dir)
+	s, _, _, err := readSettings(dir)
 	if err != nil {
 		return err
 	}
