@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	jsonv1 "github.com/go-json-experiment/json/v1"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/mailvault/mailvault/domain"
@@ -50,7 +52,9 @@ func encodeAll(evs []domain.Event) ([]*message.Message, error) {
 
 func decode(m *message.Message) (domain.Event, error) {
 	var ev domain.Event
-	if err := json.Unmarshal(m.Payload, &ev); err != nil {
+	// encoding/json's semantics on json/v2's faster decoder, as
+	// projections.Decode: every stage decodes every message it gets.
+	if err := jsonv1.Unmarshal(m.Payload, &ev); err != nil {
 		return ev, fmt.Errorf("decode message %s: %w", m.UUID, err)
 	}
 	return ev, nil

@@ -205,7 +205,7 @@ func (d *decoder) messageContent(depth int) (*Message, error) {
 	}
 	m := &Message{}
 	var err error
-	if m.Props, err = d.propList(); err != nil {
+	if m.Props, err = d.propList(messageProps); err != nil {
 		return nil, err
 	}
 	if err := d.skipDelProp(); err != nil {
@@ -216,7 +216,7 @@ func (d *decoder) messageContent(depth int) (*Message, error) {
 			break
 		}
 		d.off += 4
-		r, err := d.propList()
+		r, err := d.propList(recipientProps)
 		if err != nil {
 			return nil, err
 		}
@@ -234,7 +234,7 @@ func (d *decoder) messageContent(depth int) (*Message, error) {
 		}
 		d.off += 4
 		var a Attachment
-		if a.Props, err = d.propList(); err != nil {
+		if a.Props, err = d.propList(attachmentProps); err != nil {
 			return nil, err
 		}
 		if t, ok := d.peek(); ok && t == StartEmbed {
@@ -263,9 +263,14 @@ func (d *decoder) skipDelProp() error {
 	return nil
 }
 
+// How many properties a list has room for from the start: a message holds
+// a few dozen, and growing its list from nothing copied it six times (3 %
+// of a backup's CPU, in the summary every stored item gets).
+const messageProps, recipientProps, attachmentProps = 32, 8, 12
+
 // propList reads properties up to the next marker or the end.
-func (d *decoder) propList() (Props, error) {
-	var ps Props
+func (d *decoder) propList(room int) (Props, error) {
+	ps := make(Props, 0, room)
 	for {
 		t, ok := d.peek()
 		if !ok {

@@ -62,14 +62,23 @@ func BenchmarkSummarize(b *testing.B) {
 	raw := []byte("Received: from a.x.test by b.x.test; Mon, 02 Jun 2025 10:00:00 +0200\r\nFrom: Ann <ann@x.test>\r\nTo: Bob <bob@x.test>\r\n" +
 		"Subject: Quarterly numbers\r\nDate: Mon, 02 Jun 2025 10:00:00 +0200\r\nMessage-ID: <1@x.test>\r\nMIME-Version: 1.0\r\n" +
 		"Content-Type: text/plain; charset=utf-8\r\n\r\n" + string(bytes.Repeat([]byte("body text "), 300)))
+	stream, err := ExportStream(raw, true)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, c := range []struct {
-		name string
-		fn   func([]byte) Summary
-	}{{"pooled reader, usual date first", func(r []byte) Summary { return Summarize(domain.FormatMIME, r) }}, {"net/mail", summarizeByNetMail}} {
+		name    string
+		fn      func([]byte) Summary
+		content []byte
+	}{
+		{"pooled reader, usual date first", func(r []byte) Summary { return Summarize(domain.FormatMIME, r) }, raw},
+		{"net/mail", summarizeByNetMail, raw},
+		{"export stream", func(r []byte) Summary { return Summarize(domain.FormatGraphExport, r) }, stream},
+	} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				c.fn(raw)
+				c.fn(c.content)
 			}
 		})
 	}

@@ -683,7 +683,8 @@ func readSettings(dir string) (_ settings, problems []string, interrupted bool, 
 	if s.Format != formatVersion {
 		return s, nil, false, fmt.Errorf("%s: storage format %d is not supported by this mailvault (it reads format %d)", dir, s.Format, formatVersion)
 	}
-	if s.Chunking.Polynomial == 0 || s.Chunking.MinSize == 0 || s.Chunking.MaxSize < s.Chunking.MinSize {
+	if s.Chunking.Polynomial == 0 || s.Chunking.MinSize == 0 || s.Chunking.MaxSize < s.Chunking.MinSize ||
+		s.Chunking.MaxSize > maxRecordSize {
 		return s, nil, false, fmt.Errorf("%s/%s: bad chunking settings", dir, configFile)
 	}
 	return s, problems, interrupted, nil
