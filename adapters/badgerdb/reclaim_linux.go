@@ -18,11 +18,13 @@ import (
 // mapped, and so counted in the process's RSS, until the kernel runs short
 // of memory. Over a million-item backup that is gigabytes of clean or
 // written-back page cache charged to mailvault (the event log and the
-// storage index each). Every interval this asks the kernel to page the
-// database's shared file mappings out (MADV_PAGEOUT): nothing is lost (dirty
-// pages are written back first, and a page touched again is faulted back
-// in), and should a range have been remapped in the meantime the advice is
-// harmless.
+// storage index each). Every interval, and as soon as the process's
+// file-backed pages pass fileLimit (checked every tenth of a second: a
+// compaction reads tables of tens of megabytes within one interval), this
+// asks the kernel to page the database's shared file mappings out
+// (MADV_PAGEOUT): nothing is lost (dirty pages are written back first, and
+// a page touched again is faulted back in), and should a range have been
+// remapped in the meantime the advice is harmless.
 func reclaimMapped(dir string, every time.Duration, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	abs, err := filepath.Abs(dir)
@@ -30,16 +32,46 @@ func reclaimMapped(dir string, every time.Duration, stop <-chan struct{}, done c
 		return
 	}
 	prefix := abs + string(filepath.Separator)
-	t := time.NewTicker(every)
-	defer t.Stop()
+	check := time.NewTicker(min(every, reclaimCheck))
+	defer check.Stop()
+	last := time.Now()
 	for {
 		select {
 		case <-stop:
 			return
-		case <-t.C:
-			pageOutMappings(prefix)
+		case now := <-check.C:
+			if now.Sub(last) >= every || fileResident() >= fileLimit {
+				pageOutMappings(prefix)
+				last = now
+			}
 		}
 	}
+}
+
+// reclaimCheck is how often the file-backed pages are counted; fileLimit is
+// how many of them (the binary's own code among them, about 20 MB) start a
+// page-out before the interval is up.
+const (
+	reclaimCheck = 100 * time.Millisecond
+	fileLimit    = 48 << 20
+)
+
+// fileResident is the process's resident file-backed and shared memory in
+// bytes (statm's third field), -1 when it cannot be read.
+func fileResident() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return -1
+	}
+	pages, err := strconv.ParseInt(f[2], 10, 64)
+	if err != nil {
+		return -1
+	}
+	return pages * int64(os.Getpagesize())
 }
 
 func pageOutMappings(prefix string) {
