@@ -94,6 +94,23 @@ mailboxes:
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
+	// onReloadingPage clicks on a page that reloads itself while a job runs
+	// (a meta refresh): a node found just before a reload is gone when it
+	// is clicked, and nothing was clicked, so the click is tried again on
+	// the reloaded page (CI at cfd9fc0: "Could not find node with given id").
+	onReloadingPage := func(what string, actions ...chromedp.Action) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			err := chromedp.Run(ctx, actions...)
+			if err == nil {
+				return
+			}
+			if !strings.Contains(err.Error(), "Could not find node") || time.Now().After(deadline) {
+				t.Fatalf("%s: %v", what, err)
+			}
+		}
+	}
 	// sessionCookie is the browser's session cookie now.
 	sessionCookie := func() string {
 		t.Helper()
@@ -386,12 +403,14 @@ mailboxes:
 	mustf(t, strings.Contains(notice, "Alerts saved"), "after the alerts: %q", notice)
 	alerts := run("alerts", "show").stdout
 	mustf(t, strings.Contains(alerts, "smtp.contoso.test") && strings.Contains(alerts, "admin@contoso.test"), "alerts show:\n%s", alerts)
-	must("start the job again", chromedp.Navigate(base+"/jobs"), chromedp.WaitVisible("#start-live", chromedp.ByID), chromedp.Click("#start-live", chromedp.ByID),
-		chromedp.WaitVisible("#stop-live", chromedp.ByID))
+	must("open the jobs page", chromedp.Navigate(base+"/jobs"), chromedp.WaitVisible("#start-live", chromedp.ByID))
+	onReloadingPage("start the job again", chromedp.Click("#start-live", chromedp.ByID))
+	must("see it started", chromedp.WaitVisible("#stop-live", chromedp.ByID))
 
 	// The job's quarantined item (#33), and "retry now".
 	var quarantinedRows string
-	must("open the job's quarantine", chromedp.Click("#quarantine-live", chromedp.ByID), chromedp.WaitVisible("#quarantined", chromedp.ByID),
+	onReloadingPage("open the job's quarantine", chromedp.Click("#quarantine-live", chromedp.ByID))
+	must("read the job's quarantine", chromedp.WaitVisible("#quarantined", chromedp.ByID),
 		chromedp.Text("#quarantined", &quarantinedRows, chromedp.ByID), shot("9a-quarantine"))
 	accessible("the quarantine page")
 	mustf(t, strings.Contains(quarantinedRows, "ida@contoso.test / Inbox") && strings.Contains(quarantinedRows, "33"), "the quarantine page:\n%s", quarantinedRows)
