@@ -81,10 +81,7 @@ func (c *codec) encode(name string, plain []byte) ([]byte, error) {
 		// files: most of a mailbox's bytes). zstd would spend five times
 		// S2's CPU on such a chunk to save at most 2.5 % more; S2 still
 		// takes the repeats and the text around them.
-		if z := s2.Encode(make([]byte, 0, s2.MaxEncodedLen(len(plain))), plain); len(z) < len(plain) {
-			return c.wrap(name, z, flagS2)
-		}
-		return c.wrap(name, plain, 0)
+		return c.wrapS2(name, plain)
 	}
 	if z := c.enc.EncodeAll(plain, make([]byte, 0, len(plain)/2)); len(z) < len(plain) {
 		return c.wrap(name, z, flagCompressed)
@@ -145,10 +142,16 @@ var kLog2K = func() (t [entropySample + 1]float64) {
 // zstd's per-call set-up costs more CPU than the content's own chunk, so
 // records take S2, which saves a third of their bytes for a tenth of the CPU.
 func (c *codec) encodeRecord(name string, plain []byte) ([]byte, error) {
-	if c.compress {
-		if z := s2.Encode(nil, plain); len(z) < len(plain) {
-			return c.wrap(name, z, flagS2)
-		}
+	if !c.compress {
+		return c.wrap(name, plain, 0)
+	}
+	return c.wrapS2(name, plain)
+}
+
+// wrapS2 seals plain S2-compressed, or as it is when S2 does not shrink it.
+func (c *codec) wrapS2(name string, plain []byte) ([]byte, error) {
+	if z := s2.Encode(nil, plain); len(z) < len(plain) {
+		return c.wrap(name, z, flagS2)
 	}
 	return c.wrap(name, plain, 0)
 }
