@@ -4,6 +4,7 @@ package badgerdb
 
 import (
 	"bufio"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -35,13 +36,14 @@ func reclaimMapped(dir string, every time.Duration, stop <-chan struct{}, done c
 	check := time.NewTicker(min(every, reclaimCheck))
 	defer check.Stop()
 	last := time.Now()
+	var indexes map[string]int64
 	for {
 		select {
 		case <-stop:
 			return
 		case now := <-check.C:
 			if now.Sub(last) >= every || fileResident() >= fileLimit {
-				pageOutMappings(prefix)
+				indexes = pageOutMappings(prefix, indexes)
 				last = now
 			}
 		}
@@ -74,12 +76,21 @@ func fileResident() int64 {
 	return pages * int64(os.Getpagesize())
 }
 
-func pageOutMappings(prefix string) {
+// pageOutMappings pages out the shared file mappings under prefix, all but
+// each table's index: a table's blocks are read once by a lookup or a
+// compaction, but its index and bloom filter (at the file's end) are read
+// by every lookup that passes the table, and paged out they were faulted
+// back in within the next tenth of a second, thousands of times a second
+// once a million items were stored. indexes holds where each table's index
+// starts, read once per table (tables never change); what it returns holds
+// the tables still mapped.
+func pageOutMappings(prefix string, indexes map[string]int64) map[string]int64 {
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
-		return
+		return indexes
 	}
 	defer f.Close()
+	mapped := map[string]int64{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		// start-end perms offset dev inode path
@@ -90,9 +101,61 @@ func pageOutMappings(prefix string) {
 		span := strings.SplitN(fields[0], "-", 2)
 		start, err1 := strconv.ParseUint(span[0], 16, 64)
 		end, err2 := strconv.ParseUint(span[1], 16, 64)
-		if err1 != nil || err2 != nil || end <= start {
+		offset, err3 := strconv.ParseUint(fields[2], 16, 64)
+		if err1 != nil || err2 != nil || err3 != nil || end <= start {
 			continue
 		}
-		unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_PAGEOUT)
+		if path := fields[5]; strings.HasSuffix(path, ".sst") && offset == 0 {
+			at, ok := indexes[path]
+			if !ok {
+				at = tableIndexStart(path)
+			}
+			mapped[path] = at
+			if at > 0 {
+				// Up to the page the index starts in.
+				page := uint64(os.Getpagesize())
+				end = min(end, start+uint64(at)/page*page)
+			}
+		}
+		if end > start {
+			unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_PAGEOUT)
+		}
 	}
+	return mapped
+}
+
+// tableIndexStart is where a Badger table file's index begins (0 when it
+// cannot be read, and the whole file is paged out). A table ends in its
+// index, the index's length (4 bytes), a checksum of the index, and the
+// checksum's length (4 bytes), lengths big-endian.
+func tableIndexStart(path string) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0
+	}
+	var b [4]byte
+	pos := st.Size() - 4
+	if pos < 0 {
+		return 0
+	}
+	if _, err := f.ReadAt(b[:], pos); err != nil {
+		return 0
+	}
+	pos -= int64(binary.BigEndian.Uint32(b[:])) + 4
+	if pos < 0 {
+		return 0
+	}
+	if _, err := f.ReadAt(b[:], pos); err != nil {
+		return 0
+	}
+	pos -= int64(binary.BigEndian.Uint32(b[:]))
+	if pos < 0 {
+		return 0
+	}
+	return pos
 }

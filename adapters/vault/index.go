@@ -185,34 +185,31 @@ func (v *Vault) PutBatch(keys []domain.ItemKey, contents [][]byte) ([]domain.Put
 	if v.readOnly {
 		return res, ErrReadOnly
 	}
-	type pending struct {
-		i      int
-		vk     []byte
-		pieces []piece
-		ver    Version
-		body   []byte
-	}
-	var todo []*pending
+	var todo []*pendingPut
 	var total int64
 	seen := map[string]bool{} // the same version twice in one batch is stored once
-	err := v.db.View(func(txn *badger.Txn) error {
-		for i, k := range keys {
-			vk := versionKey(k.Source, k.Mailbox, k.FolderID, k.ItemID, k.ChangeKey)
-			switch _, err := txn.Get(vk); {
-			case err == nil || seen[string(vk)]:
-				res[i].Existed = true
-				continue
-			case !errors.Is(err, badger.ErrKeyNotFound):
-				return err
-			}
-			seen[string(vk)] = true
-			todo = append(todo, &pending{i: i, vk: vk})
-			total += res[i].Size
+	// One write transaction asks what the storage has and, when the batch
+	// fits in one commit, records what it stored: its reads are checked for
+	// conflicts at commit, so nothing needs asking twice (each question is
+	// a point lookup through every level of the index, the larger part of
+	// a batch's index cost once millions of items are stored).
+	txn := v.db.NewTransaction(true)
+	defer txn.Discard()
+	for i, k := range keys {
+		vk := versionKey(k.Source, k.Mailbox, k.FolderID, k.ItemID, k.ChangeKey)
+		switch _, err := txn.Get(vk); {
+		case err == nil || seen[string(vk)]:
+			res[i].Existed = true
+			continue
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return res, err
 		}
-		return nil
-	})
-	if err != nil || len(todo) == 0 {
-		return res, err
+		seen[string(vk)] = true
+		todo = append(todo, &pendingPut{i: i, vk: vk})
+		total += res[i].Size
+	}
+	if len(todo) == 0 {
+		return res, nil
 	}
 	if free, ok := v.space.Free(2*total, MinFree); ok && free < MinFree+2*total {
 		// Badger writes its index through memory-mapped files, and a write
@@ -220,32 +217,29 @@ func (v *Vault) PutBatch(keys []domain.ItemKey, contents [][]byte) ([]domain.Put
 		// of returning an error: stop while there is room to stop cleanly.
 		return res, fmt.Errorf("store item in %s: %w: %s free, mailvault keeps %s for the index", v.dir, ErrFull, mib(free), mib(MinFree))
 	}
-	// Which chunks the storage has: asked once per chunk, in one view.
+	// Which chunks the storage has: asked once per chunk.
 	stored := map[string]location{} // a zero location: stored before
+	asked := map[string]chunkRecord{}
+	var err error
 	for _, p := range todo {
 		if p.pieces, err = v.split(contents[p.i]); err != nil {
 			return res, fmt.Errorf("split item: %w", err)
 		}
 	}
-	err = v.db.View(func(txn *badger.Txn) error {
-		for _, p := range todo {
-			for _, pc := range p.pieces {
-				if _, asked := stored[pc.id]; asked {
-					continue
-				}
-				rec, ok, err := getChunk(txn, pc.id)
-				if err != nil {
-					return err
-				}
-				if ok && rec.Refs > 0 {
-					stored[pc.id] = location{}
-				}
+	for _, p := range todo {
+		for _, pc := range p.pieces {
+			if _, done := asked[pc.id]; done {
+				continue
+			}
+			rec, ok, err := getChunk(txn, pc.id)
+			if err != nil {
+				return res, err
+			}
+			asked[pc.id] = rec
+			if ok && rec.Refs > 0 {
+				stored[pc.id] = location{}
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return res, err
 	}
 	now := time.Now().UTC()
 	for _, p := range todo {
@@ -281,53 +275,77 @@ func (v *Vault) PutBatch(keys []domain.ItemKey, contents [][]byte) ([]domain.Put
 	if err := v.flushEntries(); err != nil {
 		return res, err
 	}
-	// Commit: one transaction for the batch (more only for a batch too
-	// large for one).
-	for start := 0; start < len(todo); {
-		end, sets := start, 0
-		for end < len(todo) && (end == start || sets+len(todo[end].pieces)+2 <= maxSetsPerCommit) {
-			sets += len(todo[end].pieces) + 2
-			end++
-		}
-		group := todo[start:end]
-		err = v.update(func(txn *badger.Txn) error {
-			for _, p := range group {
-				r := &res[p.i]
-				r.Existed, r.NewBytes = false, 0
+	// record writes a group's index entries in txn. With known, the
+	// chunks' records are those asked above in the same transaction (its
+	// commit fails if another changed them meanwhile); without, they are
+	// asked again, as are the versions (a concurrent Put may have stored
+	// them).
+	record := func(txn *badger.Txn, group []*pendingPut, known map[string]chunkRecord) error {
+		counted := map[string]chunkRecord{} // chunks shared by items of the group
+		for _, p := range group {
+			r := &res[p.i]
+			r.Existed, r.NewBytes = false, 0
+			if known == nil {
 				if _, err := txn.Get(p.vk); err == nil {
 					r.Existed = true // stored by a concurrent Put meanwhile
 					continue
 				} else if !errors.Is(err, badger.ErrKeyNotFound) {
 					return err
 				}
-				for _, pc := range p.pieces {
-					rec, _, err := getChunk(txn, pc.id)
-					if err != nil {
-						return err
-					}
-					if rec.Refs == 0 {
-						loc := stored[pc.id]
-						if loc.Pack == "" {
-							// Known when checked, pruned since: its entry is gone.
-							return errRetryPut
-						}
-						rec.Size, rec.location = int64(len(pc.data)), loc
-						r.NewBytes += loc.Length
-					}
-					rec.Refs++
-					if err := putJSON(txn, []byte(prefixChunk+pc.id), rec); err != nil {
+			}
+			for _, pc := range p.pieces {
+				rec, ok := counted[pc.id]
+				if !ok && known != nil {
+					rec = known[pc.id]
+				} else if !ok {
+					var err error
+					if rec, _, err = getChunk(txn, pc.id); err != nil {
 						return err
 					}
 				}
-				if err := txn.Set(p.vk, p.body); err != nil {
-					return err
+				if rec.Refs == 0 {
+					loc := stored[pc.id]
+					if loc.Pack == "" {
+						// Known when checked, pruned since: its entry is gone.
+						return errRetryPut
+					}
+					rec.Size, rec.location = int64(len(pc.data)), loc
+					r.NewBytes += loc.Length
 				}
-				if err := txn.Set([]byte(prefixID+p.ver.ID), p.vk); err != nil {
+				rec.Refs++
+				counted[pc.id] = rec
+				if err := putJSON(txn, []byte(prefixChunk+pc.id), rec); err != nil {
 					return err
 				}
 			}
-			return nil
-		})
+			if err := txn.Set(p.vk, p.body); err != nil {
+				return err
+			}
+			if err := txn.Set([]byte(prefixID+p.ver.ID), p.vk); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	groups := commitGroups(todo)
+	if len(groups) == 1 {
+		err := record(txn, todo, asked)
+		if err == nil {
+			err = txn.Commit()
+		}
+		switch {
+		case err == nil:
+			return res, nil
+		case !errors.Is(err, badger.ErrConflict) && !errors.Is(err, errRetryPut):
+			return res, storageErr("record item in the index", v.dir, err)
+		}
+		// A concurrent Put or prune changed what was asked: record again,
+		// asking anew (the entries written above stay usable).
+	}
+	txn.Discard()
+	start := 0
+	for _, group := range groups {
+		err = v.update(func(txn *badger.Txn) error { return record(txn, group, nil) })
 		if errors.Is(err, errRetryPut) {
 			// A prune raced the batch: store what is left item by item,
 			// each asking again what the storage has.
@@ -343,9 +361,35 @@ func (v *Vault) PutBatch(keys []domain.ItemKey, contents [][]byte) ([]domain.Put
 		if err != nil {
 			return res, storageErr("record item in the index", v.dir, err)
 		}
-		start = end
+		start += len(group)
 	}
 	return res, nil
+}
+
+// pendingPut is a version PutBatch stores: its place in the batch, its
+// index key, its chunks, and its record.
+type pendingPut struct {
+	i      int
+	vk     []byte
+	pieces []piece
+	ver    Version
+	body   []byte
+}
+
+// commitGroups splits a batch's versions into index commits: one, unless
+// the batch is too large for one transaction.
+func commitGroups(todo []*pendingPut) [][]*pendingPut {
+	var groups [][]*pendingPut
+	for start := 0; start < len(todo); {
+		end, sets := start, 0
+		for end < len(todo) && (end == start || sets+len(todo[end].pieces)+2 <= maxSetsPerCommit) {
+			sets += len(todo[end].pieces) + 2
+			end++
+		}
+		groups = append(groups, todo[start:end])
+		start = end
+	}
+	return groups
 }
 
 // writeRecord writes a record (a version, a deletion mark, a tombstone) to

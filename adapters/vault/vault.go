@@ -448,9 +448,17 @@ func (v *Vault) openIndex(dataKey []byte, readOnly, create bool) error {
 			}
 		}
 	}
+	// The table builders' buffers (a memtable's flush buffers its whole
+	// table, twice its size at first; a compaction one per table it writes)
+	// are Go heap. With 8 MB memtables and tables doubling in size per level
+	// they kept the heap at the process's soft limit from a few hundred
+	// thousand items on, and the garbage collector ran every few megabytes
+	// allocated: at 400,000 items 4,339 collections and a fifth of the CPU.
+	// Memtables of 4 MB and tables of 2 MB at every level (more, smaller
+	// files) leave room under the limit: 312 collections.
 	bo := badger.DefaultOptions(dir).
 		WithLogger(nil).
-		WithMemTableSize(8 << 20).
+		WithMemTableSize(4 << 20).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(4).
 		WithNumLevelZeroTablesStall(8).
@@ -470,6 +478,7 @@ func (v *Vault) openIndex(dataKey []byte, readOnly, create bool) error {
 		// builder holds each block twice until its table is written.
 		WithCompression(options.None).
 		WithReadOnly(readOnly)
+	bo.TableSizeMultiplier = 1 // see the builders above
 	if dataKey != nil {
 		// Badger's own encryption at rest: the index holds folder names,
 		// subjects and senders, so it is sealed like the chunks.
