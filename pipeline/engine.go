@@ -192,6 +192,7 @@ func Run(ctx context.Context, d Deps, cfg Config) (domain.RunState, error) {
 		// those through InFlight, and a mailbox held to its pace does not
 		// hold a worker from another.
 		fetcher.InFlight = make(chan struct{}, handlers)
+		fetcher.Storing = make(chan struct{}, handlers)
 		handlers *= pacedHandlersPerWorker
 	}
 	router.AddHandler("fetcher", reqT, d.Subscriber(group("fetcher"), handlers), outT, d.Publisher, fetcher.Handle)

@@ -48,8 +48,14 @@ type Fetcher struct {
 	// lets them go: a request waiting for its mailbox's pace is not in
 	// flight, so the handlers that wait may outnumber the requests sent.
 	InFlight chan struct{}
-	Clock    Clock
-	Log      zerolog.Logger
+	// Storing, when set with InFlight, bounds the fetched batches being
+	// stored once their request is done: a request's slot goes to the
+	// next request as soon as its answer is read, not after the storage
+	// has taken it, and a batch takes one of these before it gives the
+	// slot up, so fetched content in memory stays bounded by the two.
+	Storing chan struct{}
+	Clock   Clock
+	Log     zerolog.Logger
 }
 
 // longestPaceWait is the longest a request waits at the pacer while
@@ -111,6 +117,30 @@ func (f *Fetcher) slot(ctx context.Context, p *permit) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// handOver ends a fetch's request once its answer is read: its InFlight
+// slot goes to the next request, and when the batch still has items to
+// store, for one of the Storing places first (waiting for one keeps the
+// slot: the storage is behind, and more fetched batches would only wait in
+// memory).
+func (f *Fetcher) handOver(ctx context.Context, p *permit, storing bool) error {
+	if f.Storing == nil || f.InFlight == nil {
+		return nil // the slot is held until the batch is stored
+	}
+	if storing {
+		select {
+		case f.Storing <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	p.release()
+	p.release = func() {}
+	if storing {
+		p.release = func() { <-f.Storing }
+	}
+	return nil
 }
 
 // paced tells the pacer how a request sent at sentAt was answered, and
@@ -540,7 +570,7 @@ func (f *Fetcher) fetch(ctx context.Context, req *domain.Event, outID string) (d
 	if held != nil {
 		return failureEvent(f.base(req, domain.BatchFetched, outID), held), nil
 	}
-	defer permit.release()
+	defer func() { permit.release() }()
 	t0 := time.Now()
 	err = f.Source.Fetch(ctx, req.Mailbox, req.FolderID, req.Items, func(it domain.Item) error {
 		if fl := it.Failure; fl != nil {
@@ -560,6 +590,11 @@ func (f *Fetcher) fetch(ctx context.Context, req *domain.Event, outID string) (d
 		}
 		return nil
 	})
+	// The server's latency: the source's time less the storage's so far.
+	latency := time.Since(t0) - target
+	if err := f.handOver(ctx, &permit, len(keys) > 0); err != nil {
+		return domain.Event{}, err // shutting down: leave the request unanswered
+	}
 	// What was fetched before a failure is stored too: the isolation that
 	// follows asks only for what is missing.
 	if ferr := flush(); ferr != nil && (err == nil || errors.As(ferr, new(*internalError))) {
@@ -576,7 +611,7 @@ func (f *Fetcher) fetch(ctx context.Context, req *domain.Event, outID string) (d
 	}
 	res := f.base(req, domain.BatchFetched, outID)
 	res.TargetMS = target.Milliseconds()
-	res.SourceMS = (time.Since(t0) - target).Milliseconds()
+	res.SourceMS = latency.Milliseconds()
 	res.Bytes = bytes
 	res.Count = len(stored)
 	res.ItemFailures = itemFailures
@@ -587,8 +622,7 @@ func (f *Fetcher) fetch(ctx context.Context, req *domain.Event, outID string) (d
 		if err != nil {
 			fl = domain.AsFailure(err)
 		}
-		// The source's time, less the storage's: the server's latency.
-		f.paced(&res, permit.sentAt, permit.units, time.Since(t0)-target, fl)
+		f.paced(&res, permit.sentAt, permit.units, latency, fl)
 	}
 	if err != nil {
 		var ie *internalError
