@@ -108,9 +108,14 @@ func pageOutMappings(prefix string, indexes map[string]int64) map[string]int64 {
 		if path := fields[5]; strings.HasSuffix(path, ".sst") && offset == 0 {
 			at, ok := indexes[path]
 			if !ok {
-				at = tableIndexStart(path)
+				// A table being written has no footer yet: asked again at
+				// the next page-out.
+				if at, ok = tableIndexStart(path); ok {
+					mapped[path] = at
+				}
+			} else {
+				mapped[path] = at
 			}
-			mapped[path] = at
 			if at > 0 {
 				// Up to the page the index starts in.
 				page := uint64(os.Getpagesize())
@@ -124,38 +129,42 @@ func pageOutMappings(prefix string, indexes map[string]int64) map[string]int64 {
 	return mapped
 }
 
-// tableIndexStart is where a Badger table file's index begins (0 when it
-// cannot be read, and the whole file is paged out). A table ends in its
-// index, the index's length (4 bytes), a checksum of the index, and the
-// checksum's length (4 bytes), lengths big-endian.
-func tableIndexStart(path string) int64 {
+// tableIndexStart is where a Badger table file's index begins, and false
+// when the file does not end as a table does (one being written, whose
+// footer is not there yet; the whole file is paged out then). A table ends
+// in its index, the index's length (4 bytes), a checksum of the index (a
+// few bytes), and the checksum's length (4 bytes), lengths big-endian.
+func tableIndexStart(path string) (int64, bool) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0
+		return 0, false
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return 0
+		return 0, false
 	}
 	var b [4]byte
 	pos := st.Size() - 4
 	if pos < 0 {
-		return 0
+		return 0, false
 	}
 	if _, err := f.ReadAt(b[:], pos); err != nil {
-		return 0
+		return 0, false
 	}
-	pos -= int64(binary.BigEndian.Uint32(b[:])) + 4
-	if pos < 0 {
-		return 0
+	sumLen := int64(binary.BigEndian.Uint32(b[:]))
+	if sumLen == 0 || sumLen > 64 {
+		return 0, false
+	}
+	if pos -= sumLen + 4; pos < 0 {
+		return 0, false
 	}
 	if _, err := f.ReadAt(b[:], pos); err != nil {
-		return 0
+		return 0, false
 	}
-	pos -= int64(binary.BigEndian.Uint32(b[:]))
-	if pos < 0 {
-		return 0
+	indexLen := int64(binary.BigEndian.Uint32(b[:]))
+	if indexLen == 0 || indexLen > pos {
+		return 0, false
 	}
-	return pos
+	return pos - indexLen, true
 }
