@@ -106,15 +106,12 @@ func pageOutMappings(prefix string, indexes map[string]int64) map[string]int64 {
 			continue
 		}
 		if path := fields[5]; strings.HasSuffix(path, ".sst") && offset == 0 {
-			at, ok := indexes[path]
-			if !ok {
-				// A table being written has no footer yet: asked again at
-				// the next page-out.
-				if at, ok = tableIndexStart(path); ok {
-					mapped[path] = at
-				}
-			} else {
-				mapped[path] = at
+			at, known := indexes[path]
+			if !known {
+				at, known = tableIndexStart(path)
+			}
+			if known {
+				mapped[path] = at // else being written: asked again next time
 			}
 			if at > 0 {
 				// Up to the page the index starts in.

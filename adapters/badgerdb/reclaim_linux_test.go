@@ -23,10 +23,7 @@ import (
 // interval, and stops when asked.
 func TestReclaimPagesOutPastTheLimitBeforeTheInterval(t *testing.T) {
 	dir := t.TempDir()
-	var fs unix.Statfs_t
-	if unix.Statfs(dir, &fs) == nil && (fs.Type == unix.TMPFS_MAGIC || fs.Type == unix.RAMFS_MAGIC) {
-		t.Skip("a file in memory cannot be paged out (no swap)")
-	}
+	skipInMemory(t, dir)
 	path := filepath.Join(dir, "000001.vlog")
 	const size = fileLimit + 16<<20
 	f, err := os.Create(path)
@@ -118,10 +115,7 @@ func TestPageOutKeepsTableIndexes(t *testing.T) {
 	}
 	os.Remove(unwritten)
 
-	var fs unix.Statfs_t
-	if unix.Statfs(dir, &fs) == nil && (fs.Type == unix.TMPFS_MAGIC || fs.Type == unix.RAMFS_MAGIC) {
-		t.Skip("a file in memory cannot be paged out (no swap)")
-	}
+	skipInMemory(t, dir)
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -156,6 +150,16 @@ func TestPageOutKeepsTableIndexes(t *testing.T) {
 	}
 	if blocksResident > blockPages/2 {
 		t.Skipf("the kernel kept %d of %d block pages resident (no MADV_PAGEOUT here?)", blocksResident, blockPages)
+	}
+}
+
+// skipInMemory skips a test whose files under dir live in memory (tmpfs,
+// ramfs): without swap they cannot be paged out.
+func skipInMemory(t *testing.T, dir string) {
+	t.Helper()
+	var fs unix.Statfs_t
+	if unix.Statfs(dir, &fs) == nil && (fs.Type == unix.TMPFS_MAGIC || fs.Type == unix.RAMFS_MAGIC) {
+		t.Skip("a file in memory cannot be paged out (no swap)")
 	}
 }
 
