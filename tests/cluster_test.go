@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailvault/mailvault/adapters/cluster"
+	"github.com/mailvault/mailvault/projections"
 )
 
 // natsCluster is NATS servers on loopback, clustered, with JetStream.
@@ -303,4 +305,69 @@ func TestClusterJobWithPublicFolders(t *testing.T) {
 	st := mailvault(t, "storage", "stats", "shared", "--data", reader)
 	want := fmt.Sprintf("items:         %d (%d versions)", total, total)
 	mustf(t, strings.Contains(st.stdout, want), "the shared storage holds each item once: want %q in\n%s%s", want, st.stdout, st.stderr)
+}
+
+// A task delivered twice (JetStream gives it again when a worker's
+// heartbeats or acknowledgement were lost with a server) runs its mailbox
+// once: the second delivery waits for the first in the same worker and
+// is acknowledged as done, and the cycle's result is the run that backed
+// the mailbox up (a second, incremental run would report a mailbox of
+// nothing).
+func TestClusterRunsATaskDeliveredTwiceOnce(t *testing.T) {
+	const items = 20
+	nc := startNATSCluster(t, 1)
+	sim := startGraphSim(t, clusterTenant(1, items))
+	data := filepath.Join(t.TempDir(), "worker")
+	for _, args := range [][]string{
+		sim.connectionArgs(),
+		{"storage", "add", "local", "--path", filepath.Join(data, "storage"), "--unencrypted"},
+		{"job", "create", "nightly", "--connection", "online", "--storage", "local", "--all-mailboxes"},
+	} {
+		res := mailvault(t, append(args, "--data", data)...)
+		mustf(t, res.code == 0, "%v: %d %s", args[:2], res.code, res.stderr)
+	}
+	worker := startDaemon(t, data, "--cluster", nc.url(), "--cluster-name", "w1", "--cluster-replicas", "1", "--cluster-mailboxes", "2")
+
+	probe, err := cluster.Connect(context.Background(), cluster.Options{URLs: nc.url(), Name: "probe", Replicas: 1})
+	mustf(t, err == nil, "connect: %v", err)
+	defer probe.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for slots, err := probe.Slots(ctx); err != nil || slots != 2; slots, err = probe.Slots(ctx) {
+		mustf(t, ctx.Err() == nil, "the worker did not join: %d %v", slots, err)
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Two copies of one task, as two deliveries are: different message
+	// ids (a copy with the same id is a duplicate JetStream drops).
+	conn, err := nats.Connect(nc.url())
+	mustf(t, err == nil, "connect: %v", err)
+	defer conn.Close()
+	js, _ := jetstream.New(conn)
+	const mailbox = "user00@contoso.test"
+	task, _ := json.Marshal(cluster.Task{Cycle: "c1", Job: "nightly", Mailbox: mailbox})
+	for _, id := range []string{"first", "again"} {
+		_, err := js.Publish(ctx, "mailvault.work", task, jetstream.WithMsgID(id))
+		mustf(t, err == nil, "publish the task: %v", err)
+	}
+	results, err := probe.Results(ctx, "c1", []string{mailbox})
+	mustf(t, err == nil, "the cycle's result: %v", err)
+	r := results[mailbox]
+	mustf(t, r.State == "finished" && r.ItemsScanned == items && r.ItemsStored == items, "the result: %+v", r)
+	// Both deliveries acknowledged: the work queue is empty.
+	for {
+		s, err := js.Stream(ctx, "MAILVAULT_WORK")
+		mustf(t, ctx.Err() == nil, "the work queue keeps a task: %v", err)
+		if err == nil {
+			if info, err := s.Info(ctx); err == nil && info.State.Msgs == 0 {
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	worker.cmd.Process.Signal(os.Interrupt)
+	worker.cmd.Wait()
+	out := mailvault(t, "runs", "--data", data, "--format", "json")
+	var runs []projections.RunSummary
+	mustf(t, json.Unmarshal([]byte(out.stdout), &runs) == nil, "runs: %d %s %s", out.code, out.stdout, out.stderr)
+	mustf(t, len(runs) == 1 && runs[0].RunID == r.Run, "the worker ran the mailbox %d times, want once: %s", len(runs), out.stdout)
 }

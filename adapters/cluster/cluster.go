@@ -277,10 +277,10 @@ func (c *Cluster) PublishResult(ctx context.Context, r Result) error {
 	if err != nil {
 		return err
 	}
-	// One result per task: a task run again after its acknowledgement
-	// was lost (a server died) runs incrementally and finds nothing new;
-	// its result is a duplicate of the first, and JetStream keeps the
-	// first.
+	// One result per task, the first published: a worker given a task
+	// again (its acknowledgement or heartbeats were lost with a server)
+	// asks ResultOf before it runs, and a run by another worker that
+	// was at it meanwhile is a duplicate JetStream drops.
 	if err := c.publish(ctx, resultSubject(tok, r.Mailbox), message.NewMessage("result/"+r.Cycle+"/"+r.Mailbox, b)); err != nil {
 		return fmt.Errorf("cluster: publish result: %w", err)
 	}
@@ -337,6 +337,41 @@ func (c *Cluster) Results(ctx context.Context, cycle string, mailboxes []string)
 		}
 	}
 	return out, nil
+}
+
+// ResultOf returns the result a cycle holds for a mailbox, if any: a
+// task delivered again after its first run ended (the acknowledgement or
+// the heartbeats were lost with a server) is done already, and its
+// result is the first run's (JetStream keeps the first of a task's
+// results and drops the others as duplicates).
+func (c *Cluster) ResultOf(ctx context.Context, cycle, mailbox string) (Result, bool, error) {
+	tok, err := cycleToken(cycle)
+	if err != nil {
+		return Result{}, false, err
+	}
+	var raw *jetstream.RawStreamMsg
+	err = retry(ctx, func(ctx context.Context) error {
+		stream, err := c.js.Stream(ctx, eventStream)
+		if err != nil {
+			return err
+		}
+		raw, err = stream.GetLastMsgForSubject(ctx, resultSubject(tok, mailbox))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			raw, err = nil, nil
+		}
+		return err
+	})
+	if err != nil || raw == nil {
+		if err != nil {
+			err = fmt.Errorf("cluster: read the result of %s: %w", mailbox, err)
+		}
+		return Result{}, false, err
+	}
+	var r Result
+	if err := json.Unmarshal(raw.Data, &r); err != nil {
+		return Result{}, false, fmt.Errorf("cluster: the result of %s does not read: %w", mailbox, err)
+	}
+	return r, true, nil
 }
 
 // resultSubject is where a mailbox's result of a cycle goes (the address

@@ -66,6 +66,12 @@ type clusterWorker struct {
 	slots int
 	log   zerolog.Logger
 	wg    sync.WaitGroup
+	// running holds the tasks this process is at (by task id), each with
+	// a channel closed when its handler returns: a task delivered again
+	// while its first delivery is still here (the heartbeats were lost
+	// with a server) waits for it rather than running the mailbox twice
+	// at once.
+	running sync.Map
 }
 
 // start joins the cluster's live workers and runs a task loop per slot
@@ -100,6 +106,14 @@ func (w *clusterWorker) handle(msg *message.Message) {
 		msg.Ack()
 		return
 	}
+	release, ok := w.claim(ctx, t)
+	if !ok {
+		if ctx.Err() == nil {
+			msg.Ack()
+		}
+		return
+	}
+	defer release()
 	taken := time.Now().UTC()
 	run := app.NewRunID(taken)
 	res := cluster.Result{Cycle: t.Cycle, Job: t.Job, Mailbox: t.Mailbox, Worker: w.name, Run: run, State: string(domain.StateNotFinished), Taken: taken}
@@ -142,6 +156,48 @@ func (w *clusterWorker) handle(msg *message.Message) {
 		return
 	}
 	msg.Ack()
+}
+
+// claim makes this handler the one that runs task t, unless t is done:
+// another delivery of it in this process is waited for, and a result the
+// cycle holds already for the mailbox makes this delivery a duplicate to
+// acknowledge (a run again would be incremental, find nothing new and
+// report a mailbox of nothing). If the results cannot be read, the
+// mailbox runs: once more costs requests, never data. release ends the
+// claim. Not ok: t is done, or ctx ended (the process is stopping).
+func (w *clusterWorker) claim(ctx context.Context, t cluster.Task) (release func(), ok bool) {
+	for {
+		mine := make(chan struct{})
+		other, busy := w.running.LoadOrStore(t.ID(), mine)
+		if !busy {
+			release = func() {
+				w.running.Delete(t.ID())
+				close(mine)
+			}
+			break
+		}
+		select {
+		case <-other.(chan struct{}):
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	r, done, err := w.c.ResultOf(rctx, t.Cycle, t.Mailbox)
+	switch {
+	case ctx.Err() != nil:
+		release()
+		return nil, false
+	case err != nil:
+		w.log.Warn().Err(err).Str("mailbox", t.Mailbox).Msg("the cycle's results do not read: the mailbox runs")
+	case done:
+		w.log.Info().Str("mailbox", t.Mailbox).Str("cycle", t.Cycle).Str("run", r.Run).Str("worker", r.Worker).
+			Msg("a task delivered again is done already: acknowledged")
+		release()
+		return nil, false
+	}
+	return release, true
 }
 
 func (w *clusterWorker) backup(ctx context.Context, svc *app.Service, t cluster.Task, run string) (*projections.Report, error) {
