@@ -246,11 +246,13 @@ type Event struct {
 	PaceApp bool    `json:"pace_app,omitempty"`
 	// PaceCostly: the server's back-off was costly (minutes), so the next
 	// run approaches the limit from below (domain.LearnedPace).
-	PaceCostly bool   `json:"pace_costly,omitempty"`
-	Bytes      int64  `json:"bytes,omitempty"`
-	SourceMS   int64  `json:"source_ms,omitempty"`
-	TargetMS   int64  `json:"target_ms,omitempty"`
-	State      string `json:"state,omitempty"`
+	PaceCostly bool `json:"pace_costly,omitempty"`
+	// PaceWindowMS is the server's window the pace learned (0: none).
+	PaceWindowMS int64  `json:"pace_window_ms,omitempty"`
+	Bytes        int64  `json:"bytes,omitempty"`
+	SourceMS     int64  `json:"source_ms,omitempty"`
+	TargetMS     int64  `json:"target_ms,omitempty"`
+	State        string `json:"state,omitempty"`
 
 	Config *RunConfig `json:"config,omitempty"`
 	// Scope is the backup an event outside a backup run is about (see

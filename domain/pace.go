@@ -34,6 +34,11 @@ import (
 //     of the time is spent, so the average stays above 90 % of the limit),
 //     and faster and faster beyond it, which finds a limit that rose (a
 //     server whose load fell) within a few cycles.
+//   - A server whose capacity fell (its load rose) is met once by a cut to
+//     what its Retry-After tells of the new limit, and the limit held
+//     before is recalled: the climb back is shorter, the farther below it
+//     the rate is, and a capacity that stays low becomes the limit after a
+//     few probes (recut).
 //   - Latency that grows to twice its minimum (and 50 ms more) while the
 //     rate rises is the server queueing: the rate stops growing until it
 //     falls again (Vegas's early signal).
@@ -52,8 +57,20 @@ import (
 // burst), so work released at once, after a park, leaves at the rate found,
 // not in a burst. Pace is not safe for concurrent use; it reads no clock.
 type Pace struct {
-	rate      float64 // budget units per second
-	wmax      float64 // the rate of the last congestion event
+	rate float64 // budget units per second
+	wmax float64 // the rate of the last congestion event
+	// recall is the rate of the last congestion event at the limit held
+	// before the server's capacity fell (its load rose): the climb back
+	// probes for it sooner (see recut). recovery is CUBIC's K of the
+	// climb since the last cut (0: PaceRecoveryUnits).
+	recall   float64
+	recovery float64
+	// fell is the share of its rate the last cut kept when the server's
+	// capacity fell (0: the last cut was another): see Fell.
+	fell float64
+	// window is the server's window, learned from the first throttle's
+	// estimate (0: not known).
+	window    time.Duration
 	sinceCut  float64 // units sent successfully since the last cut
 	slowStart bool
 	cutAt     time.Time // the last cut; throttles of earlier requests are its echo
@@ -134,6 +151,18 @@ const (
 	paceRampGain = 0.1
 	// paceWarmup is the answers whose latency only sets the baseline.
 	paceWarmup = 4
+	// paceProbeClimb: a cut of a rate this much above where the last cut
+	// left it ends a probe (see recut).
+	paceProbeClimb = 1.1
+	// paceRecallNear: a cut this near the limit recalled is an ordinary
+	// one, and the limit recalled is where it came.
+	paceRecallNear = 0.9
+	// paceRecallKeep is the share of the gap to the limit recalled that a
+	// failed probe keeps.
+	paceRecallKeep = 0.75
+	// paceRecallSpan: the climb towards a limit recalled takes at least
+	// this long at the new limit's rate.
+	paceRecallSpan = 10 * time.Second
 	// paceHistory is how many takes of slow start are kept for the first
 	// throttle's estimate: a window's worth at the rates Exchange grants.
 	paceHistory = 1024
@@ -145,6 +174,9 @@ const (
 type LearnedPace struct {
 	Rate   float64
 	Costly bool
+	// Window is the server's window the first throttle's estimate found
+	// (0: not known), which later cuts read Retry-Afters against.
+	Window time.Duration
 }
 
 // NewPace starts a pace unpaced (slow start), or at a rate learned before
@@ -154,9 +186,9 @@ type LearnedPace struct {
 func NewPace(learned LearnedPace) *Pace {
 	if learned.Rate > 0 {
 		r := clampRate(learned.Rate)
-		return &Pace{rate: r, wmax: r / PaceBeta, costly: learned.Costly, ramping: learned.Costly}
+		return &Pace{rate: r, wmax: r / PaceBeta, costly: learned.Costly, ramping: learned.Costly, window: learned.Window}
 	}
-	return &Pace{rate: paceMax, slowStart: true}
+	return &Pace{rate: paceMax, slowStart: true, window: learned.Window}
 }
 
 // Adopt paces a pace still unpaced at learned (a sibling mailbox's limit),
@@ -181,7 +213,9 @@ func (p *Pace) Adopt(learned LearnedPace) {
 }
 
 // Learned is what the pace leaves for the next run.
-func (p *Pace) Learned() LearnedPace { return LearnedPace{Rate: p.rate, Costly: p.costly} }
+func (p *Pace) Learned() LearnedPace {
+	return LearnedPace{Rate: p.rate, Costly: p.costly, Window: p.window}
+}
 
 func clampRate(r float64) float64 { return math.Min(math.Max(r, paceFloor), paceMax) }
 
@@ -286,6 +320,14 @@ func (p *Pace) Succeeded(units int, latency time.Duration) {
 		return
 	}
 	p.sinceCut += float64(units)
+	if p.recall > p.wmax/paceRecallNear && p.sinceCut >= p.recoveryUnits() {
+		// The limit found below the one recalled held for a whole climb:
+		// probe halfway towards the one recalled (a binary search, BIC's
+		// increase), paceRecallSpan's worth of units away.
+		p.wmax = min(p.recall, (p.wmax+p.recall)/2)
+		p.recovery = p.recallRecovery(0)
+		p.sinceCut = p.unitsTo(min(p.rate/p.wmax, 1))
+	}
 	next := p.cubic()
 	if queueing && next > p.rate {
 		return
@@ -338,21 +380,23 @@ func (p *Pace) windowEstimate(sentAt, now time.Time, retryAfter time.Duration) f
 		p.counted = append(p.counted, t)
 	}
 	p.countedEnd, p.countedRA = end, retryAfter
-	return windowRate(p.counted, end, retryAfter)
+	est, window := windowRate(p.counted, end, retryAfter)
+	p.window = window
+	return est
 }
 
 // windowRate is windowEstimate's rate over takes (newest first) counted as
 // admitted before a request sent at end was refused with retryAfter.
-func windowRate(takes []paceTake, end int64, retryAfter time.Duration) float64 {
-	best, units := 0.0, 0.0
+func windowRate(takes []paceTake, end int64, retryAfter time.Duration) (rate float64, window time.Duration) {
+	units := 0.0
 	for _, t := range takes {
 		units += float64(t.units)
 		span := time.Duration(max(0, end-t.at)) + retryAfter
-		if r := units / span.Seconds(); r > best {
-			best = r
+		if r := units / span.Seconds(); r > rate {
+			rate, window = r, span
 		}
 	}
-	return best
+	return rate, window
 }
 
 // takeBack lowers the first estimate when a request it counted as
@@ -374,10 +418,11 @@ func (p *Pace) takeBack(now, sentAt time.Time) bool {
 			continue
 		}
 		p.counted = append(p.counted[:i], p.counted[i+1:]...)
-		est := windowRate(p.counted, p.countedEnd, p.countedRA)
+		est, window := windowRate(p.counted, p.countedEnd, p.countedRA)
 		if est <= 0 {
 			return false
 		}
+		p.window = window
 		p.wmax = clampRate(est)
 		if p.costly {
 			p.wmax = max(p.wmax, paceFirstCut) // as the estimate's own floor
@@ -391,14 +436,24 @@ func (p *Pace) takeBack(now, sentAt time.Time) bool {
 // unitsTo is the units sent since a cut after which CUBIC's curve is at
 // share of Wmax.
 func (p *Pace) unitsTo(share float64) float64 {
-	c := (1 - PaceBeta) / math.Pow(PaceRecoveryUnits, 3)
-	return PaceRecoveryUnits - math.Cbrt((1-share)/c)
+	k := p.recoveryUnits()
+	c := (1 - PaceBeta) / math.Pow(k, 3)
+	return k - math.Cbrt((1-share)/c)
+}
+
+// recoveryUnits is CUBIC's K since the last cut.
+func (p *Pace) recoveryUnits() float64 {
+	if p.recovery > 0 {
+		return p.recovery
+	}
+	return PaceRecoveryUnits
 }
 
 // cubic is the rate CUBIC gives after sinceCut units.
 func (p *Pace) cubic() float64 {
-	c := (1 - PaceBeta) / math.Pow(PaceRecoveryUnits, 3)
-	x := p.sinceCut - PaceRecoveryUnits
+	k := p.recoveryUnits()
+	c := (1 - PaceBeta) / math.Pow(k, 3)
+	x := p.sinceCut - k
 	return p.wmax * (1 + c*x*x*x)
 }
 
@@ -448,10 +503,18 @@ func (p *Pace) Throttled(now, sentAt time.Time, retryAfter time.Duration) bool {
 		return false
 	}
 	p.ramping = false
-	p.wmax = p.rate
-	p.rate = clampRate(p.wmax * PaceBeta)
+	// A cut after the rate climbed a tenth above where the last cut left
+	// it is a probe of that limit that failed.
+	probed := p.rate > p.wmax*PaceBeta*paceProbeClimb
+	at := p.rate
+	p.wmax = at
+	p.rate = clampRate(at * PaceBeta)
 	p.sinceCut = 0
 	p.counted = nil
+	p.recovery, p.fell = 0, 0
+	if !p.slowStart && !p.costly {
+		p.recut(now, at, retryAfter, probed)
+	}
 	est := 0.0
 	if p.slowStart && retryAfter > 0 {
 		est = p.windowEstimate(sentAt, now, retryAfter)
@@ -470,6 +533,7 @@ func (p *Pace) Throttled(now, sentAt time.Time, retryAfter time.Duration) bool {
 		p.wmax = clampRate(est)
 		p.rate = clampRate(p.wmax * paceStart)
 		p.sinceCut = p.unitsTo(paceStart)
+		p.recall = p.wmax
 	case p.slowStart && p.sending > 0:
 		// Unpaced until now: the limit was met at the rate measured, but
 		// not below paceFirstCut: a server busy at the first request (an
@@ -477,6 +541,7 @@ func (p *Pace) Throttled(now, sentAt time.Time, retryAfter time.Duration) bool {
 		// the rate of one request.
 		p.wmax = max(p.sending, paceFirstCut)
 		p.rate = clampRate(p.wmax * PaceBeta)
+		p.recall = p.wmax
 	}
 	if retryAfter >= paceCostly {
 		// A back-off of minutes: the limit is not to be probed for again,
@@ -486,6 +551,12 @@ func (p *Pace) Throttled(now, sentAt time.Time, retryAfter time.Duration) bool {
 		p.ramping = p.slowStart
 	}
 	p.slowStart = false
+	p.cutDone(now)
+	return true
+}
+
+// cutDone starts what follows a cut at now.
+func (p *Pace) cutDone(now time.Time) {
 	p.cutAt, p.triedSinceCut = now, false
 	p.avgLatency, p.samples = 0, 0 // the queue the old rate built says nothing of the new
 	p.easedLatency = 0
@@ -493,5 +564,100 @@ func (p *Pace) Throttled(now, sentAt time.Time, retryAfter time.Duration) bool {
 	// What was admitted at the old rate is spread anew at the new one,
 	// without a burst.
 	p.tat = now.Add(paceBurst)
+}
+
+// recallRecovery is the K of a climb below a limit recalled: share of
+// PaceRecoveryUnits, but paceRecallSpan's worth of units at Wmax at least.
+func (p *Pace) recallRecovery(share float64) float64 {
+	return min(PaceRecoveryUnits, max(PaceRecoveryUnits*share, p.wmax*paceRecallSpan.Seconds()))
+}
+
+// recut shapes a cut after slow start, of a rate at (the cut has put the
+// rate at Beta of it). Two things are known of a window-based server
+// that the cut alone does not use:
+//
+//   - Its window (learned from the first estimate: the span that gave the
+//     estimate, Retry-After included). After a full window sent at one
+//     pace, a refusal's Retry-After is the time until enough of the
+//     window's requests leave it: the server's limit is what the window
+//     held, less what must leave, so the limit's rate is the rate sent
+//     times (1 - Retry-After / window). A server whose capacity halved
+//     answers with half its window: one cut to the estimate instead of
+//     three or four by Beta, each with its throttles.
+//   - The limit it held before (recall): a capacity that fell comes back,
+//     and CUBIC's climb, counted in units at the lower rate, would take
+//     minutes to find it. Below the limit recalled the climb is shorter,
+//     the more so the farther below: K scaled by the cube of the share of
+//     the limit recalled, but not under paceRecallSpan's worth of units at
+//     the new limit, so that probes of a limit that stays low come no
+//     oftener than that. A climb that reaches its Wmax unthrottled goes on
+//     halfway towards the limit recalled, and again (Succeeded); each
+//     probe that fails brings the limit recalled a quarter nearer the one
+//     found, so a capacity that stays low is taken as the limit within a
+//     few probes.
+func (p *Pace) recut(now time.Time, at float64, retryAfter time.Duration, probed bool) {
+	if p.window > 0 && retryAfter > 0 && retryAfter < p.window && now.Sub(p.cutAt) > p.window {
+		sent := at
+		if p.sending > 0 {
+			sent = min(sent, p.sending)
+		}
+		if est := sent * (1 - retryAfter.Seconds()/p.window.Seconds()); est < at*PaceBeta/paceStart {
+			p.fallTo(at, est)
+			return
+		}
+	}
+	switch {
+	case at >= paceRecallNear*p.recall:
+		p.recall = at // an ordinary cycle: the limit is where it was
+		return
+	case probed:
+		p.recall = at + (p.recall-at)*paceRecallKeep
+	}
+	share := p.wmax / p.recall
+	p.recovery = p.recallRecovery(share * share * share)
+}
+
+// fallTo puts the pace, met at the rate at, at a limit that fell to est:
+// 95 % of it, on CUBIC's curve where a first estimate starts, with at
+// recalled. Fell reports the share kept until the next cut.
+func (p *Pace) fallTo(at, est float64) {
+	p.wmax = clampRate(est)
+	p.rate = clampRate(p.wmax * paceStart)
+	p.recall = max(p.recall, at)
+	share := p.wmax / p.recall
+	p.recovery = p.recallRecovery(share * share * share)
+	p.sinceCut = p.unitsTo(paceStart)
+	p.fell = p.wmax / at
+}
+
+// Fell says what share of its rate the last cut kept when the cut was to
+// a limit that fell (a Retry-After that tells the server's capacity
+// dropped, recut), and when the server admits again; ok is false after
+// any other cut.
+func (p *Pace) Fell() (share float64, until time.Time, ok bool) {
+	return p.fell, p.holdUntil, p.fell > 0
+}
+
+// Follow cuts the pace to share of its rate and holds it until until, as
+// a sibling's pace was cut by a fall of the server's capacity (Fell):
+// the load that lowered one mailbox's limit lowers its neighbours' (one
+// server, one policy), and each of a hundred mailboxes meeting the lower
+// limit on its own would cost a hundred refusals. The hold is the
+// sibling's: a window that held the old rate must drain before the new
+// one fits. A pace in slow start (it finds the limit itself), a costly
+// one (approached from below), or one cut within the event span (it met
+// the fall itself) is left alone. Reports whether it cut.
+func (p *Pace) Follow(now time.Time, share float64, until time.Time) bool {
+	if p.slowStart || p.costly || share <= 0 || share >= 1 || (!p.cutAt.IsZero() && now.Sub(p.cutAt) < paceEventSpan) {
+		return false
+	}
+	if until.After(p.holdUntil) {
+		p.holdUntil = until
+	}
+	p.ramping = false
+	p.counted = nil
+	p.fallTo(p.rate, p.rate*share)
+	p.fell = 0 // a follower reports no fall of its own
+	p.cutDone(now)
 	return true
 }

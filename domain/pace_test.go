@@ -202,6 +202,13 @@ func TestPaceFindsAndHoldsTheLimit(t *testing.T) {
 		{"50 per 5 s", paceServer{window: 5 * time.Second, limit: fixed(50), concurrency: 4, latency: 20 * time.Millisecond}, 3000, 0, 0.9},
 		{"600 per 5 s", paceServer{window: 5 * time.Second, limit: fixed(600), concurrency: 4, latency: 20 * time.Millisecond}, 20000, 0, 0.9},
 		{"600 per 5 s, halved for 30 s", paceServer{window: 5 * time.Second, limit: halved(600, 40*time.Second, 70*time.Second), concurrency: 4, latency: 20 * time.Millisecond}, 20000, 0, 0.9},
+		// The benchmark's halving (BenchmarkAdaptivePace): 75 % of the
+		// capacity with cuts by Beta alone and the climb back counted in
+		// units at the halved rate. The benchmark's own run is shorter
+		// (about 420 requests: 83 % here), and a shorter run has less
+		// time after the halving to make up for it.
+		{"50 per 5 s, halved for 30 s", paceServer{window: 5 * time.Second, limit: halved(50, 15*time.Second, 45*time.Second), concurrency: 4, latency: 20 * time.Millisecond}, 3000, 0, 0.9},
+		{"50 per 5 s, halved for good", paceServer{window: 5 * time.Second, limit: halved(50, 15*time.Second, time.Hour), concurrency: 4, latency: 20 * time.Millisecond}, 3000, 0, 0.9},
 		{"50 per 5 s, learned before", paceServer{window: 5 * time.Second, limit: fixed(50), concurrency: 4, latency: 20 * time.Millisecond}, 1000, 7.5, 0.9},
 		{"Exchange Online's 10,000 per 10 minutes", paceServer{window: 10 * time.Minute, limit: fixed(10000), concurrency: 4, latency: 50 * time.Millisecond}, 30000, 0, 0.9},
 	} {
@@ -480,5 +487,60 @@ func TestPaceAdoptCountsWhatWasSent(t *testing.T) {
 	p.Adopt(LearnedPace{Rate: 2})
 	if p.Rate() != 5 {
 		t.Fatalf("a paced pace adopted a sibling's limit: %.2f", p.Rate())
+	}
+}
+
+// A window-based server whose capacity halves answers with half its
+// window to wait: after a full window at one pace, one cut takes the rate
+// to the limit the Retry-After tells (not Beta of it, then again and
+// again), and the limit held before is recalled, so the climb back is
+// short; a capacity that stays low is the limit after a few probes.
+func TestPaceCutToTheWindowsEstimate(t *testing.T) {
+	epoch := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	p := NewPace(LearnedPace{})
+	// Slow start: 50 at once, refused with 4.8 s to wait: 10 a second
+	// over a window of 5 s.
+	for i := range 50 {
+		p.Admit(epoch.Add(time.Duration(i)*4*time.Millisecond), 1)
+		p.Succeeded(1, 10*time.Millisecond)
+	}
+	at := epoch.Add(200 * time.Millisecond)
+	p.Throttled(at, at, 4800*time.Millisecond)
+	if p.window != 5*time.Second {
+		t.Fatalf("window learned %v, want 5s", p.window)
+	}
+	// The window goes with the pace: to the next run, and to a sibling.
+	sibling := NewPace(LearnedPace{})
+	sibling.Adopt(p.Learned())
+	if next := NewPace(p.Learned()); next.window != p.window || sibling.window != p.window {
+		t.Errorf("window of the next run %v, of a sibling %v, want %v", next.window, sibling.window, p.window)
+	}
+	// A window and more at the pace found, then half the window to wait.
+	now := at
+	for now.Before(at.Add(20 * time.Second)) {
+		if w := p.Admit(now, 1); w > 0 {
+			now = now.Add(w)
+			continue
+		}
+		p.Succeeded(1, 10*time.Millisecond)
+	}
+	before := p.Rate()
+	p.Throttled(now.Add(10*time.Millisecond), now, 2500*time.Millisecond)
+	if want := before * (1 - 0.5) * paceStart; math.Abs(p.Rate()-want) > 0.05*want {
+		t.Errorf("cut from %.2f to %.2f, want %.2f (half the window to wait)", before, p.Rate(), want)
+	}
+	if p.recall < before || p.recovery >= PaceRecoveryUnits {
+		t.Errorf("recalled %.2f with K %.0f, want %.2f or more and a shorter climb", p.recall, p.recovery, before)
+	}
+	// The capacity stays halved: each probe that fails recalls less, and
+	// the climb lengthens back to K.
+	for i := 0; i < 20 && p.recovery > 0; i++ {
+		now = now.Add(10 * time.Second)
+		p.Succeeded(1, 10*time.Millisecond)
+		p.rate = p.wmax * 1.05 // the probe over the limit found
+		p.Throttled(now, now, 0)
+	}
+	if p.recovery != 0 {
+		t.Errorf("after 20 failed probes the climb is %.0f units and %.2f is recalled for %.2f found", p.recovery, p.recall, p.wmax)
 	}
 }

@@ -150,7 +150,7 @@ func (f *Fetcher) paced(res *domain.Event, sentAt time.Time, units int, latency 
 		return
 	}
 	po := f.Pacer.Done(res.Mailbox, sentAt, units, latency, fl)
-	res.PaceRPS, res.PaceApp, res.PaceCostly = po.Rate, po.App, po.Costly
+	res.PaceRPS, res.PaceApp, res.PaceCostly, res.PaceWindowMS = po.Rate, po.App, po.Costly, po.Window.Milliseconds()
 }
 
 // itemThrottle is the throttle among a batch's item failures, if any: a

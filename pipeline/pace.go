@@ -40,6 +40,10 @@ type Pacer struct {
 	limitFound chan struct{}
 	// limitAt is when a scout's limit was last noted: see limitSettle.
 	limitAt time.Time
+	// fallFrom and fallAt: the mailbox whose limit last fell, and when
+	// (see fall).
+	fallFrom string
+	fallAt   time.Time
 }
 
 // mailboxPace is one mailbox's pace and how its first request went.
@@ -65,6 +69,9 @@ const (
 	// of the requests sent with the refused one, which come back within a
 	// round trip (see domain.Pace's takeBack).
 	limitSettle = 250 * time.Millisecond
+	// fallQuorum: two mailboxes' limits that fall this close together
+	// are the server's capacity falling (see fall).
+	fallQuorum = time.Second
 )
 
 // NewPacer returns a pacer on clock, seeded from memory (nil: nothing
@@ -254,6 +261,7 @@ type PaceOutcome struct {
 	Rate   float64
 	App    bool
 	Costly bool // the server's back-off was costly: see domain.LearnedPace
+	Window time.Duration
 }
 
 // Done records the answer to units sent at sentAt: throttled (fl of
@@ -276,17 +284,20 @@ func (p *Pacer) Done(mailbox string, sentAt time.Time, units int, latency time.D
 	if tenantWide(fl) {
 		if lowered(p.app, now, sentAt, fl.RetryAfter) {
 			l := p.app.Learned()
-			return PaceOutcome{Rate: l.Rate, App: true, Costly: l.Costly}
+			return PaceOutcome{Rate: l.Rate, App: true, Costly: l.Costly, Window: l.Window}
 		}
 		return PaceOutcome{}
 	}
 	if lowered(m, now, sentAt, fl.RetryAfter) {
 		l := m.Learned()
 		p.noteLimit(mailbox, l)
+		if share, until, ok := m.Fell(); ok {
+			p.fall(now, mailbox, share, until)
+		}
 		if mp.scout {
 			p.limitAt = now
 		}
-		return PaceOutcome{Rate: l.Rate, Costly: l.Costly}
+		return PaceOutcome{Rate: l.Rate, Costly: l.Costly, Window: l.Window}
 	}
 	return PaceOutcome{}
 }
@@ -298,6 +309,24 @@ func (p *Pacer) Done(mailbox string, sentAt time.Time, units int, latency time.D
 func lowered(pc *domain.Pace, now, sentAt time.Time, retryAfter time.Duration) bool {
 	before := pc.Rate()
 	return pc.Throttled(now, sentAt, retryAfter) || pc.Rate() < before
+}
+
+// fall records that mailbox's limit fell to share of its pace, the server
+// admitting again at until (domain.Pace.Fell). A fall of two mailboxes'
+// limits within fallQuorum is the server's capacity, not one mailbox's
+// folder: every other mailbox's pace follows it (domain.Pace.Follow)
+// before its own requests meet it, one refusal each.
+func (p *Pacer) fall(now time.Time, mailbox string, share float64, until time.Time) {
+	if p.fallFrom == "" || p.fallFrom == mailbox || now.Sub(p.fallAt) > fallQuorum {
+		p.fallFrom, p.fallAt = mailbox, now
+		return
+	}
+	for m, mp := range p.mailboxes {
+		if m != mailbox && m != p.fallFrom {
+			mp.pace.Follow(now, share, until)
+		}
+	}
+	p.fallFrom = ""
 }
 
 // noteLimit records the limit a mailbox's throttle found. The highest is

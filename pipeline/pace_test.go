@@ -377,3 +377,61 @@ func TestPacerReportsTheEstimateTakenBack(t *testing.T) {
 		t.Fatalf("after the take-back %.3f, want %.3f", second.Rate, want)
 	}
 }
+
+type learnedPaces map[string]domain.LearnedPace
+
+func (l learnedPaces) Pace(mailbox string) (domain.LearnedPace, bool, error) {
+	p, ok := l[mailbox]
+	return p, ok, nil
+}
+
+// A server whose capacity falls lowers every mailbox's limit at once: once
+// two mailboxes' throttles have told it (a Retry-After of half the
+// window), the others' paces follow, held until the server admits again,
+// before their own requests meet the lower limit; one mailbox's fall alone
+// (maybe its own folder's) moves no other.
+func TestPacerFollowsAFallOfTheServersCapacity(t *testing.T) {
+	ctx := context.Background()
+	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	clock := &fakeClock{now: start}
+	paces := learnedPaces{}
+	for _, m := range []string{"a@x", "b@x", "c@x", "d@x"} {
+		paces[m] = domain.LearnedPace{Rate: 10, Window: 5 * time.Second}
+	}
+	p := pipeline.NewPacer(clock, paces)
+	// A window and more at 10 a second each, answered at once.
+	for clock.Now().Before(start.Add(6 * time.Second)) {
+		for m := range paces {
+			if at, wait, err := p.Wait(ctx, m, 1, 0); err == nil && wait == 0 && !at.IsZero() {
+				p.Done(m, at, 1, 10*time.Millisecond, nil)
+			}
+		}
+		clock.Advance(100 * time.Millisecond)
+	}
+	halved := func(m string) pipeline.PaceOutcome {
+		return p.Done(m, clock.Now(), 1, 0, &domain.Failure{Class: domain.ClassThrottled, Message: "Application is over its MailboxRequestRate limit.", RetryAfter: 2500 * time.Millisecond})
+	}
+	held := func(m string) time.Duration {
+		_, wait, _ := p.Wait(ctx, m, 1, 0)
+		return wait
+	}
+	if out := halved("a@x"); out.Rate < 4 || out.Rate > 5 {
+		t.Fatalf("a fall to half cut a@x to %.2f, want 95 %% of 5", out.Rate)
+	}
+	if w := held("c@x"); w != 0 {
+		t.Fatalf("one mailbox's fall held c@x for %v", w)
+	}
+	clock.Advance(300 * time.Millisecond)
+	halved("b@x")
+	for _, m := range []string{"c@x", "d@x"} {
+		if w := held(m); w < 2*time.Second {
+			t.Errorf("after two mailboxes' falls %s is held %v, want until the server admits again (2.5 s)", m, w)
+		}
+	}
+	// Once the server admits again, the follower goes at the lower pace:
+	// a throttle now is its own, cut from there.
+	clock.Advance(3 * time.Second)
+	if out := p.Done("c@x", clock.Now(), 1, 0, &domain.Failure{Class: domain.ClassThrottled, Message: "Application is over its MailboxRequestRate limit."}); out.Rate > 5*domain.PaceBeta {
+		t.Errorf("c@x cut to %.2f from the pace it followed, want at most %.2f", out.Rate, 5*domain.PaceBeta)
+	}
+}

@@ -230,7 +230,10 @@ func ResumeHook(tx eventlog.Tx, rec *eventlog.Record) error {
 		}
 		v := strconv.FormatFloat(ev.PaceRPS, 'g', -1, 64)
 		if ev.PaceCostly {
-			v += costlySuffix
+			v += " " + paceCostlyWord
+		}
+		if ev.PaceWindowMS > 0 {
+			v += " " + paceWindowWord + strconv.FormatInt(ev.PaceWindowMS, 10)
 		}
 		return tx.Set(paceKey(scope, mailbox), []byte(v))
 	case domain.MailboxDiscovered:
@@ -474,16 +477,47 @@ func (r Resume) Pace(mailbox string) (domain.LearnedPace, bool, error) {
 	if err != nil || b == nil {
 		return domain.LearnedPace{}, false, err
 	}
-	s, costly := strings.CutSuffix(string(b), costlySuffix)
-	v, err := strconv.ParseFloat(s, 64)
+	l, err := parsePace(string(b))
 	if err != nil {
 		return domain.LearnedPace{}, false, fmt.Errorf("resume index: pace of %q is corrupt: %w", mailbox, err)
 	}
-	return domain.LearnedPace{Rate: v, Costly: costly}, true, nil
+	return l, true, nil
 }
 
-// costlySuffix marks a kept pace whose limit was costly to cross.
-const costlySuffix = " costly"
+// A kept pace is its rate, then "costly" if its limit was costly to
+// cross, then "window=" and the server's window in milliseconds if one
+// was learned (older logs hold the rate alone, or with "costly").
+const (
+	paceCostlyWord = "costly"
+	paceWindowWord = "window="
+)
+
+func parsePace(s string) (domain.LearnedPace, error) {
+	fields := strings.Fields(s)
+	if len(fields) == 0 {
+		return domain.LearnedPace{}, errors.New("empty")
+	}
+	var l domain.LearnedPace
+	var err error
+	if l.Rate, err = strconv.ParseFloat(fields[0], 64); err != nil {
+		return domain.LearnedPace{}, err
+	}
+	for _, f := range fields[1:] {
+		switch ms, isWindow := strings.CutPrefix(f, paceWindowWord); {
+		case f == paceCostlyWord:
+			l.Costly = true
+		case isWindow:
+			n, err := strconv.ParseInt(ms, 10, 64)
+			if err != nil || n <= 0 {
+				return domain.LearnedPace{}, fmt.Errorf("window %q", ms)
+			}
+			l.Window = time.Duration(n) * time.Millisecond
+		default:
+			return domain.LearnedPace{}, fmt.Errorf("unknown %q", f)
+		}
+	}
+	return l, nil
+}
 
 // Quarantine lists every quarantined item of every scope.
 func (r Resume) Quarantine() ([]domain.QuarantineRecord, error) {

@@ -327,3 +327,48 @@ func TestRetryRequestMakesItemsDueAndRelists(t *testing.T) {
 		t.Fatal("a listing from the start left the mark")
 	}
 }
+
+// A throttle's pace is kept for the next run with whether its limit was
+// costly and the server's window; paces kept by older versions (the rate
+// alone, or with "costly") still read, and damage is an error, not a pace.
+func TestPaceKeptForTheNextRun(t *testing.T) {
+	lg := resumeLog(t)
+	scope := Scope("store-a", "gen1", "graph:t")
+	appendEvents(t, lg,
+		domain.Event{Type: domain.RunStarted, ID: "1", Run: "r1", Config: &domain.RunConfig{Scope: scope}, Time: time.Now()},
+		domain.Event{Type: domain.Throttled, ID: "2", Run: "r1", Mailbox: "a@x", PaceRPS: 9.5, PaceWindowMS: 5000, Time: time.Now()},
+		domain.Event{Type: domain.Throttled, ID: "3", Run: "r1", Mailbox: "b@x", PaceRPS: 1.25, PaceApp: true, PaceCostly: true, Time: time.Now()},
+	)
+	r := Resume{Log: lg, Scope: scope}
+	for _, c := range []struct {
+		mailbox string
+		want    domain.LearnedPace
+	}{
+		{"a@x", domain.LearnedPace{Rate: 9.5, Window: 5 * time.Second}},
+		{"", domain.LearnedPace{Rate: 1.25, Costly: true}},
+	} {
+		got, ok, err := r.Pace(c.mailbox)
+		if err != nil || !ok || got != c.want {
+			t.Errorf("pace of %q: %+v %v %v, want %+v", c.mailbox, got, ok, err, c.want)
+		}
+	}
+	for _, c := range []struct {
+		kept string
+		want domain.LearnedPace
+		bad  bool
+	}{
+		{"12.5", domain.LearnedPace{Rate: 12.5}, false},
+		{"4 costly", domain.LearnedPace{Rate: 4, Costly: true}, false},
+		{"4 costly window=600000", domain.LearnedPace{Rate: 4, Costly: true, Window: 10 * time.Minute}, false},
+		{"", domain.LearnedPace{}, true},
+		{"fast", domain.LearnedPace{}, true},
+		{"4 window=-5", domain.LearnedPace{}, true},
+		{"4 window=5s", domain.LearnedPace{}, true},
+		{"4 cheap", domain.LearnedPace{}, true},
+	} {
+		got, err := parsePace(c.kept)
+		if (err != nil) != c.bad || got != c.want {
+			t.Errorf("%q read as %+v (%v), want %+v (error: %v)", c.kept, got, err, c.want, c.bad)
+		}
+	}
+}
