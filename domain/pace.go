@@ -597,11 +597,14 @@ func (p *Pace) recallRecovery(share float64) float64 {
 //     few probes.
 func (p *Pace) recut(now time.Time, at float64, retryAfter time.Duration, probed bool) {
 	if p.window > 0 && retryAfter > 0 && retryAfter < p.window && now.Sub(p.cutAt) > p.window {
-		sent := at
-		if p.sending > 0 {
-			sent = min(sent, p.sending)
-		}
-		if est := sent * (1 - retryAfter.Seconds()/p.window.Seconds()); est < at*PaceBeta/paceStart {
+		// The rate sent is taken as the pace's, not as the rate measured
+		// (a second's average): a request sent after a pause (a mailbox
+		// waiting for one of the workers many mailboxes share) reads far
+		// below the pace the window holds, and an ordinary crossing of the
+		// limit would read as a fall. A mailbox that sent less than its
+		// pace over the whole window gets an estimate too high, which
+		// only leaves it the cut by Beta.
+		if est := at * (1 - retryAfter.Seconds()/p.window.Seconds()); est < at*PaceBeta/paceStart {
 			p.fallTo(at, est)
 			return
 		}

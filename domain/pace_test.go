@@ -544,3 +544,28 @@ func TestPaceCutToTheWindowsEstimate(t *testing.T) {
 		t.Errorf("after 20 failed probes the climb is %.0f units and %.2f is recalled for %.2f found", p.recovery, p.recall, p.wmax)
 	}
 }
+
+// An ordinary crossing of the limit (a Retry-After of a few
+// milliseconds) is a cut by Beta, not a fall of the server's capacity,
+// even when the refused request came after a pause (a mailbox waiting
+// for one of the workers a hundred mailboxes share): the rate measured
+// over the last second is then far below the pace the window holds.
+func TestPaceOrdinaryCrossingIsNoFall(t *testing.T) {
+	epoch := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	p := NewPace(LearnedPace{Rate: 2, Window: 5 * time.Second})
+	now := epoch
+	for ; now.Before(epoch.Add(8 * time.Second)); now = now.Add(10 * time.Millisecond) {
+		if p.Admit(now, 1) == 0 {
+			p.Succeeded(1, 10*time.Millisecond)
+		}
+	}
+	now = now.Add(1500 * time.Millisecond)
+	if p.Admit(now, 1) != 0 {
+		t.Fatal("the request after the pause waits")
+	}
+	at := p.Rate()
+	p.Throttled(now.Add(20*time.Millisecond), now, 10*time.Millisecond)
+	if _, _, fell := p.Fell(); fell || math.Abs(p.Rate()-at*PaceBeta) > 1e-9 {
+		t.Errorf("cut from %.2f to %.2f (a fall: %v), want %.2f by Beta", at, p.Rate(), fell, at*PaceBeta)
+	}
+}
