@@ -50,8 +50,9 @@ import (
 //     answers of a budget in debt before it refuses it: micro-delays, heeded
 //     from 10 ms more than twice the minimum). Each such slowdown cuts the
 //     rate by Beta, and again only when the delays grow past those of the
-//     last cut; the rate grows again once they are gone. Whether a limit
-//     was costly is remembered with the pace.
+//     last cut; the rate grows again once they are gone, towards the limit
+//     recalled when a cut came below it (a recharge that fell for a while).
+//     Whether a limit was costly is remembered with the pace.
 //
 // Requests are spaced 1/rate apart (a GCRA with a tenth of a second of
 // burst), so work released at once, after a park, leaves at the rate found,
@@ -304,30 +305,30 @@ func (p *Pace) Succeeded(units int, latency time.Duration) {
 			// debt is paid only below the limit: cut as for a throttle,
 			// and again only once the delays grow past what they were at
 			// the last cut (a debt being paid delays answers too). The
-			// rate grows again once the delays are gone.
+			// rate grows again once the delays are gone, towards the
+			// limit recalled as after a throttle (recut): a budget whose
+			// recharge fell for a while has it back.
 			p.ramping = false
 			if p.lastTake.Sub(p.lastEase) >= paceEventSpan && p.avgLatency > p.easedLatency {
-				p.wmax = p.rate
+				probed := p.rate > p.wmax*PaceBeta*paceProbeClimb
+				at := p.rate
+				p.wmax = at
 				p.rate = clampRate(p.rate * PaceBeta)
 				p.sinceCut = 0
+				p.recovery = 0
+				p.recallBelow(at, probed)
 				p.lastEase, p.easedLatency = p.lastTake, p.avgLatency
 			}
 		case p.ramping:
 			p.rate = clampRate(p.rate + paceRampGain*float64(units))
 		default:
+			p.probeRecalled()
 			p.rate = clampRate(p.cubic())
 		}
 		return
 	}
 	p.sinceCut += float64(units)
-	if p.recall > p.wmax/paceRecallNear && p.sinceCut >= p.recoveryUnits() {
-		// The limit found below the one recalled held for a whole climb:
-		// probe halfway towards the one recalled (a binary search, BIC's
-		// increase), paceRecallSpan's worth of units away.
-		p.wmax = min(p.recall, (p.wmax+p.recall)/2)
-		p.recovery = p.recallRecovery(0)
-		p.sinceCut = p.unitsTo(min(p.rate/p.wmax, 1))
-	}
+	p.probeRecalled()
 	next := p.cubic()
 	if queueing && next > p.rate {
 		return
@@ -609,6 +610,12 @@ func (p *Pace) recut(now time.Time, at float64, retryAfter time.Duration, probed
 			return
 		}
 	}
+	p.recallBelow(at, probed)
+}
+
+// recallBelow shapes the climb after a cut of the rate at by Beta (probed:
+// at was a probe above the last cut's limit): see recut.
+func (p *Pace) recallBelow(at float64, probed bool) {
 	switch {
 	case at >= paceRecallNear*p.recall:
 		p.recall = at // an ordinary cycle: the limit is where it was
@@ -618,6 +625,17 @@ func (p *Pace) recut(now time.Time, at float64, retryAfter time.Duration, probed
 	}
 	share := p.wmax / p.recall
 	p.recovery = p.recallRecovery(share * share * share)
+}
+
+// probeRecalled moves Wmax halfway towards the limit recalled once a
+// climb below it has held to its Wmax (a binary search, BIC's increase),
+// paceRecallSpan's worth of units away: see recut.
+func (p *Pace) probeRecalled() {
+	if p.recall > p.wmax/paceRecallNear && p.sinceCut >= p.recoveryUnits() {
+		p.wmax = min(p.recall, (p.wmax+p.recall)/2)
+		p.recovery = p.recallRecovery(0)
+		p.sinceCut = p.unitsTo(min(p.rate/p.wmax, 1))
+	}
 }
 
 // fallTo puts the pace, met at the rate at, at a limit that fell to est:

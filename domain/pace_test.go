@@ -430,11 +430,11 @@ func TestPaceAvoidsPenaltiesAfterTheFirst(t *testing.T) {
 			budget: &bucket{recharge: 5, burst: 30, cutoff: 60, maxDelay: 300 * time.Millisecond, penalty: 5 * time.Minute}}, 4000, LearnedPace{}, 0.85},
 		{"learned before: no penalty at all", paceServer{concurrency: 27, latency: 20 * time.Millisecond,
 			budget: &bucket{recharge: 10, burst: 50, cutoff: 100, maxDelay: 200 * time.Millisecond, penalty: time.Minute}}, 6000, LearnedPace{Rate: 4.5, Costly: true}, 0.85},
-		// Not yet 85 %: after the capacity returns, CUBIC's clock in
-		// requests (600) takes a minute and more to climb back at a few
-		// requests a second (docs/BENCHMARKS.md).
+		// 84 % before the climb after an ease recalled the limit held
+		// before the recharge fell: CUBIC's clock in requests (600) took a
+		// minute and more to climb back at a few requests a second.
 		{"10 a second, halved for 30 s after the penalty", paceServer{concurrency: 27, latency: 20 * time.Millisecond,
-			budget: &bucket{recharge: 10, burst: 50, cutoff: 100, maxDelay: 200 * time.Millisecond, penalty: time.Minute, halved: [2]time.Duration{75 * time.Second, 105 * time.Second}}}, 6000, LearnedPace{}, 0.75},
+			budget: &bucket{recharge: 10, burst: 50, cutoff: 100, maxDelay: 200 * time.Millisecond, penalty: time.Minute, halved: [2]time.Duration{75 * time.Second, 105 * time.Second}}}, 6000, LearnedPace{}, 0.85},
 		{"learned before, slow handshakes", paceServer{concurrency: 27, latency: 5 * time.Millisecond, handshake: 300 * time.Millisecond,
 			budget: &bucket{recharge: 10, burst: 50, cutoff: 100, maxDelay: 200 * time.Millisecond, penalty: time.Minute}}, 6000, LearnedPace{Rate: 1.5, Costly: true}, 0.85},
 	} {

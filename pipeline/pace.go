@@ -315,7 +315,7 @@ func lowered(pc *domain.Pace, now, sentAt time.Time, retryAfter time.Duration) b
 // admitting again at until (domain.Pace.Fell). A fall of two mailboxes'
 // limits within fallQuorum is the server's capacity, not one mailbox's
 // folder: every other mailbox's pace follows it (domain.Pace.Follow)
-// before its own requests meet it, one refusal each.
+// before its own requests meet it, each of which would be refused.
 func (p *Pacer) fall(now time.Time, mailbox string, share float64, until time.Time) {
 	if p.fallFrom == "" || p.fallFrom == mailbox || now.Sub(p.fallAt) > fallQuorum {
 		p.fallFrom, p.fallAt = mailbox, now
