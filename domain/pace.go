@@ -310,13 +310,7 @@ func (p *Pace) Succeeded(units int, latency time.Duration) {
 			// recharge fell for a while has it back.
 			p.ramping = false
 			if p.lastTake.Sub(p.lastEase) >= paceEventSpan && p.avgLatency > p.easedLatency {
-				probed := p.rate > p.wmax*PaceBeta*paceProbeClimb
-				at := p.rate
-				p.wmax = at
-				p.rate = clampRate(p.rate * PaceBeta)
-				p.sinceCut = 0
-				p.recovery = 0
-				p.recallBelow(at, probed)
+				p.recallBelow(p.cut())
 				p.lastEase, p.easedLatency = p.lastTake, p.avgLatency
 			}
 		case p.ramping:
@@ -504,15 +498,8 @@ func (p *Pace) Throttled(now, sentAt time.Time, retryAfter time.Duration) bool {
 		return false
 	}
 	p.ramping = false
-	// A cut after the rate climbed a tenth above where the last cut left
-	// it is a probe of that limit that failed.
-	probed := p.rate > p.wmax*PaceBeta*paceProbeClimb
-	at := p.rate
-	p.wmax = at
-	p.rate = clampRate(at * PaceBeta)
-	p.sinceCut = 0
+	at, probed := p.cut()
 	p.counted = nil
-	p.recovery, p.fell = 0, 0
 	if !p.slowStart && !p.costly {
 		p.recut(now, at, retryAfter, probed)
 	}
@@ -554,6 +541,18 @@ func (p *Pace) Throttled(now, sentAt time.Time, retryAfter time.Duration) bool {
 	p.slowStart = false
 	p.cutDone(now)
 	return true
+}
+
+// cut puts the pace at Beta of its rate, which becomes Wmax, and returns
+// that rate and whether the cut ends a probe: a cut after the rate
+// climbed a tenth above where the last cut left it is a probe of that
+// limit that failed.
+func (p *Pace) cut() (at float64, probed bool) {
+	probed = p.rate > p.wmax*PaceBeta*paceProbeClimb
+	at = p.rate
+	p.wmax, p.rate = at, clampRate(at*PaceBeta)
+	p.sinceCut, p.recovery, p.fell = 0, 0, 0
+	return at, probed
 }
 
 // cutDone starts what follows a cut at now.
