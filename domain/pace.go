@@ -69,6 +69,14 @@ type Pace struct {
 	// fell is the share of its rate the last cut kept when the server's
 	// capacity fell (0: the last cut was another): see Fell.
 	fell float64
+	// probeFrom is the limit a probe of the limit recalled started from
+	// (0: Wmax is no probe's); rose is the share the probes that held
+	// raised the limit by, until Rose reports it.
+	probeFrom, rose float64
+	// deferred: a sibling probes the capacity that fell for this pace,
+	// until deferUntil (see Defer).
+	deferred   bool
+	deferUntil time.Time
 	// window is the server's window, learned from the first throttle's
 	// estimate (0: not known).
 	window    time.Duration
@@ -152,9 +160,6 @@ const (
 	paceRampGain = 0.1
 	// paceWarmup is the answers whose latency only sets the baseline.
 	paceWarmup = 4
-	// paceProbeClimb: a cut of a rate this much above where the last cut
-	// left it ends a probe (see recut).
-	paceProbeClimb = 1.1
 	// paceRecallNear: a cut this near the limit recalled is an ordinary
 	// one, and the limit recalled is where it came.
 	paceRecallNear = 0.9
@@ -164,6 +169,12 @@ const (
 	// paceRecallSpan: the climb towards a limit recalled takes at least
 	// this long at the new limit's rate.
 	paceRecallSpan = 10 * time.Second
+	// paceDeferSpan is the longest a pace leaves the probing of a fallen
+	// capacity to a sibling (see Defer).
+	paceDeferSpan = time.Minute
+	// paceProbeClimb: a cut of a rate this much above where the last cut
+	// left it ends a probe (see recut).
+	paceProbeClimb = 1.1
 	// paceHistory is how many takes of slow start are kept for the first
 	// throttle's estimate: a window's worth at the rates Exchange grants.
 	paceHistory = 1024
@@ -324,6 +335,10 @@ func (p *Pace) Succeeded(units int, latency time.Duration) {
 	p.sinceCut += float64(units)
 	p.probeRecalled()
 	next := p.cubic()
+	if p.deferred {
+		// Not past the limit found: the sibling probes for it.
+		next = min(next, p.wmax*paceStart)
+	}
 	if queueing && next > p.rate {
 		return
 	}
@@ -551,7 +566,7 @@ func (p *Pace) cut() (at float64, probed bool) {
 	probed = p.rate > p.wmax*PaceBeta*paceProbeClimb
 	at = p.rate
 	p.wmax, p.rate = at, clampRate(at*PaceBeta)
-	p.sinceCut, p.recovery, p.fell = 0, 0, 0
+	p.sinceCut, p.recovery, p.fell, p.probeFrom, p.rose = 0, 0, 0, 0, 0
 	return at, probed
 }
 
@@ -630,7 +645,23 @@ func (p *Pace) recallBelow(at float64, probed bool) {
 // climb below it has held to its Wmax (a binary search, BIC's increase),
 // paceRecallSpan's worth of units away: see recut.
 func (p *Pace) probeRecalled() {
-	if p.recall > p.wmax/paceRecallNear && p.sinceCut >= p.recoveryUnits() {
+	if p.deferred && p.lastTake.After(p.deferUntil) {
+		p.deferred = false // the sibling that probed for it has gone quiet
+		p.recallBelow(p.wmax, false)
+		p.sinceCut = p.unitsTo(min(p.rate/p.wmax, 1))
+	}
+	if p.sinceCut < p.recoveryUnits() {
+		return
+	}
+	if p.probeFrom > 0 {
+		// The rate held at the limit a probe set: the capacity rose at
+		// least as much (the siblings deferring to this pace rise with
+		// it: Rose).
+		p.rose = max(p.rose, 1) * p.wmax / p.probeFrom
+		p.probeFrom = 0
+	}
+	if !p.deferred && p.recall > p.wmax/paceRecallNear {
+		p.probeFrom = p.wmax
 		p.wmax = min(p.recall, (p.wmax+p.recall)/2)
 		p.recovery = p.recallRecovery(0)
 		p.sinceCut = p.unitsTo(min(p.rate/p.wmax, 1))
@@ -641,43 +672,106 @@ func (p *Pace) probeRecalled() {
 // 95 % of it, on CUBIC's curve where a first estimate starts, with at
 // recalled. Fell reports the share kept until the next cut.
 func (p *Pace) fallTo(at, est float64) {
+	p.probeFrom, p.rose = 0, 0
 	p.wmax = clampRate(est)
 	p.rate = clampRate(p.wmax * paceStart)
 	p.recall = max(p.recall, at)
 	share := p.wmax / p.recall
 	p.recovery = p.recallRecovery(share * share * share)
 	p.sinceCut = p.unitsTo(paceStart)
-	p.fell = p.wmax / at
+	p.fell = p.wmax
 }
 
-// Fell says what share of its rate the last cut kept when the cut was to
-// a limit that fell (a Retry-After that tells the server's capacity
-// dropped, recut), and when the server admits again; ok is false after
-// any other cut.
-func (p *Pace) Fell() (share float64, until time.Time, ok bool) {
+// Fell says what limit the last cut found when the cut was to a limit
+// that fell (a Retry-After that tells the server's capacity dropped,
+// recut), and when the server admits again; ok is false after any other
+// cut.
+func (p *Pace) Fell() (limit float64, until time.Time, ok bool) {
 	return p.fell, p.holdUntil, p.fell > 0
 }
 
-// Follow cuts the pace to share of its rate and holds it until until, as
-// a sibling's pace was cut by a fall of the server's capacity (Fell):
-// the load that lowered one mailbox's limit lowers its neighbours' (one
-// server, one policy), and each of a hundred mailboxes meeting the lower
-// limit on its own would cost a hundred refusals. The hold is the
-// sibling's: a window that held the old rate must drain before the new
-// one fits. A pace in slow start (it finds the limit itself), a costly
-// one (approached from below), or one cut within the event span (it met
-// the fall itself) is left alone. Reports whether it cut.
-func (p *Pace) Follow(now time.Time, share float64, until time.Time) bool {
-	if p.slowStart || p.costly || share <= 0 || share >= 1 || (!p.cutAt.IsZero() && now.Sub(p.cutAt) < paceEventSpan) {
+// Follow cuts the pace to limit, the limit a sibling's pace fell to when
+// the server's capacity fell (Fell), and holds it until until: the load
+// that lowered one mailbox's limit lowers its neighbours' (one server, one
+// policy), and each of a hundred mailboxes meeting the lower limit on its
+// own would cost a hundred refusals. The limit is the sibling's, not its
+// share of the sibling's rate: a mailbox climbing back after a cut of its
+// own sent less, and would be cut far below the server's capacity. The
+// hold is the sibling's and one request more: a window that held the old
+// rate must drain before the new one fits, and this one may hold a
+// request more than the sibling's. A pace in slow start (it finds the
+// limit itself), a costly one (approached from below), one cut within the
+// event span (it met the fall itself) or one already under limit is left
+// alone. Reports whether it cut.
+func (p *Pace) Follow(now time.Time, limit float64, until time.Time) bool {
+	if p.slowStart || p.costly || limit <= 0 || (!p.cutAt.IsZero() && now.Sub(p.cutAt) < paceEventSpan) {
 		return false
 	}
-	if until.After(p.holdUntil) {
-		p.holdUntil = until
+	// What this pace held before: the limit its last cut found, not the
+	// rate of a climb back below it or of a probe above it.
+	held := p.wmax
+	if p.probeFrom > 0 {
+		held = p.probeFrom
+	}
+	at := max(p.rate, held)
+	if limit >= at*PaceBeta/paceStart {
+		return false // no fall for this pace: its own cuts find it
 	}
 	p.ramping = false
 	p.counted = nil
-	p.fallTo(p.rate, p.rate*share)
+	p.fallTo(at, limit)
 	p.fell = 0 // a follower reports no fall of its own
+	if until = until.Add(time.Duration(float64(time.Second) / p.rate)); until.After(p.holdUntil) {
+		p.holdUntil = until
+	}
 	p.cutDone(now)
+	return true
+}
+
+// Defer leaves the probing of a capacity that fell to a sibling, at now:
+// the server's load lowered every mailbox's limit at once, and a hundred
+// mailboxes each probing for it on its own, all at the same time since
+// they fell together, would each be refused while it stays low. The pace
+// climbs as after any cut but holds at 95 % of the limit it found, never
+// past it, and rises when the sibling's probes hold (Rise); after
+// paceDeferSpan without a rise or a failed probe of the sibling's (its
+// work ended) it probes again itself. A pace in slow start, a costly one,
+// or one not below a limit recalled is left alone.
+func (p *Pace) Defer(now time.Time) {
+	if p.slowStart || p.costly || p.recall <= p.wmax/paceRecallNear {
+		return
+	}
+	if p.deferred {
+		p.deferUntil = now.Add(paceDeferSpan) // the sibling's probe failed: the capacity is still low
+		return
+	}
+	p.deferred, p.deferUntil = true, now.Add(paceDeferSpan)
+	p.probeFrom, p.rose = 0, 0
+	p.rate = min(p.rate, p.wmax*paceStart)
+}
+
+// Rose reports the share by which probes of the limit recalled that held
+// raised the limit since it last reported (see Defer).
+func (p *Pace) Rose() (share float64, ok bool) {
+	share, p.rose = p.rose, 0
+	return share, share > 1
+}
+
+// Rise raises a deferring pace by share, at now: its sibling's probe held
+// at that much above the limit it had found, so the server's capacity
+// rose; not past the limit recalled, where the deferring ends.
+func (p *Pace) Rise(now time.Time, share float64) bool {
+	if !p.deferred || share <= 1 {
+		return false
+	}
+	p.wmax = clampRate(min(p.recall, p.wmax*share))
+	p.rate = clampRate(min(p.rate*share, p.wmax*paceStart))
+	p.sinceCut = p.unitsTo(min(p.rate/p.wmax, 1))
+	p.deferUntil = now.Add(paceDeferSpan)
+	if p.wmax >= paceRecallNear*p.recall {
+		p.deferred = false
+		p.recovery = 0
+		p.sinceCut = p.unitsTo(min(p.rate/p.wmax, 1))
+	}
 	return true
 }

@@ -569,3 +569,32 @@ func TestPaceOrdinaryCrossingIsNoFall(t *testing.T) {
 		t.Errorf("cut from %.2f to %.2f (a fall: %v), want %.2f by Beta", at, p.Rate(), fell, at*PaceBeta)
 	}
 }
+
+// A pace deferring to a sibling's probes holds under the limit it found
+// and rises as the sibling's probes hold, up to the limit it recalls.
+func TestPaceDefersAndRises(t *testing.T) {
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	p := NewPace(LearnedPace{Rate: 10, Window: 5 * time.Second})
+	for i := range 100 {
+		p.Admit(now.Add(time.Duration(i)*100*time.Millisecond), 1)
+		p.Succeeded(1, 20*time.Millisecond)
+	}
+	now = now.Add(10 * time.Second)
+	if !p.Follow(now, 5, now.Add(2*time.Second)) {
+		t.Fatal("a sibling's fall to 5 a second did not cut a pace of 10")
+	}
+	p.Defer(now)
+	for range 1000 {
+		p.Succeeded(1, 20*time.Millisecond)
+	}
+	if r := p.Rate(); r > 5*paceStart+1e-9 {
+		t.Fatalf("deferring, the pace climbed to %.2f past 95 %% of the limit found (5)", r)
+	}
+	if !p.Rise(now, 1.5) || math.Abs(p.Rate()-7.5*paceStart) > 0.01 {
+		t.Fatalf("a sibling's probe held at 1.5 times its limit: rate %.2f, want %.2f", p.Rate(), 7.5*paceStart)
+	}
+	p.Rise(now, 2)
+	if p.deferred || p.wmax > p.recall {
+		t.Fatalf("risen past the limit recalled (%.2f): Wmax %.2f, deferred %v", p.recall, p.wmax, p.deferred)
+	}
+}

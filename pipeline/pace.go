@@ -44,6 +44,9 @@ type Pacer struct {
 	// (see fall).
 	fallFrom string
 	fallAt   time.Time
+	// prober is the mailbox that probes a fallen capacity for the others
+	// (see fall).
+	prober string
 }
 
 // mailboxPace is one mailbox's pace and how its first request went.
@@ -277,6 +280,9 @@ func (p *Pacer) Done(mailbox string, sentAt time.Time, units int, latency time.D
 		if fl == nil || fl.Class != domain.ClassTransient {
 			m.Succeeded(units, latency)
 			p.app.Succeeded(units, latency)
+			if share, ok := m.Rose(); ok && mailbox == p.prober {
+				p.rise(mailbox, share)
+			}
 		}
 		return PaceOutcome{}
 	}
@@ -291,8 +297,10 @@ func (p *Pacer) Done(mailbox string, sentAt time.Time, units int, latency time.D
 	if lowered(m, now, sentAt, fl.RetryAfter) {
 		l := m.Learned()
 		p.noteLimit(mailbox, l)
-		if share, until, ok := m.Fell(); ok {
-			p.fall(now, mailbox, share, until)
+		if limit, until, ok := m.Fell(); ok {
+			p.fall(now, mailbox, limit, until)
+		} else if mailbox == p.prober {
+			p.deferAll(now) // its probe failed: the capacity is still low
 		}
 		if mp.scout {
 			p.limitAt = now
@@ -311,22 +319,45 @@ func lowered(pc *domain.Pace, now, sentAt time.Time, retryAfter time.Duration) b
 	return pc.Throttled(now, sentAt, retryAfter) || pc.Rate() < before
 }
 
-// fall records that mailbox's limit fell to share of its pace, the server
+// fall records that mailbox's limit fell to limit, the server
 // admitting again at until (domain.Pace.Fell). A fall of two mailboxes'
 // limits within fallQuorum is the server's capacity, not one mailbox's
 // folder: every other mailbox's pace follows it (domain.Pace.Follow)
-// before its own requests meet it, each of which would be refused.
-func (p *Pacer) fall(now time.Time, mailbox string, share float64, until time.Time) {
+// before its own requests meet it, each of which would be refused. The
+// first of the two then probes for the capacity for all (the prober): the
+// others defer to it (domain.Pace.Defer), and rise as its probes hold.
+func (p *Pacer) fall(now time.Time, mailbox string, limit float64, until time.Time) {
 	if p.fallFrom == "" || p.fallFrom == mailbox || now.Sub(p.fallAt) > fallQuorum {
 		p.fallFrom, p.fallAt = mailbox, now
 		return
 	}
 	for m, mp := range p.mailboxes {
 		if m != mailbox && m != p.fallFrom {
-			mp.pace.Follow(now, share, until)
+			mp.pace.Follow(now, limit, until)
 		}
 	}
-	p.fallFrom = ""
+	p.prober, p.fallFrom = p.fallFrom, ""
+	p.deferAll(now)
+}
+
+// deferAll has every mailbox but the prober defer to it, at now.
+func (p *Pacer) deferAll(now time.Time) {
+	for m, mp := range p.mailboxes {
+		if m != p.prober {
+			mp.pace.Defer(now)
+		}
+	}
+}
+
+// rise raises every mailbox deferring to the prober by share: its probe
+// held that much above the limit it had found.
+func (p *Pacer) rise(prober string, share float64) {
+	now := p.clock.Now()
+	for m, mp := range p.mailboxes {
+		if m != prober {
+			mp.pace.Rise(now, share)
+		}
+	}
 }
 
 // noteLimit records the limit a mailbox's throttle found. The highest is

@@ -436,3 +436,119 @@ func TestPacerFollowsAFallOfTheServersCapacity(t *testing.T) {
 		t.Errorf("c@x cut to %.2f from the pace it followed, want at most %.2f", out.Rate, 5*domain.PaceBeta)
 	}
 }
+
+// windowServer is one mailbox's window limit at a server whose capacity
+// follows limit (per window, at t since the start): admitted while the
+// window holds fewer, else refused with the time until it does.
+type windowServer struct {
+	window   time.Duration
+	limit    func(t time.Duration) int
+	admitted []time.Duration
+	all      int
+}
+
+func (s *windowServer) admit(t time.Duration) (bool, time.Duration) {
+	for len(s.admitted) > 0 && s.admitted[0] <= t-s.window {
+		s.admitted = s.admitted[1:]
+	}
+	if n := s.limit(t); len(s.admitted) >= n {
+		return false, s.admitted[len(s.admitted)-n] + s.window - t
+	}
+	s.admitted = append(s.admitted, t)
+	s.all++
+	return true, 0
+}
+
+// Ten mailboxes whose server's capacity halves at 10 s for 30 s (the
+// tenant of BenchmarkAdaptivePace's halved case, whose run ends within the
+// halving): each mailbox probing for the old limit on its own would cost
+// each its own refusals, all at the same moments, since they fell
+// together. One probes for all: the others hold just under the limit they
+// found, and rise when its probes hold.
+func TestPacerOneMailboxProbesAFallenCapacity(t *testing.T) {
+	const (
+		mailboxes = 10
+		step      = 10 * time.Millisecond
+		latency   = 20 * time.Millisecond
+		run       = 40 * time.Second
+	)
+	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	clock := &fakeClock{now: start}
+	paces := learnedPaces{}
+	servers := map[string]*windowServer{}
+	halved := func(t time.Duration) int {
+		if t >= 10*time.Second && t < 40*time.Second {
+			return 25
+		}
+		return 50
+	}
+	var names []string
+	for i := range mailboxes {
+		m := string(rune('a'+i)) + "@x"
+		names = append(names, m)
+		paces[m] = domain.LearnedPace{Rate: 9.5, Window: 5 * time.Second}
+		servers[m] = &windowServer{window: 5 * time.Second, limit: halved}
+	}
+	p := pipeline.NewPacer(clock, paces)
+	for _, m := range names {
+		if _, err := p.Ready(context.Background(), m, 1, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type answer struct {
+		mailbox string
+		sentAt  time.Time
+		at      time.Duration
+		ok      bool
+		ra      time.Duration
+	}
+	var pending []answer
+	inFlight := map[string]int{}
+	throttled, sent := 0, 0
+	for now := time.Duration(0); now < run; now += step {
+		keep := pending[:0]
+		for _, a := range pending {
+			if a.at > now {
+				keep = append(keep, a)
+				continue
+			}
+			inFlight[a.mailbox]--
+			var fl *domain.Failure
+			if !a.ok {
+				fl = &domain.Failure{Class: domain.ClassThrottled, Message: "Application is over its MailboxRequestRate limit.", RetryAfter: a.ra}
+			}
+			p.Done(a.mailbox, a.sentAt, 1, latency, fl)
+		}
+		pending = keep
+		for _, m := range names {
+			for inFlight[m] < 4 {
+				at, ok := p.Take(m, 1)
+				if !ok {
+					break
+				}
+				ok, ra := servers[m].admit(now)
+				sent++
+				if !ok {
+					throttled++
+				}
+				inFlight[m]++
+				pending = append(pending, answer{mailbox: m, sentAt: at, at: now + latency, ok: ok, ra: ra})
+			}
+		}
+		clock.Advance(step)
+	}
+	var granted float64
+	for t := time.Duration(0); t < run; t += step {
+		granted += float64(halved(t)) * step.Seconds() / 5
+	}
+	admitted := 0
+	for _, s := range servers {
+		admitted += s.all
+	}
+	used := float64(admitted) / (granted * mailboxes)
+	t.Logf("%d of %d refused (%.2f %%), %.1f %% of the capacity used", throttled, sent, 100*float64(throttled)/float64(sent), 100*used)
+	// Each mailbox probing on its own: 1.79 % refused, 87.6 % used.
+	if share := float64(throttled) / float64(sent); share > 0.01 || used < 0.85 {
+		t.Errorf("%.2f %% refused (at most 1 %%), %.1f %% of the capacity used (at least 85 %%)", 100*share, 100*used)
+	}
+}
