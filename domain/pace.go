@@ -77,6 +77,10 @@ type Pace struct {
 	// until deferUntil (see Defer).
 	deferred   bool
 	deferUntil time.Time
+	// lead: this pace probes a fallen capacity for its siblings, and its
+	// requests are this share of theirs and its own (0: it does not; see
+	// Lead).
+	lead float64
 	// window is the server's window, learned from the first throttle's
 	// estimate (0: not known).
 	window    time.Duration
@@ -633,6 +637,12 @@ func (p *Pace) recallBelow(at float64, probed bool) {
 	switch {
 	case at >= paceRecallNear*p.recall:
 		p.recall = at // an ordinary cycle: the limit is where it was
+		p.lead = 0
+		return
+	case p.lead > 0:
+		// Probing for siblings: a refusal costs one request, not one per
+		// mailbox, and the limit recalled stays (see Lead).
+		p.recovery = p.probeSpan(false)
 		return
 	case probed:
 		p.recall = at + (p.recall-at)*paceRecallKeep
@@ -653,7 +663,8 @@ func (p *Pace) probeRecalled() {
 	if p.sinceCut < p.recoveryUnits() {
 		return
 	}
-	if p.probeFrom > 0 {
+	held := p.probeFrom > 0
+	if held {
 		// The rate held at the limit a probe set: the capacity rose at
 		// least as much (the siblings deferring to this pace rise with
 		// it: Rose).
@@ -663,7 +674,13 @@ func (p *Pace) probeRecalled() {
 	if !p.deferred && p.recall > p.wmax/paceRecallNear {
 		p.probeFrom = p.wmax
 		p.wmax = min(p.recall, (p.wmax+p.recall)/2)
-		p.recovery = p.recallRecovery(0)
+		if held {
+			// A probe held halfway: the load that lowered the capacity
+			// has gone, and the capacity comes back whole, not by halves
+			// (a probe that fails brings the limit recalled nearer).
+			p.wmax = p.recall
+		}
+		p.recovery = p.probeSpan(held)
 		p.sinceCut = p.unitsTo(min(p.rate/p.wmax, 1))
 	}
 }
@@ -672,7 +689,7 @@ func (p *Pace) probeRecalled() {
 // 95 % of it, on CUBIC's curve where a first estimate starts, with at
 // recalled. Fell reports the share kept until the next cut.
 func (p *Pace) fallTo(at, est float64) {
-	p.probeFrom, p.rose = 0, 0
+	p.probeFrom, p.rose, p.lead = 0, 0, 0
 	p.wmax = clampRate(est)
 	p.rate = clampRate(p.wmax * paceStart)
 	p.recall = max(p.recall, at)
@@ -737,17 +754,54 @@ func (p *Pace) Follow(now time.Time, limit float64, until time.Time) bool {
 // paceDeferSpan without a rise or a failed probe of the sibling's (its
 // work ended) it probes again itself. A pace in slow start, a costly one,
 // or one not below a limit recalled is left alone.
-func (p *Pace) Defer(now time.Time) {
+func (p *Pace) Defer(now time.Time) bool {
 	if p.slowStart || p.costly || p.recall <= p.wmax/paceRecallNear {
-		return
+		return false
 	}
 	if p.deferred {
 		p.deferUntil = now.Add(paceDeferSpan) // the sibling's probe failed: the capacity is still low
-		return
+		return true
 	}
-	p.deferred, p.deferUntil = true, now.Add(paceDeferSpan)
+	p.deferred, p.deferUntil, p.lead = true, now.Add(paceDeferSpan), 0
 	p.probeFrom, p.rose = 0, 0
 	p.rate = min(p.rate, p.wmax*paceStart)
+	return true
+}
+
+// Lead makes the pace the one that probes a fallen capacity for
+// followers siblings (they Defer). A probe that fails costs one refusal,
+// not one per mailbox, so the leader probes as often as CUBIC's K of all
+// of them together would (PaceRecoveryUnits of their requests, its share
+// of them of its own), but not oftener than once a window, and a failed
+// probe leaves the limit recalled where it is; a probe that held is
+// followed a window later by the next. Any cut to a limit that fell, or
+// reaching the limit recalled, ends it.
+func (p *Pace) Lead(followers int) {
+	if p.slowStart || p.costly || p.recall <= p.wmax/paceRecallNear {
+		return
+	}
+	p.lead, p.deferred = 1/float64(followers+1), false
+	p.recovery = p.probeSpan(false)
+	p.sinceCut = p.unitsTo(min(p.rate/p.wmax, 1))
+}
+
+// probeSpan is the K of a probe of the limit recalled (held: the last
+// probe held): paceRecallSpan's worth of units at Wmax, or when leading
+// (Lead), the leader's share of PaceRecoveryUnits but at least the
+// server's window's worth, and only that after a probe that held.
+func (p *Pace) probeSpan(held bool) float64 {
+	if p.lead == 0 {
+		return p.recallRecovery(0)
+	}
+	window := paceRecallSpan
+	if p.window > 0 {
+		window = p.window
+	}
+	k := p.wmax * window.Seconds()
+	if !held {
+		k = max(k, PaceRecoveryUnits*p.lead)
+	}
+	return min(PaceRecoveryUnits, k)
 }
 
 // Rose reports the share by which probes of the limit recalled that held

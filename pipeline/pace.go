@@ -337,16 +337,22 @@ func (p *Pacer) fall(now time.Time, mailbox string, limit float64, until time.Ti
 		}
 	}
 	p.prober, p.fallFrom = p.fallFrom, ""
-	p.deferAll(now)
+	followers := p.deferAll(now)
+	if mp := p.mailboxes[p.prober]; mp != nil {
+		mp.pace.Lead(followers)
+	}
 }
 
-// deferAll has every mailbox but the prober defer to it, at now.
-func (p *Pacer) deferAll(now time.Time) {
+// deferAll has every mailbox but the prober defer to it, at now, and
+// says how many do.
+func (p *Pacer) deferAll(now time.Time) int {
+	n := 0
 	for m, mp := range p.mailboxes {
-		if m != p.prober {
-			mp.pace.Defer(now)
+		if m != p.prober && mp.pace.Defer(now) {
+			n++
 		}
 	}
+	return n
 }
 
 // rise raises every mailbox deferring to the prober by share: its probe
