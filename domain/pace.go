@@ -164,6 +164,9 @@ const (
 	paceRampGain = 0.1
 	// paceWarmup is the answers whose latency only sets the baseline.
 	paceWarmup = 4
+	// paceProbeClimb: a cut of a rate this much above where the last cut
+	// left it ends a probe (see recut).
+	paceProbeClimb = 1.1
 	// paceRecallNear: a cut this near the limit recalled is an ordinary
 	// one, and the limit recalled is where it came.
 	paceRecallNear = 0.9
@@ -176,9 +179,6 @@ const (
 	// paceDeferSpan is the longest a pace leaves the probing of a fallen
 	// capacity to a sibling (see Defer).
 	paceDeferSpan = time.Minute
-	// paceProbeClimb: a cut of a rate this much above where the last cut
-	// left it ends a probe (see recut).
-	paceProbeClimb = 1.1
 	// paceHistory is how many takes of slow start are kept for the first
 	// throttle's estimate: a window's worth at the rates Exchange grants.
 	paceHistory = 1024
