@@ -651,6 +651,14 @@ func (p *Pace) recallBelow(at float64, probed bool) {
 	p.recovery = p.recallRecovery(share * share * share)
 }
 
+// belowRecalled says whether the limit found is below the one recalled
+// (see recut).
+func (p *Pace) belowRecalled() bool { return p.recall > p.wmax/paceRecallNear }
+
+// placeOnCurve sets CUBIC's clock where its curve gives the rate now, up
+// to Wmax: after Wmax or K moved, the climb goes on from the rate sent.
+func (p *Pace) placeOnCurve() { p.sinceCut = p.unitsTo(min(p.rate/p.wmax, 1)) }
+
 // probeRecalled moves Wmax halfway towards the limit recalled once a
 // climb below it has held to its Wmax (a binary search, BIC's increase),
 // paceRecallSpan's worth of units away: see recut.
@@ -658,7 +666,7 @@ func (p *Pace) probeRecalled() {
 	if p.deferred && p.lastTake.After(p.deferUntil) {
 		p.deferred = false // the sibling that probed for it has gone quiet
 		p.recallBelow(p.wmax, false)
-		p.sinceCut = p.unitsTo(min(p.rate/p.wmax, 1))
+		p.placeOnCurve()
 	}
 	if p.sinceCut < p.recoveryUnits() {
 		return
@@ -671,7 +679,7 @@ func (p *Pace) probeRecalled() {
 		p.rose = max(p.rose, 1) * p.wmax / p.probeFrom
 		p.probeFrom = 0
 	}
-	if !p.deferred && p.recall > p.wmax/paceRecallNear {
+	if !p.deferred && p.belowRecalled() {
 		p.probeFrom = p.wmax
 		p.wmax = min(p.recall, (p.wmax+p.recall)/2)
 		if held {
@@ -681,7 +689,7 @@ func (p *Pace) probeRecalled() {
 			p.wmax = p.recall
 		}
 		p.recovery = p.probeSpan(held)
-		p.sinceCut = p.unitsTo(min(p.rate/p.wmax, 1))
+		p.placeOnCurve()
 	}
 }
 
@@ -755,7 +763,7 @@ func (p *Pace) Follow(now time.Time, limit float64, until time.Time) bool {
 // work ended) it probes again itself. A pace in slow start, a costly one,
 // or one not below a limit recalled is left alone.
 func (p *Pace) Defer(now time.Time) bool {
-	if p.slowStart || p.costly || p.recall <= p.wmax/paceRecallNear {
+	if p.slowStart || p.costly || !p.belowRecalled() {
 		return false
 	}
 	if p.deferred {
@@ -777,12 +785,12 @@ func (p *Pace) Defer(now time.Time) bool {
 // followed a window later by the next. Any cut to a limit that fell, or
 // reaching the limit recalled, ends it.
 func (p *Pace) Lead(followers int) {
-	if p.slowStart || p.costly || p.recall <= p.wmax/paceRecallNear {
+	if p.slowStart || p.costly || !p.belowRecalled() {
 		return
 	}
 	p.lead, p.deferred = 1/float64(followers+1), false
 	p.recovery = p.probeSpan(false)
-	p.sinceCut = p.unitsTo(min(p.rate/p.wmax, 1))
+	p.placeOnCurve()
 }
 
 // probeSpan is the K of a probe of the limit recalled (held: the last
@@ -820,12 +828,11 @@ func (p *Pace) Rise(now time.Time, share float64) bool {
 	}
 	p.wmax = clampRate(min(p.recall, p.wmax*share))
 	p.rate = clampRate(min(p.rate*share, p.wmax*paceStart))
-	p.sinceCut = p.unitsTo(min(p.rate/p.wmax, 1))
 	p.deferUntil = now.Add(paceDeferSpan)
 	if p.wmax >= paceRecallNear*p.recall {
 		p.deferred = false
 		p.recovery = 0
-		p.sinceCut = p.unitsTo(min(p.rate/p.wmax, 1))
 	}
+	p.placeOnCurve()
 	return true
 }
