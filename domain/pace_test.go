@@ -572,9 +572,12 @@ func TestPaceOrdinaryCrossingIsNoFall(t *testing.T) {
 
 // A pace deferring to a sibling's probes holds under the limit it found
 // and rises as the sibling's probes hold, up to the limit it recalls.
-func TestPaceDefersAndRises(t *testing.T) {
-	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-	p := NewPace(LearnedPace{Rate: 10, Window: 5 * time.Second})
+// followedPace is a pace of 10 a second, held for 10 s, that followed a
+// sibling's fall to 5 a second at now.
+func followedPace(t *testing.T) (p *Pace, now time.Time) {
+	t.Helper()
+	now = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	p = NewPace(LearnedPace{Rate: 10, Window: 5 * time.Second})
 	for i := range 100 {
 		p.Admit(now.Add(time.Duration(i)*100*time.Millisecond), 1)
 		p.Succeeded(1, 20*time.Millisecond)
@@ -583,6 +586,11 @@ func TestPaceDefersAndRises(t *testing.T) {
 	if !p.Follow(now, 5, now.Add(2*time.Second)) {
 		t.Fatal("a sibling's fall to 5 a second did not cut a pace of 10")
 	}
+	return p, now
+}
+
+func TestPaceDefersAndRises(t *testing.T) {
+	p, now := followedPace(t)
 	p.Defer(now)
 	for range 1000 {
 		p.Succeeded(1, 20*time.Millisecond)
@@ -596,5 +604,35 @@ func TestPaceDefersAndRises(t *testing.T) {
 	p.Rise(now, 2)
 	if p.deferred || p.wmax > p.recall {
 		t.Fatalf("risen past the limit recalled (%.2f): Wmax %.2f, deferred %v", p.recall, p.wmax, p.deferred)
+	}
+}
+
+// A deferring pace renewed stays under the limit found; released (its
+// sibling's probing ended) it climbs past it on its own, towards the
+// limit recalled.
+func TestPaceReleasedClimbsOnItsOwn(t *testing.T) {
+	p, now := followedPace(t)
+	if p.Renew(now) {
+		t.Fatal("a pace that does not defer was renewed")
+	}
+	p.Defer(now)
+	if !p.Renew(now.Add(30*time.Second)) || !p.Deferring() {
+		t.Fatal("a deferring pace was not renewed")
+	}
+	for range 200 {
+		p.Succeeded(1, 20*time.Millisecond)
+	}
+	if r := p.Rate(); r > 5*paceStart+1e-9 {
+		t.Fatalf("deferring, the pace climbed to %.2f", r)
+	}
+	p.Release()
+	if p.Deferring() || p.Leading() {
+		t.Fatal("released, the pace still defers or leads")
+	}
+	for range 200 {
+		p.Succeeded(1, 20*time.Millisecond)
+	}
+	if r := p.Rate(); r <= 5 {
+		t.Fatalf("released, the pace stayed at %.2f, under the limit found (5)", r)
 	}
 }

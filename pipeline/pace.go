@@ -282,6 +282,8 @@ func (p *Pacer) Done(mailbox string, sentAt time.Time, units int, latency time.D
 			p.app.Succeeded(units, latency)
 			if share, ok := m.Rose(); ok && mailbox == p.prober {
 				p.rise(mailbox, share)
+			} else if p.prober != "" && mailbox != p.prober && p.proberGone(p.clock.Now()) {
+				p.endProbing()
 			}
 		}
 		return PaceOutcome{}
@@ -300,7 +302,11 @@ func (p *Pacer) Done(mailbox string, sentAt time.Time, units int, latency time.D
 		if limit, until, ok := m.Fell(); ok {
 			p.fall(now, mailbox, limit, until)
 		} else if mailbox == p.prober {
-			p.deferAll(now) // its probe failed: the capacity is still low
+			if m.Leading() {
+				p.renewAll(now) // its probe failed: the capacity is still low
+			} else {
+				p.endProbing() // an ordinary cut near the limit it recalled: the capacity is back
+			}
 		}
 		if mp.scout {
 			p.limitAt = now
@@ -353,6 +359,49 @@ func (p *Pacer) deferAll(now time.Time) int {
 		}
 	}
 	return n
+}
+
+// renewAll keeps every mailbox deferring to the prober deferring, at now:
+// its probe failed, the capacity is still low.
+func (p *Pacer) renewAll(now time.Time) {
+	for m, mp := range p.mailboxes {
+		if m != p.prober {
+			mp.pace.Renew(now)
+		}
+	}
+}
+
+// endProbing ends the prober's probing for the others: its lead ended at
+// an ordinary cut near the limit it recalled (the capacity is back), or it
+// has gone quiet (its work ended). Each mailbox climbs and probes on its
+// own again, without waiting out its deferral.
+func (p *Pacer) endProbing() {
+	for _, mp := range p.mailboxes {
+		mp.pace.Release()
+	}
+	p.prober = ""
+}
+
+// proberQuiet is how many of the server's windows (and of the prober's
+// own request spacings) the prober may send nothing in before the others
+// stop deferring to it: a Retry-After (a window at the most) parks it for
+// less.
+const proberQuiet = 2
+
+// proberGone says whether the prober has sent nothing for proberQuiet of
+// its server's windows, at now.
+func (p *Pacer) proberGone(now time.Time) bool {
+	mp := p.mailboxes[p.prober]
+	if mp == nil {
+		return true
+	}
+	l := mp.pace.Learned()
+	quiet := l.Window
+	if l.Rate > 0 {
+		quiet = max(quiet, time.Duration(float64(time.Second)/l.Rate))
+	}
+	quiet *= proberQuiet
+	return now.Sub(mp.pace.LastTake()) > quiet
 }
 
 // rise raises every mailbox deferring to the prober by share: its probe

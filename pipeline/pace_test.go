@@ -437,28 +437,6 @@ func TestPacerFollowsAFallOfTheServersCapacity(t *testing.T) {
 	}
 }
 
-// windowServer is one mailbox's window limit at a server whose capacity
-// follows limit (per window, at t since the start): admitted while the
-// window holds fewer, else refused with the time until it does.
-type windowServer struct {
-	window   time.Duration
-	limit    func(t time.Duration) int
-	admitted []time.Duration
-	all      int
-}
-
-func (s *windowServer) admit(t time.Duration) (bool, time.Duration) {
-	for len(s.admitted) > 0 && s.admitted[0] <= t-s.window {
-		s.admitted = s.admitted[1:]
-	}
-	if n := s.limit(t); len(s.admitted) >= n {
-		return false, s.admitted[len(s.admitted)-n] + s.window - t
-	}
-	s.admitted = append(s.admitted, t)
-	s.all++
-	return true, 0
-}
-
 // Ten mailboxes whose server's capacity halves at 10 s for 30 s (the
 // tenant of BenchmarkAdaptivePace's halved case, whose run ends within the
 // halving): each mailbox probing for the old limit on its own would cost
@@ -475,7 +453,7 @@ func TestPacerOneMailboxProbesAFallenCapacity(t *testing.T) {
 	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 	clock := &fakeClock{now: start}
 	paces := learnedPaces{}
-	servers := map[string]*windowServer{}
+	servers := map[string]*pipeline.WindowServer{}
 	// Each mailbox's learned pace climbs past the limit near 5 s (its own
 	// cut, not the fall's): refusals are counted from a second before
 	// the fall.
@@ -491,7 +469,7 @@ func TestPacerOneMailboxProbesAFallenCapacity(t *testing.T) {
 		m := string(rune('a'+i)) + "@x"
 		names = append(names, m)
 		paces[m] = domain.LearnedPace{Rate: 9.5, Window: 5 * time.Second}
-		servers[m] = &windowServer{window: 5 * time.Second, limit: halved}
+		servers[m] = &pipeline.WindowServer{Window: 5 * time.Second, Limit: halved}
 	}
 	p := pipeline.NewPacer(clock, paces)
 	for _, m := range names {
@@ -530,7 +508,7 @@ func TestPacerOneMailboxProbesAFallenCapacity(t *testing.T) {
 				if !ok {
 					break
 				}
-				ok, ra := servers[m].admit(now)
+				ok, ra := servers[m].Admit(now)
 				sent++
 				if !ok && now >= fallFrom-time.Second {
 					throttled++
@@ -547,7 +525,7 @@ func TestPacerOneMailboxProbesAFallenCapacity(t *testing.T) {
 	}
 	admitted := 0
 	for _, s := range servers {
-		admitted += s.all
+		admitted += s.All
 	}
 	used := float64(admitted) / (granted * mailboxes)
 	t.Logf("%d of %d refused (%.2f %%), %.1f %% of the capacity used", throttled, sent, 100*float64(throttled)/float64(sent), 100*used)

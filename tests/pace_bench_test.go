@@ -17,7 +17,9 @@ import (
 // A second run, a full backup into another storage, shows what the paces
 // learned by the first are worth. Cases: 1, 10 and 100 mailboxes under fixed per-mailbox limits; the same
 // with the capacity halved for 30 s in the middle of the run; 10
-// mailboxes under a tenant-wide limit of half their sum.
+// mailboxes with twice the work, so that the capacity comes back while a
+// third of it remains; 10 mailboxes under a tenant-wide limit of half
+// their sum.
 //
 //	go test -run '^$' -bench BenchmarkAdaptivePace -benchtime 1x -timeout 60m ./tests/
 func BenchmarkAdaptivePace(b *testing.B) {
@@ -32,6 +34,9 @@ func BenchmarkAdaptivePace(b *testing.B) {
 		{"mailboxes=1/halved", 1, 8000, "{concurrency: 4, requests: 50, window: 5s}", "load: [{at: 15s, for: 30s, capacity: 0.5}]\n"},
 		{"mailboxes=10", 10, 4000, "{concurrency: 4, requests: 50, window: 5s}", ""},
 		{"mailboxes=10/halved", 10, 4000, "{concurrency: 4, requests: 50, window: 5s}", "load: [{at: 10s, for: 30s, capacity: 0.5}]\n"},
+		// The capacity comes back while work remains (the case above ends
+		// within the halving): what it measures is the climb back.
+		{"mailboxes=10/halved-and-back", 10, 8000, "{concurrency: 4, requests: 50, window: 5s}", "load: [{at: 10s, for: 30s, capacity: 0.5}]\n"},
 		{"mailboxes=10/tenant-wide", 10, 4000, "{concurrency: 4, requests: 50, window: 5s}", "global: {concurrency: 40, requests: 250, window: 5s}\n"},
 		{"mailboxes=100", 100, 600, "{concurrency: 4, requests: 10, window: 5s}", ""},
 		{"mailboxes=100/halved", 100, 600, "{concurrency: 4, requests: 10, window: 5s}", "load: [{at: 10s, for: 30s, capacity: 0.5}]\n"},
